@@ -1,0 +1,62 @@
+# sage-build: the top-level Makefile.
+#   make build          configure (if needed) and build every enabled package
+#   make PKG            build one package and what it needs
+#   make test           run the test suite
+#   make reconfigure    repeat the last ./configure.py call
+#   make clean          remove build directories and logs
+#   make distclean      back to a fresh clone (prefix, tool environment, configuration)
+# Everything else (PKG-uninstall, PKG-no-deps, download, list ...) goes to build/make/Makefile.
+
+SAGE_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+TOOL_PYTHON := $(SAGE_ROOT)/.venv/bin/python
+GENERATED := $(SAGE_ROOT)/build/make/Makefile
+CONFIG := $(SAGE_ROOT)/build/make/config.json
+
+.PHONY: all build test reconfigure clean distclean tool-env bench
+.DEFAULT_GOAL := build
+
+all: build
+
+build: $(GENERATED)
+	+@$(MAKE) --no-print-directory -f $(GENERATED) build
+
+# configure decides from the recipes' type, version and dependency files: when one of
+# them changes, the Makefile is generated again with the last configure call.
+$(GENERATED): $(SAGE_ROOT)/configure.py $(SAGE_ROOT)/build/pkgs \
+		$(wildcard $(SAGE_ROOT)/build/pkgs/*/type $(SAGE_ROOT)/build/pkgs/*/package-version.txt \
+		$(SAGE_ROOT)/build/pkgs/*/dependencies* $(SAGE_ROOT)/build/pkgs/*/requirements.txt \
+		$(SAGE_ROOT)/build/pkgs/*/checksums.ini)
+	@if [ -f $(CONFIG) ]; then $(SAGE_ROOT)/build/bin/sage-reconfigure --quiet; \
+	 else $(SAGE_ROOT)/configure.py; fi
+	@touch $@
+
+reconfigure:
+	$(SAGE_ROOT)/build/bin/sage-reconfigure
+
+tool-env:
+	@python3 $(SAGE_ROOT)/src/sage_build/bootstrap.py
+
+test: tool-env
+	$(TOOL_PYTHON) -m pytest $(SAGE_ROOT)/tests $(PYTEST_ARGS)
+
+bench: tool-env
+	$(TOOL_PYTHON) $(SAGE_ROOT)/bench/run.py
+
+clean:
+	rm -rf $(SAGE_ROOT)/logs $(SAGE_ROOT)/local/var/tmp/sage/build
+
+# upstream/ is a download cache and stays, as in Sage.
+distclean:
+	@prefix=$$(sed -n 's/^ *"prefix": "\(.*\)",*$$/\1/p' $(CONFIG) 2>/dev/null); \
+	case "$$prefix" in \
+	  $(SAGE_ROOT)/*) rm -rf "$$prefix" ;; \
+	  "") ;; \
+	  *) echo "note: the prefix $$prefix is outside the tree; remove it yourself" ;; \
+	esac
+	rm -rf $(SAGE_ROOT)/local $(SAGE_ROOT)/logs $(SAGE_ROOT)/build/make $(SAGE_ROOT)/.venv \
+		$(SAGE_ROOT)/.pytest_cache $(SAGE_ROOT)/src/*.egg-info
+
+Makefile $(SAGE_ROOT)/Makefile: ;
+
+%:: $(GENERATED)
+	+@$(MAKE) --no-print-directory -f $(GENERATED) $@

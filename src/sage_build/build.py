@@ -1,0 +1,254 @@
+"""Building a package: PEP 517 wheels, and Sage-style scripts with the sdh_* helpers.
+
+Builds run with the prefix's interpreter (never the tool's) and without
+isolation: build dependencies are the recipe's dependencies, already
+installed in the prefix.  Nothing here writes into the prefix; wheels stay in
+the build directory and a script's files land in the staging directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .errors import BuildError
+from .log import PackageLog
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+BIN_DIR = Path(__file__).resolve().parents[2] / "build" / "bin"
+_LEGACY_BACKEND = {"build-backend": "setuptools.build_meta:__legacy__", "requires": ["setuptools>=40.8.0"]}
+
+
+def job_budget(environ: Mapping[str, str] = os.environ) -> int:
+    """How many jobs a build may run at once: make's -jN, else SAGE_NUM_THREADS, else 1."""
+    match = re.search(r"(?:^|\s)-j\s*(\d+)", " " + environ.get("MAKEFLAGS", ""))
+    if match:
+        return max(1, int(match.group(1)))
+    try:
+        return max(1, int(environ.get("SAGE_NUM_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
+def build_environment(
+    *, sage_root: Path, prefix: Path, local: Path, build_dir: Path, pkg_name: str, pkg_version: str,
+    base: Mapping[str, str] = os.environ,
+) -> dict[str, str]:
+    """The environment of every build command of a package (Sage's sage-env, in short).
+
+    ``prefix`` is SAGE_LOCAL as the installed tree sees it; ``local`` is where it is now
+    (different only in a staged install), and compilers look there.
+    """
+    env = dict(base)
+    jobs = str(job_budget(base))
+    env.update({
+        "SAGE_ROOT": str(sage_root),
+        "SAGE_LOCAL": str(prefix),
+        "SAGE_INST_LOCAL": str(local),
+        "SAGE_DESTDIR": str(build_dir / "inst"),
+        "SAGE_SPKG_WHEELS": str(build_dir / "dist"),
+        "SAGE_BUILD_DIR": str(build_dir),
+        "SAGE_BUILD_PYTHON": sys.executable,
+        "SAGE_BUILD_SRC": str(Path(__file__).resolve().parents[1]),
+        "PKG_NAME": pkg_name,
+        "PKG_VER": pkg_version,
+        "PKG_BASE": pkg_name,
+        "SAGE_NUM_THREADS": jobs,
+        "CMAKE_BUILD_PARALLEL_LEVEL": jobs,
+        "MAX_JOBS": jobs,
+        "MAKE": base.get("MAKE", "make"),
+        "PATH": os.pathsep.join([str(local / "bin"), str(BIN_DIR), base.get("PATH", "/usr/bin:/bin")]),
+        "PKG_CONFIG_PATH": os.pathsep.join(
+            p for p in [str(local / "lib" / "pkgconfig"), base.get("PKG_CONFIG_PATH", "")] if p
+        ),
+        "VIRTUAL_ENV": str(local),
+        "PYTHONNOUSERSITE": "1",
+        "PIP_NO_INDEX": "1",  # builds are offline: sage-spkg fetched everything beforehand
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    })
+    include, lib = f"-I{local / 'include'}", f"-L{local / 'lib'} -Wl,-rpath,{prefix / 'lib'}"
+    if local != prefix:
+        lib += f" -Wl,-rpath-link,{local / 'lib'}"
+    env["CPPFLAGS"] = f"{include} {base.get('CPPFLAGS', '')}".strip()
+    env["CFLAGS"] = f"{include} {base.get('CFLAGS', '-O2')}".strip()
+    env["CXXFLAGS"] = f"{include} {base.get('CXXFLAGS', '-O2')}".strip()
+    env["LDFLAGS"] = f"{lib} {base.get('LDFLAGS', '')}".strip()
+    for variable in ("PYTHONPATH", "PYTHONHOME", "PIP_REQUIRE_VIRTUALENV"):
+        env.pop(variable, None)
+    return env
+
+
+def read_build_system(source_dir: Path) -> dict:
+    """The ``[build-system]`` table of a source tree (the legacy setuptools default without one)."""
+    pyproject = source_dir / "pyproject.toml"
+    if not pyproject.is_file():
+        if not (source_dir / "setup.py").is_file():
+            raise BuildError(f"{source_dir} has neither pyproject.toml nor setup.py: not a Python source tree")
+        return dict(_LEGACY_BACKEND)
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise BuildError(f"{pyproject}: not valid TOML: {error}") from None
+    system = data.get("build-system")
+    if not system:
+        return dict(_LEGACY_BACKEND)
+    system = dict(system)
+    system.setdefault("requires", [])
+    system.setdefault("build-backend", _LEGACY_BACKEND["build-backend"])
+    return system
+
+
+_INSTALLED_QUERY = r"""
+import json, sys
+from importlib import metadata
+print(json.dumps({d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]}))
+"""
+
+
+def installed_distributions(python: Path) -> dict[str, str]:
+    """Canonical name -> version of every distribution the prefix's interpreter sees."""
+    result = subprocess.run([str(python), "-c", _INSTALLED_QUERY], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"cannot list the distributions installed in {python}: {result.stderr.strip()[-500:]}")
+    return {canonicalize_name(name): version for name, version in json.loads(result.stdout).items()}
+
+
+def unmet_requirements(requires: list[str], installed: Mapping[str, str], markers: Mapping[str, str]) -> list[str]:
+    """The requirements of ``requires`` that ``installed`` does not satisfy."""
+    unmet = []
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            unmet.append(f"{line} (not a valid requirement)")
+            continue
+        if req.marker is not None and not req.marker.evaluate(dict(markers, extra="")):
+            continue
+        version = installed.get(canonicalize_name(req.name))
+        if version is None:
+            unmet.append(f"{req} (not installed)")
+        elif req.specifier and not req.specifier.contains(version, prereleases=True):
+            unmet.append(f"{req} (found {version})")
+    return unmet
+
+
+class _LoggedRunner:
+    """A pyproject_hooks subprocess runner that sends the backend's output to the package log."""
+
+    def __init__(self, log: PackageLog, env: Mapping[str, str]):
+        self.log, self.env = log, env
+
+    def __call__(self, cmd, cwd=None, extra_environ=None) -> None:
+        env = dict(self.env)
+        env.update(extra_environ or {})
+        code = self.log.run(cmd, cwd=Path(cwd) if cwd else None, env=env)
+        if code != 0:
+            raise subprocess.CalledProcessError(code, cmd)
+
+
+def build_wheel(
+    source_dir: Path, dist_dir: Path, *, python: Path, env: Mapping[str, str], log: PackageLog,
+    markers: Mapping[str, str], requirement_hint=None,
+) -> Path:
+    """Build a wheel from ``source_dir`` into ``dist_dir`` with PEP 517, no isolation.
+
+    ``requirement_hint(name)`` may return the recipe that provides a distribution, for the
+    error message when a build requirement is missing.
+    """
+    import pyproject_hooks
+
+    system = read_build_system(source_dir)
+    installed = installed_distributions(python)
+    _check_requirements(system["requires"], installed, markers, "build-system.requires", requirement_hint)
+    hooks = pyproject_hooks.BuildBackendHookCaller(
+        str(source_dir), system["build-backend"], backend_path=system.get("backend-path"),
+        runner=_LoggedRunner(log, env), python_executable=str(python),
+    )
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        dynamic = hooks.get_requires_for_build_wheel()
+        _check_requirements(dynamic, installed, markers, "the backend's get_requires_for_build_wheel", requirement_hint)
+        name = hooks.build_wheel(str(dist_dir))
+    except pyproject_hooks.BackendUnavailable as error:
+        raise BuildError(
+            f"the build backend {system['build-backend']!r} cannot be imported by {python}:"
+            f" {error.message or error}; add the recipe that provides it to the dependencies"
+        ) from None
+    except subprocess.CalledProcessError as error:
+        raise BuildError(f"the PEP 517 build of {source_dir} failed (exit {error.returncode})") from None
+    wheel = dist_dir / name
+    if not wheel.is_file():
+        raise BuildError(f"the build backend reported {name}, but {wheel} does not exist")
+    return wheel
+
+
+def _check_requirements(requires, installed, markers, what, requirement_hint) -> None:
+    unmet = unmet_requirements(list(requires), installed, markers)
+    if not unmet:
+        return
+    advice = []
+    for item in unmet:
+        name = canonicalize_name(re.split(r"[\s<>=!~;\[(]", item, maxsplit=1)[0])
+        recipe = requirement_hint(name) if requirement_hint else None
+        advice.append(f"{item}: add '{recipe}' to the recipe's dependencies" if recipe
+                      else f"{item}: no recipe provides it; add one (./sage --package create {name} --pypi)")
+    raise BuildError(f"{what} is not satisfied in the prefix:\n  " + "\n  ".join(advice))
+
+
+def run_script(script: Path, *, build_dir: Path, env: Mapping[str, str], log: PackageLog, name: str) -> None:
+    """Run a Sage-style ``spkg-*`` script with bash and the sdh_* helpers, in the build directory."""
+    target = build_dir / name
+    text = script.read_text()
+    helpers = BIN_DIR / "sage-dist-helpers"
+    target.write_text(f"#!/usr/bin/env bash\nset -e\n. {_quote(helpers)}\n{text}\n")
+    target.chmod(0o755)
+    code = log.run(["bash", str(target)], cwd=build_dir, env=env)
+    if code != 0:
+        raise BuildError(f"{name} failed (exit {code})")
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "'\\''") + "'"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sage_build.build SOURCE_DIR`` builds a wheel into $SAGE_SPKG_WHEELS (for sdh_pip_install)."""
+    from .errors import SageBuildError
+    from .target import TargetPython
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m sage_build.build SOURCE_DIR", file=sys.stderr)
+        return 2
+    source = Path(argv[0]).absolute()
+    local = Path(os.environ["SAGE_INST_LOCAL"])
+    target = TargetPython.load(local / "var" / "lib" / "sage" / "target-python.json")
+    # Our stdout already goes into the package's log (the script runs under PackageLog.run).
+    log = PackageLog(Path(os.devnull), "", echo=True, stream=sys.stdout)
+    try:
+        wheel = build_wheel(source, Path(os.environ["SAGE_SPKG_WHEELS"]), python=local / "bin" / "python3",
+                            env=os.environ, log=log, markers=target.markers)
+    except SageBuildError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        log.close()
+    print(f"built {wheel.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

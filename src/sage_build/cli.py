@@ -1,0 +1,320 @@
+"""The command line: ./sage, sage-spkg-uninstall, sage-recipe-hash."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .config import load_config
+from .errors import SageBuildError
+from .graph import Graph
+from .layout import default_sage_root
+from .manifest import installed_versions
+from .recipe import TYPES, Package, load_packages
+
+USAGE = """\
+usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
+       ./sage -f [-s] [-c] PKG...     force: rebuild and reinstall packages
+       ./sage --uninstall [--force] [-k] PKG...
+                                      uninstall packages (-k: drop only the stamp)
+       ./sage --package COMMAND ...   recipe metadata and downloads (./sage --package --help)
+       ./sage --python [ARGS...]      run the prefix's Python
+       ./sage -sh                     a shell with the prefix's environment
+
+Options for -i and -f:
+  -s   keep the build directory (as SAGE_KEEP_BUILT_SPKGS=yes)
+  -c   run the package's spkg-check (as SAGE_CHECK=yes)
+Optional packages that configure did not enable can be installed with -i;
+they then stay installed across `make build` (their default is if_installed).
+"""
+
+
+def _die(message: str) -> int:
+    print(f"sage: error: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command in ("-i", "-f"):
+            return install_command(rest, force=command == "-f")
+        if command == "--uninstall":
+            return uninstall_main(rest)
+        if command == "--package":
+            return package_main(rest)
+        if command == "--python":
+            return _exec_in_prefix(["python3", *rest])
+        if command in ("-sh", "--sh"):
+            return _exec_in_prefix([os.environ.get("SHELL", "bash"), *rest])
+    except SageBuildError as error:
+        if os.environ.get("V") == "1" or "--debug" in argv:
+            raise
+        return _die(str(error))
+    return _die(f"unknown command {command!r}\n{USAGE}")
+
+
+def _make(targets: list[str], extra: list[str] = ()) -> int:
+    root = default_sage_root()
+    jobs = os.environ.get("SAGE_NUM_THREADS") or str(os.cpu_count() or 1)
+    command = [os.environ.get("MAKE", "make"), "-C", str(root)]
+    if "MAKEFLAGS" not in os.environ:
+        command.append(f"-j{jobs}")
+    return subprocess.run(command + list(extra) + targets).returncode
+
+
+def install_command(args: list[str], *, force: bool) -> int:
+    env_updates = {}
+    names = []
+    for arg in args:
+        if arg == "-s":
+            env_updates["SAGE_KEEP_BUILT_SPKGS"] = "yes"
+        elif arg == "-c":
+            env_updates["SAGE_CHECK"] = "yes"
+        elif arg.startswith("-"):
+            return _die(f"unknown option {arg!r} for {'-f' if force else '-i'}")
+        else:
+            names.append(arg)
+    if not names:
+        return _die("name the packages to install, e.g. ./sage -i six")
+    root = default_sage_root()
+    packages = load_packages(root / "build" / "pkgs")
+    for name in names:
+        if name not in packages:
+            return _die(f"there is no package '{name}' in {root / 'build' / 'pkgs'} (./sage --package list)")
+        if packages[name].type in ("optional", "experimental"):
+            print(f"sage: {name} is {packages[name].type}; installing it as asked."
+                  " It stays installed across `make build` (if_installed).")
+    os.environ.update(env_updates)
+    extra: list[str] = []
+    if force:
+        # -W: make treats the recipe hash as new, so exactly these packages rebuild.
+        for name in names:
+            extra += ["-W", str(root / "build" / "make" / "hashes" / name)]
+        if not (root / "build" / "make" / "Makefile").exists():
+            code = _make(["build/make/Makefile"])
+            if code:
+                return code
+    return _make(names, extra)
+
+
+def _exec_in_prefix(command: list[str]) -> int:
+    config = load_config()
+    layout = config.layout()
+    env = dict(os.environ, SAGE_ROOT=str(layout.sage_root), SAGE_LOCAL=str(layout.prefix),
+               VIRTUAL_ENV=str(layout.local),
+               PATH=f"{layout.local / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    if not (layout.local / "bin" / "python3").exists():
+        raise SageBuildError(f"{layout.local} has no Python yet: run `make build` (or `make python3-venv`)")
+    os.execvpe(command[0], command, env)
+    return 0  # not reached
+
+
+def uninstall_main(argv: list[str] | None = None) -> int:
+    from .uninstall import uninstall
+
+    parser = argparse.ArgumentParser(prog="sage-spkg-uninstall", description="Uninstall packages, in Sage's order.")
+    parser.add_argument("packages", nargs="+", metavar="PKG")
+    parser.add_argument("-k", "--keep-files", action="store_true", help="remove only the stamp")
+    parser.add_argument("--force", action="store_true", help="uninstall even if installed packages depend on it")
+    parser.add_argument("--if-installed", action="store_true", help="no error for packages not installed")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config = load_config()
+        layout = config.layout()
+        packages = load_packages(layout.pkgs_dir)
+        graph = Graph(packages=packages)
+        installed = installed_versions(layout, packages)
+        for name in args.packages:
+            if name not in packages and not layout.installed_stamps(name):
+                raise SageBuildError(f"there is no package '{name}' (no recipe, nothing installed)")
+            dependents = sorted(d for d in graph.dependents(name) if d in installed and d not in args.packages)
+            if dependents and not args.force and not args.keep_files:
+                raise SageBuildError(
+                    f"{name} is needed by installed packages: {', '.join(dependents)};"
+                    " uninstall them first, or pass --force"
+                )
+        for name in args.packages:
+            if uninstall(layout, name, stamp_only=args.keep_files):
+                print(f"sage-spkg-uninstall: {name} uninstalled")
+            elif not args.if_installed:
+                raise SageBuildError(f"{name} is not installed")
+    except SageBuildError as error:
+        print(f"sage-spkg-uninstall: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def reconfigure_main(argv: list[str] | None = None) -> int:
+    """Repeat the last ./configure.py call (extra arguments are appended)."""
+    from .configure import main as configure_main
+
+    argv = sys.argv[1:] if argv is None else argv
+    config = load_config()
+    return configure_main(config.argv + argv)
+
+
+def recipe_hash_main(argv: list[str] | None = None) -> int:
+    from .makefile import update_recipe_hash
+
+    argv = sys.argv[1:] if argv is None else argv
+    root = default_sage_root()
+    for name in argv:
+        update_recipe_hash(root / "build" / "make" / "hashes", name, root / "build" / "pkgs" / name)
+    return 0
+
+
+# -- ./sage --package -------------------------------------------------------------
+
+def _properties(pkg: Package, graph: Graph, installed: dict[str, str]) -> dict:
+    normal, order_only = graph.dependencies(pkg.name)
+    return {
+        "name": pkg.name,
+        "kind": pkg.kind.value,
+        "type": pkg.type,
+        "version": pkg.version,
+        "python": pkg.is_python,
+        "distribution": pkg.distribution_name,
+        "tarball": pkg.tarball,
+        "tarball_pattern": pkg.tarball_pattern,
+        "checksums": pkg.checksums,
+        "upstream_url": pkg.upstream_url,
+        "dependencies": {
+            "normal": normal, "order_only": order_only,
+            "optional": list(pkg.dependencies.optional), "check": list(pkg.dependencies.check),
+        },
+        "requirements": list(pkg.requirements),
+        "distros": {k: list(v) for k, v in pkg.distros.items()},
+        "installed_version": installed.get(pkg.name),
+        "license": _license(pkg),
+    }
+
+
+def _license(pkg: Package) -> str | None:
+    rst = pkg.path / "SPKG.rst"
+    if not rst.is_file():
+        return None
+    lines = rst.read_text(errors="replace").splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().lower() == "license" and i + 2 < len(lines):
+            for following in lines[i + 2:]:
+                if following.strip():
+                    return following.strip()
+    return None
+
+
+def package_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="./sage --package", description="Recipe metadata, downloads, new recipes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="list packages")
+    p_list.add_argument("filters", nargs="*", help=":standard: :optional: :experimental: :base: :installed: or names")
+    p_list.add_argument("--has-file", action="append", default=[], help="only packages with this recipe file")
+    p_list.add_argument("--format", choices=("plain", "json"), default="plain")
+    p_props = sub.add_parser("properties", help="the facts of packages")
+    p_props.add_argument("packages", nargs="+")
+    p_props.add_argument("--format", choices=("plain", "json"), default="plain")
+    p_deps = sub.add_parser("dependencies", help="dependencies of packages")
+    p_deps.add_argument("packages", nargs="+")
+    p_deps.add_argument("--format", choices=("plain", "json"), default="plain")
+    p_deps.add_argument("--recursive", action="store_true", help="everything needed, in build order")
+    p_dl = sub.add_parser("download", help="download (and verify) the upstream files of packages")
+    p_dl.add_argument("packages", nargs="*")
+    p_dl.add_argument("--all", action="store_true", help="every package of build/pkgs")
+    p_dl.add_argument("--on-error", choices=("stop", "continue"), default="stop")
+    p_fix = sub.add_parser("fix-checksum", help="recompute checksums.ini from the file in upstream/")
+    p_fix.add_argument("packages", nargs="+")
+    p_create = sub.add_parser("create", help="a new recipe")
+    p_create.add_argument("name")
+    p_create.add_argument("--pypi", action="store_true", help="from the package index")
+    p_create.add_argument("--version", help="a version other than the newest")
+    p_create.add_argument("--type", default="optional", choices=TYPES)
+    p_update = sub.add_parser("update", help="change a package's version (and checksums)")
+    p_update.add_argument("package")
+    p_update.add_argument("version")
+    args = parser.parse_args(argv)
+
+    root = default_sage_root()
+    pkgs_dir = root / "build" / "pkgs"
+    from . import package_commands
+
+    if args.command in ("download", "fix-checksum", "create", "update"):
+        return package_commands.run(args, root)
+    packages = load_packages(pkgs_dir)
+    graph = Graph.build(packages)
+    try:
+        installed = installed_versions(load_config(root).layout(), packages)
+    except SageBuildError:
+        installed = {}
+    if args.command == "list":
+        names = _filter(packages, args.filters, args.has_file, installed)
+        if args.format == "json":
+            print(json.dumps([_properties(packages[n], graph, installed) for n in names], indent=1))
+        else:
+            print("\n".join(names))
+        return 0
+    unknown = [n for n in args.packages if n not in packages]
+    if unknown:
+        return _die(f"no such package: {', '.join(unknown)} (./sage --package list)")
+    if args.command == "properties":
+        data = {n: _properties(packages[n], graph, installed) for n in args.packages}
+        if args.format == "json":
+            print(json.dumps(data, indent=1))
+        else:
+            for name, props in data.items():
+                for key, value in props.items():
+                    print(f"{key}_{name}='{value if not isinstance(value, (dict, list)) else json.dumps(value)}'")
+        return 0
+    if args.command == "dependencies":
+        result = {}
+        for name in args.packages:
+            if args.recursive:
+                result[name] = [d for d in graph.topological_order(graph.closure([name])) if d != name]
+            else:
+                normal, order_only = graph.dependencies(name)
+                result[name] = {"normal": normal, "order_only": order_only}
+        if args.format == "json":
+            print(json.dumps(result, indent=1))
+        else:
+            for name, deps in result.items():
+                if args.recursive:
+                    print(f"{name}: {' '.join(deps)}")
+                else:
+                    line = " ".join(deps["normal"])
+                    if deps["order_only"]:
+                        line += " | " + " ".join(deps["order_only"])
+                    print(f"{name}: {line}")
+        return 0
+    return 1
+
+
+def _filter(packages: dict[str, Package], filters: list[str], has_files: list[str], installed) -> list[str]:
+    selected = []
+    for name, pkg in sorted(packages.items()):
+        ok = True
+        for f in filters:
+            if f.startswith(":") and f.endswith(":"):
+                category = f[1:-1]
+                if category == "installed":
+                    ok = ok and name in installed
+                elif category == "all":
+                    pass
+                elif category in TYPES:
+                    ok = ok and pkg.type == category
+                else:
+                    raise SageBuildError(f"unknown filter {f!r}; use :standard:, :optional:, :installed: ...")
+        names = [f for f in filters if not f.startswith(":")]
+        if names and name not in names:
+            ok = False
+        if any(not (pkg.path / f).exists() for f in has_files):
+            ok = False
+        if ok:
+            selected.append(name)
+    return selected

@@ -1,0 +1,62 @@
+"""The configuration that configure.py writes and every other tool reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import ConfigureError
+from .layout import Layout, default_sage_root
+
+ENABLE_VALUES = ("yes", "no", "if_installed")
+SYSTEM_VALUES = ("yes", "no", "force")
+
+
+@dataclass
+class Config:
+    sage_root: str
+    prefix: str
+    python: str                      # the interpreter the prefix's venv is made from
+    argv: list[str] = field(default_factory=list)   # configure's arguments, for `make reconfigure`
+    upstream_dir: str | None = None
+    mirrors: list[str] = field(default_factory=list)
+    enable: dict[str, str] = field(default_factory=dict)   # explicit --enable/--disable
+    with_system: dict[str, str] = field(default_factory=dict)
+    from_system: list[str] = field(default_factory=list)   # packages taken from the system
+    system_site_packages: bool = False
+    python_version: str = ""
+
+    def layout(self, destdir: str | os.PathLike[str] | None = None) -> Layout:
+        if destdir is None:
+            destdir = os.environ.get("DESTDIR") or None
+        return Layout(
+            sage_root=Path(self.sage_root),
+            prefix=Path(self.prefix),
+            destdir=Path(destdir) if destdir else None,
+            upstream_dir=Path(self.upstream_dir) if self.upstream_dir else None,
+        )
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(self), indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+
+def config_path(sage_root: Path | None = None) -> Path:
+    return (sage_root or default_sage_root()) / "build" / "make" / "config.json"
+
+
+def load_config(sage_root: Path | None = None) -> Config:
+    """The configuration of this tree; a clear error when configure has not run."""
+    path = config_path(sage_root)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigureError(f"{path} does not exist: run ./configure.py first (or `make build`, which runs it)") from None
+    except (ValueError, OSError) as error:
+        raise ConfigureError(f"{path} is unreadable ({error}): run ./configure.py again") from None
+    known = set(Config.__dataclass_fields__)
+    return Config(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,277 @@
+"""configure.py: read the recipes and the system, write the configuration and the Makefile."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import distros
+from .config import ENABLE_VALUES, SYSTEM_VALUES, Config
+from .errors import ConfigureError, SageBuildError
+from .graph import Graph
+from .layout import Layout, default_sage_root
+from .makefile import PackagePlan, render_makefile, update_recipe_hash, write_if_changed
+from .recipe import Package, load_packages
+from .system import Detection, detect_declared, detect_python, has_system_check
+from .target import query_python
+
+HELP = """\
+`configure.py' configures sage-build: it reads the package recipes in
+build/pkgs and the system, and writes build/make/config.json and
+build/make/Makefile.
+
+Usage: ./configure.py [OPTION]...
+
+Defaults for the options are specified in brackets.
+
+Configuration:
+  -h, --help              display this help and exit
+  -q, --quiet             do not print the package table
+
+Installation directories:
+  --prefix=DIR            install everything into DIR, a virtual environment
+                          of the target Python [./local]
+  --upstream-dir=DIR      where downloaded tarballs are kept [./upstream]
+
+Target Python:
+  --with-python=PATH      the Python interpreter (>= 3.10) the prefix's virtual
+                          environment is made from [the python3 running configure]
+
+Optional packages:
+  --enable-PKG[=ARG]      ARG is yes (build and install PKG), no (do not), or
+                          if_installed (keep PKG if it is installed, the default
+                          for optional and experimental packages) [yes]
+  --disable-PKG           same as --enable-PKG=no; a next `make build`
+                          uninstalls PKG if it is installed
+
+System packages:
+  --with-system-PKG[=ARG] ARG is yes (use the system's PKG when configure finds
+                          a suitable one, else build it), no (always build it,
+                          the default), or force (fail unless the system has it)
+  --without-system-PKG    same as --with-system-PKG=no
+
+Downloads:
+  --mirror=URL            a mirror to try before the package index and upstream
+                          URLs; repeat for several, tried in order
+
+PKG is a directory name under build/pkgs (e.g. six, libyaml); '-' and '_' are
+interchangeable.  `make reconfigure' repeats the last call.
+"""
+
+
+@dataclass
+class Options:
+    prefix: str | None = None
+    python: str | None = None
+    upstream_dir: str | None = None
+    mirrors: list[str] = field(default_factory=list)
+    enable: dict[str, str] = field(default_factory=dict)
+    with_system: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
+    help: bool = False
+
+
+def parse_options(argv: list[str]) -> Options:
+    """Parse autoconf-style options; ``--opt=value`` and ``--opt value`` both work."""
+    options = Options()
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        name, sep, value = arg.partition("=")
+
+        def needs_value() -> str:
+            if sep:
+                return value
+            if not args or args[0].startswith("--"):
+                raise ConfigureError(f"option {name} needs a value, e.g. {name}=VALUE")
+            return args.pop(0)
+
+        if arg in ("-h", "--help"):
+            options.help = True
+        elif arg in ("-q", "--quiet", "--silent"):
+            options.quiet = True
+        elif name == "--prefix":
+            options.prefix = needs_value()
+        elif name == "--with-python":
+            options.python = needs_value()
+        elif name == "--upstream-dir":
+            options.upstream_dir = needs_value()
+        elif name == "--mirror":
+            options.mirrors.append(needs_value())
+        elif name.startswith("--enable-"):
+            setting = value if sep else "yes"
+            _check_value(arg, setting, ENABLE_VALUES)
+            options.enable[name[len("--enable-"):]] = setting
+        elif name.startswith("--disable-") and not sep:
+            options.enable[name[len("--disable-"):]] = "no"
+        elif name.startswith("--with-system-"):
+            setting = value if sep else "yes"
+            _check_value(arg, setting, SYSTEM_VALUES)
+            options.with_system[name[len("--with-system-"):]] = setting
+        elif name.startswith("--without-system-") and not sep:
+            options.with_system[name[len("--without-system-"):]] = "no"
+        else:
+            raise ConfigureError(f"unrecognized option: {arg!r}; try ./configure.py --help")
+    return options
+
+
+def _check_value(arg: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigureError(f"{arg}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _resolve_names(given: dict[str, str], packages: dict[str, Package], option: str) -> dict[str, str]:
+    resolved = {}
+    for raw, value in given.items():
+        name = raw if raw in packages else raw.replace("-", "_")
+        if name not in packages:
+            raise ConfigureError(f"--{option}-{raw}: there is no package '{raw}' in build/pkgs")
+        resolved[name] = value
+    return resolved
+
+
+@dataclass
+class Result:
+    config: Config
+    plans: dict[str, PackagePlan]
+    detections: dict[str, Detection]
+    makefile: str
+
+
+def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) -> Result:
+    """Do everything configure does; write nothing until everything succeeded."""
+    sage_root = (sage_root or default_sage_root()).resolve()
+    options = parse_options(argv)
+    prefix = Path(options.prefix or sage_root / "local").expanduser().absolute()
+    upstream_dir = Path(options.upstream_dir).expanduser().absolute() if options.upstream_dir else None
+    layout = Layout(sage_root=sage_root, prefix=prefix, upstream_dir=upstream_dir)
+
+    packages = load_packages(layout.pkgs_dir)
+    graph = Graph.build(packages)
+    enable = _resolve_names(options.enable, packages, "enable")
+    with_system = _resolve_names(options.with_system, packages, "with-system")
+    for name, value in with_system.items():
+        if value != "no" and not has_system_check(packages[name]):
+            raise ConfigureError(
+                f"--with-system-{name}={value}: package '{name}' has no way to detect a system"
+                f" version (no install-requires.txt, no {packages[name].path}/spkg-configure.yaml)"
+            )
+
+    python = options.python or sys.executable
+    target = query_python(python)
+
+    detections = _detect(packages, with_system, target.executable if options.python else python)
+    forced_missing = [
+        f"{name}: {detections[name].reason}" for name, value in sorted(with_system.items())
+        if value == "force" and not detections[name].found
+    ]
+    if forced_missing:
+        raise ConfigureError(
+            "--with-system-PKG=force, but the system does not provide:\n  " + "\n  ".join(forced_missing)
+        )
+
+    plans = {}
+    for name, pkg in packages.items():
+        plans[name] = _plan(pkg, enable.get(name), detections.get(name), layout)
+
+    disabled_installed = sorted(
+        name for name, value in enable.items()
+        if value == "no" and layout.installed_stamps(name)
+    )
+    config = Config(
+        sage_root=str(sage_root),
+        prefix=str(prefix),
+        python=str(Path(python).absolute()) if options.python else sys.executable,
+        argv=list(argv),
+        upstream_dir=str(upstream_dir) if upstream_dir else None,
+        mirrors=options.mirrors,
+        enable=enable,
+        with_system=with_system,
+        from_system=sorted(name for name, plan in plans.items() if plan.from_system),
+        system_site_packages=any(packages[n].is_python for n, p in plans.items() if p.from_system),
+        python_version=target.version,
+    )
+    try:
+        makefile = render_makefile(
+            graph, plans, sage_root=sage_root, prefix=prefix, python_version=target.version,
+            argv=list(argv), disabled_installed=disabled_installed,
+        )
+    except ValueError as error:
+        raise ConfigureError(str(error)) from None
+
+    # Everything is decided; now write.
+    for name, pkg in packages.items():
+        update_recipe_hash(layout.hashes_dir, name, pkg.path)
+    config.write(layout.config_file)
+    write_if_changed(layout.make_dir / "Makefile", makefile)
+    if not options.quiet:
+        _print_summary(packages, plans, graph, target.version, prefix, out)
+    return Result(config=config, plans=plans, detections=detections, makefile=makefile)
+
+
+def _detect(packages: dict[str, Package], with_system: dict[str, str], python: str) -> dict[str, Detection]:
+    wanted = [packages[n] for n, v in with_system.items() if v != "no"]
+    detections = detect_python([p for p in wanted if p.is_python], python)
+    for pkg in wanted:
+        if not pkg.is_python:
+            detections[pkg.name] = detect_declared(pkg)
+    return detections
+
+
+def _plan(pkg: Package, enable: str | None, detection: Detection | None, layout: Layout) -> PackagePlan:
+    if enable is None:
+        enable = "yes" if pkg.type in ("base", "standard") else "if_installed"
+    if enable == "if_installed":
+        installed = bool(layout.installed_stamps(pkg.name))
+        enabled = installed
+        reason = "installed, kept" if installed else f"{pkg.type}, not enabled: use ./sage -i {pkg.name}"
+    else:
+        enabled = enable == "yes"
+        reason = "build from source" if enabled else "disabled"
+    from_system = bool(detection and detection.found)
+    if from_system:
+        reason = f"from system ({detection.reason})"
+    elif detection is not None and enabled:
+        reason = f"build from source (system: {detection.reason})"
+    return PackagePlan(name=pkg.name, enabled=enabled, from_system=from_system, reason=reason)
+
+
+def _print_summary(packages, plans, graph: Graph, python_version: str, prefix: Path, out) -> None:
+    rows = [("package", "kind", "version", "status")]
+    for name in sorted(packages):
+        pkg = packages[name]
+        rows.append((name, pkg.kind.value, pkg.version or "-", plans[name].reason))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3], file=out)
+    built = [packages[n] for n, p in plans.items() if p.enabled and not p.from_system]
+    system = distros.guess_package_system()
+    names = distros.system_package_names(built, system)
+    print(f"\nprefix: {prefix} (a virtual environment of Python {python_version})", file=out)
+    enabled_count = sum(p.enabled for p in plans.values())
+    print(f"{enabled_count} packages enabled, {len(built)} to build from source,"
+          f" {sum(p.from_system for p in plans.values())} from the system", file=out)
+    if names and system in distros.INSTALL_COMMANDS:
+        print(f"\nTo use the system's packages instead of building them ({system}), install:\n  "
+              + distros.install_command(system, names, sudo=os.geteuid() != 0)
+              + "\nthen re-run configure with --with-system-PKG=yes for those packages.", file=out)
+    for warning in graph.warnings:
+        print(f"configure: warning: {warning}", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        options = parse_options(argv)
+        if options.help:
+            print(HELP, end="")
+            return 0
+        configure(argv)
+    except SageBuildError as error:
+        print(f"configure: error: {error}", file=sys.stderr)
+        print("configure: nothing was written", file=sys.stderr)
+        return 1
+    print("configure: wrote build/make/config.json and build/make/Makefile; now run `make build`")
+    return 0

@@ -1,0 +1,76 @@
+"""System package names (``distros/<system>.txt``) and the commands that install them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+from .recipe import Package
+
+#: How each system installs packages: (command, sudo needed).
+INSTALL_COMMANDS: dict[str, tuple[str, bool]] = {
+    "debian": ("apt-get install", True),
+    "fedora": ("dnf install", True),
+    "arch": ("pacman -S --needed", True),
+    "gentoo": ("emerge --noreplace", True),
+    "opensuse": ("zypper install", True),
+    "homebrew": ("brew install", False),
+    "conda": ("conda install", False),
+    "nix": ("nix-env --install --attr", False),
+    "void": ("xbps-install", True),
+    "macports": ("port install", True),
+    "freebsd": ("pkg install", True),
+    "cygwin": ("apt-cyg install", False),
+    "slackware": ("slackpkg install", True),
+    "alpine": ("apk add", True),
+}
+
+_OS_RELEASE_IDS = {
+    "debian": "debian", "ubuntu": "debian", "linuxmint": "debian", "raspbian": "debian",
+    "fedora": "fedora", "rhel": "fedora", "centos": "fedora", "rocky": "fedora", "almalinux": "fedora",
+    "arch": "arch", "manjaro": "arch", "gentoo": "gentoo", "opensuse": "opensuse",
+    "opensuse-leap": "opensuse", "opensuse-tumbleweed": "opensuse", "suse": "opensuse",
+    "void": "void", "alpine": "alpine", "slackware": "slackware", "nixos": "nix",
+}
+
+
+def guess_package_system(os_release: Path = Path("/etc/os-release")) -> str:
+    """The package system of this machine, in the names of ``distros/*.txt``; 'unknown' if none."""
+    if os.environ.get("CONDA_PREFIX"):
+        return "conda"
+    try:
+        fields = dict(
+            line.split("=", 1) for line in os_release.read_text().splitlines() if "=" in line
+        )
+    except OSError:
+        fields = {}
+    ids = [fields.get("ID", "").strip('"')] + fields.get("ID_LIKE", "").strip('"').split()
+    for candidate in ids:
+        if candidate in _OS_RELEASE_IDS:
+            return _OS_RELEASE_IDS[candidate]
+    for program, system in (("brew", "homebrew"), ("port", "macports"), ("pkg", "freebsd")):
+        if shutil.which(program):
+            return system
+    return "unknown"
+
+
+def system_package_names(packages: Iterable[Package], system: str) -> list[str]:
+    """The system package names that provide ``packages``, in order, without repeats."""
+    names: dict[str, None] = {}
+    for pkg in packages:
+        for name in pkg.distros.get(system, ()):
+            names.setdefault(name, None)
+    return list(names)
+
+
+def install_command(system: str, names: list[str], *, sudo: bool = False, yes: bool = False) -> str:
+    """The shell command that installs ``names`` on ``system``."""
+    if system not in INSTALL_COMMANDS:
+        raise KeyError(system)
+    command, needs_root = INSTALL_COMMANDS[system]
+    if yes and system in ("debian", "fedora", "opensuse", "void"):
+        command += " -y"
+    prefix = "sudo " if sudo and needs_root else ""
+    return f"{prefix}{command} {' '.join(names)}"

@@ -1,0 +1,446 @@
+"""Installing into the shared prefix: wheels (with ``installer``) and staged trees.
+
+Every file that reaches the prefix goes through :func:`publish_file`: it is
+written to a temporary file in its target directory and then published by
+linking it to the target if absent (so two installs never fail on each other
+and no reader sees half a file); an existing target with the same bytes is
+shared, one with different bytes is a collision.  Installs hold the prefix's
+shared lock only while publishing (see :mod:`sage_build.lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import filecmp
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+from installer import install as installer_install
+from installer.destinations import SchemeDictionaryDestination
+from installer.records import Hash, RecordEntry
+from installer.sources import WheelFile
+from installer.utils import Scheme, parse_metadata_file
+
+from .errors import InstallError
+from .lock import prefix_lock
+
+INSTALLER_NAME = b"sage-build\n"
+TMP_MARK = ".sbtmp-"
+_COPY_CHUNK = 1 << 20
+
+
+def tmp_name(target: Path) -> Path:
+    """A temporary name beside ``target``, recognisable (and owned by this process) for clean-up."""
+    return target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{os.urandom(3).hex()}")
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` that tolerates a concurrent uninstall removing a parent in between."""
+    for _ in range(10):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:
+            continue
+    path.mkdir(parents=True, exist_ok=True)
+
+
+class Collision(InstallError):
+    def __init__(self, path: Path, owner: str | None, installing: str):
+        self.path, self.owner, self.installing = path, owner, installing
+        other = f"'{owner}'" if owner else "another package (or a file not installed by sage-build)"
+        super().__init__(
+            f"{installing} would overwrite {path}, which {other} installed with different content;"
+            f" uninstall {owner or 'it'} first, or set SAGE_INSTALL_COLLISIONS=warn to keep the existing file"
+        )
+
+
+def publish_file(tmp: Path, target: Path, *, installing: str, collisions: str = "error",
+                 owner_of=None) -> bool:
+    """Publish a finished temporary file at ``target``; return False if an identical file was there.
+
+    ``collisions``: 'error' (different bytes raise :class:`Collision`), 'warn' (keep the
+    existing file, warn naming both), 'replace' (atomically replace: upgrades of our own files).
+    """
+    try:
+        if collisions == "replace":
+            os.replace(tmp, target)
+            return True
+        try:
+            os.link(tmp, target)
+            return True
+        except FileExistsError:
+            pass
+        except OSError:
+            # Filesystems without hard links: rename is atomic but may replace.
+            if not target.exists():
+                os.replace(tmp, target)
+                return True
+        if target.is_file() and not target.is_symlink() and filecmp.cmp(tmp, target, shallow=False):
+            return False
+        owner = owner_of(target) if owner_of else None
+        error = Collision(target, owner, installing)
+        if collisions == "warn":
+            warnings.warn(str(error).split(";")[0] + "; the existing file was kept", stacklevel=2)
+            return False
+        raise error
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a whole file atomically, replacing what was there (for our own metadata)."""
+    make_dirs(target.parent)
+    tmp = tmp_name(target)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, target)
+
+
+class _HashCheckingReader(io.RawIOBase):
+    """A stream that checks the RECORD hash of a wheel member when it has been read to the end."""
+
+    def __init__(self, stream: BinaryIO, path: str, expected: str, wheel: str):
+        self.stream, self.path, self.wheel = stream, path, wheel
+        algorithm, _, self.expected = expected.partition("=")
+        self.digest = hashlib.new(algorithm)
+        self.done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.stream.read(len(buffer))
+        if not data:
+            self._check()
+            return 0
+        self.digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        if data:
+            self.digest.update(data)
+        if not data or size < 0:
+            self._check()
+        return data
+
+    def _check(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        import base64
+
+        actual = base64.urlsafe_b64encode(self.digest.digest()).rstrip(b"=").decode()
+        if actual != self.expected:
+            raise InstallError(
+                f"{self.wheel}: {self.path} does not match the hash in the wheel's RECORD"
+                " (a corrupt or tampered wheel); nothing was installed. Delete the wheel and rebuild."
+            )
+
+
+class CheckedWheelFile(WheelFile):
+    """A wheel whose members are checked against RECORD while they stream (one pass)."""
+
+    def get_contents(self):
+        record_path = f"{self.dist_info_dir}/RECORD"
+        for record, stream, is_executable in super().get_contents():
+            path, hash_text, _ = record
+            if path != record_path and not path.endswith((".jws", ".p7s")):
+                if not hash_text:
+                    raise InstallError(
+                        f"{self._zipfile.filename}: {path} is not listed with a hash in the wheel's RECORD;"
+                        " nothing was installed"
+                    )
+                stream = _HashCheckingReader(stream, path, hash_text, str(self._zipfile.filename))
+            yield record, stream, is_executable
+
+
+@dataclass
+class _Staged:
+    tmp: Path
+    target: Path
+
+
+class AtomicDestination(SchemeDictionaryDestination):
+    """An installer destination that stages every file first and publishes all at the end.
+
+    Nothing of a wheel reaches the prefix until every member has been written and
+    checked; then collisions are checked for all files before the first publish.
+    """
+
+    def __init__(self, *args, installing: str, python: Path, collisions: str = "error",
+                 bytecode_levels: Iterable[int] = (0,), lock_file: Path | None = None, **kwargs):
+        super().__init__(*args, bytecode_optimization_levels=(), **kwargs)
+        self.installing = installing
+        self.python = python
+        self.collisions = collisions
+        self.bytecode_levels = tuple(bytecode_levels)
+        self.lock_file = lock_file
+        self.staged: list[_Staged] = []
+        self.published: list[Path] = []
+
+    def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
+        target = Path(self._path_with_destdir(scheme, path))
+        make_dirs(target.parent)
+        tmp = tmp_name(target)
+        digest = hashlib.new(self.hash_algorithm)
+        size = 0
+        self.staged.append(_Staged(tmp, target))
+        with open(tmp, "wb") as handle:
+            while True:
+                chunk = stream.read(_COPY_CHUNK)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                handle.write(chunk)
+                size += len(chunk)
+        os.chmod(tmp, 0o755 if is_executable else 0o644)
+        import base64
+
+        value = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+        return RecordEntry(path, Hash(self.hash_algorithm, value), size)
+
+    def discard(self) -> None:
+        for item in self.staged:
+            with contextlib.suppress(FileNotFoundError):
+                item.tmp.unlink()
+        self.staged.clear()
+
+    def _owner_of(self, path: Path) -> str | None:
+        return find_owner(path, [Path(p) for p in {self.scheme_dict["purelib"], self.scheme_dict["platlib"]}],
+                          self.destdir)
+
+    def finalize_installation(self, scheme: Scheme, record_file_path: str, records) -> None:
+        record_list = [(s, r) for s, r in records if r.path != record_file_path]
+        with prefix_lock(self.lock_file, shared=True):
+            if self.collisions == "error":
+                for item in self.staged:
+                    if item.target.exists() and not filecmp.cmp(item.tmp, item.target, shallow=False):
+                        raise Collision(item.target, self._owner_of(item.target), self.installing)
+            for item in list(self.staged):
+                publish_file(item.tmp, item.target, installing=self.installing,
+                             collisions=self.collisions, owner_of=self._owner_of)
+                self.published.append(item.target)
+                self.staged.remove(item)
+            record_list += self._compile_bytecode_all(record_list)
+            record_list.append((scheme, RecordEntry(record_file_path, None, None)))
+            root = Path(self.scheme_dict[scheme])
+            lines = []
+            for file_scheme, entry in record_list:
+                if file_scheme == scheme:
+                    rel = entry.path
+                else:
+                    rel = os.path.relpath(Path(self.scheme_dict[file_scheme]) / entry.path, root).replace(os.sep, "/")
+                hash_text = f"{entry.hash_.name}={entry.hash_.value}" if entry.hash_ else ""
+                size = "" if entry.size is None else str(entry.size)
+                lines.append(_csv_line(rel, hash_text, size))
+            record_target = Path(self._path_with_destdir(scheme, record_file_path))
+            write_atomic(record_target, "".join(lines).encode())
+            self.published.append(record_target)
+
+    def _compile_bytecode_all(self, records) -> list[tuple[Scheme, RecordEntry]]:
+        """Compile byte-code with the prefix's interpreter; return RECORD entries for the .pyc files."""
+        if not self.bytecode_levels:
+            return []
+        sources = []
+        for scheme, entry in records:
+            if scheme in ("purelib", "platlib") and entry.path.endswith(".py"):
+                real = self._path_with_destdir(scheme, entry.path)
+                final = os.path.join(self.scheme_dict[scheme], entry.path)
+                sources.append((scheme, entry.path, real, final))
+        if not sources:
+            return []
+        request = {"levels": list(self.bytecode_levels), "files": [[real, final] for _, _, real, final in sources]}
+        result = subprocess.run(
+            [str(self.python), "-c", _COMPILE_SCRIPT], input=json.dumps(request), capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise InstallError(f"compiling byte-code with {self.python} failed: {result.stderr.strip()[-1000:]}")
+        compiled = json.loads(result.stdout)
+        entries = []
+        for (scheme, rel, real, _), pycs in zip(sources, compiled):
+            for pyc in pycs:
+                pyc_rel = os.path.relpath(pyc, os.path.dirname(real))
+                rel_path = os.path.normpath(os.path.join(os.path.dirname(rel), pyc_rel)).replace(os.sep, "/")
+                data = Path(pyc).read_bytes()
+                import base64
+
+                value = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                entries.append((scheme, RecordEntry(rel_path, Hash("sha256", value), len(data))))
+                self.published.append(Path(pyc))
+        return entries
+
+
+def _csv_line(*fields: str) -> str:
+    import csv
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    return buffer.getvalue()
+
+
+# Run by the prefix's interpreter: compile each file to a temporary name, then rename.
+_COMPILE_SCRIPT = r"""
+import importlib.util, json, os, py_compile, sys
+request = json.load(sys.stdin)
+out = []
+for real, final in request["files"]:
+    made = []
+    for level in request["levels"]:
+        cfile = importlib.util.cache_from_source(real, optimization=level if level else "")
+        tmp = "%s.sbtmp-%d" % (cfile, os.getpid())
+        try:
+            py_compile.compile(real, cfile=tmp, dfile=final, doraise=True, optimize=level)
+            os.replace(tmp, cfile)
+            made.append(cfile)
+        except (py_compile.PyCompileError, SyntaxError, UnicodeError):
+            pass
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    out.append(made)
+json.dump(out, sys.stdout)
+"""
+
+
+def find_owner(path: Path, site_dirs: Iterable[Path], destdir: str | None = None) -> str | None:
+    """The installed distribution whose RECORD lists ``path`` (only used to name a collision)."""
+    for site in site_dirs:
+        real_site = Path(destdir + str(site)) if destdir else site
+        for record in real_site.glob("*.dist-info/RECORD"):
+            try:
+                text = record.read_text(errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                rel = line.rsplit(",", 2)[0].strip('"')
+                if rel and (real_site / rel).resolve() == path.resolve():
+                    return record.parent.name.split("-")[0]
+    return None
+
+
+@dataclass
+class InstalledWheel:
+    name: str
+    version: str
+    dist_info: Path          # as written now (staged if DESTDIR)
+    files: list[Path] = field(default_factory=list)
+
+
+def install_wheel(
+    wheel: Path, *, paths: dict[str, str], python_final: Path, python_now: Path,
+    destdir: Path | None = None, lock_file: Path | None = None, collisions: str | None = None,
+    bytecode_levels: Iterable[int] = (0,),
+) -> InstalledWheel:
+    """Install ``wheel`` into the scheme ``paths`` (the target's sysconfig paths, final locations).
+
+    ``python_final`` goes into script shebangs; ``python_now`` compiles byte-code.
+    """
+    collisions = collisions or os.environ.get("SAGE_INSTALL_COLLISIONS", "error")
+    if collisions not in ("error", "warn"):
+        raise InstallError(f"SAGE_INSTALL_COLLISIONS={collisions!r}: use 'error' or 'warn'")
+    scheme = {key: paths[key] for key in ("purelib", "platlib", "scripts", "data")}
+    try:
+        with WheelFile.open(wheel) as probe:
+            dist_info = probe.dist_info_dir
+            name, version = dist_info[: -len(".dist-info")].rsplit("-", 1)
+    except Exception as error:  # zipfile.BadZipFile, installer's own errors, KeyError ...
+        raise InstallError(f"{wheel} is not a valid wheel: {error}") from None
+    scheme["headers"] = os.path.join(paths["data"], "include", "site",
+                                     f"python{Path(paths['stdlib']).name[len('python'):]}", name)
+    destination = AtomicDestination(
+        scheme, interpreter=str(python_final), script_kind="posix", installing=f"{name} {version}",
+        python=python_now, collisions=collisions, bytecode_levels=bytecode_levels,
+        lock_file=lock_file, destdir=str(destdir) if destdir else None,
+    )
+    try:
+        with CheckedWheelFile.open(wheel) as source:
+            installer_install(source, destination, {"INSTALLER": INSTALLER_NAME})
+    except InstallError:
+        destination.discard()
+        _roll_back(destination.published)
+        raise
+    except Exception as error:
+        destination.discard()
+        _roll_back(destination.published)
+        raise InstallError(f"installing {wheel.name} failed: {error}; nothing of it was kept") from None
+    root = Path(destination._path_with_destdir(Scheme("purelib"), dist_info))
+    return InstalledWheel(name=name, version=version, dist_info=root, files=list(destination.published))
+
+
+def _roll_back(published: list[Path]) -> None:
+    # Only reached before RECORD exists, i.e. files are ours alone or identical shared ones
+    # (those were never counted as published by us).
+    for path in reversed(published):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def merge_staging(staging_root: Path, prefix: Path, local: Path, *, installing: str,
+                  lock_file: Path | None = None) -> list[str]:
+    """Move a script's ``DESTDIR`` tree (``staging_root/<prefix>``) into the prefix.
+
+    Returns the installed paths relative to the prefix, for the manifest.
+    """
+    staged_prefix = staging_root / prefix.relative_to(prefix.anchor)
+    if not staging_root.exists():
+        return []
+    outside = [p for p in staging_root.rglob("*")
+               if not p.is_dir() and not _is_relative_to(p, staged_prefix)]
+    if outside:
+        raise InstallError(
+            f"{installing} installed files outside the prefix {prefix}, e.g. "
+            f"{'/' + str(outside[0].relative_to(staging_root))}; install into $SAGE_LOCAL only"
+        )
+    installed = []
+    with prefix_lock(lock_file, shared=True):
+        for root, dirs, files in os.walk(staged_prefix):
+            dirs.sort()
+            rel_root = Path(root).relative_to(staged_prefix)
+            for name in sorted(files) + sorted(d for d in dirs if os.path.islink(os.path.join(root, d))):
+                source = Path(root, name)
+                target = local / rel_root / name
+                make_dirs(target.parent)
+                tmp = tmp_name(target)
+                if source.is_symlink():
+                    os.symlink(os.readlink(source), tmp)
+                else:
+                    os.link(source, tmp) if _same_device(source, target.parent) else _copy(source, tmp)
+                # A new build of a non-Python package replaces its own files.
+                publish_file(tmp, target, installing=installing, collisions="replace")
+                installed.append(str(rel_root / name))
+    return installed
+
+
+def _copy(source: Path, dest: Path) -> None:
+    import shutil
+
+    shutil.copy2(source, dest)
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except OSError:
+        return False
+
+
+def _is_relative_to(path: Path, base: Path) -> bool:
+    try:
+        path.relative_to(base)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,116 @@
+"""Where things are: the source tree, the prefix, and an optional staging root.
+
+Every path the tools write goes through :class:`Layout`, so that a staged
+install (``DESTDIR``) changes one object and not every caller.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    sage_root: Path
+    prefix: Path              # SAGE_LOCAL as the installed tree will see it
+    destdir: Path | None = None  # staging root; None installs in place
+    upstream_dir: Path | None = None
+
+    def staged(self, path: Path) -> Path:
+        """Where a path of the final prefix is written now (under DESTDIR when staging)."""
+        if self.destdir is None:
+            return path
+        return self.destdir / path.relative_to(path.anchor)
+
+    @property
+    def local(self) -> Path:
+        """The prefix as written now (staged when DESTDIR is set)."""
+        return self.staged(self.prefix)
+
+    @property
+    def var_sage(self) -> Path:
+        return self.local / "var" / "lib" / "sage"
+
+    @property
+    def installed_dir(self) -> Path:
+        return self.var_sage / "installed"
+
+    @property
+    def wheels_dir(self) -> Path:
+        return self.var_sage / "wheels"
+
+    @property
+    def scripts_dir(self) -> Path:
+        return self.var_sage / "scripts"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.var_sage / "prefix.lock"
+
+    @property
+    def target_file(self) -> Path:
+        return self.var_sage / "target-python.json"
+
+    @property
+    def build_root(self) -> Path:
+        return self.local / "var" / "tmp" / "sage" / "build"
+
+    @property
+    def pkgs_dir(self) -> Path:
+        return self.sage_root / "build" / "pkgs"
+
+    @property
+    def make_dir(self) -> Path:
+        return self.sage_root / "build" / "make"
+
+    @property
+    def hashes_dir(self) -> Path:
+        return self.make_dir / "hashes"
+
+    @property
+    def config_file(self) -> Path:
+        return self.make_dir / "config.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.sage_root / "logs" / "pkgs"
+
+    @property
+    def upstream(self) -> Path:
+        return self.upstream_dir or (self.sage_root / "upstream")
+
+    @property
+    def python(self) -> Path:
+        """The prefix's interpreter as the tools run it now."""
+        return self.local / "bin" / "python3"
+
+    def stamp(self, name: str, version: str) -> Path:
+        return self.installed_dir / f"{name}-{version}"
+
+    def log_file(self, name: str, version: str) -> Path:
+        return self.logs_dir / f"{name}-{version}.log"
+
+    def installed_stamps(self, name: str) -> list[Path]:
+        """The stamps of every installed version of package ``name``."""
+        try:
+            entries = os.listdir(self.installed_dir)
+        except FileNotFoundError:
+            return []
+        prefix = name + "-"
+        # A version never starts with a letter... except 'none'; names may contain '-' in
+        # foreign trees, so match on "<name>-<something without the name's own dashes>".
+        return sorted(
+            self.installed_dir / entry for entry in entries
+            if entry.startswith(prefix) and _is_version_part(entry[len(prefix):])
+        )
+
+
+def _is_version_part(text: str) -> bool:
+    return bool(text) and (text[0].isdigit() or text == "none") and "-" not in text
+
+
+def default_sage_root() -> Path:
+    """The source tree this sage-build runs from (two levels above this package's src/)."""
+    return Path(__file__).resolve().parents[2]

@@ -1,0 +1,91 @@
+"""Per-package logs and the machine-readable build events.
+
+Every line a package's build prints goes to ``logs/pkgs/<pkg>-<version>.log``
+prefixed ``[pkg-version] ``; the same lines reach the terminal with ``V=1`` or
+when it is not a terminal.  Each phase also appends one JSON event to
+``logs/events.jsonl``; a single ``write`` on an ``O_APPEND`` descriptor keeps
+lines whole under ``make -j``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Mapping, Sequence, TextIO
+
+
+def echo_to_terminal() -> bool:
+    """Whether build output goes to the terminal as well as to the log."""
+    verbose = os.environ.get("V", "")
+    if verbose not in ("", "0"):
+        return True
+    return not sys.stdout.isatty()
+
+
+class PackageLog:
+    """The log of one package build."""
+
+    def __init__(self, path: Path, tag: str, echo: bool | None = None, stream: TextIO | None = None):
+        self.path = path
+        self.tag = tag
+        self.echo = echo_to_terminal() if echo is None else echo
+        self.stream = stream or sys.stdout
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a", encoding="utf-8", errors="replace")
+        self._tail: deque[str] = deque(maxlen=200)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "PackageLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def line(self, text: str, *, always: bool = False) -> None:
+        """Log one line (several if ``text`` has newlines)."""
+        for part in text.rstrip("\n").split("\n"):
+            prefixed = f"[{self.tag}] {part}" if self.tag else part
+            self._file.write(prefixed + "\n")
+            self._tail.append(part)
+            if self.echo or always:
+                print(prefixed, file=self.stream, flush=True)
+        self._file.flush()
+
+    def run(self, command: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> int:
+        """Run a command with its output (stdout and stderr) going to the log; return the exit code."""
+        self.line("$ " + " ".join(str(c) for c in command))
+        try:
+            process = subprocess.Popen(
+                [str(c) for c in command], cwd=cwd, env=dict(env) if env is not None else None,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                text=True, errors="replace", bufsize=1,
+            )
+        except OSError as error:
+            self.line(f"cannot run {command[0]}: {error}")
+            return 127
+        assert process.stdout is not None
+        for output in process.stdout:
+            self.line(output)
+        return process.wait()
+
+    def tail(self, lines: int = 120) -> str:
+        return "\n".join(list(self._tail)[-lines:])
+
+
+def record_event(events_file: Path, **event: object) -> None:
+    """Append one event (a JSON line) to the build events log."""
+    event.setdefault("time", time.time())
+    data = (json.dumps(event, sort_keys=True) + "\n").encode()
+    events_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(events_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)

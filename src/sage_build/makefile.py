@@ -1,0 +1,110 @@
+"""Rendering build/make/Makefile: make is the scheduler.
+
+One stamp target per package, its prerequisites the stamps of its
+dependencies (order-only after ``|``) and a recipe-hash file that changes only
+when the recipe's content changes.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from .graph import PYTHON_PSEUDO, Graph
+from .recipe import recipe_hash
+
+
+@dataclass(frozen=True)
+class PackagePlan:
+    """What configure decided for one package."""
+
+    name: str
+    enabled: bool
+    from_system: bool
+    reason: str   # for the table: why enabled/disabled/from system
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("sage_build", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render_makefile(
+    graph: Graph,
+    plans: dict[str, PackagePlan],
+    *,
+    sage_root: Path,
+    prefix: Path,
+    python_version: str,
+    argv: list[str],
+    disabled_installed: list[str] = (),
+) -> str:
+    """The text of build/make/Makefile."""
+    built = {name for name, plan in plans.items() if not plan.from_system}
+    enabled = {name for name, plan in plans.items() if plan.enabled}
+    packages = []
+    for name in sorted(graph.packages):
+        pkg = graph.packages[name]
+        normal, order_only = graph.dependencies(name, enabled=enabled)
+        packages.append({
+            "name": name,
+            "version": pkg.stamp_version,
+            "built": name in built,
+            "enabled": name in enabled,
+            "reason": plans[name].reason,
+            # The pseudo-package is a prerequisite of every stamp anyway; system packages need no stamp.
+            "normal": [d for d in normal if d != PYTHON_PSEUDO and d in built],
+            "order_only": [d for d in order_only if d != PYTHON_PSEUDO and d in built],
+        })
+    build_order = [name for name in graph.topological_order(enabled) if name in built]
+    return _environment().get_template("Makefile.j2").render(
+        argv_text=" ".join(shlex.quote(a) for a in ["./configure.py", *argv]),
+        sage_root=_make_path(sage_root),
+        prefix=_make_path(prefix),
+        python_pseudo=PYTHON_PSEUDO,
+        python_version=python_version,
+        toolchain=[name for name in graph.toolchain if name in built],
+        blas="openblas" if "openblas" in built else None,
+        mp_library="gmp" if "gmp" in built else None,
+        packages=packages,
+        build_order=build_order,
+        disabled_installed=list(disabled_installed),
+    )
+
+
+def _make_path(path: Path) -> str:
+    text = str(path)
+    if any(c in text for c in " #$:%"):
+        raise ValueError(f"{text!r}: make cannot handle paths with spaces, '#', '$', ':' or '%'")
+    return text
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write atomically, and only when the content differs (so make sees no new mtime)."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True
+
+
+def update_recipe_hash(hashes_dir: Path, name: str, pkg_path: Path) -> bool:
+    """Refresh ``hashes/<name>`` (only if the recipe's content changed) and touch ``<name>.checked``."""
+    changed = write_if_changed(hashes_dir / name, recipe_hash(pkg_path) + "\n")
+    checked = hashes_dir / f"{name}.checked"
+    checked.touch()
+    return changed

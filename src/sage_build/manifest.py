@@ -1,0 +1,67 @@
+"""The installed manifest, ``var/lib/sage/installed/<pkg>-<version>``: the make stamp.
+
+Sage's JSON format.  For a Python package ``files`` lists only the wheel
+(``var/lib/sage/wheels/<wheel>``); the files the wheel installed are known to
+its RECORD, and removed by the package's spkg-piprm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from . import __version__
+from .install import write_atomic
+from .layout import Layout
+
+
+def write_manifest(layout: Layout, name: str, version: str, files: list[str], test_result: str = "") -> Path:
+    """Write the stamp last: it exists only if everything before it succeeded."""
+    data = {
+        "package_name": name,
+        "package_version": version,
+        "install_date": time.strftime("%a %b %d %H:%M:%S %Z %Y"),
+        "system_uname": " ".join(platform.uname()),
+        "sage_version": f"sage-build {__version__}",
+        "test_result": test_result,
+        "files": sorted(files),
+    }
+    stamp = layout.stamp(name, version)
+    write_atomic(stamp, (json.dumps(data, indent=4) + "\n").encode())
+    return stamp
+
+
+def read_manifest(stamp: Path) -> dict:
+    """A manifest's content; an empty one (Sage writes those for old installs) reads as no files."""
+    try:
+        text = stamp.read_text()
+    except FileNotFoundError:
+        return {}
+    if not text.strip():
+        return {"files": []}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"files": []}
+
+
+def installed_versions(layout: Layout, names) -> dict[str, str]:
+    """Package name -> installed version, for the given package names."""
+    try:
+        entries = os.listdir(layout.installed_dir)
+    except FileNotFoundError:
+        return {}
+    found: dict[str, str] = {}
+    names = set(names)
+    for entry in entries:
+        # Names may contain '-', versions rarely: try every split point, longest name first.
+        parts = entry.split("-")
+        for i in range(len(parts) - 1, 0, -1):
+            name = "-".join(parts[:i])
+            if name in names:
+                found[name] = "-".join(parts[i:])
+                break
+    return found

@@ -1,0 +1,369 @@
+"""Reading package recipes in SageMath's file-per-fact format.
+
+A recipe is a directory ``build/pkgs/<name>/``; only directories holding a
+``type`` file are packages (as in Sage).  Everything any tool knows about a
+recipe comes from :func:`load_package`, and the kind of a package is decided
+by :func:`package_kind` alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RecipeError
+
+TYPES = ("base", "standard", "optional", "experimental")
+CHECKSUM_KEYS = ("sha256", "sha1", "md5", "cksum")
+SCRIPT_NAMES = (
+    "spkg-install", "spkg-build", "spkg-check",
+    "spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm",
+)
+_MAKE_VARIABLE = re.compile(r"^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$")
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_SDH_PIP = re.compile(r"\bsdh_(pip_install|setup_bdist_wheel|store_and_pip_install_wheel|pip_editable_install)\b")
+
+
+class Kind(enum.Enum):
+    """How a package is obtained; see :func:`package_kind`."""
+
+    PIP = "pip"        # requirements.txt: resolved and fetched with pip
+    WHEEL = "wheel"    # upstream tarball is a wheel: installed as it is
+    NORMAL = "normal"  # upstream tarball built by a script or, for a Python sdist, by PEP 517
+    SCRIPT = "script"  # no tarball, only an spkg-install script
+    NONE = "none"      # nothing to build (only metadata such as distros/)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """The parsed first line of ``dependencies`` plus the extra dependency files.
+
+    Entries are package names or make variables written as ``$(NAME)``.
+    """
+
+    normal: tuple[str, ...] = ()
+    order_only: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    check: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    path: Path
+    type: str
+    version: str | None               # with the .pN patch level, as in package-version.txt
+    tarball_pattern: str | None        # as written, with the literal VERSION
+    checksums: dict[str, str] = field(default_factory=dict)
+    upstream_url_pattern: str | None = None
+    debian_source: str | None = None
+    dependencies: Dependencies = Dependencies()
+    install_requires: tuple[str, ...] = ()  # PEP 508 lines, comments dropped
+    requirements: tuple[str, ...] = ()      # pip package: lines of requirements.txt
+    scripts: frozenset[str] = frozenset()   # names of the spkg-* scripts present (without .in)
+    distros: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    has_patches: bool = False
+    has_src: bool = False
+
+    @property
+    def upstream_version(self) -> str | None:
+        """The version without Sage's ``.pN`` patch level: what the tarball name uses."""
+        if self.version is None:
+            return None
+        return re.sub(r"\.p\d+$", "", self.version)
+
+    @property
+    def stamp_version(self) -> str:
+        return self.version or "none"
+
+    @property
+    def tarball(self) -> str | None:
+        if self.tarball_pattern is None:
+            return None
+        return self.tarball_pattern.replace("VERSION", self.upstream_version or "")
+
+    @property
+    def upstream_url(self) -> str | None:
+        if self.upstream_url_pattern is None:
+            return None
+        return self.upstream_url_pattern.replace("VERSION", self.upstream_version or "")
+
+    @property
+    def kind(self) -> Kind:
+        return package_kind(self)
+
+    @property
+    def is_python(self) -> bool:
+        """True when the package installs a Python distribution (a wheel)."""
+        return is_python_package(self)
+
+    @property
+    def builds_wheel(self) -> bool:
+        """True for a normal package whose source is a Python sdist: it is built into a wheel."""
+        return self.kind is Kind.NORMAL and self.is_python
+
+    @property
+    def distribution_name(self) -> str | None:
+        """The Python distribution name from install-requires.txt, if any."""
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        for line in self.install_requires:
+            try:
+                return Requirement(line).name
+            except InvalidRequirement:
+                continue
+        return None
+
+    def script_path(self, script: str) -> Path | None:
+        """The file of spkg script ``script`` (``spkg-install.in`` or a plain ``spkg-install``)."""
+        for candidate in (self.path / f"{script}.in", self.path / script):
+            if candidate.is_file():
+                return candidate
+        return None
+
+
+def package_kind(pkg: Package) -> Kind:
+    """THE decision of a package's kind; every tool calls this and only this."""
+    if pkg.requirements:
+        return Kind.PIP
+    if pkg.tarball_pattern:
+        if pkg.tarball_pattern.endswith(".whl"):
+            return Kind.WHEEL
+        return Kind.NORMAL
+    if "spkg-install" in pkg.scripts:
+        return Kind.SCRIPT
+    return Kind.NONE
+
+
+def is_python_package(pkg: Package) -> bool:
+    """Whether the package's product is a Python distribution installed from a wheel."""
+    kind = package_kind(pkg)
+    if kind in (Kind.PIP, Kind.WHEEL):
+        return True
+    if kind is not Kind.NORMAL:
+        return False
+    install = pkg.script_path("spkg-install")
+    if install is None:
+        # No script: the default build is PEP 517, which only makes sense for an sdist.
+        return True
+    if pkg.install_requires:
+        return True
+    return bool(_SDH_PIP.search(install.read_text(errors="replace")))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: expected a file, found a directory") from None
+
+
+def _meaningful_lines(text: str) -> list[str]:
+    """Lines with ``#`` comments and blanks removed."""
+    lines = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+def parse_dependency_line(text: str, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Parse the first line of a ``dependencies`` file into (normal, order-only).
+
+    Only the first line counts (Sage's rule); ``#`` starts a comment; a ``|``
+    separates order-only dependencies.
+    """
+    first = text.splitlines()[0] if text.strip() else ""
+    first = first.split("#", 1)[0]
+    parts = first.split("|")
+    if len(parts) > 2:
+        raise RecipeError(f"{where}: more than one '|' in the dependency line {first.strip()!r}")
+    normal = tuple(parts[0].split())
+    order_only = tuple(parts[1].split()) if len(parts) == 2 else ()
+    for token in normal + order_only:
+        if not (_MAKE_VARIABLE.match(token) or _PACKAGE_NAME.match(token)):
+            raise RecipeError(
+                f"{where}: {token!r} is neither a package name nor a make variable such as $(PYTHON)"
+            )
+    return normal, order_only
+
+
+def parse_checksums(text: str, where: str) -> dict[str, str]:
+    """Parse ``checksums.ini``: ``key=value`` lines, ``#`` comments and blank lines."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise RecipeError(f"{where}, line {number}: expected 'key=value', found {raw.strip()!r}")
+        if not value:
+            raise RecipeError(f"{where}, line {number}: '{key}=' has no value")
+        if key in values:
+            raise RecipeError(f"{where}, line {number}: '{key}' is given twice")
+        values[key] = value
+    return values
+
+
+def _check_checksum_value(key: str, value: str, where: str) -> None:
+    lengths = {"sha256": 64, "sha1": 40, "md5": 32}
+    if key in lengths:
+        if len(value) != lengths[key] or not re.fullmatch(r"[0-9a-fA-F]+", value):
+            raise RecipeError(
+                f"{where}: {key}={value!r} is not a {lengths[key]}-digit hexadecimal {key} sum;"
+                f" run ./sage --package fix-checksum to recompute it"
+            )
+    elif key == "cksum" and not value.isdigit():
+        raise RecipeError(f"{where}: cksum={value!r} is not a decimal POSIX cksum value")
+
+
+def load_package(path: Path) -> Package:
+    """Load the recipe in directory ``path``; raise :class:`RecipeError` on malformed files."""
+    name = path.name
+    where = f"package '{name}'"
+    type_text = _read(path / "type")
+    if type_text is None:
+        raise RecipeError(f"{path}/type is missing: every package directory needs a type file ({', '.join(TYPES)})")
+    type_lines = _meaningful_lines(type_text)
+    pkg_type = type_lines[0] if type_lines else ""
+    if pkg_type not in TYPES:
+        raise RecipeError(
+            f"{path}/type: unknown type {pkg_type!r} for {where}; expected one of {', '.join(TYPES)}"
+        )
+
+    version = None
+    version_text = _read(path / "package-version.txt")
+    if version_text is not None:
+        lines = _meaningful_lines(version_text)
+        if not lines:
+            raise RecipeError(f"{path}/package-version.txt is empty: write the version of {where}")
+        version = lines[0]
+        if not re.fullmatch(r"[A-Za-z0-9_.+~-]+", version):
+            raise RecipeError(f"{path}/package-version.txt: {version!r} is not a valid version")
+
+    checksums: dict[str, str] = {}
+    tarball_pattern = upstream_url = debian_source = None
+    checksums_text = _read(path / "checksums.ini")
+    if checksums_text is not None:
+        where_ini = f"{path}/checksums.ini"
+        values = parse_checksums(checksums_text, where_ini)
+        tarball_pattern = values.get("tarball")
+        upstream_url = values.get("upstream_url")
+        debian_source = values.get("debian_source")
+        for key in CHECKSUM_KEYS:
+            if key in values:
+                _check_checksum_value(key, values[key], where_ini)
+                checksums[key] = values[key].lower()
+        if tarball_pattern is None and (checksums or upstream_url):
+            raise RecipeError(f"{where_ini}: checksums without a 'tarball=' line naming the file")
+        if tarball_pattern is not None and not checksums:
+            raise RecipeError(
+                f"{where_ini}: tarball pattern {tarball_pattern!r} has no checksum (sha256=...);"
+                f" run ./sage --package fix-checksum {name}"
+            )
+        if tarball_pattern is not None and version is None:
+            raise RecipeError(
+                f"{path}/package-version.txt is missing: {where} has a tarball, so it needs a version"
+            )
+
+    normal: tuple[str, ...] = ()
+    order_only: tuple[str, ...] = ()
+    deps_text = _read(path / "dependencies")
+    if deps_text is not None:
+        normal, order_only = parse_dependency_line(deps_text, f"{path}/dependencies")
+    extra: dict[str, tuple[str, ...]] = {}
+    for suffix in ("order_only", "optional", "check"):
+        text = _read(path / f"dependencies_{suffix}")
+        if text is not None:
+            first, second = parse_dependency_line(text, f"{path}/dependencies_{suffix}")
+            extra[suffix] = first + second
+    dependencies = Dependencies(
+        normal=normal,
+        order_only=order_only + extra.get("order_only", ()),
+        optional=extra.get("optional", ()),
+        check=extra.get("check", ()),
+    )
+
+    install_requires: tuple[str, ...] = ()
+    for filename in ("install-requires.txt", "version_requirements.txt"):
+        text = _read(path / filename)
+        if text is not None:
+            install_requires = tuple(_meaningful_lines(text))
+            break
+    requirements_text = _read(path / "requirements.txt")
+    requirements = tuple(_meaningful_lines(requirements_text)) if requirements_text is not None else ()
+    if requirements_text is not None and not requirements:
+        raise RecipeError(f"{path}/requirements.txt lists no requirement for {where}")
+
+    scripts = frozenset(
+        script for script in SCRIPT_NAMES
+        if (path / f"{script}.in").is_file() or (path / script).is_file()
+    )
+
+    distros: dict[str, tuple[str, ...]] = {}
+    distros_dir = path / "distros"
+    if distros_dir.is_dir():
+        for entry in sorted(distros_dir.glob("*.txt")):
+            distros[entry.stem] = tuple(_meaningful_lines(entry.read_text(errors="replace")))
+
+    return Package(
+        name=name,
+        path=path,
+        type=pkg_type,
+        version=version,
+        tarball_pattern=tarball_pattern,
+        checksums=checksums,
+        upstream_url_pattern=upstream_url,
+        debian_source=debian_source,
+        dependencies=dependencies,
+        install_requires=install_requires,
+        requirements=requirements,
+        scripts=scripts,
+        distros=distros,
+        has_patches=(path / "patches").is_dir(),
+        has_src=(path / "src").exists(),
+    )
+
+
+def package_dirs(pkgs_dir: Path) -> list[Path]:
+    """The package directories of a tree: those holding a ``type`` file, sorted by name."""
+    try:
+        entries = os.scandir(pkgs_dir)
+    except FileNotFoundError:
+        raise RecipeError(f"{pkgs_dir}: no such directory of package recipes") from None
+    with entries:
+        dirs = [Path(e.path) for e in entries if e.is_dir() and os.path.isfile(os.path.join(e.path, "type"))]
+    return sorted(dirs, key=lambda p: p.name)
+
+
+def load_packages(pkgs_dir: Path) -> dict[str, Package]:
+    """Load every package of a tree, keyed by name."""
+    return {path.name: load_package(path) for path in package_dirs(pkgs_dir)}
+
+
+def recipe_files(pkg_path: Path) -> list[Path]:
+    """The files whose content makes up a recipe (what a rebuild depends on)."""
+    files = []
+    for root, dirs, names in os.walk(pkg_path):
+        dirs[:] = sorted(d for d in dirs if d not in ("src", "__pycache__"))
+        for name in sorted(names):
+            files.append(Path(root, name))
+    return files
+
+
+def recipe_hash(pkg_path: Path) -> str:
+    """A hash over the recipe's files (names and contents), excluding an in-tree ``src/``."""
+    digest = hashlib.sha256()
+    for file in recipe_files(pkg_path):
+        digest.update(str(file.relative_to(pkg_path)).encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()

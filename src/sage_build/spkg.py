@@ -1,0 +1,386 @@
+"""sage-spkg: one package through the pipeline.
+
+fetch -> unpack -> build -> uninstall the old version -> install -> record -> (check).
+The old version is removed only after the new one built; the stamp (manifest)
+is written last, so it exists only if everything before it succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import fetch as fetching
+from .build import build_environment, build_wheel, run_script
+from .config import Config, load_config
+from .errors import BuildError, FetchError, InstallError, SageBuildError
+from .graph import PYTHON_PSEUDO
+from .install import install_wheel, merge_staging, write_atomic
+from .layout import Layout
+from .log import PackageLog, record_event
+from .manifest import write_manifest
+from .recipe import Kind, Package, load_package, load_packages
+from .target import TargetPython, query_python
+from .uninstall import PIPRM, render_piprm, uninstall
+from .unpack import apply_patches, unpack_source
+
+MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
+
+
+class PhaseFailed(SageBuildError):
+    def __init__(self, phase: str, error: Exception):
+        self.phase, self.error = phase, error
+        super().__init__(f"phase '{phase}': {error}")
+
+
+class Spkg:
+    """Runs one package through the pipeline."""
+
+    def __init__(self, config: Config, layout: Layout, pkg: Package, *, keep_build: bool = False,
+                 check: bool = False, echo: bool | None = None, reason: str = ""):
+        self.config, self.layout, self.pkg = config, layout, pkg
+        self.version = pkg.stamp_version
+        self.tag = f"{pkg.name}-{self.version}"
+        self.keep_build = keep_build or os.environ.get("SAGE_KEEP_BUILT_SPKGS") == "yes"
+        self.check = check or os.environ.get("SAGE_CHECK") in ("yes", "warn")
+        self.log_path = layout.log_file(pkg.name, self.version)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text("")
+        self.log = PackageLog(self.log_path, self.tag, echo=echo)
+        self.events = layout.sage_root / "logs" / "events.jsonl"
+        self.reason = reason
+        self.build_dir = layout.build_root / self.tag
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        start = time.time()
+        self.log.line(f"--- {name} ---", always=not self.log.echo and sys.stdout.isatty())
+        record_event(self.events, package=self.pkg.name, version=self.version, phase=name, event="start",
+                     time=start, log=str(self.log_path), reason=self.reason)
+        try:
+            yield
+        except BaseException as error:
+            record_event(self.events, package=self.pkg.name, version=self.version, phase=name, event="end",
+                         outcome="failed", start=start, time=time.time(), duration=time.time() - start,
+                         log=str(self.log_path), error=str(error))
+            if isinstance(error, SageBuildError):
+                self.log.line(f"Error: {error}")
+                raise PhaseFailed(name, error) from error
+            if isinstance(error, OSError):
+                self.log.line(f"Error: {error}")
+                raise PhaseFailed(name, error) from error
+            raise
+        record_event(self.events, package=self.pkg.name, version=self.version, phase=name, event="end",
+                     outcome="ok", start=start, time=time.time(), duration=time.time() - start,
+                     log=str(self.log_path))
+
+    # -- the pipeline ---------------------------------------------------------
+
+    def run(self) -> Path:
+        try:
+            if self.pkg.name == PYTHON_PSEUDO:
+                return self._make_venv()
+            return self._run()
+        finally:
+            self.log.close()
+
+    def _make_venv(self) -> Path:
+        with self.phase("install"):
+            command = [self.config.python, "-m", "venv", "--without-pip"]
+            if self.config.system_site_packages:
+                command.append("--system-site-packages")
+            if self.log.run(command + [str(self.layout.local)]) != 0:
+                raise BuildError(f"could not make the virtual environment {self.layout.local} with {self.config.python}")
+            target = query_python(self.layout.python)
+            target.save(self.layout.target_file)
+        with self.phase("record"):
+            return write_manifest(self.layout, self.pkg.name, self.version, [])
+
+    def _run(self) -> Path:
+        try:
+            target = TargetPython.load(self.layout.target_file)
+        except FileNotFoundError:
+            raise SageBuildError(
+                f"the prefix {self.layout.local} has no virtual environment yet: run `make {PYTHON_PSEUDO}`"
+                f" (make {self.pkg.name} does it first)"
+            ) from None
+        shutil.rmtree(self.build_dir, ignore_errors=True)
+        self.build_dir.mkdir(parents=True)
+        env = build_environment(
+            sage_root=self.layout.sage_root, prefix=self.layout.prefix, local=self.layout.local,
+            build_dir=self.build_dir, pkg_name=self.pkg.name, pkg_version=self.version,
+        )
+        dist_dir = self.build_dir / "dist"
+        kind = self.pkg.kind
+        with self.phase("fetch"):
+            sources = self._fetch(target)
+        if kind in (Kind.NORMAL, Kind.SCRIPT):
+            with self.phase("unpack"):
+                self._unpack(sources)
+        with self.phase("build"):
+            self._build(kind, sources, target, env, dist_dir)
+        wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
+        staging = self.build_dir / "inst"
+        if kind in (Kind.NORMAL, Kind.SCRIPT) and not self.pkg.is_python and not wheels \
+                and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
+            raise PhaseFailed("build", BuildError(
+                "the build succeeded but installed nothing: its spkg-install must install into"
+                " $SAGE_DESTDIR (sdh_make_install does) or store a wheel"))
+        if kind in (Kind.NORMAL, Kind.WHEEL, Kind.PIP) and self.pkg.is_python and not wheels:
+            raise PhaseFailed("build", BuildError("the build produced no wheel"))
+        with self.phase("uninstall-old"):
+            uninstall(self.layout, self.pkg.name, say=self.log.line)
+        files: list[str] = []
+        distributions = []
+        with self.phase("install"):
+            self._maintainer_script("spkg-preinst", env)
+            for wheel in wheels:
+                stored = self._store_wheel(wheel)
+                installed = install_wheel(
+                    stored, paths=_final_paths(target, self.layout), python_final=self.layout.prefix / "bin" / "python3",
+                    python_now=self.layout.python, destdir=self.layout.destdir, lock_file=self.layout.lock_file,
+                    bytecode_levels=_bytecode_levels(),
+                )
+                self.log.line(f"installed {stored.name}")
+                files.append(str(stored.relative_to(self.layout.local)))
+                distributions.append((installed.name, installed.version,
+                                      str(installed.dist_info.relative_to(self.layout.local))))
+            files += merge_staging(staging, self.layout.prefix, self.layout.local, installing=self.tag,
+                                   lock_file=self.layout.lock_file)
+            self._maintainer_script("spkg-postinst", env)
+        test_result = ""
+        if self.check and self.pkg.script_path("spkg-check"):
+            with self.phase("check"):
+                run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env, log=self.log,
+                           name="spkg-check")
+                test_result = "passed"
+        with self.phase("record"):
+            self._record_scripts(distributions)
+            stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
+        if not self.keep_build:
+            shutil.rmtree(self.build_dir, ignore_errors=True)
+        return stamp
+
+    # -- phases -----------------------------------------------------------------
+
+    def _fetch(self, target: TargetPython) -> list[Path]:
+        pkg = self.pkg
+        if pkg.kind is Kind.PIP:
+            return fetch_pip_package(pkg, self.layout, target, self.log)
+        if pkg.tarball is None:
+            return []
+        path = fetching.fetch(
+            pkg.tarball, pkg.checksums, package=pkg.name, upstream_dir=self.layout.upstream,
+            mirrors=self.config.mirrors, index_name=(pkg.distribution_name or pkg.name) if pkg.is_python else None,
+            upstream_url=pkg.upstream_url, debian_source=pkg.debian_source,
+        )
+        self.log.line(f"using {path} (checksum verified)")
+        return [path]
+
+    def _unpack(self, sources: list[Path]) -> None:
+        if sources:
+            src = unpack_source(sources[0], self.build_dir)
+        else:
+            src = self.build_dir / "src"
+            if (self.pkg.path / "src").exists():
+                shutil.copytree(self.pkg.path / "src", src, symlinks=True)
+            else:
+                src.mkdir()
+        patches = sorted((self.pkg.path / "patches").glob("*.patch")) if self.pkg.has_patches else []
+        if patches:
+            apply_patches(src, patches, log=self.log.line)
+
+    def _build(self, kind: Kind, sources: list[Path], target: TargetPython, env: dict, dist_dir: Path) -> None:
+        dist_dir.mkdir(exist_ok=True)
+        if kind is Kind.WHEEL:
+            wheel = sources[0]
+            if not target.supports_wheel(wheel.name):
+                raise BuildError(f"{wheel.name} does not fit the target Python {target.version} ({target.tags[0]} ...)")
+            shutil.copy2(wheel, dist_dir / wheel.name)
+        elif kind is Kind.PIP:
+            for source in sources:
+                if source.name.endswith(".whl"):
+                    shutil.copy2(source, dist_dir / source.name)
+                else:
+                    unpacked = self.build_dir / f"sdist-{source.name}"
+                    unpacked.mkdir()
+                    src = unpack_source(source, unpacked)
+                    build_wheel(src, dist_dir, python=self.layout.python, env=env, log=self.log,
+                                markers=target.markers, requirement_hint=self._recipe_for)
+        elif kind in (Kind.NORMAL, Kind.SCRIPT):
+            scripts = [s for s in ("spkg-build", "spkg-install") if self.pkg.script_path(s)]
+            if scripts:
+                for script in scripts:
+                    run_script(self.pkg.script_path(script), build_dir=self.build_dir, env=env, log=self.log,
+                               name=script)
+            else:
+                build_wheel(self.build_dir / "src", dist_dir, python=self.layout.python, env=env, log=self.log,
+                            markers=target.markers, requirement_hint=self._recipe_for)
+
+    def _recipe_for(self, distribution: str) -> str | None:
+        """The recipe that provides a Python distribution (for 'add X to dependencies' advice)."""
+        from packaging.utils import canonicalize_name
+
+        for name, pkg in load_packages(self.layout.pkgs_dir).items():
+            if pkg.distribution_name and canonicalize_name(pkg.distribution_name) == distribution:
+                return name
+            if canonicalize_name(name) == distribution:
+                return name
+        return None
+
+    def _store_wheel(self, wheel: Path) -> Path:
+        """Move a built wheel into var/lib/sage/wheels by rename: never half a wheel there."""
+        self.layout.wheels_dir.mkdir(parents=True, exist_ok=True)
+        stored = self.layout.wheels_dir / wheel.name
+        try:
+            os.replace(wheel, stored)
+        except OSError:  # another filesystem: copy beside the target, then rename
+            tmp = stored.with_name(f".{stored.name}.tmp{os.getpid()}")
+            shutil.copy2(wheel, tmp)
+            os.replace(tmp, stored)
+        return stored
+
+    def _maintainer_script(self, script: str, env: dict) -> None:
+        path = self.pkg.script_path(script)
+        if path is not None:
+            run_script(path, build_dir=self.build_dir, env=env, log=self.log, name=script)
+
+    def _record_scripts(self, distributions: list[tuple[str, str, str]]) -> None:
+        directory = self.layout.scripts_dir / self.pkg.name
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        if distributions:
+            text = render_piprm(package=self.pkg.name, version=self.version,
+                                python=self.layout.prefix / "bin" / "python3", prefix=self.layout.prefix,
+                                distributions=distributions)
+            write_atomic(directory / PIPRM, text.encode(), mode=0o755)
+        helpers = Path(__file__).resolve().parents[2] / "build" / "bin" / "sage-dist-helpers"
+        for script in MAINTAINER_SCRIPTS:
+            path = self.pkg.script_path(script)
+            if path is not None:
+                body = f"#!/usr/bin/env bash\nset -e\n. '{helpers}'\n{path.read_text()}\n"
+                write_atomic(directory / script, body.encode(), mode=0o755)
+
+    def failure_report(self, failure: PhaseFailed) -> str:
+        lines = self.log.tail(120)
+        return (
+            f"\n{'*' * 72}\nError: {self.tag} failed in phase '{failure.phase}':\n  {failure.error}\n"
+            f"Log file: {self.log_path}\n--- last lines of the log ---\n{lines}\n{'*' * 72}\n"
+            f"To reproduce: make {self.pkg.name}   (or: {self.layout.sage_root}/build/bin/sage-spkg -s"
+            f" {self.pkg.name}, which keeps the build directory {self.build_dir})\n"
+        )
+
+
+def _final_paths(target: TargetPython, layout: Layout) -> dict[str, str]:
+    """The target's scheme paths as the installed tree sees them (without DESTDIR)."""
+    if layout.destdir is None:
+        return dict(target.paths)
+    staged = str(layout.destdir)
+    return {k: v[len(staged):] if v.startswith(staged + "/") else v for k, v in target.paths.items()}
+
+
+def _bytecode_levels() -> tuple[int, ...]:
+    value = os.environ.get("SAGE_BYTECODE_LEVELS", "0")
+    if value.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(v) for v in value.replace(",", " ").split())
+    except ValueError:
+        raise InstallError(f"SAGE_BYTECODE_LEVELS={value!r}: use 'none' or levels such as '0' or '0 1 2'") from None
+
+
+def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: PackageLog) -> list[Path]:
+    """Resolve a pip package's requirements with pip; pin them (with hashes) for offline rebuilds."""
+    requirements_hash = hashlib.sha256("\n".join(pkg.requirements).encode()).hexdigest()[:16]
+    directory = layout.upstream / "pip" / f"{pkg.name}-{requirements_hash}"
+    lock = directory / "requirements.lock"
+    if lock.is_file():
+        files = []
+        for line in lock.read_text().splitlines():
+            filename, _, digest = line.partition(" --hash=sha256:")
+            path = directory / filename
+            if path.is_file() and fetching.compute_checksums(path)["sha256"] == digest.strip():
+                files.append(path)
+            else:
+                files = []
+                break
+        if files:
+            log.line(f"using the pinned files of {lock}")
+            return files
+    tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    requirements = tmp / "requirements.txt"
+    requirements.write_text("\n".join(pkg.requirements) + "\n")
+    pip = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--dest", str(tmp),
+           "-r", str(requirements)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_NO_INDEX",)}
+    code = log.run(pip + ["--only-binary", ":all:", "--python-version", target.short_version], env=env)
+    if code != 0:
+        log.line("no wheel fits every requirement; fetching the source distributions instead")
+        code = log.run(pip + ["--no-deps", "--no-binary", ":all:", "--no-build-isolation"], env=env)
+    if code != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FetchError(f"pip could not download the requirements of {pkg.path}/requirements.txt (see the log)")
+    files = sorted(p for p in tmp.iterdir() if p.name != "requirements.txt")
+    lines = [f"{p.name} --hash=sha256:{fetching.compute_checksums(p)['sha256']}" for p in files]
+    (tmp / "requirements.lock").write_text("\n".join(lines) + "\n")
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+    return [directory / p.name for p in files]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sage-spkg",
+        description="Build and install one package of the distribution: fetch, unpack, build,"
+                    " uninstall the old version, install, record. Normally run by make.",
+    )
+    parser.add_argument("package", help="the package name (a directory of build/pkgs)")
+    parser.add_argument("-s", "--keep-build", action="store_true", help="keep the build directory")
+    parser.add_argument("-c", "--check", action="store_true", help="run spkg-check (as SAGE_CHECK=yes)")
+    parser.add_argument("--destdir", help="install into this staging root (as make's DESTDIR)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config()
+        layout = config.layout(args.destdir)
+        if args.package == PYTHON_PSEUDO:
+            pkg = Package(name=PYTHON_PSEUDO, path=layout.pkgs_dir, type="base",
+                          version=config.python_version, tarball_pattern=None)
+        else:
+            path = layout.pkgs_dir / args.package
+            if not (path / "type").is_file():
+                raise SageBuildError(f"there is no package '{args.package}' in {layout.pkgs_dir}")
+            pkg = load_package(path)
+        spkg = Spkg(config, layout, pkg, keep_build=args.keep_build, check=args.check)
+    except SageBuildError as error:
+        if args.debug or os.environ.get("V") == "1":
+            raise
+        print(f"sage-spkg: error: {error}", file=sys.stderr)
+        return 1
+    started = time.time()
+    if not spkg.log.echo and sys.stdout.isatty():
+        print(f"[{spkg.tag}] building (log: {spkg.log_path})", flush=True)
+    try:
+        spkg.run()
+    except PhaseFailed as failure:
+        if args.debug:
+            raise
+        print(spkg.failure_report(failure), file=sys.stderr)
+        return 1
+    except SageBuildError as error:
+        print(f"sage-spkg: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n[{spkg.tag}] interrupted; no stamp was written", file=sys.stderr)
+        return 130
+    print(f"[{spkg.tag}] installed in {time.time() - started:.1f}s", flush=True)
+    return 0

@@ -1,0 +1,97 @@
+"""The target Python: the interpreter of the prefix, described once by asking it.
+
+Nothing in sage-build asks the tool's own interpreter about the target: tags,
+markers, sysconfig paths and installed distributions all come from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import packaging
+
+from .errors import ConfigureError
+
+# Run by the target interpreter. It borrows the tool's `packaging` (pure Python)
+# only to compute tags and markers the way installers do.
+_QUERY = r"""
+import json, sys, sysconfig, platform
+sys.path.insert(0, sys.argv[1])
+from packaging.tags import sys_tags
+from packaging.markers import default_environment
+print(json.dumps({
+    "executable": sys.executable,
+    "version": platform.python_version(),
+    "version_info": list(sys.version_info[:3]),
+    "implementation": sys.implementation.name,
+    "prefix": sys.prefix,
+    "base_prefix": sys.base_prefix,
+    "paths": sysconfig.get_paths(),
+    "tags": [str(t) for t in sys_tags()],
+    "markers": default_environment(),
+}))
+"""
+
+
+@dataclass(frozen=True)
+class TargetPython:
+    executable: str
+    version: str
+    version_info: list[int]
+    implementation: str
+    prefix: str
+    base_prefix: str
+    paths: dict[str, str]
+    tags: list[str]
+    markers: dict[str, str]
+
+    @property
+    def short_version(self) -> str:
+        return f"{self.version_info[0]}.{self.version_info[1]}"
+
+    @property
+    def site_packages(self) -> Path:
+        return Path(self.paths["purelib"])
+
+    def supports_wheel(self, filename: str) -> bool:
+        """Whether a wheel file name's tags fit this interpreter."""
+        from packaging.utils import parse_wheel_filename
+
+        _, _, _, tags = parse_wheel_filename(filename)
+        supported = set(self.tags)
+        return any(str(tag) in supported for tag in tags)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "TargetPython":
+        return cls(**json.loads(path.read_text()))
+
+
+def query_python(executable: str | os.PathLike[str]) -> TargetPython:
+    """Describe an interpreter by running it once."""
+    packaging_parent = str(Path(packaging.__file__).resolve().parent.parent)
+    try:
+        result = subprocess.run(
+            [str(executable), "-c", _QUERY, packaging_parent],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONNOUSERSITE": "1"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ConfigureError(f"cannot run the Python interpreter {executable}: {error}; pass --with-python=PATH") from None
+    if result.returncode != 0:
+        raise ConfigureError(
+            f"{executable} is not a usable Python 3 interpreter (exit {result.returncode}):\n"
+            f"{result.stderr.strip()[-2000:]}\npass --with-python=PATH to a Python >= 3.10"
+        )
+    info = TargetPython(**json.loads(result.stdout))
+    if tuple(info.version_info[:2]) < (3, 10):
+        raise ConfigureError(f"{executable} is Python {info.version}; sage-build needs Python >= 3.10")
+    return info
