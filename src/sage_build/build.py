@@ -21,6 +21,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import BuildError
+from .layout import tool_root
 from .log import PackageLog
 
 try:
@@ -28,7 +29,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-BIN_DIR = Path(__file__).resolve().parents[2] / "build" / "bin"
+BIN_DIR = tool_root() / "build" / "bin"
 _LEGACY_BACKEND = {"build-backend": "setuptools.build_meta:__legacy__", "requires": ["setuptools>=40.8.0"]}
 
 

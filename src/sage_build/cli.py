@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import load_config
 from .errors import SageBuildError
 from .graph import Graph
-from .layout import default_sage_root
+from .layout import default_sage_root, tool_root
 from .manifest import installed_versions
 from .recipe import TYPES, Package, load_packages
 
@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 def _make(targets: list[str], extra: list[str] = ()) -> int:
     root = default_sage_root()
     jobs = os.environ.get("SAGE_NUM_THREADS") or str(os.cpu_count() or 1)
-    command = [os.environ.get("MAKE", "make"), "-C", str(root)]
+    command = [os.environ.get("MAKE", "make")]
+    # The top-level Makefile configures first; another distribution tree is driven directly.
+    command += ["-C", str(root)] if root == tool_root() else ["-f", str(root / "build" / "make" / "Makefile")]
     if "MAKEFLAGS" not in os.environ:
         command.append(f"-j{jobs}")
     return subprocess.run(command + list(extra) + targets).returncode

@@ -213,6 +213,13 @@ class AtomicDestination(SchemeDictionaryDestination):
         value = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
         return RecordEntry(path, Hash(self.hash_algorithm, value), size)
 
+    def write_script(self, name: str, module: str, attr: str, section) -> RecordEntry:
+        # The stock method chmods the target right away; ours is still staged (and made 0755).
+        from installer.scripts import Script
+
+        script_name, data = Script(name, module, attr, section).generate(self.interpreter, self.script_kind)
+        return self.write_to_fs(Scheme("scripts"), script_name, io.BytesIO(data), is_executable=True)
+
     def discard(self) -> None:
         for item in self.staged:
             with contextlib.suppress(FileNotFoundError):

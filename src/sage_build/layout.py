@@ -111,6 +111,12 @@ def _is_version_part(text: str) -> bool:
     return bool(text) and (text[0].isdigit() or text == "none") and "-" not in text
 
 
-def default_sage_root() -> Path:
-    """The source tree this sage-build runs from (two levels above this package's src/)."""
+def tool_root() -> Path:
+    """The sage-build checkout these modules run from (build/bin, templates ...)."""
     return Path(__file__).resolve().parents[2]
+
+
+def default_sage_root() -> Path:
+    """The distribution tree: $SAGE_ROOT (make exports it), else the tool's own checkout."""
+    root = os.environ.get("SAGE_ROOT")
+    return Path(root).resolve() if root else tool_root()

@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from .graph import PYTHON_PSEUDO, Graph
+from .layout import tool_root
 from .recipe import recipe_hash
 
 
@@ -55,28 +56,35 @@ def render_makefile(
     for name in sorted(graph.packages):
         pkg = graph.packages[name]
         normal, order_only = graph.dependencies(name, enabled=enabled)
+        # The pseudo-package is a prerequisite of every stamp anyway; system packages need no stamp.
+        normal_stamps = [f"$(inst_{d})" for d in normal if d != PYTHON_PSEUDO and d in built]
+        order_stamps = [f"$(inst_{d})" for d in order_only if d != PYTHON_PSEUDO and d in built]
+        prerequisites = " ".join([f"$(HASHES)/{name}", "$(PYTHON)", *normal_stamps])
+        if order_stamps:
+            prerequisites += " | " + " ".join(order_stamps)
         packages.append({
             "name": name,
-            "version": pkg.stamp_version,
+            "stamp": f"$(INST)/{name}-{pkg.stamp_version}" if name in built else "",
             "built": name in built,
-            "enabled": name in enabled,
             "reason": plans[name].reason,
-            # The pseudo-package is a prerequisite of every stamp anyway; system packages need no stamp.
-            "normal": [d for d in normal if d != PYTHON_PSEUDO and d in built],
-            "order_only": [d for d in order_only if d != PYTHON_PSEUDO and d in built],
+            "prerequisites": prerequisites,
         })
     build_order = [name for name in graph.topological_order(enabled) if name in built]
+    phony = [f"{n}{suffix}" for n in sorted(graph.packages) for suffix in ("", "-no-deps", "-uninstall", "-clean")]
     return _environment().get_template("Makefile.j2").render(
         argv_text=" ".join(shlex.quote(a) for a in ["./configure.py", *argv]),
         sage_root=_make_path(sage_root),
+        bin_dir=_make_path(tool_root() / "build" / "bin"),
         prefix=_make_path(prefix),
         python_pseudo=PYTHON_PSEUDO,
         python_version=python_version,
-        toolchain=[name for name in graph.toolchain if name in built],
-        blas="openblas" if "openblas" in built else None,
-        mp_library="gmp" if "gmp" in built else None,
+        toolchain=[f"$(inst_{name})" for name in graph.toolchain if name in built],
+        blas="$(inst_openblas)" if "openblas" in built else "",
+        mp_library="$(inst_gmp)" if "gmp" in built else "",
         packages=packages,
-        build_order=build_order,
+        enabled=sorted(enabled),
+        phony=phony,
+        build_stamps=[f"$(inst_{name})" for name in build_order],
         disabled_installed=list(disabled_installed),
     )
 

@@ -23,7 +23,7 @@ from .config import Config, load_config
 from .errors import BuildError, FetchError, InstallError, SageBuildError
 from .graph import PYTHON_PSEUDO
 from .install import install_wheel, merge_staging, write_atomic
-from .layout import Layout
+from .layout import Layout, tool_root
 from .log import PackageLog, record_event
 from .manifest import write_manifest
 from .recipe import Kind, Package, load_package, load_packages
@@ -261,7 +261,7 @@ class Spkg:
                                 python=self.layout.prefix / "bin" / "python3", prefix=self.layout.prefix,
                                 distributions=distributions)
             write_atomic(directory / PIPRM, text.encode(), mode=0o755)
-        helpers = Path(__file__).resolve().parents[2] / "build" / "bin" / "sage-dist-helpers"
+        helpers = tool_root() / "build" / "bin" / "sage-dist-helpers"
         for script in MAINTAINER_SCRIPTS:
             path = self.pkg.script_path(script)
             if path is not None:
@@ -273,7 +273,7 @@ class Spkg:
         return (
             f"\n{'*' * 72}\nError: {self.tag} failed in phase '{failure.phase}':\n  {failure.error}\n"
             f"Log file: {self.log_path}\n--- last lines of the log ---\n{lines}\n{'*' * 72}\n"
-            f"To reproduce: make {self.pkg.name}   (or: {self.layout.sage_root}/build/bin/sage-spkg -s"
+            f"To reproduce: make {self.pkg.name}   (or: {tool_root()}/build/bin/sage-spkg -s"
             f" {self.pkg.name}, which keeps the build directory {self.build_dir})\n"
         )
 

@@ -1,0 +1,182 @@
+"""Fixtures: distribution trees of tiny packages that the tests build themselves (no network)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+EXAMPLES = ROOT.parent / "shared" / "examples" / "sage-recipes"
+
+# A PEP 517 backend in ~40 lines of standard library: enough to build wheels of the tests'
+# own packages with the prefix's interpreter and no network.
+TINY_BACKEND = '''
+import base64, hashlib, os, zipfile
+
+def _meta():
+    meta = {}
+    for line in open("tiny.cfg"):
+        key, _, value = line.partition("=")
+        meta[key.strip()] = value.strip()
+    return meta
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    meta = _meta()
+    if meta.get("fail"):
+        raise SystemExit("tiny backend: failing as asked: " + meta["fail"])
+    name, version = meta["name"], meta["version"]
+    dist_info = "%s-%s.dist-info" % (name, version)
+    filename = "%s-%s-py3-none-any.whl" % (name, version)
+    records = []
+    def add(zf, arcname, data):
+        zf.writestr(arcname, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        records.append("%s,sha256=%s,%d" % (arcname, digest, len(data)))
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as zf:
+        for root, dirs, files in sorted(os.walk("pkg")):
+            dirs.sort()
+            for f in sorted(files):
+                path = os.path.join(root, f)
+                add(zf, os.path.relpath(path, "pkg"), open(path, "rb").read())
+        requires = "".join("Requires-Dist: %s\\n" % r.strip() for r in meta.get("requires", "").split(",") if r.strip())
+        add(zf, dist_info + "/METADATA", ("Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n%s" % (name, version, requires)).encode())
+        add(zf, dist_info + "/WHEEL", b"Wheel-Version: 1.0\\nGenerator: tiny\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+        if meta.get("script"):
+            add(zf, dist_info + "/entry_points.txt", ("[console_scripts]\\n%s\\n" % meta["script"]).encode())
+        records.append(dist_info + "/RECORD,,")
+        zf.writestr(dist_info + "/RECORD", "\\n".join(records) + "\\n")
+    return filename
+'''
+
+
+def make_sdist(directory: Path, name: str, version: str, files: dict[str, str], *,
+               requires: str = "", build_requires: str = "", fail: str = "", script: str = "") -> Path:
+    """A tiny sdist ``<name>-<version>.tar.gz`` built by the in-tree backend."""
+    directory.mkdir(parents=True, exist_ok=True)
+    top = f"{name}-{version}"
+    members = {
+        "pyproject.toml": textwrap.dedent(f"""\
+            [build-system]
+            requires = [{', '.join(repr(r.strip()) for r in build_requires.split(',') if r.strip())}]
+            build-backend = "tiny_backend"
+            backend-path = ["_backend"]
+            """),
+        "_backend/tiny_backend.py": TINY_BACKEND,
+        "tiny.cfg": f"name={name}\nversion={version}\nrequires={requires}\nfail={fail}\nscript={script}\n",
+    }
+    members.update({f"pkg/{path}": text for path, text in files.items()})
+    archive = directory / f"{top}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path, text in sorted(members.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{path}")
+            info.size = len(data)
+            info.mtime = 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def add_recipe(root: Path, name: str, *, type_: str = "standard", version: str | None = None,
+               deps: str = "$(PYTHON)", tarball: Path | None = None, files: dict[str, str] | None = None,
+               install_requires: str | None = None) -> Path:
+    """Write a recipe; with ``tarball``, put it into upstream/ and record its sha256."""
+    recipe = root / "build" / "pkgs" / name
+    recipe.mkdir(parents=True, exist_ok=True)
+    (recipe / "type").write_text(type_ + "\n")
+    (recipe / "dependencies").write_text(deps + "\n")
+    if version is not None:
+        (recipe / "package-version.txt").write_text(version + "\n")
+    if tarball is not None:
+        upstream = root / "upstream"
+        upstream.mkdir(exist_ok=True)
+        target = upstream / tarball.name
+        if tarball != target:
+            target.write_bytes(tarball.read_bytes())
+        pattern = tarball.name.replace(version, "VERSION") if version else tarball.name
+        (recipe / "checksums.ini").write_text(f"tarball={pattern}\nsha256={sha256(target)}\n")
+    if install_requires is not None:
+        (recipe / "install-requires.txt").write_text(install_requires + "\n")
+    for path, text in (files or {}).items():
+        (recipe / path).parent.mkdir(parents=True, exist_ok=True)
+        (recipe / path).write_text(text)
+    return recipe
+
+
+def python_recipe(root: Path, name: str, version: str, files: dict[str, str], *, deps: str = "$(PYTHON)",
+                  type_: str = "standard", **sdist_options) -> Path:
+    sdist = make_sdist(root / "upstream", name, version, files, **sdist_options)
+    return add_recipe(root, name, version=version, deps=deps, tarball=sdist, type_=type_,
+                      install_requires=f"{name} >={version}")
+
+
+class Tree:
+    """A distribution tree in a temporary directory, configured against the test's Python."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.prefix = root / "local"
+        (root / "build" / "pkgs").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, SAGE_ROOT=str(self.root))
+        env.pop("MAKEFLAGS", None)
+        env.pop("V", None)
+        return env
+
+    def configure(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "configure.py"), f"--prefix={self.prefix}", "--quiet", *args],
+            env=self.env, capture_output=True, text=True,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"configure failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def make(self, *targets: str, check: bool = True, jobs: int = 1, extra_env=None) -> subprocess.CompletedProcess:
+        env = dict(self.env, **(extra_env or {}))
+        result = subprocess.run(
+            ["make", f"-j{jobs}", "-f", str(self.root / "build" / "make" / "Makefile"), *targets],
+            env=env, capture_output=True, text=True,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"make {' '.join(targets)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+        return result
+
+    def sage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, str(ROOT / "sage"), *args], env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"./sage {' '.join(args)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+        return result
+
+    def python(self, code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.prefix / "bin" / "python3"), "-c", code], capture_output=True, text=True)
+
+    def stamp(self, name: str, version: str) -> Path:
+        return self.prefix / "var" / "lib" / "sage" / "installed" / f"{name}-{version}"
+
+    def site_packages(self) -> Path:
+        return next((self.prefix / "lib").glob("python3*/site-packages"))
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    return Tree(tmp_path / "root")
