@@ -142,9 +142,10 @@ class Tree:
         env.pop("V", None)
         return env
 
-    def configure(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def configure(self, *args: str, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [sys.executable, str(ROOT / "configure.py"), f"--prefix={self.prefix}", "--quiet", *args],
+            [sys.executable, str(ROOT / "configure.py"), f"--prefix={self.prefix}", *(["--quiet"] if quiet else []),
+             *args],
             env=self.env, capture_output=True, text=True,
         )
         if check and result.returncode != 0:

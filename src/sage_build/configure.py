@@ -190,7 +190,8 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
         enable=enable,
         with_system=with_system,
         from_system=sorted(name for name, plan in plans.items() if plan.from_system),
-        system_site_packages=any(packages[n].is_python for n, p in plans.items() if p.from_system),
+        system_site_packages=any(n in detections and not (packages[n].path / "spkg-configure.yaml").is_file()
+                                 for n, p in plans.items() if p.from_system),
         python_version=target.version,
     )
     try:
@@ -213,10 +214,11 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
 
 def _detect(packages: dict[str, Package], with_system: dict[str, str], python: str) -> dict[str, Detection]:
     wanted = [packages[n] for n, v in with_system.items() if v != "no"]
-    detections = detect_python([p for p in wanted if p.is_python], python)
-    for pkg in wanted:
-        if not pkg.is_python:
-            detections[pkg.name] = detect_declared(pkg)
+    # A recipe's own spkg-configure.yaml wins; else its install-requires.txt asks the target Python.
+    declared = [p for p in wanted if (p.path / "spkg-configure.yaml").is_file()]
+    detections = detect_python([p for p in wanted if p not in declared], python)
+    for pkg in declared:
+        detections[pkg.name] = detect_declared(pkg)
     return detections
 
 

@@ -43,7 +43,7 @@ class Detection:
 
 
 def has_system_check(pkg: Package) -> bool:
-    return pkg.is_python and bool(pkg.install_requires) or (pkg.path / CHECK_FILE).is_file()
+    return bool(pkg.install_requires) or (pkg.path / CHECK_FILE).is_file()
 
 
 def load_checks(pkg: Package) -> dict[str, list[str]]:

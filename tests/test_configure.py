@@ -1,0 +1,192 @@
+"""configure.py: options, system detection, output, the generated Makefile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, add_recipe, python_recipe
+
+
+def _config(tree):
+    return json.loads((tree.root / "build" / "make" / "config.json").read_text())
+
+
+def test_help_is_autoconf_style(tree):
+    result = subprocess.run([sys.executable, str(ROOT / "configure.py"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for option in ("--prefix=DIR", "--with-python=PATH", "--enable-PKG", "--disable-PKG",
+                   "--with-system-PKG", "--upstream-dir=DIR", "--mirror=URL"):
+        assert option in result.stdout
+
+
+def test_options_are_recorded(tree, tmp_path):
+    add_recipe(tree.root, "opt", type_="optional")
+    add_recipe(tree.root, "std")
+    tree.configure("--with-python", sys.executable, f"--upstream-dir={tmp_path / 'up'}",
+                   "--mirror=http://127.0.0.1:9/a", "--mirror", "http://127.0.0.1:9/b",
+                   "--enable-opt", "--disable-std")
+    config = _config(tree)
+    assert config["prefix"] == str(tree.prefix)
+    assert config["python"] == str(sys.executable)
+    assert config["upstream_dir"] == str(tmp_path / "up")
+    assert config["mirrors"] == ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
+    assert config["enable"] == {"opt": "yes", "std": "no"}
+    makefile = (tree.root / "build/make/Makefile").read_text()
+    assert "ENABLED_PACKAGES := opt\n" in makefile
+
+
+def test_default_prefix_is_local(tree):
+    add_recipe(tree.root, "std")
+    result = subprocess.run([sys.executable, str(ROOT / "configure.py"), "--quiet"], env=tree.env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert _config(tree)["prefix"] == str(tree.root / "local")
+
+
+def test_optional_default_is_if_installed(tree):
+    add_recipe(tree.root, "opt", type_="optional", version="1.0")
+    tree.configure()
+    assert "ENABLED_PACKAGES := \n" in (tree.root / "build/make/Makefile").read_text()
+    stamp = tree.stamp("opt", "1.0")
+    stamp.parent.mkdir(parents=True)
+    stamp.write_text("{}")
+    tree.configure()
+    assert "ENABLED_PACKAGES := opt\n" in (tree.root / "build/make/Makefile").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bogus"], "unrecognized option: '--bogus'"),
+    (["--enable-ghost"], "no package 'ghost'"),
+    (["--with-system-ghost=yes"], "no package 'ghost'"),
+    (["--enable-std=maybe"], "'maybe' is not one of yes, no, if_installed"),
+    (["--with-system-std=perhaps"], "'perhaps' is not one of yes, no, force"),
+    (["--with-python=/nonexistent/python3"], "cannot run the Python interpreter /nonexistent/python3"),
+    (["--with-system-std=yes"], "no way to detect a system version"),
+    (["--prefix"], "option --prefix needs a value"),
+])
+def test_bad_options_fail_and_write_nothing(tree, args, message):
+    add_recipe(tree.root, "std")
+    result = tree.configure(*args, check=False)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "nothing was written" in result.stderr
+    assert not (tree.root / "build" / "make").exists()
+
+
+def test_bad_recipe_fails_and_keeps_old_configuration(tree):
+    add_recipe(tree.root, "std")
+    tree.configure()
+    before = (tree.root / "build/make/Makefile").read_text()
+    add_recipe(tree.root, "broken", deps="ghost")
+    result = tree.configure(check=False)
+    assert result.returncode == 1
+    assert "package 'broken'" in result.stderr and "'ghost'" in result.stderr
+    assert (tree.root / "build/make/Makefile").read_text() == before
+
+
+def _system_recipe(tree, name, checks):
+    add_recipe(tree.root, name, version="1.0", files={
+        "spkg-configure.yaml": checks, "spkg-install.in": "true\n", "distros/debian.txt": f"lib{name}-dev\n"})
+
+
+def test_system_detection_present_absent_too_old(tree):
+    _system_recipe(tree, "present", "executable: make >= 3.0\n")
+    _system_recipe(tree, "tooold", "executable: make >= 999\n")
+    _system_recipe(tree, "absent", "executable: no-such-program-here\n")
+    _system_recipe(tree, "header", "header: stdio.h\n")
+    result = tree.configure("--with-system-present", "--with-system-tooold=yes", "--with-system-absent=yes",
+                            "--with-system-header=yes", "--quiet")
+    config = _config(tree)
+    assert config["from_system"] == ["header", "present"]
+    makefile = (tree.root / "build/make/Makefile").read_text()
+    assert "inst_present := \n" in makefile  # no stamp: nothing to build
+    assert "inst_tooold := $(INST)/tooold-1.0" in makefile
+    # the table tells why
+    result = tree.configure("--with-system-present", "--with-system-tooold=yes", "--with-system-absent=yes",
+                            quiet=False)
+    assert "too old (need >= 999)" in result.stdout
+    assert "no program 'no-such-program-here'" in result.stdout
+    assert "from system (make" in result.stdout
+
+
+def test_force_fails_naming_every_missing_package(tree):
+    _system_recipe(tree, "tooold", "executable: make >= 999\n")
+    _system_recipe(tree, "absent", "pkgconfig: no-such-module >= 1\n")
+    result = tree.configure("--with-system-tooold=force", "--with-system-absent=force", check=False)
+    assert result.returncode == 1
+    assert "tooold: make" in result.stderr and "absent: pkg-config module 'no-such-module' not found" in result.stderr \
+        or "absent: pkg-config is not installed" in result.stderr
+    assert not (tree.root / "build" / "make").exists()
+
+
+def test_python_system_detection(tree):
+    # The tool's interpreter has packaging installed: present; a too new requirement: too old.
+    add_recipe(tree.root, "packaging", version="1.0", install_requires="packaging >=20")
+    add_recipe(tree.root, "jinja2", version="1.0", install_requires="jinja2 >=999")
+    add_recipe(tree.root, "nosuch", version="1.0", install_requires="no-such-distribution-xyz")
+    result = tree.configure("--with-python", sys.executable, "--with-system-packaging", "--with-system-jinja2",
+                            "--with-system-nosuch", quiet=False)
+    config = _config(tree)
+    assert config["from_system"] == ["packaging"]
+    assert config["system_site_packages"] is True
+    assert "does not satisfy jinja2>=999" in result.stdout
+    assert "no-such-distribution-xyz is not installed" in result.stdout
+
+
+def test_table_and_system_install_command(tree):
+    _system_recipe(tree, "foo", "executable: no-such-program-here\n")
+    add_recipe(tree.root, "opt", type_="optional")
+    result = tree.configure(quiet=False)
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["package", "kind", "version", "status"]
+    assert any(line.startswith("opt") and "use ./sage -i opt" in line for line in lines)
+    assert any(line.startswith("foo") and "build from source" in line for line in lines)
+    from sage_build.distros import guess_package_system
+
+    if guess_package_system() == "debian":
+        assert "apt-get install libfoo-dev" in result.stdout
+
+
+def test_makefile_targets_and_order(tree):
+    python_recipe(tree.root, "base", "1.0", {"base/__init__.py": ""})
+    python_recipe(tree.root, "mid", "1.0", {"mid/__init__.py": ""}, deps="$(PYTHON) base")
+    python_recipe(tree.root, "top", "1.0", {"top/__init__.py": ""}, deps="$(PYTHON) mid | base")
+    tree.configure()
+    makefile = (tree.root / "build/make/Makefile").read_text()
+    for target in ("top:", "top-no-deps:", "top-uninstall:", "top-clean:", "build:", "download:", "list:"):
+        assert f"\n{target}" in makefile
+    assert "$(inst_top): $(HASHES)/top $(PYTHON) $(inst_mid) | $(inst_base)" in makefile
+    dry = tree.make("-n", "build").stdout
+    commands = [line.split()[-1] for line in dry.splitlines() if "sage-spkg " in line]
+    assert commands == ["python3-venv", "base", "mid", "top"]
+    listed = tree.make("list").stdout.split()
+    assert listed == ["base", "mid", "top"]
+
+
+def test_touched_recipe_rebuilds_nothing_changed_recipe_rebuilds(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    tree.configure()
+    tree.make("build")
+    assert "sage-spkg" not in tree.make("build").stdout
+    time.sleep(1.1)
+    os.utime(tree.root / "build/pkgs/alpha/type")
+    assert "sage-spkg alpha" not in tree.make("build").stdout
+    time.sleep(1.1)
+    (tree.root / "build/pkgs/alpha/SPKG.rst").write_text("alpha\n=====\n")
+    assert "sage-spkg alpha" in tree.make("build").stdout
+
+
+def test_reconfigure_repeats_the_last_call(tree):
+    add_recipe(tree.root, "opt", type_="optional")
+    tree.configure("--enable-opt")
+    (tree.root / "build/make/Makefile").unlink()
+    result = subprocess.run([str(ROOT / "build/bin/sage-reconfigure"), "--quiet"], env=tree.env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ENABLED_PACKAGES := opt\n" in (tree.root / "build/make/Makefile").read_text()
