@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
-from conftest import add_recipe, python_recipe
+import os
+import subprocess
+import sys
+
+from conftest import add_recipe, make_sdist, python_recipe
 
 
 def test_build_installs_wheels_and_records_only_the_wheel(tree):
@@ -27,3 +31,215 @@ def test_build_installs_wheels_and_records_only_the_wheel(tree):
     # A second run is a no-op.
     again = tree.make("build")
     assert "sage-spkg" not in again.stdout
+
+
+def _installed_files(tree):
+    return sorted(str(p.relative_to(tree.prefix)) for p in tree.prefix.rglob("*")
+                  if p.is_file() and "var/tmp" not in str(p) and not p.name.endswith(".lock"))
+
+
+def test_checksum_mismatch_installs_nothing(tree):
+    recipe = python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    (recipe / "checksums.ini").write_text("tarball=alpha-VERSION.tar.gz\nsha256=" + "0" * 64 + "\n")
+    tree.configure()
+    tree.make("python3-venv")
+    before = _installed_files(tree)
+    result = tree.make("alpha", check=False)
+    assert result.returncode != 0
+    assert "fix-checksum" in result.stderr + result.stdout
+    assert "0" * 64 in result.stderr + result.stdout
+    assert not tree.stamp("alpha", "1.0").exists()
+    assert _installed_files(tree) == before
+
+
+def test_build_failure_keeps_old_version_and_shows_log_tail(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": "V = 1\n"})
+    tree.configure()
+    tree.make("build")
+    python_recipe(tree.root, "alpha", "2.0", {"alpha/__init__.py": "V = 2\n"}, fail="compiler exploded")
+    tree.configure()
+    result = tree.make("build", check=False)
+    assert result.returncode != 0
+    assert "failed in phase 'build'" in result.stderr
+    assert "compiler exploded" in result.stderr  # the log tail
+    assert "logs/pkgs/alpha-2.0.log" in result.stderr
+    assert "To reproduce: make alpha" in result.stderr
+    assert not tree.stamp("alpha", "2.0").exists()
+    assert tree.stamp("alpha", "1.0").exists()
+    assert tree.python("import alpha; print(alpha.V)").stdout.strip() == "1"
+
+
+def test_upgrade_removes_old_version(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": "V = 1\n", "alpha/old.py": ""})
+    tree.configure()
+    tree.make("build")
+    python_recipe(tree.root, "alpha", "2.0", {"alpha/__init__.py": "V = 2\n"})
+    tree.configure()
+    tree.make("build")
+    site = tree.site_packages()
+    assert tree.python("import alpha; print(alpha.V)").stdout.strip() == "2"
+    assert not (site / "alpha" / "old.py").exists()
+    assert not list(site.glob("alpha-1.0.dist-info"))
+    assert not tree.stamp("alpha", "1.0").exists()
+    assert not (tree.prefix / "var/lib/sage/wheels/alpha-1.0-py3-none-any.whl").exists()
+
+
+def test_spkg_piprm_removes_the_package(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": "", "alpha/sub/mod.py": ""},
+                  script="alpha-hello=alpha:main")
+    tree.configure()
+    tree.make("python3-venv")
+    before = set(_installed_files(tree))
+    tree.make("alpha")
+    assert (tree.prefix / "bin" / "alpha-hello").exists()
+    piprm = tree.prefix / "var/lib/sage/scripts/alpha/spkg-piprm"
+    result = subprocess.run([str(piprm)], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert tree.python("import alpha").returncode != 0
+    assert not (tree.prefix / "bin" / "alpha-hello").exists()
+    left = set(_installed_files(tree)) - before
+    # only sage-build's own records of the package remain (stamp, wheel, scripts dir)
+    assert all(p.startswith("var/lib/sage/") for p in left), left
+
+
+def test_unsafe_archive_is_refused(tree):
+    import io
+    import tarfile
+
+    bad = tree.root / "upstream" / "evil-1.0.tar.gz"
+    bad.parent.mkdir(parents=True)
+    with tarfile.open(bad, "w:gz") as tar:
+        data = b"owned"
+        info = tarfile.TarInfo("evil-1.0/../../escaped.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    add_recipe(tree.root, "evil", version="1.0", tarball=bad, install_requires="evil")
+    tree.configure()
+    result = tree.make("evil", check=False)
+    assert result.returncode != 0
+    assert "failed in phase 'unpack'" in result.stderr
+    assert "escaped.txt" in result.stderr
+    assert not list(tree.root.parent.rglob("escaped.txt"))
+
+
+def test_script_package_installs_through_staging(tree):
+    add_recipe(tree.root, "clib", version="1.0", deps="", files={
+        "spkg-install.in": (
+            'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/lib" "$SAGE_DESTDIR$SAGE_LOCAL/include"\n'
+            'echo "int x;" > "$SAGE_DESTDIR$SAGE_LOCAL/include/clib.h"\n'
+            'echo lib > "$SAGE_DESTDIR$SAGE_LOCAL/lib/libclib.so.1"\n'
+            'ln -s libclib.so.1 "$SAGE_DESTDIR$SAGE_LOCAL/lib/libclib.so"\n'
+            'test -n "$MAKE" && test -n "$SAGE_ROOT" && test "$PKG_NAME" = clib\n'
+        )})
+    tree.configure()
+    tree.make("build")
+    assert (tree.prefix / "include" / "clib.h").read_text() == "int x;\n"
+    assert os.readlink(tree.prefix / "lib" / "libclib.so") == "libclib.so.1"
+    manifest = json.loads(tree.stamp("clib", "1.0").read_text())
+    assert manifest["files"] == ["include/clib.h", "lib/libclib.so", "lib/libclib.so.1"]
+    tree.make("clib-uninstall")
+    assert not (tree.prefix / "include" / "clib.h").exists()
+    assert not (tree.prefix / "lib" / "libclib.so").exists()
+    assert not tree.stamp("clib", "1.0").exists()
+
+
+def test_script_that_installs_nothing_is_an_error(tree):
+    add_recipe(tree.root, "lazy", version="1.0", deps="", files={"spkg-install.in": "echo did nothing\n"})
+    tree.configure()
+    result = tree.make("lazy", check=False)
+    assert result.returncode != 0
+    assert "installed nothing" in result.stderr
+    assert not tree.stamp("lazy", "1.0").exists()
+
+
+def test_sdh_pip_install_builds_a_wheel_that_sage_spkg_installs(tree):
+    sdist = make_sdist(tree.root / "upstream", "gamma", "1.0", {"gamma/__init__.py": "G = 3\n"})
+    add_recipe(tree.root, "gamma", version="1.0", tarball=sdist, files={"spkg-install.in": "cd src\nsdh_pip_install .\n"})
+    tree.configure()
+    tree.make("build")
+    assert tree.python("import gamma; print(gamma.G)").stdout.strip() == "3"
+    manifest = json.loads(tree.stamp("gamma", "1.0").read_text())
+    assert manifest["files"] == ["var/lib/sage/wheels/gamma-1.0-py3-none-any.whl"]
+
+
+def test_wheel_package_and_none_package(tree):
+    built = make_sdist(tree.root / "tmp", "delta", "1.0", {"delta/__init__.py": ""})
+    # build a wheel with the tiny backend directly: a wheel package installs it as it is
+    import tarfile
+
+    with tarfile.open(built) as tar:
+        tar.extractall(tree.root / "tmp")
+    src = tree.root / "tmp" / "delta-1.0"
+    out = tree.root / "tmp" / "dist"
+    out.mkdir()
+    subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '_backend'); import tiny_backend;"
+                    f"tiny_backend.build_wheel({str(out)!r})"], cwd=src, check=True)
+    wheel = next(out.glob("*.whl"))
+    add_recipe(tree.root, "delta", version="1.0", tarball=wheel)
+    add_recipe(tree.root, "meta", deps="delta")
+    tree.configure()
+    tree.make("build")
+    assert tree.python("import delta").returncode == 0
+    assert json.loads(tree.stamp("meta", "none").read_text())["files"] == []
+
+
+def test_sage_i_installs_dependencies_and_optional(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    python_recipe(tree.root, "opt", "1.0", {"opt/__init__.py": "import alpha\n"}, deps="$(PYTHON) alpha",
+                  type_="optional")
+    tree.configure()
+    result = tree.sage("-i", "opt")
+    assert "opt is optional" in result.stdout
+    assert tree.python("import opt").returncode == 0
+    assert tree.stamp("alpha", "1.0").exists()
+    # it stays enabled after reconfiguring (if_installed)
+    tree.configure()
+    assert "ENABLED_PACKAGES := alpha opt" in (tree.root / "build/make/Makefile").read_text()
+
+
+def test_sage_f_reinstalls(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    tree.configure()
+    tree.make("build")
+    stamp = tree.stamp("alpha", "1.0")
+    first = stamp.stat().st_mtime_ns
+    (tree.site_packages() / "alpha" / "__init__.py").unlink()  # damage it
+    tree.sage("-f", "alpha")
+    assert stamp.stat().st_mtime_ns > first
+    assert tree.python("import alpha").returncode == 0
+
+
+def test_unknown_package_errors(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    tree.configure()
+    result = tree.sage("-i", "nosuch", check=False)
+    assert result.returncode == 1 and "no package 'nosuch'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_pip_package_is_resolved_pinned_and_installed(tree, tmp_path):
+    # A local find-links directory stands in for the index: no network.
+    links = tmp_path / "links"
+    sdist = make_sdist(tmp_path / "s", "epsilon", "1.0", {"epsilon/__init__.py": "E = 5\n"})
+    import tarfile
+
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp_path / "s")
+    links.mkdir()
+    subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '_backend'); import tiny_backend;"
+                    f"tiny_backend.build_wheel({str(links)!r})"], cwd=tmp_path / "s" / "epsilon-1.0", check=True)
+    add_recipe(tree.root, "epsilon", files={"requirements.txt": "epsilon==1.0\n"})
+    tree.configure()
+    env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(links), "PIP_CONFIG_FILE": os.devnull}
+    tree.make("build", extra_env=env)
+    assert tree.python("import epsilon; print(epsilon.E)").stdout.strip() == "5"
+    lock = next((tree.root / "upstream" / "pip").glob("epsilon-*/requirements.lock"))
+    assert lock.read_text().startswith("epsilon-1.0-py3-none-any.whl --hash=sha256:")
+    manifest = json.loads(tree.stamp("epsilon", "none").read_text())
+    assert manifest["files"] == ["var/lib/sage/wheels/epsilon-1.0-py3-none-any.whl"]
+    # pinned: a rebuild works without the find-links directory
+    import shutil
+
+    shutil.rmtree(links)
+    tree.sage("-f", "epsilon")
+    assert tree.python("import epsilon").returncode == 0
