@@ -382,6 +382,23 @@ def _download(url: str, part: Path, *, timeout: float, retries: int, progress: b
     _retrying(attempt, timeout, retries)
 
 
+def download_url(url: str, dest: Path, *, timeout: float = 60, retries: int = 2, progress: bool | None = None) -> Path:
+    """Download ``url`` to ``dest`` (temporary name, then rename) when no checksum is known yet:
+    for ./sage --package create/update, which compute the checksum afterwards."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    if progress is None:
+        progress = sys.stderr.isatty()
+    try:
+        _download(url.split("#", 1)[0], part, timeout=timeout, retries=retries, progress=progress, desc=dest.name)
+        os.replace(part, dest)
+    except _Failed as failure:
+        raise FetchError(f"cannot download {url}: {failure}") from None
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
 def _read(url: str, *, timeout: float, retries: int, accept: str | None = None) -> tuple[bytes, str, str]:
     """(body, content type, final URL) of an index or find-links page."""
 

@@ -152,20 +152,9 @@ def update(pkg: Package, version: str, upstream: Path) -> None:
         urls = fetching.find_on_index(tarball, pkg.distribution_name or pkg.name, index)
         if not urls:
             raise FetchError(f"the package index has no file {tarball}")
-        _download_to(urls[0], file)
+        fetching.download_url(urls[0], file)
     write_checksums(pkg.path, pkg.tarball_pattern, fetching.compute_checksums(file)["sha256"])
     print(f"{pkg.name}: now version {version}")
-
-
-def _download_to(url: str, dest: Path) -> None:
-    import shutil
-    import urllib.request
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
-    with urllib.request.urlopen(url.split("#")[0], timeout=120) as response, open(tmp, "wb") as out:
-        shutil.copyfileobj(response, out)
-    tmp.replace(dest)
 
 
 def _recipe_name(distribution: str) -> str:
@@ -209,7 +198,7 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
     filename, url = candidates[chosen][kind]
     file = upstream / filename
     if not file.is_file():
-        _download_to(url, file)
+        fetching.download_url(url, file)
     metadata = _read_metadata(file)
     dist_name = metadata.get("Name", name)
     recipe = pkgs_dir / _recipe_name(dist_name)
