@@ -120,6 +120,20 @@ class _HashCheckingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        # installer rewinds a script after peeking at its shebang: start hashing again.
+        if (offset, whence) != (0, 0):
+            raise io.UnsupportedOperation("only a rewind to the start is supported")
+        self.digest = hashlib.new(self.digest.name)
+        self.done = False
+        return self.stream.seek(0)
+
     def readinto(self, buffer) -> int:
         data = self.stream.read(len(buffer))
         if not data:
@@ -191,10 +205,20 @@ class AtomicDestination(SchemeDictionaryDestination):
         self.lock_file = lock_file
         self.staged: list[_Staged] = []
         self.published: list[Path] = []
+        self.swept: set[Path] = set()
+        self.created_dirs: list[Path] = []  # top-most directories this install made, for a roll-back
 
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
         target = Path(self._path_with_destdir(scheme, path))
+        missing = target.parent
+        while not missing.parent.exists():
+            missing = missing.parent
+        if not missing.exists():
+            self.created_dirs.append(missing)
         make_dirs(target.parent)
+        if target.parent not in self.swept:
+            self.swept.add(target.parent)
+            cleanup_stale_temporaries(target.parent)
         tmp = tmp_name(target)
         digest = hashlib.new(self.hash_algorithm)
         size = 0
@@ -221,10 +245,15 @@ class AtomicDestination(SchemeDictionaryDestination):
         return self.write_to_fs(Scheme("scripts"), script_name, io.BytesIO(data), is_executable=True)
 
     def discard(self) -> None:
+        """Drop the staged files and the directories made for them (if still empty)."""
         for item in self.staged:
             with contextlib.suppress(FileNotFoundError):
                 item.tmp.unlink()
         self.staged.clear()
+        for top in reversed(self.created_dirs):
+            for root, dirs, files in sorted(os.walk(top, topdown=False), key=lambda e: -e[0].count(os.sep)):
+                with contextlib.suppress(OSError):
+                    os.rmdir(root)  # fails (and is kept) when another install put something there
 
     def _owner_of(self, path: Path) -> str | None:
         return find_owner(path, [Path(p) for p in {self.scheme_dict["purelib"], self.scheme_dict["platlib"]}],
@@ -270,6 +299,9 @@ class AtomicDestination(SchemeDictionaryDestination):
                 sources.append((scheme, entry.path, real, final))
         if not sources:
             return []
+        for cache in {Path(real).parent / "__pycache__" for _, _, real, _ in sources} - self.swept:
+            self.swept.add(cache)
+            cleanup_stale_temporaries(cache)
         request = {"levels": list(self.bytecode_levels), "files": [[real, final] for _, _, real, final in sources]}
         result = subprocess.run(
             [str(self.python), "-c", _COMPILE_SCRIPT], input=json.dumps(request), capture_output=True, text=True,
@@ -377,12 +409,12 @@ def install_wheel(
         with CheckedWheelFile.open(wheel) as source:
             installer_install(source, destination, {"INSTALLER": INSTALLER_NAME})
     except InstallError:
-        destination.discard()
         _roll_back(destination.published)
+        destination.discard()
         raise
     except Exception as error:
-        destination.discard()
         _roll_back(destination.published)
+        destination.discard()
         raise InstallError(f"installing {wheel.name} failed: {error}; nothing of it was kept") from None
     root = Path(destination._path_with_destdir(Scheme("purelib"), dist_info))
     return InstalledWheel(name=name, version=version, dist_info=root, files=list(destination.published))
@@ -451,3 +483,66 @@ def _is_relative_to(path: Path, base: Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+def cleanup_stale_temporaries(directory: Path) -> int:
+    """Remove the temporary files that installs which died left in ``directory``; return how many.
+
+    Called for each directory an install writes into, so a killed install's leftovers go
+    the next time anything is installed there.
+    """
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if TMP_MARK not in name:
+            continue
+        pid_text = name.split(TMP_MARK, 1)[1].split("-", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / name)
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sage_build.install --prefix DIR WHEEL...``: install wheels as sage-spkg does."""
+    import argparse
+
+    from .errors import SageBuildError
+    from .target import TargetPython, query_python
+
+    parser = argparse.ArgumentParser(prog="python -m sage_build.install",
+                                     description="Install wheels into a prefix (a virtual environment) race-free.")
+    parser.add_argument("--prefix", required=True, type=Path)
+    parser.add_argument("--bytecode", default="0", help="optimisation levels, e.g. '0' or '0 1', or 'none'")
+    parser.add_argument("wheels", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    target_file = args.prefix / "var" / "lib" / "sage" / "target-python.json"
+    try:
+        target = TargetPython.load(target_file) if target_file.exists() else query_python(args.prefix / "bin" / "python3")
+        levels = () if args.bytecode == "none" else tuple(int(x) for x in args.bytecode.split())
+        for wheel in args.wheels:
+            install_wheel(wheel, paths=target.paths, python_final=args.prefix / "bin" / "python3",
+                          python_now=args.prefix / "bin" / "python3",
+                          lock_file=args.prefix / "var" / "lib" / "sage" / "prefix.lock", bytecode_levels=levels)
+    except SageBuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

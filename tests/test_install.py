@@ -1,0 +1,240 @@
+"""Race-free installs: concurrency, collisions, tampered wheels, crashes, and pip's tree as the oracle."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from sage_build.errors import InstallError
+
+
+def make_wheel(directory: Path, name: str, version: str, files: dict[str, bytes], *,
+               data: dict[str, bytes] | None = None, scripts: str = "", tamper: str | None = None) -> Path:
+    """A wheel built by hand (RECORD included); ``tamper`` names a member whose RECORD hash is wrong."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dist_info = f"{name}-{version}.dist-info"
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    members = dict(files)
+    for key, value in (data or {}).items():
+        members[f"{name}-{version}.data/{key}"] = value
+    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    if scripts:
+        members[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{scripts}\n".encode()
+    record = []
+    for member, content in members.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+        if member == tamper:
+            digest = "A" * len(digest)
+        record.append(f"{member},sha256={digest},{len(content)}")
+    record.append(f"{dist_info}/RECORD,,")
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in members.items():
+            info = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if member.endswith(".sh") else 0o644) << 16
+            archive.writestr(info, content)
+        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+@pytest.fixture
+def prefix(tmp_path) -> Path:
+    """A prefix made like sage-build makes it: a venv without pip, described once."""
+    from sage_build.target import query_python
+
+    prefix = tmp_path / "prefix"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    query_python(prefix / "bin" / "python3").save(prefix / "var/lib/sage/target-python.json")
+    return prefix
+
+
+def install(prefix: Path, *wheels: Path, bytecode: str = "0") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sage_build.install", "--prefix", str(prefix), "--bytecode", bytecode,
+         *map(str, wheels)],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+    )
+
+
+def site(prefix: Path) -> Path:
+    return next((prefix / "lib").glob("python3*/site-packages"))
+
+
+def shared_wheels(directory: Path, count: int) -> list[Path]:
+    wheels = []
+    for i in range(count):
+        files = {
+            "ns/__init__.py": b"# shared namespace\n",
+            "ns/shared/include/common.h": b"#define COMMON 1\n",
+            f"ns/shared/include/p{i}.h": f"#define P{i} {i}\n".encode(),
+            f"ns/p{i}/__init__.py": f"VALUE = {i}\n".encode() + b"x = 1\n" * 2000,
+        }
+        wheels.append(make_wheel(directory, f"p{i}", "1.0", files))
+    return wheels
+
+
+def test_concurrent_installs_of_wheels_sharing_files(prefix, tmp_path):
+    wheels = shared_wheels(tmp_path / "wheels", 10)
+    for round_ in range(3):
+        processes = [
+            subprocess.Popen([sys.executable, "-m", "sage_build.install", "--prefix", str(prefix), str(wheel)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+            for wheel in wheels + wheels[:6]  # 16 processes; 6 install a wheel twice at once
+        ]
+        outputs = [(p.wait(), p.stdout.read()) for p in processes]
+        assert all(code == 0 for code, _ in outputs), [out for code, out in outputs if code]
+        code = "import ns; " + "; ".join(f"import ns.p{i}" for i in range(10)) + "; print('ok')"
+        result = subprocess.run([str(prefix / "bin/python3"), "-c", code], capture_output=True, text=True)
+        assert result.stdout.strip() == "ok", result.stderr
+        assert (site(prefix) / "ns/shared/include/common.h").read_bytes() == b"#define COMMON 1\n"
+        leftovers = [p for p in prefix.rglob("*") if ".sbtmp-" in p.name]
+        assert leftovers == []
+        if round_ < 2:
+            subprocess.run(["rm", "-rf", str(site(prefix) / "ns")] + [str(p) for p in site(prefix).glob("p*.dist-info")])
+
+
+def test_different_bytes_for_a_shared_path_is_an_error_naming_both(prefix, tmp_path):
+    first = make_wheel(tmp_path / "a", "first", "1.0", {"ns/__init__.py": b"one\n", "first.py": b""})
+    second = make_wheel(tmp_path / "b", "second", "1.0", {"ns/__init__.py": b"two\n", "second.py": b""})
+    assert install(prefix, first).returncode == 0
+    result = install(prefix, second)
+    assert result.returncode == 1
+    assert "second 1.0" in result.stderr and "'first'" in result.stderr and "ns/__init__.py" in result.stderr
+    assert (site(prefix) / "ns/__init__.py").read_bytes() == b"one\n"
+    assert not (site(prefix) / "second.py").exists()  # nothing of the second wheel was published
+    assert not list(site(prefix).glob("second-*"))
+    relaxed = subprocess.run(
+        [sys.executable, "-m", "sage_build.install", "--prefix", str(prefix), str(second)],
+        capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src"), SAGE_INSTALL_COLLISIONS="warn"))
+    assert relaxed.returncode == 0
+    assert "'first'" in relaxed.stderr and "second 1.0" in relaxed.stderr
+    assert (site(prefix) / "ns/__init__.py").read_bytes() == b"one\n"
+
+
+def test_tampered_wheel_installs_nothing(prefix, tmp_path):
+    wheel = make_wheel(tmp_path, "bad", "1.0", {"bad/__init__.py": b"", "bad/z.py": b"evil\n"}, tamper="bad/z.py")
+    before = sorted(p for p in prefix.rglob("*"))
+    result = install(prefix, wheel)
+    assert result.returncode == 1
+    assert "bad/z.py does not match the hash in the wheel's RECORD" in result.stderr
+    assert sorted(p for p in prefix.rglob("*") if ".lock" not in p.name) == [p for p in before]
+
+
+def test_missing_record_or_bad_zip(prefix, tmp_path):
+    broken = tmp_path / "broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip")
+    result = install(prefix, broken)
+    assert result.returncode == 1 and "is not a valid wheel" in result.stderr
+    norecord = tmp_path / "norecord-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(norecord, "w") as archive:
+        archive.writestr("norecord-1.0.dist-info/METADATA", "Name: norecord\n")
+        archive.writestr("norecord-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n")
+    result = install(prefix, norecord)
+    assert result.returncode == 1 and "norecord" in result.stderr
+
+
+def _pyc_without_header_and_path(data: bytes) -> bytes:
+    """Byte-code without its 16-byte header (timestamps) and the embedded source path (the prefix)."""
+    import marshal
+    import types
+
+    def strip(code: types.CodeType) -> types.CodeType:
+        consts = tuple(strip(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+        return code.replace(co_filename="", co_consts=consts)
+
+    return marshal.dumps(strip(marshal.loads(data[16:])))
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    """Files of a prefix; .pyc without their 16-byte header (timestamps differ); RECORD as a set of lines."""
+    result = {}
+    for file in sorted(path.rglob("*")):
+        rel = str(file.relative_to(path))
+        if file.is_dir() or rel.startswith("var/") or rel == "pyvenv.cfg" or file.name in ("INSTALLER", "REQUESTED", "direct_url.json"):
+            continue
+        if rel.startswith(("bin/activate", "bin/Activate", "bin/python")):
+            continue  # the venv's own files
+        if file.is_symlink():
+            result[rel] = b"->" + os.readlink(file).encode()
+            continue
+        data = file.read_bytes()
+        if file.suffix == ".pyc":
+            data = _pyc_without_header_and_path(data)
+        if file.name == "RECORD":
+            # a script's hash depends on its shebang, i.e. on the prefix: compare its name only
+            # (pip lists byte-code without a hash; we list it with one: compare names there too)
+            lines = sorted(l.split(",")[0] if "/bin/" in l or ".pyc," in l else l for l in data.decode().splitlines()
+                           if not l.split(",")[0].endswith(("INSTALLER", "REQUESTED", "direct_url.json")))
+            data = "\n".join(lines).encode()
+        result[rel] = data
+    return result
+
+
+def test_tree_equals_pips(prefix, tmp_path):
+    wheel = make_wheel(tmp_path, "oracle", "1.0", {
+        "oracle/__init__.py": b"def main():\n    print('hi')\n",
+        "oracle/data.txt": b"data\n",
+        "oracle/sub/mod.py": b"X = 1\n",
+    }, data={"scripts/oracle-run.sh": b"#!/bin/sh\necho run\n", "headers/oracle.h": b"int o;\n",
+             "data/share/oracle/readme": b"r\n", "purelib/extra_mod.py": b"E = 1\n"},
+        scripts="oracle-hi=oracle:main")
+    assert install(prefix, wheel).returncode == 0, install(prefix, wheel).stderr
+    pip_prefix = tmp_path / "pip-prefix"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(pip_prefix)], check=True)
+    result = subprocess.run([sys.executable, "-m", "pip", "--python", str(pip_prefix / "bin/python3"), "install",
+                             "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"pip cannot install into another interpreter here: {result.stderr[-300:]}")
+    ours, pips = _tree(prefix), _tree(pip_prefix)
+    # shebangs name each prefix's own interpreter; pip's and installer's launchers quote differently
+    for tree, root in ((ours, prefix), (pips, pip_prefix)):
+        for key in list(tree):
+            if key.startswith("bin/oracle"):
+                tree[key] = tree[key].replace(str(root).encode(), b"PREFIX").replace(b"'", b'"')
+    assert sorted(ours) == sorted(pips)
+    for key in ours:
+        assert ours[key] == pips[key], key
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_rerun_equals_clean_install(prefix, tmp_path):
+    wheels = shared_wheels(tmp_path / "wheels", 4)
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clean)], check=True)
+    from sage_build.target import query_python
+
+    query_python(clean / "bin/python3").save(clean / "var/lib/sage/target-python.json")
+    assert install(clean, *wheels).returncode == 0
+    expected = {k: v for k, v in _tree(clean).items()}
+    rng = random.Random(1)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    for attempt in range(50):
+        process = subprocess.Popen([sys.executable, "-m", "sage_build.install", "--prefix", str(prefix),
+                                    *map(str, wheels)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 0.6))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # no torn file: every published file is complete (only temporaries may be partial)
+        for file in site(prefix).rglob("*.h"):
+            assert file.read_bytes().startswith(b"#define") and file.read_bytes().endswith(b"\n")
+        assert install(prefix, *wheels).returncode == 0
+        got = _tree(prefix)
+        got = {k.replace(str(prefix), str(clean)): v.replace(str(prefix).encode(), str(clean).encode())
+               for k, v in got.items()}
+        assert got == expected, attempt
+        assert not [p for p in prefix.rglob("*") if ".sbtmp-" in p.name]
+        subprocess.run(["rm", "-rf", str(site(prefix) / "ns")] + [str(p) for p in site(prefix).glob("p*.dist-info")])
