@@ -56,7 +56,7 @@ distclean:
 	rm -rf $(SAGE_ROOT)/local $(SAGE_ROOT)/logs $(SAGE_ROOT)/build/make $(SAGE_ROOT)/.venv \
 		$(SAGE_ROOT)/.pytest_cache $(SAGE_ROOT)/src/*.egg-info
 
-Makefile $(SAGE_ROOT)/Makefile: ;
-
-%:: $(GENERATED)
+# Any other target (a package, PKG-uninstall, download, list ...) is the generated Makefile's.
+.DEFAULT:
+	+@$(MAKE) --no-print-directory -f $(SAGE_ROOT)/Makefile $(GENERATED)
 	+@$(MAKE) --no-print-directory -f $(GENERATED) $@

@@ -144,6 +144,7 @@ class Timing:
     label: str
     runs: list[float]
     target: float | None = None
+    output: str = ""    # of the last run
 
     @property
     def median(self) -> float:
@@ -152,7 +153,7 @@ class Timing:
     @property
     def verdict(self) -> str:
         if self.target is None:
-            return "peer"
+            return "-"
         return "pass" if self.median < self.target else "FAIL"
 
 
@@ -160,17 +161,19 @@ def timed(label: str, command: list[str], env: dict[str, str], runs: int, target
           check_output=None) -> Timing:
     """One warm-up, then ``runs`` timed runs; ``check_output`` inspects every run's output."""
     times = []
+    output = ""
     for i in range(runs + 1):
         elapsed, output = run(command, env)
         if check_output is not None:
             check_output(output)
         if i > 0:
             times.append(elapsed)
-    return Timing(label, times, target)
+    return Timing(label, times, target, output)
 
 
 def assert_noop(output: str) -> None:
-    ran = any(word in output for word in ("sage-spkg", "sage-recipe-hash", "sage-reconfigure", "configure.py"))
+    """Make says it did nothing, and no recipe of ours (build, hash, reconfigure) printed anything."""
+    ran = any(word in output for word in ("sage-spkg", "sage-recipe-hash", "sage-reconfigure", "configure:"))
     if ran or "Nothing to be done for 'build'" not in output:
         raise SystemExit(f"the no-op make ran something:\n{output[-3000:]}")
 
@@ -257,6 +260,7 @@ def machine_facts() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{python_version} (the tool's .venv)",
         "make": make_version,
+        "load average at the end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
 
 
@@ -280,34 +284,40 @@ def table(timings: list[Timing]) -> str:
     return "\n".join(rows)
 
 
-def section(timings: list[Timing], facts: dict[str, str], tree: str, runs: int, noop: Timing, bare: Timing,
+def section(timings: list[Timing], notes: list[str], facts: dict[str, str], tree: str, runs: int,
             edges: int) -> str:
     fact_lines = "\n".join(f"- {key}: {value}" for key, value in facts.items())
+    note_lines = "\n".join(f"- {note}" for note in notes) or "- none"
     return f"""{HEADING}
 
 Reproduce: `.venv/bin/python bench/bench_spine.py` (`--help` for options; it refreshes this section).
 
-A synthetic tree of {tree}. Seeded, acyclic; each dependency is an earlier package.
+A synthetic tree of {tree}. Seeded, acyclic: each package depends only on earlier ones.
 
 Each figure is the wall time of the whole command (process start to exit), median of {runs} runs
 after one warm-up:
 
 - **configure.py**: `SAGE_ROOT=<tree> .venv/bin/python configure.py --prefix=<tree>/local --quiet`,
-  first with an empty prefix, then with every package installed (the usual re-configure; optional
-  packages are then kept, which changes the Makefile).
-- **no-op make build**: every stamp present and newer than its recipe hash; then
-  `make -f <tree>/build/make/Makefile build` with SAGE_ROOT exported. Every run is checked to run
-  no recipe (no `sage-spkg`, no `sage-recipe-hash` call) and `make -q build` exits 0.
+  first with an empty prefix, then with every package installed (the usual re-configure; the
+  installed optional packages are then kept).
+- **no-op make build**: every stamp present, all with one mtime newer than what configure wrote;
+  configure run again since (as a developer does); then `make -f <tree>/build/make/Makefile build`
+  with SAGE_ROOT exported. Every run must print make's "Nothing to be done for 'build'" and no
+  line of ours (`sage-spkg`, `sage-recipe-hash`, `configure:`). The `make -r` row is the same
+  command with make's built-in implicit rules off, for diagnosis.
 - **top-level make build**: `make -C <tree> build` through the repository's top-level Makefile
   (symlinked into the tree), which first checks whether the generated Makefile is stale
   (wildcards over every recipe's type, version, dependencies and checksums files) and then runs
   the generated Makefile in a sub-make: what a developer types.
-- **bare GNU make (peer)**: a minimal Makefile with the same stamps and the same {edges:,} prerequisite
-  edges (taken from the generated Makefile, minus the recipe-hash prerequisites), no hash files, no
-  wildcards: the time make itself needs to decide the no-op. Overhead of our Makefile over bare make:
-  {noop.median - bare.median:+.3f} s ({noop.median / bare.median:.1f}x).
+- **bare GNU make (peer)**: a minimal Makefile with the same stamps and the same {edges:,}
+  prerequisite edges (taken from the generated Makefile, minus the recipe-hash prerequisites), no
+  hash files, no wildcards: the time make itself needs to decide the no-op.
 
 {table(timings)}
+
+Notes from this run:
+
+{note_lines}
 
 Machine:
 
@@ -317,7 +327,7 @@ Machine:
 
 def update_readme(text: str) -> None:
     """Replace this benchmark's section of bench/README.md (or append it), keeping the others."""
-    old = README.read_text() if README.exists() else "# Benchmarks\n\n"
+    old = README.read_text() if README.exists() else "# Benchmarks\n"
     start = old.find(HEADING)
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
@@ -344,36 +354,43 @@ def main() -> int:
         recipes = generate_tree(root, args.count, args.seed)
         env = clean_env(root)
         prefix = root / "local"
-        configure = [str(TOOL_PYTHON), str(REPO / "configure.py"), f"--prefix={prefix}", "--quiet"]
         generated = root / "build" / "make" / "Makefile"
-        make = ["make", "-f", str(generated), "build"]
+        configure = [str(TOOL_PYTHON), str(REPO / "configure.py"), f"--prefix={prefix}", "--quiet"]
         print(f"tree: {root}\n{describe(recipes)}", file=sys.stderr)
 
         fresh = timed("configure.py, empty prefix", configure, env, args.runs, CONFIGURE_TARGET)
         installed = fake_installed(root)
         print(f"faked {installed:,} installed stamps under {prefix}", file=sys.stderr)
         reconfigure = timed("configure.py, everything installed", configure, env, args.runs, CONFIGURE_TARGET)
-        # The re-configure kept the installed optional packages and touched every hashes/<pkg>.checked;
-        # the stamps stay as they are: make must still find nothing to do.
-        noop = timed("no-op `make build` (generated Makefile)", make, env, args.runs, NOOP_MAKE_TARGET, assert_noop)
-        question = make_question(generated, env)
-        if question != 0:
-            print(f"note: `make -q build` exits {question} although `make build` runs nothing:"
-                  " see the README section", file=sys.stderr)
-        toplevel = timed("no-op `make build` (top-level Makefile)", ["make", "-C", str(root), "build"], env,
-                         args.runs, NOOP_MAKE_TARGET, assert_noop)
+
+        noop = timed("no-op `make build` (generated Makefile)", ["make", "-f", str(generated), "build"],
+                     env, args.runs, NOOP_MAKE_TARGET, assert_noop)
+        noop_r = timed("same, `make -r` (diagnosis: no built-in rules)", ["make", "-r", "-f", str(generated), "build"],
+                       env, args.runs, None, assert_noop)
+        toplevel = timed("no-op `make build` (top-level Makefile)", ["make", "-C", str(root), "build"],
+                         env, args.runs, NOOP_MAKE_TARGET, assert_noop)
         bare_makefile = root / "bare.mk"
         edges = write_bare_makefile(generated, bare_makefile)
         bare = timed("bare GNU make, same stamps and edges (peer)", ["make", "-f", str(bare_makefile), "build"],
                      env, args.runs, None, assert_noop)
-        if "would build" in run(["make", "-f", str(bare_makefile), "build"], env)[1]:
-            raise SystemExit("the bare Makefile is not a no-op")
+        timings = [fresh, reconfigure, noop, noop_r, toplevel, bare]
 
-        timings = [fresh, reconfigure, noop, toplevel, bare]
+        notes = [f"our no-op `make build` over bare make: {noop.median - bare.median:+.3f} s"
+                 f" ({noop.median / bare.median:.0f}x); with `make -r`: {noop_r.median - bare.median:+.3f} s"
+                 f" ({noop_r.median / bare.median:.0f}x)"]
+        circular = toplevel.output.count("Circular")
+        if circular:
+            notes.append(f"the top-level `make build` printed {circular:,} 'Circular ... dependency dropped'"
+                         " warnings per run (its `%::` rule matches the recipe files it depends on)")
+        question = make_question(generated, env)
+        if question != 0:
+            notes.append(f"`make -q build` exits {question} (and `make -n build` lists every package) although"
+                         " `make build` runs nothing: after a re-configure every hashes/<pkg>.checked is newer"
+                         " than hashes/<pkg>, whose empty recipe make assumes would update it")
         print(table(timings))
-        print(f"\nour no-op make over bare make: {noop.median - bare.median:+.3f} s ({noop.median / bare.median:.1f}x)")
+        print("\n".join(notes))
         if not args.no_readme:
-            update_readme(section(timings, machine_facts(), describe(recipes), args.runs, noop, bare, edges))
+            update_readme(section(timings, notes, machine_facts(), describe(recipes), args.runs, edges))
             print(f"wrote {README.relative_to(REPO)}", file=sys.stderr)
         return 0 if all(t.verdict != "FAIL" for t in timings) else 1
     finally:
