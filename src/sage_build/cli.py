@@ -257,6 +257,8 @@ def package_main(argv: list[str]) -> int:
         installed = {}
     if args.command == "list":
         names = _filter(packages, args.filters, args.has_file, installed)
+        if ":installed:" in args.filters:
+            _warn_stale(names, installed, root)
         if args.format == "json":
             print(json.dumps([_properties(packages[n], graph, installed) for n in names], indent=1))
         else:
@@ -295,6 +297,24 @@ def package_main(argv: list[str]) -> int:
                     print(f"{name}: {line}")
         return 0
     return 1
+
+
+def _warn_stale(names: list[str], installed: dict[str, str], root: Path) -> None:
+    """Say which manifests no longer match the prefix (a `pip uninstall` behind our back)."""
+    from .manifest import stale_wheels
+    from .target import TargetPython
+
+    layout = load_config(root).layout()
+    try:
+        site = TargetPython.load(layout.target_file).site_packages
+    except FileNotFoundError:
+        return
+    site = layout.staged(site) if layout.destdir else site
+    for name in names:
+        missing = stale_wheels(layout, layout.stamp(name, installed[name]), site)
+        if missing:
+            print(f"warning: the manifest of {name} is stale: {', '.join(missing)} is no longer installed"
+                  f" in the prefix; repair with ./sage -f {name}", file=sys.stderr)
 
 
 def _filter(packages: dict[str, Package], filters: list[str], has_files: list[str], installed) -> list[str]:

@@ -98,11 +98,22 @@ def publish_file(tmp: Path, target: Path, *, installing: str, collisions: str = 
             tmp.unlink()
 
 
+def _create(path: Path) -> BinaryIO:
+    """Open a new file for writing, re-making its directory if a concurrent uninstall just removed it
+    (an uninstall removes only empty directories, so once the file exists the directory stays)."""
+    for _ in range(10):
+        try:
+            return open(path, "xb")
+        except FileNotFoundError:
+            make_dirs(path.parent)
+    return open(path, "xb")
+
+
 def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a whole file atomically, replacing what was there (for our own metadata)."""
     make_dirs(target.parent)
     tmp = tmp_name(target)
-    with open(tmp, "wb") as handle:
+    with _create(tmp) as handle:
         handle.write(data)
     os.chmod(tmp, mode)
     os.replace(tmp, target)
@@ -223,7 +234,7 @@ class AtomicDestination(SchemeDictionaryDestination):
         digest = hashlib.new(self.hash_algorithm)
         size = 0
         self.staged.append(_Staged(tmp, target))
-        with open(tmp, "wb") as handle:
+        with _create(tmp) as handle:
             while True:
                 chunk = stream.read(_COPY_CHUNK)
                 if not chunk:

@@ -65,3 +65,20 @@ def installed_versions(layout: Layout, names) -> dict[str, str]:
                 found[name] = "-".join(parts[i:])
                 break
     return found
+
+
+def stale_wheels(layout: Layout, stamp: Path, site_packages: Path) -> list[str]:
+    """The wheels a manifest lists whose distribution is no longer installed (e.g. `pip uninstall`)."""
+    from packaging.utils import parse_wheel_filename
+
+    missing = []
+    for rel in read_manifest(stamp).get("files", []):
+        if not rel.endswith(".whl"):
+            continue
+        name, version, _, _ = parse_wheel_filename(Path(rel).name)
+        dist_info = site_packages / f"{str(name).replace('-', '_')}-{version}.dist-info"
+        if not dist_info.is_dir() and not any(
+            p.name.lower() == dist_info.name.lower() for p in site_packages.glob("*.dist-info")
+        ):
+            missing.append(Path(rel).name)
+    return missing

@@ -58,11 +58,12 @@ def uninstall(layout: Layout, name: str, *, stamp_only: bool = False, say: Calla
             return
         command = [str(layout.python), str(path), *args] if script == PIPRM else ["bash", str(path)]
         result = subprocess.run(command, env=env, capture_output=True, text=True)
-        for line in (result.stdout + result.stderr).splitlines():
+        for line in result.stdout.splitlines():
             say(f"  {line}")
         if result.returncode != 0:
             raise UninstallError(
-                f"{name}: {path} failed (exit {result.returncode}); the package stays installed."
+                f"{name}: {path} failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}\n"
+                "The package stays installed."
                 + (f" If its RECORD is broken, run {path} --force by hand, then uninstall again." if script == PIPRM else "")
             )
 
