@@ -17,8 +17,13 @@ CONFIG := $(SAGE_ROOT)/build/make/config.json
 
 all: build
 
+SAGE_BUILD_BIN := $(SAGE_ROOT)/build/bin
+
+# `make -q` answers a no-op build in milliseconds; otherwise sage-progress runs make,
+# shows the progress and, on failure, the summary.
 build: $(GENERATED)
-	+@$(MAKE) --no-print-directory -f $(GENERATED) build
+	+@$(MAKE) -q --no-print-directory -f $(GENERATED) build 2>/dev/null \
+	  || $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) build
 
 # configure decides from the recipes' type, version and dependency files: when one of
 # them changes, the Makefile is generated again with the last configure call.
@@ -59,4 +64,5 @@ distclean:
 # Any other target (a package, PKG-uninstall, download, list ...) is the generated Makefile's.
 .DEFAULT:
 	+@$(MAKE) --no-print-directory -f $(SAGE_ROOT)/Makefile $(GENERATED)
-	+@$(MAKE) --no-print-directory -f $(GENERATED) $@
+	+@case "$@" in *-uninstall|*-clean|list|download) $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; \
+	  *) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; esac

@@ -25,9 +25,13 @@ usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
        ./sage --python [ARGS...]      run the prefix's Python
        ./sage -sh                     a shell with the prefix's environment
 
+       ./sage --plan [PKG...]         what `make build` (or make PKG) would build, in order, and why
+       ./sage --timeline              the path of the last build's timeline picture
+
 Options for -i and -f:
   -s   keep the build directory (as SAGE_KEEP_BUILT_SPKGS=yes)
   -c   run the package's spkg-check (as SAGE_CHECK=yes)
+  -k, --keep-going   build everything that does not depend on a failure
 Optional packages that configure did not enable can be installed with -i;
 they then stay installed across `make build` (their default is if_installed).
 """
@@ -51,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
             return uninstall_main(rest)
         if command == "--package":
             return package_main(rest)
+        if command == "--plan":
+            return plan_main(rest)
+        if command == "--timeline":
+            path = load_config().layout().sage_root / "logs" / "build-timeline.html"
+            if not path.exists():
+                return _die(f"{path} does not exist yet: it is written after each `make build`")
+            print(path)
+            return 0
         if command == "--python":
             return _exec_in_prefix(["python3", *rest])
         if command in ("-sh", "--sh"):
@@ -81,6 +93,8 @@ def install_command(args: list[str], *, force: bool) -> int:
             env_updates["SAGE_KEEP_BUILT_SPKGS"] = "yes"
         elif arg == "-c":
             env_updates["SAGE_CHECK"] = "yes"
+        elif arg in ("-k", "--keep-going"):
+            env_updates["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " -k").strip()
         elif arg.startswith("-"):
             return _die(f"unknown option {arg!r} for {'-f' if force else '-i'}")
         else:
@@ -106,6 +120,33 @@ def install_command(args: list[str], *, force: bool) -> int:
             if code:
                 return code
     return _make(names, extra)
+
+
+def plan_main(targets: list[str]) -> int:
+    from .plan import make_plan
+    from .progress import _enabled
+
+    config = load_config()
+    layout = config.layout()
+    packages = load_packages(layout.pkgs_dir)
+    graph = Graph.build(packages)
+    unknown = [t for t in targets if t not in packages]
+    if unknown:
+        return _die(f"no such package: {', '.join(unknown)}")
+    enabled = _enabled(layout)
+    built = set(packages) - set(config.from_system)
+    plan = make_plan(layout, graph, targets or sorted(enabled), built, enabled=enabled)
+    if not plan:
+        print("nothing to build: everything is up to date")
+        return 0
+    width = max(len(f"{p.name}-{p.version}") for p in plan)
+    for index, item in enumerate(plan, start=1):
+        estimate = f"~{item.estimate:.0f}s" if item.estimate is not None else "?"
+        print(f"{index:4d}. {f'{item.name}-{item.version}'.ljust(width)}  {estimate:>7}  {item.reason}")
+    known = [p.estimate for p in plan if p.estimate is not None]
+    print(f"{len(plan)} package(s) to build; {sum(known):.0f}s of build time known from past builds"
+          + (f" ({len(plan) - len(known)} never built here)" if len(known) < len(plan) else ""))
+    return 0
 
 
 def _exec_in_prefix(command: list[str]) -> int:

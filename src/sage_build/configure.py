@@ -13,6 +13,7 @@ from .errors import ConfigureError, SageBuildError
 from .graph import Graph
 from .layout import Layout, default_sage_root
 from .makefile import PackagePlan, render_makefile, update_recipe_hash, write_if_changed
+from .plan import learned_durations
 from .recipe import Package, load_packages
 from .system import Detection, detect_declared, detect_python, has_system_check
 from .target import query_python
@@ -197,7 +198,7 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
     try:
         makefile = render_makefile(
             graph, plans, sage_root=sage_root, prefix=prefix, python_version=target.version,
-            argv=list(argv), disabled_installed=disabled_installed,
+            argv=list(argv), disabled_installed=disabled_installed, durations=learned_durations(layout),
         )
     except ValueError as error:
         raise ConfigureError(str(error)) from None

@@ -16,6 +16,7 @@ import jinja2
 
 from .graph import PYTHON_PSEUDO, Graph
 from .layout import tool_root
+from .plan import priorities
 from .recipe import recipe_hash
 
 
@@ -48,17 +49,23 @@ def render_makefile(
     python_version: str,
     argv: list[str],
     disabled_installed: list[str] = (),
+    durations: dict[str, float] | None = None,
 ) -> str:
     """The text of build/make/Makefile."""
     built = {name for name, plan in plans.items() if not plan.from_system}
     enabled = {name for name, plan in plans.items() if plan.enabled}
+    # make starts prerequisites left to right: the longest remaining chains go first.
+    rank = priorities(graph, graph.packages, durations or {})
+
+    def by_priority(names: list[str]) -> list[str]:
+        return sorted(names, key=lambda n: (-rank.get(n, 0.0), n))
     packages = []
     for name in sorted(graph.packages):
         pkg = graph.packages[name]
         normal, order_only = graph.dependencies(name, enabled=enabled)
         # The pseudo-package is a prerequisite of every stamp anyway; system packages need no stamp.
-        normal_stamps = [f"$(inst_{d})" for d in normal if d != PYTHON_PSEUDO and d in built]
-        order_stamps = [f"$(inst_{d})" for d in order_only if d != PYTHON_PSEUDO and d in built]
+        normal_stamps = [f"$(inst_{d})" for d in by_priority(normal) if d != PYTHON_PSEUDO and d in built]
+        order_stamps = [f"$(inst_{d})" for d in by_priority(order_only) if d != PYTHON_PSEUDO and d in built]
         prerequisites = " ".join([f"$(HASHES)/{name}", "$(PYTHON)", *normal_stamps])
         if order_stamps:
             prerequisites += " | " + " ".join(order_stamps)
@@ -69,7 +76,7 @@ def render_makefile(
             "reason": plans[name].reason,
             "prerequisites": prerequisites,
         })
-    build_order = [name for name in graph.topological_order(enabled) if name in built]
+    build_order = by_priority([name for name in enabled if name in built])
     phony = [f"{n}{suffix}" for n in sorted(graph.packages) for suffix in ("", "-no-deps", "-uninstall", "-clean")]
     return _environment().get_template("Makefile.j2").render(
         argv_text=" ".join(shlex.quote(a) for a in ["./configure.py", *argv]),

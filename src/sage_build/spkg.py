@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -55,21 +56,23 @@ class Spkg:
         self.log_path.write_text("")
         self.log = PackageLog(self.log_path, self.tag, echo=echo)
         self.events = layout.sage_root / "logs" / "events.jsonl"
-        self.reason = reason
+        self.reason = reason or _reason_from_plan(pkg.name) or _local_reason(layout, pkg)
+        self.event_fields = {"package": pkg.name, "version": self.version, "log": str(self.log_path),
+                             "session": os.environ.get("SAGE_BUILD_SESSION", ""),
+                             "run": f"{os.getpid()}-{time.time():.3f}"}
         self.build_dir = layout.build_root / self.tag
 
     @contextlib.contextmanager
     def phase(self, name: str):
         start = time.time()
-        self.log.line(f"--- {name} ---", always=not self.log.echo and sys.stdout.isatty())
-        record_event(self.events, package=self.pkg.name, version=self.version, phase=name, event="start",
-                     time=start, log=str(self.log_path), reason=self.reason)
+        self.log.line(f"--- {name} ---", always=not self.log.echo and sys.stdout.isatty()
+                      and os.environ.get("SAGE_BUILD_QUIET") != "1")
+        record_event(self.events, **self.event_fields, phase=name, event="start", time=start, reason=self.reason)
         try:
             yield
         except BaseException as error:
-            record_event(self.events, package=self.pkg.name, version=self.version, phase=name, event="end",
-                         outcome="failed", start=start, time=time.time(), duration=time.time() - start,
-                         log=str(self.log_path), error=str(error))
+            record_event(self.events, **self.event_fields, phase=name, event="end", outcome="failed",
+                         start=start, time=time.time(), duration=time.time() - start, error=str(error))
             if isinstance(error, SageBuildError):
                 self.log.line(f"Error: {error}")
                 raise PhaseFailed(name, error) from error
@@ -77,9 +80,8 @@ class Spkg:
                 self.log.line(f"Error: {error}")
                 raise PhaseFailed(name, error) from error
             raise
-        record_event(self.events, package=self.pkg.name, version=self.version, phase=name, event="end",
-                     outcome="ok", start=start, time=time.time(), duration=time.time() - start,
-                     log=str(self.log_path))
+        record_event(self.events, **self.event_fields, phase=name, event="end", outcome="ok",
+                     start=start, time=time.time(), duration=time.time() - start)
 
     # -- the pipeline ---------------------------------------------------------
 
@@ -278,6 +280,27 @@ class Spkg:
         )
 
 
+def _reason_from_plan(name: str) -> str | None:
+    """The reason the build's plan gave (sage-progress writes it before running make)."""
+    plan_file = os.environ.get("SAGE_BUILD_PLAN")
+    if not plan_file:
+        return None
+    try:
+        return json.loads(Path(plan_file).read_text()).get(name)
+    except (OSError, ValueError):
+        return None
+
+
+def _local_reason(layout: Layout, pkg: Package) -> str:
+    """Why this package builds, from its own stamps (without the dependency graph)."""
+    stamps = layout.installed_stamps(pkg.name)
+    if not stamps:
+        return "not installed"
+    if layout.stamp(pkg.name, pkg.stamp_version) not in stamps:
+        return "version changed"
+    return "recipe changed, a build dependency was rebuilt, or forced"
+
+
 def _final_paths(target: TargetPython, layout: Layout) -> dict[str, str]:
     """The target's scheme paths as the installed tree sees them (without DESTDIR)."""
     if layout.destdir is None:
@@ -360,21 +383,24 @@ def main(argv: list[str] | None = None) -> int:
             if not (path / "type").is_file():
                 raise SageBuildError(f"there is no package '{args.package}' in {layout.pkgs_dir}")
             pkg = load_package(path)
-        spkg = Spkg(config, layout, pkg, keep_build=args.keep_build, check=args.check)
+        quiet = os.environ.get("SAGE_BUILD_QUIET") == "1"
+        spkg = Spkg(config, layout, pkg, keep_build=args.keep_build, check=args.check,
+                    echo=False if quiet else None)
     except SageBuildError as error:
         if args.debug or os.environ.get("V") == "1":
             raise
         print(f"sage-spkg: error: {error}", file=sys.stderr)
         return 1
     started = time.time()
-    if not spkg.log.echo and sys.stdout.isatty():
+    if not quiet and not spkg.log.echo and sys.stdout.isatty():
         print(f"[{spkg.tag}] building (log: {spkg.log_path})", flush=True)
     try:
         spkg.run()
     except PhaseFailed as failure:
         if args.debug:
             raise
-        print(spkg.failure_report(failure), file=sys.stderr)
+        if not quiet:  # under sage-progress the summary after the build shows it
+            print(spkg.failure_report(failure), file=sys.stderr)
         return 1
     except SageBuildError as error:
         print(f"sage-spkg: error: {error}", file=sys.stderr)
@@ -382,5 +408,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n[{spkg.tag}] interrupted; no stamp was written", file=sys.stderr)
         return 130
-    print(f"[{spkg.tag}] installed in {time.time() - started:.1f}s", flush=True)
+    if not quiet:
+        print(f"[{spkg.tag}] installed in {time.time() - started:.1f}s", flush=True)
     return 0

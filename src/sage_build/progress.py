@@ -1,0 +1,216 @@
+"""Watching a build: live progress, the failure summary and the timeline, all from the build events.
+
+``sage-progress MAKE ARGS...`` runs make (sharing its jobserver) and follows
+``logs/events.jsonl``: on a terminal a tqdm display (done/total, what builds now
+and in which phase, elapsed and estimated time left); otherwise plain
+timestamped lines.  Afterwards the failure summary comes from the events of
+this build (what actually failed), never from grepping logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import load_config
+from .errors import SageBuildError
+from .graph import Graph
+from .layout import Layout
+from .plan import PlanItem, make_plan, read_events
+from .recipe import load_packages
+
+_ERROR_LINE = re.compile(r"(error|Error|ERROR|failed|Traceback|No such file|not found)")
+
+
+@dataclass
+class Progress:
+    """The state of one build session, folded from its events."""
+
+    planned: list[PlanItem]
+    started: float = field(default_factory=time.time)
+    running: dict[str, str] = field(default_factory=dict)   # package -> phase
+    done: set[str] = field(default_factory=set)
+    failed: dict[str, dict] = field(default_factory=dict)   # package -> the failing end event
+
+    def apply(self, event: dict) -> None:
+        name = event.get("package", "?")
+        if event.get("event") == "start":
+            self.running[name] = event.get("phase", "?")
+        elif event.get("event") == "end":
+            if event.get("outcome") == "failed":
+                self.failed[name] = event
+                self.running.pop(name, None)
+            elif event.get("phase") == "record":
+                self.done.add(name)
+                self.running.pop(name, None)
+
+
+def _follow(events_file: Path, offset: int, session: str, stop: threading.Event, handle_event) -> None:
+    """Call ``handle_event`` for each new event of this session until ``stop`` is set (and once more)."""
+    position = offset
+    while True:
+        finished = stop.is_set()
+        try:
+            with open(events_file, encoding="utf-8", errors="replace") as stream:
+                stream.seek(position)
+                while True:
+                    line = stream.readline()
+                    if not line.endswith("\n"):
+                        break  # a line still being written: read it next time
+                    position += len(line.encode())
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if event.get("session") == session:
+                        handle_event(event)
+        except FileNotFoundError:
+            pass
+        if finished:
+            return
+        stop.wait(0.2)
+
+
+def _jobserver_fds(makeflags: str) -> tuple[int, ...]:
+    match = re.search(r"--jobserver-(?:auth|fds)=(\d+),(\d+)", makeflags)
+    return (int(match.group(1)), int(match.group(2))) if match else ()
+
+
+def run(make_command: list[str], *, targets: list[str], layout: Layout, graph: Graph, built: set[str],
+        enabled: set[str], terminal: bool | None = None, out=sys.stdout) -> int:
+    terminal = sys.stdout.isatty() and os.environ.get("V", "0") in ("", "0") if terminal is None else terminal
+    events_file = layout.sage_root / "logs" / "events.jsonl"
+    events_file.parent.mkdir(parents=True, exist_ok=True)
+    session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    planned = make_plan(layout, graph, targets, built, enabled=enabled)
+    plan_file = layout.sage_root / "logs" / "plan.json"
+    plan_file.write_text(json.dumps({p.name: p.reason for p in planned}))
+    state = Progress(planned=planned)
+    offset = events_file.stat().st_size if events_file.exists() else 0
+    env = dict(os.environ, SAGE_BUILD_SESSION=session, SAGE_BUILD_PLAN=str(plan_file))
+    if terminal:
+        env["SAGE_BUILD_QUIET"] = "1"  # the display replaces the build's lines; they are in the logs
+    bar = None
+    if terminal and planned:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(planned), unit="pkg", dynamic_ncols=True, file=out,
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+
+    def handle(event: dict) -> None:
+        before = len(state.done)
+        state.apply(event)
+        if bar is not None:
+            bar.update(len(state.done) - before)
+            now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
+            bar.set_description_str(f"building: {now}" if now else "building")
+        else:
+            stamp = time.strftime("%H:%M:%S")
+            what = f"{event.get('package')}-{event.get('version')}"
+            if event.get("event") == "start":
+                print(f"[{stamp}] {what}: {event.get('phase')} ...", file=out, flush=True)
+            elif event.get("outcome") == "failed":
+                print(f"[{stamp}] {what}: {event.get('phase')} FAILED", file=out, flush=True)
+            elif event.get("phase") == "record":
+                print(f"[{stamp}] {what}: installed ({len(state.done)}/{len(planned)})", file=out, flush=True)
+
+    stop = threading.Event()
+    follower = threading.Thread(target=_follow, args=(events_file, offset, session, stop, handle), daemon=True)
+    follower.start()
+    try:
+        code = subprocess.run(make_command, env=env, pass_fds=_jobserver_fds(os.environ.get("MAKEFLAGS", ""))).returncode
+    except KeyboardInterrupt:
+        code = 130
+    stop.set()
+    follower.join()
+    if bar is not None:
+        bar.close()
+    from .timeline import write_timeline
+
+    session_events = [e for e in read_events(events_file) if e.get("session") == session]
+    if session_events:
+        write_timeline(session_events, layout.sage_root / "logs" / "build-timeline.html")
+    if code != 0 or state.failed:
+        # Without the display, each failing sage-spkg already printed its log's tail.
+        print(failure_summary(state, graph, layout, with_tail=terminal), file=sys.stderr)
+        return code or 1
+    if planned:
+        print(f"built {len(state.done)} package(s) in {time.time() - state.started:.0f}s;"
+              f" timeline: {layout.sage_root / 'logs' / 'build-timeline.html'}", file=out)
+    return 0
+
+
+def failure_summary(state: Progress, graph: Graph, layout: Layout, with_tail: bool = True) -> str:
+    lines = ["", "=" * 72]
+    if not state.failed:
+        lines.append("make failed before any package failed (see its messages above).")
+    for name, event in sorted(state.failed.items()):
+        log = Path(event.get("log", ""))
+        lines.append(f"FAILED: {name}-{event.get('version')} in phase '{event.get('phase')}'")
+        if event.get("error"):
+            lines.append(f"  {event['error'].splitlines()[0]}")
+        lines.append(f"  log: {log}")
+        try:
+            tail = log.read_text(errors="replace").splitlines()[-100:] if with_tail else []
+        except OSError:
+            tail = []
+        for line in tail:
+            marker = ">>" if _ERROR_LINE.search(line) else "  "
+            lines.append(f"  {marker} {line}")
+        lines.append(f"  reproduce: make {name}   (keep the build directory: ./sage -i -s {name})")
+        lines.append("")
+    failed = set(state.failed)
+    skipped, not_started = [], []
+    for item in state.planned:
+        if item.name in state.done or item.name in failed:
+            continue
+        blockers = sorted(graph.closure([item.name]) & failed)
+        (skipped if blockers else not_started).append((item.name, blockers))
+    if skipped:
+        lines.append("Not built because a dependency failed:")
+        lines += [f"  {name} (needs {', '.join(blockers)})" for name, blockers in skipped]
+    if not_started:
+        lines.append("Not built because make stopped (make -k build, or ./sage -i --keep-going, builds them):")
+        lines += [f"  {name}" for name, _ in not_started]
+    lines.append("=" * 72)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``sage-progress MAKE [ARGS...] TARGET...``, as the top-level Makefile runs it."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print("usage: sage-progress MAKE [MAKE ARGS...] [TARGETS...]", file=sys.stderr)
+        return 2
+    try:
+        config = load_config()
+        layout = config.layout()
+        packages = load_packages(layout.pkgs_dir)
+        graph = Graph(packages=packages, toolchain=Graph.build(packages).toolchain)
+        enabled = _enabled(layout)
+        built = set(packages) - set(config.from_system)
+        targets = [a for a in argv[1:] if not a.startswith("-") and "=" not in a and "/" not in a]
+        names = set()
+        for target in targets or ["build"]:
+            if target == "build":
+                names |= enabled
+            elif target in packages:
+                names.add(target)
+    except SageBuildError as error:
+        print(f"sage-progress: error: {error}", file=sys.stderr)
+        return 1
+    return run(argv, targets=sorted(names), layout=layout, graph=graph, built=built, enabled=enabled)
+
+
+def _enabled(layout: Layout) -> set[str]:
+    """The enabled packages, as the generated Makefile lists them."""
+    text = (layout.make_dir / "Makefile").read_text()
+    match = re.search(r"^ENABLED_PACKAGES := (.*)$", text, re.M)
+    return set(match.group(1).split()) if match else set()

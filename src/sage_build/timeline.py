@@ -1,0 +1,122 @@
+"""The build timeline: a self-contained HTML page with one SVG row per package.
+
+One bar per phase on a time axis, failures in red, the critical path marked,
+durations on hover (SVG ``<title>``).  Made from the build events alone.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+PHASE_COLOURS = {
+    "fetch": "#9ecae1", "unpack": "#c6dbef", "build": "#3182bd", "uninstall-old": "#fdd0a2",
+    "install": "#31a354", "record": "#a1d99b", "check": "#756bb1",
+}
+FAILED = "#d62728"
+
+
+@dataclass(frozen=True)
+class Bar:
+    package: str
+    phase: str
+    start: float
+    end: float
+    failed: bool
+
+
+def bars_from_events(events: list[dict]) -> list[Bar]:
+    """Pair each phase's start and end events into bars."""
+    bars = []
+    for event in events:
+        if event.get("event") != "end":
+            continue
+        start = float(event.get("start", event.get("time", 0.0)))
+        bars.append(Bar(
+            package=f"{event.get('package')}-{event.get('version')}", phase=str(event.get("phase")),
+            start=start, end=float(event.get("time", start)), failed=event.get("outcome") == "failed",
+        ))
+    return sorted(bars, key=lambda b: (b.start, b.package))
+
+
+def critical_path(bars: list[Bar]) -> list[str]:
+    """The chain that decided the build's length: from the package that ended last, back through
+    the package that ended last before each one started."""
+    spans: dict[str, tuple[float, float]] = {}
+    for bar in bars:
+        first, last = spans.get(bar.package, (bar.start, bar.end))
+        spans[bar.package] = (min(first, bar.start), max(last, bar.end))
+    if not spans:
+        return []
+    current = max(spans, key=lambda p: spans[p][1])
+    path = [current]
+    while True:
+        begin = spans[current][0]
+        before = [p for p, (_, end) in spans.items() if end <= begin + 1e-6 and p not in path]
+        if not before:
+            break
+        current = max(before, key=lambda p: spans[p][1])
+        path.append(current)
+    return list(reversed(path))
+
+
+def render(events: list[dict]) -> str:
+    bars = bars_from_events(events)
+    packages = list(dict.fromkeys(b.package for b in bars))
+    if not bars:
+        return "<!DOCTYPE html><html><body><p>No build events.</p></body></html>\n"
+    t0 = min(b.start for b in bars)
+    total = max(max(b.end for b in bars) - t0, 1e-3)
+    width, label, row = 1000, 240, 22
+    scale = (width - label - 20) / total
+    critical = set(critical_path(bars))
+    height = row * (len(packages) + 2)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">']
+    step = _tick_step(total)
+    tick = 0.0
+    while tick <= total:
+        x = label + tick * scale
+        parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - row}" stroke="#eee"/>')
+        parts.append(f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle" fill="#555">{tick:.0f}s</text>')
+        tick += step
+    for index, package in enumerate(packages):
+        y = index * row + 4
+        mark = package in critical
+        weight = ' font-weight="bold"' if mark else ""
+        parts.append(f'<text x="4" y="{y + 13}"{weight} class="label">{"★ " if mark else ""}{html.escape(package)}</text>')
+        for bar in (b for b in bars if b.package == package):
+            x = label + (bar.start - t0) * scale
+            w = max((bar.end - bar.start) * scale, 1.0)
+            colour = FAILED if bar.failed else PHASE_COLOURS.get(bar.phase, "#999")
+            stroke = ' stroke="#000" stroke-width="1"' if mark else ""
+            parts.append(
+                f'<rect class="bar" data-package="{html.escape(package)}" data-phase="{html.escape(bar.phase)}"'
+                f' data-duration="{bar.end - bar.start:.3f}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 6}"'
+                f' fill="{colour}"{stroke}><title>{html.escape(package)} {html.escape(bar.phase)}:'
+                f' {bar.end - bar.start:.2f}s{" (failed)" if bar.failed else ""}</title></rect>'
+            )
+    parts.append("</svg>")
+    legend = " ".join(f'<span style="background:{c};padding:0 6px">{p}</span>' for p, c in PHASE_COLOURS.items())
+    legend += f' <span style="background:{FAILED};color:#fff;padding:0 6px">failed</span> ★ critical path'
+    failed = sorted({b.package for b in bars if b.failed})
+    summary = (f"{len(packages)} packages, {total:.1f}s"
+               + (f", failed: {', '.join(failed)}" if failed else ""))
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>sage-build timeline</title></head>\n"
+            f"<body style=\"font-family:sans-serif\"><h1>Build timeline</h1><p>{html.escape(summary)}</p>"
+            f"<p>{legend}</p>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def _tick_step(total: float) -> float:
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
+        if total / step <= 12:
+            return float(step)
+    return 7200.0
+
+
+def write_timeline(events: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render(events))
+    tmp.replace(path)
+    return path
