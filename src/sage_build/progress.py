@@ -21,12 +21,12 @@ from pathlib import Path
 
 from .config import load_config
 from .errors import SageBuildError
-from .graph import Graph
+from .graph import PYTHON_PSEUDO, Graph
 from .layout import Layout
 from .plan import PlanItem, make_plan, read_events
 from .recipe import load_packages
 
-_ERROR_LINE = re.compile(r"(error|Error|ERROR|failed|Traceback|No such file|not found)")
+_ERROR_LINE = re.compile(r"(?i)(error|fail|traceback|exception|no such file|not found|undefined reference)")
 
 
 @dataclass
@@ -90,6 +90,8 @@ def run(make_command: list[str], *, targets: list[str], layout: Layout, graph: G
     events_file.parent.mkdir(parents=True, exist_ok=True)
     session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     planned = make_plan(layout, graph, targets, built, enabled=enabled)
+    if not layout.installed_stamps(PYTHON_PSEUDO):
+        planned.insert(0, PlanItem(PYTHON_PSEUDO, "", "the prefix has no virtual environment yet", 1.0))
     plan_file = layout.sage_root / "logs" / "plan.json"
     plan_file.write_text(json.dumps({p.name: p.reason for p in planned}))
     state = Progress(planned=planned)

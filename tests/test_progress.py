@@ -1,0 +1,205 @@
+"""Seeing the build: events, progress lines, failure summary, plan reasons, timeline, ordering."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from conftest import ROOT, python_recipe
+from sage_build.log import record_event
+from sage_build.plan import read_events
+
+
+def _progress(tree, *targets, jobs=1, extra_env=None):
+    env = dict(tree.env, **(extra_env or {}))
+    return subprocess.run(
+        [str(ROOT / "build/bin/sage-progress"), "make", f"-j{jobs}", "-f", str(tree.root / "build/make/Makefile"),
+         *targets], env=env, capture_output=True, text=True)
+
+
+def _append_many(args):
+    path, worker = args
+    for i in range(200):
+        record_event(path, package=f"p{worker}", phase="build", event="end", i=i, padding="x" * 500)
+    return worker
+
+
+def test_events_stay_whole_under_concurrency(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with ProcessPoolExecutor(8) as pool:
+        list(pool.map(_append_many, [(path, w) for w in range(8)]))
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1600
+    events = [json.loads(line) for line in lines]  # every line is whole JSON
+    assert sorted({e["package"] for e in events}) == [f"p{w}" for w in range(8)]
+
+
+def _tree_with_chain(tree):
+    python_recipe(tree.root, "base", "1.0", {"base/__init__.py": ""})
+    python_recipe(tree.root, "mid", "1.0", {"mid/__init__.py": ""}, deps="$(PYTHON) base")
+    python_recipe(tree.root, "top", "1.0", {"top/__init__.py": ""}, deps="$(PYTHON) mid")
+    python_recipe(tree.root, "side", "1.0", {"side/__init__.py": ""})
+    tree.configure()
+
+
+def test_plain_lines_and_timeline(tree):
+    _tree_with_chain(tree)
+    result = _progress(tree, "build")
+    assert result.returncode == 0, result.stderr
+    stamped = re.compile(r"^\[\d\d:\d\d:\d\d\] ")  # plain mode: [HH:MM:SS] lines
+    lines = [line for line in result.stdout.splitlines() if stamped.match(line)]
+    assert any(line.endswith("base-1.0: build ...") for line in lines)
+    # four packages and the prefix's virtual environment
+    assert sum("installed (" in line for line in lines) == 5
+    assert any(line.endswith("installed (5/5)") for line in lines)
+    timeline = (tree.root / "logs/build-timeline.html").read_text()
+    events = [e for e in read_events(tree.root / "logs/events.jsonl") if e.get("event") == "end"]
+    assert timeline.count('class="bar"') == len(events)
+    for event in events:
+        assert f'data-package="{event["package"]}-{event["version"]}" data-phase="{event["phase"]}"' in timeline
+    # the chain base -> mid -> top is the critical path
+    for name in ("base-1.0", "mid-1.0", "top-1.0"):
+        assert f'font-weight="bold" class="label">★ {name}' in timeline
+    assert tree.sage("--timeline").stdout.strip() == str(tree.root / "logs/build-timeline.html")
+
+
+def test_failure_summary_lists_failed_and_skipped(tree):
+    python_recipe(tree.root, "base", "1.0", {"base/__init__.py": ""}, fail="boom in base")
+    python_recipe(tree.root, "mid", "1.0", {"mid/__init__.py": ""}, deps="$(PYTHON) base")
+    python_recipe(tree.root, "side", "1.0", {"side/__init__.py": ""})
+    tree.configure()
+    result = _progress(tree, "-k", "build")
+    assert result.returncode != 0
+    summary = result.stderr[result.stderr.index("=" * 72):]
+    assert "FAILED: base-1.0 in phase 'build'" in summary
+    assert "logs/pkgs/base-1.0.log" in summary
+    assert "reproduce: make base" in summary
+    assert "Not built because a dependency failed:\n  mid (needs base)" in summary
+    assert "side" not in summary  # make -k built it
+    assert tree.stamp("side", "1.0").exists()
+
+
+def test_failure_summary_with_display_highlights_the_error(tree):
+    from sage_build.config import load_config
+    from sage_build.graph import Graph
+    from sage_build.progress import Progress, failure_summary
+    from sage_build.plan import PlanItem
+    from sage_build.recipe import load_packages
+
+    python_recipe(tree.root, "base", "1.0", {"base/__init__.py": ""}, fail="boom in base")
+    tree.configure()
+    _progress(tree, "build")
+    events = read_events(tree.root / "logs/events.jsonl")
+    failed = [e for e in events if e.get("outcome") == "failed"][0]
+    state = Progress(planned=[PlanItem("base", "1.0", "not installed", None)])
+    state.apply(failed)
+    graph = Graph.build(load_packages(tree.root / "build/pkgs"))
+    text = failure_summary(state, graph, load_config(tree.root).layout(), with_tail=True)
+    highlighted = [line for line in text.splitlines() if line.strip().startswith(">>")]
+    assert any("boom in base" in line for line in highlighted)
+    assert any("Error: the PEP 517 build" in line for line in highlighted)
+    assert not any("--- fetch ---" in line for line in highlighted)
+
+
+def test_plan_reasons(tree):
+    _tree_with_chain(tree)
+    out = tree.sage("--plan").stdout
+    assert "base-1.0" in out and "not installed" in out
+    assert out.index("base-1.0") < out.index("mid-1.0") < out.index("top-1.0")
+    tree.make("build")
+    assert "nothing to build" in tree.sage("--plan").stdout
+    # recipe changed
+    time.sleep(1.1)
+    (tree.root / "build/pkgs/base/SPKG.rst").write_text("changed\n")
+    subprocess.run([str(ROOT / "build/bin/sage-recipe-hash"), "base"], env=tree.env, check=True)
+    out = tree.sage("--plan").stdout
+    assert "base-1.0" in out and "recipe changed" in out
+    assert "mid-1.0" in out and "a build dependency will be rebuilt (base)" in out
+    tree.make("build")
+    # a build dependency was rebuilt: rebuild base alone, then mid is out of date
+    time.sleep(1.1)
+    tree.make("base-no-deps")
+    out = tree.sage("--plan", "mid").stdout
+    assert "a build dependency was rebuilt (base)" in out
+    tree.make("build")
+    # version changed
+    python_recipe(tree.root, "side", "2.0", {"side/__init__.py": ""})
+    tree.configure()
+    assert "version changed (1.0 -> 2.0)" in tree.sage("--plan").stdout
+    # estimates come from past builds
+    assert "~" in tree.sage("--plan").stdout
+
+
+def test_learned_ordering_puts_long_chains_first(tree):
+    python_recipe(tree.root, "aaa_quick", "1.0", {"aaa_quick/__init__.py": ""})
+    python_recipe(tree.root, "slow_base", "1.0", {"slow_base/__init__.py": ""})
+    python_recipe(tree.root, "slow_top", "1.0", {"slow_top/__init__.py": ""}, deps="$(PYTHON) slow_base")
+    events = tree.root / "logs" / "events.jsonl"
+    for name, seconds in (("aaa_quick", 1.0), ("slow_base", 50.0), ("slow_top", 60.0)):
+        record_event(events, package=name, version="1.0", phase="build", event="end", outcome="ok",
+                     duration=seconds, run=name)
+    tree.configure()
+    makefile = (tree.root / "build/make/Makefile").read_text()
+    build_line = next(line for line in makefile.splitlines() if line.startswith("build:"))
+    assert build_line.index("slow_base") < build_line.index("slow_top") < build_line.index("aaa_quick")
+
+
+def test_terminal_display_shows_counts_and_running_packages(tree):
+    import io
+
+    from sage_build.config import load_config
+    from sage_build.graph import Graph
+    from sage_build.progress import run
+    from sage_build.recipe import load_packages
+
+    _tree_with_chain(tree)
+    layout = load_config(tree.root).layout()
+    graph = Graph.build(load_packages(layout.pkgs_dir))
+    out = io.StringIO()
+    old = dict(os.environ)
+    os.environ.update(tree.env)
+    try:
+        code = run(["make", "-f", str(tree.root / "build/make/Makefile"), "build"], targets=sorted(graph.packages),
+                   layout=layout, graph=graph, built=set(graph.packages), enabled=set(graph.packages),
+                   terminal=True, out=out)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert code == 0
+    text = out.getvalue()
+    assert "5/5" in text
+    assert "building: " in text and "(build)" in text
+    assert "[base-1.0]" not in text  # the build's own lines stay in the logs
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_timeline_renders_in_headless_chromium(tree, tmp_path):
+    import pytest
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium here (.ci/run installs Debian's chromium package when apt-get can)")
+    _tree_with_chain(tree)
+    assert _progress(tree, "build").returncode == 0
+    page = tree.root / "logs/build-timeline.html"
+    shot = tmp_path / "timeline.png"
+    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                             f"--screenshot={shot}", "--window-size=1100,400", page.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 2000, result.stderr[-2000:]
+    dump = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile2'}",
+                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dump.stdout.count('class="bar"') >= 10
