@@ -290,7 +290,7 @@ def machine_facts() -> dict[str, str]:
 
 
 def describe(recipes: list[Recipe]) -> str:
-    def count(predicate) -> int:
+    def count(predicate: Callable[[Recipe], bool]) -> int:
         return sum(1 for r in recipes if predicate(r))
     edges = sum(len(r.deps) for r in recipes)
     return (f"{len(recipes):,} recipes: {count(lambda r: r.shape == 'sdist'):,} Python sdists,"
@@ -332,9 +332,9 @@ after one warm-up:
   else the row says "not a no-op". The `make -r` row is the same command with make's built-in
   implicit rules off, for diagnosis.
 - **top-level make build**: `make -C <tree> build` through the repository's top-level Makefile
-  (symlinked into the tree, with build/bin), which first checks whether the generated Makefile is stale
-  (wildcards over every recipe's type, version, dependencies and checksums files) and then runs
-  the generated Makefile: what a developer types.
+  (symlinked into the tree, with build/bin): what a developer types. It first checks whether the
+  generated Makefile is stale (wildcards over every recipe's type, version, dependencies and
+  checksums files), then runs the generated Makefile.
 - **bare GNU make (peer)**: a minimal Makefile with the same stamps and the same {edges:,}
   prerequisite edges (taken from the generated Makefile, minus the recipe-hash prerequisites), no
   hash files, no wildcards: the time make itself needs to decide the no-op.

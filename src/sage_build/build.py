@@ -30,6 +30,14 @@ except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 BIN_DIR = tool_root() / "build" / "bin"
+#: Builds run without network: sage-spkg fetched everything beforehand. Proxies point at a
+#: closed port so that a download fails at once instead of hanging, as Sage does.
+DEAD_PROXY = "http://127.0.0.1:9"
+OFFLINE_ENVIRONMENT = {
+    "http_proxy": DEAD_PROXY, "https_proxy": DEAD_PROXY, "ftp_proxy": DEAD_PROXY,
+    "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "FTP_PROXY": DEAD_PROXY,
+    "no_proxy": "", "NO_PROXY": "", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "UV_OFFLINE": "1",
+}
 _LEGACY_BACKEND = {"build-backend": "setuptools.build_meta:__legacy__", "requires": ["setuptools>=40.8.0"]}
 
 
@@ -77,15 +85,20 @@ def build_environment(
         ),
         "VIRTUAL_ENV": str(local),
         "PYTHONNOUSERSITE": "1",
-        "PIP_NO_INDEX": "1",  # builds are offline: sage-spkg fetched everything beforehand
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     })
+    env.update(OFFLINE_ENVIRONMENT)
     include, lib = f"-I{local / 'include'}", f"-L{local / 'lib'} -Wl,-rpath,{prefix / 'lib'}"
     if local != prefix:
         lib += f" -Wl,-rpath-link,{local / 'lib'}"
+    # Reproducible objects: the build directory's name does not end up in them.
+    prefix_map = f"-ffile-prefix-map={build_dir}=/build/{pkg_name}-{pkg_version}"
     env["CPPFLAGS"] = f"{include} {base.get('CPPFLAGS', '')}".strip()
-    env["CFLAGS"] = f"{include} {base.get('CFLAGS', '-O2')}".strip()
-    env["CXXFLAGS"] = f"{include} {base.get('CXXFLAGS', '-O2')}".strip()
+    env["CFLAGS"] = f"{include} {base.get('CFLAGS', '-O2')} {prefix_map}".strip()
+    env["CXXFLAGS"] = f"{include} {base.get('CXXFLAGS', '-O2')} {prefix_map}".strip()
+    if local != prefix:
+        # .pc files name the final prefix; make pkg-config look under the staging root
+        env["PKG_CONFIG_SYSROOT_DIR"] = str(local)[: -len(str(prefix))] if str(local).endswith(str(prefix)) else ""
     env["LDFLAGS"] = f"{lib} {base.get('LDFLAGS', '')}".strip()
     for variable in ("PYTHONPATH", "PYTHONHOME", "PIP_REQUIRE_VIRTUALENV"):
         env.pop(variable, None)
@@ -193,7 +206,56 @@ def build_wheel(
     wheel = dist_dir / name
     if not wheel.is_file():
         raise BuildError(f"the build backend reported {name}, but {wheel} does not exist")
+    normalize_wheel(wheel, int(env.get("SOURCE_DATE_EPOCH") or source_date_epoch(source_dir)))
     return wheel
+
+
+def source_date_epoch(source_dir: Path) -> int:
+    """The release's time: the newest modification time in the unpacked source (the tarball's)."""
+    newest = 0
+    for root, _, files in os.walk(source_dir):
+        for name in files:
+            try:
+                newest = max(newest, int(os.lstat(os.path.join(root, name)).st_mtime))
+            except OSError:
+                continue
+    return max(newest, 315532800)  # zip cannot store times before 1980
+
+
+def normalize_wheel(wheel: Path, epoch: int) -> None:
+    """Rewrite a wheel so that the same contents always give the same bytes.
+
+    Entries sorted (dist-info last, RECORD at the very end), one timestamp, permissions
+    0644/0755, RECORD's lines sorted. The contents, and so RECORD's hashes, are unchanged.
+    """
+    import time as _time
+    import zipfile
+
+    date_time = _time.gmtime(epoch)[:6]
+    with zipfile.ZipFile(wheel) as source:
+        infos = [i for i in source.infolist() if not i.is_dir()]
+        contents = {i.filename: (source.read(i.filename), i.external_attr >> 16) for i in infos}
+    record = next((name for name in contents if name.endswith(".dist-info/RECORD")), None)
+    if record is not None:
+        data, mode = contents[record]
+        lines = [line for line in data.decode().splitlines() if line.strip()]
+        own = [line for line in lines if line.split(",")[0] == record]
+        rest = sorted(line for line in lines if line.split(",")[0] != record)
+        contents[record] = ("\n".join(rest + own) + "\n").encode(), mode
+
+    def order(name: str) -> tuple[int, str]:
+        return (2 if name == record else 1 if ".dist-info/" in name else 0, name)
+
+    tmp = wheel.with_name(wheel.name + ".normalizing")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for name in sorted(contents, key=order):
+            data, mode = contents[name]
+            info = zipfile.ZipInfo(name, date_time=date_time)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o100755 if mode & 0o111 else 0o100644) << 16
+            info.create_system = 3
+            target.writestr(info, data)
+    os.replace(tmp, wheel)
 
 
 def _check_requirements(requires, installed, markers, what, requirement_hint) -> None:

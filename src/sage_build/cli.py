@@ -205,6 +205,33 @@ def reconfigure_main(argv: list[str] | None = None) -> int:
     return configure_main(config.argv + argv)
 
 
+def system_package_command_main(argv: list[str] | None = None) -> int:
+    from . import distros
+
+    parser = argparse.ArgumentParser(
+        prog="sage-print-system-package-command",
+        description="Print the command that installs the system equivalents of packages, from their"
+                    " distros/SYSTEM.txt files.")
+    parser.add_argument("system", help=f"one of {', '.join(sorted(distros.INSTALL_COMMANDS))}")
+    parser.add_argument("packages", nargs="+", metavar="PKG")
+    parser.add_argument("--install", action="store_true", help="the install command (the default)")
+    parser.add_argument("--sudo", action="store_true", help="prefix sudo where the system needs root")
+    parser.add_argument("--yes", action="store_true", help="answer yes to the package manager")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.system not in distros.INSTALL_COMMANDS:
+        return _die(f"unknown system {args.system!r}; known: {', '.join(sorted(distros.INSTALL_COMMANDS))}")
+    packages = load_packages(default_sage_root() / "build" / "pkgs")
+    unknown = [p for p in args.packages if p not in packages]
+    if unknown:
+        return _die(f"no such package: {', '.join(unknown)}")
+    names = distros.system_package_names([packages[p] for p in args.packages], args.system)
+    if not names:
+        print(f"# no {args.system} package is known for {', '.join(args.packages)}")
+        return 0
+    print(distros.install_command(args.system, names, sudo=args.sudo, yes=args.yes))
+    return 0
+
+
 def recipe_hash_main(argv: list[str] | None = None) -> int:
     from .makefile import update_recipe_hash
 
@@ -279,6 +306,9 @@ def package_main(argv: list[str]) -> int:
     p_create.add_argument("--pypi", action="store_true", help="from the package index")
     p_create.add_argument("--version", help="a version other than the newest")
     p_create.add_argument("--type", default="optional", choices=TYPES)
+    p_repro = sub.add_parser("verify-reproducible",
+                             help="build a package's wheel twice (other time, other directory) and compare")
+    p_repro.add_argument("packages", nargs="+")
     p_update = sub.add_parser("update", help="change a package's version (and checksums)")
     p_update.add_argument("package")
     p_update.add_argument("version")
@@ -288,7 +318,7 @@ def package_main(argv: list[str]) -> int:
     pkgs_dir = root / "build" / "pkgs"
     from . import package_commands
 
-    if args.command in ("download", "fix-checksum", "create", "update"):
+    if args.command in ("download", "fix-checksum", "create", "update", "verify-reproducible"):
         return package_commands.run(args, root)
     packages = load_packages(pkgs_dir)
     graph = Graph.build(packages)

@@ -176,6 +176,7 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
     plans = {}
     for name, pkg in packages.items():
         plans[name] = _plan(pkg, enable.get(name), detections.get(name), layout)
+    _depcheck(graph, plans)
 
     disabled_installed = sorted(
         name for name, value in enable.items()
@@ -239,6 +240,23 @@ def _plan(pkg: Package, enable: str | None, detection: Detection | None, layout:
     elif detection is not None and enabled:
         reason = f"build from source (system: {detection.reason})"
     return PackagePlan(name=pkg.name, enabled=enabled, from_system=from_system, reason=reason)
+
+
+def _depcheck(graph: Graph, plans: dict[str, PackagePlan]) -> None:
+    """A package whose dependency is built from source is built from source too (Sage's DEPCHECK):
+    the system's copy was built against the system's dependency, not ours."""
+    for name in graph.topological_order(graph.packages):
+        plan = plans[name]
+        if not plan.from_system:
+            continue
+        normal, _ = graph.dependencies(name)
+        built = [d for d in normal if d in plans and not plans[d].from_system]
+        if built:
+            plans[name] = PackagePlan(
+                name=name, enabled=plan.enabled, from_system=False,
+                reason=f"build from source: its dependency {built[0]} is built from source (system has it: "
+                       f"{plan.reason.removeprefix('from system (').rstrip(')')})",
+            )
 
 
 def _print_summary(packages, plans, graph: Graph, python_version: str, prefix: Path, out) -> None:

@@ -55,7 +55,9 @@ class Layout:
 
     @property
     def build_root(self) -> Path:
-        return self.local / "var" / "tmp" / "sage" / "build"
+        """Where packages are built; $SAGE_BUILD_DIR moves it (as in Sage)."""
+        override = os.environ.get("SAGE_BUILD_DIR")
+        return Path(override) if override else self.local / "var" / "tmp" / "sage" / "build"
 
     @property
     def pkgs_dir(self) -> Path:

@@ -36,7 +36,61 @@ def run(args, root: Path) -> int:
     if args.command == "update":
         update(_load(pkgs_dir, args.package), args.version, _upstream_dir(root))
         return 0
+    if args.command == "verify-reproducible":
+        results = [verify_reproducible(_load(pkgs_dir, name), root) for name in args.packages]
+        return 0 if all(results) else 1
     return 1
+
+
+def verify_reproducible(pkg: Package, root: Path) -> bool:
+    """Build the package's wheel twice, in two build directories at two times; compare the bytes."""
+    import hashlib
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    from .layout import tool_root
+
+    if not pkg.is_python:
+        raise SageBuildError(f"{pkg.name} is not a Python package: there is no wheel to compare")
+    with tempfile.TemporaryDirectory(prefix=f"sage-repro-{pkg.name}-") as tmp:
+        wheels = []
+        for attempt in ("first", "second"):
+            out = Path(tmp) / attempt / "out"
+            env = dict(os.environ, SAGE_BUILD_DIR=str(Path(tmp) / attempt / "build-dir-of-the-" / attempt))
+            command = [str(tool_root() / "build" / "bin" / "sage-spkg"), "--build-only", str(out), pkg.name]
+            result = subprocess.run(command, env=env, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise SageBuildError(f"building {pkg.name} failed:\n{result.stderr[-3000:]}")
+            wheels.append(sorted(out.glob("*.whl")))
+            if attempt == "first":
+                time.sleep(1.5)  # a later clock: timestamps must not leak into the wheel
+        identical = True
+        for first, second in zip(*wheels):
+            a, b = first.read_bytes(), second.read_bytes()
+            if a == b:
+                print(f"{first.name}: reproducible (sha256 {hashlib.sha256(a).hexdigest()})")
+                continue
+            identical = False
+            print(f"{first.name}: NOT reproducible; members that differ:")
+            for member in _differing_members(first, second):
+                print(f"  {member}")
+        return identical
+
+
+def _differing_members(first: Path, second: Path) -> list[str]:
+    with zipfile.ZipFile(first) as a, zipfile.ZipFile(second) as b:
+        names = sorted(set(a.namelist()) | set(b.namelist()))
+        differ = []
+        for name in names:
+            if name not in a.namelist() or name not in b.namelist():
+                differ.append(f"{name} (only in one)")
+            elif a.read(name) != b.read(name):
+                differ.append(f"{name} (content)")
+            elif a.getinfo(name).date_time != b.getinfo(name).date_time:
+                differ.append(f"{name} (time stamp)")
+        return differ or ["(the archives differ in their zip metadata)"]
 
 
 def _load(pkgs_dir: Path, name: str) -> Package:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from . import fetch as fetching
-from .build import build_environment, build_wheel, run_script
+from .build import build_environment, build_wheel, run_script, source_date_epoch
 from .config import Config, load_config
 from .errors import BuildError, FetchError, InstallError, SageBuildError
 from .graph import PYTHON_PSEUDO
@@ -45,8 +45,9 @@ class Spkg:
     """Runs one package through the pipeline."""
 
     def __init__(self, config: Config, layout: Layout, pkg: Package, *, keep_build: bool = False,
-                 check: bool = False, echo: bool | None = None, reason: str = ""):
+                 check: bool = False, echo: bool | None = None, reason: str = "", build_only: Path | None = None):
         self.config, self.layout, self.pkg = config, layout, pkg
+        self.build_only = build_only
         self.version = pkg.stamp_version
         self.tag = f"{pkg.name}-{self.version}"
         self.keep_build = keep_build or os.environ.get("SAGE_KEEP_BUILT_SPKGS") == "yes"
@@ -100,6 +101,8 @@ class Spkg:
                 command.append("--system-site-packages")
             if self.log.run(command + [str(self.layout.local)]) != 0:
                 raise BuildError(f"could not make the virtual environment {self.layout.local} with {self.config.python}")
+            if self.layout.destdir is not None:
+                _unstage_venv(self.layout)
             target = query_python(self.layout.python)
             target.save(self.layout.target_file)
         with self.phase("record"):
@@ -126,9 +129,20 @@ class Spkg:
         if kind in (Kind.NORMAL, Kind.SCRIPT):
             with self.phase("unpack"):
                 self._unpack(sources)
+            env.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(self.build_dir / "src")))
         with self.phase("build"):
             self._build(kind, sources, target, env, dist_dir)
         wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
+        if self.build_only is not None:
+            if not wheels:
+                raise PhaseFailed("build", BuildError("--build-only: the build produced no wheel"))
+            self.build_only.mkdir(parents=True, exist_ok=True)
+            for wheel in wheels:
+                shutil.copy2(wheel, self.build_only / wheel.name)
+                self.log.line(f"built {self.build_only / wheel.name}")
+            if not self.keep_build:
+                shutil.rmtree(self.build_dir, ignore_errors=True)
+            return self.build_only / wheels[0].name
         staging = self.build_dir / "inst"
         if kind in (Kind.NORMAL, Kind.SCRIPT) and not self.pkg.is_python and not wheels \
                 and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
@@ -280,6 +294,20 @@ class Spkg:
         )
 
 
+def _unstage_venv(layout: Layout) -> None:
+    """A venv made under DESTDIR names its staged path; make it name the final prefix."""
+    staged, final = str(layout.local), str(layout.prefix)
+    candidates = [layout.local / "pyvenv.cfg", *(layout.local / "bin").glob("activate*"),
+                  *(layout.local / "bin").glob("Activate*")]
+    for path in candidates:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if staged in text:
+            path.write_text(text.replace(staged, final))
+
+
 def _reason_from_plan(name: str) -> str | None:
     """The reason the build's plan gave (sage-progress writes it before running make)."""
     plan_file = os.environ.get("SAGE_BUILD_PLAN")
@@ -370,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-s", "--keep-build", action="store_true", help="keep the build directory")
     parser.add_argument("-c", "--check", action="store_true", help="run spkg-check (as SAGE_CHECK=yes)")
     parser.add_argument("--destdir", help="install into this staging root (as make's DESTDIR)")
+    parser.add_argument("--build-only", metavar="DIR", type=Path,
+                        help="only build: put the package's wheel(s) into DIR; install nothing")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
@@ -385,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             pkg = load_package(path)
         quiet = os.environ.get("SAGE_BUILD_QUIET") == "1"
         spkg = Spkg(config, layout, pkg, keep_build=args.keep_build, check=args.check,
-                    echo=False if quiet else None)
+                    echo=False if quiet else None, build_only=args.build_only)
     except SageBuildError as error:
         if args.debug or os.environ.get("V") == "1":
             raise
@@ -409,5 +439,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n[{spkg.tag}] interrupted; no stamp was written", file=sys.stderr)
         return 130
     if not quiet:
-        print(f"[{spkg.tag}] installed in {time.time() - started:.1f}s", flush=True)
+        done = "built" if args.build_only else "installed"
+        print(f"[{spkg.tag}] {done} in {time.time() - started:.1f}s", flush=True)
     return 0
