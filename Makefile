@@ -8,6 +8,9 @@
 # Everything else (PKG-uninstall, PKG-no-deps, download, list ...) goes to build/make/Makefile.
 
 SAGE_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+# No built-in implicit rules: make would try them on every recipe file.
+MAKEFLAGS += --no-builtin-rules
+.SUFFIXES:
 TOOL_PYTHON := $(SAGE_ROOT)/.venv/bin/python
 GENERATED := $(SAGE_ROOT)/build/make/Makefile
 CONFIG := $(SAGE_ROOT)/build/make/config.json
@@ -19,11 +22,9 @@ all: build
 
 SAGE_BUILD_BIN := $(SAGE_ROOT)/build/bin
 
-# `make -q` answers a no-op build in milliseconds; otherwise sage-progress runs make,
-# shows the progress and, on failure, the summary.
+# sage-progress runs make, shows the progress and, on failure, the summary.
 build: $(GENERATED)
-	+@$(MAKE) -q --no-print-directory -f $(GENERATED) build 2>/dev/null \
-	  || $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) build
+	+@$(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) build
 
 # configure decides from the recipes' type, version and dependency files: when one of
 # them changes, the Makefile is generated again with the last configure call.
@@ -45,7 +46,7 @@ test: tool-env
 	$(TOOL_PYTHON) -m pytest $(SAGE_ROOT)/tests $(PYTEST_ARGS)
 
 bench: tool-env
-	$(TOOL_PYTHON) $(SAGE_ROOT)/bench/run.py
+	for script in $(SAGE_ROOT)/bench/bench_*.py; do $(TOOL_PYTHON) $$script || exit 1; done
 
 clean:
 	rm -rf $(SAGE_ROOT)/logs $(SAGE_ROOT)/local/var/tmp/sage/build

@@ -21,7 +21,7 @@ without byte-code; for six the whole install step at least 4x faster than pip.
 
 The oracle compares, wheel by wheel, the tree sage-build made with the tree
 ``pip install --no-deps`` made (both byte-code settings): same files, same contents
-(.pyc without header and embedded source path, scripts with the prefix in the shebang
+(.pyc as code objects without mtime and embedded source path, scripts with the prefix in the shebang
 normalised, RECORD as a set of lines without INSTALLER/REQUESTED/direct_url.json and
 byte-code/script hashes), same executable bits.
 
@@ -43,6 +43,7 @@ import concurrent.futures
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -227,6 +228,8 @@ class Config:
     bytecode: bool
     subject: str            # "set" or "six"
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)   # user + system seconds of all processes of a run
+    others: list[float] = field(default_factory=list)  # CPUs busy with other processes meanwhile
 
     @property
     def key(self) -> tuple[str, bool, str]:
@@ -236,14 +239,33 @@ class Config:
     def median(self) -> float:
         return statistics.median(self.times)
 
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all CPUs), from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
 
 def timed_install(env: Env, config: Config, wheels: list[Path], *, keep: bool = False) -> tuple[float, Path]:
     prefix = make_prefix(env.root, f"{config.tool}-{'bc0' if config.bytecode else 'nobc'}-{config.subject}",
                          describe=config.tool == "sage-build")
     os.sync()  # no dirty pages of the previous run left to write back during this one
+    before, busy_before = resource.getrusage(resource.RUSAGE_CHILDREN), _busy_seconds()
     start = time.perf_counter()
     INSTALLERS[config.tool](env, prefix, wheels, config.bytecode)
     elapsed = time.perf_counter() - start
+    after, busy_after = resource.getrusage(resource.RUSAGE_CHILDREN), _busy_seconds()
+    ours = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    config.cpu.append(ours)
+    config.others.append(max(0.0, busy_after - busy_before - ours) / elapsed)
     if not keep:
         shutil.rmtree(prefix, ignore_errors=True)
     return elapsed, prefix
@@ -251,12 +273,36 @@ def timed_install(env: Env, config: Config, wheels: list[Path], *, keep: bool = 
 
 # --- the oracle --------------------------------------------------------------------------------
 
-def _pyc_normalised(data: bytes) -> bytes:
-    if str(REPO / "tests") not in sys.path:
-        sys.path.insert(0, str(REPO / "tests"))
-    from test_install import _pyc_without_header_and_path  # the tests' normalisation
+_CODE_FIELDS = ("co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals", "co_stacksize", "co_flags",
+                "co_code", "co_names", "co_varnames", "co_freevars", "co_cellvars", "co_name", "co_qualname",
+                "co_firstlineno", "co_linetable", "co_exceptiontable")
 
-    return _pyc_without_header_and_path(data)
+
+def _canonical(value):
+    """A code object (and its constants) as plain data, without ``co_filename``."""
+    import types
+
+    if isinstance(value, types.CodeType):
+        return ("code", *(getattr(value, name, None) for name in _CODE_FIELDS), _canonical(value.co_consts))
+    if isinstance(value, tuple):
+        return ("tuple", *map(_canonical, value))
+    if isinstance(value, frozenset):
+        return ("frozenset", *sorted(repr(_canonical(v)) for v in value))
+    return (type(value).__name__, value)
+
+
+def _pyc_normalised(data: bytes) -> bytes:
+    """Byte-code without its mtime and the embedded source path (the prefix).
+
+    Like ``_pyc_without_header_and_path`` of tests/test_install.py, but comparing the code
+    objects as data rather than re-marshalled bytes: marshal sets its reference flag by
+    the refcounts of the process that writes, so the same code compiled by pip and by
+    sage-build can differ in those bits (seen for networkx and sphinx files).
+    Magic number, flags and source size (header bytes 0-8, 12-16) are kept.
+    """
+    import marshal
+
+    return data[:8] + data[12:16] + repr(_canonical(marshal.loads(data[16:]))).encode()
 
 
 IGNORED_META = ("INSTALLER", "REQUESTED", "direct_url.json")
@@ -499,7 +545,10 @@ def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: in
         f"Median of {runs} runs for the set ({six_runs} for six), rounds interleaving the tools; a new prefix"
         " for every run; timing covers the install command(s) only. The page cache cannot be dropped here:"
         " every wheel is read once before timing, so all tools read them warm; `sync` runs before each timing."
-        " Ratio = tool's median / sage-build's median at the same byte-code setting (above 1: sage-build is faster).",
+        " Ratio = tool's median / sage-build's median at the same byte-code setting (above 1: sage-build is"
+        " faster). CPU = user + system seconds of all the run's processes (less sensitive than wall time to"
+        " other work on the machine); `others` = CPUs busy with other processes during the run (median), as"
+        " read from /proc/stat: this machine is shared with other sessions, so wall times are noisy.",
         "",
         "Reproduce: `.venv/bin/python bench/bench_install.py` (downloads missing wheels into"
         " `~/.cache/sage-build-bench/wheels`, and pinned pip/uv/installer into a venv there;"
@@ -507,18 +556,23 @@ def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: in
         "",
     ]
     for subject, title in (("set", f"{len(wheels)} wheels"), ("six", f"one small wheel ({six.name})")):
-        out += [f"**{title}**", "", "| tool | how | byte-code | median | runs | ratio to sage-build |",
-                "| --- | --- | --- | ---: | --- | ---: |"]
+        out += [f"**{title}**", "",
+                "| tool | how | byte-code | wall median | wall runs | ratio | CPU median | CPU ratio | others |",
+                "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
         for bytecode in (True, False):
             base = configs.get(("sage-build", bytecode, subject))
             for tool in INSTALLERS:
                 config = configs.get((tool, bytecode, subject))
                 if not config or not config.times:
                     continue
-                ratio = "1" if tool == "sage-build" else (f"{config.median / base.median:.2f}" if base else "")
+                ratio = cpu_ratio = "1"
+                if tool != "sage-build":
+                    ratio = f"{config.median / base.median:.2f}" if base and base.times else ""
+                    cpu_ratio = f"{config.cpu_median / base.cpu_median:.2f}" if base and base.times else ""
                 runs_text = ", ".join(f"{t:.2f}" for t in config.times)
                 out.append(f"| {tool} | {HOW[tool]} | {'0' if bytecode else 'none'} | {fmt(config.median)} |"
-                           f" {runs_text} | {ratio} |")
+                           f" {runs_text} | {ratio} | {fmt(config.cpu_median)} | {cpu_ratio} |"
+                           f" {statistics.median(config.others):.2f} |")
         out.append("")
     out += ["**Targets**", "", "| target | sage-build | other | verdict |", "| --- | ---: | ---: | --- |"]
     for label, ours, other, ok in targets:
@@ -529,8 +583,9 @@ def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: in
         "**Oracle: sage-build's tree against pip's**", "",
         "For each byte-code setting, the prefix sage-build made in the first round is compared with the one pip"
         " made, file by file, each difference charged to the wheel whose RECORD lists the file: same files, same"
-        " contents, same executable bits; .pyc without the 16-byte header and the embedded source path"
-        " (`_pyc_without_header_and_path` of tests/test_install.py), scripts with the prefix in the shebang"
+        " contents, same executable bits; .pyc compared as code objects (fields and constants, not re-marshalled"
+        " bytes, whose reference flags depend on the writing process) without the mtime and the embedded source"
+        " path, scripts with the prefix in the shebang"
         " normalised, entry-point launchers (each tool has its own template) reduced to shebang, import and"
         " call, RECORD as a"
         " set of lines without INSTALLER, REQUESTED and direct_url.json and without the hashes of byte-code"

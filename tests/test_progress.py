@@ -152,21 +152,15 @@ def test_learned_ordering_puts_long_chains_first(tree):
 def test_terminal_display_shows_counts_and_running_packages(tree):
     import io
 
-    from sage_build.config import load_config
-    from sage_build.graph import Graph
-    from sage_build.progress import run
-    from sage_build.recipe import load_packages
+    from sage_build.progress import plan_for, run
 
     _tree_with_chain(tree)
-    layout = load_config(tree.root).layout()
-    graph = Graph.build(load_packages(layout.pkgs_dir))
     out = io.StringIO()
     old = dict(os.environ)
     os.environ.update(tree.env)
     try:
-        code = run(["make", "-f", str(tree.root / "build/make/Makefile"), "build"], targets=sorted(graph.packages),
-                   layout=layout, graph=graph, built=set(graph.packages), enabled=set(graph.packages),
-                   terminal=True, out=out)
+        code = run(["make", "-f", str(tree.root / "build/make/Makefile"), "build"], sage_root=tree.root,
+                   planner=lambda: plan_for(["build"]), terminal=True, out=out)
     finally:
         os.environ.clear()
         os.environ.update(old)

@@ -11,7 +11,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 SAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +37,8 @@ def ensure_tool_env(quiet: bool = False) -> Path:
     if not quiet:
         print(f"sage-build: setting up the tool environment in {TOOL_ENV} (once) ...", file=sys.stderr)
     if not _python().exists():
+        import venv
+
         venv.EnvBuilder(with_pip=True, clear=False).create(TOOL_ENV)
     command = [str(_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                "-e", f"{SAGE_ROOT}[test]"]

@@ -13,6 +13,7 @@ from .errors import ConfigureError, SageBuildError
 from .graph import Graph
 from .layout import Layout, default_sage_root
 from .makefile import PackagePlan, render_makefile, update_recipe_hash, write_if_changed
+from .manifest import installed_versions
 from .plan import learned_durations
 from .recipe import Package, load_packages
 from .system import Detection, detect_declared, detect_python, has_system_check
@@ -161,7 +162,8 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
             )
 
     python = options.python or sys.executable
-    target = query_python(python)
+    target_cache = layout.make_dir / "target-cache.json"
+    target, cache_entry = _cached_query(python, target_cache)
 
     detections = _detect(packages, with_system, target.executable if options.python else python)
     forced_missing = [
@@ -173,15 +175,13 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
             "--with-system-PKG=force, but the system does not provide:\n  " + "\n  ".join(forced_missing)
         )
 
+    installed = installed_versions(layout, packages)
     plans = {}
     for name, pkg in packages.items():
-        plans[name] = _plan(pkg, enable.get(name), detections.get(name), layout)
+        plans[name] = _plan(pkg, enable.get(name), detections.get(name), name in installed)
     _depcheck(graph, plans)
 
-    disabled_installed = sorted(
-        name for name, value in enable.items()
-        if value == "no" and layout.installed_stamps(name)
-    )
+    disabled_installed = sorted(name for name, value in enable.items() if value == "no" and name in installed)
     config = Config(
         sage_root=str(sage_root),
         prefix=str(prefix),
@@ -206,12 +206,41 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
 
     # Everything is decided; now write.
     for name, pkg in packages.items():
-        update_recipe_hash(layout.hashes_dir, name, pkg.path)
+        update_recipe_hash(layout.hashes_dir, name, pkg.path, pkg.content_hash)
     config.write(layout.config_file)
+    if cache_entry:
+        write_if_changed(target_cache, cache_entry)
     write_if_changed(layout.make_dir / "Makefile", makefile)
     if not options.quiet:
         _print_summary(packages, plans, graph, target.version, prefix, out)
     return Result(config=config, plans=plans, detections=detections, makefile=makefile)
+
+
+def _cached_query(python: str, cache: Path):
+    """query_python, remembered while the interpreter file stays the same (configure runs often).
+
+    Returns the description and, when it was asked anew, the cache entry to write."""
+    import json
+
+    from .target import TargetPython
+
+    try:
+        real = os.path.realpath(python)
+        info = os.stat(real)
+        key = [python, real, info.st_mtime, info.st_size]
+    except OSError:
+        return query_python(python), None  # says clearly what is wrong
+    try:
+        data = json.loads(cache.read_text())
+        if data.get("key") == key:
+            return TargetPython(**data["target"]), None
+    except (OSError, ValueError, TypeError):
+        pass
+    target = query_python(python)
+    from dataclasses import asdict
+
+    # written with the rest of the configuration, only if configure succeeds
+    return target, json.dumps({"key": key, "target": asdict(target)})
 
 
 def _detect(packages: dict[str, Package], with_system: dict[str, str], python: str) -> dict[str, Detection]:
@@ -224,11 +253,10 @@ def _detect(packages: dict[str, Package], with_system: dict[str, str], python: s
     return detections
 
 
-def _plan(pkg: Package, enable: str | None, detection: Detection | None, layout: Layout) -> PackagePlan:
+def _plan(pkg: Package, enable: str | None, detection: Detection | None, installed: bool) -> PackagePlan:
     if enable is None:
         enable = "yes" if pkg.type in ("base", "standard") else "if_installed"
     if enable == "if_installed":
-        installed = bool(layout.installed_stamps(pkg.name))
         enabled = installed
         reason = "installed, kept" if installed else f"{pkg.type}, not enabled: use ./sage -i {pkg.name}"
     else:
@@ -294,5 +322,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configure: error: {error}", file=sys.stderr)
         print("configure: nothing was written", file=sys.stderr)
         return 1
-    print("configure: wrote build/make/config.json and build/make/Makefile; now run `make build`")
+    if not options.quiet:
+        print("configure: wrote build/make/config.json and build/make/Makefile; now run `make build`")
     return 0

@@ -31,6 +31,7 @@ class Graph:
     packages: dict[str, Package]
     toolchain: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    _all: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, packages: dict[str, Package]) -> "Graph":
@@ -79,8 +80,11 @@ class Graph:
         return normal, order_only
 
     def all_dependencies(self, name: str) -> list[str]:
-        normal, order_only = self.dependencies(name)
-        return [d for d in normal + order_only if d != PYTHON_PSEUDO]
+        cached = self._all.get(name)
+        if cached is None:
+            normal, order_only = self.dependencies(name)
+            cached = self._all[name] = [d for d in normal + order_only if d != PYTHON_PSEUDO]
+        return cached
 
     def check(self) -> None:
         """Raise RecipeError on a dependency on an unknown package or a dependency cycle."""

@@ -12,8 +12,6 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from .graph import PYTHON_PSEUDO, Graph
 from .layout import tool_root
 from .plan import priorities
@@ -30,7 +28,15 @@ class PackagePlan:
     reason: str   # for the table: why enabled/disabled/from system
 
 
-def _environment() -> jinja2.Environment:
+def make_dry_run(environ=os.environ) -> bool:
+    """Whether make runs us under -n or -q: make runs '+' lines even then; we must only say so."""
+    flags = environ.get("MAKEFLAGS", "").split()
+    return bool(flags) and not flags[0].startswith("-") and any(c in flags[0] for c in "nq")
+
+
+def _environment():
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("sage_build", "templates"),
         trim_blocks=True,
@@ -117,9 +123,9 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def update_recipe_hash(hashes_dir: Path, name: str, pkg_path: Path) -> bool:
+def update_recipe_hash(hashes_dir: Path, name: str, pkg_path: Path, content_hash: str | None = None) -> bool:
     """Refresh ``hashes/<name>`` (only if the recipe's content changed) and touch ``<name>.checked``."""
-    changed = write_if_changed(hashes_dir / name, recipe_hash(pkg_path) + "\n")
+    changed = write_if_changed(hashes_dir / name, (content_hash or recipe_hash(pkg_path)) + "\n")
     checked = hashes_dir / f"{name}.checked"
     checked.touch()
     return changed

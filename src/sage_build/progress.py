@@ -19,12 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import load_config
-from .errors import SageBuildError
-from .graph import PYTHON_PSEUDO, Graph
-from .layout import Layout
-from .plan import PlanItem, make_plan, read_events
-from .recipe import load_packages
+# Imports stay light here: a build with nothing to do must cost little more than make.
 
 _ERROR_LINE = re.compile(r"(?i)(error|fail|traceback|exception|no such file|not found|undefined reference)")
 
@@ -33,7 +28,7 @@ _ERROR_LINE = re.compile(r"(?i)(error|fail|traceback|exception|no such file|not 
 class Progress:
     """The state of one build session, folded from its events."""
 
-    planned: list[PlanItem]
+    planned: list  # of plan.PlanItem
     started: float = field(default_factory=time.time)
     running: dict[str, str] = field(default_factory=dict)   # package -> phase
     done: set[str] = field(default_factory=set)
@@ -83,46 +78,69 @@ def _jobserver_fds(makeflags: str) -> tuple[int, ...]:
     return (int(match.group(1)), int(match.group(2))) if match else ()
 
 
-def run(make_command: list[str], *, targets: list[str], layout: Layout, graph: Graph, built: set[str],
-        enabled: set[str], terminal: bool | None = None, out=sys.stdout) -> int:
+def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | None = None,
+        out=sys.stdout) -> int:
+    """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make, so that a build
+    with nothing to do costs no more than make itself."""
     terminal = sys.stdout.isatty() and os.environ.get("V", "0") in ("", "0") if terminal is None else terminal
-    events_file = layout.sage_root / "logs" / "events.jsonl"
+    events_file = sage_root / "logs" / "events.jsonl"
     events_file.parent.mkdir(parents=True, exist_ok=True)
     session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    planned = make_plan(layout, graph, targets, built, enabled=enabled)
-    if not layout.installed_stamps(PYTHON_PSEUDO):
-        planned.insert(0, PlanItem(PYTHON_PSEUDO, "", "the prefix has no virtual environment yet", 1.0))
-    plan_file = layout.sage_root / "logs" / "plan.json"
-    plan_file.write_text(json.dumps({p.name: p.reason for p in planned}))
-    state = Progress(planned=planned)
+    plan_file = sage_root / "logs" / f"plan-{session}.json"
     offset = events_file.stat().st_size if events_file.exists() else 0
     env = dict(os.environ, SAGE_BUILD_SESSION=session, SAGE_BUILD_PLAN=str(plan_file))
     if terminal:
         env["SAGE_BUILD_QUIET"] = "1"  # the display replaces the build's lines; they are in the logs
+    state = Progress(planned=[])
+    lock = threading.Lock()
     bar = None
-    if terminal and planned:
-        from tqdm import tqdm
+    planned: dict = {}
 
-        bar = tqdm(total=len(planned), unit="pkg", dynamic_ncols=True, file=out,
-                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    def show(event: dict | None) -> None:
+        nonlocal bar
+        if terminal:
+            if bar is None and (event is not None or planned):
+                from tqdm import tqdm
 
-    def handle(event: dict) -> None:
-        before = len(state.done)
-        state.apply(event)
-        if bar is not None:
-            bar.update(len(state.done) - before)
-            now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
-            bar.set_description_str(f"building: {now}" if now else "building")
-        else:
+                bar = tqdm(total=len(state.planned) or None, unit="pkg", dynamic_ncols=True, file=out,
+                           bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+            if bar is not None:
+                if state.planned and bar.total != len(state.planned):
+                    bar.total = len(state.planned)
+                bar.n = len(state.done)
+                now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
+                bar.set_description_str(f"building: {now}" if now else "building", refresh=False)
+                bar.refresh()
+        elif event is not None:
             stamp = time.strftime("%H:%M:%S")
             what = f"{event.get('package')}-{event.get('version')}"
+            total = f"/{len(state.planned)}" if state.planned else ""
             if event.get("event") == "start":
                 print(f"[{stamp}] {what}: {event.get('phase')} ...", file=out, flush=True)
             elif event.get("outcome") == "failed":
                 print(f"[{stamp}] {what}: {event.get('phase')} FAILED", file=out, flush=True)
             elif event.get("phase") == "record":
-                print(f"[{stamp}] {what}: installed ({len(state.done)}/{len(planned)})", file=out, flush=True)
+                print(f"[{stamp}] {what}: installed ({len(state.done)}{total})", file=out, flush=True)
 
+    def handle(event: dict) -> None:
+        with lock:
+            state.apply(event)
+            show(event)
+
+    def plan_beside_make() -> None:
+        try:
+            plan, graph, layout = planner()
+        except Exception as error:  # the display is a nicety: never fail the build for it
+            planned["error"] = error
+            return
+        plan_file.write_text(json.dumps({p.name: p.reason for p in plan}))
+        with lock:
+            state.planned = plan
+            planned.update(graph=graph, layout=layout)
+            show(None)
+
+    planning = threading.Thread(target=plan_beside_make, daemon=True)
+    planning.start()
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(events_file, offset, session, stop, handle), daemon=True)
     follower.start()
@@ -134,22 +152,28 @@ def run(make_command: list[str], *, targets: list[str], layout: Layout, graph: G
     follower.join()
     if bar is not None:
         bar.close()
+    plan_file.unlink(missing_ok=True)
+    if not state.done and not state.failed and code == 0:
+        return 0  # nothing was built: no summary, no timeline
+    from .plan import read_events
     from .timeline import write_timeline
 
     session_events = [e for e in read_events(events_file) if e.get("session") == session]
+    timeline = sage_root / "logs" / "build-timeline.html"
     if session_events:
-        write_timeline(session_events, layout.sage_root / "logs" / "build-timeline.html")
+        write_timeline(session_events, timeline)
     if code != 0 or state.failed:
-        # Without the display, each failing sage-spkg already printed its log's tail.
-        print(failure_summary(state, graph, layout, with_tail=terminal), file=sys.stderr)
+        planning.join()
+        if "graph" in planned:
+            # Without the display, each failing sage-spkg already printed its log's tail.
+            print(failure_summary(state, planned["graph"], planned["layout"], with_tail=terminal), file=sys.stderr)
         return code or 1
-    if planned:
-        print(f"built {len(state.done)} package(s) in {time.time() - state.started:.0f}s;"
-              f" timeline: {layout.sage_root / 'logs' / 'build-timeline.html'}", file=out)
+    print(f"built {len(state.done)} package(s) in {time.time() - state.started:.0f}s; timeline: {timeline}",
+          file=out)
     return 0
 
 
-def failure_summary(state: Progress, graph: Graph, layout: Layout, with_tail: bool = True) -> str:
+def failure_summary(state: Progress, graph, layout, with_tail: bool = True) -> str:
     lines = ["", "=" * 72]
     if not state.failed:
         lines.append("make failed before any package failed (see its messages above).")
@@ -187,31 +211,42 @@ def failure_summary(state: Progress, graph: Graph, layout: Layout, with_tail: bo
 
 def main(argv: list[str] | None = None) -> int:
     """``sage-progress MAKE [ARGS...] TARGET...``, as the top-level Makefile runs it."""
+    from .layout import default_sage_root
+
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         print("usage: sage-progress MAKE [MAKE ARGS...] [TARGETS...]", file=sys.stderr)
         return 2
-    try:
-        config = load_config()
-        layout = config.layout()
-        packages = load_packages(layout.pkgs_dir)
-        graph = Graph(packages=packages, toolchain=Graph.build(packages).toolchain)
-        enabled = _enabled(layout)
-        built = set(packages) - set(config.from_system)
-        targets = [a for a in argv[1:] if not a.startswith("-") and "=" not in a and "/" not in a]
-        names = set()
-        for target in targets or ["build"]:
-            if target == "build":
-                names |= enabled
-            elif target in packages:
-                names.add(target)
-    except SageBuildError as error:
-        print(f"sage-progress: error: {error}", file=sys.stderr)
-        return 1
-    return run(argv, targets=sorted(names), layout=layout, graph=graph, built=built, enabled=enabled)
+    targets = [a for a in argv[1:] if not a.startswith("-") and "=" not in a and "/" not in a]
+    return run(argv, sage_root=default_sage_root(), planner=lambda: plan_for(targets))
 
 
-def _enabled(layout: Layout) -> set[str]:
+def plan_for(targets: list[str]):
+    """(plan, graph, layout) of a build of ``targets`` ('build' = every enabled package)."""
+    from .config import load_config
+    from .graph import PYTHON_PSEUDO, Graph
+    from .plan import PlanItem, make_plan
+    from .recipe import load_packages
+
+    config = load_config()
+    layout = config.layout()
+    packages = load_packages(layout.pkgs_dir)
+    graph = Graph.build(packages)
+    enabled = _enabled(layout)
+    built = set(packages) - set(config.from_system)
+    names: set[str] = set()
+    for target in targets or ["build"]:
+        if target == "build":
+            names |= enabled
+        elif target in packages:
+            names.add(target)
+    plan = make_plan(layout, graph, sorted(names), built, enabled=enabled)
+    if names and not layout.installed_stamps(PYTHON_PSEUDO):
+        plan.insert(0, PlanItem(PYTHON_PSEUDO, config.python_version, "the prefix has no virtual environment yet", 1.0))
+    return plan, graph, layout
+
+
+def _enabled(layout) -> set[str]:
     """The enabled packages, as the generated Makefile lists them."""
     text = (layout.make_dir / "Makefile").read_text()
     match = re.search(r"^ENABLED_PACKAGES := (.*)$", text, re.M)

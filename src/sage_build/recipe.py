@@ -68,6 +68,7 @@ class Package:
     distros: dict[str, tuple[str, ...]] = field(default_factory=dict)
     has_patches: bool = False
     has_src: bool = False
+    content_hash: str = ""   # see hash_files: a rebuild follows a change of it
 
     @property
     def upstream_version(self) -> str | None:
@@ -155,13 +156,33 @@ def is_python_package(pkg: Package) -> bool:
     return bool(_SDH_PIP.search(install.read_text(errors="replace")))
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        raise RecipeError(f"{path}: expected a file, found a directory") from None
+def scan_recipe(path: Path) -> dict[str, bytes]:
+    """Every file of a recipe (relative name -> bytes), read once; an in-tree ``src/`` is left out."""
+    files: dict[str, bytes] = {}
+    stack = [("", str(path))]
+    while stack:
+        prefix, directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir():
+                if rel not in ("src", "__pycache__"):
+                    stack.append((rel + "/", entry.path))
+            elif entry.is_file():
+                with open(entry.path, "rb") as handle:
+                    files[rel] = handle.read()
+    return files
+
+
+def hash_files(files: dict[str, bytes]) -> str:
+    """The recipe hash: names and contents of its files."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    return digest.hexdigest()
 
 
 def _meaningful_lines(text: str) -> list[str]:
@@ -230,8 +251,16 @@ def load_package(path: Path) -> Package:
     """Load the recipe in directory ``path``; raise :class:`RecipeError` on malformed files."""
     name = path.name
     where = f"package '{name}'"
+    files = scan_recipe(path)
+
+    def _read(file: Path) -> str | None:
+        data = files.get(str(file.relative_to(path)))
+        return None if data is None else data.decode("utf-8", errors="replace")
+
     type_text = _read(path / "type")
     if type_text is None:
+        if (path / "type").is_dir():
+            raise RecipeError(f"{path}/type: expected a file, found a directory")
         raise RecipeError(f"{path}/type is missing: every package directory needs a type file ({', '.join(TYPES)})")
     type_lines = _meaningful_lines(type_text)
     pkg_type = type_lines[0] if type_lines else ""
@@ -304,16 +333,12 @@ def load_package(path: Path) -> Package:
     if requirements_text is not None and not requirements:
         raise RecipeError(f"{path}/requirements.txt lists no requirement for {where}")
 
-    scripts = frozenset(
-        script for script in SCRIPT_NAMES
-        if (path / f"{script}.in").is_file() or (path / script).is_file()
-    )
+    scripts = frozenset(script for script in SCRIPT_NAMES if f"{script}.in" in files or script in files)
 
     distros: dict[str, tuple[str, ...]] = {}
-    distros_dir = path / "distros"
-    if distros_dir.is_dir():
-        for entry in sorted(distros_dir.glob("*.txt")):
-            distros[entry.stem] = tuple(_meaningful_lines(entry.read_text(errors="replace")))
+    for rel in sorted(files):
+        if rel.startswith("distros/") and rel.endswith(".txt") and rel.count("/") == 1:
+            distros[rel[len("distros/"):-len(".txt")]] = tuple(_meaningful_lines(files[rel].decode(errors="replace")))
 
     return Package(
         name=name,
@@ -331,6 +356,7 @@ def load_package(path: Path) -> Package:
         distros=distros,
         has_patches=(path / "patches").is_dir(),
         has_src=(path / "src").exists(),
+        content_hash=hash_files(files),
     )
 
 
@@ -350,20 +376,6 @@ def load_packages(pkgs_dir: Path) -> dict[str, Package]:
     return {path.name: load_package(path) for path in package_dirs(pkgs_dir)}
 
 
-def recipe_files(pkg_path: Path) -> list[Path]:
-    """The files whose content makes up a recipe (what a rebuild depends on)."""
-    files = []
-    for root, dirs, names in os.walk(pkg_path):
-        dirs[:] = sorted(d for d in dirs if d not in ("src", "__pycache__"))
-        for name in sorted(names):
-            files.append(Path(root, name))
-    return files
-
-
 def recipe_hash(pkg_path: Path) -> str:
     """A hash over the recipe's files (names and contents), excluding an in-tree ``src/``."""
-    digest = hashlib.sha256()
-    for file in recipe_files(pkg_path):
-        digest.update(str(file.relative_to(pkg_path)).encode() + b"\0")
-        digest.update(file.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return hash_files(scan_recipe(pkg_path))

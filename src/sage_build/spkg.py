@@ -26,6 +26,7 @@ from .graph import PYTHON_PSEUDO
 from .install import install_wheel, merge_staging, write_atomic
 from .layout import Layout, tool_root
 from .log import PackageLog, record_event
+from .makefile import make_dry_run
 from .manifest import write_manifest
 from .recipe import Kind, Package, load_package, load_packages
 from .target import TargetPython, query_python
@@ -402,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only build: put the package's wheel(s) into DIR; install nothing")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    if make_dry_run():
+        print(f"sage-spkg {args.package}  (make -n/-q: not run)")
+        return 0
     try:
         config = load_config()
         layout = config.layout(args.destdir)

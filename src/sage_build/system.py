@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
@@ -47,6 +46,8 @@ def has_system_check(pkg: Package) -> bool:
 
 
 def load_checks(pkg: Package) -> dict[str, list[str]]:
+    import yaml
+
     path = pkg.path / CHECK_FILE
     try:
         data = yaml.safe_load(path.read_text())
