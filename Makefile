@@ -24,7 +24,7 @@ SAGE_BUILD_BIN := $(SAGE_ROOT)/build/bin
 
 # sage-progress runs make, shows the progress and, on failure, the summary.
 build: $(GENERATED)
-	+@$(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) build
+	+@$(TOOL_PYTHON) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) build
 
 # configure decides from the recipes' type, version and dependency files: when one of
 # them changes, the Makefile is generated again with the last configure call.
@@ -66,4 +66,4 @@ distclean:
 .DEFAULT:
 	+@$(MAKE) --no-print-directory -f $(SAGE_ROOT)/Makefile $(GENERATED)
 	+@case "$@" in *-uninstall|*-clean|list|download) $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; \
-	  *) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; esac
+	  *) $(TOOL_PYTHON) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; esac

@@ -163,7 +163,7 @@ def test_makefile_targets_and_order(tree):
         assert f"\n{target}" in makefile
     assert "$(inst_top): $(HASHES)/top $(PYTHON) $(inst_mid) | $(inst_base)" in makefile
     dry = tree.make("-n", "build").stdout
-    commands = [line.split()[-1] for line in dry.splitlines() if line.startswith(str(ROOT / "build/bin/sage-spkg"))]
+    commands = [line.split()[-1] for line in dry.splitlines() if line.startswith(f"{sys.executable} {ROOT}/build/bin/sage-spkg")]
     assert commands == ["python3-venv", "base", "mid", "top"]
     assert "(make -n/-q: not run)" in dry
     assert not tree.prefix.exists()  # -n built nothing

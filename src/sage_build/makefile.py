@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def render_makefile(
         argv_text=" ".join(shlex.quote(a) for a in ["./configure.py", *argv]),
         sage_root=_make_path(sage_root),
         bin_dir=_make_path(tool_root() / "build" / "bin"),
+        tool_python=_make_path(Path(sys.executable)),
         prefix=_make_path(prefix),
         python_pseudo=PYTHON_PSEUDO,
         python_version=python_version,

@@ -34,6 +34,11 @@ class Progress:
     done: set[str] = field(default_factory=set)
     failed: dict[str, dict] = field(default_factory=dict)   # package -> the failing end event
 
+    def total(self) -> int:
+        """Planned packages, and any that started before the plan was known (the plan is made
+        beside make and may miss what already finished, such as the prefix's venv)."""
+        return len({p.name for p in self.planned} | self.done | set(self.failed) | set(self.running))
+
     def apply(self, event: dict) -> None:
         name = event.get("package", "?")
         if event.get("event") == "start":
@@ -80,8 +85,8 @@ def _jobserver_fds(makeflags: str) -> tuple[int, ...]:
 
 def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | None = None,
         out=sys.stdout) -> int:
-    """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make, so that a build
-    with nothing to do costs no more than make itself."""
+    """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make once the first
+    package starts, so that a build with nothing to do costs no more than make itself."""
     terminal = sys.stdout.isatty() and os.environ.get("V", "0") in ("", "0") if terminal is None else terminal
     events_file = sage_root / "logs" / "events.jsonl"
     events_file.parent.mkdir(parents=True, exist_ok=True)
@@ -102,11 +107,11 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
             if bar is None and (event is not None or planned):
                 from tqdm import tqdm
 
-                bar = tqdm(total=len(state.planned) or None, unit="pkg", dynamic_ncols=True, file=out,
+                bar = tqdm(total=state.total() if state.planned else None, unit="pkg", dynamic_ncols=True, file=out,
                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
             if bar is not None:
-                if state.planned and bar.total != len(state.planned):
-                    bar.total = len(state.planned)
+                if state.planned and bar.total != state.total():
+                    bar.total = state.total()
                 bar.n = len(state.done)
                 now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
                 bar.set_description_str(f"building: {now}" if now else "building", refresh=False)
@@ -114,7 +119,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
         elif event is not None:
             stamp = time.strftime("%H:%M:%S")
             what = f"{event.get('package')}-{event.get('version')}"
-            total = f"/{len(state.planned)}" if state.planned else ""
+            total = f"/{state.total()}" if state.planned else ""
             if event.get("event") == "start":
                 print(f"[{stamp}] {what}: {event.get('phase')} ...", file=out, flush=True)
             elif event.get("outcome") == "failed":
@@ -123,6 +128,10 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
                 print(f"[{stamp}] {what}: installed ({len(state.done)}{total})", file=out, flush=True)
 
     def handle(event: dict) -> None:
+        if not planning.is_alive() and not planned and not started_planning:
+            # Plan only once something is built: a build with nothing to do costs what make costs.
+            started_planning.append(True)
+            planning.start()
         with lock:
             state.apply(event)
             show(event)
@@ -140,7 +149,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
             show(None)
 
     planning = threading.Thread(target=plan_beside_make, daemon=True)
-    planning.start()
+    started_planning: list[bool] = []
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(events_file, offset, session, stop, handle), daemon=True)
     follower.start()
@@ -163,6 +172,8 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     if session_events:
         write_timeline(session_events, timeline)
     if code != 0 or state.failed:
+        if not started_planning:
+            planning.start()
         planning.join()
         if "graph" in planned:
             # Without the display, each failing sage-spkg already printed its log's tail.
