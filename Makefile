@@ -28,7 +28,7 @@ build: $(GENERATED)
 
 # configure decides from the recipes' type, version and dependency files: when one of
 # them changes, the Makefile is generated again with the last configure call.
-$(GENERATED): $(SAGE_ROOT)/configure.py $(SAGE_ROOT)/build/pkgs \
+$(GENERATED): $(SAGE_ROOT)/configure.py $(SAGE_ROOT)/src/sage_build/templates/Makefile.j2 $(SAGE_ROOT)/build/pkgs \
 		$(wildcard $(SAGE_ROOT)/build/pkgs/*/type $(SAGE_ROOT)/build/pkgs/*/package-version.txt \
 		$(SAGE_ROOT)/build/pkgs/*/dependencies* $(SAGE_ROOT)/build/pkgs/*/requirements.txt \
 		$(SAGE_ROOT)/build/pkgs/*/checksums.ini)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import os
 import subprocess
 import sys
 import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -86,6 +89,35 @@ def make_sdist(directory: Path, name: str, version: str, files: dict[str, str], 
             info.mtime = 1_700_000_000
             tar.addfile(info, io.BytesIO(data))
     return archive
+
+
+def make_wheel(directory: Path, name: str, version: str, files: dict[str, bytes], *,
+               data: dict[str, bytes] | None = None, scripts: str = "", tamper: str | None = None) -> Path:
+    """A wheel built by hand (RECORD included); ``tamper`` names a member whose RECORD hash is wrong."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dist_info = f"{name}-{version}.dist-info"
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    members = dict(files)
+    for key, value in (data or {}).items():
+        members[f"{name}-{version}.data/{key}"] = value
+    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    if scripts:
+        members[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{scripts}\n".encode()
+    record = []
+    for member, content in members.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+        if member == tamper:
+            digest = "A" * len(digest)
+        record.append(f"{member},sha256={digest},{len(content)}")
+    record.append(f"{dist_info}/RECORD,,")
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in members.items():
+            info = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if member.endswith(".sh") else 0o644) << 16
+            archive.writestr(info, content)
+        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return path
 
 
 def sha256(path: Path) -> str:

@@ -32,6 +32,7 @@ Options for -i and -f:
   -s   keep the build directory (as SAGE_KEEP_BUILT_SPKGS=yes)
   -c   run the package's spkg-check (as SAGE_CHECK=yes)
   -k, --keep-going   build everything that does not depend on a failure
+  -y, --yes          install experimental packages without asking
 Optional packages that configure did not enable can be installed with -i;
 they then stay installed across `make build` (their default is if_installed).
 """
@@ -93,6 +94,8 @@ def install_command(args: list[str], *, force: bool) -> int:
             env_updates["SAGE_KEEP_BUILT_SPKGS"] = "yes"
         elif arg == "-c":
             env_updates["SAGE_CHECK"] = "yes"
+        elif arg in ("-y", "--yes"):
+            env_updates["SAGE_EXPERIMENTAL_OK"] = "yes"
         elif arg in ("-k", "--keep-going"):
             env_updates["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " -k").strip()
         elif arg.startswith("-"):
@@ -106,6 +109,10 @@ def install_command(args: list[str], *, force: bool) -> int:
     for name in names:
         if name not in packages:
             return _die(f"there is no package '{name}' in {root / 'build' / 'pkgs'} (./sage --package list)")
+        if packages[name].type == "experimental" and "SAGE_EXPERIMENTAL_OK" not in env_updates \
+                and os.environ.get("SAGE_EXPERIMENTAL_OK") != "yes":
+            return _die(f"{name} is experimental: it may not build or work. Install it anyway with"
+                        f" ./sage -i -y {name}")
         if packages[name].type in ("optional", "experimental"):
             print(f"sage: {name} is {packages[name].type}; installing it as asked."
                   " It stays installed across `make build` (if_installed).")

@@ -403,12 +403,27 @@ def install_wheel(
     if collisions not in ("error", "warn"):
         raise InstallError(f"SAGE_INSTALL_COLLISIONS={collisions!r}: use 'error' or 'warn'")
     scheme = {key: paths[key] for key in ("purelib", "platlib", "scripts", "data")}
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        file_name, file_version, _, _ = parse_wheel_filename(wheel.name)
+    except (InvalidWheelFilename, InvalidVersion) as error:
+        raise InstallError(f"{wheel}: not a valid wheel file name ({error})") from None
     try:
         with WheelFile.open(wheel) as probe:
             dist_info = probe.dist_info_dir
             name, version = dist_info[: -len(".dist-info")].rsplit("-", 1)
     except Exception as error:  # zipfile.BadZipFile, installer's own errors, KeyError ...
         raise InstallError(f"{wheel} is not a valid wheel: {error}") from None
+    try:
+        mismatch = canonicalize_name(name) != file_name or Version(version) != file_version
+    except InvalidVersion:
+        mismatch = True
+    if mismatch:
+        raise InstallError(
+            f"{wheel}: its file name says {file_name} {file_version}, but it holds {dist_info}; nothing was installed"
+        )
     scheme["headers"] = os.path.join(paths["data"], "include", "site",
                                      f"python{Path(paths['stdlib']).name[len('python'):]}", name)
     destination = AtomicDestination(

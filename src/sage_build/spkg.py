@@ -54,8 +54,6 @@ class Spkg:
         self.keep_build = keep_build or os.environ.get("SAGE_KEEP_BUILT_SPKGS") == "yes"
         self.check = check or os.environ.get("SAGE_CHECK") in ("yes", "warn")
         self.log_path = layout.log_file(pkg.name, self.version)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.write_text("")
         self.log = PackageLog(self.log_path, self.tag, echo=echo)
         self.events = layout.sage_root / "logs" / "events.jsonl"
         self.reason = reason or _reason_from_plan(pkg.name) or _local_reason(layout, pkg)
@@ -88,6 +86,7 @@ class Spkg:
     # -- the pipeline ---------------------------------------------------------
 
     def run(self) -> Path:
+        os.truncate(self.log_path, 0)  # a fresh log per build (under the package lock)
         try:
             if self.pkg.name == PYTHON_PSEUDO:
                 return self._make_venv()
@@ -104,6 +103,8 @@ class Spkg:
                 raise BuildError(f"could not make the virtual environment {self.layout.local} with {self.config.python}")
             if self.layout.destdir is not None:
                 _unstage_venv(self.layout)
+            for directory in (self.layout.wheels_dir, self.layout.scripts_dir, self.layout.installed_dir):
+                directory.mkdir(parents=True, exist_ok=True)
             target = query_python(self.layout.python)
             target.save(self.layout.target_file)
         with self.phase("record"):
@@ -160,11 +161,16 @@ class Spkg:
             self._maintainer_script("spkg-preinst", env)
             for wheel in wheels:
                 stored = self._store_wheel(wheel)
-                installed = install_wheel(
-                    stored, paths=_final_paths(target, self.layout), python_final=self.layout.prefix / "bin" / "python3",
-                    python_now=self.layout.python, destdir=self.layout.destdir, lock_file=self.layout.lock_file,
-                    bytecode_levels=_bytecode_levels(),
-                )
+                try:
+                    installed = install_wheel(
+                        stored, paths=_final_paths(target, self.layout),
+                        python_final=self.layout.prefix / "bin" / "python3", python_now=self.layout.python,
+                        destdir=self.layout.destdir, lock_file=self.layout.lock_file,
+                        bytecode_levels=_bytecode_levels(),
+                    )
+                except BaseException:
+                    stored.unlink(missing_ok=True)  # no manifest will name it
+                    raise
                 self.log.line(f"installed {stored.name}")
                 files.append(str(stored.relative_to(self.layout.local)))
                 distributions.append((installed.name, installed.version,
@@ -309,6 +315,28 @@ def _unstage_venv(layout: Layout) -> None:
             path.write_text(text.replace(staged, final))
 
 
+@contextlib.contextmanager
+def package_lock(layout: Layout, name: str):
+    """One sage-spkg per package and prefix at a time (two `make build` in one tree); yields
+    whether it had to wait. Different packages never wait for each other."""
+    import fcntl
+
+    directory = layout.var_sage / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            waited = False
+        except BlockingIOError:
+            print(f"[{name}] another run is building {name}; waiting for it", flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            waited = True
+        yield waited
+    finally:
+        os.close(fd)
+
+
 def _reason_from_plan(name: str) -> str | None:
     """The reason the build's plan gave (sage-progress writes it before running make)."""
     plan_file = os.environ.get("SAGE_BUILD_PLAN")
@@ -426,6 +454,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sage-spkg: error: {error}", file=sys.stderr)
         return 1
     started = time.time()
+    with package_lock(layout, pkg.name) as waited:
+        if waited and layout.stamp(pkg.name, pkg.stamp_version).exists() \
+                and layout.stamp(pkg.name, pkg.stamp_version).stat().st_mtime >= started:
+            print(f"[{spkg.tag}] built meanwhile by another run; nothing to do", flush=True)
+            spkg.log.close()
+            return 0
+        return _run_locked(spkg, args, quiet, started)
+
+
+def _run_locked(spkg: Spkg, args, quiet: bool, started: float) -> int:
     if not quiet and not spkg.log.echo and sys.stdout.isatty():
         print(f"[{spkg.tag}] building (log: {spkg.log_path})", flush=True)
     try:

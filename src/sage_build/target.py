@@ -59,9 +59,15 @@ class TargetPython:
 
     def supports_wheel(self, filename: str) -> bool:
         """Whether a wheel file name's tags fit this interpreter."""
-        from packaging.utils import parse_wheel_filename
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+        from packaging.version import InvalidVersion
 
-        _, _, _, tags = parse_wheel_filename(filename)
+        from .errors import BuildError
+
+        try:
+            _, _, _, tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion) as error:
+            raise BuildError(f"{filename} is not a valid wheel file name: {error}") from None
         supported = set(self.tags)
         return any(str(tag) in supported for tag in tags)
 
