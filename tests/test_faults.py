@@ -1,0 +1,167 @@
+"""Faults and fuzzing: parsers never crash, disk full leaves no torn file, concurrent runs, permissions."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, make_wheel, python_recipe
+from sage_build.errors import InstallError, RecipeError
+from sage_build.recipe import load_package, parse_checksums, parse_dependency_line
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+
+
+@given(TEXT)
+@settings(max_examples=300)
+def test_dependency_line_parser_never_crashes(text):
+    try:
+        normal, order_only = parse_dependency_line(text, "f")
+    except RecipeError as error:
+        assert "f:" in str(error)
+        return
+    assert all(token and "|" not in token and "#" not in token for token in normal + order_only)
+
+
+@given(TEXT)
+@settings(max_examples=300)
+def test_checksums_parser_never_crashes(text):
+    try:
+        values = parse_checksums(text, "checksums.ini")
+    except RecipeError as error:
+        assert "checksums.ini" in str(error)
+        return
+    assert all(key and value for key, value in values.items())
+
+
+@given(st.dictionaries(st.sampled_from(["type", "package-version.txt", "checksums.ini", "dependencies",
+                                         "install-requires.txt", "requirements.txt", "spkg-install.in",
+                                         "dependencies_order_only", "version_requirements.txt"]),
+                       st.binary(max_size=200), min_size=1))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_recipe_loader_never_crashes(tmp_path, files):
+    recipe = tmp_path / "fuzz"
+    shutil.rmtree(recipe, ignore_errors=True)
+    recipe.mkdir()
+    for name, data in files.items():
+        (recipe / name).write_bytes(data)
+    try:
+        pkg = load_package(recipe)
+    except RecipeError:
+        return
+    pkg.kind  # the kind decision works on whatever loaded
+    pkg.tarball
+
+
+def test_disk_full_during_install_leaves_no_torn_file(tmp_path, monkeypatch):
+    from sage_build import install
+    from sage_build.target import query_python
+
+    prefix = tmp_path / "prefix"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    target = query_python(prefix / "bin" / "python3")
+    old = make_wheel(tmp_path / "w", "keep", "1.0", {"keep/__init__.py": b"K = 1\n"})
+    install.install_wheel(old, paths=target.paths, python_final=prefix / "bin/python3",
+                          python_now=prefix / "bin/python3")
+    before = sorted(str(p) for p in prefix.rglob("*"))
+    big = make_wheel(tmp_path / "w", "big", "1.0", {f"big/m{i}.py": b"x = 1\n" * 5000 for i in range(20)})
+    real_create = install._create
+    calls = {"n": 0}
+
+    class Full:
+        """A file that runs out of space after a few writes."""
+
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            calls["n"] += 1
+            if calls["n"] > 8:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.handle.write(data)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr(install, "_create", lambda path: Full(real_create(path)))
+    with pytest.raises(InstallError) as info:
+        install.install_wheel(big, paths=target.paths, python_final=prefix / "bin/python3",
+                              python_now=prefix / "bin/python3")
+    assert "No space left on device" in str(info.value)
+    assert sorted(str(p) for p in prefix.rglob("*")) == before  # nothing torn, nothing left
+    assert subprocess.run([str(prefix / "bin/python3"), "-c", "import keep"]).returncode == 0
+
+
+def test_two_builds_in_one_tree_build_each_package_once(tree):
+    for name in ("a", "b", "c"):
+        python_recipe(tree.root, name, "1.0", {f"{name}/__init__.py": ""})
+    tree.configure()
+    results = []
+
+    def build():
+        results.append(tree.make("build", check=False))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    assert tree.python("import a, b, c").returncode == 0
+    builds = [line for r in results for line in r.stdout.splitlines() if line.endswith(("installed", "nothing to do"))
+              or " installed in " in line]
+    for name in ("a", "b", "c"):
+        installed = [line for line in builds if line.startswith(f"[{name}-1.0] installed in")]
+        assert len(installed) == 1, builds  # the other run waited and found it built
+
+
+def test_sage_i_while_make_build_runs(tree):
+    for name in ("a", "b"):
+        python_recipe(tree.root, name, "1.0", {f"{name}/__init__.py": ""})
+    python_recipe(tree.root, "opt", "1.0", {"opt/__init__.py": ""}, type_="optional", deps="$(PYTHON) a")
+    tree.configure()
+    results = {}
+    build = threading.Thread(target=lambda: results.setdefault("make", tree.make("build", check=False)))
+    build.start()
+    results["sage"] = tree.sage("-i", "opt", check=False)
+    build.join()
+    assert results["make"].returncode == 0 and results["sage"].returncode == 0
+    assert tree.python("import a, b, opt").returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to act as another user")
+def test_permission_denied_on_the_prefix_is_a_clear_error(tree):
+    python_recipe(tree.root, "a", "1.0", {"a/__init__.py": ""})
+    tree.configure()
+    tree.make("python3-venv")
+    for path in [tree.root, *tree.root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o005 | (0o001 if path.is_dir() else 0))
+    (tree.root / "logs").chmod(0o777)
+    for path in (tree.root / "logs").rglob("*"):
+        path.chmod(0o777)
+    for parent in tree.root.parents:
+        if parent != Path("/"):
+            parent.chmod(parent.stat().st_mode | 0o005)
+    before = sorted(str(p) for p in tree.prefix.rglob("*"))
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "make", "-f",
+         str(tree.root / "build/make/Makefile"), "a"],
+        env=dict(tree.env, HOME="/tmp"), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Permission denied" in output
+    assert "Traceback" not in output
+    assert sorted(str(p) for p in tree.prefix.rglob("*")) == before
