@@ -206,3 +206,12 @@ def test_sigkill_at_random_points_then_rerun_equals_clean_install(prefix, tmp_pa
         assert got == expected, attempt
         assert not [p for p in prefix.rglob("*") if ".sbtmp-" in p.name]
         subprocess.run(["rm", "-rf", str(site(prefix) / "ns")] + [str(p) for p in site(prefix).glob("p*.dist-info")])
+
+
+def test_fsync_option_installs_the_same_tree(prefix, tmp_path):
+    wheel = make_wheel(tmp_path, "synced", "1.0", {"synced/__init__.py": b"S = 1\n"})
+    result = subprocess.run(
+        [sys.executable, "-m", "sage_build.install", "--prefix", str(prefix), str(wheel)],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src"), SAGE_INSTALL_FSYNC="yes"))
+    assert result.returncode == 0, result.stderr
+    assert (site(prefix) / "synced/__init__.py").read_bytes() == b"S = 1\n"
