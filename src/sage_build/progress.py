@@ -153,6 +153,8 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(events_file, offset, session, stop, handle), daemon=True)
     follower.start()
+    if terminal:
+        make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     try:
         code = subprocess.run(make_command, env=env, pass_fds=_jobserver_fds(os.environ.get("MAKEFLAGS", ""))).returncode
     except KeyboardInterrupt:
