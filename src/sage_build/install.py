@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,8 +294,14 @@ class AtomicDestination(SchemeDictionaryDestination):
                     os.rmdir(root)  # fails (and is kept) when another install put something there
 
     def _owner_of(self, path: Path) -> str | None:
-        return find_owner(path, [Path(p) for p in {self.scheme_dict["purelib"], self.scheme_dict["platlib"]}],
-                          self.destdir)
+        sites = [Path(p) for p in {self.scheme_dict["purelib"], self.scheme_dict["platlib"]}]
+        # The owner may be publishing right now, its RECORD not yet written: give it a moment.
+        for _ in range(30):
+            owner = find_owner(path, sites, self.destdir)
+            if owner is not None:
+                return owner
+            time.sleep(0.1)
+        return None
 
     def finalize_installation(self, scheme: Scheme, record_file_path: str, records) -> None:
         record_list = [(s, r) for s, r in records if r.path != record_file_path]
