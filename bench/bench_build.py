@@ -15,7 +15,6 @@ only (it drives the tool through configure.py, make and ./sage, as a user does).
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import platform

@@ -157,3 +157,9 @@ def test_bad_input(case, template):
     assert _snapshot(work.prefix) == prefix_before, f"{case}: the prefix changed"
     assert _snapshot(work.root / "build" / "make") == config_before, f"{case}: the configuration changed"
     assert not Path("/tmp/sage-build-corpus-owned").exists()
+
+
+def test_readme_lists_every_case():
+    readme = (ROOT / "README.md").read_text()
+    missing = [case for case in CASES if f"| `{case}` |" not in readme]
+    assert missing == [], f"add these corpus cases to README.md's table: {missing}"

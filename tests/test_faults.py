@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, make_wheel, python_recipe
+from conftest import make_wheel, python_recipe
 from sage_build.errors import InstallError, RecipeError
 from sage_build.recipe import load_package, parse_checksums, parse_dependency_line
 

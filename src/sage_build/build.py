@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 

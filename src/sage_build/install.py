@@ -18,18 +18,17 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable
 
 from installer import install as installer_install
 from installer.destinations import SchemeDictionaryDestination
 from installer.records import Hash, RecordEntry
 from installer.sources import WheelFile
-from installer.utils import Scheme, parse_metadata_file
+from installer.utils import Scheme
 
 from .errors import InstallError
 from .lock import prefix_lock
