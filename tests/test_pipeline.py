@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from conftest import add_recipe, make_sdist, python_recipe
+from conftest import ROOT, add_recipe, make_sdist, python_recipe
 
 
 def test_build_installs_wheels_and_records_only_the_wheel(tree):
@@ -243,3 +243,39 @@ def test_pip_package_is_resolved_pinned_and_installed(tree, tmp_path):
     shutil.rmtree(links)
     tree.sage("-f", "epsilon")
     assert tree.python("import epsilon").returncode == 0
+
+
+def test_job_budget_follows_make():
+    from sage_build.build import job_budget
+
+    assert job_budget({"MAKEFLAGS": " -j3 --jobserver-auth=3,4"}) == 3
+    assert job_budget({"MAKEFLAGS": "k -j12 --jobserver-auth=fifo:/tmp/x"}) == 12
+    assert job_budget({"MAKEFLAGS": "", "SAGE_NUM_THREADS": "5"}) == 5
+    assert job_budget({}) == 1
+
+
+def test_builds_see_the_job_budget_keep_build_and_check(tree):
+    add_recipe(tree.root, "tool", version="1.0", deps="", files={
+        "spkg-install.in": ('echo "jobs=$SAGE_NUM_THREADS cmake=$CMAKE_BUILD_PARALLEL_LEVEL"\n'
+                            'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share" && echo x > "$SAGE_DESTDIR$SAGE_LOCAL/share/tool"\n'),
+        "spkg-check.in": "echo checking tool; test -d src\n"})
+    tree.configure()
+    tree.make("python3-venv")
+    result = tree.make("tool", jobs=3, extra_env={"SAGE_KEEP_BUILT_SPKGS": "yes", "SAGE_CHECK": "yes"})
+    log = (tree.root / "logs/pkgs/tool-1.0.log").read_text()
+    assert "jobs=3 cmake=3" in log
+    assert "checking tool" in log
+    assert json.loads(tree.stamp("tool", "1.0").read_text())["test_result"] == "passed"
+    assert (tree.prefix / "var/tmp/sage/build/tool-1.0/src").is_dir()  # -s / SAGE_KEEP_BUILT_SPKGS
+    assert result.returncode == 0
+
+
+def test_sage_python_and_shell_use_the_prefix(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": "A = 7\n"})
+    tree.configure()
+    tree.make("build")
+    result = tree.sage("--python", "-c", "import alpha, sys; print(alpha.A, sys.prefix)")
+    assert result.stdout.split() == ["7", str(tree.prefix)]
+    shell = subprocess.run([sys.executable, str(ROOT / "sage"), "-sh", "-c", "echo $SAGE_LOCAL; command -v python3"],
+                           env=dict(tree.env, SHELL="/bin/bash"), capture_output=True, text=True)
+    assert shell.stdout.split() == [str(tree.prefix), str(tree.prefix / "bin" / "python3")]
