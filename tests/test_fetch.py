@@ -575,3 +575,48 @@ def test_debian_source_archive(tmp_path: Path) -> None:
                 upstream_dir=tmp_path / "upstream", debian_source="libyaml", progress=False)
     assert got == tmp_path / "upstream" / LIBYAML
     assert hashlib.sha256(got.read_bytes()).hexdigest() == LIBYAML_SHA256
+
+
+def test_interrupted_download_resumes_with_a_range_request(tmp_path, monkeypatch):
+    import hashlib
+    import http.server
+    import threading
+
+    monkeypatch.setattr(fetch_mod, "_RETRY_DELAY", 0)
+    payload = bytes(range(256)) * 4000  # 1 MB
+    seen: list[str | None] = []
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            wanted = self.headers.get("Range")
+            seen.append(wanted)
+            if wanted is None:
+                # the first answer promises everything and breaks off half-way
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.connection.close()
+                return
+            start = int(wanted.split("=")[1].rstrip("-"))
+            self.send_response(206)
+            self.send_header("Content-Length", str(len(payload) - start))
+            self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+            self.end_headers()
+            self.wfile.write(payload[start:])
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/big-1.0.tar.gz"
+        path = fetch_mod.fetch("big-1.0.tar.gz", {"sha256": hashlib.sha256(payload).hexdigest()}, package="big",
+                                  upstream_dir=tmp_path, upstream_url=url, progress=False, retries=2)
+    finally:
+        server.shutdown()
+    assert path.read_bytes() == payload
+    assert seen[0] is None and seen[1] == f"bytes={len(payload) // 2}-"
+    assert not list(tmp_path.glob(".big-1.0.tar.gz.part*"))

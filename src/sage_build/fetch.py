@@ -329,10 +329,12 @@ def _retrying(action: Callable[[], T], timeout: float, retries: int) -> T:
     raise AssertionError("unreachable")
 
 
-def _open(url: str, timeout: float, accept: str | None = None) -> http.client.HTTPResponse:
+def _open(url: str, timeout: float, accept: str | None = None, start: int = 0) -> http.client.HTTPResponse:
     headers = {"User-Agent": _USER_AGENT}
     if accept:
         headers["Accept"] = accept
+    if start:
+        headers["Range"] = f"bytes={start}-"
     request = urllib.request.Request(url.split("#", 1)[0], headers=headers)
     return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - URLs from config
 
@@ -372,10 +374,21 @@ def _download(url: str, part: Path, *, timeout: float, retries: int, progress: b
         return
 
     def attempt() -> None:
-        with _open(url, timeout) as response, open(part, "wb") as out:
+        # An interrupted download resumes where it stopped (HTTP Range); a server that
+        # ignores the range sends the whole file again. The checksum decides in the end.
+        have = part.stat().st_size if part.exists() else 0
+        try:
+            response = _open(url, timeout, start=have)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:
+                return  # nothing left to send
+            raise
+        with response:
+            resumed = bool(have) and response.status == 206
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            got = _copy_stream(response, out, total, desc, progress)
+            with open(part, "ab" if resumed else "wb") as out:
+                got = _copy_stream(response, out, total, desc, progress)
             if total is not None and got != total:
                 raise http.client.IncompleteRead(b"", total - got)
 
@@ -861,8 +874,31 @@ def fetch(
                 )
 
     upstream_dir.mkdir(parents=True, exist_ok=True)
-    part = upstream_dir / f".{tarball}.part-{os.getpid()}"
-    for candidate in candidates():
+    # One partial file per tarball, kept when a download is interrupted (Ctrl-C, a killed
+    # process) so the next fetch resumes it; the lock keeps two fetches of it apart.
+    part = upstream_dir / f".{tarball}.part"
+    lock = _lock_file(upstream_dir / f".{tarball}.lock")
+    try:
+        return _fetch_candidates(candidates(), part, final, wanted, tried, package, tarball, upstream_dir,
+                                 mismatched)
+    finally:
+        os.close(lock)
+
+
+def _lock_file(path: Path) -> int:
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _fetch_candidates(candidates, part: Path, final: Path, wanted, tried, package: str, tarball: str,
+                      upstream_dir: Path, mismatched: bool) -> Path:
+    """Try each source in turn; the first file that verifies becomes ``final``."""
+    if final.exists() and _mismatch(final, wanted) is None:
+        return final  # another process fetched it while we waited for the lock
+    for candidate in candidates:
         listed = candidate.url_hashes.get("sha256")
         if listed and "sha256" in wanted and listed != wanted["sha256"]:
             # No need to download what the index already says is a different file.
@@ -882,8 +918,7 @@ def fetch(
             return final
         except _Failed as exc:
             tried.append((candidate.source, str(exc)))
-        finally:
-            part.unlink(missing_ok=True)
+            part.unlink(missing_ok=True)  # wrong bytes or a dead source: start afresh next time
 
     lines = [f"  {where.describe()}: {reason}" for where, reason in tried]
     hint = (
