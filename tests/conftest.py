@@ -170,8 +170,9 @@ class Tree:
     @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ, SAGE_ROOT=str(self.root))
-        env.pop("MAKEFLAGS", None)
-        env.pop("V", None)
+        # the tests may run under `make test`: their makes are not sub-makes of it
+        for variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "V", "DESTDIR"):
+            env.pop(variable, None)
         return env
 
     def configure(self, *args: str, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:

@@ -447,19 +447,30 @@ def main(argv: list[str] | None = None) -> int:
         quiet = os.environ.get("SAGE_BUILD_QUIET") == "1"
         spkg = Spkg(config, layout, pkg, keep_build=args.keep_build, check=args.check,
                     echo=False if quiet else None, build_only=args.build_only)
+    except OSError as error:
+        print(f"sage-spkg: error: {args.package}: {error.strerror or error}: {error.filename or ''}",
+              file=sys.stderr)
+        return 1
     except SageBuildError as error:
         if args.debug or os.environ.get("V") == "1":
             raise
         print(f"sage-spkg: error: {error}", file=sys.stderr)
         return 1
     started = time.time()
-    with package_lock(layout, pkg.name) as waited:
-        if waited and layout.stamp(pkg.name, pkg.stamp_version).exists() \
-                and layout.stamp(pkg.name, pkg.stamp_version).stat().st_mtime >= started:
-            print(f"[{spkg.tag}] built meanwhile by another run; nothing to do", flush=True)
-            spkg.log.close()
-            return 0
-        return _run_locked(spkg, args, quiet, started)
+    try:
+        with package_lock(layout, pkg.name) as waited:
+            if waited and layout.stamp(pkg.name, pkg.stamp_version).exists() \
+                    and layout.stamp(pkg.name, pkg.stamp_version).stat().st_mtime >= started:
+                print(f"[{spkg.tag}] built meanwhile by another run; nothing to do", flush=True)
+                spkg.log.close()
+                return 0
+            return _run_locked(spkg, args, quiet, started)
+    except OSError as error:  # e.g. a prefix this user may not write to
+        if args.debug:
+            raise
+        print(f"sage-spkg: error: {pkg.name}: {error.strerror or error}: {error.filename or ''};"
+              f" check that you may write to {layout.local}", file=sys.stderr)
+        return 1
 
 
 def _run_locked(spkg: Spkg, args, quiet: bool, started: float) -> int:
