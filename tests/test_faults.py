@@ -166,3 +166,22 @@ def test_permission_denied_on_the_prefix_is_a_clear_error(tree):
     assert "Traceback" not in output, output
     assert "check that you may write to" in output or "Permission denied" in output
     assert sorted(str(p) for p in tree.prefix.rglob("*")) == before
+
+
+def test_failed_install_of_an_upgrade_puts_the_old_version_back(tree):
+    """The new version built, the old one was uninstalled, then its install failed (here: a
+    collision, as a full disk would): the old version is installed again, stamp and all."""
+    python_recipe(tree.root, "a", "1.0", {"a/__init__.py": "V = 1\n"})
+    python_recipe(tree.root, "squatter", "1.0", {"b_new/__init__.py": "# squatter's\n"})
+    tree.configure()
+    tree.make("build")
+    python_recipe(tree.root, "a", "2.0", {"a/__init__.py": "V = 2\n", "b_new/__init__.py": "# a's\n"})
+    tree.configure()
+    result = tree.make("a", check=False)
+    assert result.returncode != 0
+    assert "would overwrite" in result.stderr
+    assert "the previous version was put back" in result.stderr + result.stdout
+    assert tree.python("import a; print(a.V)").stdout.strip() == "1"
+    assert tree.stamp("a", "1.0").exists() and not tree.stamp("a", "2.0").exists()
+    assert (tree.prefix / "var/lib/sage/scripts/a/spkg-piprm").exists()
+    assert (tree.prefix / "var/lib/sage/wheels/a-1.0-py3-none-any.whl").exists()

@@ -26,7 +26,7 @@ from .install import install_wheel, merge_staging, write_atomic
 from .layout import Layout, tool_root
 from .log import PackageLog, record_event
 from .makefile import make_dry_run
-from .manifest import write_manifest
+from .manifest import read_manifest, write_manifest
 from .recipe import Kind, Package, load_package, load_packages
 from .target import TargetPython, query_python
 from .uninstall import PIPRM, render_piprm, uninstall
@@ -153,10 +153,11 @@ class Spkg:
         if kind in (Kind.NORMAL, Kind.WHEEL, Kind.PIP) and self.pkg.is_python and not wheels:
             raise PhaseFailed("build", BuildError("the build produced no wheel"))
         with self.phase("uninstall-old"):
+            previous = self._keep_previous()
             uninstall(self.layout, self.pkg.name, say=self.log.line)
         files: list[str] = []
         distributions = []
-        with self.phase("install"):
+        with self.phase("install"), self._restore_on_failure(previous, target, distributions):
             self._maintainer_script("spkg-preinst", env)
             for wheel in wheels:
                 stored = self._store_wheel(wheel)
@@ -268,6 +269,57 @@ class Spkg:
             shutil.copy2(wheel, tmp)
             os.replace(tmp, stored)
         return stored
+
+    def _keep_previous(self) -> dict | None:
+        """Before the old version goes, set its wheels, scripts and stamp aside, so that a failed
+        install (a full disk ...) can put it back. Only for packages whose manifest is wheels."""
+        stamps = self.layout.installed_stamps(self.pkg.name)
+        manifests = {stamp: read_manifest(stamp) for stamp in stamps}
+        if not stamps or any(not f.endswith(".whl") for m in manifests.values() for f in m.get("files", [])):
+            return None
+        keep = self.build_dir / "previous"
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.mkdir(parents=True)
+        wheels = []
+        for manifest in manifests.values():
+            for rel in manifest.get("files", []):
+                source = self.layout.local / rel
+                if source.is_file():
+                    os.replace(source, keep / source.name)  # uninstall then finds nothing to delete
+                    wheels.append(keep / source.name)
+        scripts = self.layout.scripts_dir / self.pkg.name
+        if scripts.is_dir():
+            shutil.copytree(scripts, keep / "scripts", symlinks=True)
+        return {"stamps": {stamp: stamp.read_bytes() for stamp in stamps}, "wheels": wheels, "keep": keep}
+
+    @contextlib.contextmanager
+    def _restore_on_failure(self, previous: dict | None, target: TargetPython, distributions: list):
+        try:
+            yield
+        except BaseException:
+            if previous is not None and not distributions:
+                self._restore_previous(previous, target)
+            elif previous is not None:
+                self.log.line("part of the new version was installed: the previous version was not put back")
+            raise
+
+    def _restore_previous(self, previous: dict, target: TargetPython) -> None:
+        try:
+            for wheel in previous["wheels"]:
+                stored = self._store_wheel(wheel)
+                install_wheel(stored, paths=_final_paths(target, self.layout),
+                              python_final=self.layout.prefix / "bin" / "python3", python_now=self.layout.python,
+                              destdir=self.layout.destdir, lock_file=self.layout.lock_file,
+                              bytecode_levels=_bytecode_levels())
+            if (previous["keep"] / "scripts").is_dir():
+                shutil.copytree(previous["keep"] / "scripts", self.layout.scripts_dir / self.pkg.name,
+                                symlinks=True, dirs_exist_ok=True)
+            for stamp, data in previous["stamps"].items():
+                write_atomic(stamp, data)
+        except (SageBuildError, OSError) as error:
+            self.log.line(f"could not put the previous version back either: {error}")
+            return
+        self.log.line("the install failed; the previous version was put back")
 
     def _maintainer_script(self, script: str, env: dict) -> None:
         path = self.pkg.script_path(script)
