@@ -131,8 +131,19 @@ print(json.dumps({d.metadata["Name"]: d.version for d in metadata.distributions(
 """
 
 
-def installed_distributions(python: Path) -> dict[str, str]:
-    """Canonical name -> version of every distribution the prefix's interpreter sees."""
+def installed_distributions(python: Path, site_dirs: list[Path] | None = None) -> dict[str, str]:
+    """Canonical name -> version of every distribution the prefix's interpreter sees.
+
+    With ``site_dirs`` (the prefix's own site-packages, when it sees no others) the dist-info
+    directory names answer without starting the interpreter."""
+    if site_dirs is not None:
+        found: dict[str, str] = {}
+        for site in site_dirs:
+            for entry in (os.scandir(site) if site.is_dir() else ()):
+                if entry.name.endswith(".dist-info") and "-" in entry.name:
+                    name, version = entry.name[: -len(".dist-info")].rsplit("-", 1)
+                    found[canonicalize_name(name)] = version
+        return found
     result = subprocess.run([str(python), "-c", _INSTALLED_QUERY], capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"cannot list the distributions installed in {python}: {result.stderr.strip()[-500:]}")
@@ -174,17 +185,17 @@ class _LoggedRunner:
 
 def build_wheel(
     source_dir: Path, dist_dir: Path, *, python: Path, env: Mapping[str, str], log: PackageLog,
-    markers: Mapping[str, str], requirement_hint=None,
+    markers: Mapping[str, str], requirement_hint=None, site_dirs: list[Path] | None = None,
 ) -> Path:
     """Build a wheel from ``source_dir`` into ``dist_dir`` with PEP 517, no isolation.
 
     ``requirement_hint(name)`` may return the recipe that provides a distribution, for the
-    error message when a build requirement is missing.
+    error message when a build requirement is missing. ``site_dirs``: see installed_distributions.
     """
     import pyproject_hooks
 
     system = read_build_system(source_dir)
-    installed = installed_distributions(python)
+    installed = installed_distributions(python, site_dirs)
     _check_requirements(system["requires"], installed, markers, "build-system.requires", requirement_hint)
     hooks = pyproject_hooks.BuildBackendHookCaller(
         str(source_dir), system["build-backend"], backend_path=system.get("backend-path"),
@@ -192,8 +203,6 @@ def build_wheel(
     )
     dist_dir.mkdir(parents=True, exist_ok=True)
     try:
-        dynamic = hooks.get_requires_for_build_wheel()
-        _check_requirements(dynamic, installed, markers, "the backend's get_requires_for_build_wheel", requirement_hint)
         name = hooks.build_wheel(str(dist_dir))
     except pyproject_hooks.BackendUnavailable as error:
         raise BuildError(
@@ -201,6 +210,14 @@ def build_wheel(
             f" {error.message or error}; add the recipe that provides it to the dependencies"
         ) from None
     except subprocess.CalledProcessError as error:
+        # The backend's dynamic requirements are asked only now (one interpreter start less per
+        # build): a missing one is the likeliest cause, and deserves the clearer message.
+        try:
+            dynamic = hooks.get_requires_for_build_wheel()
+        except (subprocess.CalledProcessError, pyproject_hooks.BackendUnavailable):
+            dynamic = []
+        _check_requirements(dynamic, installed, markers, "the backend's get_requires_for_build_wheel",
+                            requirement_hint)
         raise BuildError(f"the PEP 517 build of {source_dir} failed (exit {error.returncode})") from None
     wheel = dist_dir / name
     if not wheel.is_file():

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-from . import fetch as fetching
 from .build import build_environment, build_wheel, run_script, source_date_epoch
 from .config import Config, load_config
 from .errors import BuildError, FetchError, InstallError, SageBuildError
@@ -194,6 +193,8 @@ class Spkg:
     # -- phases -----------------------------------------------------------------
 
     def _fetch(self, target: TargetPython) -> list[Path]:
+        from . import fetch as fetching  # urllib and friends: only when a package is fetched
+
         pkg = self.pkg
         if pkg.kind is Kind.PIP:
             return fetch_pip_package(pkg, self.layout, target, self.log)
@@ -236,7 +237,8 @@ class Spkg:
                     unpacked.mkdir()
                     src = unpack_source(source, unpacked)
                     build_wheel(src, dist_dir, python=self.layout.python, env=env, log=self.log,
-                                markers=target.markers, requirement_hint=self._recipe_for)
+                                markers=target.markers, requirement_hint=self._recipe_for,
+                                site_dirs=self._site_dirs(target))
         elif kind in (Kind.NORMAL, Kind.SCRIPT):
             scripts = [s for s in ("spkg-build", "spkg-install") if self.pkg.script_path(s)]
             if scripts:
@@ -245,7 +247,14 @@ class Spkg:
                                name=script)
             else:
                 build_wheel(self.build_dir / "src", dist_dir, python=self.layout.python, env=env, log=self.log,
-                            markers=target.markers, requirement_hint=self._recipe_for)
+                            markers=target.markers, requirement_hint=self._recipe_for,
+                            site_dirs=self._site_dirs(target))
+
+    def _site_dirs(self, target: TargetPython) -> list[Path] | None:
+        """The prefix's site-packages as written now, when it sees no others (no system site)."""
+        if self.config.system_site_packages:
+            return None
+        return [Path(p) for p in dict.fromkeys((target.paths["purelib"], target.paths["platlib"]))]
 
     def _recipe_for(self, distribution: str) -> str | None:
         """The recipe that provides a Python distribution (for 'add X to dependencies' advice)."""
@@ -429,6 +438,8 @@ def _bytecode_levels() -> tuple[int, ...]:
 
 def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: PackageLog) -> list[Path]:
     """Resolve a pip package's requirements with pip; pin them (with hashes) for offline rebuilds."""
+    from . import fetch as fetching
+
     requirements_hash = hashlib.sha256("\n".join(pkg.requirements).encode()).hexdigest()[:16]
     directory = layout.upstream / "pip" / f"{pkg.name}-{requirements_hash}"
     lock = directory / "requirements.lock"

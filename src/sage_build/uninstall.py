@@ -15,8 +15,6 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-import jinja2
-
 from .errors import UninstallError
 from .layout import Layout
 from .lock import prefix_lock
@@ -28,6 +26,8 @@ PIPRM = "spkg-piprm"
 def render_piprm(*, package: str, version: str, python: Path, prefix: Path,
                  distributions: list[tuple[str, str, str]]) -> str:
     """The text of a package's spkg-piprm (``distributions``: name, version, dist-info dir under prefix)."""
+    import jinja2
+
     env = jinja2.Environment(loader=jinja2.PackageLoader("sage_build", "templates"),
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     return env.get_template("spkg-piprm.j2").render(
