@@ -95,7 +95,7 @@ def test_disk_full_during_install_leaves_no_torn_file(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self.handle.close()
 
-    monkeypatch.setattr(install, "_create", lambda path: Full(real_create(path)))
+    monkeypatch.setattr(install, "_create", lambda path, mode=0o644: Full(real_create(path, mode)))
     with pytest.raises(InstallError) as info:
         install.install_wheel(big, paths=target.paths, python_final=prefix / "bin/python3",
                               python_now=prefix / "bin/python3")

@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 
 from .errors import BuildError
 from .layout import tool_root
+from .makefile import job_budget
 from .log import PackageLog
 
 try:
@@ -38,17 +39,6 @@ OFFLINE_ENVIRONMENT = {
     "no_proxy": "", "NO_PROXY": "", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "UV_OFFLINE": "1",
 }
 _LEGACY_BACKEND = {"build-backend": "setuptools.build_meta:__legacy__", "requires": ["setuptools>=40.8.0"]}
-
-
-def job_budget(environ: Mapping[str, str] = os.environ) -> int:
-    """How many jobs a build may run at once: make's -jN, else SAGE_NUM_THREADS, else 1."""
-    match = re.search(r"(?:^|\s)-j\s*(\d+)", " " + environ.get("MAKEFLAGS", ""))
-    if match:
-        return max(1, int(match.group(1)))
-    try:
-        return max(1, int(environ.get("SAGE_NUM_THREADS", "1")))
-    except ValueError:
-        return 1
 
 
 def build_environment(

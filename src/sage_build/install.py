@@ -14,6 +14,7 @@ import contextlib
 import filecmp
 import hashlib
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -32,15 +33,20 @@ from installer.utils import Scheme
 
 from .errors import InstallError
 from .lock import prefix_lock
+from .makefile import job_budget
 
 INSTALLER_NAME = b"sage-build\n"
+_PID = os.getpid()
 TMP_MARK = ".sbtmp-"
 _COPY_CHUNK = 1 << 20
 
 
+_counter = itertools.count()
+
+
 def tmp_name(target: Path) -> Path:
     """A temporary name beside ``target``, recognisable (and owned by this process) for clean-up."""
-    return target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{os.urandom(3).hex()}")
+    return target.with_name(f".{target.name}{TMP_MARK}{_PID}-{next(_counter)}")
 
 
 def make_dirs(path: Path) -> None:
@@ -98,15 +104,18 @@ def publish_file(tmp: Path, target: Path, *, installing: str, collisions: str = 
             tmp.unlink()
 
 
-def _create(path: Path) -> BinaryIO:
+def _create(path: Path, mode: int = 0o644) -> BinaryIO:
     """Open a new file for writing, re-making its directory if a concurrent uninstall just removed it
     (an uninstall removes only empty directories, so once the file exists the directory stays)."""
-    for _ in range(10):
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for attempt in range(10):
         try:
-            return open(path, "xb")
+            return os.fdopen(os.open(path, flags, mode), "wb")
         except FileNotFoundError:
+            if attempt == 9:
+                raise
             make_dirs(path.parent)
-    return open(path, "xb")
+    raise AssertionError("not reached")
 
 
 def power_loss_safe() -> bool:
@@ -130,6 +139,12 @@ def _sync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _b64(digest: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
@@ -191,9 +206,7 @@ class _HashCheckingReader(io.RawIOBase):
         if self.done:
             return
         self.done = True
-        import base64
-
-        actual = base64.urlsafe_b64encode(self.digest.digest()).rstrip(b"=").decode()
+        actual = _b64(self.digest.digest())
         if actual != self.expected:
             raise InstallError(
                 f"{self.wheel}: {self.path} does not match the hash in the wheel's RECORD"
@@ -232,8 +245,10 @@ class AtomicDestination(SchemeDictionaryDestination):
     """
 
     def __init__(self, *args, installing: str, python: Path, collisions: str = "error",
-                 bytecode_levels: Iterable[int] = (0,), lock_file: Path | None = None, **kwargs):
+                 bytecode_levels: Iterable[int] = (0,), lock_file: Path | None = None,
+                 compile_workers: int = 1, **kwargs):
         super().__init__(*args, bytecode_optimization_levels=(), **kwargs)
+        self.compile_workers = compile_workers
         self.installing = installing
         self.python = python
         self.collisions = collisions
@@ -246,32 +261,32 @@ class AtomicDestination(SchemeDictionaryDestination):
 
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
         target = Path(self._path_with_destdir(scheme, path))
-        missing = target.parent
-        while not missing.parent.exists():
-            missing = missing.parent
-        if not missing.exists():
-            self.created_dirs.append(missing)
-        make_dirs(target.parent)
-        if target.parent not in self.swept:
+        if target.parent not in self.swept:  # once per directory: make it, sweep dead temporaries
+            missing = target.parent
+            while not missing.parent.exists():
+                missing = missing.parent
+            if not missing.exists():
+                self.created_dirs.append(missing)
+            make_dirs(target.parent)
             self.swept.add(target.parent)
             cleanup_stale_temporaries(target.parent)
         tmp = tmp_name(target)
-        digest = hashlib.new(self.hash_algorithm)
+        checked = isinstance(stream, _HashCheckingReader) and stream.digest.name == self.hash_algorithm
+        digest = None if checked else hashlib.new(self.hash_algorithm)
         size = 0
         self.staged.append(_Staged(tmp, target))
-        with _create(tmp) as handle:
+        with _create(tmp, 0o755 if is_executable else 0o644) as handle:
             while True:
                 chunk = stream.read(_COPY_CHUNK)
                 if not chunk:
                     break
-                digest.update(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 handle.write(chunk)
                 size += len(chunk)
             _sync(handle)
-        os.chmod(tmp, 0o755 if is_executable else 0o644)
-        import base64
-
-        value = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+        # A member checked against the wheel's RECORD has that hash: no need to hash it again.
+        value = stream.expected if checked else _b64(digest.digest())
         return RecordEntry(path, Hash(self.hash_algorithm, value), size)
 
     def write_script(self, name: str, module: str, attr: str, section) -> RecordEntry:
@@ -348,24 +363,26 @@ class AtomicDestination(SchemeDictionaryDestination):
         for cache in {Path(real).parent / "__pycache__" for _, _, real, _ in sources} - self.swept:
             self.swept.add(cache)
             cleanup_stale_temporaries(cache)
-        request = {"levels": list(self.bytecode_levels), "files": [[real, final] for _, _, real, final in sources]}
-        result = subprocess.run(
-            [str(self.python), "-c", _COMPILE_SCRIPT], input=json.dumps(request), capture_output=True, text=True,
-        )
-        if result.returncode != 0:
-            raise InstallError(f"compiling byte-code with {self.python} failed: {result.stderr.strip()[-1000:]}")
-        compiled = json.loads(result.stdout)
+        # A big wheel (sympy ...) compiles in several interpreters at once, within the job budget.
+        workers = max(1, min(self.compile_workers, len(sources) // 150))
+        chunks = [sources[i::workers] for i in range(workers)]
+        processes = []
+        for chunk in chunks:
+            request = {"levels": list(self.bytecode_levels), "files": [[real, final] for _, _, real, final in chunk]}
+            process = subprocess.Popen([str(self.python), "-c", _COMPILE_SCRIPT], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            processes.append((process, json.dumps(request)))
         entries = []
-        for (scheme, rel, real, _), pycs in zip(sources, compiled):
-            for pyc in pycs:
-                pyc_rel = os.path.relpath(pyc, os.path.dirname(real))
-                rel_path = os.path.normpath(os.path.join(os.path.dirname(rel), pyc_rel)).replace(os.sep, "/")
-                data = Path(pyc).read_bytes()
-                import base64
-
-                value = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-                entries.append((scheme, RecordEntry(rel_path, Hash("sha256", value), len(data))))
-                self.published.append(Path(pyc))
+        for chunk, (process, request) in zip(chunks, processes):
+            out, err = process.communicate(request)
+            if process.returncode != 0:
+                raise InstallError(f"compiling byte-code with {self.python} failed: {err.strip()[-1000:]}")
+            for (scheme, rel, real, _), pycs in zip(chunk, json.loads(out)):
+                for pyc, value, size in pycs:
+                    pyc_rel = os.path.relpath(pyc, os.path.dirname(real))
+                    rel_path = os.path.normpath(os.path.join(os.path.dirname(rel), pyc_rel)).replace(os.sep, "/")
+                    entries.append((scheme, RecordEntry(rel_path, Hash("sha256", value), size)))
+                    self.published.append(Path(pyc))
         return entries
 
 
@@ -377,9 +394,10 @@ def _csv_line(*fields: str) -> str:
     return buffer.getvalue()
 
 
-# Run by the prefix's interpreter: compile each file to a temporary name, then rename.
+# Run by the prefix's interpreter: compile each file to a temporary name, then rename;
+# answer each .pyc with its RECORD hash and size.
 _COMPILE_SCRIPT = r"""
-import importlib.util, json, os, py_compile, sys
+import base64, hashlib, importlib.util, json, os, py_compile, sys
 request = json.load(sys.stdin)
 out = []
 for real, final in request["files"]:
@@ -389,8 +407,11 @@ for real, final in request["files"]:
         tmp = "%s.sbtmp-%d" % (cfile, os.getpid())
         try:
             py_compile.compile(real, cfile=tmp, dfile=final, doraise=True, optimize=level)
+            with open(tmp, "rb") as handle:
+                data = handle.read()
             os.replace(tmp, cfile)
-            made.append(cfile)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            made.append([cfile, digest, len(data)])
         except (py_compile.PyCompileError, SyntaxError, UnicodeError):
             pass
         finally:
@@ -428,7 +449,7 @@ class InstalledWheel:
 def install_wheel(
     wheel: Path, *, paths: dict[str, str], python_final: Path, python_now: Path,
     destdir: Path | None = None, lock_file: Path | None = None, collisions: str | None = None,
-    bytecode_levels: Iterable[int] = (0,),
+    bytecode_levels: Iterable[int] = (0,), compile_workers: int | None = None,
 ) -> InstalledWheel:
     """Install ``wheel`` into the scheme ``paths`` (the target's sysconfig paths, final locations).
 
@@ -465,6 +486,7 @@ def install_wheel(
         scheme, interpreter=str(python_final), script_kind="posix", installing=f"{name} {version}",
         python=python_now, collisions=collisions, bytecode_levels=bytecode_levels,
         lock_file=lock_file, destdir=str(destdir) if destdir else None,
+        compile_workers=compile_workers if compile_workers is not None else job_budget(),
     )
     try:
         with CheckedWheelFile.open(wheel) as source:
