@@ -178,7 +178,9 @@ def _run(cmd: list[str], env: dict[str, str], what: str) -> None:
 
 
 def install_sage(env: Env, prefix: Path, wheels: list[Path], bytecode: bool) -> None:
-    environ = env.clean_env(PYTHONPATH=str(REPO / "src"))
+    # make -jN hands every package build its job budget in MAKEFLAGS; sage-build's byte-code
+    # compile of a big wheel uses it, as under `make -j2 build`.
+    environ = env.clean_env(PYTHONPATH=str(REPO / "src"), MAKEFLAGS=f" -j{JOBS}")
     level = "0" if bytecode else "none"
 
     def one(wheel: Path) -> None:

@@ -246,7 +246,7 @@ def test_pip_package_is_resolved_pinned_and_installed(tree, tmp_path):
 
 
 def test_job_budget_follows_make():
-    from sage_build.build import job_budget
+    from sage_build.makeflags import job_budget
 
     assert job_budget({"MAKEFLAGS": " -j3 --jobserver-auth=3,4"}) == 3
     assert job_budget({"MAKEFLAGS": "k -j12 --jobserver-auth=fifo:/tmp/x"}) == 12

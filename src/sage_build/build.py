@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from .errors import BuildError
 from .layout import tool_root
-from .makefile import job_budget
+from .makeflags import job_budget
 from .log import PackageLog
 
 try:

@@ -177,7 +177,7 @@ def uninstall_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="uninstall even if installed packages depend on it")
     parser.add_argument("--if-installed", action="store_true", help="no error for packages not installed")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    from .makefile import make_dry_run
+    from .makeflags import make_dry_run
 
     if make_dry_run():
         print(f"sage-spkg-uninstall {' '.join(args.packages)}  (make -n/-q: not run)")

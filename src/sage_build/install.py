@@ -33,7 +33,7 @@ from installer.utils import Scheme
 
 from .errors import InstallError
 from .lock import prefix_lock
-from .makefile import job_budget
+from .makeflags import job_budget
 
 INSTALLER_NAME = b"sage-build\n"
 _PID = os.getpid()

@@ -8,12 +8,10 @@ when the recipe's content changes.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from .graph import PYTHON_PSEUDO, Graph
 from .layout import tool_root
@@ -29,23 +27,6 @@ class PackagePlan:
     enabled: bool
     from_system: bool
     reason: str   # for the table: why enabled/disabled/from system
-
-
-def make_dry_run(environ=os.environ) -> bool:
-    """Whether make runs us under -n or -q: make runs '+' lines even then; we must only say so."""
-    flags = environ.get("MAKEFLAGS", "").split()
-    return bool(flags) and not flags[0].startswith("-") and any(c in flags[0] for c in "nq")
-
-
-def job_budget(environ: Mapping[str, str] = os.environ) -> int:
-    """How many jobs a build may run at once: make's -jN, else SAGE_NUM_THREADS, else 1."""
-    match = re.search(r"(?:^|\s)-j\s*(\d+)", " " + environ.get("MAKEFLAGS", ""))
-    if match:
-        return max(1, int(match.group(1)))
-    try:
-        return max(1, int(environ.get("SAGE_NUM_THREADS", "1")))
-    except ValueError:
-        return 1
 
 
 def _environment():

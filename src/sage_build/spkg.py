@@ -24,7 +24,7 @@ from .graph import PYTHON_PSEUDO
 from .install import install_wheel, merge_staging, write_atomic
 from .layout import Layout, tool_root
 from .log import PackageLog, record_event
-from .makefile import make_dry_run
+from .makeflags import make_dry_run
 from .manifest import read_manifest, write_manifest
 from .recipe import Kind, Package, load_package, load_packages
 from .target import TargetPython, query_python
