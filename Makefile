@@ -8,10 +8,12 @@
 # Everything else (PKG-uninstall, PKG-no-deps, download, list ...) goes to build/make/Makefile.
 
 SAGE_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+# sage-build's own files (this Makefile may be a link from another distribution tree)
+SAGE_BUILD_HOME := $(patsubst %/,%,$(dir $(realpath $(lastword $(MAKEFILE_LIST)))))
 # No built-in implicit rules: make would try them on every recipe file.
 MAKEFLAGS += --no-builtin-rules
 .SUFFIXES:
-TOOL_PYTHON := $(SAGE_ROOT)/.venv/bin/python
+TOOL_PYTHON := $(SAGE_BUILD_HOME)/.venv/bin/python
 GENERATED := $(SAGE_ROOT)/build/make/Makefile
 CONFIG := $(SAGE_ROOT)/build/make/config.json
 
@@ -20,7 +22,7 @@ CONFIG := $(SAGE_ROOT)/build/make/config.json
 
 all: build
 
-SAGE_BUILD_BIN := $(SAGE_ROOT)/build/bin
+SAGE_BUILD_BIN := $(SAGE_BUILD_HOME)/build/bin
 
 # sage-progress runs make, shows the progress and, on failure, the summary.
 build: $(GENERATED)
@@ -28,7 +30,7 @@ build: $(GENERATED)
 
 # configure decides from the recipes' type, version and dependency files: when one of
 # them changes, the Makefile is generated again with the last configure call.
-$(GENERATED): $(SAGE_ROOT)/configure.py $(SAGE_ROOT)/src/sage_build/templates/Makefile.j2 $(SAGE_ROOT)/build/pkgs \
+$(GENERATED): $(SAGE_ROOT)/configure.py $(SAGE_BUILD_HOME)/src/sage_build/templates/Makefile.j2 $(SAGE_ROOT)/build/pkgs \
 		$(wildcard $(SAGE_ROOT)/build/pkgs/*/type $(SAGE_ROOT)/build/pkgs/*/package-version.txt \
 		$(SAGE_ROOT)/build/pkgs/*/dependencies* $(SAGE_ROOT)/build/pkgs/*/requirements.txt \
 		$(SAGE_ROOT)/build/pkgs/*/checksums.ini)
@@ -64,6 +66,7 @@ distclean:
 
 # Any other target (a package, PKG-uninstall, download, list ...) is the generated Makefile's.
 .DEFAULT:
+	@case "$@" in */*) echo "make: no rule to make $@ (a missing file)" >&2; exit 2 ;; esac
 	+@$(MAKE) --no-print-directory -f $(SAGE_ROOT)/Makefile $(GENERATED)
 	+@case "$@" in *-uninstall|*-clean|list|download) $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; \
 	  *) $(TOOL_PYTHON) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; esac
