@@ -6,7 +6,7 @@ A benchmark, not a timed test: it prints a table and refreshes its section of be
 (between ``<!-- bench_build:start -->`` and ``<!-- bench_build:end -->``).  Targets (from the
 issue): sage-build at -j1 no slower than pip; -j2 at least 1.6x faster than -j1.
 
-    .venv/bin/python bench/bench_build.py [--runs 3] [--workdir DIR] [--keep] [--no-readme] [--profile]
+    .venv/bin/python bench/bench_build.py [--runs 5] [--workdir DIR] [--keep] [--no-readme] [--profile]
 
 Everything is offline: the sources come from the repository's upstream/ cache.  Standard library
 only (it drives the tool through configure.py, make and ./sage, as a user does).
@@ -15,6 +15,7 @@ only (it drives the tool through configure.py, make and ./sage, as a user does).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -360,22 +361,35 @@ def profile_spkg(tree: Tree, name: str, workdir: Path) -> str:
 SPIN = "x = 0\nfor i in range(12_000_000): x += i"
 
 
-def parallel_capacity(python: str, rounds: int = 3) -> tuple[float, float, float]:
+def parallel_capacity(python: str, quiet_wait: float, rounds: int = 3, max_load: float = 0.3,
+                      attempts: int = 8) -> tuple[float, float, float, float]:
     """How much faster two CPU-bound processes finish at once than one after the other on this
-    machine: (seconds alone, seconds for two at once, 2 * alone / pair).  2.0 on two free cores;
-    less on hyper-threads or shared virtual CPUs.  The ceiling of any -j2 speed-up."""
-    alone, pair = [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
+    machine: (seconds alone, seconds for two at once, 2 * alone / pair, the most other processes
+    used meanwhile in cores).  2.0 on two free cores; less on hyper-threads or shared virtual
+    CPUs.  The ceiling of any -j2 speed-up.  Rounds during which other processes were busy are
+    repeated (up to ``attempts`` in all)."""
+    alone, pair, loads = [], [], []
+    for _ in range(attempts):
+        wait_for_quiet(quiet_wait)
+        busy, own, start = cpu_busy(), children_cpu(), time.perf_counter()
         subprocess.run([python, "-c", SPIN], check=True)
-        alone.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        one = time.perf_counter() - start
+        middle = time.perf_counter()
         procs = [subprocess.Popen([python, "-c", SPIN]) for _ in range(2)]
         for proc in procs:
             proc.wait()
-        pair.append(time.perf_counter() - start)
+        two = time.perf_counter() - middle
+        load = max(0.0, (cpu_busy() - busy - (children_cpu() - own)) / (one + two))
+        if load <= max_load:
+            alone.append(one)
+            pair.append(two)
+            loads.append(load)
+        if len(alone) == rounds:
+            break
+    if not alone:
+        return float("nan"), float("nan"), float("nan"), float("nan")
     a, b = statistics.median(alone), statistics.median(pair)
-    return a, b, 2 * a / b
+    return a, b, 2 * a / b, max(loads)
 
 
 def best_j2(j1: Measurement, packages: dict[str, Package]) -> tuple[float, float, float]:
@@ -430,7 +444,8 @@ def machine_facts(python: str) -> dict[str, str]:
     return {
         "cpu": f"{cpu}; nproc {first_line(['nproc'])}",
         "os": f"{platform.system()} {platform.release()}",
-        "python (target, both sides)": f"{first_line([python, '--version'])} ({python})",
+        "python (target, both sides)": f"{first_line([python, '--version'])} (venvs made by {python},"
+                                       f" base {first_line([python, '-c', 'import sys; print(sys._base_executable)'])})",
         "make": first_line(["make", "--version"]),
         "cc": first_line(["cc", "--version"]),
         "load average at the end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
@@ -446,7 +461,9 @@ def source_state() -> str:
     if head.returncode != 0:
         return "not a git checkout"
     changed = len(dirty.stdout.splitlines())
-    return f"{head.stdout.strip()[:90]}" + (f" (+ {changed} uncommitted file(s) in src/, build/bin/)" if changed else "")
+    subject = head.stdout.strip()
+    subject = subject if len(subject) <= 80 else subject[:77].rsplit(" ", 1)[0] + " ..."
+    return subject + (f" (+ {changed} uncommitted file(s) in src/, build/bin/)" if changed else "")
 
 
 def verdict(ok: bool) -> str:
@@ -593,7 +610,7 @@ def update_readme(text: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per configuration [3]")
+    parser.add_argument("--runs", type=int, default=5, help="runs per configuration [5]")
     parser.add_argument("--workdir", type=Path, help="work directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-readme", action="store_true", help="do not refresh bench/README.md")
@@ -659,12 +676,14 @@ def main() -> int:
 
         def pip_attempt():
             pip_side.prepare()
+            os.sync()  # the untimed set-up's writes are not flushed during the timed run
             wait_for_quiet(args.quiet_wait)
             return pip_side.run(), None
 
         def sage_attempt(jobs: int):
             def attempt():
                 tree.restore()
+                os.sync()
                 wait_for_quiet(args.quiet_wait)
                 return sage_build_run(tree, jobs, sdists, packages)
             return attempt
@@ -684,19 +703,29 @@ def main() -> int:
         wait_for_quiet(args.quiet_wait)
         costs = process_costs(tree)
         wait_for_quiet(args.quiet_wait)
-        alone, pair, capacity = parallel_capacity(python)
+        alone, pair, capacity, capacity_load = parallel_capacity(python, args.quiet_wait)
         total, chain, outside = best_j2(j1, packages)
         best = max(total / 2, chain) + outside / 2
-        ceiling = [
-            f"two CPU-bound processes (a pure-Python loop, {alone:.2f} s alone) take {pair:.2f} s at once:"
-            f" this machine gives {capacity:.2f}x the throughput of one process with two",
+        if capacity == capacity:  # not NaN
+            ceiling = [
+                f"two CPU-bound processes (a pure-Python loop, {alone:.2f} s alone) take {pair:.2f} s at once"
+                f" (median of the rounds during which other processes used at most {capacity_load:.2f} cores):"
+                f" this machine gives {capacity:.2f}x the throughput of one process with two"]
+            scaled = f"; scaled by the machine's {capacity:.2f}x it is about {j1.median / max(best, j1.median / capacity):.2f}x"
+        else:
+            ceiling = ["the throughput of two processes at once could not be measured: other processes kept"
+                       " the machine busy"]
+            scaled = ""
+        ceiling.append(
             f"from the -j1 runs: the sdists' pipelines sum to {total:.1f} s, their longest dependency chain is"
             f" {chain:.1f} s, {outside:.1f} s is outside the pipelines; with two *free* cores -j2 could take"
-            f" about {best:.1f} s, i.e. -j1/-j2 <= {j1.median / best:.2f}x; scaled by the machine's"
-            f" {capacity:.2f}x it is about {j1.median / max(best, j1.median / capacity):.2f}x",
-        ]
+            f" about {best:.1f} s, i.e. -j1/-j2 <= {j1.median / best:.2f}x{scaled}")
+        paired_pip = statistics.median(p / j for p, j in zip(pip.seconds, j1.seconds))
+        paired_j2 = statistics.median(a / b for a, b in zip(j1.seconds, j2.seconds))
         notes = [
-            f"pip: `{' '.join(pip_side.command()[:9])} ...`; pip {run([pip_side.venv / 'bin' / 'python', '-m', 'pip', '--version']).stdout.split(' from ')[0]}",
+            f"ratios of the runs of one round (pip, -j1 and -j2 run back to back), median over the rounds:"
+            f" pip/-j1 {paired_pip:.2f}x, -j1/-j2 {paired_j2:.2f}x",
+            f"pip: `{' '.join(pip_side.command()[:9])} ...`; {run([pip_side.venv / 'bin' / 'python', '-m', 'pip', '--version']).stdout.split(' from ')[0]}",
             f"sage-build -j1 spends {statistics.median(e.phase_total('build') for e in j1.events):.2f} s in build"
             f" phases of {j1.median:.2f} s wall; pip's whole call takes {pip.median:.2f} s",
         ]
