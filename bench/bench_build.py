@@ -517,8 +517,8 @@ def section(pip: Measurement, j1: Measurement, j2: Measurement, sdists: list[str
     return f"""{START}
 ## Build: the default distribution's sdists, sage-build -j1 / -j2 vs pip
 
-Reproduce: `.venv/bin/python bench/bench_build.py` (`--help` for options; about 10 minutes;
-offline; it refreshes this section).
+Reproduce: `.venv/bin/python bench/bench_build.py` (`--help` for options; about 10 minutes on a
+quiet machine, longer while it waits for other work to finish; offline; it refreshes this section).
 
 **What is measured**: building and installing the {len(sdists)} Python sdists of the default
 distribution ({', '.join(sdists)}), {len(compiled)} of them with C extensions ({', '.join(compiled)};
