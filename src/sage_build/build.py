@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -193,7 +194,12 @@ def build_wheel(
     )
     dist_dir.mkdir(parents=True, exist_ok=True)
     try:
-        name = hooks.build_wheel(str(dist_dir))
+        # pyproject_hooks re-raises the backend's warnings here: they belong in the package log.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            name = hooks.build_wheel(str(dist_dir))
+        for warning in caught:
+            log.line(f"warning from the build backend: {warning.message}")
     except pyproject_hooks.BackendUnavailable as error:
         raise BuildError(
             f"the build backend {system['build-backend']!r} cannot be imported by {python}:"
