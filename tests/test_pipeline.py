@@ -209,6 +209,27 @@ def test_sage_f_reinstalls(tree):
     assert tree.python("import alpha").returncode == 0
 
 
+def test_force_reaches_the_sub_make_of_the_top_level_makefile(tree):
+    # ./sage -f from the repository goes through the top-level Makefile, whose sub-make
+    # would not see make's -W; SAGE_FORCE is a variable and does reach it.
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    tree.configure()
+    tree.make("build")
+    stamp = tree.stamp("alpha", "1.0")
+    first = stamp.stat().st_mtime_ns
+    for name in ("Makefile", "configure.py"):
+        (tree.root / name).symlink_to(ROOT / name)
+    if not (tree.root / "build" / "bin").exists():
+        (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    run = lambda *args: subprocess.run(["make", "-C", str(tree.root), *args], env=tree.env,
+                                       capture_output=True, text=True)
+    assert run("alpha").returncode == 0
+    assert stamp.stat().st_mtime_ns == first  # up to date: nothing rebuilt
+    result = run("SAGE_FORCE=alpha", "alpha")
+    assert result.returncode == 0, result.stderr
+    assert stamp.stat().st_mtime_ns > first
+
+
 def test_unknown_package_errors(tree):
     python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
     tree.configure()

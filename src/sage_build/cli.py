@@ -117,15 +117,8 @@ def install_command(args: list[str], *, force: bool) -> int:
             print(f"sage: {name} is {packages[name].type}; installing it as asked."
                   " It stays installed across `make build` (if_installed).")
     os.environ.update(env_updates)
-    extra: list[str] = []
-    if force:
-        # -W: make treats the recipe hash as new, so exactly these packages rebuild.
-        for name in names:
-            extra += ["-W", str(root / "build" / "make" / "hashes" / name)]
-        if not (root / "build" / "make" / "Makefile").exists():
-            code = _make(["build/make/Makefile"])
-            if code:
-                return code
+    # A variable, not make's -W: -W is not passed down to the sub-makes of the top-level Makefile.
+    extra = [f"SAGE_FORCE={' '.join(names)}"] if force else []
     return _make(names, extra)
 
 
