@@ -74,28 +74,16 @@ def test_disk_full_during_install_leaves_no_torn_file(tmp_path, monkeypatch):
                           python_now=prefix / "bin/python3")
     before = sorted(str(p) for p in prefix.rglob("*"))
     big = make_wheel(tmp_path / "w", "big", "1.0", {f"big/m{i}.py": b"x = 1\n" * 5000 for i in range(20)})
-    real_create = install._create
+    real_write = install._write_all
     calls = {"n": 0}
 
-    class Full:
-        """A file that runs out of space after a few writes."""
+    def write_until_the_disk_is_full(fd, data):
+        calls["n"] += 1
+        if calls["n"] > 8:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(fd, data)
 
-        def __init__(self, handle):
-            self.handle = handle
-
-        def write(self, data):
-            calls["n"] += 1
-            if calls["n"] > 8:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return self.handle.write(data)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-    monkeypatch.setattr(install, "_create", lambda path, mode=0o644: Full(real_create(path, mode)))
+    monkeypatch.setattr(install, "_write_all", write_until_the_disk_is_full)
     with pytest.raises(InstallError) as info:
         install.install_wheel(big, paths=target.paths, python_final=prefix / "bin/python3",
                               python_now=prefix / "bin/python3")

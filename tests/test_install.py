@@ -215,3 +215,63 @@ def test_fsync_option_installs_the_same_tree(prefix, tmp_path):
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src"), SAGE_INSTALL_FSYNC="yes"))
     assert result.returncode == 0, result.stderr
     assert (site(prefix) / "synced/__init__.py").read_bytes() == b"S = 1\n"
+
+
+def _install_api(prefix: Path, wheel: Path, **options):
+    from sage_build.install import install_wheel
+    from sage_build.target import TargetPython
+
+    target = TargetPython.load(prefix / "var/lib/sage/target-python.json")
+    return install_wheel(wheel, paths=target.paths, python_final=prefix / "bin/python3",
+                         python_now=options.pop("python_now", prefix / "bin/python3"), **options)
+
+
+def test_bytecode_compiled_here_equals_the_prefix_interpreters(tmp_path):
+    # Same interpreter build: compiled in this process; the result must be what the prefix's
+    # interpreter writes (compared as code objects: the header holds the source's mtime, and
+    # the embedded path names each prefix).
+    from sage_build.target import TargetPython
+
+    modules = {"same/__init__.py": b"A = 1\n", "same/sub/m.py": "# -*- coding: utf-8 -*-\nS = 'é'\n".encode(),
+               "same/broken.py": b"def (:\n"}
+    wheel = make_wheel(tmp_path / "w", "same", "1.0", modules)
+    trees = []
+    for here in (True, False):
+        prefix = tmp_path / f"p{here}"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+        from sage_build.target import query_python
+
+        query_python(prefix / "bin/python3").save(prefix / "var/lib/sage/target-python.json")
+        assert TargetPython.load(prefix / "var/lib/sage/target-python.json").compiles_like_us()
+        _install_api(prefix, wheel, compile_here=here)
+        pycs = sorted(site(prefix).rglob("*.pyc"))
+        # magic number and flags (timestamp or hash based), then the code
+        trees.append({p.relative_to(prefix).as_posix(): (p.read_bytes()[:8], _pyc_without_header_and_path(p.read_bytes()))
+                      for p in pycs})
+        record = (site(prefix) / "same-1.0.dist-info/RECORD").read_text()
+        assert all(p.relative_to(site(prefix)).as_posix() in record for p in pycs)
+    assert sorted(trees[0]) == sorted(trees[1]) and len(trees[0]) == 2  # broken.py has none, as with pip
+    assert trees[0] == trees[1]
+
+
+def test_big_wheel_compiles_in_children_side_by_side(prefix, tmp_path):
+    # Two compile children for a big wheel within a job budget of 2: both must have their
+    # work before either finishes (each child reads its whole request before it starts).
+    log = tmp_path / "children.log"
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(
+        f"#!{prefix / 'bin/python3'}\n"
+        "import io, os, sys, time\n"
+        "data = sys.stdin.read()\n"
+        f"open({str(log)!r}, 'a').write(f'request {{os.getpid()}}\\n')\n"
+        "time.sleep(1)\n"
+        f"open({str(log)!r}, 'a').write(f'done {{os.getpid()}}\\n')\n"
+        "sys.stdin = io.StringIO(data)\n"
+        "exec(sys.argv[2])\n"
+    )
+    wrapper.chmod(0o755)
+    wheel = make_wheel(tmp_path / "w", "big", "1.0", {f"big/m{i}.py": f"X = {i}\n".encode() for i in range(320)})
+    _install_api(prefix, wheel, python_now=wrapper, compile_workers=2, compile_here=False)
+    assert len(list((site(prefix) / "big" / "__pycache__").glob("m*.pyc"))) == 320
+    events = [line.split()[0] for line in log.read_text().splitlines()]
+    assert events[:2] == ["request", "request"] and sorted(events) == ["done", "done", "request", "request"]

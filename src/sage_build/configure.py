@@ -232,15 +232,13 @@ def _cached_query(python: str, cache: Path):
         return query_python(python), None  # says clearly what is wrong
     try:
         data = json.loads(cache.read_text())
-        if data.get("key") == key:
+        if data.get("key") == key and data["target"].get("bytecode"):
             return TargetPython(**data["target"]), None
     except (OSError, ValueError, TypeError):
         pass
     target = query_python(python)
-    from dataclasses import asdict
-
     # written with the rest of the configuration, only if configure succeeds
-    return target, json.dumps({"key": key, "target": asdict(target)})
+    return target, json.dumps({"key": key, "target": target._asdict()})
 
 
 def _detect(packages: dict[str, Package], with_system: dict[str, str], python: str) -> dict[str, Detection]:

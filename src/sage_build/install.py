@@ -11,58 +11,60 @@ shared lock only while publishing (see :mod:`sage_build.lock`).
 from __future__ import annotations
 
 import contextlib
-import filecmp
 import hashlib
 import io
 import itertools
-import json
 import os
-import subprocess
+import stat
+import struct
 import sys
 import time
-import warnings
-from dataclasses import dataclass, field
+import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
 from installer import install as installer_install
 from installer.destinations import SchemeDictionaryDestination
-from installer.records import Hash, RecordEntry
+from installer.records import Hash, RecordEntry, parse_record_file
 from installer.sources import WheelFile
 from installer.utils import Scheme
 
+from . import bytecode
 from .errors import InstallError
 from .lock import prefix_lock
 from .makeflags import job_budget
 
 INSTALLER_NAME = b"sage-build\n"
 _PID = os.getpid()
-TMP_MARK = ".sbtmp-"
+TMP_MARK = bytecode.TMP_MARK
 _COPY_CHUNK = 1 << 20
+_WHOLE_MEMBER = 16 << 20  # members up to this size are read (and checked) in one piece
 
 
 _counter = itertools.count()
 
 
-def tmp_name(target: Path) -> Path:
+def tmp_name(target: str | os.PathLike[str]) -> str:
     """A temporary name beside ``target``, recognisable (and owned by this process) for clean-up."""
-    return target.with_name(f".{target.name}{TMP_MARK}{_PID}-{next(_counter)}")
+    directory, name = os.path.split(target)
+    return os.path.join(directory, f".{name}{TMP_MARK}{_PID}-{next(_counter)}")
 
 
-def make_dirs(path: Path) -> None:
+def make_dirs(path: str | os.PathLike[str]) -> None:
     """``mkdir -p`` that tolerates a concurrent uninstall removing a parent in between."""
     for _ in range(10):
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
             return
         except FileNotFoundError:
             continue
-    path.mkdir(parents=True, exist_ok=True)
+    os.makedirs(path, exist_ok=True)
 
 
 class Collision(InstallError):
-    def __init__(self, path: Path, owner: str | None, installing: str):
-        self.path, self.owner, self.installing = path, owner, installing
+    def __init__(self, path: str | os.PathLike[str], owner: str | None, installing: str):
+        self.path, self.owner, self.installing = Path(path), owner, installing
         other = f"'{owner}'" if owner else "another package (or a file not installed by sage-build)"
         super().__init__(
             f"{installing} would overwrite {path}, which {other} installed with different content;"
@@ -70,8 +72,14 @@ class Collision(InstallError):
         )
 
 
-def publish_file(tmp: Path, target: Path, *, installing: str, collisions: str = "error",
-                 owner_of=None) -> bool:
+def _same_content(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    import filecmp
+
+    return filecmp.cmp(a, b, shallow=False)
+
+
+def publish_file(tmp: str | os.PathLike[str], target: str | os.PathLike[str], *, installing: str,
+                 collisions: str = "error", owner_of=None) -> bool:
     """Publish a finished temporary file at ``target``; return False if an identical file was there.
 
     ``collisions``: 'error' (different bytes raise :class:`Collision`), 'warn' (keep the
@@ -88,34 +96,43 @@ def publish_file(tmp: Path, target: Path, *, installing: str, collisions: str = 
             pass
         except OSError:
             # Filesystems without hard links: rename is atomic but may replace.
-            if not target.exists():
+            if not os.path.exists(target):
                 os.replace(tmp, target)
                 return True
-        if target.is_file() and not target.is_symlink() and filecmp.cmp(tmp, target, shallow=False):
+        if os.path.isfile(target) and not os.path.islink(target) and _same_content(tmp, target):
             return False
         owner = owner_of(target) if owner_of else None
         error = Collision(target, owner, installing)
         if collisions == "warn":
+            import warnings
+
             warnings.warn(str(error).split(";")[0] + "; the existing file was kept", stacklevel=2)
             return False
         raise error
     finally:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            os.unlink(tmp)
 
 
-def _create(path: Path, mode: int = 0o644) -> BinaryIO:
-    """Open a new file for writing, re-making its directory if a concurrent uninstall just removed it
-    (an uninstall removes only empty directories, so once the file exists the directory stays)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+def _create(path: str | os.PathLike[str], mode: int = 0o644) -> int:
+    """Open a new file for writing (a descriptor), re-making its directory if a concurrent uninstall
+    just removed it (an uninstall removes only empty directories, so once the file exists the
+    directory stays)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     for attempt in range(10):
         try:
-            return os.fdopen(os.open(path, flags, mode), "wb")
+            return os.open(path, flags, mode)
         except FileNotFoundError:
             if attempt == 9:
                 raise
-            make_dirs(path.parent)
+            make_dirs(os.path.dirname(path))
     raise AssertionError("not reached")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def power_loss_safe() -> bool:
@@ -126,13 +143,12 @@ def power_loss_safe() -> bool:
     return os.environ.get("SAGE_INSTALL_FSYNC", "no").lower() in ("yes", "1", "true")
 
 
-def _sync(handle) -> None:
+def _sync(fd: int) -> None:
     if power_loss_safe():
-        handle.flush()
-        os.fsync(handle.fileno())
+        os.fsync(fd)
 
 
-def _sync_directory(directory: Path) -> None:
+def _sync_directory(directory: str | os.PathLike[str]) -> None:
     if power_loss_safe():
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -151,16 +167,26 @@ def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a whole file atomically, replacing what was there (for our own metadata)."""
     make_dirs(target.parent)
     tmp = tmp_name(target)
-    with _create(tmp) as handle:
-        handle.write(data)
-        _sync(handle)
+    fd = _create(tmp)
+    try:
+        _write_all(fd, data)
+        _sync(fd)
+    finally:
+        os.close(fd)
     os.chmod(tmp, mode)
     os.replace(tmp, target)
     _sync_directory(target.parent)
 
 
+def _tampered(wheel: str, path: str) -> InstallError:
+    return InstallError(
+        f"{wheel}: {path} does not match the hash in the wheel's RECORD"
+        " (a corrupt or tampered wheel); nothing was installed. Delete the wheel and rebuild."
+    )
+
+
 class _HashCheckingReader(io.RawIOBase):
-    """A stream that checks the RECORD hash of a wheel member when it has been read to the end."""
+    """A stream that checks the RECORD hash of a (big) wheel member when it has been read to the end."""
 
     def __init__(self, stream: BinaryIO, path: str, expected: str, wheel: str):
         self.stream, self.path, self.wheel = stream, path, wheel
@@ -206,35 +232,76 @@ class _HashCheckingReader(io.RawIOBase):
         if self.done:
             return
         self.done = True
-        actual = _b64(self.digest.digest())
-        if actual != self.expected:
-            raise InstallError(
-                f"{self.wheel}: {self.path} does not match the hash in the wheel's RECORD"
-                " (a corrupt or tampered wheel); nothing was installed. Delete the wheel and rebuild."
-            )
+        if _b64(self.digest.digest()) != self.expected:
+            raise _tampered(self.wheel, self.path)
+
+
+class _CheckedMember(io.BytesIO):
+    """A whole wheel member, already checked against RECORD (its hash need not be computed again)."""
+
+    def __init__(self, data: bytes, algorithm: str, value: str):
+        super().__init__(data)
+        self.algorithm, self.value = algorithm, value
+
+
+def _read_member(fd: int, item: zipfile.ZipInfo) -> bytes:
+    """A stored or deflated member in one piece, read with pread (no seeks, usually one call)."""
+    name = item.orig_filename.encode("utf-8" if item.flag_bits & 0x800 else "cp437")
+    head = os.pread(fd, 30 + len(name) + 64 + item.compress_size, item.header_offset)
+    if head[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {item.filename}")
+    name_length, extra_length = struct.unpack("<HH", head[26:30])
+    if head[30:30 + name_length] != name:  # as zipfile: the index and the member must agree
+        raise zipfile.BadZipFile(f"file name in directory {item.filename!r} and header differ")
+    offset = 30 + name_length + extra_length
+    raw = head[offset:offset + item.compress_size]
+    if len(raw) < item.compress_size:
+        raw = os.pread(fd, item.compress_size, item.header_offset + offset)
+    data = zlib.decompress(raw, -15) if item.compress_type == zipfile.ZIP_DEFLATED else raw
+    if len(data) != item.file_size:
+        raise zipfile.BadZipFile(f"{item.filename} is truncated")
+    return data
 
 
 class CheckedWheelFile(WheelFile):
-    """A wheel whose members are checked against RECORD while they stream (one pass)."""
+    """A wheel whose members are checked against RECORD as they are read (one pass).
+
+    Members are read whole (up to 16 MiB; bigger ones stream), so each is checked before
+    any of it is written."""
 
     def get_contents(self):
+        archive = self._zipfile
+        wheel = str(archive.filename)
         record_path = f"{self.dist_info_dir}/RECORD"
-        for record, stream, is_executable in super().get_contents():
-            path, hash_text, _ = record
-            if path != record_path and not path.endswith((".jws", ".p7s")):
-                if not hash_text:
-                    raise InstallError(
-                        f"{self._zipfile.filename}: {path} is not listed with a hash in the wheel's RECORD;"
-                        " nothing was installed"
-                    )
-                stream = _HashCheckingReader(stream, path, hash_text, str(self._zipfile.filename))
-            yield record, stream, is_executable
-
-
-@dataclass
-class _Staged:
-    tmp: Path
-    target: Path
+        records = {r[0]: r for r in parse_record_file(self.read_dist_info("RECORD").splitlines())}
+        fd = archive.fp.fileno()
+        for item in archive.infolist():
+            path = item.filename
+            if path[-1:] == "/":
+                continue
+            record = records.pop(path, (path, "", ""))
+            mode = item.external_attr >> 16
+            is_executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
+            checked = path != record_path and not path.endswith((".jws", ".p7s"))
+            if checked and not record[1]:
+                raise InstallError(f"{wheel}: {path} is not listed with a hash in the wheel's RECORD;"
+                                   " nothing was installed")
+            if (item.file_size <= _WHOLE_MEMBER and not item.flag_bits & 0x21
+                    and item.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)):
+                data = _read_member(fd, item)
+                if not checked:
+                    if zlib.crc32(data) != item.CRC:
+                        raise zipfile.BadZipFile(f"bad CRC-32 for {path}")
+                    yield record, io.BytesIO(data), is_executable
+                    continue
+                algorithm, _, value = record[1].partition("=")
+                if _b64(hashlib.new(algorithm, data).digest()) != value:
+                    raise _tampered(wheel, path)
+                yield record, _CheckedMember(data, algorithm, value), is_executable
+            else:
+                with archive.open(item) as stream:
+                    yield record, _HashCheckingReader(stream, path, record[1], wheel) if checked else stream, \
+                        is_executable
 
 
 class AtomicDestination(SchemeDictionaryDestination):
@@ -246,47 +313,72 @@ class AtomicDestination(SchemeDictionaryDestination):
 
     def __init__(self, *args, installing: str, python: Path, collisions: str = "error",
                  bytecode_levels: Iterable[int] = (0,), lock_file: Path | None = None,
-                 compile_workers: int = 1, **kwargs):
+                 compile_workers: int = 1, compile_here: bool = False, **kwargs):
         super().__init__(*args, bytecode_optimization_levels=(), **kwargs)
         self.compile_workers = compile_workers
+        self.compile_here = compile_here
         self.installing = installing
         self.python = python
         self.collisions = collisions
         self.bytecode_levels = tuple(bytecode_levels)
         self.lock_file = lock_file
-        self.staged: list[_Staged] = []
-        self.published: list[Path] = []
-        self.swept: set[Path] = set()
-        self.created_dirs: list[Path] = []  # top-most directories this install made, for a roll-back
+        self.staged: list[tuple[str, str]] = []  # (temporary, target)
+        self.published: list[str] = []
+        self.ready_dirs: set[str] = set()  # made (or found) and swept by this install
+        self.made_dirs: set[str] = set()
+        self.created_dirs: list[str] = []  # top-most directories this install made, for a roll-back
+
+    def _prepare_directory(self, directory: str) -> None:
+        """mkdir -p, once per directory; one that existed is swept of dead installs' temporaries."""
+        for _ in range(10):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                cleanup_stale_temporaries(directory)
+                break
+            except FileNotFoundError:
+                parent = os.path.dirname(directory)
+                self.ready_dirs.discard(parent)  # a concurrent uninstall may just have removed it
+                self._prepare_directory(parent)
+                continue
+            if os.path.dirname(directory) not in self.made_dirs:
+                self.created_dirs.append(directory)
+            self.made_dirs.add(directory)
+            break
+        else:
+            make_dirs(directory)
+        self.ready_dirs.add(directory)
 
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
-        target = Path(self._path_with_destdir(scheme, path))
-        if target.parent not in self.swept:  # once per directory: make it, sweep dead temporaries
-            missing = target.parent
-            while not missing.parent.exists():
-                missing = missing.parent
-            if not missing.exists():
-                self.created_dirs.append(missing)
-            make_dirs(target.parent)
-            self.swept.add(target.parent)
-            cleanup_stale_temporaries(target.parent)
+        target = self._path_with_destdir(scheme, path)
+        directory = os.path.dirname(target)
+        if directory not in self.ready_dirs:
+            self._prepare_directory(directory)
         tmp = tmp_name(target)
-        checked = isinstance(stream, _HashCheckingReader) and stream.digest.name == self.hash_algorithm
-        digest = None if checked else hashlib.new(self.hash_algorithm)
-        size = 0
-        self.staged.append(_Staged(tmp, target))
-        with _create(tmp, 0o755 if is_executable else 0o644) as handle:
-            while True:
-                chunk = stream.read(_COPY_CHUNK)
-                if not chunk:
-                    break
-                if digest is not None:
-                    digest.update(chunk)
-                handle.write(chunk)
-                size += len(chunk)
-            _sync(handle)
-        # A member checked against the wheel's RECORD has that hash: no need to hash it again.
-        value = stream.expected if checked else _b64(digest.digest())
+        self.staged.append((tmp, target))
+        fd = _create(tmp, 0o755 if is_executable else 0o644)
+        try:
+            if isinstance(stream, _CheckedMember) and stream.algorithm == self.hash_algorithm:
+                data = stream.getvalue()
+                _write_all(fd, data)
+                value, size = stream.value, len(data)
+            else:
+                # A member checked against the wheel's RECORD has that hash: no need to hash it again.
+                checked = isinstance(stream, _HashCheckingReader) and stream.digest.name == self.hash_algorithm
+                digest = None if checked else hashlib.new(self.hash_algorithm)
+                size = 0
+                while True:
+                    chunk = stream.read(_COPY_CHUNK)
+                    if not chunk:
+                        break
+                    if digest is not None:
+                        digest.update(chunk)
+                    _write_all(fd, chunk)
+                    size += len(chunk)
+                value = stream.expected if checked else _b64(digest.digest())
+            _sync(fd)
+        finally:
+            os.close(fd)
         return RecordEntry(path, Hash(self.hash_algorithm, value), size)
 
     def write_script(self, name: str, module: str, attr: str, section) -> RecordEntry:
@@ -298,20 +390,20 @@ class AtomicDestination(SchemeDictionaryDestination):
 
     def discard(self) -> None:
         """Drop the staged files and the directories made for them (if still empty)."""
-        for item in self.staged:
+        for tmp, _ in self.staged:
             with contextlib.suppress(FileNotFoundError):
-                item.tmp.unlink()
+                os.unlink(tmp)
         self.staged.clear()
         for top in reversed(self.created_dirs):
             for root, dirs, files in sorted(os.walk(top, topdown=False), key=lambda e: -e[0].count(os.sep)):
                 with contextlib.suppress(OSError):
                     os.rmdir(root)  # fails (and is kept) when another install put something there
 
-    def _owner_of(self, path: Path) -> str | None:
+    def _owner_of(self, path: str | os.PathLike[str]) -> str | None:
         sites = [Path(p) for p in {self.scheme_dict["purelib"], self.scheme_dict["platlib"]}]
         # The owner may be publishing right now, its RECORD not yet written: give it a moment.
         for _ in range(30):
-            owner = find_owner(path, sites, self.destdir)
+            owner = find_owner(Path(path), sites, self.destdir)
             if owner is not None:
                 return owner
             time.sleep(0.1)
@@ -321,32 +413,33 @@ class AtomicDestination(SchemeDictionaryDestination):
         record_list = [(s, r) for s, r in records if r.path != record_file_path]
         with prefix_lock(self.lock_file, shared=True):
             if self.collisions == "error":
-                for item in self.staged:
-                    if item.target.exists() and not filecmp.cmp(item.tmp, item.target, shallow=False):
-                        raise Collision(item.target, self._owner_of(item.target), self.installing)
-            for item in list(self.staged):
-                publish_file(item.tmp, item.target, installing=self.installing,
-                             collisions=self.collisions, owner_of=self._owner_of)
-                self.published.append(item.target)
-                self.staged.remove(item)
+                for tmp, target in self.staged:
+                    if os.path.exists(target) and not _same_content(tmp, target):
+                        raise Collision(target, self._owner_of(target), self.installing)
+            for tmp, target in self.staged:
+                # A shared file that was already there (same bytes) is not ours to roll back.
+                if publish_file(tmp, target, installing=self.installing,
+                                collisions=self.collisions, owner_of=self._owner_of):
+                    self.published.append(target)
+            self.staged.clear()
             if power_loss_safe():
-                for directory in {p.parent for p in self.published}:
+                for directory in {os.path.dirname(p) for p in self.published}:
                     _sync_directory(directory)
             record_list += self._compile_bytecode_all(record_list)
             record_list.append((scheme, RecordEntry(record_file_path, None, None)))
-            root = Path(self.scheme_dict[scheme])
-            lines = []
+            root = self.scheme_dict[scheme]
+            rows = []
             for file_scheme, entry in record_list:
                 if file_scheme == scheme:
                     rel = entry.path
                 else:
-                    rel = os.path.relpath(Path(self.scheme_dict[file_scheme]) / entry.path, root).replace(os.sep, "/")
+                    rel = os.path.relpath(os.path.join(self.scheme_dict[file_scheme], entry.path), root)
+                    rel = rel.replace(os.sep, "/")
                 hash_text = f"{entry.hash_.name}={entry.hash_.value}" if entry.hash_ else ""
-                size = "" if entry.size is None else str(entry.size)
-                lines.append(_csv_line(rel, hash_text, size))
+                rows.append((rel, hash_text, "" if entry.size is None else str(entry.size)))
             record_target = Path(self._path_with_destdir(scheme, record_file_path))
-            write_atomic(record_target, "".join(lines).encode())
-            self.published.append(record_target)
+            write_atomic(record_target, _csv(rows).encode())
+            self.published.append(str(record_target))
 
     def _compile_bytecode_all(self, records) -> list[tuple[Scheme, RecordEntry]]:
         """Compile byte-code with the prefix's interpreter; return RECORD entries for the .pyc files."""
@@ -360,66 +453,60 @@ class AtomicDestination(SchemeDictionaryDestination):
                 sources.append((scheme, entry.path, real, final))
         if not sources:
             return []
-        for cache in {Path(real).parent / "__pycache__" for _, _, real, _ in sources} - self.swept:
-            self.swept.add(cache)
-            cleanup_stale_temporaries(cache)
+        for cache in {os.path.join(os.path.dirname(real), "__pycache__") for _, _, real, _ in sources}:
+            if cache not in self.ready_dirs:
+                self.ready_dirs.add(cache)
+                cleanup_stale_temporaries(cache)
         # A big wheel (sympy ...) compiles in several interpreters at once, within the job budget.
         workers = max(1, min(self.compile_workers, len(sources) // 150))
         chunks = [sources[i::workers] for i in range(workers)]
-        processes = []
-        for chunk in chunks:
-            request = {"levels": list(self.bytecode_levels), "files": [[real, final] for _, _, real, final in chunk]}
-            process = subprocess.Popen([str(self.python), "-c", _COMPILE_SCRIPT], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            processes.append((process, json.dumps(request)))
+        levels = list(self.bytecode_levels)
+        if workers == 1 and self.compile_here:
+            answers = [bytecode.compile_files([(real, final) for _, _, real, final in sources], levels)]
+        else:
+            answers = self._compile_in_children(chunks, levels)
         entries = []
-        for chunk, (process, request) in zip(chunks, processes):
-            out, err = process.communicate(request)
-            if process.returncode != 0:
-                raise InstallError(f"compiling byte-code with {self.python} failed: {err.strip()[-1000:]}")
-            for (scheme, rel, real, _), pycs in zip(chunk, json.loads(out)):
+        for chunk, answer in zip(chunks, answers):
+            for (scheme, rel, real, _), pycs in zip(chunk, answer):
                 for pyc, value, size in pycs:
                     pyc_rel = os.path.relpath(pyc, os.path.dirname(real))
                     rel_path = os.path.normpath(os.path.join(os.path.dirname(rel), pyc_rel)).replace(os.sep, "/")
                     entries.append((scheme, RecordEntry(rel_path, Hash("sha256", value), size)))
-                    self.published.append(Path(pyc))
+                    self.published.append(pyc)
         return entries
 
+    def _compile_in_children(self, chunks, levels: list[int]) -> list:
+        import json
+        import subprocess
 
-def _csv_line(*fields: str) -> str:
+        # The prefix's interpreter runs bytecode.py (standard library only) from our source tree.
+        src = os.path.dirname(os.path.dirname(os.path.abspath(bytecode.__file__)))
+        script = f"import sys; sys.path.insert(0, {src!r}); from sage_build.bytecode import main; main()"
+        processes = []
+        for chunk in chunks:
+            request = {"levels": levels, "files": [[real, final] for _, _, real, final in chunk]}
+            process = subprocess.Popen([str(self.python), "-c", script], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            processes.append((process, json.dumps(request)))
+        # Each child reads its whole request before it starts: hand them out side by side.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(processes)) as pool:
+            outcomes = list(pool.map(lambda pair: pair[0].communicate(pair[1]), processes))
+        answers = []
+        for (process, _), (out, err) in zip(processes, outcomes):
+            if process.returncode != 0:
+                raise InstallError(f"compiling byte-code with {self.python} failed: {err.strip()[-1000:]}")
+            answers.append(json.loads(out))
+        return answers
+
+
+def _csv(rows: list[tuple[str, str, str]]) -> str:
     import csv
 
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
-
-
-# Run by the prefix's interpreter: compile each file to a temporary name, then rename;
-# answer each .pyc with its RECORD hash and size.
-_COMPILE_SCRIPT = r"""
-import base64, hashlib, importlib.util, json, os, py_compile, sys
-request = json.load(sys.stdin)
-out = []
-for real, final in request["files"]:
-    made = []
-    for level in request["levels"]:
-        cfile = importlib.util.cache_from_source(real, optimization=level if level else "")
-        tmp = "%s.sbtmp-%d" % (cfile, os.getpid())
-        try:
-            py_compile.compile(real, cfile=tmp, dfile=final, doraise=True, optimize=level)
-            with open(tmp, "rb") as handle:
-                data = handle.read()
-            os.replace(tmp, cfile)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            made.append([cfile, digest, len(data)])
-        except (py_compile.PyCompileError, SyntaxError, UnicodeError):
-            pass
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    out.append(made)
-json.dump(out, sys.stdout)
-"""
 
 
 def find_owner(path: Path, site_dirs: Iterable[Path], destdir: str | None = None) -> str | None:
@@ -438,77 +525,78 @@ def find_owner(path: Path, site_dirs: Iterable[Path], destdir: str | None = None
     return None
 
 
-@dataclass
 class InstalledWheel:
-    name: str
-    version: str
-    dist_info: Path          # as written now (staged if DESTDIR)
-    files: list[Path] = field(default_factory=list)
+    def __init__(self, name: str, version: str, dist_info: Path, files: list[str]):
+        self.name, self.version = name, version
+        self.dist_info = dist_info  # as written now (staged if DESTDIR)
+        self.files = files
 
 
 def install_wheel(
     wheel: Path, *, paths: dict[str, str], python_final: Path, python_now: Path,
     destdir: Path | None = None, lock_file: Path | None = None, collisions: str | None = None,
-    bytecode_levels: Iterable[int] = (0,), compile_workers: int | None = None,
+    bytecode_levels: Iterable[int] = (0,), compile_workers: int | None = None, compile_here: bool = False,
 ) -> InstalledWheel:
     """Install ``wheel`` into the scheme ``paths`` (the target's sysconfig paths, final locations).
 
-    ``python_final`` goes into script shebangs; ``python_now`` compiles byte-code.
+    ``python_final`` goes into script shebangs; ``python_now`` compiles byte-code, or this
+    process does if ``compile_here`` (``python_now`` writes the same byte-code as we do).
     """
     collisions = collisions or os.environ.get("SAGE_INSTALL_COLLISIONS", "error")
     if collisions not in ("error", "warn"):
         raise InstallError(f"SAGE_INSTALL_COLLISIONS={collisions!r}: use 'error' or 'warn'")
     scheme = {key: paths[key] for key in ("purelib", "platlib", "scripts", "data")}
-    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from installer.utils import canonicalize_name, parse_wheel_filename
     from packaging.version import InvalidVersion, Version
 
     try:
-        file_name, file_version, _, _ = parse_wheel_filename(wheel.name)
-    except (InvalidWheelFilename, InvalidVersion) as error:
+        file_name, file_version = parse_wheel_filename(wheel.name)[:2]
+        file_version = Version(file_version)
+    except (ValueError, InvalidVersion) as error:
         raise InstallError(f"{wheel}: not a valid wheel file name ({error})") from None
-    try:
-        with WheelFile.open(wheel) as probe:
-            dist_info = probe.dist_info_dir
+    with contextlib.ExitStack() as stack:
+        try:
+            source = stack.enter_context(CheckedWheelFile.open(wheel))
+            dist_info = source.dist_info_dir
             name, version = dist_info[: -len(".dist-info")].rsplit("-", 1)
-    except Exception as error:  # zipfile.BadZipFile, installer's own errors, KeyError ...
-        raise InstallError(f"{wheel} is not a valid wheel: {error}") from None
-    try:
-        mismatch = canonicalize_name(name) != file_name or Version(version) != file_version
-    except InvalidVersion:
-        mismatch = True
-    if mismatch:
-        raise InstallError(
-            f"{wheel}: its file name says {file_name} {file_version}, but it holds {dist_info}; nothing was installed"
+        except Exception as error:  # zipfile.BadZipFile, OSError, installer's own errors ...
+            raise InstallError(f"{wheel} is not a valid wheel: {error}") from None
+        try:
+            mismatch = canonicalize_name(name) != canonicalize_name(file_name) or Version(version) != file_version
+        except InvalidVersion:
+            mismatch = True
+        if mismatch:
+            raise InstallError(f"{wheel}: its file name says {file_name} {file_version}, but it holds {dist_info};"
+                               " nothing was installed")
+        scheme["headers"] = os.path.join(paths["data"], "include", "site",
+                                         f"python{Path(paths['stdlib']).name[len('python'):]}", name)
+        destination = AtomicDestination(
+            scheme, interpreter=str(python_final), script_kind="posix", installing=f"{name} {version}",
+            python=python_now, collisions=collisions, bytecode_levels=bytecode_levels,
+            lock_file=lock_file, destdir=str(destdir) if destdir else None,
+            compile_workers=compile_workers if compile_workers is not None else job_budget(),
+            compile_here=compile_here,
         )
-    scheme["headers"] = os.path.join(paths["data"], "include", "site",
-                                     f"python{Path(paths['stdlib']).name[len('python'):]}", name)
-    destination = AtomicDestination(
-        scheme, interpreter=str(python_final), script_kind="posix", installing=f"{name} {version}",
-        python=python_now, collisions=collisions, bytecode_levels=bytecode_levels,
-        lock_file=lock_file, destdir=str(destdir) if destdir else None,
-        compile_workers=compile_workers if compile_workers is not None else job_budget(),
-    )
-    try:
-        with CheckedWheelFile.open(wheel) as source:
+        try:
             installer_install(source, destination, {"INSTALLER": INSTALLER_NAME})
-    except InstallError:
-        _roll_back(destination.published)
-        destination.discard()
-        raise
-    except Exception as error:
-        _roll_back(destination.published)
-        destination.discard()
-        raise InstallError(f"installing {wheel.name} failed: {error}; nothing of it was kept") from None
+        except InstallError:
+            _roll_back(destination.published)
+            destination.discard()
+            raise
+        except Exception as error:
+            _roll_back(destination.published)
+            destination.discard()
+            raise InstallError(f"installing {wheel.name} failed: {error}; nothing of it was kept") from None
     root = Path(destination._path_with_destdir(Scheme("purelib"), dist_info))
-    return InstalledWheel(name=name, version=version, dist_info=root, files=list(destination.published))
+    return InstalledWheel(name=name, version=version, dist_info=root, files=destination.published)
 
 
-def _roll_back(published: list[Path]) -> None:
-    # Only reached before RECORD exists, i.e. files are ours alone or identical shared ones
-    # (those were never counted as published by us).
+def _roll_back(published: list[str]) -> None:
+    # Only reached before RECORD exists, i.e. the files are ours alone (identical shared
+    # files that were already there are never counted as published by us).
     for path in reversed(published):
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            os.unlink(path)
 
 
 def merge_staging(staging_root: Path, prefix: Path, local: Path, *, installing: str,
@@ -620,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
         for wheel in args.wheels:
             install_wheel(wheel, paths=target.paths, python_final=args.prefix / "bin" / "python3",
                           python_now=args.prefix / "bin" / "python3",
-                          lock_file=args.prefix / "var" / "lib" / "sage" / "prefix.lock", bytecode_levels=levels)
+                          lock_file=args.prefix / "var" / "lib" / "sage" / "prefix.lock", bytecode_levels=levels,
+                          compile_here=target.compiles_like_us())
     except SageBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -165,7 +165,7 @@ class Spkg:
                         stored, paths=_final_paths(target, self.layout),
                         python_final=self.layout.prefix / "bin" / "python3", python_now=self.layout.python,
                         destdir=self.layout.destdir, lock_file=self.layout.lock_file,
-                        bytecode_levels=_bytecode_levels(),
+                        bytecode_levels=_bytecode_levels(), compile_here=target.compiles_like_us(),
                     )
                 except BaseException:
                     stored.unlink(missing_ok=True)  # no manifest will name it

@@ -9,20 +9,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import packaging
 
 from .errors import ConfigureError
 
 # Run by the target interpreter. It borrows the tool's `packaging` (pure Python)
-# only to compute tags and markers the way installers do.
+# only to compute tags and markers the way installers do, and our bytecode module.
 _QUERY = r"""
 import json, sys, sysconfig, platform
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = sys.argv[1:3]
 from packaging.tags import sys_tags
 from packaging.markers import default_environment
+from sage_build.bytecode import fingerprint
 print(json.dumps({
     "executable": sys.executable,
     "version": platform.python_version(),
@@ -33,12 +34,12 @@ print(json.dumps({
     "paths": sysconfig.get_paths(),
     "tags": [str(t) for t in sys_tags()],
     "markers": default_environment(),
+    "bytecode": fingerprint(),
 }))
 """
 
 
-@dataclass(frozen=True)
-class TargetPython:
+class TargetPython(NamedTuple):
     executable: str
     version: str
     version_info: list[int]
@@ -48,6 +49,7 @@ class TargetPython:
     paths: dict[str, str]
     tags: list[str]
     markers: dict[str, str]
+    bytecode: str = ""  # what determines its byte-code (bytecode.fingerprint); "" if not known
 
     @property
     def short_version(self) -> str:
@@ -74,12 +76,18 @@ class TargetPython:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        tmp.write_text(json.dumps(self._asdict(), indent=1) + "\n")
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> "TargetPython":
         return cls(**json.loads(path.read_text()))
+
+    def compiles_like_us(self) -> bool:
+        """Whether its byte-code is the very byte-code this interpreter writes (same build)."""
+        from .bytecode import fingerprint
+
+        return bool(self.bytecode) and self.bytecode == fingerprint()
 
 
 def query_python(executable: str | os.PathLike[str]) -> TargetPython:
@@ -87,7 +95,7 @@ def query_python(executable: str | os.PathLike[str]) -> TargetPython:
     packaging_parent = str(Path(packaging.__file__).resolve().parent.parent)
     try:
         result = subprocess.run(
-            [str(executable), "-c", _QUERY, packaging_parent],
+            [str(executable), "-c", _QUERY, packaging_parent, str(Path(__file__).resolve().parent.parent)],
             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONNOUSERSITE": "1"},
         )
     except (OSError, subprocess.TimeoutExpired) as error:

@@ -1,0 +1,88 @@
+"""Byte-code for installed modules: compiled atomically, answered with RECORD hashes.
+
+The prefix's interpreter compiles.  When it is the very build that runs sage-build
+(same version string, cache tag and magic number: the same compiler), the compile
+runs in this process, which saves an interpreter start per wheel; otherwise the
+prefix's interpreter runs :func:`main` of this module (it imports nothing of
+sage-build but this file, and only the standard library).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc  # what py_compile uses
+
+TMP_MARK = ".sbtmp-"  # as install.TMP_MARK: the stale-temporary sweep recognises it
+
+
+def fingerprint() -> str:
+    """What determines the byte-code this interpreter writes."""
+    return f"{sys.implementation.cache_tag}|{importlib.util.MAGIC_NUMBER.hex()}|{sys.version}"
+
+
+def compile_files(files: list[tuple[str, str]], levels: list[int]) -> list[list[tuple[str, str, int]]]:
+    """Compile each ``(path now, path at run time)`` at each optimisation level.
+
+    Each .pyc is written to a temporary name beside it and renamed into place.  Returns,
+    per file, ``(pyc path, urlsafe-b64 sha256, size)`` of what was written; a file that
+    does not compile (Python 2 code in a test directory ...) gets none, as with pip.
+    """
+    # As py_compile: reproducible builds (SOURCE_DATE_EPOCH) get checked-hash byte-code.
+    checked_hash = bool(os.environ.get("SOURCE_DATE_EPOCH"))
+    results = []
+    for real, final in files:
+        made: list[tuple[str, str, int]] = []
+        try:
+            with open(real, "rb") as handle:
+                source = handle.read()
+                stat = os.fstat(handle.fileno())
+        except OSError:
+            results.append(made)
+            continue
+        for level in levels:
+            try:
+                code = compile(source, final, "exec", dont_inherit=True, optimize=level)
+            except (SyntaxError, ValueError, UnicodeError):
+                break
+            if checked_hash:
+                data = bytes(_code_to_hash_pyc(code, importlib.util.source_hash(source), True))
+            else:
+                data = bytes(_code_to_timestamp_pyc(code, stat.st_mtime, stat.st_size))
+            pyc = importlib.util.cache_from_source(real, optimization=level if level else "")
+            _write_replacing(pyc, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            made.append((pyc, digest, len(data)))
+        results.append(made)
+    return results
+
+
+def _write_replacing(path: str, data: bytes) -> None:
+    tmp = f"{path}{TMP_MARK}{os.getpid()}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    """Child mode: a JSON request ``{"levels": [...], "files": [[real, final], ...]}`` on stdin."""
+    request = json.load(sys.stdin)
+    json.dump(compile_files([tuple(f) for f in request["files"]], request["levels"]), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
