@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
-import json
 import os
 import sys
 from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc  # what py_compile uses
@@ -80,6 +79,8 @@ def _write_replacing(path: str, data: bytes) -> None:
 
 def main() -> None:
     """Child mode: a JSON request ``{"levels": [...], "files": [[real, final], ...]}`` on stdin."""
+    import json
+
     request = json.load(sys.stdin)
     json.dump(compile_files([tuple(f) for f in request["files"]], request["levels"]), sys.stdout)
 

@@ -547,12 +547,10 @@ def install_wheel(
         raise InstallError(f"SAGE_INSTALL_COLLISIONS={collisions!r}: use 'error' or 'warn'")
     scheme = {key: paths[key] for key in ("purelib", "platlib", "scripts", "data")}
     from installer.utils import canonicalize_name, parse_wheel_filename
-    from packaging.version import InvalidVersion, Version
 
     try:
         file_name, file_version = parse_wheel_filename(wheel.name)[:2]
-        file_version = Version(file_version)
-    except (ValueError, InvalidVersion) as error:
+    except ValueError as error:
         raise InstallError(f"{wheel}: not a valid wheel file name ({error})") from None
     with contextlib.ExitStack() as stack:
         try:
@@ -561,11 +559,7 @@ def install_wheel(
             name, version = dist_info[: -len(".dist-info")].rsplit("-", 1)
         except Exception as error:  # zipfile.BadZipFile, OSError, installer's own errors ...
             raise InstallError(f"{wheel} is not a valid wheel: {error}") from None
-        try:
-            mismatch = canonicalize_name(name) != canonicalize_name(file_name) or Version(version) != file_version
-        except InvalidVersion:
-            mismatch = True
-        if mismatch:
+        if canonicalize_name(name) != canonicalize_name(file_name) or not _same_version(version, file_version):
             raise InstallError(f"{wheel}: its file name says {file_name} {file_version}, but it holds {dist_info};"
                                " nothing was installed")
         scheme["headers"] = os.path.join(paths["data"], "include", "site",
@@ -589,6 +583,17 @@ def install_wheel(
             raise InstallError(f"installing {wheel.name} failed: {error}; nothing of it was kept") from None
     root = Path(destination._path_with_destdir(Scheme("purelib"), dist_info))
     return InstalledWheel(name=name, version=version, dist_info=root, files=destination.published)
+
+
+def _same_version(a: str, b: str) -> bool:
+    if a == b:  # the usual case, without importing packaging's version parser
+        return True
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
 
 
 def _roll_back(published: list[str]) -> None:

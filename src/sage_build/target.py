@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
@@ -92,6 +91,8 @@ class TargetPython(NamedTuple):
 
 def query_python(executable: str | os.PathLike[str]) -> TargetPython:
     """Describe an interpreter by running it once."""
+    import subprocess
+
     packaging_parent = str(Path(packaging.__file__).resolve().parent.parent)
     try:
         result = subprocess.run(
