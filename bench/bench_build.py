@@ -624,6 +624,10 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also profile one sage-spkg run (python -X importtime, cProfile) and print it")
     args = parser.parse_args()
+    # sage-build's own modules byte-compiled, as the other tools' are (theirs were compiled when
+    # installed; ours are an editable install, and PYTHONDONTWRITEBYTECODE would make every process
+    # compile them again).
+    subprocess.run([str(TOOL_PYTHON), "-m", "compileall", "-q", str(REPO / "src")], check=True)
     if not TOOL_PYTHON.exists():
         raise SystemExit(f"{TOOL_PYTHON} is missing: run `make tool-env` first")
 

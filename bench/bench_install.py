@@ -701,6 +701,10 @@ def main() -> int:
     parser.add_argument("--no-readme", action="store_true", help="do not refresh bench/README.md")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    # sage-build's own modules byte-compiled, as the other tools' are (theirs were compiled when
+    # installed; ours are an editable install, and PYTHONDONTWRITEBYTECODE would make every process
+    # compile them again).
+    subprocess.run([str(TOOL_PYTHON), "-m", "compileall", "-q", str(REPO / "src")], check=True)
     began = time.perf_counter()
 
     pins = read_wheel_list()

@@ -46,6 +46,9 @@ def ensure_tool_env(quiet: bool = False) -> Path:
     if result.returncode != 0:
         sys.exit(f"sage-build: could not install the tool's dependencies into {TOOL_ENV}"
                  f" (command: {' '.join(command)}); check the network or pip's configuration")
+    # The sources are installed editable, so pip compiled none of them: every sage-spkg
+    # start would compile them again where PYTHONDONTWRITEBYTECODE is set.
+    subprocess.run([str(_python()), "-m", "compileall", "-q", str(SAGE_ROOT / "src")], check=False)
     _STAMP.write_text(wanted + "\n")
     return _python()
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .build import build_environment, build_wheel, run_script, source_date_epoch
+from .checksums import verified_cached
 from .config import Config, load_config
 from .errors import BuildError, FetchError, InstallError, SageBuildError
 from .graph import PYTHON_PSEUDO
@@ -193,13 +194,19 @@ class Spkg:
     # -- phases -----------------------------------------------------------------
 
     def _fetch(self, target: TargetPython) -> list[Path]:
-        from . import fetch as fetching  # urllib and friends: only when a package is fetched
-
         pkg = self.pkg
         if pkg.kind is Kind.PIP:
             return fetch_pip_package(pkg, self.layout, target, self.log)
         if pkg.tarball is None:
             return []
+        cached = self.layout.upstream / pkg.tarball
+        if verified_cached(cached, pkg.checksums):
+            self.log.line(f"using {cached} (checksum verified)")
+            return [cached]
+        from . import (
+            fetch as fetching,  # urllib and friends: only when a file must be fetched
+        )
+
         path = fetching.fetch(
             pkg.tarball, pkg.checksums, package=pkg.name, upstream_dir=self.layout.upstream,
             mirrors=self.config.mirrors, index_name=(pkg.distribution_name or pkg.name) if pkg.is_python else None,
