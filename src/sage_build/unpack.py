@@ -388,33 +388,46 @@ def _inside(root: str, path: str) -> bool:
 
 def _extract(archive: Path, plan: list[_Entry], src: Path, open_member: Callable[[_Entry], IO[bytes]]) -> None:
     root = os.path.realpath(src)
+    # Directories checked (real path inside the tree) and made: a later entry cannot turn one
+    # into a link or a file (that is refused below), so each is checked once, not per file.
+    ready = {root}
     for e in plan:
         dest = os.path.join(root, *e.path)
         try:
             parent = os.path.dirname(dest)
-            # The index checks make this impossible; it guards against what they did not foresee.
-            if not _inside(root, os.path.realpath(parent)):
-                raise _refuse(archive, f"entry {e.name!r} would be written outside the source tree")
-            os.makedirs(parent, exist_ok=True)
+            if parent not in ready:
+                # The index checks make this impossible; it guards against what they did not foresee.
+                if not _inside(root, os.path.realpath(parent)):
+                    raise _refuse(archive, f"entry {e.name!r} would be written outside the source tree")
+                os.makedirs(parent, exist_ok=True)
+                ready.add(parent)
             if e.kind == "dir":
-                if os.path.lexists(dest) and (os.path.islink(dest) or not os.path.isdir(dest)):
-                    raise _refuse(archive, f"directory {e.name!r} conflicts with an earlier entry of the same name")
-                os.makedirs(dest, exist_ok=True)
+                if dest not in ready:
+                    if os.path.lexists(dest) and (os.path.islink(dest) or not os.path.isdir(dest)):
+                        raise _refuse(archive, f"directory {e.name!r} conflicts with an earlier entry of the same name")
+                    os.makedirs(dest, exist_ok=True)
+                    ready.add(dest)
                 continue
-            if os.path.lexists(dest):
-                if os.path.isdir(dest) and not os.path.islink(dest):
-                    raise _refuse(archive, f"entry {e.name!r} conflicts with a directory of the same name")
-                os.unlink(dest)  # a later entry replaces an earlier one, as with tar
+            if e.kind == "file":
+                _write_file(archive, e, dest, open_member)
+                continue
+            _make_room(archive, e, dest, ready)
             if e.kind == "symlink":
                 if not _inside(root, os.path.realpath(os.path.join(parent, e.link))):
                     raise _refuse(archive, f"symbolic link {e.name!r} -> {e.link!r} points outside the source tree")
                 os.symlink(e.link, dest)
-            elif e.kind == "hardlink":
-                os.link(os.path.join(root, *e.target), dest, follow_symlinks=False)
             else:
-                _write_file(archive, e, dest, open_member)
+                os.link(os.path.join(root, *e.target), dest, follow_symlinks=False)
         except (OSError, ValueError, UnicodeError) as exc:
             raise UnpackError(f"cannot unpack {archive}: writing entry {e.name!r} failed: {exc}") from None
+
+
+def _make_room(archive: Path, e: _Entry, dest: str, ready: set[str]) -> None:
+    """A later entry replaces an earlier file of the same name, as with tar; never a directory."""
+    if dest in ready or (os.path.isdir(dest) and not os.path.islink(dest)):
+        raise _refuse(archive, f"entry {e.name!r} conflicts with a directory of the same name")
+    if os.path.lexists(dest):
+        os.unlink(dest)
 
 
 def _write_file(archive: Path, e: _Entry, dest: str, open_member: Callable[[_Entry], IO[bytes]]) -> None:
@@ -426,9 +439,14 @@ def _write_file(archive: Path, e: _Entry, dest: str, open_member: Callable[[_Ent
         fsrc = open_member(e)
     except (*_READ_ERRORS, *_UNSUPPORTED_ERRORS) as exc:
         raise _read_error(archive, exc) from None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     with fsrc:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as out:
+        try:
+            fd = os.open(dest, flags, 0o600)
+        except FileExistsError:  # the usual case never gets here: one lookup less per file
+            _make_room(archive, e, dest, set())
+            fd = os.open(dest, flags, 0o600)
+        try:
             while True:
                 try:
                     chunk = fsrc.read(_CHUNK)
@@ -436,8 +454,9 @@ def _write_file(archive: Path, e: _Entry, dest: str, open_member: Callable[[_Ent
                     raise _read_error(archive, exc) from None
                 if not chunk:
                     break
-                out.write(chunk)
-            out.flush()
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fchmod(fd, mode)
             if e.mtime is not None:
                 # make compares timestamps: configure must stay newer than configure.ac.
@@ -445,3 +464,5 @@ def _write_file(archive: Path, e: _Entry, dest: str, open_member: Callable[[_Ent
                     os.utime(fd, (e.mtime, e.mtime))
                 except (OverflowError, OSError, ValueError):
                     pass
+        finally:
+            os.close(fd)
