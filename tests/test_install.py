@@ -275,3 +275,20 @@ def test_big_wheel_compiles_in_children_side_by_side(prefix, tmp_path):
     assert len(list((site(prefix) / "big" / "__pycache__").glob("m*.pyc"))) == 320
     events = [line.split()[0] for line in log.read_text().splitlines()]
     assert events[:2] == ["request", "request"] and sorted(events) == ["done", "done", "request", "request"]
+
+
+def test_temporaries_of_a_dead_install_are_swept(prefix, tmp_path):
+    # A killed install leaves ".NAME.sbtmp-PID-N" files; the next install into that directory
+    # removes those whose process is gone, and keeps a living process's.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    package = site(prefix) / "swept"
+    package.mkdir(parents=True)
+    stale = package / f".mod.py.sbtmp-{dead.pid}-0"
+    alive = package / f".mod.py.sbtmp-{os.getpid()}-0"
+    stale.write_bytes(b"half a fi")
+    alive.write_bytes(b"being written")
+    wheel = make_wheel(tmp_path / "w", "swept", "1.0", {"swept/__init__.py": b"S = 1\n"})
+    result = install(prefix, wheel)
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists() and alive.exists()

@@ -661,7 +661,7 @@ def _is_relative_to(path: Path, base: Path) -> bool:
         return False
 
 
-def cleanup_stale_temporaries(directory: Path) -> int:
+def cleanup_stale_temporaries(directory: str | os.PathLike[str]) -> int:
     """Remove the temporary files that installs which died left in ``directory``; return how many.
 
     Called for each directory an install writes into, so a killed install's leftovers go
@@ -678,7 +678,7 @@ def cleanup_stale_temporaries(directory: Path) -> int:
         pid_text = name.split(TMP_MARK, 1)[1].split("-", 1)[0]
         if pid_text.isdigit() and not _alive(int(pid_text)):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(directory / name)
+                os.unlink(os.path.join(directory, name))
                 removed += 1
     return removed
 
