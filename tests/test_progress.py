@@ -196,3 +196,21 @@ def test_timeline_renders_in_headless_chromium(tree, tmp_path):
                            "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile2'}",
                            "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dump.stdout.count('class="bar"') >= 10
+
+
+def test_events_log_rotates_at_a_session_start_and_keeps_its_history(tmp_path):
+    from sage_build.log import previous_events, record_event, rotate_events
+    from sage_build.plan import read_events
+
+    events = tmp_path / "logs" / "events.jsonl"
+    for i in range(50):
+        record_event(events, event="end", package=f"p{i}", phase="build", duration=1.0)
+    size = events.stat().st_size
+    rotate_events(events, limit=size + 1)
+    assert events.exists() and not previous_events(events).exists()  # under the limit: kept
+    rotate_events(events, limit=size - 1)
+    assert not events.exists() and previous_events(events).stat().st_size == size
+    record_event(events, event="end", package="new", phase="build", duration=2.0)
+    assert [e["package"] for e in read_events(events)] == [f"p{i}" for i in range(50)] + ["new"]
+    rotate_events(events, limit=1)  # the older history goes, the last log stays
+    assert [e["package"] for e in read_events(events)] == ["new"]

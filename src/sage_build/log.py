@@ -89,3 +89,22 @@ def record_event(events_file: Path, **event: object) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+EVENTS_LIMIT = 8 << 20
+
+
+def rotate_events(events_file: Path, limit: int = EVENTS_LIMIT) -> None:
+    """Keep the events log bounded: past ``limit`` bytes it becomes ``events.jsonl.1`` (replacing
+    the previous one), so the history the plan learns durations from is one to two logs long.
+    Called when a build session starts, never while one follows the log."""
+    try:
+        if events_file.stat().st_size > limit:
+            os.replace(events_file, previous_events(events_file))
+    except FileNotFoundError:
+        pass
+
+
+def previous_events(events_file: Path) -> Path:
+    return events_file.with_name(events_file.name + ".1")
+

@@ -16,6 +16,7 @@ from typing import Iterable
 
 from .graph import PYTHON_PSEUDO, Graph
 from .layout import Layout
+from .log import previous_events
 
 DEFAULT_DURATION = 20.0  # seconds, for a package never built here
 
@@ -81,17 +82,18 @@ def make_plan(layout: Layout, graph: Graph, targets: Iterable[str], built: set[s
 
 
 def read_events(events_file: Path) -> list[dict]:
-    """Every event of the build log; a torn or foreign line is skipped."""
+    """Every event of the build log and of its rotated predecessor; a torn or foreign line is skipped."""
     events = []
-    try:
-        with open(events_file, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
-    except FileNotFoundError:
-        pass
+    for path in (previous_events(events_file), events_file):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    try:
+                        events.append(json.loads(line))
+                    except ValueError:
+                        continue
+        except FileNotFoundError:
+            pass
     return events
 
 

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .log import rotate_events
+
 # Imports stay light here: a build with nothing to do must cost little more than make.
 
 _ERROR_LINE = re.compile(r"(?i)(error|fail|traceback|exception|no such file|not found|undefined reference)")
@@ -90,6 +92,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     terminal = sys.stdout.isatty() and os.environ.get("V", "0") in ("", "0") if terminal is None else terminal
     events_file = sage_root / "logs" / "events.jsonl"
     events_file.parent.mkdir(parents=True, exist_ok=True)
+    rotate_events(events_file)
     session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     plan_file = sage_root / "logs" / f"plan-{session}.json"
     offset = events_file.stat().st_size if events_file.exists() else 0
