@@ -30,11 +30,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from readme_section import (  # bench/ is on sys.path: the script's directory
+    README,
+    write_section,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 TOOL_PYTHON = REPO / ".venv" / "bin" / "python"
-README = REPO / "bench" / "README.md"
 UPSTREAM = REPO / "upstream"
-START, END = "<!-- bench_build:start -->", "<!-- bench_build:end -->"
 PIP_VS_J1_TARGET = 1.0   # pip time / sage-build -j1 time must be >= this
 J1_VS_J2_TARGET = 1.6    # sage-build -j1 time / -j2 time must be >= this
 # Imported after every run on both sides: the C extensions must have been built (libyaml found).
@@ -514,8 +517,7 @@ def section(pip: Measurement, j1: Measurement, j2: Measurement, sdists: list[str
     counts = collections.Counter(hooks.values())
     hook_text = " and ".join(f"{k} hook process{'es' if k != 1 else ''} for {v} sdist{'s' if v != 1 else ''}"
                              for k, v in sorted(counts.items()))
-    return f"""{START}
-## Build: the default distribution's sdists, sage-build -j1 / -j2 vs pip
+    return f"""## Build: the default distribution's sdists, sage-build -j1 / -j2 vs pip
 
 Reproduce: `.venv/bin/python bench/bench_build.py` (`--help` for options; about 10 minutes on a
 quiet machine, longer while it waits for other work to finish; offline; it refreshes this section).
@@ -590,19 +592,7 @@ Notes from this run:
 Machine:
 
 {fact_lines}
-{END}
 """
-
-
-def update_readme(text: str) -> None:
-    """Replace this benchmark's section of bench/README.md (or append it); re-read right before."""
-    old = README.read_text() if README.exists() else "# Benchmarks\n"
-    start, end = old.find(START), old.find(END)
-    if start >= 0 and end > start:
-        new = old[:start] + text.rstrip("\n") + old[end + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    README.write_text(new)
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -744,7 +734,7 @@ def main() -> int:
         if args.profile:
             print("\n" + profile_spkg(tree, "six", workdir))
         if not args.no_readme:
-            update_readme(section(pip, j1, j2, sdists, wheels, facts, args.runs, costs, notes, ceiling,
+            write_section("bench_build", section(pip, j1, j2, sdists, wheels, facts, args.runs, costs, notes, ceiling,
                                   compiled, hooks))
             log(f"wrote {README.relative_to(REPO)}")
     finally:

@@ -53,12 +53,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from readme_section import (  # bench/ is on sys.path: the script's directory
+    README,
+    write_section,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 TOOL_PYTHON = REPO / ".venv" / "bin" / "python"
-README = REPO / "bench" / "README.md"
 WHEEL_LIST = REPO / "bench" / "wheels.txt"
-START, END = "<!-- bench_install:start -->", "<!-- bench_install:end -->"
-NOTES_START, NOTES_END = "<!-- bench_install:notes -->", "<!-- bench_install:notes-end -->"  # kept across runs
 CACHE = Path(os.environ.get("SAGE_BUILD_BENCH_CACHE", Path.home() / ".cache" / "sage-build-bench"))
 TOOLS = {"pip": "26.3", "uv": "0.13.9", "installer": "1.1.0"}
 JOBS = 2            # make -j2
@@ -582,7 +584,7 @@ def fmt(seconds: float) -> str:
 def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: int, verdicts: dict,
            facts: list[str], profile: str, targets: list[tuple[str, float, float, bool]], elapsed: float) -> str:
     size = sum(w.stat().st_size for w in wheels)
-    out = [START, "## Installing wheels: sage-build against pip, installer and uv", ""]
+    out = ["## Installing wheels: sage-build against pip, installer and uv", ""]
     out += [
         f"`bench/bench_install.py` installs the same {len(wheels)} real wheels (`bench/wheels.txt`,"
         f" {size / 1e6:.1f} MB, numpy and sympy among them) into a fresh prefix (`python3 -m venv"
@@ -663,29 +665,8 @@ def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: in
         out += ["**Profile of sage-build's install** (run when a target is missed, or with --profile): cProfile of"
                 " `sage_build.install.main`, one wheel per process, cumulative seconds; then the system calls of"
                 " one install per tool", "", "```", profile, "```", ""]
-    out += ["Machine: " + facts[0] + ".", "", "Tools: " + facts[1] + ".", "", END]
+    out += ["Machine: " + facts[0] + ".", "", "Tools: " + facts[1] + "."]
     return "\n".join(out) + "\n"
-
-
-def write_readme(section: str) -> None:
-    """Replace only the text between this benchmark's markers (re-read right before writing).
-
-    Hand-written notes between NOTES_START and NOTES_END inside the section are kept.
-    """
-    old = README.read_text() if README.exists() else "# Benchmarks\n"
-    start, end = old.find(START), old.find(END)
-    if start >= 0 and end > start:
-        current = old[start:end]
-        a, b = current.find(NOTES_START), current.find(NOTES_END)
-        if a >= 0 and b > a:
-            notes = current[a:b + len(NOTES_END)]
-            section = section.replace(END, notes + "\n\n" + END)
-        new = old[:start] + section.rstrip("\n") + old[end + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section
-    tmp = README.with_name(README.name + f".tmp{os.getpid()}")
-    tmp.write_text(new)
-    os.replace(tmp, README)
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -776,7 +757,7 @@ def main() -> int:
                          time.perf_counter() - began)
         print(section)
         if not args.no_readme:
-            write_readme(section)
+            write_section("bench_install", section)
             print(f"wrote {README.relative_to(REPO)}", file=sys.stderr)
         oracle_ok = not any(verdicts.values())
         return 0 if all(t[3] for t in targets) and oracle_ok else 1

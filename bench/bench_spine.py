@@ -29,10 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from readme_section import (  # bench/ is on sys.path: the script's directory
+    README,
+    write_section,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 TOOL_PYTHON = REPO / ".venv" / "bin" / "python"
-README = REPO / "bench" / "README.md"
-HEADING = "## Spine: configure and no-op make over 2,000 recipes"
 CONFIGURE_TARGET = 1.0   # seconds
 NOOP_MAKE_TARGET = 0.5   # seconds
 TOOLCHAIN = ("setuptools", "wheel", "flit_core")
@@ -313,7 +316,7 @@ def section(timings: list[Timing], notes: list[str], facts: dict[str, str], tree
             edges: int) -> str:
     fact_lines = "\n".join(f"- {key}: {value}" for key, value in facts.items())
     note_lines = "\n".join(f"- {note}" for note in notes) or "- none"
-    return f"""{HEADING}
+    return f"""## Spine: configure and no-op make over 2,000 recipes
 
 Reproduce: `.venv/bin/python bench/bench_spine.py` (`--help` for options; it refreshes this section).
 
@@ -349,18 +352,6 @@ Machine:
 
 {fact_lines}
 """
-
-
-def update_readme(text: str) -> None:
-    """Replace this benchmark's section of bench/README.md (or append it), keeping the others."""
-    old = README.read_text() if README.exists() else "# Benchmarks\n"
-    start = old.find(HEADING)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        following = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + text + ("\n" + old[following + 1:] if following >= 0 else "")
-    README.write_text(new)
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -415,7 +406,7 @@ def main() -> int:
         print(table(timings))
         print("\n".join(notes))
         if not args.no_readme:
-            update_readme(section(timings, notes, machine_facts(), describe(recipes), args.runs, edges))
+            write_section("bench_spine", section(timings, notes, machine_facts(), describe(recipes), args.runs, edges))
             print(f"wrote {README.relative_to(REPO)}", file=sys.stderr)
         return 0 if not any(t.verdict.startswith("FAIL") for t in timings) else 1
     finally:

@@ -25,10 +25,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import make_wheel  # noqa: E402  (the tests' wheel builder)
+from readme_section import write_section  # noqa: E402
 
 from sage_build.target import query_python  # noqa: E402
-
-START, END = "<!-- stress_install:start -->", "<!-- stress_install:end -->"
 
 
 def wheels(directory: Path, count: int, conflicting: bool = False) -> list[Path]:
@@ -112,17 +111,11 @@ def main() -> int:
     print(table)
     ok = failures == incomplete == import_failures == torn == 0 and conflict_errors == conflict_named == args.rounds
     if not args.no_readme:
-        section = (f"{START}\n## Stress: concurrent installs sharing files\n\n"
-                   f"`.venv/bin/python bench/stress_install.py --rounds {args.rounds}` "
-                   f"(nproc {os.cpu_count()}, Python {sys.version.split()[0]}): {'PASS' if ok else 'FAIL'}.\n\n"
-                   f"{table}\n{END}")
-        readme = ROOT / "bench" / "README.md"
-        text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-        if START in text:
-            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        readme.write_text(text)
+        write_section("stress_install",
+                      f"## Stress: concurrent installs sharing files\n\n"
+                      f"`.venv/bin/python bench/stress_install.py --rounds {args.rounds}` "
+                      f"(nproc {os.cpu_count()}, Python {sys.version.split()[0]}): {'PASS' if ok else 'FAIL'}.\n\n"
+                      f"{table}")
     return 0 if ok else 1
 
 
