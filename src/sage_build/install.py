@@ -414,6 +414,10 @@ class AtomicDestination(SchemeDictionaryDestination):
         with prefix_lock(self.lock_file, shared=True):
             if self.collisions == "error":
                 for tmp, target in self.staged:
+                    # In a directory this install made, only a concurrent install can have put a
+                    # file since; publishing (link if absent, then compare) catches that too.
+                    if os.path.dirname(target) in self.made_dirs:
+                        continue
                     if os.path.exists(target) and not _same_content(tmp, target):
                         raise Collision(target, self._owner_of(target), self.installing)
             for tmp, target in self.staged:
