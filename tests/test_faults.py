@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_wheel, python_recipe
+from conftest import add_recipe, make_wheel, python_recipe
 from sage_build.errors import InstallError, RecipeError
 from sage_build.recipe import load_package, parse_checksums, parse_dependency_line
 
@@ -173,3 +173,33 @@ def test_failed_install_of_an_upgrade_puts_the_old_version_back(tree):
     assert tree.stamp("a", "1.0").exists() and not tree.stamp("a", "2.0").exists()
     assert (tree.prefix / "var/lib/sage/scripts/a/spkg-piprm").exists()
     assert (tree.prefix / "var/lib/sage/wheels/a-1.0-py3-none-any.whl").exists()
+
+
+def test_failed_install_of_a_script_package_upgrade_puts_its_files_back(tree):
+    """A non-Python package: its old files were uninstalled, then the new version's install
+    failed before publishing anything (its spkg-preinst failed): the old files come back."""
+    def clib(version: str, preinst: str = "") -> None:
+        files = {"spkg-install.in": (
+            'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/lib" "$SAGE_DESTDIR$SAGE_LOCAL/include"\n'
+            f'echo "int v{version[0]};" > "$SAGE_DESTDIR$SAGE_LOCAL/include/clib.h"\n'
+            'ln -s clib.h "$SAGE_DESTDIR$SAGE_LOCAL/include/clib-link.h"\n')}
+        if preinst:
+            files["spkg-preinst.in"] = preinst
+        add_recipe(tree.root, "clib", version=version, deps="", files=files)
+
+    clib("1.0")
+    tree.configure()
+    tree.make("build")
+    def installed() -> list[str]:  # the failed build's directory stays for inspection: not installed
+        return sorted(str(p) for p in tree.prefix.rglob("*") if "tmp" not in p.relative_to(tree.prefix).parts[:2])
+
+    before = installed()
+    clib("2.0", preinst="echo no room left >&2; exit 1\n")
+    tree.configure()
+    result = tree.make("clib", check=False)
+    assert result.returncode != 0
+    assert "the previous version was put back" in result.stderr + result.stdout
+    assert (tree.prefix / "include/clib.h").read_text() == "int v1;\n"
+    assert os.readlink(tree.prefix / "include/clib-link.h") == "clib.h"
+    assert tree.stamp("clib", "1.0").exists() and not tree.stamp("clib", "2.0").exists()
+    assert installed() == before

@@ -157,7 +157,8 @@ class Spkg:
             uninstall(self.layout, self.pkg.name, say=self.log.line)
         files: list[str] = []
         distributions = []
-        with self.phase("install"), self._restore_on_failure(previous, target, distributions):
+        published: list[str] = []  # what of the new version reached the prefix
+        with self.phase("install"), self._restore_on_failure(previous, target, published):
             self._maintainer_script("spkg-preinst", env)
             for wheel in wheels:
                 stored = self._store_wheel(wheel)
@@ -172,9 +173,12 @@ class Spkg:
                     stored.unlink(missing_ok=True)  # no manifest will name it
                     raise
                 self.log.line(f"installed {stored.name}")
+                published.append(stored.name)
                 files.append(str(stored.relative_to(self.layout.local)))
                 distributions.append((installed.name, installed.version,
                                       str(installed.dist_info.relative_to(self.layout.local))))
+            if staging.exists():
+                published.append("staged files")
             files += merge_staging(staging, self.layout.prefix, self.layout.local, installing=self.tag,
                                    lock_file=self.layout.lock_file)
             self._maintainer_script("spkg-postinst", env)
@@ -287,33 +291,45 @@ class Spkg:
         return stored
 
     def _keep_previous(self) -> dict | None:
-        """Before the old version goes, set its wheels, scripts and stamp aside, so that a failed
-        install (a full disk ...) can put it back. Only for packages whose manifest is wheels."""
+        """Before the old version goes, set its wheels, files, scripts and stamp aside, so that a
+        failed install (a full disk ...) can put it back.  Wheels are moved aside (uninstall then
+        finds nothing to delete); other files are hard-linked (copied across file systems) into
+        a staging tree laid out as merge_staging expects."""
         stamps = self.layout.installed_stamps(self.pkg.name)
-        manifests = {stamp: read_manifest(stamp) for stamp in stamps}
-        if not stamps or any(not f.endswith(".whl") for m in manifests.values() for f in m.get("files", [])):
+        if not stamps:
             return None
         keep = self.build_dir / "previous"
         shutil.rmtree(keep, ignore_errors=True)
         keep.mkdir(parents=True)
+        files_root = keep / "files"
+        staged_prefix = files_root / self.layout.prefix.relative_to(self.layout.prefix.anchor)
         wheels = []
-        for manifest in manifests.values():
-            for rel in manifest.get("files", []):
+        for stamp in stamps:
+            for rel in read_manifest(stamp).get("files", []):
                 source = self.layout.local / rel
-                if source.is_file():
-                    os.replace(source, keep / source.name)  # uninstall then finds nothing to delete
+                if rel.endswith(".whl") and source.is_file():
+                    os.replace(source, keep / source.name)
                     wheels.append(keep / source.name)
+                elif os.path.lexists(source) and not (source.is_dir() and not source.is_symlink()):
+                    dest = staged_prefix / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(source, dest, follow_symlinks=False)
+                    except OSError:
+                        shutil.copy2(source, dest, follow_symlinks=False)
         scripts = self.layout.scripts_dir / self.pkg.name
         if scripts.is_dir():
             shutil.copytree(scripts, keep / "scripts", symlinks=True)
-        return {"stamps": {stamp: stamp.read_bytes() for stamp in stamps}, "wheels": wheels, "keep": keep}
+        return {"stamps": {stamp: stamp.read_bytes() for stamp in stamps}, "wheels": wheels, "keep": keep,
+                "files": files_root if files_root.exists() else None}
 
     @contextlib.contextmanager
-    def _restore_on_failure(self, previous: dict | None, target: TargetPython, distributions: list):
+    def _restore_on_failure(self, previous: dict | None, target: TargetPython, published: list):
+        """``published`` is non-empty once anything of the new version reached the prefix."""
         try:
             yield
         except BaseException:
-            if previous is not None and not distributions:
+            if previous is not None and not published:
                 self._restore_previous(previous, target)
             elif previous is not None:
                 self.log.line("part of the new version was installed: the previous version was not put back")
@@ -326,7 +342,10 @@ class Spkg:
                 install_wheel(stored, paths=_final_paths(target, self.layout),
                               python_final=self.layout.prefix / "bin" / "python3", python_now=self.layout.python,
                               destdir=self.layout.destdir, lock_file=self.layout.lock_file,
-                              bytecode_levels=_bytecode_levels())
+                              bytecode_levels=_bytecode_levels(), compile_here=target.compiles_like_us())
+            if previous["files"] is not None:
+                merge_staging(previous["files"], self.layout.prefix, self.layout.local, installing=self.tag,
+                              lock_file=self.layout.lock_file)
             if (previous["keep"] / "scripts").is_dir():
                 shutil.copytree(previous["keep"] / "scripts", self.layout.scripts_dir / self.pkg.name,
                                 symlinks=True, dirs_exist_ok=True)
