@@ -184,6 +184,18 @@ def test_touched_recipe_rebuilds_nothing_changed_recipe_rebuilds(tree):
     assert "sage-spkg alpha" in tree.make("build").stdout
 
 
+def test_make_q_agrees_that_nothing_is_to_do_after_a_reconfigure(tree):
+    # configure re-checks every recipe's hash; that must not make `make -q` (or `make -n`)
+    # believe the recipe hashes are out of date.
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    tree.configure()
+    tree.make("build")
+    time.sleep(1.1)
+    tree.configure()
+    assert tree.make("-q", "build", check=False).returncode == 0
+    assert "sage-spkg" not in tree.make("-n", "build").stdout
+
+
 def test_reconfigure_repeats_the_last_call(tree):
     add_recipe(tree.root, "opt", type_="optional")
     tree.configure("--enable-opt")

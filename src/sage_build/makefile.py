@@ -122,6 +122,28 @@ def write_if_changed(path: Path, text: str) -> bool:
 def update_recipe_hash(hashes_dir: Path, name: str, pkg_path: Path, content_hash: str | None = None) -> bool:
     """Refresh ``hashes/<name>`` (only if the recipe's content changed) and touch ``<name>.checked``."""
     changed = write_if_changed(hashes_dir / name, (content_hash or recipe_hash(pkg_path)) + "\n")
+    # Exactly as new as the newest recipe file (its prerequisites in the Makefile), not "now":
+    # then it is not newer than an unchanged hashes/<name>, and `make -q` sees nothing to do.
     checked = hashes_dir / f"{name}.checked"
     checked.touch()
+    newest = _newest_mtime_ns(pkg_path)
+    if newest is not None:
+        os.utime(checked, ns=(newest, newest))
     return changed
+
+
+def _newest_mtime_ns(pkg_path: Path) -> int | None:
+    """The newest mtime of a recipe directory, its files and theirs one level down."""
+    try:
+        newest = pkg_path.stat().st_mtime_ns
+        for entry in os.scandir(pkg_path):
+            if entry.name.startswith("."):  # make's wildcard skips them too
+                continue
+            newest = max(newest, entry.stat(follow_symlinks=True).st_mtime_ns)
+            if entry.is_dir():
+                for sub in os.scandir(entry.path):
+                    if not sub.name.startswith("."):
+                        newest = max(newest, sub.stat(follow_symlinks=True).st_mtime_ns)
+    except OSError:
+        return None
+    return newest
