@@ -292,3 +292,51 @@ def test_temporaries_of_a_dead_install_are_swept(prefix, tmp_path):
     result = install(prefix, wheel)
     assert result.returncode == 0, result.stderr
     assert not stale.exists() and alive.exists()
+
+
+def _rezip(wheel: Path, out: Path, *, extra_for: str = "", tamper_big: bool = False) -> Path:
+    """The same wheel, deflated, one member with a long extra field (the local header's size differs
+    from the index's), and a member over 16 MiB (streamed instead of read whole)."""
+    import base64
+    import hashlib
+
+    big_name = "odd/big.bin"
+    big = bytes(range(256)) * (17 * 4096 + 3)  # 17 MiB and a bit
+    with zipfile.ZipFile(wheel) as source:
+        members = [(i, source.read(i)) for i in source.infolist()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for info, data in members:
+            if info.filename.endswith("/RECORD"):
+                digest = base64.urlsafe_b64encode(hashlib.sha256(big).digest()).rstrip(b"=").decode()
+                if tamper_big:
+                    digest = "B" * len(digest)
+                data = data.replace(info.filename.encode() + b",,", f"{big_name},sha256={digest},{len(big)}\n".encode()
+                                    + info.filename.encode() + b",,")
+                target.writestr(big_name, big)
+            new = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            new.external_attr = info.external_attr
+            new.compress_type = zipfile.ZIP_DEFLATED
+            if info.filename == extra_for:
+                new.extra = b"\xfe\xca" + (200).to_bytes(2, "little") + b"x" * 200  # an unknown extra block
+            target.writestr(new, data)
+    return out
+
+
+def test_deflated_members_long_extra_fields_and_big_members(prefix, tmp_path):
+    wheel = make_wheel(tmp_path / "w", "odd", "1.0", {"odd/__init__.py": b"O = 1\n", "odd/data.txt": b"d" * 5000})
+    rezipped = _rezip(wheel, tmp_path / "z" / wheel.name, extra_for="odd/data.txt")
+    result = install(prefix, rezipped)
+    assert result.returncode == 0, result.stderr
+    assert (site(prefix) / "odd/data.txt").read_bytes() == b"d" * 5000
+    assert (site(prefix) / "odd/big.bin").read_bytes() == bytes(range(256)) * (17 * 4096 + 3)
+    assert "odd/big.bin,sha256=" in (site(prefix) / "odd-1.0.dist-info/RECORD").read_text()
+
+
+def test_tampered_big_member_installs_nothing(prefix, tmp_path):
+    wheel = make_wheel(tmp_path / "w", "odd", "1.0", {"odd/__init__.py": b"O = 1\n"})
+    before = sorted(p.relative_to(prefix) for p in prefix.rglob("*"))
+    result = install(prefix, _rezip(wheel, tmp_path / "z" / wheel.name, tamper_big=True))
+    assert result.returncode == 1
+    assert "odd/big.bin does not match the hash in the wheel's RECORD" in result.stderr
+    assert sorted(p.relative_to(prefix) for p in prefix.rglob("*")) == before
