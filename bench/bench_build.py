@@ -577,7 +577,8 @@ Per sdist at -j1 (median; "other phases" = fetch + unpack + uninstall-old + inst
 Fixed costs per process start (median of 5). pip starts two PEP 517 hook processes per sdist
 (`prepare_metadata_for_build_wheel`, then `build_wheel`; without build isolation it does not ask
 `get_requires_for_build_wheel`); sage-build started {hook_text} (counted in the package logs), plus
-one `sage-spkg` process (the tool's Python) and one byte-code compile process per sdist:
+one `sage-spkg` process (the tool's Python) per sdist, which also compiles the byte-code (the prefix's
+interpreter is the same build here; otherwise a child of the prefix's interpreter would):
 
 {cost_lines}
 
