@@ -340,3 +340,39 @@ def test_tampered_big_member_installs_nothing(prefix, tmp_path):
     assert result.returncode == 1
     assert "odd/big.bin does not match the hash in the wheel's RECORD" in result.stderr
     assert sorted(p.relative_to(prefix) for p in prefix.rglob("*")) == before
+
+
+def test_member_inflating_beyond_its_declared_size_is_refused(prefix, tmp_path):
+    # A member whose index entry claims 10 bytes but which inflates to 1 GiB: refused without
+    # inflating it all (the install runs with 700 MB of address space), nothing installed.
+    import resource
+    import struct as struct_
+
+    wheel = make_wheel(tmp_path / "w", "bomb", "1.0", {"bomb/__init__.py": b"B = 1\n"})
+    bombed = tmp_path / "z" / wheel.name
+    bombed.parent.mkdir()
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(bombed, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename.endswith("/RECORD"):  # listed, with a hash that is never reached
+                content = b"bomb/zeros.bin,sha256=" + b"A" * 43 + b",10\n" + content
+            target.writestr(info.filename, content)
+        with target.open("bomb/zeros.bin", "w") as member:
+            for _ in range(1024):
+                member.write(bytes(1 << 20))
+    data = bytearray(bombed.read_bytes())
+    entry = data.rfind(b"PK\x01\x02", 0, data.rfind(b"bomb/zeros.bin"))  # its central directory entry
+    struct_.pack_into("<I", data, entry + 24, 10)  # the uncompressed size it declares
+    bombed.write_bytes(bytes(data))
+    before = sorted(p.relative_to(prefix) for p in prefix.rglob("*"))
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (700 << 20, 700 << 20))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sage_build.install", "--prefix", str(prefix), str(bombed)],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        preexec_fn=limit_memory)
+    assert result.returncode == 1
+    assert "bomb/zeros.bin" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert sorted(p.relative_to(prefix) for p in prefix.rglob("*")) == before

@@ -257,9 +257,14 @@ def _read_member(fd: int, item: zipfile.ZipInfo) -> bytes:
     raw = head[offset:offset + item.compress_size]
     if len(raw) < item.compress_size:
         raw = os.pread(fd, item.compress_size, item.header_offset + offset)
-    data = zlib.decompress(raw, -15) if item.compress_type == zipfile.ZIP_DEFLATED else raw
+    if item.compress_type == zipfile.ZIP_DEFLATED:
+        # At most one byte more than the index promises: a member that inflates beyond its
+        # declared size (a zip bomb) stops there instead of filling the memory.
+        data = zlib.decompressobj(-15).decompress(raw, item.file_size + 1)
+    else:
+        data = raw
     if len(data) != item.file_size:
-        raise zipfile.BadZipFile(f"{item.filename} is truncated")
+        raise zipfile.BadZipFile(f"{item.filename} does not have the size the archive's index gives")
     return data
 
 
