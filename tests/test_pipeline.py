@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT, add_recipe, make_sdist, python_recipe
 
@@ -197,12 +198,17 @@ def test_sage_i_installs_dependencies_and_optional(tree):
     assert "ENABLED_PACKAGES := alpha opt" in (tree.root / "build/make/Makefile").read_text()
 
 
-def test_sage_f_reinstalls(tree):
+def _built_alpha(tree) -> tuple[Path, int]:
+    """A tree with package alpha built: its stamp and the stamp's mtime."""
     python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
     tree.configure()
     tree.make("build")
     stamp = tree.stamp("alpha", "1.0")
-    first = stamp.stat().st_mtime_ns
+    return stamp, stamp.stat().st_mtime_ns
+
+
+def test_sage_f_reinstalls(tree):
+    stamp, first = _built_alpha(tree)
     (tree.site_packages() / "alpha" / "__init__.py").unlink()  # damage it
     tree.sage("-f", "alpha")
     assert stamp.stat().st_mtime_ns > first
@@ -212,11 +218,7 @@ def test_sage_f_reinstalls(tree):
 def test_force_reaches_the_sub_make_of_the_top_level_makefile(tree):
     # ./sage -f from the repository goes through the top-level Makefile, whose sub-make
     # would not see make's -W; SAGE_FORCE is a variable and does reach it.
-    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
-    tree.configure()
-    tree.make("build")
-    stamp = tree.stamp("alpha", "1.0")
-    first = stamp.stat().st_mtime_ns
+    stamp, first = _built_alpha(tree)
     for name in ("Makefile", "configure.py"):
         (tree.root / name).symlink_to(ROOT / name)
     if not (tree.root / "build" / "bin").exists():

@@ -41,8 +41,7 @@ from packaging.utils import (
 )
 
 from sage_build import __version__
-from sage_build.checksums import (  # noqa: F401  (re-exported: fetch is where callers look)
-    CHECKSUM_ALGORITHMS,
+from sage_build.checksums import (  # compute_checksums and verify: re-exported (see __all__)
     _mismatch,
     _no_checksum_error,
     _wanted,

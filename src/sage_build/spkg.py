@@ -207,9 +207,8 @@ class Spkg:
         if verified_cached(cached, pkg.checksums):
             self.log.line(f"using {cached} (checksum verified)")
             return [cached]
-        from . import (
-            fetch as fetching,  # urllib and friends: only when a file must be fetched
-        )
+        # urllib and friends: only when a file must be fetched
+        from . import fetch as fetching
 
         path = fetching.fetch(
             pkg.tarball, pkg.checksums, package=pkg.name, upstream_dir=self.layout.upstream,

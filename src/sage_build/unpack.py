@@ -411,7 +411,7 @@ def _extract(archive: Path, plan: list[_Entry], src: Path, open_member: Callable
             if e.kind == "file":
                 _write_file(archive, e, dest, open_member)
                 continue
-            _make_room(archive, e, dest, ready)
+            _make_room(archive, e, dest)
             if e.kind == "symlink":
                 if not _inside(root, os.path.realpath(os.path.join(parent, e.link))):
                     raise _refuse(archive, f"symbolic link {e.name!r} -> {e.link!r} points outside the source tree")
@@ -422,9 +422,9 @@ def _extract(archive: Path, plan: list[_Entry], src: Path, open_member: Callable
             raise UnpackError(f"cannot unpack {archive}: writing entry {e.name!r} failed: {exc}") from None
 
 
-def _make_room(archive: Path, e: _Entry, dest: str, ready: set[str]) -> None:
+def _make_room(archive: Path, e: _Entry, dest: str) -> None:
     """A later entry replaces an earlier file of the same name, as with tar; never a directory."""
-    if dest in ready or (os.path.isdir(dest) and not os.path.islink(dest)):
+    if os.path.isdir(dest) and not os.path.islink(dest):
         raise _refuse(archive, f"entry {e.name!r} conflicts with a directory of the same name")
     if os.path.lexists(dest):
         os.unlink(dest)
@@ -444,7 +444,7 @@ def _write_file(archive: Path, e: _Entry, dest: str, open_member: Callable[[_Ent
         try:
             fd = os.open(dest, flags, 0o600)
         except FileExistsError:  # the usual case never gets here: one lookup less per file
-            _make_room(archive, e, dest, set())
+            _make_room(archive, e, dest)
             fd = os.open(dest, flags, 0o600)
         try:
             while True:
