@@ -74,7 +74,7 @@ def test_disk_full_during_install_leaves_no_torn_file(tmp_path, monkeypatch):
                           python_now=prefix / "bin/python3")
     before = sorted(str(p) for p in prefix.rglob("*"))
     big = make_wheel(tmp_path / "w", "big", "1.0", {f"big/m{i}.py": b"x = 1\n" * 5000 for i in range(20)})
-    real_write = install._write_all
+    real_write = install.write_all
     calls = {"n": 0}
 
     def write_until_the_disk_is_full(fd, data):
@@ -83,7 +83,7 @@ def test_disk_full_during_install_leaves_no_torn_file(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(fd, data)
 
-    monkeypatch.setattr(install, "_write_all", write_until_the_disk_is_full)
+    monkeypatch.setattr(install, "write_all", write_until_the_disk_is_full)
     with pytest.raises(InstallError) as info:
         install.install_wheel(big, paths=target.paths, python_final=prefix / "bin/python3",
                               python_now=prefix / "bin/python3")

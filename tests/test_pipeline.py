@@ -302,3 +302,27 @@ def test_sage_python_and_shell_use_the_prefix(tree):
     shell = subprocess.run([sys.executable, str(ROOT / "sage"), "-sh", "-c", "echo $SAGE_LOCAL; command -v python3"],
                            env=dict(tree.env, SHELL="/bin/bash"), capture_output=True, text=True)
     assert shell.stdout.split() == [str(tree.prefix), str(tree.prefix / "bin" / "python3")]
+
+
+_LATER_MODULES = ("installer", "jinja2", "packaging.requirements", "pyproject_hooks")
+
+
+def test_sage_spkg_starts_without_the_later_phases_modules_and_preloads_them():
+    """sage-spkg starts once per package: installer, jinja2 and packaging's requirement parser
+    (60-70 ms together) load in a background thread, not on every package's start-up path."""
+    code = f"""
+import sys
+from pathlib import Path
+import sage_build.spkg as spkg
+from sage_build.recipe import Package
+print(sorted(m for m in {_LATER_MODULES!r} if m in sys.modules))
+pkg = Package(name="x", path=Path("."), type="standard", version="1", tarball_pattern="x-VERSION.tar.gz")
+spkg.preload(pkg).join()
+print(sorted(m for m in {_LATER_MODULES!r} if m in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert result.returncode == 0, result.stderr
+    before, after = result.stdout.splitlines()
+    assert before == "[]"
+    assert after == repr(sorted(_LATER_MODULES))

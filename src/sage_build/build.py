@@ -17,9 +17,6 @@ import warnings
 from pathlib import Path
 from typing import Mapping
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from .errors import BuildError
 from .layout import tool_root
 from .makeflags import job_budget
@@ -127,6 +124,8 @@ def installed_distributions(python: Path, site_dirs: list[Path] | None = None) -
 
     With ``site_dirs`` (the prefix's own site-packages, when it sees no others) the dist-info
     directory names answer without starting the interpreter."""
+    from packaging.utils import canonicalize_name
+
     if site_dirs is not None:
         found: dict[str, str] = {}
         for site in site_dirs:
@@ -143,6 +142,11 @@ def installed_distributions(python: Path, site_dirs: list[Path] | None = None) -
 
 def unmet_requirements(requires: list[str], installed: Mapping[str, str], markers: Mapping[str, str]) -> list[str]:
     """The requirements of ``requires`` that ``installed`` does not satisfy."""
+    # Imported here, not at the top: sage-spkg imports this module for every package, and
+    # loads packaging's parser (25 ms) in the background meanwhile (spkg.preload).
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     unmet = []
     for line in requires:
         try:
@@ -274,6 +278,8 @@ def _check_requirements(requires, installed, markers, what, requirement_hint) ->
     unmet = unmet_requirements(list(requires), installed, markers)
     if not unmet:
         return
+    from packaging.utils import canonicalize_name
+
     advice = []
     for item in unmet:
         name = canonicalize_name(re.split(r"[\s<>=!~;\[(]", item, maxsplit=1)[0])

@@ -4,7 +4,7 @@ The prefix's interpreter compiles.  When it is the very build that runs sage-bui
 (same version string, cache tag and magic number: the same compiler), the compile
 runs in this process, which saves an interpreter start per wheel; otherwise the
 prefix's interpreter runs :func:`main` of this module (it imports nothing of
-sage-build but this file, and only the standard library).
+sage-build but this file and :mod:`sage_build.atomic`, and only the standard library).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import sys
 from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc  # what py_compile uses
 
-TMP_MARK = ".sbtmp-"  # as install.TMP_MARK: the stale-temporary sweep recognises it
+from .atomic import create, tmp_name, write_all
 
 
 def fingerprint() -> str:
@@ -61,17 +61,10 @@ def compile_files(files: list[tuple[str, str]], levels: list[int]) -> list[list[
 
 
 def _write_replacing(path: str, data: bytes) -> None:
-    tmp = f"{path}{TMP_MARK}{os.getpid()}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    tmp = tmp_name(path)
+    fd = create(tmp)
     try:
-        fd = os.open(tmp, flags, 0o644)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
     os.replace(tmp, path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import itertools
 import os
 import stat
 import struct
@@ -31,35 +30,16 @@ from installer.sources import WheelFile
 from installer.utils import Scheme
 
 from . import bytecode
+from .atomic import (
+    TMP_MARK, create, make_dirs, power_loss_safe, sync_directory, sync_file, tmp_name, write_all, write_atomic,
+)
 from .errors import InstallError
 from .lock import prefix_lock
 from .makeflags import job_budget
 
 INSTALLER_NAME = b"sage-build\n"
-_PID = os.getpid()
-TMP_MARK = bytecode.TMP_MARK
 _COPY_CHUNK = 1 << 20
 _WHOLE_MEMBER = 16 << 20  # members up to this size are read (and checked) in one piece
-
-
-_counter = itertools.count()
-
-
-def tmp_name(target: str | os.PathLike[str]) -> str:
-    """A temporary name beside ``target``, recognisable (and owned by this process) for clean-up."""
-    directory, name = os.path.split(target)
-    return os.path.join(directory, f".{name}{TMP_MARK}{_PID}-{next(_counter)}")
-
-
-def make_dirs(path: str | os.PathLike[str]) -> None:
-    """``mkdir -p`` that tolerates a concurrent uninstall removing a parent in between."""
-    for _ in range(10):
-        try:
-            os.makedirs(path, exist_ok=True)
-            return
-        except FileNotFoundError:
-            continue
-    os.makedirs(path, exist_ok=True)
 
 
 class Collision(InstallError):
@@ -114,68 +94,10 @@ def publish_file(tmp: str | os.PathLike[str], target: str | os.PathLike[str], *,
             os.unlink(tmp)
 
 
-def _create(path: str | os.PathLike[str], mode: int = 0o644) -> int:
-    """Open a new file for writing (a descriptor), re-making its directory if a concurrent uninstall
-    just removed it (an uninstall removes only empty directories, so once the file exists the
-    directory stays)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    for attempt in range(10):
-        try:
-            return os.open(path, flags, mode)
-        except FileNotFoundError:
-            if attempt == 9:
-                raise
-            make_dirs(os.path.dirname(path))
-    raise AssertionError("not reached")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def power_loss_safe() -> bool:
-    """SAGE_INSTALL_FSYNC=yes: fsync every file before it is published, and its directory after.
-
-    Without it installs are SIGKILL-safe (no torn file, ever) but a power loss may lose the
-    last writes; with it they survive a power loss too, at the cost of much slower installs."""
-    return os.environ.get("SAGE_INSTALL_FSYNC", "no").lower() in ("yes", "1", "true")
-
-
-def _sync(fd: int) -> None:
-    if power_loss_safe():
-        os.fsync(fd)
-
-
-def _sync_directory(directory: str | os.PathLike[str]) -> None:
-    if power_loss_safe():
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _b64(digest: bytes) -> str:
     import base64
 
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a whole file atomically, replacing what was there (for our own metadata)."""
-    make_dirs(target.parent)
-    tmp = tmp_name(target)
-    fd = _create(tmp)
-    try:
-        _write_all(fd, data)
-        _sync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, target)
-    _sync_directory(target.parent)
 
 
 def _tampered(wheel: str, path: str) -> InstallError:
@@ -361,11 +283,11 @@ class AtomicDestination(SchemeDictionaryDestination):
             self._prepare_directory(directory)
         tmp = tmp_name(target)
         self.staged.append((tmp, target))
-        fd = _create(tmp, 0o755 if is_executable else 0o644)
+        fd = create(tmp, 0o755 if is_executable else 0o644)
         try:
             if isinstance(stream, _CheckedMember) and stream.algorithm == self.hash_algorithm:
                 data = stream.getvalue()
-                _write_all(fd, data)
+                write_all(fd, data)
                 value, size = stream.value, len(data)
             else:
                 # A member checked against the wheel's RECORD has that hash: no need to hash it again.
@@ -378,10 +300,10 @@ class AtomicDestination(SchemeDictionaryDestination):
                         break
                     if digest is not None:
                         digest.update(chunk)
-                    _write_all(fd, chunk)
+                    write_all(fd, chunk)
                     size += len(chunk)
                 value = stream.expected if checked else _b64(digest.digest())
-            _sync(fd)
+            sync_file(fd)
         finally:
             os.close(fd)
         return RecordEntry(path, Hash(self.hash_algorithm, value), size)
@@ -433,7 +355,7 @@ class AtomicDestination(SchemeDictionaryDestination):
             self.staged.clear()
             if power_loss_safe():
                 for directory in {os.path.dirname(p) for p in self.published}:
-                    _sync_directory(directory)
+                    sync_directory(directory)
             record_list += self._compile_bytecode_all(record_list)
             record_list.append((scheme, RecordEntry(record_file_path, None, None)))
             root = self.scheme_dict[scheme]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .install import write_atomic
+from .atomic import write_atomic
 from .layout import Layout
 
 

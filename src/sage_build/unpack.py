@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from sage_build.atomic import write_all
 from sage_build.errors import UnpackError
 
 MAX_TOTAL_SIZE = 4 * 1024**3
@@ -454,9 +455,7 @@ def _write_file(archive: Path, e: _Entry, dest: str, open_member: Callable[[_Ent
                     raise _read_error(archive, exc) from None
                 if not chunk:
                     break
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, chunk)
             os.fchmod(fd, mode)
             if e.mtime is not None:
                 # make compares timestamps: configure must stay newer than configure.ac.
