@@ -21,6 +21,7 @@ from .errors import BuildError
 from .layout import tool_root
 from .makeflags import job_budget
 from .log import PackageLog
+from .normalize import normalize_wheel
 
 try:
     import tomllib
@@ -236,42 +237,6 @@ def source_date_epoch(source_dir: Path) -> int:
             except OSError:
                 continue
     return max(newest, 315532800)  # zip cannot store times before 1980
-
-
-def normalize_wheel(wheel: Path, epoch: int) -> None:
-    """Rewrite a wheel so that the same contents always give the same bytes.
-
-    Entries sorted (dist-info last, RECORD at the very end), one timestamp, permissions
-    0644/0755, RECORD's lines sorted. The contents, and so RECORD's hashes, are unchanged.
-    """
-    import time as _time
-    import zipfile
-
-    date_time = _time.gmtime(epoch)[:6]
-    with zipfile.ZipFile(wheel) as source:
-        infos = [i for i in source.infolist() if not i.is_dir()]
-        contents = {i.filename: (source.read(i.filename), i.external_attr >> 16) for i in infos}
-    record = next((name for name in contents if name.endswith(".dist-info/RECORD")), None)
-    if record is not None:
-        data, mode = contents[record]
-        lines = [line for line in data.decode().splitlines() if line.strip()]
-        own = [line for line in lines if line.split(",")[0] == record]
-        rest = sorted(line for line in lines if line.split(",")[0] != record)
-        contents[record] = ("\n".join(rest + own) + "\n").encode(), mode
-
-    def order(name: str) -> tuple[int, str]:
-        return (2 if name == record else 1 if ".dist-info/" in name else 0, name)
-
-    tmp = wheel.with_name(wheel.name + ".normalizing")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as target:
-        for name in sorted(contents, key=order):
-            data, mode = contents[name]
-            info = zipfile.ZipInfo(name, date_time=date_time)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (0o100755 if mode & 0o111 else 0o100644) << 16
-            info.create_system = 3
-            target.writestr(info, data)
-    os.replace(tmp, wheel)
 
 
 def _check_requirements(requires, installed, markers, what, requirement_hint) -> None:
