@@ -133,6 +133,7 @@ class Spkg:
                 self._unpack(sources)
             env.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(self.build_dir / "src")))
         with self.phase("build"):
+            preload(self.pkg)
             self._build(kind, sources, target, env, dist_dir)
         wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
         if self.build_only is not None:
@@ -514,9 +515,11 @@ def preload(pkg: Package) -> threading.Thread:
 
     sage-spkg runs once per package, and these imports (packaging's requirement parser for the
     build-requirement check, installer, jinja2 for spkg-piprm) take 60-70 ms of every package's
-    time when made in line.  In the background they overlap with unpacking and with the build
-    backend's process, which sage-spkg only waits for.  A phase that needs a module imports it
-    as usual (waiting for this thread if it is half-way), so a failure here changes nothing.
+    time when made in line.  Started with the build phase, they overlap with the build backend's
+    process, which sage-spkg only waits for.  (Started earlier, they would compete for the
+    interpreter lock with unpacking, which is this process's own work.)  A phase that needs a
+    module imports it as usual (waiting for this thread if it is half-way), so a failure here
+    changes nothing.
     """
     names = ["sage_build.install", "jinja2"]
     if pkg.kind in (Kind.NORMAL, Kind.PIP):
@@ -564,7 +567,6 @@ def main(argv: list[str] | None = None) -> int:
             if not (path / "type").is_file():
                 raise SageBuildError(f"there is no package '{args.package}' in {layout.pkgs_dir}")
             pkg = load_package(path)
-            preload(pkg)
         quiet = os.environ.get("SAGE_BUILD_QUIET") == "1"
         spkg = Spkg(config, layout, pkg, keep_build=args.keep_build, check=args.check,
                     echo=False if quiet else None, build_only=args.build_only)
