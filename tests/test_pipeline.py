@@ -326,3 +326,14 @@ print(sorted(m for m in {_LATER_MODULES!r} if m in sys.modules))
     before, after = result.stdout.splitlines()
     assert before == "[]"
     assert after == repr(sorted(_LATER_MODULES))
+
+
+def test_exit_now_flushes_the_standard_streams_and_keeps_the_code():
+    code = ("import sys; from sage_build.entry import exit_now; print('x' * 1000, end='');"
+            " sys.stderr.write('done'); exit_now(3)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as under make
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "PYTHONPATH": str(ROOT / "src")})
+    assert result.returncode == 3
+    assert result.stdout == "x" * 1000
+    assert result.stderr == "done"
