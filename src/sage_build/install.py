@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 import stat
-import struct
 import sys
 import time
 import zipfile
@@ -36,6 +35,7 @@ from .atomic import (
 from .errors import InstallError
 from .lock import prefix_lock
 from .makeflags import job_budget
+from .ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
 
 INSTALLER_NAME = b"sage-build\n"
 _COPY_CHUNK = 1 << 20
@@ -168,14 +168,9 @@ class _CheckedMember(io.BytesIO):
 
 def _read_member(fd: int, item: zipfile.ZipInfo) -> bytes:
     """A stored or deflated member in one piece, read with pread (no seeks, usually one call)."""
-    name = item.orig_filename.encode("utf-8" if item.flag_bits & 0x800 else "cp437")
-    head = os.pread(fd, 30 + len(name) + 64 + item.compress_size, item.header_offset)
-    if head[:4] != b"PK\x03\x04":
-        raise zipfile.BadZipFile(f"bad local header for {item.filename}")
-    name_length, extra_length = struct.unpack("<HH", head[26:30])
-    if head[30:30 + name_length] != name:  # as zipfile: the index and the member must agree
-        raise zipfile.BadZipFile(f"file name in directory {item.filename!r} and header differ")
-    offset = 30 + name_length + extra_length
+    # Enough for the header, its usual extra field and the member: usually one call.
+    head = os.pread(fd, LOCAL_HEADER_SIZE + len(encoded_name(item)) + 64 + item.compress_size, item.header_offset)
+    offset = data_offset(head, item)
     raw = head[offset:offset + item.compress_size]
     if len(raw) < item.compress_size:
         raw = os.pread(fd, item.compress_size, item.header_offset + offset)

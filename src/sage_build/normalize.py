@@ -20,9 +20,10 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from .ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
+
 _CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")  # as zipfile writes it, without ZIP64 fields
 _END_OF_CENTRAL_DIRECTORY = struct.Struct("<4s4H2LH")
-_LOCAL_HEADER_SIZE = 30
 _ZIP32_LIMIT = 0xFFFFFFFF
 _VERSION = 20  # what zipfile writes for a deflated member
 
@@ -74,7 +75,7 @@ def _needs_zip64(infos: list[zipfile.ZipInfo]) -> bool:
     # Deflating a member can make it a little bigger than it is (zlib's bound: 0.1 % + 64 bytes).
     sizes = [i.compress_size if i.compress_type == zipfile.ZIP_DEFLATED else i.file_size * 1001 // 1000 + 64
              for i in infos]
-    total = sum(_LOCAL_HEADER_SIZE + len(i.filename.encode()) + size for i, size in zip(infos, sizes))
+    total = sum(LOCAL_HEADER_SIZE + len(i.filename.encode()) + size for i, size in zip(infos, sizes))
     return len(infos) >= 0xFFFF or total >= _ZIP32_LIMIT or any(i.file_size >= _ZIP32_LIMIT for i in infos)
 
 
@@ -110,9 +111,8 @@ def _copy_members(source: zipfile.ZipFile, raw, infos: list[zipfile.ZipInfo], pa
 def _copy_raw(raw, info: zipfile.ZipInfo, out) -> None:
     """Copy the compressed bytes of ``info`` as they are in the archive."""
     raw.seek(info.header_offset)
-    header = raw.read(_LOCAL_HEADER_SIZE)
-    name_length, extra_length = struct.unpack("<2H", header[26:30])
-    raw.seek(info.header_offset + _LOCAL_HEADER_SIZE + name_length + extra_length)
+    offset = data_offset(raw.read(LOCAL_HEADER_SIZE + len(encoded_name(info))), info)
+    raw.seek(info.header_offset + offset)
     left = info.compress_size
     while left:
         chunk = raw.read(min(left, _CHUNK))
