@@ -277,6 +277,27 @@ def test_big_wheel_compiles_in_children_side_by_side(prefix, tmp_path):
     assert events[:2] == ["request", "request"] and sorted(events) == ["done", "done", "request", "request"]
 
 
+def test_big_wheel_compiled_here_shares_the_work_with_one_child(prefix, tmp_path):
+    # Compiling here within a budget of 2: this process takes one half, a single child the
+    # other (one interpreter start fewer than two children), and every .pyc is in RECORD.
+    log = tmp_path / "children.log"
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(
+        f"#!{prefix / 'bin/python3'}\n"
+        "import sys\n"
+        f"open({str(log)!r}, 'a').write('child\\n')\n"
+        "exec(sys.argv[2])\n"
+    )
+    wrapper.chmod(0o755)
+    wheel = make_wheel(tmp_path / "w", "big", "1.0", {f"big/m{i}.py": f"X = {i}\n".encode() for i in range(320)})
+    _install_api(prefix, wheel, python_now=wrapper, compile_workers=2, compile_here=True)
+    assert log.read_text() == "child\n"
+    pycs = sorted((site(prefix) / "big" / "__pycache__").glob("m*.pyc"))
+    assert len(pycs) == 320
+    record = (site(prefix) / "big-1.0.dist-info/RECORD").read_text()
+    assert all(p.relative_to(site(prefix)).as_posix() in record for p in pycs)
+
+
 def test_temporaries_of_a_dead_install_are_swept(prefix, tmp_path):
     # A killed install leaves ".NAME.sbtmp-PID-N" files; the next install into that directory
     # removes those whose process is gone, and keeps a living process's.

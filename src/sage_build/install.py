@@ -387,10 +387,14 @@ class AtomicDestination(SchemeDictionaryDestination):
         workers = max(1, min(self.compile_workers, len(sources) // 150))
         chunks = [sources[i::workers] for i in range(workers)]
         levels = list(self.bytecode_levels)
-        if workers == 1 and self.compile_here:
-            answers = [bytecode.compile_files([(real, final) for _, _, real, final in sources], levels)]
+        if self.compile_here:
+            # This interpreter writes the same byte-code: it compiles one share itself, while
+            # children (if any) compile the others.
+            children = self._start_compilers(chunks[1:], levels)
+            answers = [bytecode.compile_files([(real, final) for _, _, real, final in chunks[0]], levels)]
+            answers += self._answers_of(children)
         else:
-            answers = self._compile_in_children(chunks, levels)
+            answers = self._answers_of(self._start_compilers(chunks, levels))
         entries = []
         for chunk, answer in zip(chunks, answers):
             for (scheme, rel, real, _), pycs in zip(chunk, answer):
@@ -401,26 +405,34 @@ class AtomicDestination(SchemeDictionaryDestination):
                     self.published.append(pyc)
         return entries
 
-    def _compile_in_children(self, chunks, levels: list[int]) -> list:
+    def _start_compilers(self, chunks, levels: list[int]) -> list:
+        """Start one prefix interpreter per chunk, each running bytecode.py (standard library only)
+        from our source tree; return (process, future of its output) pairs."""
+        if not chunks:
+            return []
         import json
         import subprocess
-
-        # The prefix's interpreter runs bytecode.py (standard library only) from our source tree.
-        src = os.path.dirname(os.path.dirname(os.path.abspath(bytecode.__file__)))
-        script = f"import sys; sys.path.insert(0, {src!r}); from sage_build.bytecode import main; main()"
-        processes = []
-        for chunk in chunks:
-            request = {"levels": levels, "files": [[real, final] for _, _, real, final in chunk]}
-            process = subprocess.Popen([str(self.python), "-c", script], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            processes.append((process, json.dumps(request)))
-        # Each child reads its whole request before it starts: hand them out side by side.
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(len(processes)) as pool:
-            outcomes = list(pool.map(lambda pair: pair[0].communicate(pair[1]), processes))
+        src = os.path.dirname(os.path.dirname(os.path.abspath(bytecode.__file__)))
+        script = f"import sys; sys.path.insert(0, {src!r}); from sage_build.bytecode import main; main()"
+        # Each child reads its whole request before it starts: hand them out side by side.
+        pool = ThreadPoolExecutor(len(chunks))
+        started = []
+        for chunk in chunks:
+            request = json.dumps({"levels": levels, "files": [[real, final] for _, _, real, final in chunk]})
+            process = subprocess.Popen([str(self.python), "-c", script], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            started.append((process, pool.submit(process.communicate, request)))
+        pool.shutdown(wait=False)
+        return started
+
+    def _answers_of(self, started: list) -> list:
+        import json
+
         answers = []
-        for (process, _), (out, err) in zip(processes, outcomes):
+        for process, future in started:
+            out, err = future.result()
             if process.returncode != 0:
                 raise InstallError(f"compiling byte-code with {self.python} failed: {err.strip()[-1000:]}")
             answers.append(json.loads(out))
