@@ -13,9 +13,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from .errors import BuildError
 from .layout import tool_root
@@ -144,7 +145,7 @@ def installed_distributions(python: Path, site_dirs: list[Path] | None = None) -
 def unmet_requirements(requires: list[str], installed: Mapping[str, str], markers: Mapping[str, str]) -> list[str]:
     """The requirements of ``requires`` that ``installed`` does not satisfy."""
     # Imported here, not at the top: sage-spkg imports this module for every package, and
-    # loads packaging's parser (25 ms) in the background meanwhile (spkg.preload).
+    # build_wheel calls this while the backend's interpreter starts.
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
@@ -170,39 +171,79 @@ class _LoggedRunner:
 
     def __init__(self, log: PackageLog, env: Mapping[str, str]):
         self.log, self.env = log, env
+        self.stopped = False
+        self.process: subprocess.Popen | None = None
+        self.started = threading.Event()  # set once the backend's process runs (or could not start)
 
     def __call__(self, cmd, cwd=None, extra_environ=None) -> None:
+        if self.stopped:
+            raise subprocess.CalledProcessError(-9, cmd)
         env = dict(self.env)
         env.update(extra_environ or {})
-        code = self.log.run(cmd, cwd=Path(cwd) if cwd else None, env=env)
+        try:
+            code = self.log.run(cmd, cwd=Path(cwd) if cwd else None, env=env, started=self._started)
+        finally:
+            self.started.set()
         if code != 0:
             raise subprocess.CalledProcessError(code, cmd)
+
+    def _started(self, process: subprocess.Popen) -> None:
+        self.process = process
+        if self.stopped:
+            process.kill()
+        self.started.set()
+
+    def stop(self) -> None:
+        """Kill the backend's process (running, or about to start)."""
+        self.stopped = True
+        if self.process is not None:
+            self.process.kill()
 
 
 def build_wheel(
     source_dir: Path, dist_dir: Path, *, python: Path, env: Mapping[str, str], log: PackageLog,
     markers: Mapping[str, str], requirement_hint=None, site_dirs: list[Path] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Path:
     """Build a wheel from ``source_dir`` into ``dist_dir`` with PEP 517, no isolation.
 
     ``requirement_hint(name)`` may return the recipe that provides a distribution, for the
     error message when a build requirement is missing. ``site_dirs``: see installed_distributions.
+    ``started()`` is called once the backend's process runs: work of this process that would
+    delay its start (the interpreter lock is shared) can begin then.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyproject_hooks
 
     system = read_build_system(source_dir)
-    installed = installed_distributions(python, site_dirs)
-    _check_requirements(system["requires"], installed, markers, "build-system.requires", requirement_hint)
+    runner = _LoggedRunner(log, env)
     hooks = pyproject_hooks.BuildBackendHookCaller(
         str(source_dir), system["build-backend"], backend_path=system.get("backend-path"),
-        runner=_LoggedRunner(log, env), python_executable=str(python),
+        runner=runner, python_executable=str(python),
     )
     dist_dir.mkdir(parents=True, exist_ok=True)
+    installed: dict[str, str] = {}
     try:
-        # pyproject_hooks re-raises the backend's warnings here: they belong in the package log.
-        with warnings.catch_warnings(record=True) as caught:
+        # pyproject_hooks re-raises the backend's warnings: they belong in the package log.
+        with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(1) as pool:
             warnings.simplefilter("always")
-            name = hooks.build_wheel(str(dist_dir))
+            # The backend's interpreter starts first, and the build requirements are checked
+            # while it loads (packaging's parser alone takes 20 ms to import, at every package);
+            # a check that fails stops the backend, and its message is the error.
+            building = pool.submit(hooks.build_wheel, str(dist_dir))
+            building.add_done_callback(lambda _: runner.started.set())  # it may fail before starting one
+            runner.started.wait()
+            if started is not None:
+                started()
+            try:
+                installed = installed_distributions(python, site_dirs)
+                _check_requirements(system["requires"], installed, markers, "build-system.requires",
+                                    requirement_hint)
+            except BaseException:
+                runner.stop()
+                raise
+            name = building.result()
         for warning in caught:
             log.line(f"warning from the build backend: {warning.message}")
     except pyproject_hooks.BackendUnavailable as error:
@@ -254,14 +295,18 @@ def _check_requirements(requires, installed, markers, what, requirement_hint) ->
     raise BuildError(f"{what} is not satisfied in the prefix:\n  " + "\n  ".join(advice))
 
 
-def run_script(script: Path, *, build_dir: Path, env: Mapping[str, str], log: PackageLog, name: str) -> None:
-    """Run a Sage-style ``spkg-*`` script with bash and the sdh_* helpers, in the build directory."""
+def run_script(script: Path, *, build_dir: Path, env: Mapping[str, str], log: PackageLog, name: str,
+               started: Callable[[], None] | None = None) -> None:
+    """Run a Sage-style ``spkg-*`` script with bash and the sdh_* helpers, in the build directory.
+
+    ``started()``: as for :func:`build_wheel`, once the script runs."""
     target = build_dir / name
     text = script.read_text()
     helpers = BIN_DIR / "sage-dist-helpers"
     target.write_text(f"#!/usr/bin/env bash\nset -e\n. {_quote(helpers)}\n{text}\n")
     target.chmod(0o755)
-    code = log.run(["bash", str(target)], cwd=build_dir, env=env)
+    on_start = (lambda _process: started()) if started is not None else None
+    code = log.run(["bash", str(target)], cwd=build_dir, env=env, started=on_start)
     if code != 0:
         raise BuildError(f"{name} failed (exit {code})")
 

@@ -16,7 +16,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Mapping, Sequence, TextIO
+from typing import Callable, Mapping, Sequence, TextIO
 
 
 def echo_to_terminal() -> bool:
@@ -58,8 +58,11 @@ class PackageLog:
                 print(prefixed, file=self.stream, flush=True)
         self._file.flush()
 
-    def run(self, command: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> int:
-        """Run a command with its output (stdout and stderr) going to the log; return the exit code."""
+    def run(self, command: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+            started: Callable[[subprocess.Popen], None] | None = None) -> int:
+        """Run a command with its output (stdout and stderr) going to the log; return the exit code.
+
+        ``started`` is called with the process as soon as it runs (to stop it from elsewhere)."""
         self.line("$ " + " ".join(str(c) for c in command))
         try:
             process = subprocess.Popen(
@@ -71,6 +74,8 @@ class PackageLog:
             self.line(f"cannot run {command[0]}: {error}")
             return 127
         assert process.stdout is not None
+        if started is not None:
+            started(process)
         for output in process.stdout:
             self.line(output)
         return process.wait()

@@ -61,6 +61,7 @@ class Spkg:
                              "session": os.environ.get("SAGE_BUILD_SESSION", ""),
                              "run": f"{os.getpid()}-{time.time():.3f}"}
         self.build_dir = layout.build_root / self.tag
+        self._preloading: threading.Thread | None = None
 
     @contextlib.contextmanager
     def phase(self, name: str):
@@ -133,7 +134,6 @@ class Spkg:
                 self._unpack(sources)
             env.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(self.build_dir / "src")))
         with self.phase("build"):
-            preload(self.pkg)
             self._build(kind, sources, target, env, dist_dir)
         wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
         if self.build_only is not None:
@@ -252,17 +252,22 @@ class Spkg:
                     src = unpack_source(source, unpacked)
                     build_wheel(src, dist_dir, python=self.layout.python, env=env, log=self.log,
                                 markers=target.markers, requirement_hint=self._recipe_for,
-                                site_dirs=self._site_dirs(target))
+                                site_dirs=self._site_dirs(target), started=self._preload)
         elif kind in (Kind.NORMAL, Kind.SCRIPT):
             scripts = [s for s in ("spkg-build", "spkg-install") if self.pkg.script_path(s)]
             if scripts:
                 for script in scripts:
                     run_script(self.pkg.script_path(script), build_dir=self.build_dir, env=env, log=self.log,
-                               name=script)
+                               name=script, started=self._preload)
             else:
                 build_wheel(self.build_dir / "src", dist_dir, python=self.layout.python, env=env, log=self.log,
                             markers=target.markers, requirement_hint=self._recipe_for,
-                            site_dirs=self._site_dirs(target))
+                            site_dirs=self._site_dirs(target), started=self._preload)
+
+    def _preload(self) -> None:
+        """Once the build's first process runs: see :func:`preload`."""
+        if self._preloading is None:
+            self._preloading = preload()
 
     def _site_dirs(self, target: TargetPython) -> list[Path] | None:
         """The prefix's site-packages as written now, when it sees no others (no system site)."""
@@ -510,25 +515,21 @@ def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: P
     return [directory / p.name for p in files]
 
 
-def preload(pkg: Package) -> threading.Thread:
-    """Import what the later phases of ``pkg`` need, in a background thread.
+def preload() -> threading.Thread:
+    """Import what the install and record phases need, in a background thread.
 
-    sage-spkg runs once per package, and these imports (packaging's requirement parser for the
-    build-requirement check, installer, jinja2 for spkg-piprm) take 60-70 ms of every package's
-    time when made in line.  Started with the build phase, they overlap with the build backend's
-    process, which sage-spkg only waits for.  (Started earlier, they would compete for the
-    interpreter lock with unpacking, which is this process's own work.)  A phase that needs a
-    module imports it as usual (waiting for this thread if it is half-way), so a failure here
+    sage-spkg runs once per package, and these imports (installer, jinja2 for spkg-piprm) take
+    40-50 ms of every package's time when made in line.  Started once the build's process runs
+    (the backend's interpreter, a script), they overlap with it, as sage-spkg only waits for it
+    then.  (Started earlier, they would delay that process: this thread would hold the
+    interpreter lock that the thread starting it needs, again and again.)  A phase that needs
+    a module imports it as usual (waiting for this thread if it is half-way), so a failure here
     changes nothing.
     """
-    names = ["sage_build.install", "jinja2"]
-    if pkg.kind in (Kind.NORMAL, Kind.PIP):
-        names[:0] = ["packaging.requirements", "pyproject_hooks"]
-
     def load() -> None:
         import importlib
 
-        for name in names:
+        for name in ("sage_build.install", "jinja2"):
             try:
                 importlib.import_module(name)
             except Exception:  # the phase that needs it reports it
