@@ -208,15 +208,17 @@ def install_installer(env: Env, prefix: Path, wheels: list[Path], bytecode: bool
              f"installer of {wheel.name}")
 
 
+def scratch_of(prefix: Path) -> Path:
+    """A run's own scratch directory beside its prefix, removed with it after the timing."""
+    return prefix.with_name(prefix.name + ".scratch")
+
+
 def install_uv(env: Env, prefix: Path, wheels: list[Path], bytecode: bool) -> None:
-    cache = tempfile.mkdtemp(prefix="uv-cache-", dir=env.root)  # cold: new and empty each run
-    try:
-        cmd = [str(env.venv / "bin" / "uv"), "pip", "install", "--no-deps", "--offline", "-q",
-               "--python", str(prefix / "bin" / "python3"), "--cache-dir", cache]
-        _run(cmd + (["--compile-bytecode"] if bytecode else []) + [str(w) for w in wheels], env.clean_env(),
-             "uv pip install")
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+    cache = scratch_of(prefix) / "uv-cache"  # cold: new and empty each run; removed after the timing
+    cmd = [str(env.venv / "bin" / "uv"), "pip", "install", "--no-deps", "--offline", "-q",
+           "--python", str(prefix / "bin" / "python3"), "--cache-dir", str(cache)]
+    _run(cmd + (["--compile-bytecode"] if bytecode else []) + [str(w) for w in wheels], env.clean_env(),
+         "uv pip install")
 
 
 INSTALLERS = {"sage-build": install_sage, "pip": install_pip, "installer": install_installer, "uv": install_uv}
@@ -272,6 +274,7 @@ def timed_install(env: Env, config: Config, wheels: list[Path], *, keep: bool = 
     ours = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     config.cpu.append(ours)
     config.others.append(max(0.0, busy_after - busy_before - ours) / elapsed)
+    shutil.rmtree(scratch_of(prefix), ignore_errors=True)
     if not keep:
         shutil.rmtree(prefix, ignore_errors=True)
     return elapsed, prefix
@@ -596,7 +599,7 @@ def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: in
         "- **installer**: `P/bin/python3 -m installer --compile-bytecode 0|--no-compile-bytecode WHEEL`,"
         " one wheel after another (its default would be levels 0 and 1);",
         "- **uv**: `uv pip install --no-deps --python P/bin/python3 --cache-dir NEW [--compile-bytecode] WHEEL...`,"
-        " a new, empty cache each run (cold).",
+        " a new, empty cache each run (cold), removed after the timing.",
         "",
         f"Median of {runs} runs for the set ({six_runs} for six), rounds interleaving the tools; a new prefix"
         " for every run; timing covers the install command(s) only. The page cache cannot be dropped here:"
