@@ -161,11 +161,20 @@ def make_prefix(root: Path, label: str, *, describe: bool) -> Path:
 
 # --- the installs ------------------------------------------------------------------------------
 
+# A run's prefix and uv cache hold 15,000-20,000 files.  On the disk these figures come from,
+# creating files within a minute or so of deleting that many is several times slower (pygments'
+# sdist unpacks in 0.5 s, and in 3.4 s ten seconds after such a deletion), which would charge
+# the next run's tool with this one's clean-up: so the runs' directories are all removed at the
+# end, when the disk has room for them.
+RUN_FOOTPRINT = 400 << 20  # bytes, at most, of one run of the set (prefix with byte-code, uv cache)
+
+
 @dataclass
 class Env:
     venv: Path
     installer_lib: Path
     root: Path
+    keep_runs: bool = True  # keep every run's directories until the end (see RUN_FOOTPRINT)
 
     def clean_env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "PYTHON"))}
@@ -274,9 +283,10 @@ def timed_install(env: Env, config: Config, wheels: list[Path], *, keep: bool = 
     ours = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     config.cpu.append(ours)
     config.others.append(max(0.0, busy_after - busy_before - ours) / elapsed)
-    shutil.rmtree(scratch_of(prefix), ignore_errors=True)
-    if not keep:
-        shutil.rmtree(prefix, ignore_errors=True)
+    if not env.keep_runs:
+        shutil.rmtree(scratch_of(prefix), ignore_errors=True)
+        if not keep:
+            shutil.rmtree(prefix, ignore_errors=True)
     return elapsed, prefix
 
 
@@ -585,7 +595,8 @@ def fmt(seconds: float) -> str:
 
 
 def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: int, verdicts: dict,
-           facts: list[str], profile: str, targets: list[tuple[str, float, float, bool]], elapsed: float) -> str:
+           facts: list[str], profile: str, targets: list[tuple[str, float, float, bool]], elapsed: float,
+           keep_runs: bool = True) -> str:
     size = sum(w.stat().st_size for w in wheels)
     out = ["## Installing wheels: sage-build against pip, installer and uv", ""]
     out += [
@@ -602,7 +613,8 @@ def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: in
         " a new, empty cache each run (cold), removed after the timing.",
         "",
         f"Median of {runs} runs for the set ({six_runs} for six), rounds interleaving the tools; a new prefix"
-        " for every run; timing covers the install command(s) only. The page cache cannot be dropped here:"
+        f" for every run, {'all removed at the end (on this disk, creating files within a minute or so of deleting many is several times slower: no run pays for the clean-up of another)' if keep_runs else 'removed after each run (too little disk space to keep them to the end)'};"
+        " timing covers the install command(s) only. The page cache cannot be dropped here:"
         " every wheel is read once before timing, so all tools read them warm; `sync` runs before each timing."
         " Ratio = tool's median / sage-build's median at the same byte-code setting (above 1: sage-build is"
         " faster). CPU = user + system seconds of all the run's processes (less sensitive than wall time to"
@@ -699,7 +711,9 @@ def main() -> int:
         else fetch_wheels([p for p in pins if p[0] == "six"])[0]
     venv = tools_venv()
     root = Path(tempfile.mkdtemp(prefix="sage-build-bench-install-")).resolve()
-    env = Env(venv=venv, installer_lib=installer_lib(venv), root=root)
+    runs_in_all = len(INSTALLERS) * 2 * args.runs  # of the set; six's are small
+    env = Env(venv=venv, installer_lib=installer_lib(venv), root=root,
+              keep_runs=shutil.disk_usage(root).free > 2 * RUN_FOOTPRINT * runs_in_all)
     tools = [t for t in INSTALLERS if t in args.tools.split(",")]
     for wheel in wheels:  # warm the page cache for everybody
         wheel.read_bytes()
@@ -757,7 +771,7 @@ def main() -> int:
 
         facts = machine_facts(env)
         section = render(configs, wheels, six, args.runs, args.six_runs, verdicts, facts, profile, targets,
-                         time.perf_counter() - began)
+                         time.perf_counter() - began, keep_runs=env.keep_runs)
         print(section)
         if not args.no_readme:
             write_section("bench_install", section)
