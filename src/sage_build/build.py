@@ -173,7 +173,7 @@ class _LoggedRunner:
         self.log, self.env = log, env
         self.stopped = False
         self.process: subprocess.Popen | None = None
-        self.started = threading.Event()  # set once the backend's process runs (or could not start)
+        self.running = threading.Event()  # set once the backend's process runs (or could not start)
 
     def __call__(self, cmd, cwd=None, extra_environ=None) -> None:
         if self.stopped:
@@ -181,17 +181,17 @@ class _LoggedRunner:
         env = dict(self.env)
         env.update(extra_environ or {})
         try:
-            code = self.log.run(cmd, cwd=Path(cwd) if cwd else None, env=env, started=self._started)
+            code = self.log.run(cmd, cwd=Path(cwd) if cwd else None, env=env, started=self._on_start)
         finally:
-            self.started.set()
+            self.running.set()
         if code != 0:
             raise subprocess.CalledProcessError(code, cmd)
 
-    def _started(self, process: subprocess.Popen) -> None:
+    def _on_start(self, process: subprocess.Popen) -> None:
         self.process = process
         if self.stopped:
             process.kill()
-        self.started.set()
+        self.running.set()
 
     def stop(self) -> None:
         """Kill the backend's process (running, or about to start)."""
@@ -232,8 +232,8 @@ def build_wheel(
             # while it loads (packaging's parser alone takes 20 ms to import, at every package);
             # a check that fails stops the backend, and its message is the error.
             building = pool.submit(hooks.build_wheel, str(dist_dir))
-            building.add_done_callback(lambda _: runner.started.set())  # it may fail before starting one
-            runner.started.wait()
+            building.add_done_callback(lambda _: runner.running.set())  # it may fail before starting one
+            runner.running.wait()
             if started is not None:
                 started()
             try:
