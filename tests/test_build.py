@@ -10,6 +10,7 @@ import pytest
 
 from sage_build.build import build_wheel
 from sage_build.errors import BuildError
+from sage_build.install import _alive
 from sage_build.log import PackageLog
 
 SLOW_BACKEND = textwrap.dedent("""
@@ -30,15 +31,6 @@ def _source(tmp_path: Path, requires: str) -> Path:
     (source / "pyproject.toml").write_text(
         f'[build-system]\nrequires = ["{requires}"]\nbuild-backend = "slow_backend"\nbackend-path = ["_backend"]\n')
     return source
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purpose
-        return f.read().split(") ", 1)[1][0] != "Z"
 
 
 def test_an_unmet_build_requirement_stops_the_backend_already_running(tmp_path):

@@ -176,14 +176,9 @@ class _LoggedRunner:
         self.running = threading.Event()  # set once the backend's process runs (or could not start)
 
     def __call__(self, cmd, cwd=None, extra_environ=None) -> None:
-        if self.stopped:
-            raise subprocess.CalledProcessError(-9, cmd)
         env = dict(self.env)
         env.update(extra_environ or {})
-        try:
-            code = self.log.run(cmd, cwd=Path(cwd) if cwd else None, env=env, started=self._on_start)
-        finally:
-            self.running.set()
+        code = self.log.run(cmd, cwd=Path(cwd) if cwd else None, env=env, started=self._on_start)
         if code != 0:
             raise subprocess.CalledProcessError(code, cmd)
 
@@ -223,7 +218,6 @@ def build_wheel(
         runner=runner, python_executable=str(python),
     )
     dist_dir.mkdir(parents=True, exist_ok=True)
-    installed: dict[str, str] = {}
     try:
         # pyproject_hooks re-raises the backend's warnings: they belong in the package log.
         with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(1) as pool:
@@ -232,7 +226,7 @@ def build_wheel(
             # while it loads (packaging's parser alone takes 20 ms to import, at every package);
             # a check that fails stops the backend, and its message is the error.
             building = pool.submit(hooks.build_wheel, str(dist_dir))
-            building.add_done_callback(lambda _: runner.running.set())  # it may fail before starting one
+            building.add_done_callback(lambda _: runner.running.set())  # also when no process started
             runner.running.wait()
             if started is not None:
                 started()
