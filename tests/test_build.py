@@ -10,7 +10,7 @@ import pytest
 
 from sage_build.build import build_wheel
 from sage_build.errors import BuildError
-from sage_build.install import _alive
+from sage_build.atomic import owner_alive
 from sage_build.log import PackageLog
 
 SLOW_BACKEND = textwrap.dedent("""
@@ -47,7 +47,7 @@ def test_an_unmet_build_requirement_stops_the_backend_already_running(tmp_path):
     if pid_file.exists():  # it had started: it must be gone
         pid = int(pid_file.read_text())
         deadline = time.monotonic() + 5
-        while _alive(pid) and time.monotonic() < deadline:
+        while owner_alive(None, pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(pid)
+        assert not owner_alive(None, pid)
     assert not list((tmp_path / "dist").glob("*.whl"))

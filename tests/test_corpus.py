@@ -109,7 +109,7 @@ def _artifact(spec: dict, upstream: Path) -> Path:
         files = {k: v.encode() for k, v in spec["files"].items()}
         data = {k: v.encode() for k, v in spec.get("data", {}).items()}
         made = make_wheel(upstream / "made", spec.get("wheel_name", "victim"), spec.get("wheel_version", "1.0"),
-                          files, data=data, tamper=spec.get("tamper"))
+                          files, data=data, tamper=spec.get("tamper"), scripts=spec.get("scripts", ""))
         if spec.get("drop_record"):
             with zipfile.ZipFile(made) as source:
                 members = {n: source.read(n) for n in source.namelist() if not n.endswith("RECORD")}

@@ -39,6 +39,12 @@ def site(prefix: Path) -> Path:
     return next((prefix / "lib").glob("python3*/site-packages"))
 
 
+def prefix_content(prefix: Path) -> list[Path]:
+    """The prefix's paths, without the locks' bookkeeping (the prefix lock, the owner locks)."""
+    return sorted(p.relative_to(prefix) for p in prefix.rglob("*")
+                  if not str(p.relative_to(prefix)).startswith(("var/lib/sage/locks", "var/lib/sage/prefix.lock")))
+
+
 def shared_wheels(directory: Path, count: int) -> list[Path]:
     wheels = []
     for i in range(count):
@@ -94,11 +100,11 @@ def test_different_bytes_for_a_shared_path_is_an_error_naming_both(prefix, tmp_p
 
 def test_tampered_wheel_installs_nothing(prefix, tmp_path):
     wheel = make_wheel(tmp_path, "bad", "1.0", {"bad/__init__.py": b"", "bad/z.py": b"evil\n"}, tamper="bad/z.py")
-    before = sorted(p for p in prefix.rglob("*"))
+    before = prefix_content(prefix)
     result = install(prefix, wheel)
     assert result.returncode == 1
     assert "bad/z.py does not match the hash in the wheel's RECORD" in result.stderr
-    assert sorted(p for p in prefix.rglob("*") if ".lock" not in p.name) == [p for p in before]
+    assert prefix_content(prefix) == before
 
 
 def test_missing_record_or_bad_zip(prefix, tmp_path):
@@ -356,11 +362,11 @@ def test_deflated_members_long_extra_fields_and_big_members(prefix, tmp_path):
 
 def test_tampered_big_member_installs_nothing(prefix, tmp_path):
     wheel = make_wheel(tmp_path / "w", "odd", "1.0", {"odd/__init__.py": b"O = 1\n"})
-    before = sorted(p.relative_to(prefix) for p in prefix.rglob("*"))
+    before = prefix_content(prefix)
     result = install(prefix, _rezip(wheel, tmp_path / "z" / wheel.name, tamper_big=True))
     assert result.returncode == 1
     assert "odd/big.bin does not match the hash in the wheel's RECORD" in result.stderr
-    assert sorted(p.relative_to(prefix) for p in prefix.rglob("*")) == before
+    assert prefix_content(prefix) == before
 
 
 def test_member_inflating_beyond_its_declared_size_is_refused(prefix, tmp_path):
@@ -385,7 +391,7 @@ def test_member_inflating_beyond_its_declared_size_is_refused(prefix, tmp_path):
     entry = data.rfind(b"PK\x01\x02", 0, data.rfind(b"bomb/zeros.bin"))  # its central directory entry
     struct_.pack_into("<I", data, entry + 24, 10)  # the uncompressed size it declares
     bombed.write_bytes(bytes(data))
-    before = sorted(p.relative_to(prefix) for p in prefix.rglob("*"))
+    before = prefix_content(prefix)
 
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (700 << 20, 700 << 20))
@@ -396,4 +402,4 @@ def test_member_inflating_beyond_its_declared_size_is_refused(prefix, tmp_path):
         preexec_fn=limit_memory)
     assert result.returncode == 1
     assert "bomb/zeros.bin" in result.stderr and "Traceback" not in result.stderr, result.stderr
-    assert sorted(p.relative_to(prefix) for p in prefix.rglob("*")) == before
+    assert prefix_content(prefix) == before

@@ -1,8 +1,11 @@
 """Atomic file writes: a temporary file beside the target, then a link or a rename.
 
 No reader ever sees half a file, and a killed writer leaves only temporaries
-whose names carry :data:`TMP_MARK` and its process id, so that the next install
-into that directory can remove them (``install.cleanup_stale_temporaries``).
+whose names carry :data:`TMP_MARK` and its owner's process id, so that the next
+install into that directory can remove them (``install.cleanup_stale_temporaries``).
+An installing process holds an owner lock (:func:`hold_owner_lock`) for its whole
+life: the sweep asks that lock, not the process table, whether the owner still
+writes (a killed process that nobody has reaped yet still has its pid, but no lock).
 
 Standard library only: the prefix's interpreter imports this module too
 (through :mod:`sage_build.bytecode`), and sage-spkg imports it before it needs
@@ -11,6 +14,7 @@ the heavier install machinery.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 from pathlib import Path
@@ -18,12 +22,93 @@ from pathlib import Path
 TMP_MARK = ".sbtmp-"
 _PID = os.getpid()
 _counter = itertools.count()
+_owner_lock: tuple[int, str] | None = None  # (descriptor, path) while this process holds its owner lock
 
 
 def tmp_name(target: str | os.PathLike[str]) -> str:
     """A temporary name beside ``target``, recognisable (and owned by this process) for clean-up."""
     directory, name = os.path.split(target)
     return os.path.join(directory, f".{name}{TMP_MARK}{_PID}-{next(_counter)}")
+
+
+def owner_id() -> int:
+    """The id that this process's temporary names carry."""
+    return _PID
+
+
+def adopt_owner(pid: int) -> None:
+    """Name this process's temporaries after ``pid``, whose owner lock covers them (a byte-code
+    compiler working for an install: when the install dies, its helpers' temporaries are stale too)."""
+    global _PID
+    _PID = pid
+
+
+def owner_lock_path(owners_dir: str | os.PathLike[str], pid: int) -> str:
+    return os.path.join(owners_dir, f"{pid}.lock")
+
+
+def hold_owner_lock(owners_dir: str | os.PathLike[str]) -> None:
+    """Hold ``owners_dir/<pid>.lock`` until this process ends: its temporaries are alive while it does.
+
+    An flock is released when its process ends, zombie or not, and no other process
+    takes this process's lock, so the sweep can tell a dead install from a live one
+    whatever the process table says (see :func:`owner_alive`)."""
+    global _owner_lock
+    if _owner_lock is not None:
+        return
+    os.makedirs(owners_dir, exist_ok=True)
+    path = owner_lock_path(owners_dir, _PID)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # removed by its previous owner's exit while we waited: take the new one
+    _owner_lock = (fd, path)
+
+
+def release_owner_lock() -> None:
+    """At a clean exit: remove this process's owner lock (a killed process leaves an empty file)."""
+    global _owner_lock
+    if _owner_lock is None:
+        return
+    fd, path = _owner_lock
+    _owner_lock = None
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+
+
+def owner_alive(owners_dir: str | os.PathLike[str] | None, pid: int) -> bool:
+    """Whether the temporaries named after ``pid`` may still be written to.
+
+    With an owner lock: alive while somebody holds it.  Without one (a writer that took
+    none, or a sweep that knows no owners directory): alive while the pid exists."""
+    if owners_dir is not None:
+        try:
+            fd = os.open(owner_lock_path(owners_dir, pid), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return False
+            except BlockingIOError:
+                return True
+            finally:
+                os.close(fd)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def make_dirs(path: str | os.PathLike[str]) -> None:

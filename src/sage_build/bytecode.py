@@ -16,7 +16,7 @@ import os
 import sys
 from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc  # what py_compile uses
 
-from .atomic import create, tmp_name, write_all
+from .atomic import adopt_owner, create, tmp_name, write_all
 
 
 def fingerprint() -> str:
@@ -71,10 +71,12 @@ def _write_replacing(path: str, data: bytes) -> None:
 
 
 def main() -> None:
-    """Child mode: a JSON request ``{"levels": [...], "files": [[real, final], ...]}`` on stdin."""
+    """Child mode: a JSON request ``{"levels": [...], "owner": pid, "files": [[real, final], ...]}`` on stdin."""
     import json
 
     request = json.load(sys.stdin)
+    if "owner" in request:
+        adopt_owner(request["owner"])
     json.dump(compile_files([tuple(f) for f in request["files"]], request["levels"]), sys.stdout)
 
 

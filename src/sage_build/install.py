@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
+import posixpath
 import stat
 import sys
 import time
@@ -28,9 +30,10 @@ from installer.records import Hash, RecordEntry, parse_record_file
 from installer.sources import WheelFile
 from installer.utils import Scheme
 
-from . import bytecode
+from . import bytecode, killpoint
 from .atomic import (
-    TMP_MARK, create, make_dirs, power_loss_safe, sync_directory, sync_file, tmp_name, write_all, write_atomic,
+    TMP_MARK, create, hold_owner_lock, make_dirs, owner_alive, owner_id, power_loss_safe,
+    sync_directory, sync_file, tmp_name, write_all, write_atomic,
 )
 from .errors import InstallError
 from .lock import prefix_lock
@@ -38,6 +41,14 @@ from .makeflags import job_budget
 from .ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
 
 INSTALLER_NAME = b"sage-build\n"
+# In a dist-info directory: the files whose existing bytes SAGE_INSTALL_COLLISIONS=warn kept
+# (JSON: [{"path": relative like a RECORD row, "owner": distribution or null}]).  spkg-piprm
+# reads it to say which package an uninstall leaves damaged.
+KEPT_COLLISIONS = "SAGE_KEPT_COLLISIONS"
+# Where the owner locks of a prefix's installing processes live (see atomic.hold_owner_lock).
+OWNERS_DIR = "owners"
+
+PUBLISHED, SHARED, KEPT = "published", "shared", "kept"
 _COPY_CHUNK = 1 << 20
 _WHOLE_MEMBER = 16 << 20  # members up to this size are read (and checked) in one piece
 
@@ -59,39 +70,87 @@ def _same_content(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def publish_file(tmp: str | os.PathLike[str], target: str | os.PathLike[str], *, installing: str,
-                 collisions: str = "error", owner_of=None) -> bool:
-    """Publish a finished temporary file at ``target``; return False if an identical file was there.
+                 collisions: str = "error", owner_of=None) -> str:
+    """Publish a finished temporary file at ``target``.
 
-    ``collisions``: 'error' (different bytes raise :class:`Collision`), 'warn' (keep the
-    existing file, warn naming both), 'replace' (atomically replace: upgrades of our own files).
+    Returns PUBLISHED (the file is ours), SHARED (an identical file was there) or KEPT
+    (different bytes were there and ``collisions`` is 'warn').  ``collisions``: 'error'
+    (different bytes raise :class:`Collision`), 'warn' (keep the existing file, warn naming
+    both), 'replace' (atomically replace: upgrades of our own files).
     """
     try:
         if collisions == "replace":
             os.replace(tmp, target)
-            return True
+            return PUBLISHED
         try:
             os.link(tmp, target)
-            return True
+            return PUBLISHED
         except FileExistsError:
             pass
         except OSError:
             # Filesystems without hard links: rename is atomic but may replace.
             if not os.path.exists(target):
                 os.replace(tmp, target)
-                return True
+                return PUBLISHED
         if os.path.isfile(target) and not os.path.islink(target) and _same_content(tmp, target):
-            return False
+            return SHARED
         owner = owner_of(target) if owner_of else None
         error = Collision(target, owner, installing)
         if collisions == "warn":
             import warnings
 
             warnings.warn(str(error).split(";")[0] + "; the existing file was kept", stacklevel=2)
-            return False
+            return KEPT
         raise error
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def escapes(rel: str) -> bool:
+    """Whether a relative path (a wheel member, a RECORD row, a link) leaves the directory it is
+    relative to: absolute, or climbing out with '..'.  Lexical: nothing on disk is resolved, so
+    a prefix whose own path goes through a link installs like any other."""
+    normal = posixpath.normpath(rel)
+    return rel.startswith("/") or normal == ".." or normal.startswith("../")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _check_wheel_path(wheel: str, path: str, what: str) -> None:
+    """Refuse a wheel path that would land outside its scheme directory, or that is named like our
+    temporary files (the sweep of dead installs' leftovers would delete it)."""
+    parts = path.split("/")
+    in_data = len(parts) > 2 and parts[0].endswith(".data")
+    if escapes(path) or (in_data and escapes("/".join(parts[2:]))):
+        raise InstallError(
+            f"{wheel}: {what} {path}, which would be installed outside its directory in the prefix"
+            " (an absolute path or one that climbs out with '..'); nothing was installed."
+            " The wheel is broken or hostile: do not install it")
+    if TMP_MARK in parts[-1]:
+        raise InstallError(
+            f"{wheel}: {what} {path}, a name sage-build keeps for its temporary files ('{TMP_MARK}'):"
+            " the next install into that directory would delete it; nothing was installed")
+
+
+def refuse_links_out(directory: str, root: str, *, checked: set[str], installing: str) -> None:
+    """Refuse to write into ``directory`` when it, or a directory between it and ``root``, is a
+    link that leads out of ``root`` (``checked`` remembers the directories already found safe)."""
+    real_root = None
+    path = directory
+    while path not in checked and _inside(path, root) and path != root:
+        if os.path.islink(path):
+            real_root = real_root or os.path.realpath(root)
+            real = os.path.realpath(path)
+            if not _inside(real, real_root):
+                raise InstallError(
+                    f"{installing}: {path} is a link to {real}, which leads out of the prefix {root};"
+                    " nothing is installed through it. Remove the link (or point it inside the prefix)"
+                    " and install again")
+        checked.add(path)
+        path = os.path.dirname(path)
 
 
 def _b64(digest: bytes) -> str:
@@ -196,11 +255,14 @@ class CheckedWheelFile(WheelFile):
         wheel = str(archive.filename)
         record_path = f"{self.dist_info_dir}/RECORD"
         records = {r[0]: r for r in parse_record_file(self.read_dist_info("RECORD").splitlines())}
+        for path in records:
+            _check_wheel_path(wheel, path, "its RECORD lists")
         fd = archive.fp.fileno()
         for item in archive.infolist():
             path = item.filename
             if path[-1:] == "/":
                 continue
+            _check_wheel_path(wheel, path, "it holds")
             record = records.pop(path, (path, "", ""))
             mode = item.external_attr >> 16
             is_executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
@@ -249,6 +311,13 @@ class AtomicDestination(SchemeDictionaryDestination):
         self.ready_dirs: set[str] = set()  # made (or found) and swept by this install
         self.made_dirs: set[str] = set()
         self.created_dirs: list[str] = []  # top-most directories this install made, for a roll-back
+        self.kept: list[str] = []  # targets whose different existing bytes 'warn' kept
+        self.owners_dir = owners_dir_of(lock_file) if lock_file is not None else None
+        self._owner_alive: dict[int, bool] = {}
+        self._owners: dict[str, str | None] = {}
+        # Everything of this wheel lands below the schemes' common directory (the prefix).
+        self.root = os.path.commonpath([self._path_with_destdir(s, "") for s in self.scheme_dict])
+        self.link_checked: set[str] = set()
 
     def _prepare_directory(self, directory: str) -> None:
         """mkdir -p, once per directory; one that existed is swept of dead installs' temporaries."""
@@ -256,7 +325,7 @@ class AtomicDestination(SchemeDictionaryDestination):
             try:
                 os.mkdir(directory)
             except FileExistsError:
-                cleanup_stale_temporaries(directory)
+                cleanup_stale_temporaries(directory, self.owners_dir, self._owner_alive)
                 break
             except FileNotFoundError:
                 parent = os.path.dirname(directory)
@@ -272,9 +341,13 @@ class AtomicDestination(SchemeDictionaryDestination):
         self.ready_dirs.add(directory)
 
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
+        if escapes(path) or TMP_MARK in posixpath.basename(path):
+            # Members were checked as they were read; this catches entry-point script names.
+            _check_wheel_path(self.installing, path, f"its {scheme} file")
         target = self._path_with_destdir(scheme, path)
         directory = os.path.dirname(target)
         if directory not in self.ready_dirs:
+            refuse_links_out(directory, self.root, checked=self.link_checked, installing=self.installing)
             self._prepare_directory(directory)
         tmp = tmp_name(target)
         self.staged.append((tmp, target))
@@ -321,17 +394,38 @@ class AtomicDestination(SchemeDictionaryDestination):
                 with contextlib.suppress(OSError):
                     os.rmdir(root)  # fails (and is kept) when another install put something there
 
+    def site_dirs(self) -> list[str]:
+        """The site directories as written now (under DESTDIR when staging)."""
+        return sorted({os.path.normpath(self._path_with_destdir(s, "")) for s in (Scheme("purelib"), Scheme("platlib"))})
+
     def _owner_of(self, path: str | os.PathLike[str]) -> str | None:
+        if str(path) in self._owners:
+            return self._owners[str(path)]
         sites = [Path(p) for p in {self.scheme_dict["purelib"], self.scheme_dict["platlib"]}]
+        owner = None
         # The owner may be publishing right now, its RECORD not yet written: give it a moment.
         for _ in range(30):
             owner = find_owner(Path(path), sites, self.destdir)
             if owner is not None:
-                return owner
+                break
             time.sleep(0.1)
-        return None
+        self._owners[str(path)] = owner
+        return owner
+
+    def _kept_collisions_entry(self, scheme: Scheme, dist_info: str) -> RecordEntry:
+        """Write the dist-info's record of the files whose existing bytes 'warn' kept."""
+        root = self._path_with_destdir(scheme, "")
+        kept = [{"path": os.path.relpath(target, root).replace(os.sep, "/"), "owner": self._owner_of(target)}
+                for target in self.kept]
+        data = (json.dumps(kept, indent=1) + "\n").encode()
+        rel = f"{dist_info}/{KEPT_COLLISIONS}"
+        target = self._path_with_destdir(scheme, rel)
+        write_atomic(Path(target), data)
+        self.published.append(target)
+        return RecordEntry(rel, Hash("sha256", _b64(hashlib.sha256(data).digest())), len(data))
 
     def finalize_installation(self, scheme: Scheme, record_file_path: str, records) -> None:
+        killpoint.reach("install-staged")
         record_list = [(s, r) for s, r in records if r.path != record_file_path]
         with prefix_lock(self.lock_file, shared=True):
             if self.collisions == "error":
@@ -344,14 +438,20 @@ class AtomicDestination(SchemeDictionaryDestination):
                         raise Collision(target, self._owner_of(target), self.installing)
             for tmp, target in self.staged:
                 # A shared file that was already there (same bytes) is not ours to roll back.
-                if publish_file(tmp, target, installing=self.installing,
-                                collisions=self.collisions, owner_of=self._owner_of):
+                outcome = publish_file(tmp, target, installing=self.installing,
+                                       collisions=self.collisions, owner_of=self._owner_of)
+                if outcome == PUBLISHED:
                     self.published.append(target)
+                elif outcome == KEPT:
+                    self.kept.append(target)
             self.staged.clear()
+            killpoint.reach("install-published")
             if power_loss_safe():
                 for directory in {os.path.dirname(p) for p in self.published}:
                     sync_directory(directory)
             record_list += self._compile_bytecode_all(record_list)
+            if self.kept:
+                record_list.append((scheme, self._kept_collisions_entry(scheme, posixpath.dirname(record_file_path))))
             record_list.append((scheme, RecordEntry(record_file_path, None, None)))
             root = self.scheme_dict[scheme]
             rows = []
@@ -381,8 +481,9 @@ class AtomicDestination(SchemeDictionaryDestination):
             return []
         for cache in {os.path.join(os.path.dirname(real), "__pycache__") for _, _, real, _ in sources}:
             if cache not in self.ready_dirs:
+                refuse_links_out(cache, self.root, checked=self.link_checked, installing=self.installing)
                 self.ready_dirs.add(cache)
-                cleanup_stale_temporaries(cache)
+                cleanup_stale_temporaries(cache, self.owners_dir, self._owner_alive)
         # A big wheel (sympy ...) compiles in several interpreters at once, within the job budget.
         workers = max(1, min(self.compile_workers, len(sources) // 150))
         chunks = [sources[i::workers] for i in range(workers)]
@@ -410,7 +511,6 @@ class AtomicDestination(SchemeDictionaryDestination):
         from our source tree; return (process, future of its output) pairs."""
         if not chunks:
             return []
-        import json
         import subprocess
         from concurrent.futures import ThreadPoolExecutor
 
@@ -420,7 +520,9 @@ class AtomicDestination(SchemeDictionaryDestination):
         pool = ThreadPoolExecutor(len(chunks))
         started = []
         for chunk in chunks:
-            request = json.dumps({"levels": levels, "files": [[real, final] for _, _, real, final in chunk]})
+            # The children's temporaries carry our id: our owner lock covers them.
+            request = json.dumps({"levels": levels, "owner": owner_id(),
+                                  "files": [[real, final] for _, _, real, final in chunk]})
             process = subprocess.Popen([str(self.python), "-c", script], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             started.append((process, pool.submit(process.communicate, request)))
@@ -428,8 +530,6 @@ class AtomicDestination(SchemeDictionaryDestination):
         return started
 
     def _answers_of(self, started: list) -> list:
-        import json
-
         answers = []
         for process, future in started:
             out, err = future.result()
@@ -509,15 +609,16 @@ def install_wheel(
             compile_workers=compile_workers if compile_workers is not None else job_budget(),
             compile_here=compile_here,
         )
+        if destination.owners_dir is not None:
+            hold_owner_lock(destination.owners_dir)
         try:
             installer_install(source, destination, {"INSTALLER": INSTALLER_NAME})
-        except InstallError:
-            _roll_back(destination.published)
+        except BaseException as error:
+            roll_back(destination.published, site_dirs=destination.site_dirs(), lock_file=lock_file,
+                      own_dist_info=destination._path_with_destdir(Scheme("purelib"), dist_info))
             destination.discard()
-            raise
-        except Exception as error:
-            _roll_back(destination.published)
-            destination.discard()
+            if isinstance(error, InstallError) or not isinstance(error, Exception):
+                raise
             raise InstallError(f"installing {wheel.name} failed: {error}; nothing of it was kept") from None
     root = Path(destination._path_with_destdir(Scheme("purelib"), dist_info))
     return InstalledWheel(name=name, version=version, dist_info=root, files=destination.published)
@@ -534,12 +635,50 @@ def _same_version(a: str, b: str) -> bool:
         return False
 
 
-def _roll_back(published: list[str]) -> None:
-    # Only reached before RECORD exists, i.e. the files are ours alone (identical shared
-    # files that were already there are never counted as published by us).
-    for path in reversed(published):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+def roll_back(published: list[str], *, site_dirs: Iterable[str | os.PathLike[str]], lock_file: Path | None,
+              own_dist_info: str | None = None) -> None:
+    """Remove what a failed install published, except the files another distribution's RECORD lists.
+
+    A concurrent install may have found one of our files present with the same bytes and
+    listed it as its own: it is shared now.  So the roll-back takes the prefix's lock
+    exclusively (nobody publishes, every finished install's RECORD is written) and only
+    then decides, from every RECORD, what is ours alone."""
+    if not published:
+        return
+    with prefix_lock(lock_file, shared=False):
+        claimed = _listed_by_records(site_dirs, {os.path.basename(p) for p in published}, own_dist_info)
+        for path in reversed(published):
+            if os.path.normpath(path) in claimed:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _listed_by_records(site_dirs: Iterable[str | os.PathLike[str]], names: set[str],
+                       skip_dist_info: str | None) -> set[str]:
+    """The paths with one of ``names`` as file name that an installed distribution's RECORD lists."""
+    skip = os.path.normpath(skip_dist_info) if skip_dist_info else None
+    listed = set()
+    for site in site_dirs:
+        site = os.path.normpath(site)
+        try:
+            entries = os.listdir(site)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            dist_info = os.path.join(site, entry)
+            if not entry.endswith(".dist-info") or dist_info == skip:
+                continue
+            try:
+                with open(os.path.join(dist_info, "RECORD"), encoding="utf-8", errors="replace") as handle:
+                    rows = handle.read().splitlines()
+            except OSError:
+                continue
+            for row in rows:
+                rel = row.rsplit(",", 2)[0].strip('"')
+                if rel and posixpath.basename(rel) in names:
+                    listed.add(os.path.normpath(os.path.join(site, rel)))
+    return listed
 
 
 def merge_staging(staging_root: Path, prefix: Path, local: Path, *, installing: str,
@@ -558,6 +697,9 @@ def merge_staging(staging_root: Path, prefix: Path, local: Path, *, installing: 
             f"{installing} installed files outside the prefix {prefix}, e.g. "
             f"{'/' + str(outside[0].relative_to(staging_root))}; install into $SAGE_LOCAL only"
         )
+    _check_staged_tree(staged_prefix, prefix, local, installing)
+    if lock_file is not None:
+        hold_owner_lock(owners_dir_of(lock_file))
     installed = []
     with prefix_lock(lock_file, shared=True):
         for root, dirs, files in os.walk(staged_prefix):
@@ -576,6 +718,32 @@ def merge_staging(staging_root: Path, prefix: Path, local: Path, *, installing: 
                 publish_file(tmp, target, installing=installing, collisions="replace")
                 installed.append(str(rel_root / name))
     return installed
+
+
+def _check_staged_tree(staged_prefix: Path, prefix: Path, local: Path, installing: str) -> None:
+    """Before anything of a staged tree is published: refuse links that lead out of the prefix,
+    files named like our temporaries, and targets reached through a link that leads out."""
+    checked: set[str] = set()
+    for root, dirs, files in os.walk(staged_prefix):
+        rel_root = os.path.relpath(root, staged_prefix)
+        refuse_links_out(os.path.normpath(os.path.join(local, rel_root)), str(local), checked=checked,
+                         installing=installing)
+        for name in files + dirs:
+            rel = os.path.normpath(os.path.join(rel_root, name))
+            if TMP_MARK in name:
+                raise InstallError(f"{installing} installed {rel}, a name sage-build keeps for its temporary"
+                                   f" files ('{TMP_MARK}'); rename it in the recipe")
+            source = os.path.join(root, name)
+            if not os.path.islink(source):
+                continue
+            link = os.readlink(source)
+            if os.path.isabs(link):
+                leads_out = not _inside(os.path.normpath(link), str(prefix))
+            else:
+                leads_out = escapes(posixpath.join(posixpath.dirname(rel), link))
+            if leads_out:
+                raise InstallError(f"{installing} installed the link {rel} -> {link}, which leads out of the"
+                                   f" prefix {prefix}; the links a package installs must stay inside it")
 
 
 def _copy(source: Path, dest: Path) -> None:
@@ -599,12 +767,21 @@ def _is_relative_to(path: Path, base: Path) -> bool:
         return False
 
 
-def cleanup_stale_temporaries(directory: str | os.PathLike[str]) -> int:
+def owners_dir_of(lock_file: Path) -> Path:
+    """Where the owner locks of the processes installing into ``lock_file``'s prefix live."""
+    return lock_file.parent / "locks" / OWNERS_DIR
+
+
+def cleanup_stale_temporaries(directory: str | os.PathLike[str], owners_dir: str | os.PathLike[str] | None = None,
+                              known: dict[int, bool] | None = None) -> int:
     """Remove the temporary files that installs which died left in ``directory``; return how many.
 
     Called for each directory an install writes into, so a killed install's leftovers go
-    the next time anything is installed there.
+    the next time anything is installed there.  Whether their owner still lives is asked of
+    its owner lock in ``owners_dir`` (see :func:`atomic.owner_alive`); ``known`` caches the
+    answers for one install.
     """
+    known = {} if known is None else known
     removed = 0
     try:
         names = os.listdir(directory)
@@ -614,21 +791,16 @@ def cleanup_stale_temporaries(directory: str | os.PathLike[str]) -> int:
         if TMP_MARK not in name:
             continue
         pid_text = name.split(TMP_MARK, 1)[1].split("-", 1)[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if pid not in known:
+            known[pid] = owner_alive(owners_dir, pid)
+        if not known[pid]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(directory, name))
                 removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
