@@ -33,6 +33,7 @@ from .atomic import (
     TMP_MARK, create, make_dirs, power_loss_safe, sync_directory, sync_file, tmp_name, write_all, write_atomic,
 )
 from .errors import InstallError
+from .killpoint import reach
 from .lock import prefix_lock
 from .makeflags import job_budget
 from .ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
@@ -342,11 +343,13 @@ class AtomicDestination(SchemeDictionaryDestination):
                         continue
                     if os.path.exists(target) and not _same_content(tmp, target):
                         raise Collision(target, self._owner_of(target), self.installing)
+            reach("install-staged")
             for tmp, target in self.staged:
                 # A shared file that was already there (same bytes) is not ours to roll back.
                 if publish_file(tmp, target, installing=self.installing,
                                 collisions=self.collisions, owner_of=self._owner_of):
                     self.published.append(target)
+                reach("install-published")
             self.staged.clear()
             if power_loss_safe():
                 for directory in {os.path.dirname(p) for p in self.published}:
