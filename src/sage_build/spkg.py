@@ -1,8 +1,9 @@
 """sage-spkg: one package through the pipeline.
 
 fetch -> unpack -> build -> uninstall the old version -> install -> record -> (check).
-The old version is removed only after the new one built; the stamp (manifest)
-is written last, so it exists only if everything before it succeeded.
+The old version is removed only after the new one built, its stamp first (into the
+removal journal: see :mod:`sage_build.uninstall`); the new stamp (manifest) is written
+last, so it exists only if everything before it succeeded.
 """
 
 from __future__ import annotations
