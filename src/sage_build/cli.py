@@ -182,7 +182,7 @@ def uninstall_main(argv: list[str] | None = None) -> int:
         graph = Graph(packages=packages)
         installed = installed_versions(layout, packages)
         for name in args.packages:
-            if name not in packages and not layout.installed_stamps(name):
+            if name not in packages and not layout.installed_stamps(name) and not layout.removal_journal(name):
                 raise SageBuildError(f"there is no package '{name}' (no recipe, nothing installed)")
             dependents = sorted(d for d in graph.dependents(name) if d in installed and d not in args.packages)
             if dependents and not args.force and not args.keep_files:

@@ -30,12 +30,13 @@ from installer.records import Hash, RecordEntry, parse_record_file
 from installer.sources import WheelFile
 from installer.utils import Scheme
 
-from . import bytecode, killpoint
+from . import bytecode
 from .atomic import (
     TMP_MARK, create, hold_owner_lock, make_dirs, owner_alive, owner_id, power_loss_safe,
     sync_directory, sync_file, tmp_name, write_all, write_atomic,
 )
 from .errors import InstallError
+from .killpoint import reach
 from .lock import prefix_lock
 from .makeflags import job_budget
 from .ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
@@ -425,7 +426,6 @@ class AtomicDestination(SchemeDictionaryDestination):
         return RecordEntry(rel, Hash("sha256", _b64(hashlib.sha256(data).digest())), len(data))
 
     def finalize_installation(self, scheme: Scheme, record_file_path: str, records) -> None:
-        killpoint.reach("install-staged")
         record_list = [(s, r) for s, r in records if r.path != record_file_path]
         with prefix_lock(self.lock_file, shared=True):
             if self.collisions == "error":
@@ -436,6 +436,7 @@ class AtomicDestination(SchemeDictionaryDestination):
                         continue
                     if os.path.exists(target) and not _same_content(tmp, target):
                         raise Collision(target, self._owner_of(target), self.installing)
+            reach("install-staged")
             for tmp, target in self.staged:
                 # A shared file that was already there (same bytes) is not ours to roll back.
                 outcome = publish_file(tmp, target, installing=self.installing,
@@ -444,8 +445,8 @@ class AtomicDestination(SchemeDictionaryDestination):
                     self.published.append(target)
                 elif outcome == KEPT:
                     self.kept.append(target)
+                reach("install-published")
             self.staged.clear()
-            killpoint.reach("install-published")
             if power_loss_safe():
                 for directory in {os.path.dirname(p) for p in self.published}:
                     sync_directory(directory)

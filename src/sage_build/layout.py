@@ -38,6 +38,12 @@ class Layout:
         return self.var_sage / "installed"
 
     @property
+    def removing_dir(self) -> Path:
+        """The removal journal: a stamp moves here (by rename) before its package's first file goes,
+        and is deleted after the last; an entry here is a package half-removed, not installed."""
+        return self.installed_dir / ".removing"
+
+    @property
     def wheels_dir(self) -> Path:
         return self.var_sage / "wheels"
 
@@ -96,17 +102,25 @@ class Layout:
 
     def installed_stamps(self, name: str) -> list[Path]:
         """The stamps of every installed version of package ``name``."""
-        try:
-            entries = os.listdir(self.installed_dir)
-        except FileNotFoundError:
-            return []
-        prefix = name + "-"
-        # A version never starts with a letter... except 'none'; names may contain '-' in
-        # foreign trees, so match on "<name>-<something without the name's own dashes>".
-        return sorted(
-            self.installed_dir / entry for entry in entries
-            if entry.startswith(prefix) and _is_version_part(entry[len(prefix):])
-        )
+        return _entries_of(self.installed_dir, name)
+
+    def removal_journal(self, name: str) -> list[Path]:
+        """The journal entries (see :attr:`removing_dir`) of package ``name``: removals to complete."""
+        return _entries_of(self.removing_dir, name)
+
+
+def _entries_of(directory: Path, name: str) -> list[Path]:
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    prefix = name + "-"
+    # A version never starts with a letter... except 'none'; names may contain '-' in
+    # foreign trees, so match on "<name>-<something without the name's own dashes>".
+    return sorted(
+        directory / entry for entry in entries
+        if entry.startswith(prefix) and _is_version_part(entry[len(prefix):])
+    )
 
 
 def _is_version_part(text: str) -> bool:

@@ -2,7 +2,9 @@
 
 Sage's JSON format.  For a Python package ``files`` lists only the wheel
 (``var/lib/sage/wheels/<wheel>``); the files the wheel installed are known to
-its RECORD, and removed by the package's spkg-piprm.
+its RECORD, and removed by the package's spkg-piprm.  While a package is being removed its
+manifest is in ``installed/.removing/`` (the removal journal: see :mod:`sage_build.uninstall`),
+where nothing that lists installed packages looks.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """sage-spkg: one package through the pipeline.
 
 fetch -> unpack -> build -> uninstall the old version -> install -> record -> (check).
-The old version is removed only after the new one built; the stamp (manifest)
-is written last, so it exists only if everything before it succeeded.
+The old version is removed only after the new one built, its stamp first (into the
+removal journal: see :mod:`sage_build.uninstall`); the new stamp (manifest) is written
+last, so it exists only if everything before it succeeded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .checksums import verified_cached
 from .config import Config, load_config
 from .errors import BuildError, FetchError, InstallError, SageBuildError
 from .graph import PYTHON_PSEUDO
+from .killpoint import reach
 from .layout import Layout, tool_root
 from .log import PackageLog, record_event
 from .makeflags import make_dry_run
@@ -104,7 +106,7 @@ class Spkg:
                 raise BuildError(f"could not make the virtual environment {self.layout.local} with {self.config.python}")
             if self.layout.destdir is not None:
                 _unstage_venv(self.layout)
-            for directory in (self.layout.wheels_dir, self.layout.scripts_dir, self.layout.installed_dir):
+            for directory in (self.layout.wheels_dir, self.layout.scripts_dir, self.layout.removing_dir):
                 directory.mkdir(parents=True, exist_ok=True)
             target = query_python(self.layout.python)
             target.save(self.layout.target_file)
@@ -156,6 +158,7 @@ class Spkg:
             raise PhaseFailed("build", BuildError("the build produced no wheel"))
         with self.phase("uninstall-old"):
             previous = self._keep_previous()
+            reach("uninstall-keep")
             uninstall(self.layout, self.pkg.name, say=self.log.line)
         files: list[str] = []
         distributions = []
@@ -166,6 +169,7 @@ class Spkg:
             self._maintainer_script("spkg-preinst", env)
             for wheel in wheels:
                 stored = self._store_wheel(wheel)
+                reach("install-stored")
                 try:
                     installed = install_wheel(
                         stored, paths=_final_paths(target, self.layout),
@@ -176,6 +180,7 @@ class Spkg:
                 except BaseException:
                     stored.unlink(missing_ok=True)  # no manifest will name it
                     raise
+                reach("install-wheel")
                 self.log.line(f"installed {stored.name}")
                 published.append(stored.name)
                 files.append(str(stored.relative_to(self.layout.local)))
@@ -185,6 +190,7 @@ class Spkg:
                 published.append("staged files")
             files += merge_staging(staging, self.layout.prefix, self.layout.local, installing=self.tag,
                                    lock_file=self.layout.lock_file)
+            reach("install-merged")
             self._maintainer_script("spkg-postinst", env)
         test_result = ""
         if self.check and self.pkg.script_path("spkg-check"):
@@ -194,7 +200,9 @@ class Spkg:
                 test_result = "passed"
         with self.phase("record"):
             self._record_scripts(distributions)
+            reach("record-scripts")
             stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
+            reach("record-manifest")
         if not self.keep_build:
             shutil.rmtree(self.build_dir, ignore_errors=True)
         return stamp
@@ -300,9 +308,11 @@ class Spkg:
 
     def _keep_previous(self) -> dict | None:
         """Before the old version goes, set its wheels, files, scripts and stamp aside, so that a
-        failed install (a full disk ...) can put it back.  Wheels are moved aside (uninstall then
-        finds nothing to delete); other files are hard-linked (copied across file systems) into
-        a staging tree laid out as merge_staging expects."""
+        failed install (a full disk ...) can put it back.  Nothing in the prefix changes (a kill
+        here leaves the old version whole, stamp and wheel): wheels and other files are
+        hard-linked (copied across file systems), the files into a staging tree laid out as
+        merge_staging expects.  Only installed versions count: a journal entry (a removal that a
+        kill interrupted) describes a package no longer whole."""
         stamps = self.layout.installed_stamps(self.pkg.name)
         if not stamps:
             return None
@@ -316,15 +326,12 @@ class Spkg:
             for rel in read_manifest(stamp).get("files", []):
                 source = self.layout.local / rel
                 if rel.endswith(".whl") and source.is_file():
-                    os.replace(source, keep / source.name)
+                    _link_or_copy(source, keep / source.name)
                     wheels.append(keep / source.name)
                 elif os.path.lexists(source) and not (source.is_dir() and not source.is_symlink()):
                     dest = staged_prefix / rel
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.link(source, dest, follow_symlinks=False)
-                    except OSError:
-                        shutil.copy2(source, dest, follow_symlinks=False)
+                    _link_or_copy(source, dest)
         scripts = self.layout.scripts_dir / self.pkg.name
         if scripts.is_dir():
             shutil.copytree(scripts, keep / "scripts", symlinks=True)
@@ -395,6 +402,13 @@ class Spkg:
             f"To reproduce: make {self.pkg.name}   (or: {tool_root()}/build/bin/sage-spkg -s"
             f" {self.pkg.name}, which keeps the build directory {self.build_dir})\n"
         )
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest, follow_symlinks=False)
+    except OSError:  # another file system
+        shutil.copy2(source, dest, follow_symlinks=False)
 
 
 def _unstage_venv(layout: Layout) -> None:

@@ -4,6 +4,12 @@
 RECORD-driven), the manifest's other files deepest first with the directories
 they leave empty, ``spkg-postrm``, the package's scripts directory, and last
 the stamp.  File removal holds the prefix's exclusive lock.
+
+A journal makes this safe against a kill: before anything is removed, the stamp
+moves (by rename) into ``installed/.removing/``, so make, the plan and
+``--package list`` see the package as not installed from then on; the journal
+entry is deleted last.  Every step can run again, so the next uninstall or build
+of the package simply runs them all again to complete a removal a kill cut short.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UninstallError
+from .killpoint import reach
 from .layout import Layout
 from .lock import prefix_lock
 from .manifest import read_manifest
 
 PIPRM = "spkg-piprm"
+PIPRM_REMOVED_NOTHING = 3  # spkg-piprm's exit status when it failed before removing anything
 
 
 def render_piprm(*, package: str, version: str, python: Path, prefix: Path,
@@ -32,21 +40,40 @@ def render_piprm(*, package: str, version: str, python: Path, prefix: Path,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     return env.get_template("spkg-piprm.j2").render(
         package=package, version=version, python=str(python), prefix=str(prefix),
-        distributions=[list(d) for d in distributions],
+        distributions=[list(d) for d in distributions], removed_nothing=PIPRM_REMOVED_NOTHING,
     )
+
+
+def begin_removal(layout: Layout, name: str) -> dict[Path, Path]:
+    """Move every stamp of ``name`` into the removal journal; return {stamp: journal entry}.
+
+    A rename: from here on the package is not installed for make (which checks the stamp),
+    before the first of its files goes."""
+    moved = {}
+    for stamp in layout.installed_stamps(name):
+        layout.removing_dir.mkdir(exist_ok=True)
+        entry = layout.removing_dir / stamp.name
+        os.replace(stamp, entry)
+        moved[stamp] = entry
+        reach("uninstall-journal")
+    return moved
 
 
 def uninstall(layout: Layout, name: str, *, stamp_only: bool = False, say: Callable[[str], None] = print,
               force_piprm: bool = False) -> bool:
-    """Uninstall every installed version of package ``name``; return False if none was installed."""
-    stamps = layout.installed_stamps(name)
-    if not stamps:
-        return False
+    """Uninstall every installed version of package ``name``, and complete a removal that a kill
+    interrupted; return False if there was neither."""
     if stamp_only:
+        stamps = layout.installed_stamps(name)
         for stamp in stamps:
             stamp.unlink()
-        say(f"{name}: removed the stamp only (-k); the files stay")
-        return True
+        if stamps:
+            say(f"{name}: removed the stamp only (-k); the files stay")
+        return bool(stamps)
+    moved = begin_removal(layout, name)
+    entries = layout.removal_journal(name)
+    if not entries:
+        return False
     scripts = layout.scripts_dir / name
     env = dict(os.environ, SAGE_LOCAL=str(layout.prefix))
     if layout.destdir is not None:
@@ -60,23 +87,37 @@ def uninstall(layout: Layout, name: str, *, stamp_only: bool = False, say: Calla
         result = subprocess.run(command, env=env, capture_output=True, text=True)
         for line in result.stdout.splitlines():
             say(f"  {line}")
-        if result.returncode != 0:
-            raise UninstallError(
-                f"{name}: {path} failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}\n"
-                "The package stays installed."
-                + (f" If its RECORD is broken, run {path} --force by hand, then uninstall again." if script == PIPRM else "")
-            )
+        if result.returncode == 0:
+            return
+        # spkg-prerm runs before anything is removed; spkg-piprm says when it removed nothing.
+        # Then the package is whole and its stamp goes back; else the journal stays (not installed).
+        whole = script == "spkg-prerm" or (script == PIPRM and result.returncode == PIPRM_REMOVED_NOTHING)
+        if whole:
+            for stamp, entry in moved.items():
+                os.replace(entry, stamp)
+        raise UninstallError(
+            f"{name}: {path} failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}\n"
+            + ("The package stays installed." if whole else
+               f"The removal stopped half-way; `./sage --uninstall {name}` or `make {name}` completes it.")
+            + (f" If its RECORD is broken, run {path} --force by hand, then uninstall again." if script == PIPRM else "")
+        )
 
     run("spkg-prerm")
+    reach("uninstall-prerm")
     run(PIPRM, *(["--force"] if force_piprm else []))
+    reach("uninstall-piprm")
     with prefix_lock(layout.lock_file, shared=False):
-        for stamp in stamps:
-            remove_files(layout.local, read_manifest(stamp).get("files", []))
+        for entry in entries:
+            remove_files(layout.local, read_manifest(entry).get("files", []))
+    reach("uninstall-files")
     run("spkg-postrm")
+    reach("uninstall-postrm")
     shutil.rmtree(scripts, ignore_errors=True)
-    for stamp in stamps:
+    reach("uninstall-scripts")
+    for entry in entries:
         with contextlib.suppress(FileNotFoundError):
-            stamp.unlink()
+            entry.unlink()
+    reach("uninstall-stamp")
     return True
 
 
