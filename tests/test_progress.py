@@ -214,3 +214,22 @@ def test_events_log_rotates_at_a_session_start_and_keeps_its_history(tmp_path):
     assert [e["package"] for e in read_events(events)] == [f"p{i}" for i in range(50)] + ["new"]
     rotate_events(events, limit=1)  # the older history goes, the last log stays
     assert [e["package"] for e in read_events(events)] == ["new"]
+
+
+def _write_timelines(args):
+    path, worker = args
+    from sage_build.timeline import write_timeline
+
+    events = [{"event": "end", "package": f"p{worker}", "version": "1", "phase": "build", "start": 0, "time": 1}]
+    for _ in range(100):
+        write_timeline(events, path)
+    return worker
+
+
+def test_timelines_written_at_once_never_collide(tmp_path):
+    # two builds ending together each write the timeline: their temporaries must not be one file
+    path = tmp_path / "logs" / "build-timeline.html"
+    with ProcessPoolExecutor(4) as pool:
+        list(pool.map(_write_timelines, [(path, w) for w in range(4)]))
+    assert path.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
