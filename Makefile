@@ -5,6 +5,7 @@
 #   make reconfigure    repeat the last ./configure.py call
 #   make clean          remove build directories and logs
 #   make distclean      back to a fresh clone (prefix, tool environment, configuration)
+#   make download       every enabled package's source and the tool's own wheels, for offline builds
 # Everything else (PKG-uninstall, PKG-no-deps, download, list ...) goes to build/make/Makefile;
 # several such goals are one build (one sub-make, one progress display, one summary).
 
@@ -18,7 +19,7 @@ TOOL_PYTHON := $(SAGE_BUILD_HOME)/.venv/bin/python
 GENERATED := $(SAGE_ROOT)/build/make/Makefile
 CONFIG := $(SAGE_ROOT)/build/make/config.json
 
-.PHONY: all build test reconfigure clean distclean tool-env bench
+.PHONY: all build test reconfigure clean distclean tool-env tool-wheels bench
 .DEFAULT_GOAL := build
 
 all: build
@@ -40,6 +41,12 @@ reconfigure:
 
 tool-env:
 	@python3 $(SAGE_ROOT)/src/sage_build/bootstrap.py
+
+# The tool's own wheels, pinned by hash (build/tool-requirements.txt; `build/bin/sage-tool-wheels
+# lock` refreshes the pins): stored by `make download`, so that the tool environment can be
+# made again offline.
+tool-wheels:
+	@python3 $(SAGE_BUILD_BIN)/sage-tool-wheels download
 
 test: tool-env
 	$(TOOL_PYTHON) -m pytest $(SAGE_ROOT)/tests $(PYTEST_ARGS)
@@ -64,7 +71,7 @@ distclean:
 # Every other goal (build, a package, PKG-uninstall, download, list ...) is the generated
 # Makefile's, and all of them are one sub-make: the first runs the whole set, the others wait for
 # it. (One sub-make and one display per goal raced on logs/ and broke `make -j12 a b c`.)
-OWN_GOALS := all test reconfigure clean distclean tool-env bench
+OWN_GOALS := all test reconfigure clean distclean tool-env tool-wheels bench
 # goals that need no progress display; they run before the build goals
 PLAIN_GOALS := %-uninstall %-clean list download
 uniq = $(if $1,$(firstword $1) $(call uniq,$(filter-out $(firstword $1),$1)))
@@ -81,7 +88,7 @@ KEEP_GOING = $(findstring k,$(firstword -$(MAKEFLAGS)))
 ifneq ($(FIRST),)
 .PHONY: $(FORWARDED)
 # what the command line asks to happen first happens before the build
-$(FIRST): $(filter clean distclean reconfigure tool-env,$(GOALS))
+$(FIRST): $(filter clean distclean reconfigure tool-env,$(GOALS)) $(if $(filter download,$(GOALS)),tool-wheels)
 	+@$(MAKE) --no-print-directory -f $(SAGE_ROOT)/Makefile $(GENERATED)
 	+@status=0; \
 	$(if $(PLAIN),$(MAKE) --no-print-directory -f $(GENERATED) $(PLAIN) || status=$$?;) \
