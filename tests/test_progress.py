@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from conftest import ROOT, python_recipe
 from sage_build.log import record_event
 from sage_build.plan import read_events
+from sage_build.timeline import write_timeline
 
 
 def _progress(tree, *targets, jobs=1, extra_env=None):
@@ -218,8 +219,6 @@ def test_events_log_rotates_at_a_session_start_and_keeps_its_history(tmp_path):
 
 def _write_timelines(args):
     path, worker = args
-    from sage_build.timeline import write_timeline
-
     events = [{"event": "end", "package": f"p{worker}", "version": "1", "phase": "build", "start": 0, "time": 1}]
     for _ in range(100):
         write_timeline(events, path)
@@ -227,8 +226,10 @@ def _write_timelines(args):
 
 
 def test_timelines_written_at_once_never_collide(tmp_path):
-    # two builds ending together each write the timeline: their temporaries must not be one file
+    # two builds ending together each write the timeline: their temporaries must not be one file,
+    # also in processes forked after the module chose its temporary names (as the pool's are)
     path = tmp_path / "logs" / "build-timeline.html"
+    write_timeline([], path)
     with ProcessPoolExecutor(4) as pool:
         list(pool.map(_write_timelines, [(path, w) for w in range(4)]))
     assert path.read_text().startswith("<!DOCTYPE html>")

@@ -20,6 +20,16 @@ _PID = os.getpid()
 _counter = itertools.count()
 
 
+def _after_fork() -> None:
+    # a forked child inherits _PID and the counter: without this it would pick its parent's
+    # (and its siblings') temporary names
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def tmp_name(target: str | os.PathLike[str]) -> str:
     """A temporary name beside ``target``, recognisable (and owned by this process) for clean-up."""
     directory, name = os.path.split(target)
