@@ -5,7 +5,9 @@
 #   make reconfigure    repeat the last ./configure.py call
 #   make clean          remove build directories and logs
 #   make distclean      back to a fresh clone (prefix, tool environment, configuration)
-# Everything else (PKG-uninstall, PKG-no-deps, download, list ...) goes to build/make/Makefile.
+#   make download       every enabled package's source and the tool's own wheels, for offline builds
+# Everything else (PKG-uninstall, PKG-no-deps, download, list ...) goes to build/make/Makefile;
+# several such goals are one build (one sub-make, one progress display, one summary).
 
 SAGE_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 # sage-build's own files (this Makefile may be a link from another distribution tree)
@@ -17,16 +19,12 @@ TOOL_PYTHON := $(SAGE_BUILD_HOME)/.venv/bin/python
 GENERATED := $(SAGE_ROOT)/build/make/Makefile
 CONFIG := $(SAGE_ROOT)/build/make/config.json
 
-.PHONY: all build test reconfigure clean distclean tool-env bench
+.PHONY: all build test reconfigure clean distclean tool-env tool-wheels bench
 .DEFAULT_GOAL := build
 
 all: build
 
 SAGE_BUILD_BIN := $(SAGE_BUILD_HOME)/build/bin
-
-# sage-progress runs make, shows the progress and, on failure, the summary.
-build: $(GENERATED)
-	+@$(TOOL_PYTHON) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) build
 
 # configure decides from the recipes' type, version and dependency files: when one of
 # them changes, the Makefile is generated again with the last configure call.
@@ -43,6 +41,12 @@ reconfigure:
 
 tool-env:
 	@python3 $(SAGE_ROOT)/src/sage_build/bootstrap.py
+
+# The tool's own wheels, pinned by hash (build/tool-requirements.txt; `build/bin/sage-tool-wheels
+# lock` refreshes the pins): stored by `make download`, so that the tool environment can be
+# made again offline.
+tool-wheels:
+	@python3 $(SAGE_BUILD_BIN)/sage-tool-wheels download
 
 test: tool-env
 	$(TOOL_PYTHON) -m pytest $(SAGE_ROOT)/tests $(PYTEST_ARGS)
@@ -64,9 +68,39 @@ distclean:
 	rm -rf $(SAGE_ROOT)/local $(SAGE_ROOT)/logs $(SAGE_ROOT)/build/make $(SAGE_ROOT)/.venv \
 		$(SAGE_ROOT)/.pytest_cache $(SAGE_ROOT)/src/*.egg-info
 
-# Any other target (a package, PKG-uninstall, download, list ...) is the generated Makefile's.
-.DEFAULT:
-	@case "$@" in */*) echo "make: no rule to make $@ (a missing file)" >&2; exit 2 ;; esac
+# Every other goal (build, a package, PKG-uninstall, download, list ...) is the generated
+# Makefile's, and all of them are one sub-make: the first runs the whole set, the others wait for
+# it. (One sub-make and one display per goal raced on logs/ and broke `make -j12 a b c`.)
+OWN_GOALS := all test reconfigure clean distclean tool-env tool-wheels bench
+# goals that need no progress display; they run before the build goals
+PLAIN_GOALS := %-uninstall %-clean list download
+uniq = $(if $1,$(firstword $1) $(call uniq,$(filter-out $(firstword $1),$1)))
+GOALS := $(call uniq,$(patsubst all,build,$(or $(MAKECMDGOALS),build)))
+# a goal with a / is a file: .DEFAULT says it is missing
+FORWARDED := $(foreach goal,$(filter-out $(OWN_GOALS),$(GOALS)),$(if $(findstring /,$(goal)),,$(goal)))
+PLAIN := $(filter $(PLAIN_GOALS),$(FORWARDED))
+BUILD := $(filter-out $(PLAIN),$(FORWARDED))
+FIRST := $(firstword $(FORWARDED))
+REST := $(wordlist 2,$(words $(FORWARDED)),$(FORWARDED))
+# make -k: a failing plain goal does not stop the build goals
+KEEP_GOING = $(findstring k,$(firstword -$(MAKEFLAGS)))
+
+ifneq ($(FIRST),)
+.PHONY: $(FORWARDED)
+# what the command line asks to happen first happens before the build
+$(FIRST): $(filter clean distclean reconfigure tool-env,$(GOALS)) $(if $(filter download,$(GOALS)),tool-wheels)
 	+@$(MAKE) --no-print-directory -f $(SAGE_ROOT)/Makefile $(GENERATED)
-	+@case "$@" in *-uninstall|*-clean|list|download) $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; \
-	  *) $(TOOL_PYTHON) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) $@ ;; esac
+	+@status=0; \
+	$(if $(PLAIN),$(MAKE) --no-print-directory -f $(GENERATED) $(PLAIN) || status=$$?;) \
+	$(if $(BUILD),if [ $$status = 0 ] || [ -n "$(KEEP_GOING)" ]; then \
+	  $(TOOL_PYTHON) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) $(BUILD) \
+	  || status=$$?; fi;) \
+	exit $$status
+endif
+ifneq ($(REST),)
+$(REST): $(FIRST)
+	@:
+endif
+
+.DEFAULT:
+	@echo "make: no rule to make $@ (a missing file)" >&2; exit 2

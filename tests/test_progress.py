@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from conftest import ROOT, python_recipe
 from sage_build.log import record_event
 from sage_build.plan import read_events
+from sage_build.timeline import write_timeline
 
 
 def _progress(tree, *targets, jobs=1, extra_env=None):
@@ -214,3 +215,87 @@ def test_events_log_rotates_at_a_session_start_and_keeps_its_history(tmp_path):
     assert [e["package"] for e in read_events(events)] == [f"p{i}" for i in range(50)] + ["new"]
     rotate_events(events, limit=1)  # the older history goes, the last log stays
     assert [e["package"] for e in read_events(events)] == ["new"]
+
+
+def _write_timelines(args):
+    path, worker = args
+    events = [{"event": "end", "package": f"p{worker}", "version": "1", "phase": "build", "start": 0, "time": 1}]
+    for _ in range(100):
+        write_timeline(events, path)
+    return worker
+
+
+def test_timelines_written_at_once_never_collide(tmp_path):
+    # two builds ending together each write the timeline: their temporaries must not be one file,
+    # also in processes forked after the module chose its temporary names (as the pool's are)
+    path = tmp_path / "logs" / "build-timeline.html"
+    write_timeline([], path)
+    with ProcessPoolExecutor(4) as pool:
+        list(pool.map(_write_timelines, [(path, w) for w in range(4)]))
+    assert path.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
+
+
+def _top_level(tree):
+    """The repository's top-level Makefile in ``tree`` (as a distribution tree links it)."""
+    for name in ("Makefile", "configure.py"):
+        (tree.root / name).symlink_to(ROOT / name)
+    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    return lambda *args: subprocess.run(["make", "-C", str(tree.root), *args], env=tree.env,
+                                        capture_output=True, text=True)
+
+
+def _sessions(tree):
+    return {e.get("session") for e in read_events(tree.root / "logs/events.jsonl") if e.get("session")}
+
+
+def test_several_goals_are_one_build(tree):
+    # `make -j4 a b c d e` ran one sage-progress and one sub-make per goal, which raced on the
+    # timeline (the build failed in 1 to 3 of 5 rounds): now it is one build, every round.
+    names = ["pa", "pb", "pc", "pd", "pe"]
+    for name in names:
+        python_recipe(tree.root, name, "1.0", {f"{name}/__init__.py": ""})
+    tree.configure()
+    make = _top_level(tree)
+    seen: set = set()
+    for round_ in range(5):
+        result = make("-j4", *names)
+        assert result.returncode == 0, f"round {round_}:\n{result.stdout}\n{result.stderr}"
+        assert len(re.findall(r"^built \d+ package", result.stdout, re.M)) == 1, result.stdout  # one summary
+        for name in names:
+            assert len(re.findall(rf"^\[.*\] {name}-1.0: installed", result.stdout, re.M)) == 1, result.stdout
+        sessions = _sessions(tree) - seen
+        assert len(sessions) == 1, sessions  # one progress display, so one sub-make under it
+        seen |= sessions
+        assert (tree.root / "logs/build-timeline.html").is_file()
+        assert not [p.name for p in (tree.root / "logs").glob("*.tmp")]
+        # plain goals together are one plain sub-make, without a display
+        result = make("-j4", *(f"{name}-uninstall" for name in names))
+        assert result.returncode == 0, result.stderr
+        assert not any(tree.stamp(name, "1.0").exists() for name in names)
+        assert _sessions(tree) == seen
+
+
+def test_goals_mixed_with_uninstall_list_and_keep_going(tree):
+    python_recipe(tree.root, "pa", "1.0", {"pa/__init__.py": ""})
+    python_recipe(tree.root, "pb", "1.0", {"pb/__init__.py": ""})
+    python_recipe(tree.root, "bad", "1.0", {"bad/__init__.py": ""}, fail="boom in bad")
+    tree.configure()
+    make = _top_level(tree)
+    assert make("-j4", "pa").returncode == 0
+    first = tree.stamp("pa", "1.0").stat().st_mtime_ns
+    # the uninstall and list goals run first (one plain sub-make), then one build of the others
+    result = make("-j4", "pa-uninstall", "list", "pa")
+    assert result.returncode == 0, result.stderr
+    assert {"pa", "pb", "bad"} <= set(result.stdout.split())
+    assert tree.stamp("pa", "1.0").stat().st_mtime_ns > first  # uninstalled, then built again
+    assert len(re.findall(r"^built 1 package", result.stdout, re.M)) == 1
+    # a failing goal stops the build, as make does without -k ...
+    result = make("-j4", "nosuch-uninstall", "pb")
+    assert result.returncode != 0
+    assert not tree.stamp("pb", "1.0").exists()
+    # ... and with -k the rest goes on: one build, one failure summary
+    result = make("-k", "-j4", "nosuch-uninstall", "bad", "pb", "build")
+    assert result.returncode != 0
+    assert tree.stamp("pb", "1.0").exists()
+    assert result.stderr.count("FAILED: bad-1.0") == 1, result.stderr  # one summary

@@ -25,6 +25,16 @@ _counter = itertools.count()
 _owner_lock: tuple[int, str] | None = None  # (descriptor, path) while this process holds its owner lock
 
 
+def _after_fork() -> None:
+    # a forked child inherits _PID and the counter: without this it would pick its parent's
+    # (and its siblings') temporary names
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def tmp_name(target: str | os.PathLike[str]) -> str:
     """A temporary name beside ``target``, recognisable (and owned by this process) for clean-up."""
     directory, name = os.path.split(target)

@@ -10,6 +10,8 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import write_atomic
+
 PHASE_COLOURS = {
     "fetch": "#9ecae1", "unpack": "#c6dbef", "build": "#3182bd", "uninstall-old": "#fdd0a2",
     "install": "#31a354", "record": "#a1d99b", "check": "#756bb1",
@@ -115,8 +117,6 @@ def _tick_step(total: float) -> float:
 
 
 def write_timeline(events: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(events))
-    tmp.replace(path)
+    # a temporary name of this process's own: two builds finishing together never share one
+    write_atomic(path, render(events).encode())
     return path
