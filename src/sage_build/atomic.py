@@ -27,9 +27,11 @@ _owner_lock: tuple[int, str] | None = None  # (descriptor, path) while this proc
 
 def _after_fork() -> None:
     # a forked child inherits _PID and the counter: without this it would pick its parent's
-    # (and its siblings') temporary names
-    global _PID
+    # (and its siblings') temporary names.  Its parent's owner lock stays its parent's: the child
+    # must not remove it when it exits (its own temporaries are judged by its pid).
+    global _PID, _owner_lock
     _PID = os.getpid()
+    _owner_lock = None
 
 
 os.register_at_fork(after_in_child=_after_fork)
