@@ -247,6 +247,18 @@ def _check_checksum_value(key: str, value: str, where: str) -> None:
         raise RecipeError(f"{where}: cksum={value!r} is not a decimal POSIX cksum value")
 
 
+def _check_tarball_name(pattern: str, version: str | None, where: str, name: str) -> None:
+    """A tarball is a file directly in upstream/: a path in its name would make every tool
+    (the cache look-up, fetch, unpack) use a file elsewhere."""
+    upstream_version = re.sub(r"\.p\d+$", "", version or "")
+    for text in (pattern, pattern.replace("VERSION", upstream_version)):
+        if "/" in text or "\0" in text or text in ("", ".", ".."):
+            raise RecipeError(
+                f"{where}: tarball={pattern!r} is not a plain file name; it names a file in upstream/,"
+                f" so write the file name alone (no '/', not '..'), e.g. tarball={name}-VERSION.tar.gz"
+            )
+
+
 def load_package(path: Path) -> Package:
     """Load the recipe in directory ``path``; raise :class:`RecipeError` on malformed files."""
     name = path.name
@@ -292,6 +304,8 @@ def load_package(path: Path) -> Package:
             if key in values:
                 _check_checksum_value(key, values[key], where_ini)
                 checksums[key] = values[key].lower()
+        if tarball_pattern is not None:
+            _check_tarball_name(tarball_pattern, version, where_ini, name)
         if tarball_pattern is None and (checksums or upstream_url):
             raise RecipeError(f"{where_ini}: checksums without a 'tarball=' line naming the file")
         if tarball_pattern is not None and not checksums:
