@@ -30,10 +30,15 @@ build: $(GENERATED)
 
 # configure decides from the recipes' type, version and dependency files: when one of
 # them changes, the Makefile is generated again with the last configure call.
+# A directory name make cannot take (a space, ':', '$') is refused or skipped by configure; it
+# must not break this rule either: such words are dropped and the second wildcard drops the
+# pieces a space leaves.
+RECIPE_FILES := $(wildcard $(foreach f,$(wildcard $(SAGE_ROOT)/build/pkgs/*/type \
+		$(SAGE_ROOT)/build/pkgs/*/package-version.txt $(SAGE_ROOT)/build/pkgs/*/dependencies* \
+		$(SAGE_ROOT)/build/pkgs/*/requirements.txt $(SAGE_ROOT)/build/pkgs/*/checksums.ini),\
+		$(if $(findstring :,$f)$(findstring $$,$f),,$f)))
 $(GENERATED): $(SAGE_ROOT)/configure.py $(SAGE_BUILD_HOME)/src/sage_build/templates/Makefile.j2 $(SAGE_ROOT)/build/pkgs \
-		$(wildcard $(SAGE_ROOT)/build/pkgs/*/type $(SAGE_ROOT)/build/pkgs/*/package-version.txt \
-		$(SAGE_ROOT)/build/pkgs/*/dependencies* $(SAGE_ROOT)/build/pkgs/*/requirements.txt \
-		$(SAGE_ROOT)/build/pkgs/*/checksums.ini)
+		$(RECIPE_FILES)
 	@if [ -f $(CONFIG) ]; then $(SAGE_ROOT)/build/bin/sage-reconfigure --quiet; \
 	 else $(SAGE_ROOT)/configure.py; fi
 	@touch $@

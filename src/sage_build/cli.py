@@ -14,7 +14,7 @@ from .errors import SageBuildError
 from .graph import Graph
 from .layout import default_sage_root, tool_root
 from .manifest import installed_versions
-from .recipe import TYPES, Package, load_packages
+from .recipe import TYPES, Package, bad_name_reason, load_packages
 
 USAGE = """\
 usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
@@ -108,6 +108,8 @@ def install_command(args: list[str], *, force: bool) -> int:
     packages = load_packages(root / "build" / "pkgs")
     for name in names:
         if name not in packages:
+            if bad_name_reason(name) and (root / "build" / "pkgs" / name / "type").is_file():
+                return _die(f"{root / 'build' / 'pkgs' / name}: {bad_name_reason(name)}; rename the directory")
             return _die(f"there is no package '{name}' in {root / 'build' / 'pkgs'} (./sage --package list)")
         if packages[name].type == "experimental" and "SAGE_EXPERIMENTAL_OK" not in env_updates \
                 and os.environ.get("SAGE_EXPERIMENTAL_OK") != "yes":

@@ -140,6 +140,7 @@ class Result:
     plans: dict[str, PackagePlan]
     detections: dict[str, Detection]
     makefile: str
+    warnings: list[str] = field(default_factory=list)  # recipes left out, said even with --quiet
 
 
 def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) -> Result:
@@ -150,7 +151,8 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
     upstream_dir = Path(options.upstream_dir).expanduser().absolute() if options.upstream_dir else None
     layout = Layout(sage_root=sage_root, prefix=prefix, upstream_dir=upstream_dir)
 
-    packages = load_packages(layout.pkgs_dir)
+    warnings: list[str] = []
+    packages = load_packages(layout.pkgs_dir, warnings)
     graph = Graph.build(packages)
     enable = _resolve_names(options.enable, packages, "enable")
     with_system = _resolve_names(options.with_system, packages, "with-system")
@@ -213,7 +215,7 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
     write_if_changed(layout.make_dir / "Makefile", makefile)
     if not options.quiet:
         _print_summary(packages, plans, graph, target.version, prefix, out)
-    return Result(config=config, plans=plans, detections=detections, makefile=makefile)
+    return Result(config=config, plans=plans, detections=detections, makefile=makefile, warnings=warnings)
 
 
 def _cached_query(python: str, cache: Path):
@@ -315,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         if options.help:
             print(HELP, end="")
             return 0
-        configure(argv)
+        result = configure(argv)
+        for warning in result.warnings:
+            print(f"configure: warning: {warning}", file=sys.stderr)
     except SageBuildError as error:
         print(f"configure: error: {error}", file=sys.stderr)
         print("configure: nothing was written", file=sys.stderr)
