@@ -29,7 +29,8 @@ build: $(GENERATED)
 	+@$(TOOL_PYTHON) $(SAGE_BUILD_BIN)/sage-progress $(MAKE) --no-print-directory -f $(GENERATED) build
 
 # configure decides from the recipes' type, version and dependency files: when one of
-# them changes, the Makefile is generated again with the last configure call.
+# them changes, the Makefile is generated again with the last configure call
+# (sage_build.plan.makefile_is_stale mirrors this rule for ./sage --plan).
 # A directory name make cannot take (a space, ':', '$') is refused or skipped by configure; it
 # must not break this rule either: such words are dropped and the second wildcard drops the
 # pieces a space leaves.

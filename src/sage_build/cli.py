@@ -125,19 +125,17 @@ def install_command(args: list[str], *, force: bool) -> int:
 
 
 def plan_main(targets: list[str]) -> int:
-    from .plan import make_plan
-    from .progress import _enabled
+    from .plan import build_state, make_plan
 
     config = load_config()
     layout = config.layout()
-    packages = load_packages(layout.pkgs_dir)
-    graph = Graph.build(packages)
-    unknown = [t for t in targets if t not in packages]
+    # from the recipes as they are now, as make will see them (after its reconfigure, if any)
+    state = build_state(config)
+    unknown = [t for t in targets if t not in state.graph.packages]
     if unknown:
         return _die(f"no such package: {', '.join(unknown)}")
-    enabled = _enabled(layout)
-    built = set(packages) - set(config.from_system)
-    plan = make_plan(layout, graph, targets or sorted(enabled), built, enabled=enabled)
+    plan = make_plan(layout, state.graph, targets or sorted(state.enabled), state.built, enabled=state.enabled,
+                     reconfigured=state.reconfigured)
     if not plan:
         print("nothing to build: everything is up to date")
         return 0
