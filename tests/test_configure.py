@@ -204,3 +204,34 @@ def test_reconfigure_repeats_the_last_call(tree):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "ENABLED_PACKAGES := opt\n" in (tree.root / "build/make/Makefile").read_text()
+
+
+def test_optional_recipe_with_a_bad_name_is_skipped_with_a_warning(tree):
+    # Sage's rule for names (^[a-z0-9_][a-z0-9_.]*$); make cannot take the others as targets.
+    add_recipe(tree.root, "std")
+    add_recipe(tree.root, "_prereq")
+    add_recipe(tree.root, "4ti2", type_="optional")
+    add_recipe(tree.root, "_python3.12", type_="optional")
+    for bad in ("vic tim", "-victim", "a:b", "x$y", "x#y", "Upper"):
+        add_recipe(tree.root, bad, type_="optional")
+    add_recipe(tree.root, "exp-tl", type_="experimental")
+    result = tree.configure()
+    for bad in ("vic tim", "-victim", "a:b", "x$y", "x#y", "Upper", "exp-tl"):
+        assert f"build/pkgs/{bad}: skipped" in result.stderr, result.stderr
+    assert "rename the directory" in result.stderr
+    makefile = (tree.root / "build/make/Makefile").read_text()
+    for good in ("std", "_prereq", "4ti2", "_python3.12"):
+        assert f"inst_{good} :=" in makefile
+    assert "vic" not in makefile and "x$y" not in makefile and "a:b" not in makefile
+    # the other recipes stay usable: make parses the generated Makefile, and the top-level
+    # Makefile's rule for regenerating it does not break on these directory names either
+    assert tree.make("-n", "build").returncode == 0
+    for name in ("Makefile", "configure.py"):
+        (tree.root / name).symlink_to(ROOT / name)
+    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    top = subprocess.run(["make", "-n", "-C", str(tree.root), "reconfigure"], env=tree.env,
+                         capture_output=True, text=True)
+    assert top.returncode == 0, top.stderr
+    # every tool agrees: the skipped recipe is no package (./sage -i says why)
+    result = tree.sage("-i", "a:b", check=False)
+    assert result.returncode == 1 and "'a:b' is not a valid package name" in result.stderr

@@ -299,3 +299,58 @@ def test_goals_mixed_with_uninstall_list_and_keep_going(tree):
     assert result.returncode != 0
     assert tree.stamp("pb", "1.0").exists()
     assert result.stderr.count("FAILED: bad-1.0") == 1, result.stderr  # one summary
+
+
+def _files(directory):
+    return {str(p): p.stat().st_mtime_ns for p in directory.rglob("*")}
+
+
+def _built_stamps(tree):
+    return {p.name: p.stat().st_mtime_ns for p in (tree.prefix / "var/lib/sage/installed").iterdir()}
+
+
+def test_plan_after_a_recipe_edit_tells_what_the_top_level_make_will_do(tree):
+    # `make build` through the top-level Makefile configures again when a recipe's type, version or
+    # dependency file changed: the plan decides from the recipes as they are now, and writes nothing.
+    _tree_with_chain(tree)
+    for name in ("Makefile", "configure.py"):
+        (tree.root / name).symlink_to(ROOT / name)
+    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    top_make = lambda: subprocess.run(["make", "-C", str(tree.root), "build"], env=tree.env,
+                                      capture_output=True, text=True)
+    assert top_make().returncode == 0
+    assert "nothing to build" in tree.sage("--plan").stdout
+    time.sleep(0.05)
+    (tree.root / "build/pkgs/mid/dependencies").write_text("$(PYTHON) base  # edited\n")
+    python_recipe(tree.root, "extra", "1.0", {"extra/__init__.py": ""})  # a new standard package
+    before = _files(tree.root / "build/make"), _built_stamps(tree)
+    out = tree.sage("--plan").stdout
+    assert (_files(tree.root / "build/make"), _built_stamps(tree)) == before  # nothing written
+    planned = {line.split()[1]: line for line in out.splitlines() if re.match(r"^\s+\d+\. ", line)}
+    assert sorted(planned) == ["extra-1.0", "mid-1.0", "top-1.0"], out
+    assert "recipe changed" in planned["mid-1.0"]
+    assert "a build dependency will be rebuilt (mid)" in planned["top-1.0"]
+    assert "not installed" in planned["extra-1.0"]
+    # make makes the same decision
+    stamps = _built_stamps(tree)
+    result = top_make()
+    assert result.returncode == 0, result.stderr
+    after = _built_stamps(tree)
+    rebuilt = sorted(name for name in after if after[name] != stamps.get(name))
+    assert rebuilt == ["extra-1.0", "mid-1.0", "top-1.0"]
+    assert "nothing to build" in tree.sage("--plan").stdout
+
+
+def test_plan_sees_a_recipe_edit_that_sage_recipe_hash_will_see(tree):
+    # Without a top-level Makefile, make runs sage-recipe-hash for a recipe newer than its
+    # hashes/<name>.checked: the plan says so before it ran.
+    _tree_with_chain(tree)
+    tree.make("build")
+    time.sleep(0.05)
+    (tree.root / "build/pkgs/side/spkg-check").write_text("true\n")
+    out = tree.sage("--plan").stdout
+    assert "side-1.0" in out and "recipe changed" in out
+    stamp = tree.stamp("side", "1.0").stat().st_mtime_ns
+    tree.make("build")
+    assert tree.stamp("side", "1.0").stat().st_mtime_ns > stamp
+    assert "nothing to build" in tree.sage("--plan").stdout

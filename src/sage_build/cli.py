@@ -14,7 +14,7 @@ from .errors import SageBuildError
 from .graph import Graph
 from .layout import default_sage_root, tool_root
 from .manifest import installed_versions
-from .recipe import TYPES, Package, load_packages
+from .recipe import TYPES, Package, bad_name_reason, load_packages
 
 USAGE = """\
 usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
@@ -108,6 +108,8 @@ def install_command(args: list[str], *, force: bool) -> int:
     packages = load_packages(root / "build" / "pkgs")
     for name in names:
         if name not in packages:
+            if bad_name_reason(name) and (root / "build" / "pkgs" / name / "type").is_file():
+                return _die(f"{root / 'build' / 'pkgs' / name}: {bad_name_reason(name)}; rename the directory")
             return _die(f"there is no package '{name}' in {root / 'build' / 'pkgs'} (./sage --package list)")
         if packages[name].type == "experimental" and "SAGE_EXPERIMENTAL_OK" not in env_updates \
                 and os.environ.get("SAGE_EXPERIMENTAL_OK") != "yes":
@@ -123,19 +125,17 @@ def install_command(args: list[str], *, force: bool) -> int:
 
 
 def plan_main(targets: list[str]) -> int:
-    from .plan import make_plan
-    from .progress import _enabled
+    from .plan import build_state, make_plan
 
     config = load_config()
     layout = config.layout()
-    packages = load_packages(layout.pkgs_dir)
-    graph = Graph.build(packages)
-    unknown = [t for t in targets if t not in packages]
+    # from the recipes as they are now, as make will see them (after its reconfigure, if any)
+    state = build_state(config)
+    unknown = [t for t in targets if t not in state.graph.packages]
     if unknown:
         return _die(f"no such package: {', '.join(unknown)}")
-    enabled = _enabled(layout)
-    built = set(packages) - set(config.from_system)
-    plan = make_plan(layout, graph, targets or sorted(enabled), built, enabled=enabled)
+    plan = make_plan(layout, state.graph, targets or sorted(state.enabled), state.built, enabled=state.enabled,
+                     reconfigured=state.reconfigured)
     if not plan:
         print("nothing to build: everything is up to date")
         return 0

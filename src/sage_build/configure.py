@@ -140,17 +140,39 @@ class Result:
     plans: dict[str, PackagePlan]
     detections: dict[str, Detection]
     makefile: str
+    graph: Graph
+    warnings: list[str] = field(default_factory=list)  # recipes left out, said even with --quiet
+    target_cache: str | None = None   # a new entry of build/make/target-cache.json
 
 
 def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) -> Result:
     """Do everything configure does; write nothing until everything succeeded."""
+    result = decide(argv, sage_root)
+    layout = result.config.layout()  # its paths under build/make do not depend on DESTDIR
+    # Everything is decided; now write.
+    for name, pkg in result.graph.packages.items():
+        update_recipe_hash(layout.hashes_dir, name, pkg.path, pkg.content_hash)
+    result.config.write(layout.config_file)
+    if result.target_cache:
+        write_if_changed(layout.make_dir / "target-cache.json", result.target_cache)
+    write_if_changed(layout.make_dir / "Makefile", result.makefile)
+    if not parse_options(argv).quiet:
+        _print_summary(result.graph.packages, result.plans, result.graph, result.config.python_version,
+                       Path(result.config.prefix), out)
+    return result
+
+
+def decide(argv: list[str], sage_root: Path | None = None) -> Result:
+    """What configure would write (the configuration, the Makefile), from the recipes as they are
+    now; writes nothing (./sage --plan asks it what a reconfigure by make will decide)."""
     sage_root = (sage_root or default_sage_root()).resolve()
     options = parse_options(argv)
     prefix = Path(options.prefix or sage_root / "local").expanduser().absolute()
     upstream_dir = Path(options.upstream_dir).expanduser().absolute() if options.upstream_dir else None
     layout = Layout(sage_root=sage_root, prefix=prefix, upstream_dir=upstream_dir)
 
-    packages = load_packages(layout.pkgs_dir)
+    warnings: list[str] = []
+    packages = load_packages(layout.pkgs_dir, warnings)
     graph = Graph.build(packages)
     enable = _resolve_names(options.enable, packages, "enable")
     with_system = _resolve_names(options.with_system, packages, "with-system")
@@ -204,16 +226,8 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
     except ValueError as error:
         raise ConfigureError(str(error)) from None
 
-    # Everything is decided; now write.
-    for name, pkg in packages.items():
-        update_recipe_hash(layout.hashes_dir, name, pkg.path, pkg.content_hash)
-    config.write(layout.config_file)
-    if cache_entry:
-        write_if_changed(target_cache, cache_entry)
-    write_if_changed(layout.make_dir / "Makefile", makefile)
-    if not options.quiet:
-        _print_summary(packages, plans, graph, target.version, prefix, out)
-    return Result(config=config, plans=plans, detections=detections, makefile=makefile)
+    return Result(config=config, plans=plans, detections=detections, makefile=makefile, graph=graph,
+                  warnings=warnings, target_cache=cache_entry)
 
 
 def _cached_query(python: str, cache: Path):
@@ -315,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         if options.help:
             print(HELP, end="")
             return 0
-        configure(argv)
+        result = configure(argv)
+        for warning in result.warnings:
+            print(f"configure: warning: {warning}", file=sys.stderr)
     except SageBuildError as error:
         print(f"configure: error: {error}", file=sys.stderr)
         print("configure: nothing was written", file=sys.stderr)

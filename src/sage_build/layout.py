@@ -115,8 +115,8 @@ def _entries_of(directory: Path, name: str) -> list[Path]:
     except FileNotFoundError:
         return []
     prefix = name + "-"
-    # A version never starts with a letter... except 'none'; names may contain '-' in
-    # foreign trees, so match on "<name>-<something without the name's own dashes>".
+    # A version never starts with a letter... except 'none'; a recipe's name has no '-' (configure
+    # refuses it) but the pseudo-package python3-venv has, so match on "<name>-<a version>".
     return sorted(
         directory / entry for entry in entries
         if entry.startswith(prefix) and _is_version_part(entry[len(prefix):])

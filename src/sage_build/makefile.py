@@ -126,13 +126,13 @@ def update_recipe_hash(hashes_dir: Path, name: str, pkg_path: Path, content_hash
     # then it is not newer than an unchanged hashes/<name>, and `make -q` sees nothing to do.
     checked = hashes_dir / f"{name}.checked"
     checked.touch()
-    newest = _newest_mtime_ns(pkg_path)
+    newest = newest_recipe_mtime_ns(pkg_path)
     if newest is not None:
         os.utime(checked, ns=(newest, newest))
     return changed
 
 
-def _newest_mtime_ns(pkg_path: Path) -> int | None:
+def newest_recipe_mtime_ns(pkg_path: Path) -> int | None:
     """The newest mtime of a recipe directory, its files and theirs one level down."""
     try:
         newest = pkg_path.stat().st_mtime_ns

@@ -240,30 +240,20 @@ def main(argv: list[str] | None = None) -> int:
 def plan_for(targets: list[str]):
     """(plan, graph, layout) of a build of ``targets`` ('build' = every enabled package)."""
     from .config import load_config
-    from .graph import PYTHON_PSEUDO, Graph
-    from .plan import PlanItem, make_plan
-    from .recipe import load_packages
+    from .graph import PYTHON_PSEUDO
+    from .plan import PlanItem, build_state, make_plan
 
     config = load_config()
     layout = config.layout()
-    packages = load_packages(layout.pkgs_dir)
-    graph = Graph.build(packages)
-    enabled = _enabled(layout)
-    built = set(packages) - set(config.from_system)
+    state = build_state(config)
     names: set[str] = set()
     for target in targets or ["build"]:
         if target == "build":
-            names |= enabled
-        elif target in packages:
+            names |= state.enabled
+        elif target in state.graph.packages:
             names.add(target)
-    plan = make_plan(layout, graph, sorted(names), built, enabled=enabled)
+    plan = make_plan(layout, state.graph, sorted(names), state.built, enabled=state.enabled,
+                     reconfigured=state.reconfigured)
     if names and not layout.installed_stamps(PYTHON_PSEUDO):
         plan.insert(0, PlanItem(PYTHON_PSEUDO, config.python_version, "the prefix has no virtual environment yet", 1.0))
-    return plan, graph, layout
-
-
-def _enabled(layout) -> set[str]:
-    """The enabled packages, as the generated Makefile lists them."""
-    text = (layout.make_dir / "Makefile").read_text()
-    match = re.search(r"^ENABLED_PACKAGES := (.*)$", text, re.M)
-    return set(match.group(1).split()) if match else set()
+    return plan, state.graph, layout

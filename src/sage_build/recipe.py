@@ -25,6 +25,9 @@ SCRIPT_NAMES = (
 )
 _MAKE_VARIABLE = re.compile(r"^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$")
 _PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+# Sage's rule for the name of a recipe directory: make takes it as a target and a variable name
+# (a space, ':', '$', '#' or a leading '-' breaks the Makefile).
+_RECIPE_NAME = re.compile(r"^[a-z0-9_][a-z0-9_.]*$")
 _SDH_PIP = re.compile(r"\bsdh_(pip_install|setup_bdist_wheel|store_and_pip_install_wheel|pip_editable_install)\b")
 
 
@@ -247,6 +250,18 @@ def _check_checksum_value(key: str, value: str, where: str) -> None:
         raise RecipeError(f"{where}: cksum={value!r} is not a decimal POSIX cksum value")
 
 
+def _check_tarball_name(pattern: str, version: str | None, where: str, name: str) -> None:
+    """A tarball is a file directly in upstream/: a path in its name would make every tool
+    (the cache look-up, fetch, unpack) use a file elsewhere."""
+    upstream_version = re.sub(r"\.p\d+$", "", version or "")
+    for text in (pattern, pattern.replace("VERSION", upstream_version)):
+        if "/" in text or "\0" in text or text in ("", ".", ".."):
+            raise RecipeError(
+                f"{where}: tarball={pattern!r} is not a plain file name; it names a file in upstream/,"
+                f" so write the file name alone (no '/', not '..'), e.g. tarball={name}-VERSION.tar.gz"
+            )
+
+
 def load_package(path: Path) -> Package:
     """Load the recipe in directory ``path``; raise :class:`RecipeError` on malformed files."""
     name = path.name
@@ -292,6 +307,8 @@ def load_package(path: Path) -> Package:
             if key in values:
                 _check_checksum_value(key, values[key], where_ini)
                 checksums[key] = values[key].lower()
+        if tarball_pattern is not None:
+            _check_tarball_name(tarball_pattern, version, where_ini, name)
         if tarball_pattern is None and (checksums or upstream_url):
             raise RecipeError(f"{where_ini}: checksums without a 'tarball=' line naming the file")
         if tarball_pattern is not None and not checksums:
@@ -371,9 +388,47 @@ def package_dirs(pkgs_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: p.name)
 
 
-def load_packages(pkgs_dir: Path) -> dict[str, Package]:
-    """Load every package of a tree, keyed by name."""
-    return {path.name: load_package(path) for path in package_dirs(pkgs_dir)}
+def load_packages(pkgs_dir: Path, warnings: list[str] | None = None) -> dict[str, Package]:
+    """Load every package of a tree, keyed by name.
+
+    A recipe whose name make cannot take (see :data:`_RECIPE_NAME`) is an error when it is
+    base or standard or another recipe names it as a dependency; an optional or experimental
+    one that nothing needs is left out, so that it cannot stop the rest (the reason is
+    appended to ``warnings``).  Every tool calls this, so every tool leaves out the same ones.
+    """
+    loaded = [load_package(path) for path in package_dirs(pkgs_dir)]
+    packages = {pkg.name: pkg for pkg in loaded if _RECIPE_NAME.match(pkg.name)}
+    for pkg in loaded:
+        if pkg.name in packages:
+            continue
+        dependents = sorted(
+            other.name for other in packages.values()
+            if pkg.name in (other.dependencies.normal + other.dependencies.order_only
+                            + other.dependencies.optional + other.dependencies.check)
+        )
+        problem = f"{pkg.path}: {bad_name_reason(pkg.name)}"
+        if dependents:
+            raise RecipeError(f"{problem}; {', '.join(dependents)} depends on it, so rename the directory"
+                              f" (e.g. to '{_suggested_name(pkg.name)}') and the dependency")
+        if pkg.type in ("base", "standard"):
+            raise RecipeError(f"{problem}; it is a {pkg.type} package, so rename the directory"
+                              f" (e.g. to '{_suggested_name(pkg.name)}')")
+        if warnings is not None:
+            warnings.append(f"{pkg.path}: skipped: {bad_name_reason(pkg.name)}; this {pkg.type} package"
+                            f" cannot be built until you rename the directory (e.g. to '{_suggested_name(pkg.name)}')")
+    return packages
+
+
+def bad_name_reason(name: str) -> str | None:
+    """Why ``name`` cannot be a package's name, or None when it can."""
+    if _RECIPE_NAME.match(name):
+        return None
+    return (f"{name!r} is not a valid package name (make cannot use it): a name has lowercase letters,"
+            " digits, '_' and '.', and does not start with '.' (e.g. _prereq, 4ti2)")
+
+
+def _suggested_name(name: str) -> str:
+    return re.sub(r"[^a-z0-9_.]", "_", name.lower()).lstrip(".") or "_"
 
 
 def recipe_hash(pkg_path: Path) -> str:
