@@ -306,7 +306,7 @@ def _files(directory):
 
 
 def _built_stamps(tree):
-    return {p.name: p.stat().st_mtime_ns for p in (tree.prefix / "var/lib/sage/installed").iterdir()}
+    return {p.name: p.stat().st_mtime_ns for p in (tree.prefix / "var/lib/sage/installed").iterdir() if p.is_file()}
 
 
 def test_plan_after_a_recipe_edit_tells_what_the_top_level_make_will_do(tree):
