@@ -274,7 +274,7 @@ class Measurement:
 
 
 def build_flags(prefix: Path) -> dict[str, str]:
-    """The compiler flags sage-build gives every build (sage_build.build.build_environment)."""
+    """The compiler flags sage-build gives every build (sage_build.pipeline.build.build_environment)."""
     include = f"-I{prefix / 'include'}"
     return {
         "CPPFLAGS": include,

@@ -26,7 +26,7 @@ normalised, RECORD as a set of lines without INSTALLER/REQUESTED/direct_url.json
 byte-code/script hashes), same executable bits.
 
 If a speed target is missed, sage-build's install of numpy and sympy is profiled
-(cProfile of ``sage_build.install.main``) and the hot spots are printed and written.
+(cProfile of ``sage_build.install.__main__.main``) and the hot spots are printed and written.
 
     .venv/bin/python bench/bench_install.py [--runs 3] [--six-runs 5] [--limit N] [--no-readme]
                                             [--keep] [--profile] [--no-oracle]
@@ -153,7 +153,7 @@ def make_prefix(root: Path, label: str, *, describe: bool) -> Path:
     prefix = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
     subprocess.run([BASE_PYTHON, "-m", "venv", "--without-pip", str(prefix)], check=True)
     if describe:  # as configure does once: sage-build does not query the interpreter per install
-        from sage_build.target import query_python
+        from sage_build.install.target import query_python
 
         query_python(prefix / "bin" / "python3").save(prefix / "var" / "lib" / "sage" / "target-python.json")
     return prefix
@@ -427,7 +427,7 @@ def oracle(ours: Path, pips: Path, wheels: list[Path]) -> dict[str, str]:
 PROFILE_SCRIPT = r"""
 import cProfile, pstats, sys, io, time
 sys.setrecursionlimit(10000)
-from sage_build.install import main
+from sage_build.install.__main__ import main
 out, argv = sys.argv[1], sys.argv[2:]
 profile = cProfile.Profile()
 start = time.perf_counter()
@@ -678,7 +678,7 @@ def render(configs: dict, wheels: list[Path], six: Path, runs: int, six_runs: in
         out += ["(not run)", ""]
     if profile:
         out += ["**Profile of sage-build's install** (run when a target is missed, or with --profile): cProfile of"
-                " `sage_build.install.main`, one wheel per process, cumulative seconds; then the system calls of"
+                " `sage_build.install.__main__.main`, one wheel per process, cumulative seconds; then the system calls of"
                 " one install per tool", "", "```", profile, "```", ""]
     out += ["Machine: " + facts[0] + ".", "", "Tools: " + facts[1] + "."]
     return "\n".join(out) + "\n"

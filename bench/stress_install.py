@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import make_wheel  # noqa: E402  (the tests' wheel builder)
 from readme_section import write_section  # noqa: E402
 
-from sage_build.target import query_python  # noqa: E402
+from sage_build.install.target import query_python  # noqa: E402
 
 
 def wheels(directory: Path, count: int, conflicting: bool = False) -> list[Path]:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sage_build.build import build_wheel
-from sage_build.errors import BuildError
-from sage_build.atomic import owner_alive
-from sage_build.log import PackageLog
+from sage_build.pipeline.build import build_wheel
+from sage_build.base.errors import BuildError
+from sage_build.base.atomic import owner_alive
+from sage_build.pipeline.package_log import PackageLog
 
 SLOW_BACKEND = textwrap.dedent("""
     import os, time

@@ -147,7 +147,7 @@ def test_table_and_system_install_command(tree):
     assert lines[0].split() == ["package", "kind", "version", "status"]
     assert any(line.startswith("opt") and "use ./sage -i opt" in line for line in lines)
     assert any(line.startswith("foo") and "build from source" in line for line in lines)
-    from sage_build.distros import guess_package_system
+    from sage_build.recipes.distros import guess_package_system
 
     if guess_package_system() == "debian":
         assert "apt-get install libfoo-dev" in result.stdout

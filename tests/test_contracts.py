@@ -72,7 +72,7 @@ def test_events_schema(built):
 
 
 def test_temporaries_and_locks(built):
-    from sage_build.atomic import TMP_MARK, tmp_name
+    from sage_build.base.atomic import TMP_MARK, tmp_name
 
     var = built.prefix / "var/lib/sage"
     paths = {

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, Tree
-from sage_build.recipe import Kind, load_packages
+from sage_build.recipes.recipe import Kind, load_packages
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -25,8 +25,7 @@ def _missing_sources(upstream):
 
 
 def _index_reachable() -> str | None:
-    from sage_build import fetch
-
+    from sage_build.pipeline import fetch
     try:
         index = fetch.IndexConfig.from_pip()
         if not fetch.list_project_files("six", index, timeout=20):

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import add_recipe, make_wheel, python_recipe
-from sage_build.errors import InstallError, RecipeError
-from sage_build.recipe import load_package, parse_checksums, parse_dependency_line
+from sage_build.base.errors import InstallError, RecipeError
+from sage_build.recipes.recipe import load_package, parse_checksums, parse_dependency_line
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
 
@@ -63,8 +63,8 @@ def test_recipe_loader_never_crashes(tmp_path, files):
 
 
 def test_disk_full_during_install_leaves_no_torn_file(tmp_path, monkeypatch):
-    from sage_build import install
-    from sage_build.target import query_python
+    from sage_build.install import wheel as install
+    from sage_build.install.target import query_python
 
     prefix = tmp_path / "prefix"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)

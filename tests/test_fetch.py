@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-import sage_build.fetch as fetch_mod
-from sage_build.errors import ChecksumError, FetchError
-from sage_build.fetch import (
+import sage_build.pipeline.fetch as fetch_mod
+from sage_build.base.errors import ChecksumError, FetchError
+from sage_build.pipeline.fetch import (
     IndexConfig,
     compute_checksums,
     fetch,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import add_recipe
-from sage_build.errors import RecipeError
-from sage_build.graph import PYTHON_PSEUDO, Graph
-from sage_build.recipe import load_packages
+from sage_build.base.errors import RecipeError
+from sage_build.recipes.graph import PYTHON_PSEUDO, Graph
+from sage_build.recipes.recipe import load_packages
 
 
 def _graph(root):

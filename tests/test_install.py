@@ -19,7 +19,7 @@ from conftest import ROOT, make_wheel
 @pytest.fixture
 def prefix(tmp_path) -> Path:
     """A prefix made like sage-build makes it: a venv without pip, described once."""
-    from sage_build.target import query_python
+    from sage_build.install.target import query_python
 
     prefix = tmp_path / "prefix"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
@@ -189,7 +189,7 @@ def test_sigkill_at_random_points_then_rerun_equals_clean_install(prefix, tmp_pa
     wheels = shared_wheels(tmp_path / "wheels", 4)
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clean)], check=True)
-    from sage_build.target import query_python
+    from sage_build.install.target import query_python
 
     query_python(clean / "bin/python3").save(clean / "var/lib/sage/target-python.json")
     assert install(clean, *wheels).returncode == 0
@@ -224,8 +224,8 @@ def test_fsync_option_installs_the_same_tree(prefix, tmp_path):
 
 
 def _install_api(prefix: Path, wheel: Path, **options):
-    from sage_build.install import install_wheel
-    from sage_build.target import TargetPython
+    from sage_build.install.wheel import install_wheel
+    from sage_build.install.target import TargetPython
 
     target = TargetPython.load(prefix / "var/lib/sage/target-python.json")
     return install_wheel(wheel, paths=target.paths, python_final=prefix / "bin/python3",
@@ -236,7 +236,7 @@ def test_bytecode_compiled_here_equals_the_prefix_interpreters(tmp_path):
     # Same interpreter build: compiled in this process; the result must be what the prefix's
     # interpreter writes (compared as code objects: the header holds the source's mtime, and
     # the embedded path names each prefix).
-    from sage_build.target import TargetPython
+    from sage_build.install.target import TargetPython
 
     modules = {"same/__init__.py": b"A = 1\n", "same/sub/m.py": "# -*- coding: utf-8 -*-\nS = 'é'\n".encode(),
                "same/broken.py": b"def (:\n"}
@@ -245,7 +245,7 @@ def test_bytecode_compiled_here_equals_the_prefix_interpreters(tmp_path):
     for here in (True, False):
         prefix = tmp_path / f"p{here}"
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-        from sage_build.target import query_python
+        from sage_build.install.target import query_python
 
         query_python(prefix / "bin/python3").save(prefix / "var/lib/sage/target-python.json")
         assert TargetPython.load(prefix / "var/lib/sage/target-python.json").compiles_like_us()

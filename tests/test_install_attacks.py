@@ -24,7 +24,7 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
 
 @pytest.fixture(scope="module")
 def clean_prefix(tmp_path_factory) -> Path:
-    from sage_build.target import query_python
+    from sage_build.install.target import query_python
 
     prefix = tmp_path_factory.mktemp("clean") / "prefix"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
@@ -175,7 +175,7 @@ def test_a_prefix_under_a_symlink_installs(clean_prefix, tmp_path):
 
 
 def _merge(staging: Path, prefix: Path):
-    from sage_build.install import merge_staging
+    from sage_build.install.wheel import merge_staging
 
     return merge_staging(staging, prefix, prefix, installing="victim-1.0",
                          lock_file=prefix / "var/lib/sage/prefix.lock")
@@ -183,7 +183,7 @@ def _merge(staging: Path, prefix: Path):
 
 @pytest.mark.parametrize("link", ["/etc", "../../../../../../../../etc", "../../.."])
 def test_a_staged_link_leading_out_of_the_prefix_is_refused(prefix, tmp_path, link):
-    from sage_build.errors import InstallError
+    from sage_build.base.errors import InstallError
 
     staged = tmp_path / "inst" / prefix.relative_to("/")
     (staged / "lib").mkdir(parents=True)
@@ -199,7 +199,7 @@ def test_a_staged_link_leading_out_of_the_prefix_is_refused(prefix, tmp_path, li
 
 
 def test_a_staged_file_is_not_published_through_a_link_leading_out(prefix, tmp_path):
-    from sage_build.errors import InstallError
+    from sage_build.base.errors import InstallError
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -273,7 +273,7 @@ def test_the_loser_of_a_collision_race_removes_none_of_the_winners_files(clean_p
 def test_a_roll_back_keeps_files_another_record_lists(prefix, tmp_path):
     # Deterministic form of the race: the loser published a file, the winner found it present
     # with the same bytes and listed it; then the loser rolls back.
-    from sage_build.install import roll_back
+    from sage_build.install.wheel import roll_back
 
     target = site(prefix) / "shared" / "m.txt"
     target.parent.mkdir()
@@ -314,8 +314,8 @@ def test_the_temporaries_of_a_killed_install_left_a_zombie_are_swept(prefix, tmp
 
 
 def test_a_living_installs_temporaries_are_kept(prefix, tmp_path):
-    from sage_build import atomic
-    from sage_build.install import cleanup_stale_temporaries
+    from sage_build.base import atomic
+    from sage_build.install.wheel import cleanup_stale_temporaries
 
     owners = prefix / "var/lib/sage/locks/owners"
     # This process holds its owner lock: its temporaries are alive, whatever its pid says.
@@ -331,7 +331,7 @@ def test_a_living_installs_temporaries_are_kept(prefix, tmp_path):
 # -- 7. collisions kept under warn ---------------------------------------------------------------
 
 def test_uninstalling_the_owner_of_a_kept_collision_names_the_damaged_package(prefix, tmp_path):
-    from sage_build.uninstall import render_piprm
+    from sage_build.install.uninstall import render_piprm
 
     first = make_wheel(tmp_path / "a", "cvfull", "1.0", {"cv2/core.so": b"full\n", "cvfull_libs/lib.so": b"L\n"})
     second = make_wheel(tmp_path / "b", "cvheadless", "1.0", {"cv2/core.so": b"headless\n"})

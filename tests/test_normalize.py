@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 import zipfile
 
-from sage_build import normalize
-from sage_build.normalize import normalize_wheel
+from sage_build.pipeline import normalize
+from sage_build.pipeline.normalize import normalize_wheel
 
 EPOCH = 1700000000
 MEMBERS = {  # name: (data, mode)

@@ -129,7 +129,7 @@ def test_metadata_json_for_packagers(tree):
 
 
 def test_install_commands_for_every_system():
-    from sage_build.distros import INSTALL_COMMANDS, install_command
+    from sage_build.recipes.distros import INSTALL_COMMANDS, install_command
 
     for system in ("debian", "fedora", "arch", "gentoo", "opensuse", "homebrew", "conda", "nix", "void", "macports"):
         assert system in INSTALL_COMMANDS

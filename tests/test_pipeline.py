@@ -269,7 +269,7 @@ def test_pip_package_is_resolved_pinned_and_installed(tree, tmp_path):
 
 
 def test_job_budget_follows_make():
-    from sage_build.makeflags import job_budget
+    from sage_build.base.makeflags import job_budget
 
     assert job_budget({"MAKEFLAGS": " -j3 --jobserver-auth=3,4"}) == 3
     assert job_budget({"MAKEFLAGS": "k -j12 --jobserver-auth=fifo:/tmp/x"}) == 12
@@ -315,7 +315,7 @@ def test_sage_spkg_starts_without_the_later_phases_modules_and_preloads_them():
     code = f"""
 import sys
 from pathlib import Path
-import sage_build.spkg as spkg
+import sage_build.pipeline.spkg as spkg
 print(sorted(m for m in {_LATER_MODULES!r} if m in sys.modules))
 spkg.preload().join()
 print(sorted(m for m in {_PRELOADED!r} if m in sys.modules))
@@ -329,7 +329,7 @@ print(sorted(m for m in {_PRELOADED!r} if m in sys.modules))
 
 
 def test_exit_now_flushes_the_standard_streams_and_keeps_the_code():
-    code = ("import sys; from sage_build.entry import exit_now; print('x' * 1000, end='');"
+    code = ("import sys; from sage_build.base.quick_exit import exit_now; print('x' * 1000, end='');"
             " sys.stderr.write('done'); exit_now(3)")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as under make
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

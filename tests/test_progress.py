@@ -10,9 +10,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from conftest import ROOT, python_recipe
-from sage_build.log import record_event
-from sage_build.plan import read_events
-from sage_build.timeline import write_timeline
+from sage_build.pipeline.package_log import record_event
+from sage_build.configure.build_plan import read_events
+from sage_build.face.timeline import write_timeline
 
 
 def _progress(tree, *targets, jobs=1, extra_env=None):
@@ -85,11 +85,11 @@ def test_failure_summary_lists_failed_and_skipped(tree):
 
 
 def test_failure_summary_with_display_highlights_the_error(tree):
-    from sage_build.config import load_config
-    from sage_build.graph import Graph
-    from sage_build.progress import Progress, failure_summary
-    from sage_build.plan import PlanItem
-    from sage_build.recipe import load_packages
+    from sage_build.configure.config import load_config
+    from sage_build.recipes.graph import Graph
+    from sage_build.face.progress import Progress, failure_summary
+    from sage_build.configure.build_plan import PlanItem
+    from sage_build.recipes.recipe import load_packages
 
     python_recipe(tree.root, "base", "1.0", {"base/__init__.py": ""}, fail="boom in base")
     tree.configure()
@@ -152,7 +152,7 @@ def test_learned_ordering_puts_long_chains_first(tree):
 def test_terminal_display_shows_counts_and_running_packages(tree):
     import io
 
-    from sage_build.progress import plan_for, run
+    from sage_build.face.progress import plan_for, run
 
     _tree_with_chain(tree)
     out = io.StringIO()
@@ -200,8 +200,8 @@ def test_timeline_renders_in_headless_chromium(tree, tmp_path):
 
 
 def test_events_log_rotates_at_a_session_start_and_keeps_its_history(tmp_path):
-    from sage_build.log import previous_events, record_event, rotate_events
-    from sage_build.plan import read_events
+    from sage_build.pipeline.package_log import previous_events, record_event, rotate_events
+    from sage_build.configure.build_plan import read_events
 
     events = tmp_path / "logs" / "events.jsonl"
     for i in range(50):

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from conftest import EXAMPLES, add_recipe
-from sage_build.errors import RecipeError
-from sage_build.recipe import Kind, load_package, load_packages, package_dirs, parse_dependency_line
+from sage_build.base.errors import RecipeError
+from sage_build.recipes.recipe import Kind, load_package, load_packages, package_dirs, parse_dependency_line
 
 needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"{EXAMPLES} is absent (shared/ not beside the repo)")
 

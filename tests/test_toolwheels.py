@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from sage_build.toolwheels import read_pins, render_pins
+from sage_build.face.toolwheels import read_pins, render_pins
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens on the discard port: every connection is refused
 

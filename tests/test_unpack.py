@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sage_build.errors import UnpackError
-from sage_build.unpack import apply_patches, unpack_source
+from sage_build.base.errors import UnpackError
+from sage_build.pipeline.unpack import apply_patches, unpack_source
 
 MTIME = 1_000_000_000
 

@@ -8,7 +8,7 @@ life: the sweep asks that lock, not the process table, whether the owner still
 writes (a killed process that nobody has reaped yet still has its pid, but no lock).
 
 Standard library only: the prefix's interpreter imports this module too
-(through :mod:`sage_build.bytecode`), and sage-spkg imports it before it needs
+(through :mod:`sage_build.install.bytecode`), and sage-spkg imports it before it needs
 the heavier install machinery.
 """
 

@@ -129,6 +129,11 @@ def _is_version_part(text: str) -> bool:
 
 def tool_root() -> Path:
     """The sage-build checkout these modules run from (build/bin, templates ...)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def source_root() -> Path:
+    """The directory that holds the ``sage_build`` package (put on sys.path of helper interpreters)."""
     return Path(__file__).resolve().parents[2]
 
 

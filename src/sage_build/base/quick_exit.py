@@ -16,7 +16,7 @@ def exit_now(code: int) -> NoReturn:
     (written with ``os.write`` or through closed files) and its child processes have
     ended.  Only the standard streams still hold buffered output.
     """
-    from .atomic import release_owner_lock
+    from sage_build.base.atomic import release_owner_lock
 
     release_owner_lock()
     for stream in (sys.stdout, sys.stderr):

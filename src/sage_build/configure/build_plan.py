@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .config import Config
-from .graph import PYTHON_PSEUDO, Graph
-from .layout import Layout
-from .log import previous_events
-from .recipe import Package, load_packages
+from sage_build.configure.config import Config
+from sage_build.recipes.graph import PYTHON_PSEUDO, Graph
+from sage_build.base.layout import Layout
+from sage_build.pipeline.package_log import previous_events
+from sage_build.recipes.recipe import Package, load_packages
 
 DEFAULT_DURATION = 20.0  # seconds, for a package never built here
 
@@ -49,7 +49,7 @@ def build_state(config: Config) -> BuildState:
     """The state make will decide from, without writing anything."""
     layout = config.layout()
     if makefile_is_stale(layout):
-        from .configure import decide  # configure imports this module
+        from sage_build.configure.configure import decide  # configure imports this module
 
         result = decide(config.argv, layout.sage_root)
         return BuildState(
@@ -80,7 +80,7 @@ def makefile_is_stale(layout: Layout) -> bool:
     generated = _mtime_ns(layout.make_dir / "Makefile")
     if generated is None:
         return True
-    template = Path(os.path.realpath(top)).parent / "src" / "sage_build" / "templates" / "Makefile.j2"
+    template = Path(os.path.realpath(top)).parent / "src" / "sage_build" / "configure" / "templates" / "Makefile.j2"
     inputs = [layout.sage_root / "configure.py", template, layout.pkgs_dir]
     for entry in _entries(layout.pkgs_dir):
         if any(c in entry.name for c in ":$") or any(c.isspace() for c in entry.name):
@@ -118,7 +118,7 @@ def _hash_will_change(layout: Layout, pkg: Package, reconfigured: bool) -> bool:
     """Whether hashes/<name> will be newer than now when make looks at the stamp: configure (when the
     top-level Makefile runs it) and sage-recipe-hash (when a recipe file is newer than
     hashes/<name>.checked) write it when the recipe's content differs from it."""
-    from .makefile import newest_recipe_mtime_ns  # makefile imports this module
+    from sage_build.configure.makefile import newest_recipe_mtime_ns  # makefile imports this module
 
     try:
         stored = (layout.hashes_dir / pkg.name).read_text().strip()

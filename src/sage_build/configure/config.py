@@ -7,8 +7,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import ConfigureError
-from .layout import Layout, default_sage_root
+from sage_build.base.errors import ConfigureError
+from sage_build.base.layout import Layout, default_sage_root
 
 ENABLE_VALUES = ("yes", "no", "if_installed")
 SYSTEM_VALUES = ("yes", "no", "force")

@@ -7,17 +7,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import distros
-from .config import ENABLE_VALUES, SYSTEM_VALUES, Config
-from .errors import ConfigureError, SageBuildError
-from .graph import Graph
-from .layout import Layout, default_sage_root
-from .makefile import PackagePlan, render_makefile, update_recipe_hash, write_if_changed
-from .manifest import installed_versions
-from .plan import learned_durations
-from .recipe import Package, load_packages
-from .system import Detection, detect_declared, detect_python, has_system_check
-from .target import query_python
+from sage_build.recipes import distros
+from sage_build.configure.config import ENABLE_VALUES, SYSTEM_VALUES, Config
+from sage_build.base.errors import ConfigureError, SageBuildError
+from sage_build.recipes.graph import Graph
+from sage_build.base.layout import Layout, default_sage_root
+from sage_build.configure.makefile import PackagePlan, render_makefile, update_recipe_hash, write_if_changed
+from sage_build.install.manifest import installed_versions
+from sage_build.configure.build_plan import learned_durations
+from sage_build.recipes.recipe import Package, load_packages
+from sage_build.configure.system import Detection, detect_declared, detect_python, has_system_check
+from sage_build.install.target import query_python
 
 HELP = """\
 `configure.py' configures sage-build: it reads the package recipes in
@@ -236,7 +236,7 @@ def _cached_query(python: str, cache: Path):
     Returns the description and, when it was asked anew, the cache entry to write."""
     import json
 
-    from .target import TargetPython
+    from sage_build.install.target import TargetPython
 
     try:
         real = os.path.realpath(python)

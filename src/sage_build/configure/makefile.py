@@ -13,10 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .graph import PYTHON_PSEUDO, Graph
-from .layout import tool_root
-from .plan import priorities
-from .recipe import recipe_hash
+from sage_build.recipes.graph import PYTHON_PSEUDO, Graph
+from sage_build.base.layout import tool_root
+from sage_build.configure.build_plan import priorities
+from sage_build.recipes.recipe import recipe_hash
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def _environment():
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("sage_build", "templates"),
+        loader=jinja2.PackageLoader("sage_build.configure", "templates"),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,

@@ -26,8 +26,8 @@ from typing import Iterable
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from .errors import RecipeError
-from .recipe import Package
+from sage_build.base.errors import RecipeError
+from sage_build.recipes.recipe import Package
 
 CHECK_FILE = "spkg-configure.yaml"
 _CHECK_KEYS = ("executable", "pkgconfig", "header", "library")

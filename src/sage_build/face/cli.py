@@ -9,12 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .config import load_config
-from .errors import SageBuildError
-from .graph import Graph
-from .layout import default_sage_root, tool_root
-from .manifest import installed_versions
-from .recipe import TYPES, Package, bad_name_reason, load_packages
+from sage_build.configure.config import load_config
+from sage_build.base.errors import SageBuildError
+from sage_build.recipes.graph import Graph
+from sage_build.base.layout import default_sage_root, tool_root
+from sage_build.install.manifest import installed_versions
+from sage_build.recipes.recipe import TYPES, Package, bad_name_reason, load_packages
 
 USAGE = """\
 usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
@@ -125,7 +125,7 @@ def install_command(args: list[str], *, force: bool) -> int:
 
 
 def plan_main(targets: list[str]) -> int:
-    from .plan import build_state, make_plan
+    from sage_build.configure.build_plan import build_state, make_plan
 
     config = load_config()
     layout = config.layout()
@@ -162,7 +162,7 @@ def _exec_in_prefix(command: list[str]) -> int:
 
 
 def uninstall_main(argv: list[str] | None = None) -> int:
-    from .uninstall import uninstall
+    from sage_build.install.uninstall import uninstall
 
     parser = argparse.ArgumentParser(prog="sage-spkg-uninstall", description="Uninstall packages, in Sage's order.")
     parser.add_argument("packages", nargs="+", metavar="PKG")
@@ -170,7 +170,7 @@ def uninstall_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="uninstall even if installed packages depend on it")
     parser.add_argument("--if-installed", action="store_true", help="no error for packages not installed")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    from .makeflags import make_dry_run
+    from sage_build.base.makeflags import make_dry_run
 
     if make_dry_run():
         print(f"sage-spkg-uninstall {' '.join(args.packages)}  (make -n/-q: not run)")
@@ -203,7 +203,7 @@ def uninstall_main(argv: list[str] | None = None) -> int:
 
 def reconfigure_main(argv: list[str] | None = None) -> int:
     """Repeat the last ./configure.py call (extra arguments are appended)."""
-    from .configure import main as configure_main
+    from sage_build.configure.configure import main as configure_main
 
     argv = sys.argv[1:] if argv is None else argv
     config = load_config()
@@ -211,8 +211,7 @@ def reconfigure_main(argv: list[str] | None = None) -> int:
 
 
 def system_package_command_main(argv: list[str] | None = None) -> int:
-    from . import distros
-
+    from sage_build.recipes import distros
     parser = argparse.ArgumentParser(
         prog="sage-print-system-package-command",
         description="Print the command that installs the system equivalents of packages, from their"
@@ -238,7 +237,7 @@ def system_package_command_main(argv: list[str] | None = None) -> int:
 
 
 def recipe_hash_main(argv: list[str] | None = None) -> int:
-    from .makefile import update_recipe_hash
+    from sage_build.configure.makefile import update_recipe_hash
 
     argv = sys.argv[1:] if argv is None else argv
     root = default_sage_root()
@@ -321,8 +320,7 @@ def package_main(argv: list[str]) -> int:
 
     root = default_sage_root()
     pkgs_dir = root / "build" / "pkgs"
-    from . import package_commands
-
+    from sage_build.face import package_commands
     if args.command in ("download", "fix-checksum", "create", "update", "verify-reproducible"):
         return package_commands.run(args, root)
     packages = load_packages(pkgs_dir)
@@ -377,8 +375,8 @@ def package_main(argv: list[str]) -> int:
 
 def _warn_stale(names: list[str], installed: dict[str, str], root: Path) -> None:
     """Say which manifests no longer match the prefix (a `pip uninstall` behind our back)."""
-    from .manifest import stale_wheels
-    from .target import TargetPython
+    from sage_build.install.manifest import stale_wheels
+    from sage_build.install.target import TargetPython
 
     layout = load_config(root).layout()
     try:

@@ -13,10 +13,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from . import fetch as fetching
-from .config import load_config
-from .errors import FetchError, RecipeError, SageBuildError
-from .recipe import Kind, Package, load_package, load_packages, parse_checksums
+from sage_build.pipeline import fetch as fetching
+from sage_build.configure.config import load_config
+from sage_build.base.errors import FetchError, RecipeError, SageBuildError
+from sage_build.recipes.recipe import Kind, Package, load_package, load_packages, parse_checksums
 
 
 def run(args, root: Path) -> int:
@@ -50,7 +50,7 @@ def verify_reproducible(pkg: Package, root: Path) -> bool:
     import tempfile
     import time
 
-    from .layout import tool_root
+    from sage_build.base.layout import tool_root
 
     if not pkg.is_python:
         raise SageBuildError(f"{pkg.name} is not a Python package: there is no wheel to compare")
@@ -157,10 +157,10 @@ def download(args, root: Path, pkgs_dir: Path) -> int:
 
 
 def _download_pip(pkg: Package, root: Path, upstream: Path):
-    from .layout import Layout
-    from .log import PackageLog
-    from .spkg import fetch_pip_package
-    from .target import query_python
+    from sage_build.base.layout import Layout
+    from sage_build.pipeline.package_log import PackageLog
+    from sage_build.pipeline.spkg import fetch_pip_package
+    from sage_build.install.target import query_python
 
     config = load_config(root)
     target = query_python(config.python)

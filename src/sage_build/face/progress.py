@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .log import rotate_events
+from sage_build.pipeline.package_log import rotate_events
 
 # Imports stay light here: a build with nothing to do must cost little more than make.
 
@@ -169,8 +169,8 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     plan_file.unlink(missing_ok=True)
     if not state.done and not state.failed and code == 0:
         return 0  # nothing was built: no summary, no timeline
-    from .plan import read_events
-    from .timeline import write_timeline
+    from sage_build.configure.build_plan import read_events
+    from sage_build.face.timeline import write_timeline
 
     session_events = [e for e in read_events(events_file) if e.get("session") == session]
     timeline = sage_root / "logs" / "build-timeline.html"
@@ -227,7 +227,7 @@ def failure_summary(state: Progress, graph, layout, with_tail: bool = True) -> s
 
 def main(argv: list[str] | None = None) -> int:
     """``sage-progress MAKE [ARGS...] TARGET...``, as the top-level Makefile runs it."""
-    from .layout import default_sage_root
+    from sage_build.base.layout import default_sage_root
 
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
@@ -239,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def plan_for(targets: list[str]):
     """(plan, graph, layout) of a build of ``targets`` ('build' = every enabled package)."""
-    from .config import load_config
-    from .graph import PYTHON_PSEUDO
-    from .plan import PlanItem, build_state, make_plan
+    from sage_build.configure.config import load_config
+    from sage_build.recipes.graph import PYTHON_PSEUDO
+    from sage_build.configure.build_plan import PlanItem, build_state, make_plan
 
     config = load_config()
     layout = config.layout()

@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_atomic
+from sage_build.base.atomic import write_atomic
 
 PHASE_COLOURS = {
     "fetch": "#9ecae1", "unpack": "#c6dbef", "build": "#3182bd", "uninstall-old": "#fdd0a2",

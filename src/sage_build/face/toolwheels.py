@@ -14,8 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .atomic import write_atomic
-from .errors import FetchError, SageBuildError
+from sage_build.base.atomic import write_atomic
+from sage_build.base.errors import FetchError, SageBuildError
 
 _HEADER = """\
 # The tool's own dependencies (pyproject.toml's, its test extra's, its build backend's),

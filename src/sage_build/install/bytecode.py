@@ -16,7 +16,7 @@ import os
 import sys
 from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc  # what py_compile uses
 
-from .atomic import adopt_owner, create, tmp_name, write_all
+from sage_build.base.atomic import adopt_owner, create, tmp_name, write_all
 
 
 def fingerprint() -> str:

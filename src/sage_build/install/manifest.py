@@ -15,9 +15,9 @@ import platform
 import time
 from pathlib import Path
 
-from . import __version__
-from .atomic import write_atomic
-from .layout import Layout
+from sage_build import __version__
+from sage_build.base.atomic import write_atomic
+from sage_build.base.layout import Layout
 
 
 def write_manifest(layout: Layout, name: str, version: str, files: list[str], test_result: str = "") -> Path:

@@ -13,7 +13,8 @@ from typing import NamedTuple
 
 import packaging
 
-from .errors import ConfigureError
+from sage_build.base.errors import ConfigureError
+from sage_build.base.layout import source_root
 
 # Run by the target interpreter. It borrows the tool's `packaging` (pure Python)
 # only to compute tags and markers the way installers do, and our bytecode module.
@@ -22,7 +23,7 @@ import json, sys, sysconfig, platform
 sys.path[:0] = sys.argv[1:3]
 from packaging.tags import sys_tags
 from packaging.markers import default_environment
-from sage_build.bytecode import fingerprint
+from sage_build.install.bytecode import fingerprint
 print(json.dumps({
     "executable": sys.executable,
     "version": platform.python_version(),
@@ -63,7 +64,7 @@ class TargetPython(NamedTuple):
         from packaging.utils import InvalidWheelFilename, parse_wheel_filename
         from packaging.version import InvalidVersion
 
-        from .errors import BuildError
+        from sage_build.base.errors import BuildError
 
         try:
             _, _, _, tags = parse_wheel_filename(filename)
@@ -84,7 +85,7 @@ class TargetPython(NamedTuple):
 
     def compiles_like_us(self) -> bool:
         """Whether its byte-code is the very byte-code this interpreter writes (same build)."""
-        from .bytecode import fingerprint
+        from sage_build.install.bytecode import fingerprint
 
         return bool(self.bytecode) and self.bytecode == fingerprint()
 
@@ -96,7 +97,7 @@ def query_python(executable: str | os.PathLike[str]) -> TargetPython:
     packaging_parent = str(Path(packaging.__file__).resolve().parent.parent)
     try:
         result = subprocess.run(
-            [str(executable), "-c", _QUERY, packaging_parent, str(Path(__file__).resolve().parent.parent)],
+            [str(executable), "-c", _QUERY, packaging_parent, str(source_root())],
             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONNOUSERSITE": "1"},
         )
     except (OSError, subprocess.TimeoutExpired) as error:

@@ -21,11 +21,11 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-from .errors import UninstallError
-from .killpoint import reach
-from .layout import Layout
-from .lock import prefix_lock
-from .manifest import read_manifest
+from sage_build.base.errors import UninstallError
+from sage_build.base.killpoint import reach
+from sage_build.base.layout import Layout
+from sage_build.base.lock import prefix_lock
+from sage_build.install.manifest import read_manifest
 
 PIPRM = "spkg-piprm"
 PIPRM_REMOVED_NOTHING = 3  # spkg-piprm's exit status when it failed before removing anything
@@ -36,7 +36,7 @@ def render_piprm(*, package: str, version: str, python: Path, prefix: Path,
     """The text of a package's spkg-piprm (``distributions``: name, version, dist-info dir under prefix)."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("sage_build", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("sage_build.install", "templates"),
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     return env.get_template("spkg-piprm.j2").render(
         package=package, version=version, python=str(python), prefix=str(prefix),

@@ -30,16 +30,17 @@ from installer.records import Hash, RecordEntry, parse_record_file
 from installer.sources import WheelFile
 from installer.utils import Scheme
 
-from . import bytecode
-from .atomic import (
+from sage_build.install import bytecode
+from sage_build.base.atomic import (
     TMP_MARK, create, hold_owner_lock, make_dirs, owner_alive, owner_id, power_loss_safe,
     sync_directory, sync_file, tmp_name, write_all, write_atomic,
 )
-from .errors import InstallError
-from .killpoint import reach
-from .lock import prefix_lock
-from .makeflags import job_budget
-from .ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
+from sage_build.base.errors import InstallError
+from sage_build.base.killpoint import reach
+from sage_build.base.layout import source_root
+from sage_build.base.lock import prefix_lock
+from sage_build.base.makeflags import job_budget
+from sage_build.install.ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
 
 INSTALLER_NAME = b"sage-build\n"
 # In a dist-info directory: the files whose existing bytes SAGE_INSTALL_COLLISIONS=warn kept
@@ -515,8 +516,8 @@ class AtomicDestination(SchemeDictionaryDestination):
         import subprocess
         from concurrent.futures import ThreadPoolExecutor
 
-        src = os.path.dirname(os.path.dirname(os.path.abspath(bytecode.__file__)))
-        script = f"import sys; sys.path.insert(0, {src!r}); from sage_build.bytecode import main; main()"
+        src = str(source_root())
+        script = f"import sys; sys.path.insert(0, {src!r}); from sage_build.install.bytecode import main; main()"
         # Each child reads its whole request before it starts: hand them out side by side.
         pool = ThreadPoolExecutor(len(chunks))
         started = []
@@ -803,36 +804,3 @@ def cleanup_stale_temporaries(directory: str | os.PathLike[str], owners_dir: str
                 removed += 1
     return removed
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sage_build.install --prefix DIR WHEEL...``: install wheels as sage-spkg does."""
-    import argparse
-
-    from .errors import SageBuildError
-    from .target import TargetPython, query_python
-
-    parser = argparse.ArgumentParser(prog="python -m sage_build.install",
-                                     description="Install wheels into a prefix (a virtual environment) race-free.")
-    parser.add_argument("--prefix", required=True, type=Path)
-    parser.add_argument("--bytecode", default="0", help="optimisation levels, e.g. '0' or '0 1', or 'none'")
-    parser.add_argument("wheels", nargs="+", type=Path)
-    args = parser.parse_args(argv)
-    target_file = args.prefix / "var" / "lib" / "sage" / "target-python.json"
-    try:
-        target = TargetPython.load(target_file) if target_file.exists() else query_python(args.prefix / "bin" / "python3")
-        levels = () if args.bytecode == "none" else tuple(int(x) for x in args.bytecode.split())
-        for wheel in args.wheels:
-            install_wheel(wheel, paths=target.paths, python_final=args.prefix / "bin" / "python3",
-                          python_now=args.prefix / "bin" / "python3",
-                          lock_file=args.prefix / "var" / "lib" / "sage" / "prefix.lock", bytecode_levels=levels,
-                          compile_here=target.compiles_like_us())
-    except SageBuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    from .entry import exit_now
-
-    exit_now(main())

@@ -18,11 +18,11 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .errors import BuildError
-from .layout import tool_root
-from .makeflags import job_budget
-from .log import PackageLog
-from .normalize import normalize_wheel
+from sage_build.base.errors import BuildError
+from sage_build.base.layout import source_root, tool_root
+from sage_build.base.makeflags import job_budget
+from sage_build.pipeline.package_log import PackageLog
+from sage_build.pipeline.normalize import normalize_wheel
 
 try:
     import tomllib
@@ -60,7 +60,7 @@ def build_environment(
         "SAGE_SPKG_WHEELS": str(build_dir / "dist"),
         "SAGE_BUILD_DIR": str(build_dir),
         "SAGE_BUILD_PYTHON": sys.executable,
-        "SAGE_BUILD_SRC": str(Path(__file__).resolve().parents[1]),
+        "SAGE_BUILD_SRC": str(source_root()),
         "PKG_NAME": pkg_name,
         "PKG_VER": pkg_version,
         "PKG_BASE": pkg_name,
@@ -310,13 +310,13 @@ def _quote(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sage_build.build SOURCE_DIR`` builds a wheel into $SAGE_SPKG_WHEELS (for sdh_pip_install)."""
-    from .errors import SageBuildError
-    from .target import TargetPython
+    """``python -m sage_build.pipeline.build SOURCE_DIR`` builds a wheel into $SAGE_SPKG_WHEELS (for sdh_pip_install)."""
+    from sage_build.base.errors import SageBuildError
+    from sage_build.install.target import TargetPython
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m sage_build.build SOURCE_DIR", file=sys.stderr)
+        print("usage: python -m sage_build.pipeline.build SOURCE_DIR", file=sys.stderr)
         return 2
     source = Path(argv[0]).absolute()
     local = Path(os.environ["SAGE_INST_LOCAL"])

@@ -41,14 +41,14 @@ from packaging.utils import (
 )
 
 from sage_build import __version__
-from sage_build.checksums import (  # compute_checksums and verify: re-exported (see __all__)
+from sage_build.recipes.checksums import (  # compute_checksums and verify: re-exported (see __all__)
     _mismatch,
     _no_checksum_error,
     _wanted,
     compute_checksums,
     verify,
 )
-from sage_build.errors import FetchError
+from sage_build.base.errors import FetchError
 
 __all__ = [
     "IndexConfig",

@@ -19,21 +19,21 @@ import threading
 import time
 from pathlib import Path
 
-from .atomic import write_atomic
-from .build import build_environment, build_wheel, run_script, source_date_epoch
-from .checksums import verified_cached
-from .config import Config, load_config
-from .errors import BuildError, FetchError, InstallError, SageBuildError
-from .graph import PYTHON_PSEUDO
-from .killpoint import reach
-from .layout import Layout, tool_root
-from .log import PackageLog, record_event
-from .makeflags import make_dry_run
-from .manifest import read_manifest, write_manifest
-from .recipe import Kind, Package, load_package, load_packages
-from .target import TargetPython, query_python
-from .uninstall import PIPRM, render_piprm, uninstall
-from .unpack import apply_patches, unpack_source
+from sage_build.base.atomic import write_atomic
+from sage_build.pipeline.build import build_environment, build_wheel, run_script, source_date_epoch
+from sage_build.recipes.checksums import verified_cached
+from sage_build.configure.config import Config, load_config
+from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
+from sage_build.recipes.graph import PYTHON_PSEUDO
+from sage_build.base.killpoint import reach
+from sage_build.base.layout import Layout, tool_root
+from sage_build.pipeline.package_log import PackageLog, record_event
+from sage_build.base.makeflags import make_dry_run
+from sage_build.install.manifest import read_manifest, write_manifest
+from sage_build.recipes.recipe import Kind, Package, load_package, load_packages
+from sage_build.install.target import TargetPython, query_python
+from sage_build.install.uninstall import PIPRM, render_piprm, uninstall
+from sage_build.pipeline.unpack import apply_patches, unpack_source
 
 MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
 
@@ -163,7 +163,7 @@ class Spkg:
         files: list[str] = []
         distributions = []
         published: list[str] = []  # what of the new version reached the prefix
-        from .install import install_wheel, merge_staging  # preloaded meanwhile: see preload()
+        from sage_build.install.wheel import install_wheel, merge_staging  # preloaded meanwhile: see preload()
 
         with self.phase("install"), self._restore_on_failure(previous, target, published):
             self._maintainer_script("spkg-preinst", env)
@@ -220,8 +220,7 @@ class Spkg:
             self.log.line(f"using {cached} (checksum verified)")
             return [cached]
         # urllib and friends: only when a file must be fetched
-        from . import fetch as fetching
-
+        from sage_build.pipeline import fetch as fetching
         path = fetching.fetch(
             pkg.tarball, pkg.checksums, package=pkg.name, upstream_dir=self.layout.upstream,
             mirrors=self.config.mirrors, index_name=(pkg.distribution_name or pkg.name) if pkg.is_python else None,
@@ -351,7 +350,7 @@ class Spkg:
             raise
 
     def _restore_previous(self, previous: dict, target: TargetPython) -> None:
-        from .install import install_wheel, merge_staging
+        from sage_build.install.wheel import install_wheel, merge_staging
 
         try:
             for wheel in previous["wheels"]:
@@ -488,8 +487,7 @@ def _bytecode_levels() -> tuple[int, ...]:
 
 def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: PackageLog) -> list[Path]:
     """Resolve a pip package's requirements with pip; pin them (with hashes) for offline rebuilds."""
-    from . import fetch as fetching
-
+    from sage_build.pipeline import fetch as fetching
     requirements_hash = hashlib.sha256("\n".join(pkg.requirements).encode()).hexdigest()[:16]
     directory = layout.upstream / "pip" / f"{pkg.name}-{requirements_hash}"
     lock = directory / "requirements.lock"
@@ -543,7 +541,7 @@ def preload() -> threading.Thread:
     def load() -> None:
         import importlib
 
-        for name in ("sage_build.install", "jinja2"):
+        for name in ("sage_build.install.wheel", "jinja2"):
             try:
                 importlib.import_module(name)
             except Exception:  # the phase that needs it reports it

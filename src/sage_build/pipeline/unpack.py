@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from sage_build.atomic import write_all
-from sage_build.errors import UnpackError
+from sage_build.base.atomic import write_all
+from sage_build.base.errors import UnpackError
 
 MAX_TOTAL_SIZE = 4 * 1024**3
 """Default limit on the total uncompressed size of an archive's files, in bytes."""

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sage_build.errors import ChecksumError
+from sage_build.base.errors import ChecksumError
 
 CHECKSUM_ALGORITHMS = ("sha256", "sha1", "md5", "cksum")
 _LEGACY = ("sha1", "md5", "cksum")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from .recipe import Package
+from sage_build.recipes.recipe import Package
 
 #: How each system installs packages: (command, sudo needed).
 INSTALL_COMMANDS: dict[str, tuple[str, bool]] = {

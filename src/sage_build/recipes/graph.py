@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .errors import RecipeError
-from .recipe import Kind, Package
+from sage_build.base.errors import RecipeError
+from sage_build.recipes.recipe import Kind, Package
 
 #: The pseudo-package that makes the prefix's virtual environment ($(PYTHON)).
 PYTHON_PSEUDO = "python3-venv"

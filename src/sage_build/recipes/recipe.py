@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RecipeError
+from sage_build.base.errors import RecipeError
 
 TYPES = ("base", "standard", "optional", "experimental")
 CHECKSUM_KEYS = ("sha256", "sha1", "md5", "cksum")

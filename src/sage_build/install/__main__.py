@@ -1,0 +1,37 @@
+"""``python -m sage_build.install --prefix DIR WHEEL...``: install wheels as sage-spkg does."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sage_build.base.errors import SageBuildError
+from sage_build.base.layout import Layout
+from sage_build.base.quick_exit import exit_now
+from sage_build.install.target import TargetPython, query_python
+from sage_build.install.wheel import install_wheel
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sage_build.install",
+                                     description="Install wheels into a prefix (a virtual environment) race-free.")
+    parser.add_argument("--prefix", required=True, type=Path)
+    parser.add_argument("--bytecode", default="0", help="optimisation levels, e.g. '0' or '0 1', or 'none'")
+    parser.add_argument("wheels", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    layout = Layout(sage_root=args.prefix, prefix=args.prefix)  # a bare prefix: no distribution tree
+    try:
+        target = TargetPython.load(layout.target_file) if layout.target_file.exists() else query_python(layout.python)
+        levels = () if args.bytecode == "none" else tuple(int(x) for x in args.bytecode.split())
+        for wheel in args.wheels:
+            install_wheel(wheel, paths=target.paths, python_final=layout.python, python_now=layout.python,
+                          lock_file=layout.lock_file, bytecode_levels=levels, compile_here=target.compiles_like_us())
+    except SageBuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    exit_now(main())
