@@ -8,7 +8,6 @@ import base64
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time

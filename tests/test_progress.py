@@ -10,8 +10,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from conftest import ROOT, python_recipe
-from sage_build.pipeline.package_log import record_event
-from sage_build.configure.build_plan import read_events
+from sage_build.base.events import record_event
+from sage_build.base.events import read_events
 from sage_build.face.timeline import write_timeline
 
 
@@ -200,8 +200,8 @@ def test_timeline_renders_in_headless_chromium(tree, tmp_path):
 
 
 def test_events_log_rotates_at_a_session_start_and_keeps_its_history(tmp_path):
-    from sage_build.pipeline.package_log import previous_events, record_event, rotate_events
-    from sage_build.configure.build_plan import read_events
+    from sage_build.base.events import previous_events, record_event, rotate_events
+    from sage_build.base.events import read_events
 
     events = tmp_path / "logs" / "events.jsonl"
     for i in range(50):

@@ -86,6 +86,13 @@ class Layout:
         return self.sage_root / "logs" / "pkgs"
 
     @property
+    def events_file(self) -> Path:
+        """The build events log (:mod:`sage_build.base.events`)."""
+        from sage_build.base.events import events_file
+
+        return events_file(self.sage_root)
+
+    @property
     def upstream(self) -> Path:
         return self.upstream_dir or (self.sage_root / "upstream")
 

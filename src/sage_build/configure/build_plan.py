@@ -10,7 +10,6 @@ events (``logs/events.jsonl``).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -21,7 +20,7 @@ from typing import Iterable
 from sage_build.configure.config import Config
 from sage_build.recipes.graph import PYTHON_PSEUDO, Graph
 from sage_build.base.layout import Layout
-from sage_build.pipeline.package_log import previous_events
+from sage_build.base import events
 from sage_build.recipes.recipe import Package, load_packages
 
 DEFAULT_DURATION = 20.0  # seconds, for a package never built here
@@ -183,28 +182,12 @@ def make_plan(layout: Layout, graph: Graph, targets: Iterable[str], built: set[s
     return plan
 
 
-def read_events(events_file: Path) -> list[dict]:
-    """Every event of the build log and of its rotated predecessor; a torn or foreign line is skipped."""
-    events = []
-    for path in (previous_events(events_file), events_file):
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    try:
-                        events.append(json.loads(line))
-                    except ValueError:
-                        continue
-        except FileNotFoundError:
-            pass
-    return events
-
-
 def learned_durations(layout: Layout) -> dict[str, float]:
     """Median wall time of each package's successful builds (all phases), from past events."""
     runs: dict[tuple[str, str | None], float] = {}
     per_package: dict[str, list[float]] = {}
-    for event in read_events(layout.sage_root / "logs" / "events.jsonl"):
-        if event.get("event") != "end" or event.get("outcome") != "ok":
+    for event in events.read_events(layout.events_file):
+        if event.get("event") != events.END or event.get("outcome") != events.OK:
             continue
         key = (event.get("package"), event.get("run"))
         runs[key] = runs.get(key, 0.0) + float(event.get("duration", 0.0))

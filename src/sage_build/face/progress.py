@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sage_build.pipeline.package_log import rotate_events
+from sage_build.base import events
+from sage_build.base.events import rotate_events
 
 # Imports stay light here: a build with nothing to do must cost little more than make.
 
@@ -43,13 +44,13 @@ class Progress:
 
     def apply(self, event: dict) -> None:
         name = event.get("package", "?")
-        if event.get("event") == "start":
+        if event.get("event") == events.START:
             self.running[name] = event.get("phase", "?")
-        elif event.get("event") == "end":
+        elif event.get("event") == events.END:
             if event.get("outcome") == "failed":
                 self.failed[name] = event
                 self.running.pop(name, None)
-            elif event.get("phase") == "record":
+            elif event.get("phase") == events.RECORD:
                 self.done.add(name)
                 self.running.pop(name, None)
 
@@ -90,7 +91,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make once the first
     package starts, so that a build with nothing to do costs no more than make itself."""
     terminal = sys.stdout.isatty() and os.environ.get("V", "0") in ("", "0") if terminal is None else terminal
-    events_file = sage_root / "logs" / "events.jsonl"
+    events_file = events.events_file(sage_root)
     events_file.parent.mkdir(parents=True, exist_ok=True)
     rotate_events(events_file)
     session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
@@ -123,11 +124,11 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
             stamp = time.strftime("%H:%M:%S")
             what = f"{event.get('package')}-{event.get('version')}"
             total = f"/{state.total()}" if state.planned else ""
-            if event.get("event") == "start":
+            if event.get("event") == events.START:
                 print(f"[{stamp}] {what}: {event.get('phase')} ...", file=out, flush=True)
             elif event.get("outcome") == "failed":
                 print(f"[{stamp}] {what}: {event.get('phase')} FAILED", file=out, flush=True)
-            elif event.get("phase") == "record":
+            elif event.get("phase") == events.RECORD:
                 print(f"[{stamp}] {what}: installed ({len(state.done)}{total})", file=out, flush=True)
 
     def handle(event: dict) -> None:
@@ -169,7 +170,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     plan_file.unlink(missing_ok=True)
     if not state.done and not state.failed and code == 0:
         return 0  # nothing was built: no summary, no timeline
-    from sage_build.configure.build_plan import read_events
+    from sage_build.base.events import read_events
     from sage_build.face.timeline import write_timeline
 
     session_events = [e for e in read_events(events_file) if e.get("session") == session]

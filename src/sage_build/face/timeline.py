@@ -10,11 +10,12 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from sage_build.base import events as ev
 from sage_build.base.atomic import write_atomic
 
 PHASE_COLOURS = {
-    "fetch": "#9ecae1", "unpack": "#c6dbef", "build": "#3182bd", "uninstall-old": "#fdd0a2",
-    "install": "#31a354", "record": "#a1d99b", "check": "#756bb1",
+    ev.FETCH: "#9ecae1", ev.UNPACK: "#c6dbef", ev.BUILD: "#3182bd", ev.UNINSTALL_OLD: "#fdd0a2",
+    ev.INSTALL: "#31a354", ev.RECORD: "#a1d99b", ev.CHECK: "#756bb1",
 }
 FAILED = "#d62728"
 
@@ -32,12 +33,12 @@ def bars_from_events(events: list[dict]) -> list[Bar]:
     """Pair each phase's start and end events into bars."""
     bars = []
     for event in events:
-        if event.get("event") != "end":
+        if event.get("event") != ev.END:
             continue
         start = float(event.get("start", event.get("time", 0.0)))
         bars.append(Bar(
             package=f"{event.get('package')}-{event.get('version')}", phase=str(event.get("phase")),
-            start=start, end=float(event.get("time", start)), failed=event.get("outcome") == "failed",
+            start=start, end=float(event.get("time", start)), failed=event.get("outcome") == ev.FAILED,
         ))
     return sorted(bars, key=lambda b: (b.start, b.package))
 

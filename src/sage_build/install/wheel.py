@@ -17,7 +17,6 @@ import json
 import os
 import posixpath
 import stat
-import sys
 import time
 import zipfile
 import zlib

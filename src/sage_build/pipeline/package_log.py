@@ -1,19 +1,15 @@
-"""Per-package logs and the machine-readable build events.
+"""Per-package logs.
 
 Every line a package's build prints goes to ``logs/pkgs/<pkg>-<version>.log``
 prefixed ``[pkg-version] ``; the same lines reach the terminal with ``V=1`` or
-when it is not a terminal.  Each phase also appends one JSON event to
-``logs/events.jsonl``; a single ``write`` on an ``O_APPEND`` descriptor keeps
-lines whole under ``make -j``.
+when it is not a terminal.  (The machine-readable events are :mod:`sage_build.base.events`.)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from collections import deque
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
@@ -82,34 +78,4 @@ class PackageLog:
 
     def tail(self, lines: int = 120) -> str:
         return "\n".join(list(self._tail)[-lines:])
-
-
-def record_event(events_file: Path, **event: object) -> None:
-    """Append one event (a JSON line) to the build events log."""
-    event.setdefault("time", time.time())
-    data = (json.dumps(event, sort_keys=True) + "\n").encode()
-    events_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(events_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-EVENTS_LIMIT = 8 << 20
-
-
-def rotate_events(events_file: Path, limit: int = EVENTS_LIMIT) -> None:
-    """Keep the events log bounded: past ``limit`` bytes it becomes ``events.jsonl.1`` (replacing
-    the previous one), so the history the plan learns durations from is one to two logs long.
-    Called when a build session starts, never while one follows the log."""
-    try:
-        if events_file.stat().st_size > limit:
-            os.replace(events_file, previous_events(events_file))
-    except FileNotFoundError:
-        pass
-
-
-def previous_events(events_file: Path) -> Path:
-    return events_file.with_name(events_file.name + ".1")
 

@@ -27,7 +27,9 @@ from sage_build.base.errors import BuildError, FetchError, InstallError, SageBui
 from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import Layout, tool_root
-from sage_build.pipeline.package_log import PackageLog, record_event
+from sage_build.base import events
+from sage_build.base.events import record_event
+from sage_build.pipeline.package_log import PackageLog
 from sage_build.base.makeflags import make_dry_run
 from sage_build.install.manifest import read_manifest, write_manifest
 from sage_build.recipes.recipe import Kind, Package, load_package, load_packages
@@ -57,7 +59,7 @@ class Spkg:
         self.check = check or os.environ.get("SAGE_CHECK") in ("yes", "warn")
         self.log_path = layout.log_file(pkg.name, self.version)
         self.log = PackageLog(self.log_path, self.tag, echo=echo)
-        self.events = layout.sage_root / "logs" / "events.jsonl"
+        self.events = layout.events_file
         self.reason = reason or _reason_from_plan(pkg.name) or _local_reason(layout, pkg)
         self.event_fields = {"package": pkg.name, "version": self.version, "log": str(self.log_path),
                              "session": os.environ.get("SAGE_BUILD_SESSION", ""),
@@ -70,11 +72,11 @@ class Spkg:
         start = time.time()
         self.log.line(f"--- {name} ---", always=not self.log.echo and sys.stdout.isatty()
                       and os.environ.get("SAGE_BUILD_QUIET") != "1")
-        record_event(self.events, **self.event_fields, phase=name, event="start", time=start, reason=self.reason)
+        record_event(self.events, **self.event_fields, phase=name, event=events.START, time=start, reason=self.reason)
         try:
             yield
         except BaseException as error:
-            record_event(self.events, **self.event_fields, phase=name, event="end", outcome="failed",
+            record_event(self.events, **self.event_fields, phase=name, event=events.END, outcome=events.FAILED,
                          start=start, time=time.time(), duration=time.time() - start, error=str(error))
             if isinstance(error, SageBuildError):
                 self.log.line(f"Error: {error}")
@@ -83,7 +85,7 @@ class Spkg:
                 self.log.line(f"Error: {error}")
                 raise PhaseFailed(name, error) from error
             raise
-        record_event(self.events, **self.event_fields, phase=name, event="end", outcome="ok",
+        record_event(self.events, **self.event_fields, phase=name, event=events.END, outcome=events.OK,
                      start=start, time=time.time(), duration=time.time() - start)
 
     # -- the pipeline ---------------------------------------------------------
@@ -98,7 +100,7 @@ class Spkg:
             self.log.close()
 
     def _make_venv(self) -> Path:
-        with self.phase("install"):
+        with self.phase(events.INSTALL):
             command = [self.config.python, "-m", "venv", "--without-pip"]
             if self.config.system_site_packages:
                 command.append("--system-site-packages")
@@ -110,7 +112,7 @@ class Spkg:
                 directory.mkdir(parents=True, exist_ok=True)
             target = query_python(self.layout.python)
             target.save(self.layout.target_file)
-        with self.phase("record"):
+        with self.phase(events.RECORD):
             return write_manifest(self.layout, self.pkg.name, self.version, [])
 
     def _run(self) -> Path:
@@ -129,18 +131,18 @@ class Spkg:
         )
         dist_dir = self.build_dir / "dist"
         kind = self.pkg.kind
-        with self.phase("fetch"):
+        with self.phase(events.FETCH):
             sources = self._fetch(target)
         if kind in (Kind.NORMAL, Kind.SCRIPT):
-            with self.phase("unpack"):
+            with self.phase(events.UNPACK):
                 self._unpack(sources)
             env.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(self.build_dir / "src")))
-        with self.phase("build"):
+        with self.phase(events.BUILD):
             self._build(kind, sources, target, env, dist_dir)
         wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
         if self.build_only is not None:
             if not wheels:
-                raise PhaseFailed("build", BuildError("--build-only: the build produced no wheel"))
+                raise PhaseFailed(events.BUILD, BuildError("--build-only: the build produced no wheel"))
             self.build_only.mkdir(parents=True, exist_ok=True)
             for wheel in wheels:
                 shutil.copy2(wheel, self.build_only / wheel.name)
@@ -151,12 +153,12 @@ class Spkg:
         staging = self.build_dir / "inst"
         if kind in (Kind.NORMAL, Kind.SCRIPT) and not self.pkg.is_python and not wheels \
                 and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
-            raise PhaseFailed("build", BuildError(
+            raise PhaseFailed(events.BUILD, BuildError(
                 "the build succeeded but installed nothing: its spkg-install must install into"
                 " $SAGE_DESTDIR (sdh_make_install does) or store a wheel"))
         if kind in (Kind.NORMAL, Kind.WHEEL, Kind.PIP) and self.pkg.is_python and not wheels:
-            raise PhaseFailed("build", BuildError("the build produced no wheel"))
-        with self.phase("uninstall-old"):
+            raise PhaseFailed(events.BUILD, BuildError("the build produced no wheel"))
+        with self.phase(events.UNINSTALL_OLD):
             previous = self._keep_previous()
             reach("uninstall-keep")
             uninstall(self.layout, self.pkg.name, say=self.log.line)
@@ -165,7 +167,7 @@ class Spkg:
         published: list[str] = []  # what of the new version reached the prefix
         from sage_build.install.wheel import install_wheel, merge_staging  # preloaded meanwhile: see preload()
 
-        with self.phase("install"), self._restore_on_failure(previous, target, published):
+        with self.phase(events.INSTALL), self._restore_on_failure(previous, target, published):
             self._maintainer_script("spkg-preinst", env)
             for wheel in wheels:
                 stored = self._store_wheel(wheel)
@@ -194,11 +196,11 @@ class Spkg:
             self._maintainer_script("spkg-postinst", env)
         test_result = ""
         if self.check and self.pkg.script_path("spkg-check"):
-            with self.phase("check"):
+            with self.phase(events.CHECK):
                 run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env, log=self.log,
                            name="spkg-check")
                 test_result = "passed"
-        with self.phase("record"):
+        with self.phase(events.RECORD):
             self._record_scripts(distributions)
             reach("record-scripts")
             stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
