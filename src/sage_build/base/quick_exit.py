@@ -11,8 +11,8 @@ def exit_now(code: int) -> NoReturn:
     """Exit with ``code`` without the interpreter's teardown.
 
     sage-spkg runs once per package, and tearing down the modules a build has loaded
-    (installer, email, jinja2, packaging ...) took 15 ms of every package's time, for
-    nothing: by the time an entry point returns, its logs, manifests and stamps are closed
+    (installer, email, jinja2, packaging ...) costs every package time for nothing
+    (bench/README.md, "Measurements behind the design"): by the time an entry point returns, its logs, manifests and stamps are closed
     (written with ``os.write`` or through closed files) and its child processes have
     ended.  Only the standard streams still hold buffered output.
     """

@@ -223,7 +223,7 @@ def build_wheel(
         with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(1) as pool:
             warnings.simplefilter("always")
             # The backend's interpreter starts first, and the build requirements are checked
-            # while it loads (packaging's parser alone takes 20 ms to import, at every package);
+            # while it loads (packaging's parser is slow to import, and this runs at every package);
             # a check that fails stops the backend, and its message is the error.
             building = pool.submit(hooks.build_wheel, str(dist_dir))
             building.add_done_callback(lambda _: runner.running.set())  # also when no process started

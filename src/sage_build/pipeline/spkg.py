@@ -532,8 +532,9 @@ def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: P
 def preload() -> threading.Thread:
     """Import what the install and record phases need, in a background thread.
 
-    sage-spkg runs once per package, and these imports (installer, jinja2 for spkg-piprm) take
-    40-50 ms of every package's time when made in line.  Started once the build's process runs
+    sage-spkg runs once per package, and these imports (installer, jinja2 for spkg-piprm) are
+    a noticeable share of a small package's time when made in line (bench/README.md,
+    "Measurements behind the design").  Started once the build's process runs
     (the backend's interpreter, a script), they overlap with it, as sage-spkg only waits for it
     then.  (Started earlier, they would delay that process: this thread would hold the
     interpreter lock that the thread starting it needs, again and again.)  A phase that needs
