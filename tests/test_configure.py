@@ -235,3 +235,24 @@ def test_optional_recipe_with_a_bad_name_is_skipped_with_a_warning(tree):
     # every tool agrees: the skipped recipe is no package (./sage -i says why)
     result = tree.sage("-i", "a:b", check=False)
     assert result.returncode == 1 and "'a:b' is not a valid package name" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["x;y", "x|y"])
+def test_an_optional_recipe_named_with_a_make_separator_does_not_break_the_top_level_make(tree, bad):
+    """The top-level Makefile's rule for regenerating build/make/Makefile lists every recipe file
+    as a prerequisite and drops only the words with ':' or '$': a directory named 'x;y' (';'
+    starts a recipe on the rule line) or 'x|y' ('|' starts order-only prerequisites) makes
+    'build/pkgs/x' a prerequisite, and every goal (make build, make six) fails with
+    'no rule to make .../build/pkgs/x (a missing file)'. Found by the #14 verification."""
+    add_recipe(tree.root, "std")
+    add_recipe(tree.root, bad, type_="optional")
+    result = tree.configure()
+    assert f"build/pkgs/{bad}: skipped" in result.stderr, result.stderr
+    for name in ("Makefile", "configure.py"):
+        (tree.root / name).symlink_to(ROOT / name)
+    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    # the goal every forwarded goal makes first: the generated Makefile, up to date here
+    top = subprocess.run(["make", "-C", str(tree.root), str(tree.root / "build" / "make" / "Makefile")],
+                         env=tree.env, capture_output=True, text=True)
+    assert top.returncode == 0, top.stderr
+    assert "missing file" not in top.stderr

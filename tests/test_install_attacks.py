@@ -212,6 +212,27 @@ def test_a_staged_file_is_not_published_through_a_link_leading_out(prefix, tmp_p
     assert list(outside.iterdir()) == []
 
 
+def test_a_staged_link_leading_out_through_another_staged_link_is_refused(prefix, tmp_path):
+    """The lexical check of a staged link is fooled by another staged link: ``up -> <prefix>`` is
+    inside, and ``x -> up/../outside`` looks inside (``up/..`` cancels lexically) but resolves to
+    the prefix's parent. Found by the #14 verification (a recipe's spkg-install planted both,
+    exit 0)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    staged = tmp_path / "inst" / prefix.relative_to("/")
+    staged_site = staged / site(prefix).relative_to(prefix)
+    staged_site.mkdir(parents=True)
+    (staged_site / "up").symlink_to(prefix)
+    (staged_site / "x").symlink_to("up/../outside")
+    try:
+        _merge(tmp_path / "inst", prefix)
+    except Exception as error:  # the refusal we want
+        assert "leads out of the prefix" in str(error)
+    published = site(prefix) / "x"
+    assert not (published.is_symlink() and os.path.realpath(published) == str(outside)), \
+        f"{published} -> {os.readlink(published)} was published and leads out of the prefix to {outside}"
+
+
 def test_staged_links_inside_the_prefix_are_published(prefix, tmp_path):
     staged = tmp_path / "inst" / prefix.relative_to("/")
     (staged / "lib").mkdir(parents=True)
@@ -232,6 +253,23 @@ def test_a_member_named_like_our_temporaries_is_refused(prefix, tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "ns/.cache.sbtmp-999999-0" in result.stderr and "temporary" in result.stderr
     assert snapshot(prefix) == before
+
+
+def test_a_directory_named_like_our_temporaries_does_not_break_later_installs(prefix, tmp_path):
+    """Only the last part of a member is checked for the mark: ``ns/d.sbtmp-999999-0/file.txt``
+    installed, and the sweep then tried to unlink the directory as a dead install's temporary,
+    so every later install into ``ns/`` failed with '[Errno 21] Is a directory'. Either refuse
+    the member, or let the sweep leave it alone. Found by the #14 verification."""
+    wheel = raw_wheel(tmp_path / "w", "victim", {"ns/d.sbtmp-999999-0/file.txt": b"shipped\n", "ns/v.py": b""})
+    result = install(prefix, wheel)
+    assert "Traceback" not in result.stderr
+    if result.returncode != 0:
+        assert "ns/d.sbtmp-999999-0" in result.stderr and "temporary" in result.stderr
+        return
+    other = raw_wheel(tmp_path / "o", "other", {"ns/other.py": b""})
+    second = install(prefix, other)
+    assert second.returncode == 0, second.stderr
+    assert (site(prefix) / "ns" / "d.sbtmp-999999-0" / "file.txt").read_bytes() == b"shipped\n"
 
 
 # -- 2. the losing side of a race ---------------------------------------------------------------
