@@ -29,13 +29,14 @@ SAGE_BUILD_BIN := $(SAGE_BUILD_HOME)/build/bin
 # configure decides from the recipes' type, version and dependency files: when one of
 # them changes, the Makefile is generated again with the last configure call
 # (sage_build.configure.build_plan.makefile_is_stale mirrors this rule for ./sage --plan).
-# A directory name make cannot take (a space, ':', '$') is refused or skipped by configure; it
-# must not break this rule either: such words are dropped and the second wildcard drops the
-# pieces a space leaves.
+# A directory name make cannot take (a space, ':', '$', ';', '|') is refused or skipped by
+# configure; it must not break this rule either: such words are dropped (on a rule line ';'
+# starts a recipe and '|' order-only prerequisites) and the second wildcard drops the pieces a
+# space leaves.
 RECIPE_FILES := $(wildcard $(foreach f,$(wildcard $(SAGE_ROOT)/build/pkgs/*/type \
 		$(SAGE_ROOT)/build/pkgs/*/package-version.txt $(SAGE_ROOT)/build/pkgs/*/dependencies* \
 		$(SAGE_ROOT)/build/pkgs/*/requirements.txt $(SAGE_ROOT)/build/pkgs/*/checksums.ini),\
-		$(if $(findstring :,$f)$(findstring $$,$f),,$f)))
+		$(if $(findstring :,$f)$(findstring $$,$f)$(findstring ;,$f)$(findstring |,$f),,$f)))
 $(GENERATED): $(SAGE_ROOT)/configure.py $(SAGE_BUILD_HOME)/src/sage_build/configure/templates/Makefile.j2 $(SAGE_ROOT)/build/pkgs \
 		$(RECIPE_FILES)
 	@if [ -f $(CONFIG) ]; then $(SAGE_ROOT)/build/bin/sage-reconfigure --quiet; \

@@ -130,7 +130,7 @@ def _check_wheel_path(wheel: str, path: str, what: str) -> None:
             f"{wheel}: {what} {path}, which would be installed outside its directory in the prefix"
             " (an absolute path or one that climbs out with '..'); nothing was installed."
             " The wheel is broken or hostile: do not install it")
-    if TMP_MARK in parts[-1]:
+    if any(TMP_MARK in part for part in parts):
         raise InstallError(
             f"{wheel}: {what} {path}, a name sage-build keeps for its temporary files ('{TMP_MARK}'):"
             " the next install into that directory would delete it; nothing was installed")
@@ -725,6 +725,7 @@ def _check_staged_tree(staged_prefix: Path, prefix: Path, local: Path, installin
     """Before anything of a staged tree is published: refuse links that lead out of the prefix,
     files named like our temporaries, and targets reached through a link that leads out."""
     checked: set[str] = set()
+    inside_roots = (str(staged_prefix), str(local), str(prefix))
     for root, dirs, files in os.walk(staged_prefix):
         rel_root = os.path.relpath(root, staged_prefix)
         refuse_links_out(os.path.normpath(os.path.join(local, rel_root)), str(local), checked=checked,
@@ -742,6 +743,10 @@ def _check_staged_tree(staged_prefix: Path, prefix: Path, local: Path, installin
                 leads_out = not _inside(os.path.normpath(link), str(prefix))
             else:
                 leads_out = escapes(posixpath.join(posixpath.dirname(rel), link))
+            # Lexically inside is not enough when the way goes through another link
+            # (up -> <prefix>, x -> up/../..): where it really leads must be inside too.
+            real = os.path.realpath(source)
+            leads_out = leads_out or not any(_inside(real, os.path.realpath(root_)) for root_ in inside_roots)
             if leads_out:
                 raise InstallError(f"{installing} installed the link {rel} -> {link}, which leads out of the"
                                    f" prefix {prefix}; the links a package installs must stay inside it")
@@ -798,7 +803,8 @@ def cleanup_stale_temporaries(directory: str | os.PathLike[str], owners_dir: str
         if pid not in known:
             known[pid] = owner_alive(owners_dir, pid)
         if not known[pid]:
-            with contextlib.suppress(FileNotFoundError):
+            # Our temporaries are files; a directory with the mark is nobody's leftover.
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 os.unlink(os.path.join(directory, name))
                 removed += 1
     return removed
