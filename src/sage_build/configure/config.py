@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sage_build.base.errors import ConfigureError
-from sage_build.base.layout import Layout, default_sage_root
+from sage_build.base.layout import Layout, TreeLayout, default_sage_root
 
 ENABLE_VALUES = ("yes", "no", "if_installed")
 SYSTEM_VALUES = ("yes", "no", "force")
@@ -46,7 +46,7 @@ class Config:
 
 
 def config_path(sage_root: Path | None = None) -> Path:
-    return (sage_root or default_sage_root()) / "build" / "make" / "config.json"
+    return TreeLayout(sage_root or default_sage_root()).config_file
 
 
 def load_config(sage_root: Path | None = None) -> Config:

@@ -26,7 +26,7 @@ from sage_build.configure.config import Config, load_config
 from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
 from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.base.killpoint import reach
-from sage_build.base.layout import Layout, tool_root
+from sage_build.base.layout import Layout, tool_bin_dir, tool_root
 from sage_build.base import events
 from sage_build.base.events import record_event
 from sage_build.pipeline.package_log import PackageLog
@@ -175,7 +175,7 @@ class Spkg:
                 try:
                     installed = install_wheel(
                         stored, paths=_final_paths(target, self.layout),
-                        python_final=self.layout.prefix / "bin" / "python3", python_now=self.layout.python,
+                        python_final=self.layout.python_final, python_now=self.layout.python,
                         destdir=self.layout.destdir, lock_file=self.layout.lock_file,
                         bytecode_levels=_bytecode_levels(), compile_here=target.compiles_like_us(),
                     )
@@ -358,7 +358,7 @@ class Spkg:
             for wheel in previous["wheels"]:
                 stored = self._store_wheel(wheel)
                 install_wheel(stored, paths=_final_paths(target, self.layout),
-                              python_final=self.layout.prefix / "bin" / "python3", python_now=self.layout.python,
+                              python_final=self.layout.python_final, python_now=self.layout.python,
                               destdir=self.layout.destdir, lock_file=self.layout.lock_file,
                               bytecode_levels=_bytecode_levels(), compile_here=target.compiles_like_us())
             if previous["files"] is not None:
@@ -385,10 +385,10 @@ class Spkg:
         directory.mkdir(parents=True)
         if distributions:
             text = render_piprm(package=self.pkg.name, version=self.version,
-                                python=self.layout.prefix / "bin" / "python3", prefix=self.layout.prefix,
+                                python=self.layout.python_final, prefix=self.layout.prefix,
                                 distributions=distributions)
             write_atomic(directory / PIPRM, text.encode(), mode=0o755)
-        helpers = tool_root() / "build" / "bin" / "sage-dist-helpers"
+        helpers = tool_bin_dir() / "sage-dist-helpers"
         for script in MAINTAINER_SCRIPTS:
             path = self.pkg.script_path(script)
             if path is not None:
@@ -415,8 +415,8 @@ def _link_or_copy(source: Path, dest: Path) -> None:
 def _unstage_venv(layout: Layout) -> None:
     """A venv made under DESTDIR names its staged path; make it name the final prefix."""
     staged, final = str(layout.local), str(layout.prefix)
-    candidates = [layout.local / "pyvenv.cfg", *(layout.local / "bin").glob("activate*"),
-                  *(layout.local / "bin").glob("Activate*")]
+    candidates = [layout.local / "pyvenv.cfg", *layout.bin_dir.glob("activate*"),
+                  *layout.bin_dir.glob("Activate*")]
     for path in candidates:
         try:
             text = path.read_text()
@@ -432,9 +432,9 @@ def package_lock(layout: Layout, name: str):
     whether it had to wait. Different packages never wait for each other."""
     import fcntl
 
-    directory = layout.var_sage / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    path = layout.package_lock(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
