@@ -49,6 +49,7 @@ from sage_build.recipes.checksums import (  # compute_checksums and verify: re-e
     verify,
 )
 from sage_build.base.errors import FetchError
+from sage_build.base.lock import locked
 
 __all__ = [
     "IndexConfig",
@@ -770,20 +771,9 @@ def fetch(
     # One partial file per tarball, kept when a download is interrupted (Ctrl-C, a killed
     # process) so the next fetch resumes it; the lock keeps two fetches of it apart.
     part = upstream_dir / f".{tarball}.part"
-    lock = _lock_file(upstream_dir / f".{tarball}.lock")
-    try:
+    with locked(upstream_dir / f".{tarball}.lock"):
         return _fetch_candidates(candidates(), part, final, wanted, tried, package, tarball, upstream_dir,
                                  mismatched)
-    finally:
-        os.close(lock)
-
-
-def _lock_file(path: Path) -> int:
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
 
 
 def _fetch_candidates(candidates, part: Path, final: Path, wanted, tried, package: str, tarball: str,

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ContextManager
 
 from sage_build.base.atomic import write_atomic
 from sage_build.pipeline.build import build_environment, build_wheel, run_script, source_date_epoch
@@ -27,6 +28,7 @@ from sage_build.base.errors import BuildError, FetchError, InstallError, SageBui
 from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import Layout, tool_bin_dir, tool_root
+from sage_build.base.lock import locked
 from sage_build.base import events
 from sage_build.base.events import record_event
 from sage_build.pipeline.package_log import PackageLog
@@ -426,26 +428,13 @@ def _unstage_venv(layout: Layout) -> None:
             path.write_text(text.replace(staged, final))
 
 
-@contextlib.contextmanager
-def package_lock(layout: Layout, name: str):
+def package_lock(layout: Layout, name: str) -> ContextManager[bool]:
     """One sage-spkg per package and prefix at a time (two `make build` in one tree); yields
     whether it had to wait. Different packages never wait for each other."""
-    import fcntl
+    def say() -> None:
+        print(f"[{name}] another run is building {name}; waiting for it", flush=True)
 
-    path = layout.package_lock(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            waited = False
-        except BlockingIOError:
-            print(f"[{name}] another run is building {name}; waiting for it", flush=True)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            waited = True
-        yield waited
-    finally:
-        os.close(fd)
+    return locked(layout.package_lock(name), on_wait=say)
 
 
 def _reason_from_plan(name: str) -> str | None:
