@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import ContextManager
 
-from sage_build.base.atomic import write_atomic
+from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
 from sage_build.pipeline.build import build_environment, build_wheel, run_script, source_date_epoch
 from sage_build.recipes.checksums import verified_cached
 from sage_build.configure.config import Config, load_config
@@ -298,15 +298,20 @@ class Spkg:
         return None
 
     def _store_wheel(self, wheel: Path) -> Path:
-        """Move a built wheel into var/lib/sage/wheels by rename: never half a wheel there."""
-        self.layout.wheels_dir.mkdir(parents=True, exist_ok=True)
-        stored = self.layout.wheels_dir / wheel.name
-        try:
-            os.replace(wheel, stored)
-        except OSError:  # another filesystem: copy beside the target, then rename
-            tmp = stored.with_name(f".{stored.name}.tmp{os.getpid()}")
-            shutil.copy2(wheel, tmp)
-            os.replace(tmp, stored)
+        """Move a built wheel into var/lib/sage/wheels: never half a wheel there.
+
+        From another file system it is copied under a marked temporary name first, which this
+        process's owner lock covers; a killed store's temporary goes with the next store's sweep."""
+        from sage_build.install.wheel import cleanup_stale_temporaries
+
+        if TMP_MARK in wheel.name:  # the sweep would take the stored wheel for a dead store's temporary
+            raise InstallError(f"{wheel.name}: a name sage-build keeps for its temporary files ('{TMP_MARK}')")
+        wheels_dir, owners_dir = self.layout.wheels_dir, self.layout.owners_dir
+        wheels_dir.mkdir(parents=True, exist_ok=True)
+        hold_owner_lock(owners_dir)  # before our temporary exists, so that no sweep takes it for dead
+        cleanup_stale_temporaries(wheels_dir, owners_dir)
+        stored = wheels_dir / wheel.name
+        move_atomic(wheel, stored)
         return stored
 
     def _keep_previous(self) -> dict | None:
@@ -495,7 +500,7 @@ def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: P
         if files:
             log.line(f"using the pinned files of {lock}")
             return files
-    tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+    tmp = Path(tmp_name(directory))  # marked: a leftover of a killed run is recognisable
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     requirements = tmp / "requirements.txt"
