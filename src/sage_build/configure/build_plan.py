@@ -64,7 +64,7 @@ def build_state(config: Config) -> BuildState:
 
 def enabled_in_makefile(layout: Layout) -> set[str]:
     """The enabled packages, as the generated Makefile lists them."""
-    text = (layout.make_dir / "Makefile").read_text()
+    text = layout.makefile.read_text()
     match = re.search(r"^ENABLED_PACKAGES := (.*)$", text, re.M)
     return set(match.group(1).split()) if match else set()
 
@@ -76,7 +76,7 @@ def makefile_is_stale(layout: Layout) -> bool:
     top = layout.sage_root / "Makefile"
     if not top.is_file():
         return False
-    generated = _mtime_ns(layout.make_dir / "Makefile")
+    generated = _mtime_ns(layout.makefile)
     if generated is None:
         return True
     template = Path(os.path.realpath(top)).parent / "src" / "sage_build" / "configure" / "templates" / "Makefile.j2"

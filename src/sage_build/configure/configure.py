@@ -155,7 +155,7 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
     result.config.write(layout.config_file)
     if result.target_cache:
         write_if_changed(layout.make_dir / "target-cache.json", result.target_cache)
-    write_if_changed(layout.make_dir / "Makefile", result.makefile)
+    write_if_changed(layout.makefile, result.makefile)
     if not parse_options(argv).quiet:
         _print_summary(result.graph.packages, result.plans, result.graph, result.config.python_version,
                        Path(result.config.prefix), out)

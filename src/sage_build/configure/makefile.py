@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sage_build.recipes.graph import PYTHON_PSEUDO, Graph
-from sage_build.base.layout import tool_root
+from sage_build.base.atomic import write_atomic
+from sage_build.base.layout import tool_bin_dir
 from sage_build.configure.build_plan import priorities
 from sage_build.recipes.recipe import recipe_hash
 
@@ -82,7 +83,7 @@ def render_makefile(
     return _environment().get_template("Makefile.j2").render(
         argv_text=" ".join(shlex.quote(a) for a in ["./configure.py", *argv]),
         sage_root=_make_path(sage_root),
-        bin_dir=_make_path(tool_root() / "build" / "bin"),
+        bin_dir=_make_path(tool_bin_dir()),
         tool_python=_make_path(Path(sys.executable)),
         prefix=_make_path(prefix),
         python_pseudo=PYTHON_PSEUDO,
@@ -112,10 +113,7 @@ def write_if_changed(path: Path, text: str) -> bool:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode())
     return True
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sage_build.base import events
 from sage_build.base.events import rotate_events
+from sage_build.base.layout import TreeLayout
 
 # Imports stay light here: a build with nothing to do must cost little more than make.
 
@@ -91,11 +92,12 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make once the first
     package starts, so that a build with nothing to do costs no more than make itself."""
     terminal = sys.stdout.isatty() and os.environ.get("V", "0") in ("", "0") if terminal is None else terminal
-    events_file = events.events_file(sage_root)
+    tree = TreeLayout(sage_root)
+    events_file = tree.events_file
     events_file.parent.mkdir(parents=True, exist_ok=True)
     rotate_events(events_file)
     session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    plan_file = sage_root / "logs" / f"plan-{session}.json"
+    plan_file = tree.plan_file(session)
     offset = events_file.stat().st_size if events_file.exists() else 0
     env = dict(os.environ, SAGE_BUILD_SESSION=session, SAGE_BUILD_PLAN=str(plan_file))
     if terminal:
@@ -174,7 +176,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     from sage_build.face.timeline import write_timeline
 
     session_events = [e for e in read_events(events_file) if e.get("session") == session]
-    timeline = sage_root / "logs" / "build-timeline.html"
+    timeline = tree.timeline_file
     if session_events:
         write_timeline(session_events, timeline)
     if code != 0 or state.failed:

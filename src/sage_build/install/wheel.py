@@ -36,7 +36,7 @@ from sage_build.base.atomic import (
 )
 from sage_build.base.errors import InstallError
 from sage_build.base.killpoint import reach
-from sage_build.base.layout import source_root
+from sage_build.base.layout import owners_dir_of, source_root
 from sage_build.base.lock import prefix_lock
 from sage_build.base.makeflags import job_budget
 from sage_build.install.ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
@@ -46,8 +46,6 @@ INSTALLER_NAME = b"sage-build\n"
 # (JSON: [{"path": relative like a RECORD row, "owner": distribution or null}]).  spkg-piprm
 # reads it to say which package an uninstall leaves damaged.
 KEPT_COLLISIONS = "SAGE_KEPT_COLLISIONS"
-# Where the owner locks of a prefix's installing processes live (see atomic.hold_owner_lock).
-OWNERS_DIR = "owners"
 
 PUBLISHED, SHARED, KEPT = "published", "shared", "kept"
 _COPY_CHUNK = 1 << 20
@@ -771,11 +769,6 @@ def _is_relative_to(path: Path, base: Path) -> bool:
         return True
     except ValueError:
         return False
-
-
-def owners_dir_of(lock_file: Path) -> Path:
-    """Where the owner locks of the processes installing into ``lock_file``'s prefix live."""
-    return lock_file.parent / "locks" / OWNERS_DIR
 
 
 def cleanup_stale_temporaries(directory: str | os.PathLike[str], owners_dir: str | os.PathLike[str] | None = None,
