@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable
 
 # installer's public API only (its documented abstract classes and public functions), so that
-# any installer in pyproject.toml's range works: tests/test_install.py checks no private name is used.
+# any installer in pyproject.toml's range works: tests/test_installer_api.py checks no private name is used.
 from installer import install as installer_install
 from installer.destinations import WheelDestination
 from installer.records import Hash, RecordEntry, parse_record_file
