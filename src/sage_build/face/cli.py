@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sage_build.configure.config import load_config
 from sage_build.base.errors import SageBuildError
-from sage_build.recipes.graph import Graph
+from sage_build.recipes.graph import Graph, load_graph
 from sage_build.base.layout import TreeLayout, default_sage_root, tool_root
 from sage_build.install.manifest import installed_versions
 from sage_build.recipes.recipe import TYPES, Package, bad_name_reason, load_packages
@@ -323,8 +323,8 @@ def package_main(argv: list[str]) -> int:
     from sage_build.face import package_commands
     if args.command in ("download", "fix-checksum", "create", "update", "verify-reproducible"):
         return package_commands.run(args, root)
-    packages = load_packages(pkgs_dir)
-    graph = Graph.build(packages)
+    graph = load_graph(pkgs_dir)
+    packages = graph.packages
     try:
         installed = installed_versions(load_config(root).layout(), packages)
     except SageBuildError:
