@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import add_recipe, make_wheel, python_recipe
+from conftest import ROOT, add_recipe, make_wheel, python_recipe
 from sage_build.base.errors import InstallError, RecipeError
 from sage_build.recipes.recipe import load_package, parse_checksums, parse_dependency_line
 
@@ -203,3 +203,24 @@ def test_failed_install_of_a_script_package_upgrade_puts_its_files_back(tree):
     assert os.readlink(tree.prefix / "include/clib-link.h") == "clib.h"
     assert tree.stamp("clib", "1.0").exists() and not tree.stamp("clib", "2.0").exists()
     assert installed() == before
+
+
+def test_a_package_another_run_installed_after_our_make_started_is_not_built_again(tree):
+    # Deterministic form of two builds in one tree: our make decided before the other run's stamp
+    # was written, and sage-spkg starts only after that run finished (no lock to wait for).
+    python_recipe(tree.root, "a", "1.0", {"a/__init__.py": ""})
+    tree.configure()
+    tree.make("a")
+    stamp = tree.stamp("a", "1.0")
+    spkg = [sys.executable, str(ROOT / "build" / "bin" / "sage-spkg"), "a"]
+    before_stamp = f"{stamp.stat().st_mtime - 5:.6f}"
+    again = subprocess.run(spkg, env=dict(tree.env, SAGE_MAKE_STARTED=before_stamp), capture_output=True, text=True)
+    assert again.returncode == 0 and "built meanwhile by another run" in again.stdout, again.stdout + again.stderr
+    # A make that started after the stamp was written decided on a stamp it saw: it builds.
+    after_stamp = f"{stamp.stat().st_mtime + 5:.6f}"
+    rebuilt = subprocess.run(spkg, env=dict(tree.env, SAGE_MAKE_STARTED=after_stamp), capture_output=True, text=True)
+    assert rebuilt.returncode == 0 and "built meanwhile" not in rebuilt.stdout, rebuilt.stdout
+    # ./sage -f always builds.
+    forced = subprocess.run(spkg, env=dict(tree.env, SAGE_MAKE_STARTED="0", SAGE_FORCE="a"), capture_output=True,
+                            text=True)
+    assert forced.returncode == 0 and "built meanwhile" not in forced.stdout, forced.stdout

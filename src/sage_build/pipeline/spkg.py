@@ -592,8 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         with package_lock(layout, pkg.name) as waited:
-            if waited and layout.stamp(pkg.name, pkg.stamp_version).exists() \
-                    and layout.stamp(pkg.name, pkg.stamp_version).stat().st_mtime >= started:
+            if _built_meanwhile(layout, pkg, waited, started):
                 print(f"[{spkg.tag}] built meanwhile by another run; nothing to do", flush=True)
                 spkg.log.close()
                 return 0
@@ -604,6 +603,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sage-spkg: error: {pkg.name}: {error.strerror or error}: {error.filename or ''};"
               f" check that you may write to {layout.local}", file=sys.stderr)
         return 1
+
+
+def _built_meanwhile(layout: Layout, pkg: Package, waited: bool, started: float) -> bool:
+    """Whether another run (a second `make build`, `./sage -i`) installed this version after our
+    make decided to build it: its stamp is newer than our make's start (make runs a package's
+    rule once a run, so a newer stamp is somebody else's).  Without that start time, only a run
+    we waited for counts.  A forced package (./sage -f) is always built."""
+    if pkg.name in os.environ.get("SAGE_FORCE", "").split():
+        return False
+    try:
+        stamp_time = layout.stamp(pkg.name, pkg.stamp_version).stat().st_mtime
+    except FileNotFoundError:
+        return False
+    try:
+        return stamp_time >= float(os.environ["SAGE_MAKE_STARTED"])
+    except (KeyError, ValueError):  # not run by our Makefile, or no sub-second clock (date +%N)
+        return waited and stamp_time >= started
 
 
 def _run_locked(spkg: Spkg, args, quiet: bool, started: float) -> int:
