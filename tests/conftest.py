@@ -241,3 +241,12 @@ def relocate(original: Path, copy: Path) -> Path:
         path = copy / rel
         path.write_text(path.read_text().replace(str(original), str(copy)))
     return copy
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests marked slow first (in their order), the rest after them.
+
+    Under `make test` (pytest-xdist, --dist worksteal) the longest tests then start at once
+    and the short ones fill the other workers around them, instead of a long test starting
+    last and running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
