@@ -16,6 +16,14 @@ from sage_build.base import atomic
 from sage_build.base.atomic import TMP_MARK
 
 
+@pytest.fixture
+def own_owner_lock(monkeypatch):
+    """This process's owner-lock state as at its start: an in-process install run by another test
+    in this worker holds its owner lock for the process's life (hold_owner_lock would keep that)."""
+    monkeypatch.setattr(atomic, "_owner_lock", None)
+    monkeypatch.setattr(atomic, "_PID", os.getpid())
+
+
 def test_write_atomic_replaces_the_file_a_reader_holds_open(tmp_path):
     target = tmp_path / "sub" / "meta.json"
     atomic.write_atomic(target, b"old\n")
@@ -86,7 +94,7 @@ def test_adopt_owner_names_temporaries_after_the_adopted_pid(tmp_path):
     assert f"{TMP_MARK}{os.getpid()}-" in atomic.tmp_name(tmp_path / "x")
 
 
-def test_a_forked_child_names_its_temporaries_after_itself(tmp_path):
+def test_a_forked_child_names_its_temporaries_after_itself(tmp_path, own_owner_lock):
     owners = tmp_path / "owners"
     atomic.hold_owner_lock(owners)
     parent_lock = Path(atomic.owner_lock_path(owners, os.getpid()))
@@ -116,7 +124,7 @@ def test_a_forked_child_names_its_temporaries_after_itself(tmp_path):
     assert not parent_lock.exists()
 
 
-def test_hold_and_release_owner_lock_in_this_process(tmp_path):
+def test_hold_and_release_owner_lock_in_this_process(tmp_path, own_owner_lock):
     owners = tmp_path / "locks" / "owners"
     atomic.hold_owner_lock(owners)
     try:
