@@ -56,8 +56,10 @@ tool-wheels:
 	@python3 $(SAGE_BUILD_BIN)/sage-tool-wheels download
 
 # The suite runs on every core (pytest-xdist); PYTEST_ARGS adds to it, e.g. '-m "not slow"' or '-n 0'.
+# The slow tests are collected first (tests/conftest.py) and an idle worker takes queued tests from
+# a busy one (worksteal), so that no long test starts last and runs alone.
 test: tool-env
-	$(TOOL_PYTHON) -m pytest -n auto $(SAGE_ROOT)/tests $(PYTEST_ARGS)
+	$(TOOL_PYTHON) -m pytest -n auto --dist worksteal $(SAGE_ROOT)/tests $(PYTEST_ARGS)
 
 bench: tool-env
 	for script in $(SAGE_ROOT)/bench/bench_*.py; do $(TOOL_PYTHON) $$script || exit 1; done

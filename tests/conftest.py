@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -214,3 +215,38 @@ class Tree:
 @pytest.fixture
 def tree(tmp_path: Path) -> Tree:
     return Tree(tmp_path / "root")
+
+
+@pytest.fixture(scope="session")
+def clean_prefix(tmp_path_factory) -> Path:
+    """A prefix made like sage-build makes it (a venv without pip, described once), made once per
+    test process: tests install into copies of it (:func:`copy_prefix`)."""
+    from sage_build.install.target import query_python
+
+    prefix = tmp_path_factory.mktemp("clean") / "prefix"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    query_python(prefix / "bin" / "python3").save(prefix / "var/lib/sage/target-python.json")
+    return prefix
+
+
+def copy_prefix(original: Path, copy: Path) -> Path:
+    """A copy of a prefix (links kept) whose descriptions name the copy."""
+    shutil.copytree(original, copy, symlinks=True)
+    return relocate(original, copy)
+
+
+def relocate(original: Path, copy: Path) -> Path:
+    """A copied prefix's descriptions (the venv's pyvenv.cfg, target-python.json) name the copy."""
+    for rel in ("pyvenv.cfg", "var/lib/sage/target-python.json"):
+        path = copy / rel
+        path.write_text(path.read_text().replace(str(original), str(copy)))
+    return copy
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests marked slow first (in their order), the rest after them.
+
+    Under `make test` (pytest-xdist, --dist worksteal) the longest tests then start at once
+    and the short ones fill the other workers around them, instead of a long test starting
+    last and running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

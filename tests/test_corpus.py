@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -26,6 +27,11 @@ CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(p.stem for p in CORPUS.glob("*.yaml"))
 # Bookkeeping that a failed run may leave and that installs nothing: build areas and lock files.
 NOT_INSTALLED = ("var/tmp/", "var/lib/sage/locks/", "var/lib/sage/prefix.lock")
+# Where the corpus's escaping attacks aim (absolute, or by enough '..' to reach /).  Each test
+# process aims them at a place of its own, so that a pytest-xdist worker never sees another's
+# attack (or a stale one from an earlier run) and one escape fails one case, not every case.
+OWNED = "tmp/sage-build-corpus-owned"
+OWNED_HERE = f"{OWNED}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +129,16 @@ def _artifact(spec: dict, upstream: Path) -> Path:
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input(case, template):
     work, pristine = template
-    spec = yaml.safe_load((CORPUS / f"{case}.yaml").read_text())
+    spec = yaml.safe_load((CORPUS / f"{case}.yaml").read_text().replace(OWNED, OWNED_HERE))
+    owned = Path("/", OWNED_HERE)
+    try:
+        _run_case(case, spec, work, pristine)
+        assert not owned.exists(), f"{case}: an attack wrote {owned}"
+    finally:
+        shutil.rmtree(owned, ignore_errors=True)
+
+
+def _run_case(case, spec, work, pristine):
     shutil.rmtree(work.root)
     shutil.copytree(pristine, work.root, symlinks=True)
     for name, files in {"victim": spec["recipe"], **spec.get("extra_recipes", {})}.items():
@@ -156,7 +171,6 @@ def test_bad_input(case, template):
     assert "Traceback" not in output, output[-3000:]
     assert _snapshot(work.prefix) == prefix_before, f"{case}: the prefix changed"
     assert _snapshot(work.root / "build" / "make") == config_before, f"{case}: the configuration changed"
-    assert not Path("/tmp/sage-build-corpus-owned").exists()
 
 
 def test_readme_lists_every_case():

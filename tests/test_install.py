@@ -13,18 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_wheel
+from conftest import ROOT, copy_prefix, make_wheel
 
 
 @pytest.fixture
-def prefix(tmp_path) -> Path:
-    """A prefix made like sage-build makes it: a venv without pip, described once."""
-    from sage_build.install.target import query_python
-
-    prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    query_python(prefix / "bin" / "python3").save(prefix / "var/lib/sage/target-python.json")
-    return prefix
+def prefix(clean_prefix, tmp_path) -> Path:
+    """A prefix made like sage-build makes it (a venv without pip, described once): a copy of
+    the one made for this test process."""
+    return copy_prefix(clean_prefix, tmp_path / "prefix")
 
 
 def install(prefix: Path, *wheels: Path, bytecode: str = "0") -> subprocess.CompletedProcess:
@@ -185,13 +181,9 @@ def test_tree_equals_pips(prefix, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_then_rerun_equals_clean_install(prefix, tmp_path):
+def test_sigkill_at_random_points_then_rerun_equals_clean_install(prefix, clean_prefix, tmp_path):
     wheels = shared_wheels(tmp_path / "wheels", 4)
-    clean = tmp_path / "clean"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clean)], check=True)
-    from sage_build.install.target import query_python
-
-    query_python(clean / "bin/python3").save(clean / "var/lib/sage/target-python.json")
+    clean = copy_prefix(clean_prefix, tmp_path / "clean")
     assert install(clean, *wheels).returncode == 0
     expected = {k: v for k, v in _tree(clean).items()}
     rng = random.Random(1)
@@ -378,7 +370,9 @@ def test_member_inflating_beyond_its_declared_size_is_refused(prefix, tmp_path):
     wheel = make_wheel(tmp_path / "w", "bomb", "1.0", {"bomb/__init__.py": b"B = 1\n"})
     bombed = tmp_path / "z" / wheel.name
     bombed.parent.mkdir()
-    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(bombed, "w", compression=zipfile.ZIP_DEFLATED) as target:
+    # (level 1: zlib's fastest, still ~1000:1 on zeros; the default level spends seconds on the GiB)
+    with zipfile.ZipFile(wheel) as source, \
+            zipfile.ZipFile(bombed, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as target:
         for info in source.infolist():
             content = source.read(info)
             if info.filename.endswith("/RECORD"):  # listed, with a hash that is never reached

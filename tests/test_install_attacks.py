@@ -16,35 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_wheel
+from conftest import ROOT, copy_prefix, make_wheel, relocate
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
 
 
-@pytest.fixture(scope="module")
-def clean_prefix(tmp_path_factory) -> Path:
-    from sage_build.install.target import query_python
-
-    prefix = tmp_path_factory.mktemp("clean") / "prefix"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    query_python(prefix / "bin" / "python3").save(prefix / "var/lib/sage/target-python.json")
-    return prefix
-
-
 @pytest.fixture
 def prefix(clean_prefix, tmp_path) -> Path:
-    copy = tmp_path / "prefix"
-    shutil.copytree(clean_prefix, copy, symlinks=True)
     # The venv's interpreter link and pyvenv.cfg name the copy's own place.
-    return relocate(clean_prefix, copy)
-
-
-def relocate(original: Path, copy: Path) -> Path:
-    """A copied prefix's descriptions name the copy."""
-    for rel in ("pyvenv.cfg", "var/lib/sage/target-python.json"):
-        path = copy / rel
-        path.write_text(path.read_text().replace(str(original), str(copy)))
-    return copy
+    return copy_prefix(clean_prefix, tmp_path / "prefix")
 
 
 def site(prefix: Path) -> Path:

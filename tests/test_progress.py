@@ -9,6 +9,8 @@ import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+import pytest
+
 from conftest import ROOT, python_recipe
 from sage_build.base.events import record_event
 from sage_build.base.events import read_events
@@ -249,6 +251,7 @@ def _sessions(tree):
     return {e.get("session") for e in read_events(tree.root / "logs/events.jsonl") if e.get("session")}
 
 
+@pytest.mark.slow  # five rounds of five builds and five uninstalls: ~12 s alone
 def test_several_goals_are_one_build(tree):
     # `make -j4 a b c d e` ran one sage-progress and one sub-make per goal, which raced on the
     # timeline (the build failed in 1 to 3 of 5 rounds): now it is one build, every round.

@@ -200,8 +200,11 @@ def test_links_inside_the_tree_are_kept(sandbox: Path) -> None:
 
 # --- refusals ----------------------------------------------------------------
 
+# An absolute member's target: one of this process's own, so that pytest-xdist workers never share it.
+EVIL = f"/tmp/sage-build-evil-{os.getpid()}"
+
 REFUSED_TARS = {
-    "absolute path": ([tar_file("p/ok", b"ok"), tar_file("/tmp/sage-build-evil", b"x")], "'/tmp/sage-build-evil'", "absolute"),
+    "absolute path": ([tar_file("p/ok", b"ok"), tar_file(EVIL, b"x")], f"'{EVIL}'", "absolute"),
     "dotdot": ([tar_file("p/ok", b"ok"), tar_file("p/../../outside/evil", b"x")], "'p/../../outside/evil'", "'..'"),
     "escaping symlink": ([tar_special("p/l", tarfile.SYMTYPE, "../../outside")], "'p/l'", "outside the source tree"),
     "absolute symlink": ([tar_special("p/l", tarfile.SYMTYPE, "/etc/passwd")], "'p/l'", "absolute"),
@@ -236,7 +239,7 @@ def test_unsafe_tar_is_refused(sandbox: Path, case: str) -> None:
     archive = make_tar(sandbox / "evil.tar.gz", members)
     message = assert_refused(archive, sandbox, entry, problem)
     assert "unsafe" in message
-    assert not Path("/tmp/sage-build-evil").exists()
+    assert not Path(EVIL).exists()
 
 
 @pytest.mark.parametrize(
