@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import add_recipe
-from sage_build.configure.makefile import PackagePlan, render_makefile, update_recipe_hash, write_if_changed
+from sage_build.configure.makefile import PackageDecision, render_makefile, update_recipe_hash, write_if_changed
 from sage_build.recipes.graph import Graph
 from sage_build.recipes.recipe import load_packages, recipe_hash
 
@@ -43,11 +42,11 @@ def _tree(root: Path):
     packages = load_packages(root / "build" / "pkgs")
     graph = Graph.build(packages)
     plans = {
-        "a": PackagePlan("a", True, False, "standard"),
-        "b": PackagePlan("b", True, False, "standard"),
-        "c": PackagePlan("c", True, False, "standard"),
-        "sysdep": PackagePlan("sysdep", True, True, "from the system"),
-        "off": PackagePlan("off", False, False, "optional, not enabled"),
+        "a": PackageDecision("a", True, False, "standard"),
+        "b": PackageDecision("b", True, False, "standard"),
+        "c": PackageDecision("c", True, False, "standard"),
+        "sysdep": PackageDecision("sysdep", True, True, "from the system"),
+        "off": PackageDecision("off", False, False, "optional, not enabled"),
     }
     return graph, plans
 

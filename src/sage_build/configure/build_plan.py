@@ -53,8 +53,8 @@ def build_state(config: Config) -> BuildState:
         result = decide(config.argv, layout.sage_root)
         return BuildState(
             graph=result.graph,
-            enabled={name for name, plan in result.plans.items() if plan.enabled},
-            built={name for name, plan in result.plans.items() if not plan.from_system},
+            enabled={name for name, decision in result.decisions.items() if decision.enabled},
+            built={name for name, decision in result.decisions.items() if not decision.from_system},
             reconfigured=True,
         )
     graph = load_graph(layout.pkgs_dir)

@@ -12,7 +12,7 @@ from sage_build.configure.config import ENABLE_VALUES, SYSTEM_VALUES, Config
 from sage_build.base.errors import ConfigureError, SageBuildError
 from sage_build.recipes.graph import Graph, load_graph
 from sage_build.base.layout import Layout, default_sage_root
-from sage_build.configure.makefile import PackagePlan, render_makefile, update_recipe_hash, write_if_changed
+from sage_build.configure.makefile import PackageDecision, render_makefile, update_recipe_hash, write_if_changed
 from sage_build.install.manifest import installed_versions
 from sage_build.configure.build_plan import learned_durations
 from sage_build.recipes.recipe import Package
@@ -137,7 +137,7 @@ def _resolve_names(given: dict[str, str], packages: dict[str, Package], option: 
 @dataclass
 class Result:
     config: Config
-    plans: dict[str, PackagePlan]
+    decisions: dict[str, PackageDecision]
     detections: dict[str, Detection]
     makefile: str
     graph: Graph
@@ -157,7 +157,7 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
         write_if_changed(layout.make_dir / "target-cache.json", result.target_cache)
     write_if_changed(layout.makefile, result.makefile)
     if not parse_options(argv).quiet:
-        _print_summary(result.graph.packages, result.plans, result.graph, result.config.python_version,
+        _print_summary(result.graph.packages, result.decisions, result.graph, result.config.python_version,
                        Path(result.config.prefix), out)
     return result
 
@@ -198,10 +198,10 @@ def decide(argv: list[str], sage_root: Path | None = None) -> Result:
         )
 
     installed = installed_versions(layout, packages)
-    plans = {}
+    decisions = {}
     for name, pkg in packages.items():
-        plans[name] = _plan(pkg, enable.get(name), detections.get(name), name in installed)
-    _depcheck(graph, plans)
+        decisions[name] = _decide(pkg, enable.get(name), detections.get(name), name in installed)
+    _depcheck(graph, decisions)
 
     disabled_installed = sorted(name for name, value in enable.items() if value == "no" and name in installed)
     config = Config(
@@ -213,20 +213,20 @@ def decide(argv: list[str], sage_root: Path | None = None) -> Result:
         mirrors=options.mirrors,
         enable=enable,
         with_system=with_system,
-        from_system=sorted(name for name, plan in plans.items() if plan.from_system),
+        from_system=sorted(name for name, decision in decisions.items() if decision.from_system),
         system_site_packages=any(n in detections and not (packages[n].path / "spkg-configure.yaml").is_file()
-                                 for n, p in plans.items() if p.from_system),
+                                 for n, p in decisions.items() if p.from_system),
         python_version=target.version,
     )
     try:
         makefile = render_makefile(
-            graph, plans, sage_root=sage_root, prefix=prefix, python_version=target.version,
+            graph, decisions, sage_root=sage_root, prefix=prefix, python_version=target.version,
             argv=list(argv), disabled_installed=disabled_installed, durations=learned_durations(layout),
         )
     except ValueError as error:
         raise ConfigureError(str(error)) from None
 
-    return Result(config=config, plans=plans, detections=detections, makefile=makefile, graph=graph,
+    return Result(config=config, decisions=decisions, detections=detections, makefile=makefile, graph=graph,
                   warnings=warnings, target_cache=cache_entry)
 
 
@@ -265,7 +265,7 @@ def _detect(packages: dict[str, Package], with_system: dict[str, str], python: s
     return detections
 
 
-def _plan(pkg: Package, enable: str | None, detection: Detection | None, installed: bool) -> PackagePlan:
+def _decide(pkg: Package, enable: str | None, detection: Detection | None, installed: bool) -> PackageDecision:
     if enable is None:
         enable = "yes" if pkg.type in ("base", "standard") else "if_installed"
     if enable == "if_installed":
@@ -279,41 +279,41 @@ def _plan(pkg: Package, enable: str | None, detection: Detection | None, install
         reason = f"from system ({detection.reason})"
     elif detection is not None and enabled:
         reason = f"build from source (system: {detection.reason})"
-    return PackagePlan(name=pkg.name, enabled=enabled, from_system=from_system, reason=reason)
+    return PackageDecision(name=pkg.name, enabled=enabled, from_system=from_system, reason=reason)
 
 
-def _depcheck(graph: Graph, plans: dict[str, PackagePlan]) -> None:
+def _depcheck(graph: Graph, decisions: dict[str, PackageDecision]) -> None:
     """A package whose dependency is built from source is built from source too (Sage's DEPCHECK):
     the system's copy was built against the system's dependency, not ours."""
     for name in graph.topological_order(graph.packages):
-        plan = plans[name]
-        if not plan.from_system:
+        decision = decisions[name]
+        if not decision.from_system:
             continue
         normal, _ = graph.dependencies(name)
-        built = [d for d in normal if d in plans and not plans[d].from_system]
+        built = [d for d in normal if d in decisions and not decisions[d].from_system]
         if built:
-            plans[name] = PackagePlan(
-                name=name, enabled=plan.enabled, from_system=False,
+            decisions[name] = PackageDecision(
+                name=name, enabled=decision.enabled, from_system=False,
                 reason=f"build from source: its dependency {built[0]} is built from source (system has it: "
-                       f"{plan.reason.removeprefix('from system (').rstrip(')')})",
+                       f"{decision.reason.removeprefix('from system (').rstrip(')')})",
             )
 
 
-def _print_summary(packages, plans, graph: Graph, python_version: str, prefix: Path, out) -> None:
+def _print_summary(packages, decisions, graph: Graph, python_version: str, prefix: Path, out) -> None:
     rows = [("package", "kind", "version", "status")]
     for name in sorted(packages):
         pkg = packages[name]
-        rows.append((name, pkg.kind.value, pkg.version or "-", plans[name].reason))
+        rows.append((name, pkg.kind.value, pkg.version or "-", decisions[name].reason))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3], file=out)
-    built = [packages[n] for n, p in plans.items() if p.enabled and not p.from_system]
+    built = [packages[n] for n, p in decisions.items() if p.enabled and not p.from_system]
     system = distros.guess_package_system()
     names = distros.system_package_names(built, system)
     print(f"\nprefix: {prefix} (a virtual environment of Python {python_version})", file=out)
-    enabled_count = sum(p.enabled for p in plans.values())
+    enabled_count = sum(p.enabled for p in decisions.values())
     print(f"{enabled_count} packages enabled, {len(built)} to build from source,"
-          f" {sum(p.from_system for p in plans.values())} from the system", file=out)
+          f" {sum(p.from_system for p in decisions.values())} from the system", file=out)
     if names and system in distros.INSTALL_COMMANDS:
         print(f"\nTo use the system's packages instead of building them ({system}), install:\n  "
               + distros.install_command(system, names, sudo=os.geteuid() != 0)

@@ -21,7 +21,7 @@ from sage_build.recipes.recipe import recipe_hash
 
 
 @dataclass(frozen=True)
-class PackagePlan:
+class PackageDecision:
     """What configure decided for one package."""
 
     name: str
@@ -44,7 +44,7 @@ def _environment():
 
 def render_makefile(
     graph: Graph,
-    plans: dict[str, PackagePlan],
+    decisions: dict[str, PackageDecision],
     *,
     sage_root: Path,
     prefix: Path,
@@ -54,8 +54,8 @@ def render_makefile(
     durations: dict[str, float] | None = None,
 ) -> str:
     """The text of build/make/Makefile."""
-    built = {name for name, plan in plans.items() if not plan.from_system}
-    enabled = {name for name, plan in plans.items() if plan.enabled}
+    built = {name for name, decision in decisions.items() if not decision.from_system}
+    enabled = {name for name, decision in decisions.items() if decision.enabled}
     # make starts prerequisites left to right: the longest remaining chains go first.
     rank = priorities(graph, graph.packages, durations or {})
 
@@ -83,7 +83,7 @@ def render_makefile(
             "name": name,
             "stamp": f"$(INST)/{name}-{pkg.stamp_version}" if name in built else "",
             "built": name in built,
-            "reason": plans[name].reason,
+            "reason": decisions[name].reason,
             "prerequisites": prerequisites,
         })
     build_order = by_priority([name for name in enabled if name in built])

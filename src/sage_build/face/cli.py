@@ -38,7 +38,7 @@ they then stay installed across `make build` (their default is if_installed).
 """
 
 
-def _die(message: str) -> int:
+def _error(message: str) -> int:
     print(f"sage: error: {message}", file=sys.stderr)
     return 1
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "--timeline":
             path = load_config().layout().timeline_file
             if not path.exists():
-                return _die(f"{path} does not exist yet: it is written after each `make build`")
+                return _error(f"{path} does not exist yet: it is written after each `make build`")
             print(path)
             return 0
         if command == "--python":
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except SageBuildError as error:
         if os.environ.get("V") == "1" or "--debug" in argv:
             raise
-        return _die(str(error))
-    return _die(f"unknown command {command!r}\n{USAGE}")
+        return _error(str(error))
+    return _error(f"unknown command {command!r}\n{USAGE}")
 
 
 def _make(targets: list[str], extra: list[str] = ()) -> int:
@@ -99,21 +99,21 @@ def install_command(args: list[str], *, force: bool) -> int:
         elif arg in ("-k", "--keep-going"):
             env_updates["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " -k").strip()
         elif arg.startswith("-"):
-            return _die(f"unknown option {arg!r} for {'-f' if force else '-i'}")
+            return _error(f"unknown option {arg!r} for {'-f' if force else '-i'}")
         else:
             names.append(arg)
     if not names:
-        return _die("name the packages to install, e.g. ./sage -i six")
+        return _error("name the packages to install, e.g. ./sage -i six")
     pkgs_dir = TreeLayout(default_sage_root()).pkgs_dir
     packages = load_packages(pkgs_dir)
     for name in names:
         if name not in packages:
             if bad_name_reason(name) and (pkgs_dir / name / "type").is_file():
-                return _die(f"{pkgs_dir / name}: {bad_name_reason(name)}; rename the directory")
-            return _die(f"there is no package '{name}' in {pkgs_dir} (./sage --package list)")
+                return _error(f"{pkgs_dir / name}: {bad_name_reason(name)}; rename the directory")
+            return _error(f"there is no package '{name}' in {pkgs_dir} (./sage --package list)")
         if packages[name].type == "experimental" and "SAGE_EXPERIMENTAL_OK" not in env_updates \
                 and os.environ.get("SAGE_EXPERIMENTAL_OK") != "yes":
-            return _die(f"{name} is experimental: it may not build or work. Install it anyway with"
+            return _error(f"{name} is experimental: it may not build or work. Install it anyway with"
                         f" ./sage -i -y {name}")
         if packages[name].type in ("optional", "experimental"):
             print(f"sage: {name} is {packages[name].type}; installing it as asked."
@@ -133,7 +133,7 @@ def plan_main(targets: list[str]) -> int:
     state = build_state(config)
     unknown = [t for t in targets if t not in state.graph.packages]
     if unknown:
-        return _die(f"no such package: {', '.join(unknown)}")
+        return _error(f"no such package: {', '.join(unknown)}")
     plan = make_plan(layout, state.graph, targets or sorted(state.enabled), state.built, enabled=state.enabled,
                      reconfigured=state.reconfigured)
     if not plan:
@@ -223,11 +223,11 @@ def system_package_command_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yes", action="store_true", help="answer yes to the package manager")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.system not in distros.INSTALL_COMMANDS:
-        return _die(f"unknown system {args.system!r}; known: {', '.join(sorted(distros.INSTALL_COMMANDS))}")
+        return _error(f"unknown system {args.system!r}; known: {', '.join(sorted(distros.INSTALL_COMMANDS))}")
     packages = load_packages(TreeLayout(default_sage_root()).pkgs_dir)
     unknown = [p for p in args.packages if p not in packages]
     if unknown:
-        return _die(f"no such package: {', '.join(unknown)}")
+        return _error(f"no such package: {', '.join(unknown)}")
     names = distros.system_package_names([packages[p] for p in args.packages], args.system)
     if not names:
         print(f"# no {args.system} package is known for {', '.join(args.packages)}")
@@ -340,7 +340,7 @@ def package_main(argv: list[str]) -> int:
         return 0
     unknown = [n for n in args.packages if n not in packages]
     if unknown:
-        return _die(f"no such package: {', '.join(unknown)} (./sage --package list)")
+        return _error(f"no such package: {', '.join(unknown)} (./sage --package list)")
     if args.command == "properties":
         data = {n: _properties(packages[n], graph, installed) for n in args.packages}
         if args.format == "json":

@@ -123,7 +123,7 @@ def unpack_source(
             raise _read_error(archive, exc) from None
         with container:
             _check_size(archive, entries, archive_size, max_total_size, max_ratio)
-            plan = _plan(archive, entries)
+            plan = _entries_to_extract(archive, entries)
             try:
                 src.mkdir()
             except OSError as exc:
@@ -305,7 +305,7 @@ def _single_top_dir(entries: list[_Entry]) -> str | None:
     return top
 
 
-def _plan(archive: Path, entries: list[_Entry]) -> list[_Entry]:
+def _entries_to_extract(archive: Path, entries: list[_Entry]) -> list[_Entry]:
     """Check every entry from the index and compute where it goes; return those to extract."""
     for e in entries:
         e.path = _archive_path(archive, e.name, f"entry {e.name!r}")
