@@ -397,3 +397,17 @@ def test_member_inflating_beyond_its_declared_size_is_refused(prefix, tmp_path):
     assert result.returncode == 1
     assert "bomb/zeros.bin" in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert prefix_content(prefix) == before
+
+
+@pytest.mark.parametrize("levels", ["x", "3", "0 -1"])
+def test_bad_bytecode_levels_are_a_clear_error_in_both_places(prefix, tmp_path, levels):
+    # One parser for --bytecode and SAGE_BYTECODE_LEVELS: the same clear error, no traceback.
+    from sage_build.base.errors import InstallError
+    from sage_build.install.bytecode import parse_levels
+
+    with pytest.raises(InstallError, match="levels from 0 to 2"):
+        parse_levels(levels, "SAGE_BYTECODE_LEVELS")
+    wheel = make_wheel(tmp_path, "fine", "1.0", {"fine/__init__.py": b""})
+    result = install(prefix, wheel, bytecode=levels)
+    assert result.returncode == 1 and "--bytecode" in result.stderr and "Traceback" not in result.stderr
+    assert parse_levels("none", "x") == () and parse_levels("0,1", "x") == (0, 1)

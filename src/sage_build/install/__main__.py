@@ -9,6 +9,7 @@ from pathlib import Path
 from sage_build.base.errors import SageBuildError
 from sage_build.base.layout import Layout
 from sage_build.base.quick_exit import exit_now
+from sage_build.install.bytecode import parse_levels
 from sage_build.install.target import TargetPython, query_python
 from sage_build.install.wheel import install_wheel
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(sage_root=args.prefix, prefix=args.prefix)  # a bare prefix: no distribution tree
     try:
         target = TargetPython.load(layout.target_file) if layout.target_file.exists() else query_python(layout.python)
-        levels = () if args.bytecode == "none" else tuple(int(x) for x in args.bytecode.split())
+        levels = parse_levels(args.bytecode, "--bytecode")
         for wheel in args.wheels:
             install_wheel(wheel, paths=target.paths, python_final=layout.python, python_now=layout.python,
                           lock_file=layout.lock_file, bytecode_levels=levels, compile_here=target.compiles_like_us())

@@ -4,7 +4,7 @@ The prefix's interpreter compiles.  When it is the very build that runs sage-bui
 (same version string, cache tag and magic number: the same compiler), the compile
 runs in this process, which saves an interpreter start per wheel; otherwise the
 prefix's interpreter runs :func:`main` of this module (it imports nothing of
-sage-build but this file and :mod:`sage_build.atomic`, and only the standard library).
+sage-build but this file, :mod:`sage_build.base.atomic` and :mod:`sage_build.base.errors`, and only the standard library).
 """
 
 from __future__ import annotations
@@ -16,7 +16,23 @@ import os
 import sys
 from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc  # what py_compile uses
 
+from sage_build.base.errors import InstallError
 from sage_build.base.atomic import adopt_owner, write_atomic
+
+
+def parse_levels(text: str, where: str) -> tuple[int, ...]:
+    """Optimisation levels as a person writes them: 'none' (or nothing), '0', '0 1 2', '0,1'.
+
+    ``where`` names the setting in the error (``SAGE_BYTECODE_LEVELS``, ``--bytecode``)."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        levels = tuple(int(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        levels = (-1,)
+    if any(level not in (0, 1, 2) for level in levels):
+        raise InstallError(f"{where}={text!r}: use 'none' or levels from 0 to 2, such as '0' or '0 1 2'")
+    return levels
 
 
 def fingerprint() -> str:

@@ -472,13 +472,9 @@ def _final_paths(target: TargetPython, layout: Layout) -> dict[str, str]:
 
 
 def _bytecode_levels() -> tuple[int, ...]:
-    value = os.environ.get("SAGE_BYTECODE_LEVELS", "0")
-    if value.strip().lower() in ("", "none"):
-        return ()
-    try:
-        return tuple(int(v) for v in value.replace(",", " ").split())
-    except ValueError:
-        raise InstallError(f"SAGE_BYTECODE_LEVELS={value!r}: use 'none' or levels such as '0' or '0 1 2'") from None
+    from sage_build.install.bytecode import parse_levels
+
+    return parse_levels(os.environ.get("SAGE_BYTECODE_LEVELS", "0"), "SAGE_BYTECODE_LEVELS")
 
 
 def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: PackageLog) -> list[Path]:
