@@ -42,7 +42,7 @@ from sage_build.base.killpoint import reach
 from sage_build.base.layout import owners_dir_of, source_root
 from sage_build.base.lock import prefix_lock
 from sage_build.base.makeflags import job_budget
-from sage_build.install.ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
+from sage_build.install.zip_local_header import LOCAL_HEADER_SIZE, data_offset, encoded_name
 
 INSTALLER_NAME = b"sage-build\n"
 # In a dist-info directory: the files whose existing bytes SAGE_INSTALL_COLLISIONS=warn kept

@@ -20,7 +20,7 @@ import zlib
 from pathlib import Path
 
 from sage_build.base.atomic import replacing
-from sage_build.install.ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
+from sage_build.install.zip_local_header import LOCAL_HEADER_SIZE, data_offset, encoded_name
 
 _CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")  # as zipfile writes it, without ZIP64 fields
 _END_OF_CENTRAL_DIRECTORY = struct.Struct("<4s4H2LH")

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from sage_build.install.ziplocal import data_offset
+from sage_build.install.zip_local_header import data_offset
 
 
 def _archive(name: str = "pkg/mod.py", data: bytes = b"X = 1\n" * 50) -> tuple[bytes, zipfile.ZipInfo]:
