@@ -102,21 +102,32 @@ def parse_options(argv: list[str]) -> Options:
             options.upstream_dir = needs_value()
         elif name == "--mirror":
             options.mirrors.append(needs_value())
-        elif name.startswith("--enable-"):
-            setting = value if sep else "yes"
-            _check_value(arg, setting, ENABLE_VALUES)
-            options.enable[name[len("--enable-"):]] = setting
-        elif name.startswith("--disable-") and not sep:
-            options.enable[name[len("--disable-"):]] = "no"
-        elif name.startswith("--with-system-"):
-            setting = value if sep else "yes"
-            _check_value(arg, setting, SYSTEM_VALUES)
-            options.with_system[name[len("--with-system-"):]] = setting
-        elif name.startswith("--without-system-") and not sep:
-            options.with_system[name[len("--without-system-"):]] = "no"
+        elif _per_package_option(options, arg, name, value if sep else None):
+            pass
         else:
             raise ConfigureError(f"unrecognized option: {arg!r}; try ./configure.py --help")
     return options
+
+
+# --enable-PKG[=VALUE] / --disable-PKG, --with-system-PKG[=VALUE] / --without-system-PKG:
+# (positive prefix, negative prefix, allowed values, the Options field they set)
+_PER_PACKAGE = (("--enable-", "--disable-", ENABLE_VALUES, "enable"),
+                ("--with-system-", "--without-system-", SYSTEM_VALUES, "with_system"))
+
+
+def _per_package_option(options: Options, arg: str, name: str, value: str | None) -> bool:
+    """Apply a per-package option; False if ``name`` is none."""
+    for positive, negative, allowed, field_name in _PER_PACKAGE:
+        settings = getattr(options, field_name)
+        if name.startswith(positive):
+            setting = "yes" if value is None else value
+            _check_value(arg, setting, allowed)
+            settings[name[len(positive):]] = setting
+            return True
+        if name.startswith(negative) and value is None:
+            settings[name[len(negative):]] = "no"
+            return True
+    return False
 
 
 def _check_value(arg: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -15,6 +15,7 @@ import packaging
 
 from sage_build.base.atomic import write_atomic
 from sage_build.base.errors import ConfigureError
+from sage_build.base.commands import output_of
 from sage_build.base.layout import source_root
 
 # Run by the target interpreter. It borrows the tool's `packaging` (pure Python)
@@ -90,22 +91,13 @@ class TargetPython(NamedTuple):
 
 def query_python(executable: str | os.PathLike[str]) -> TargetPython:
     """Describe an interpreter by running it once."""
-    import subprocess
-
     packaging_parent = str(Path(packaging.__file__).resolve().parent.parent)
-    try:
-        result = subprocess.run(
-            [str(executable), "-c", _QUERY, packaging_parent, str(source_root())],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONNOUSERSITE": "1"},
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise ConfigureError(f"cannot run the Python interpreter {executable}: {error}; pass --with-python=PATH") from None
-    if result.returncode != 0:
-        raise ConfigureError(
-            f"{executable} is not a usable Python 3 interpreter (exit {result.returncode}):\n"
-            f"{result.stderr.strip()[-2000:]}\npass --with-python=PATH to a Python >= 3.10"
-        )
-    info = TargetPython(**json.loads(result.stdout))
+    output = output_of(
+        [str(executable), "-c", _QUERY, packaging_parent, str(source_root())], timeout=60,
+        env={**os.environ, "PYTHONNOUSERSITE": "1"},
+        error=lambda why: ConfigureError(f"cannot run the Python interpreter {executable} ({why});"
+                                         " pass --with-python=PATH to a Python >= 3.10"))
+    info = TargetPython(**json.loads(output))
     if tuple(info.version_info[:2]) < (3, 10):
         raise ConfigureError(f"{executable} is Python {info.version}; sage-build needs Python >= 3.10")
     return info

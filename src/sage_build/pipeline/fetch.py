@@ -49,6 +49,7 @@ from sage_build.recipes.checksums import (  # compute_checksums and verify: re-e
     verify,
 )
 from sage_build.base.atomic import replacing
+from sage_build.base.commands import output_of
 from sage_build.base.errors import FetchError
 from sage_build.base.lock import locked
 
@@ -131,17 +132,9 @@ def _index_config_from_pip(python: str, pip_env: tuple[tuple[str, str], ...]) ->
     env = dict(pip_env)
 
     def run(*args: str) -> str:
-        cmd = [python, *args]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise FetchError(f"cannot ask pip for its index ({' '.join(cmd)}): {exc}") from exc
-        if proc.returncode != 0:
-            raise FetchError(
-                f"cannot ask pip for its index ({' '.join(cmd)} exited with "
-                f"{proc.returncode}): {proc.stderr.strip()[-2000:]}"
-            )
-        return proc.stdout
+        command = [python, *args]
+        return output_of(command, timeout=120,
+                         error=lambda why: FetchError(f"cannot ask pip for its index ({' '.join(command)}: {why})"))
 
     config = _parse_pip_config(run("-m", "pip", "config", "list"))
     for option in ("index-url", "extra-index-url", "find-links", "no-index"):
@@ -437,11 +430,7 @@ def _lookup(
             where = Source("index", _join(index_url, canonicalize_name(name), ""))
             yield where, None, str(exc), exc.not_found
             continue
-        urls = [url for fname, url in links if fname == filename]
-        if not urls:
-            yield Source("index", page), None, f"{filename} not listed", True
-        for url in urls:
-            yield Source("index", url.split("#", 1)[0]), url, "", False
+        yield from _offered("index", page, links, filename)
     for link in index.find_links:
         local = _local_path(link)
         if local is not None and local.is_dir():
@@ -457,12 +446,18 @@ def _lookup(
         except _Failed as exc:
             yield Source("find-links", link), None, str(exc), exc.not_found
             continue
-        urls = [url for fname, url in links if fname == filename]
-        if not urls:
-            yield Source("find-links", link), None, f"{filename} not listed", True
-        for url in urls:
-            yield Source("find-links", url.split("#", 1)[0]), url, "", False
+        yield from _offered("find-links", link, links, filename)
 
+
+
+def _offered(kind: str, page: str, links, filename: str):
+    """The sources a listing page (an index's project page, a find-links page) offers for
+    ``filename``, or the page itself as a miss when it does not list it."""
+    urls = [url for fname, url in links if fname == filename]
+    if not urls:
+        yield Source(kind, page), None, f"{filename} not listed", True
+    for url in urls:
+        yield Source(kind, url.split("#", 1)[0]), url, "", False
 
 def _raise_if_all_failed(what: str, failures: list[str], hits: int) -> None:
     if not hits and failures:
