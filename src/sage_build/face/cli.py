@@ -44,6 +44,18 @@ def _die(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # the reader went away (`./sage --package list | head`): stop quietly, as a process
+        # killed by SIGPIPE would, and keep Python from reporting it again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, end="")
@@ -273,16 +285,13 @@ def _properties(pkg: Package, graph: Graph, installed: dict[str, str]) -> dict:
 
 
 def _license(pkg: Package) -> str | None:
-    rst = pkg.path / "SPKG.rst"
-    if not rst.is_file():
+    from sage_build.recipes.spkg_rst import field
+
+    try:
+        text = (pkg.path / "SPKG.rst").read_text(errors="replace")
+    except OSError:  # none, or a link into pkgs/ that does not lead anywhere
         return None
-    lines = rst.read_text(errors="replace").splitlines()
-    for i, line in enumerate(lines):
-        if line.strip().lower() == "license" and i + 2 < len(lines):
-            for following in lines[i + 2:]:
-                if following.strip():
-                    return following.strip()
-    return None
+    return field(text, "license")
 
 
 def package_main(argv: list[str]) -> int:
