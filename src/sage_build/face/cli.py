@@ -184,8 +184,9 @@ def uninstall_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     from sage_build.base.makeflags import make_dry_run
 
-    if make_dry_run():
-        print(f"sage-spkg-uninstall {' '.join(args.packages)}  (make -n/-q: not run)")
+    dry_run = make_dry_run()
+    if dry_run:
+        print(f"sage-spkg-uninstall {' '.join(args.packages)}  (make -{dry_run}: not run)")
         return 0
     try:
         config = load_config()

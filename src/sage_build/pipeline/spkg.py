@@ -569,8 +569,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only build: put the package's wheel(s) into DIR; install nothing")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    if make_dry_run():
-        print(f"sage-spkg {args.package}  (make -n/-q: not run)")
+    dry_run = make_dry_run()
+    if dry_run:
+        print(f"sage-spkg {args.package}  (make -{dry_run}: not run"
+              + ("; nothing is marked installed" if dry_run == "t" else "") + ")")
         return 0
     try:
         config = load_config()
