@@ -33,7 +33,8 @@ SAGE_BUILD_BIN := $(SAGE_BUILD_HOME)/build/bin
 # configure; it must not break this rule either: such words are dropped (on a rule line ';'
 # starts a recipe and '|' order-only prerequisites) and the second wildcard drops the pieces a
 # space leaves.
-RECIPE_FILES := $(wildcard $(foreach f,$(wildcard $(SAGE_ROOT)/build/pkgs/*/type \
+# $(realpath) also drops links that lead nowhere (a Sage tree's package-version.txt into pkgs/).
+RECIPE_FILES := $(realpath $(foreach f,$(wildcard $(SAGE_ROOT)/build/pkgs/*/type \
 		$(SAGE_ROOT)/build/pkgs/*/package-version.txt $(SAGE_ROOT)/build/pkgs/*/dependencies* \
 		$(SAGE_ROOT)/build/pkgs/*/requirements.txt $(SAGE_ROOT)/build/pkgs/*/checksums.ini),\
 		$(if $(findstring :,$f)$(findstring $$,$f)$(findstring ;,$f)$(findstring |,$f),,$f)))

@@ -206,12 +206,32 @@ def uninstall_main(argv: list[str] | None = None) -> int:
         for name in args.packages:
             if uninstall(layout, name, stamp_only=args.keep_files):
                 print(f"sage-spkg-uninstall: {name} uninstalled")
+            elif not args.keep_files and name in packages and _legacy_uninstall(layout, packages[name]):
+                print(f"sage-spkg-uninstall: {name}: no stamp; ran its spkg-legacy-uninstall")
             elif not args.if_installed:
                 raise SageBuildError(f"{name} is not installed")
     except SageBuildError as error:
         print(f"sage-spkg-uninstall: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _legacy_uninstall(layout, pkg: Package) -> bool:
+    """Sage's old-style removal: a package with no stamp may still have files of an install from
+    before stamps, which its recipe's ``spkg-legacy-uninstall`` removes. False if it has none."""
+    script = pkg.script_path("spkg-legacy-uninstall")
+    if script is None:
+        return False
+    helpers = tool_root() / "build" / "bin" / "sage-dist-helpers"
+    env = dict(os.environ, SAGE_ROOT=str(layout.sage_root), SAGE_LOCAL=str(layout.prefix),
+               SAGE_INST_LOCAL=str(layout.local), SAGE_VENV=str(layout.prefix),
+               SAGE_SHARE=str(layout.prefix / "share"), PKG_NAME=pkg.name, PKG_BASE=pkg.name,
+               PKG_VER=pkg.stamp_version, SAGE_DESTDIR="")
+    result = subprocess.run(["bash", "-c", 'set -e; . "$1"; . "$2"', "spkg-legacy-uninstall",
+                             str(helpers), str(script)], cwd=pkg.path, env=env)
+    if result.returncode != 0:
+        raise SageBuildError(f"{pkg.name}: {script} failed (exit {result.returncode})")
+    return True
 
 
 def reconfigure_main(argv: list[str] | None = None) -> int:
@@ -235,8 +255,12 @@ def system_package_command_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sudo", action="store_true", help="prefix sudo where the system needs root")
     parser.add_argument("--yes", action="store_true", help="answer yes to the package manager")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.system in distros.NAMES_ONLY:
+        print(f"# {distros.NAMES_ONLY[args.system]}")
+        return 0
     if args.system not in distros.INSTALL_COMMANDS:
-        return _die(f"unknown system {args.system!r}; known: {', '.join(sorted(distros.INSTALL_COMMANDS))}")
+        known = sorted([*distros.INSTALL_COMMANDS, *distros.NAMES_ONLY])
+        return _die(f"unknown system {args.system!r}; known: {', '.join(known)}")
     packages = load_packages(default_sage_root() / "build" / "pkgs")
     unknown = [p for p in args.packages if p not in packages]
     if unknown:
@@ -282,7 +306,23 @@ def _properties(pkg: Package, graph: Graph, installed: dict[str, str]) -> dict:
         "distros": {k: list(v) for k, v in pkg.distros.items()},
         "installed_version": installed.get(pkg.name),
         "license": _license(pkg),
+        "trees": _trees(pkg),
     }
+
+
+def _trees(pkg: Package) -> list[str]:
+    """Sage's installation trees of a package (trees.txt, else SAGE_VENV for a Python package
+    with version_requirements.txt or requirements.txt, else SAGE_LOCAL). sage-build installs
+    every tree into the one prefix, so this is information only."""
+    try:
+        text = (pkg.path / "trees.txt").read_text()
+    except OSError:
+        pass
+    else:  # its first line, as Sage reads it
+        return text.partition("\n")[0].partition("#")[0].split()
+    if pkg.requirements or (pkg.path / "version_requirements.txt").is_file():
+        return ["SAGE_VENV"]
+    return ["SAGE_LOCAL"]
 
 
 def _license(pkg: Package) -> str | None:

@@ -161,7 +161,9 @@ class Spkg:
         with self.phase(events.UNINSTALL_OLD):
             previous = self._keep_previous()
             reach("uninstall-keep")
-            uninstall(self.layout, self.pkg.name, say=self.log.line)
+            if not uninstall(self.layout, self.pkg.name, say=self.log.line):
+                # no stamp: what an install from before stamps left, Sage's spkg-legacy-uninstall removes
+                self._maintainer_script("spkg-legacy-uninstall", env)
         files: list[str] = []
         distributions = []
         published: list[str] = []  # what of the new version reached the prefix
@@ -197,9 +199,18 @@ class Spkg:
         test_result = ""
         if self.check and self.pkg.script_path("spkg-check"):
             with self.phase(events.CHECK):
-                run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env, log=self.log,
-                           name="spkg-check")
-                test_result = "passed"
+                try:
+                    run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env,
+                               log=self.log, name="spkg-check")
+                    test_result = "passed"
+                except BuildError as error:
+                    if os.environ.get("SAGE_CHECK") != "warn":
+                        raise
+                    # SAGE_CHECK=warn, as in Sage: the failure is reported, the package stays installed
+                    self.log.line(f"Warning: Failures testing package {self.pkg.name} (ignored): {error}")
+                    test_result = "failed"
+        elif self.check:
+            self.log.line(f"Package {self.pkg.name} has no test suite.")
         with self.phase(events.RECORD):
             self._record_scripts(distributions)
             reach("record-scripts")
