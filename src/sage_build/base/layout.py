@@ -12,8 +12,63 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Layout:
+class TreeLayout:
+    """The paths of a distribution tree (``SAGE_ROOT``) alone: what a command knows before a
+    configuration (and so a prefix) exists.  :class:`Layout` adds the prefix."""
+
     sage_root: Path
+
+    @property
+    def pkgs_dir(self) -> Path:
+        return self.sage_root / "build" / "pkgs"
+
+    @property
+    def make_dir(self) -> Path:
+        return self.sage_root / "build" / "make"
+
+    @property
+    def makefile(self) -> Path:
+        """The generated Makefile of a distribution tree."""
+        return self.make_dir / "Makefile"
+
+    @property
+    def hashes_dir(self) -> Path:
+        return self.make_dir / "hashes"
+
+    @property
+    def config_file(self) -> Path:
+        return self.make_dir / "config.json"
+
+    @property
+    def logs_root(self) -> Path:
+        """``logs/``: the build events, the plan handed to sage-spkg, the timeline, and ``pkgs/``."""
+        return self.sage_root / "logs"
+
+    @property
+    def logs_dir(self) -> Path:
+        """The per-package logs."""
+        return self.logs_root / "pkgs"
+
+    @property
+    def events_file(self) -> Path:
+        """The build events log (:mod:`sage_build.base.events`)."""
+        return self.logs_root / "events.jsonl"
+
+    @property
+    def timeline_file(self) -> Path:
+        return self.logs_root / "build-timeline.html"
+
+    def plan_file(self, session: str) -> Path:
+        """The reasons of one build session's plan, which sage-progress hands to sage-spkg."""
+        return self.logs_root / f"plan-{session}.json"
+
+    @property
+    def upstream(self) -> Path:
+        return self.sage_root / "upstream"
+
+
+@dataclass(frozen=True)
+class Layout(TreeLayout):
     prefix: Path              # SAGE_LOCAL as the installed tree will see it
     destdir: Path | None = None  # staging root; None installs in place
     upstream_dir: Path | None = None
@@ -53,7 +108,22 @@ class Layout:
 
     @property
     def lock_file(self) -> Path:
+        """The prefix lock (:func:`sage_build.base.lock.prefix_lock`); installed spkg-piprm scripts
+        name this path too."""
         return self.var_sage / "prefix.lock"
+
+    @property
+    def locks_dir(self) -> Path:
+        return _locks_dir(self.var_sage)
+
+    def package_lock(self, name: str) -> Path:
+        """The lock that keeps two sage-spkg runs of one package apart."""
+        return self.locks_dir / f"{name}.lock"
+
+    @property
+    def owners_dir(self) -> Path:
+        """The owner locks of the processes installing into this prefix (base.atomic.hold_owner_lock)."""
+        return owners_dir_of(self.lock_file)
 
     @property
     def target_file(self) -> Path:
@@ -66,40 +136,23 @@ class Layout:
         return Path(override) if override else self.local / "var" / "tmp" / "sage" / "build"
 
     @property
-    def pkgs_dir(self) -> Path:
-        return self.sage_root / "build" / "pkgs"
-
-    @property
-    def make_dir(self) -> Path:
-        return self.sage_root / "build" / "make"
-
-    @property
-    def hashes_dir(self) -> Path:
-        return self.make_dir / "hashes"
-
-    @property
-    def config_file(self) -> Path:
-        return self.make_dir / "config.json"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.sage_root / "logs" / "pkgs"
-
-    @property
-    def events_file(self) -> Path:
-        """The build events log (:mod:`sage_build.base.events`)."""
-        from sage_build.base.events import events_file
-
-        return events_file(self.sage_root)
-
-    @property
     def upstream(self) -> Path:
-        return self.upstream_dir or (self.sage_root / "upstream")
+        return self.upstream_dir or super().upstream
+
+    @property
+    def python_final(self) -> Path:
+        """The prefix's interpreter as the installed tree names it (shebangs, spkg-piprm)."""
+        return self.prefix / "bin" / "python3"
 
     @property
     def python(self) -> Path:
         """The prefix's interpreter as the tools run it now."""
-        return self.local / "bin" / "python3"
+        return self.staged(self.python_final)
+
+    @property
+    def bin_dir(self) -> Path:
+        """The prefix's ``bin`` as written now (where its python3 is)."""
+        return self.python.parent
 
     def stamp(self, name: str, version: str) -> Path:
         return self.installed_dir / f"{name}-{version}"
@@ -114,6 +167,17 @@ class Layout:
     def removal_journal(self, name: str) -> list[Path]:
         """The journal entries (see :attr:`removing_dir`) of package ``name``: removals to complete."""
         return _entries_of(self.removing_dir, name)
+
+
+def owners_dir_of(lock_file: Path) -> Path:
+    """The owner locks' directory of the prefix whose lock is ``lock_file`` (the install layer knows
+    a prefix by its lock file alone; :attr:`Layout.owners_dir` is the same path)."""
+    return _locks_dir(lock_file.parent) / "owners"
+
+
+def _locks_dir(var_sage: Path) -> Path:
+    # The package locks and, in owners/, the owner locks (on-disk contracts: see ARCHITECTURE.md).
+    return var_sage / "locks"
 
 
 def _entries_of(directory: Path, name: str) -> list[Path]:
@@ -137,6 +201,11 @@ def _is_version_part(text: str) -> bool:
 def tool_root() -> Path:
     """The sage-build checkout these modules run from (build/bin, templates ...)."""
     return Path(__file__).resolve().parents[3]
+
+
+def tool_bin_dir() -> Path:
+    """The tool's own scripts (sage-spkg, sage-dist-helpers ...)."""
+    return tool_root() / "build" / "bin"
 
 
 def source_root() -> Path:

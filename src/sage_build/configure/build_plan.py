@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Iterable
 
 from sage_build.configure.config import Config
-from sage_build.recipes.graph import PYTHON_PSEUDO, Graph
+from sage_build.recipes.graph import PYTHON_PSEUDO, Graph, load_graph
 from sage_build.base.layout import Layout
 from sage_build.base import events
-from sage_build.recipes.recipe import Package, load_packages
+from sage_build.recipes.recipe import Package
 
 DEFAULT_DURATION = 20.0  # seconds, for a package never built here
 
@@ -57,14 +57,14 @@ def build_state(config: Config) -> BuildState:
             built={name for name, plan in result.plans.items() if not plan.from_system},
             reconfigured=True,
         )
-    packages = load_packages(layout.pkgs_dir)
-    return BuildState(graph=Graph.build(packages), enabled=enabled_in_makefile(layout),
-                      built=set(packages) - set(config.from_system), reconfigured=False)
+    graph = load_graph(layout.pkgs_dir)
+    return BuildState(graph=graph, enabled=enabled_in_makefile(layout),
+                      built=set(graph.packages) - set(config.from_system), reconfigured=False)
 
 
 def enabled_in_makefile(layout: Layout) -> set[str]:
     """The enabled packages, as the generated Makefile lists them."""
-    text = (layout.make_dir / "Makefile").read_text()
+    text = layout.makefile.read_text()
     match = re.search(r"^ENABLED_PACKAGES := (.*)$", text, re.M)
     return set(match.group(1).split()) if match else set()
 
@@ -76,7 +76,7 @@ def makefile_is_stale(layout: Layout) -> bool:
     top = layout.sage_root / "Makefile"
     if not top.is_file():
         return False
-    generated = _mtime_ns(layout.make_dir / "Makefile")
+    generated = _mtime_ns(layout.makefile)
     if generated is None:
         return True
     template = Path(os.path.realpath(top)).parent / "src" / "sage_build" / "configure" / "templates" / "Makefile.j2"

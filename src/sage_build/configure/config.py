@@ -7,8 +7,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sage_build.base.atomic import write_atomic
 from sage_build.base.errors import ConfigureError
-from sage_build.base.layout import Layout, default_sage_root
+from sage_build.base.layout import Layout, TreeLayout, default_sage_root
 
 ENABLE_VALUES = ("yes", "no", "if_installed")
 SYSTEM_VALUES = ("yes", "no", "force")
@@ -39,14 +40,11 @@ class Config:
         )
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, (json.dumps(asdict(self), indent=1, sort_keys=True) + "\n").encode())
 
 
 def config_path(sage_root: Path | None = None) -> Path:
-    return (sage_root or default_sage_root()) / "build" / "make" / "config.json"
+    return TreeLayout(sage_root or default_sage_root()).config_file
 
 
 def load_config(sage_root: Path | None = None) -> Config:

@@ -10,12 +10,12 @@ from pathlib import Path
 from sage_build.recipes import distros
 from sage_build.configure.config import ENABLE_VALUES, SYSTEM_VALUES, Config
 from sage_build.base.errors import ConfigureError, SageBuildError
-from sage_build.recipes.graph import Graph
+from sage_build.recipes.graph import Graph, load_graph
 from sage_build.base.layout import Layout, default_sage_root
 from sage_build.configure.makefile import PackagePlan, render_makefile, update_recipe_hash, write_if_changed
 from sage_build.install.manifest import installed_versions
 from sage_build.configure.build_plan import learned_durations
-from sage_build.recipes.recipe import Package, load_packages
+from sage_build.recipes.recipe import Package
 from sage_build.configure.system import Detection, detect_declared, detect_python, has_system_check
 from sage_build.install.target import query_python
 
@@ -155,7 +155,7 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
     result.config.write(layout.config_file)
     if result.target_cache:
         write_if_changed(layout.make_dir / "target-cache.json", result.target_cache)
-    write_if_changed(layout.make_dir / "Makefile", result.makefile)
+    write_if_changed(layout.makefile, result.makefile)
     if not parse_options(argv).quiet:
         _print_summary(result.graph.packages, result.plans, result.graph, result.config.python_version,
                        Path(result.config.prefix), out)
@@ -172,8 +172,8 @@ def decide(argv: list[str], sage_root: Path | None = None) -> Result:
     layout = Layout(sage_root=sage_root, prefix=prefix, upstream_dir=upstream_dir)
 
     warnings: list[str] = []
-    packages = load_packages(layout.pkgs_dir, warnings)
-    graph = Graph.build(packages)
+    graph = load_graph(layout.pkgs_dir, warnings)
+    packages = graph.packages
     enable = _resolve_names(options.enable, packages, "enable")
     with_system = _resolve_names(options.with_system, packages, "with-system")
     for name, value in with_system.items():

@@ -13,8 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sage_build.recipes.graph import PYTHON_PSEUDO, Graph
-from sage_build.base.layout import tool_root
+from sage_build.recipes.graph import PYTHON_PSEUDO, Graph, is_verbatim
+from sage_build.base.atomic import write_atomic
+from sage_build.base.layout import tool_bin_dir
 from sage_build.configure.build_plan import priorities
 from sage_build.recipes.recipe import recipe_hash
 
@@ -60,14 +61,22 @@ def render_makefile(
 
     def by_priority(names: list[str]) -> list[str]:
         return sorted(names, key=lambda n: (-rank.get(n, 0.0), n))
+    def stamps(deps: list[str]) -> list[str]:
+        # The pseudo-package is a prerequisite of every stamp anyway; system packages need no stamp.
+        names = [f"$(inst_{d})" for d in by_priority([d for d in deps if d in built])]
+        return names + [make_prerequisite(d) for d in deps if is_verbatim(d)]
+
     packages = []
     for name in sorted(graph.packages):
         pkg = graph.packages[name]
         normal, order_only = graph.dependencies(name, enabled=enabled)
-        # The pseudo-package is a prerequisite of every stamp anyway; system packages need no stamp.
-        normal_stamps = [f"$(inst_{d})" for d in by_priority(normal) if d != PYTHON_PSEUDO and d in built]
-        order_stamps = [f"$(inst_{d})" for d in by_priority(order_only) if d != PYTHON_PSEUDO and d in built]
+        normal_stamps = stamps(normal)
+        order_stamps = stamps(order_only)
+        check_stamps = [d for d in stamps(graph.check_dependencies(name)) if d not in normal_stamps]
         prerequisites = " ".join([f"$(HASHES)/{name}", "$(PYTHON)", *normal_stamps])
+        if check_stamps:
+            # Sage's rule: what spkg-check needs is a prerequisite when SAGE_CHECK asks for it
+            prerequisites += f" $(if $(filter-out no,$(SAGE_CHECK)),{' '.join(check_stamps)})"
         if order_stamps:
             prerequisites += " | " + " ".join(order_stamps)
         packages.append({
@@ -82,12 +91,13 @@ def render_makefile(
     return _environment().get_template("Makefile.j2").render(
         argv_text=" ".join(shlex.quote(a) for a in ["./configure.py", *argv]),
         sage_root=_make_path(sage_root),
-        bin_dir=_make_path(tool_root() / "build" / "bin"),
+        bin_dir=_make_path(tool_bin_dir()),
         tool_python=_make_path(Path(sys.executable)),
         prefix=_make_path(prefix),
         python_pseudo=PYTHON_PSEUDO,
         python_version=python_version,
         toolchain=[f"$(inst_{name})" for name in graph.toolchain if name in built],
+        versions={name: pkg.stamp_version for name, pkg in sorted(graph.packages.items())},
         blas="$(inst_openblas)" if "openblas" in built else "",
         mp_library="$(inst_gmp)" if "gmp" in built else "",
         packages=packages,
@@ -96,6 +106,38 @@ def render_makefile(
         build_stamps=[f"$(inst_{name})" for name in build_order],
         disabled_installed=list(disabled_installed),
     )
+
+
+def make_prerequisite(token: str) -> str:
+    """A verbatim dependency as Sage's Makefile hands it to make: a file path or ``FORCE`` as
+    written; a make expression through ``sage_deps`` (Sage's ``pkg_deps``), so that a package
+    name it yields stands for that package's stamp."""
+    if token.startswith("$(") and _group_end(token) == len(token) and not _top_level_comma(token):
+        return f"$(call sage_deps,{token})"
+    return token
+
+
+def _group_end(token: str) -> int:
+    """The index after the ``$(...)`` group that starts ``token``."""
+    depth = 0
+    for index, char in enumerate(token):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return len(token) + 1
+
+
+def _top_level_comma(token: str) -> bool:
+    depth = 0
+    for char in token:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            return True
+    return False
 
 
 def _make_path(path: Path) -> str:
@@ -112,10 +154,7 @@ def write_if_changed(path: Path, text: str) -> bool:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode())
     return True
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sage_build.configure.config import load_config
 from sage_build.base.errors import SageBuildError
-from sage_build.recipes.graph import Graph
-from sage_build.base.layout import default_sage_root, tool_root
+from sage_build.recipes.graph import Graph, load_graph
+from sage_build.base.layout import TreeLayout, default_sage_root, tool_root
 from sage_build.install.manifest import installed_versions
 from sage_build.recipes.recipe import TYPES, Package, bad_name_reason, load_packages
 
@@ -71,7 +71,7 @@ def _main(argv: list[str] | None = None) -> int:
         if command == "--plan":
             return plan_main(rest)
         if command == "--timeline":
-            path = load_config().layout().sage_root / "logs" / "build-timeline.html"
+            path = load_config().layout().timeline_file
             if not path.exists():
                 return _die(f"{path} does not exist yet: it is written after each `make build`")
             print(path)
@@ -92,7 +92,7 @@ def _make(targets: list[str], extra: list[str] = ()) -> int:
     jobs = os.environ.get("SAGE_NUM_THREADS") or str(os.cpu_count() or 1)
     command = [os.environ.get("MAKE", "make")]
     # The top-level Makefile configures first; another distribution tree is driven directly.
-    command += ["-C", str(root)] if root == tool_root() else ["-f", str(root / "build" / "make" / "Makefile")]
+    command += ["-C", str(root)] if root == tool_root() else ["-f", str(TreeLayout(root).makefile)]
     if "MAKEFLAGS" not in os.environ:
         command.append(f"-j{jobs}")
     return subprocess.run(command + list(extra) + targets).returncode
@@ -116,13 +116,13 @@ def install_command(args: list[str], *, force: bool) -> int:
             names.append(arg)
     if not names:
         return _die("name the packages to install, e.g. ./sage -i six")
-    root = default_sage_root()
-    packages = load_packages(root / "build" / "pkgs")
+    pkgs_dir = TreeLayout(default_sage_root()).pkgs_dir
+    packages = load_packages(pkgs_dir)
     for name in names:
         if name not in packages:
-            if bad_name_reason(name) and (root / "build" / "pkgs" / name / "type").is_file():
-                return _die(f"{root / 'build' / 'pkgs' / name}: {bad_name_reason(name)}; rename the directory")
-            return _die(f"there is no package '{name}' in {root / 'build' / 'pkgs'} (./sage --package list)")
+            if bad_name_reason(name) and (pkgs_dir / name / "type").is_file():
+                return _die(f"{pkgs_dir / name}: {bad_name_reason(name)}; rename the directory")
+            return _die(f"there is no package '{name}' in {pkgs_dir} (./sage --package list)")
         if packages[name].type == "experimental" and "SAGE_EXPERIMENTAL_OK" not in env_updates \
                 and os.environ.get("SAGE_EXPERIMENTAL_OK") != "yes":
             return _die(f"{name} is experimental: it may not build or work. Install it anyway with"
@@ -166,8 +166,8 @@ def _exec_in_prefix(command: list[str]) -> int:
     layout = config.layout()
     env = dict(os.environ, SAGE_ROOT=str(layout.sage_root), SAGE_LOCAL=str(layout.prefix),
                VIRTUAL_ENV=str(layout.local),
-               PATH=f"{layout.local / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-    if not (layout.local / "bin" / "python3").exists():
+               PATH=f"{layout.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    if not layout.python.exists():
         raise SageBuildError(f"{layout.local} has no Python yet: run `make build` (or `make python3-venv`)")
     os.execvpe(command[0], command, env)
     return 0  # not reached
@@ -261,7 +261,7 @@ def system_package_command_main(argv: list[str] | None = None) -> int:
     if args.system not in distros.INSTALL_COMMANDS:
         known = sorted([*distros.INSTALL_COMMANDS, *distros.NAMES_ONLY])
         return _die(f"unknown system {args.system!r}; known: {', '.join(known)}")
-    packages = load_packages(default_sage_root() / "build" / "pkgs")
+    packages = load_packages(TreeLayout(default_sage_root()).pkgs_dir)
     unknown = [p for p in args.packages if p not in packages]
     if unknown:
         return _die(f"no such package: {', '.join(unknown)}")
@@ -277,9 +277,9 @@ def recipe_hash_main(argv: list[str] | None = None) -> int:
     from sage_build.configure.makefile import update_recipe_hash
 
     argv = sys.argv[1:] if argv is None else argv
-    root = default_sage_root()
+    tree = TreeLayout(default_sage_root())
     for name in argv:
-        update_recipe_hash(root / "build" / "make" / "hashes", name, root / "build" / "pkgs" / name)
+        update_recipe_hash(tree.hashes_dir, name, tree.pkgs_dir / name)
     return 0
 
 
@@ -369,12 +369,12 @@ def package_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     root = default_sage_root()
-    pkgs_dir = root / "build" / "pkgs"
+    pkgs_dir = TreeLayout(root).pkgs_dir
     from sage_build.face import package_commands
     if args.command in ("download", "fix-checksum", "create", "update", "verify-reproducible"):
         return package_commands.run(args, root)
-    packages = load_packages(pkgs_dir)
-    graph = Graph.build(packages)
+    graph = load_graph(pkgs_dir)
+    packages = graph.packages
     try:
         installed = installed_versions(load_config(root).layout(), packages)
     except SageBuildError:

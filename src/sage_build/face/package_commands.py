@@ -16,11 +16,12 @@ from packaging.version import InvalidVersion, Version
 from sage_build.pipeline import fetch as fetching
 from sage_build.configure.config import load_config
 from sage_build.base.errors import FetchError, RecipeError, SageBuildError
+from sage_build.base.layout import TreeLayout
 from sage_build.recipes.recipe import Kind, Package, load_package, load_packages, parse_checksums
 
 
 def run(args, root: Path) -> int:
-    pkgs_dir = root / "build" / "pkgs"
+    pkgs_dir = TreeLayout(root).pkgs_dir
     if args.command == "download":
         return download(args, root, pkgs_dir)
     if args.command == "fix-checksum":
@@ -50,7 +51,7 @@ def verify_reproducible(pkg: Package, root: Path) -> bool:
     import tempfile
     import time
 
-    from sage_build.base.layout import tool_root
+    from sage_build.base.layout import tool_bin_dir
 
     if not pkg.is_python:
         raise SageBuildError(f"{pkg.name} is not a Python package: there is no wheel to compare")
@@ -59,7 +60,7 @@ def verify_reproducible(pkg: Package, root: Path) -> bool:
         for attempt in ("first", "second"):
             out = Path(tmp) / attempt / "out"
             env = dict(os.environ, SAGE_BUILD_DIR=str(Path(tmp) / attempt / "build-dir-of-the-" / attempt))
-            command = [str(tool_root() / "build" / "bin" / "sage-spkg"), "--build-only", str(out), pkg.name]
+            command = [str(tool_bin_dir() / "sage-spkg"), "--build-only", str(out), pkg.name]
             result = subprocess.run(command, env=env, capture_output=True, text=True)
             if result.returncode != 0:
                 raise SageBuildError(f"building {pkg.name} failed:\n{result.stderr[-3000:]}")
@@ -103,7 +104,7 @@ def _upstream_dir(root: Path) -> Path:
     try:
         return load_config(root).layout().upstream
     except SageBuildError:
-        return root / "upstream"
+        return TreeLayout(root).upstream
 
 
 def _mirrors(root: Path) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sage_build.base import events
 from sage_build.base.events import rotate_events
+from sage_build.base.layout import TreeLayout
 
 # Imports stay light here: a build with nothing to do must cost little more than make.
 
@@ -47,7 +48,7 @@ class Progress:
         if event.get("event") == events.START:
             self.running[name] = event.get("phase", "?")
         elif event.get("event") == events.END:
-            if event.get("outcome") == "failed":
+            if event.get("outcome") == events.FAILED:
                 self.failed[name] = event
                 self.running.pop(name, None)
             elif event.get("phase") == events.RECORD:
@@ -86,108 +87,146 @@ def _jobserver_fds(makeflags: str) -> tuple[int, ...]:
     return (int(match.group(1)), int(match.group(2))) if match else ()
 
 
+class _Display:
+    """What the person watching sees: a tqdm bar on a terminal, else one timestamped line an event."""
+
+    def __init__(self, terminal: bool, out) -> None:
+        self.terminal, self.out = terminal, out
+        self.bar = None
+
+    def show(self, state: Progress, event: dict | None) -> None:
+        if self.terminal:
+            self._show_bar(state, event)
+        elif event is not None:
+            self._print_line(state, event)
+
+    def _show_bar(self, state: Progress, event: dict | None) -> None:
+        if self.bar is None and (event is not None or state.planned):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=state.total() if state.planned else None, unit="pkg", dynamic_ncols=True,
+                            file=self.out, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+        if self.bar is None:
+            return
+        if state.planned and self.bar.total != state.total():
+            self.bar.total = state.total()
+        self.bar.n = len(state.done)
+        now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
+        self.bar.set_description_str(f"building: {now}" if now else "building", refresh=False)
+        self.bar.refresh()
+
+    def _print_line(self, state: Progress, event: dict) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        what = f"{event.get('package')}-{event.get('version')}"
+        total = f"/{state.total()}" if state.planned else ""
+        if event.get("event") == events.START:
+            print(f"[{stamp}] {what}: {event.get('phase')} ...", file=self.out, flush=True)
+        elif event.get("outcome") == events.FAILED:
+            print(f"[{stamp}] {what}: {event.get('phase')} FAILED", file=self.out, flush=True)
+        elif event.get("phase") == events.RECORD:
+            print(f"[{stamp}] {what}: installed ({len(state.done)}{total})", file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _PlanBesideMake:
+    """The build's plan, made in a thread once (only when something is built: a build with
+    nothing to do costs what make costs), written for sage-spkg's reasons, handed to the display."""
+
+    def __init__(self, planner, plan_file: Path, on_plan) -> None:
+        self.planner, self.plan_file, self.on_plan = planner, plan_file, on_plan
+        self.graph = self.layout = None
+        self._thread = threading.Thread(target=self._plan, daemon=True)
+        self._started = False
+
+    def start_once(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def wait(self) -> bool:
+        """Wait for the plan (starting it if nothing did); whether one was made."""
+        self.start_once()
+        self._thread.join()
+        return self.graph is not None
+
+    def _plan(self) -> None:
+        try:
+            plan, graph, layout = self.planner()
+        except Exception:  # the display is a nicety: never fail the build for it
+            return
+        self.plan_file.write_text(json.dumps({p.name: p.reason for p in plan}))
+        self.graph, self.layout = graph, layout
+        self.on_plan(plan)
+
+
 def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | None = None,
         out=sys.stdout) -> int:
     """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make once the first
     package starts, so that a build with nothing to do costs no more than make itself."""
     terminal = sys.stdout.isatty() and os.environ.get("V", "0") in ("", "0") if terminal is None else terminal
-    events_file = events.events_file(sage_root)
+    tree = TreeLayout(sage_root)
+    events_file = tree.events_file
     events_file.parent.mkdir(parents=True, exist_ok=True)
     rotate_events(events_file)
     session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    plan_file = sage_root / "logs" / f"plan-{session}.json"
+    plan_file = tree.plan_file(session)
     offset = events_file.stat().st_size if events_file.exists() else 0
     env = dict(os.environ, SAGE_BUILD_SESSION=session, SAGE_BUILD_PLAN=str(plan_file))
     if terminal:
         env["SAGE_BUILD_QUIET"] = "1"  # the display replaces the build's lines; they are in the logs
+        make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     state = Progress(planned=[])
+    display = _Display(terminal, out)
     lock = threading.Lock()
-    bar = None
-    planned: dict = {}
 
-    def show(event: dict | None) -> None:
-        nonlocal bar
-        if terminal:
-            if bar is None and (event is not None or planned):
-                from tqdm import tqdm
-
-                bar = tqdm(total=state.total() if state.planned else None, unit="pkg", dynamic_ncols=True, file=out,
-                           bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
-            if bar is not None:
-                if state.planned and bar.total != state.total():
-                    bar.total = state.total()
-                bar.n = len(state.done)
-                now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
-                bar.set_description_str(f"building: {now}" if now else "building", refresh=False)
-                bar.refresh()
-        elif event is not None:
-            stamp = time.strftime("%H:%M:%S")
-            what = f"{event.get('package')}-{event.get('version')}"
-            total = f"/{state.total()}" if state.planned else ""
-            if event.get("event") == events.START:
-                print(f"[{stamp}] {what}: {event.get('phase')} ...", file=out, flush=True)
-            elif event.get("outcome") == "failed":
-                print(f"[{stamp}] {what}: {event.get('phase')} FAILED", file=out, flush=True)
-            elif event.get("phase") == events.RECORD:
-                print(f"[{stamp}] {what}: installed ({len(state.done)}{total})", file=out, flush=True)
-
-    def handle(event: dict) -> None:
-        if not planning.is_alive() and not planned and not started_planning:
-            # Plan only once something is built: a build with nothing to do costs what make costs.
-            started_planning.append(True)
-            planning.start()
-        with lock:
-            state.apply(event)
-            show(event)
-
-    def plan_beside_make() -> None:
-        try:
-            plan, graph, layout = planner()
-        except Exception as error:  # the display is a nicety: never fail the build for it
-            planned["error"] = error
-            return
-        plan_file.write_text(json.dumps({p.name: p.reason for p in plan}))
+    def on_plan(plan: list) -> None:
         with lock:
             state.planned = plan
-            planned.update(graph=graph, layout=layout)
-            show(None)
+            display.show(state, None)
 
-    planning = threading.Thread(target=plan_beside_make, daemon=True)
-    started_planning: list[bool] = []
+    beside = _PlanBesideMake(planner, plan_file, on_plan)
+
+    def handle(event: dict) -> None:
+        beside.start_once()
+        with lock:
+            state.apply(event)
+            display.show(state, event)
+
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(events_file, offset, session, stop, handle), daemon=True)
     follower.start()
-    if terminal:
-        make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     try:
         code = subprocess.run(make_command, env=env, pass_fds=_jobserver_fds(os.environ.get("MAKEFLAGS", ""))).returncode
     except KeyboardInterrupt:
         code = 130
     stop.set()
     follower.join()
-    if bar is not None:
-        bar.close()
+    display.close()
     plan_file.unlink(missing_ok=True)
     if not state.done and not state.failed and code == 0:
         return 0  # nothing was built: no summary, no timeline
-    from sage_build.base.events import read_events
-    from sage_build.face.timeline import write_timeline
-
-    session_events = [e for e in read_events(events_file) if e.get("session") == session]
-    timeline = sage_root / "logs" / "build-timeline.html"
-    if session_events:
-        write_timeline(session_events, timeline)
+    timeline = _write_session_timeline(events_file, session, tree.timeline_file)
     if code != 0 or state.failed:
-        if not started_planning:
-            planning.start()
-        planning.join()
-        if "graph" in planned:
+        if beside.wait():
             # Without the display, each failing sage-spkg already printed its log's tail.
-            print(failure_summary(state, planned["graph"], planned["layout"], with_tail=terminal), file=sys.stderr)
+            print(failure_summary(state, beside.graph, beside.layout, with_tail=terminal), file=sys.stderr)
         return code or 1
     print(f"built {len(state.done)} package(s) in {time.time() - state.started:.0f}s; timeline: {timeline}",
           file=out)
     return 0
+
+
+def _write_session_timeline(events_file: Path, session: str, timeline: Path) -> Path:
+    from sage_build.base.events import read_events
+    from sage_build.face.timeline import write_timeline
+
+    session_events = [e for e in read_events(events_file) if e.get("session") == session]
+    if session_events:
+        write_timeline(session_events, timeline)
+    return timeline
 
 
 def failure_summary(state: Progress, graph, layout, with_tail: bool = True) -> str:

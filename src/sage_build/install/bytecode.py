@@ -16,7 +16,7 @@ import os
 import sys
 from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc  # what py_compile uses
 
-from sage_build.base.atomic import adopt_owner, create, tmp_name, write_all
+from sage_build.base.atomic import adopt_owner, write_atomic
 
 
 def fingerprint() -> str:
@@ -53,21 +53,11 @@ def compile_files(files: list[tuple[str, str]], levels: list[int]) -> list[list[
             else:
                 data = bytes(_code_to_timestamp_pyc(code, stat.st_mtime, stat.st_size))
             pyc = importlib.util.cache_from_source(real, optimization=level if level else "")
-            _write_replacing(pyc, data)
+            write_atomic(pyc, data, mode=None)  # None: the umask applies, as to the installed sources
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             made.append((pyc, digest, len(data)))
         results.append(made)
     return results
-
-
-def _write_replacing(path: str, data: bytes) -> None:
-    tmp = tmp_name(path)
-    fd = create(tmp)
-    try:
-        write_all(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import packaging
 
+from sage_build.base.atomic import write_atomic
 from sage_build.base.errors import ConfigureError
 from sage_build.base.layout import source_root
 
@@ -74,10 +75,7 @@ class TargetPython(NamedTuple):
         return any(str(tag) in supported for tag in tags)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self._asdict(), indent=1) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, (json.dumps(self._asdict(), indent=1) + "\n").encode())
 
     @classmethod
     def load(cls, path: Path) -> "TargetPython":

@@ -108,7 +108,7 @@ def uninstall(layout: Layout, name: str, *, stamp_only: bool = False, say: Calla
     reach("uninstall-piprm")
     with prefix_lock(layout.lock_file, shared=False):
         for entry in entries:
-            remove_files(layout.local, read_manifest(entry).get("files", []))
+            remove_files(layout, read_manifest(entry).get("files", []))
     reach("uninstall-files")
     run("spkg-postrm")
     reach("uninstall-postrm")
@@ -121,8 +121,9 @@ def uninstall(layout: Layout, name: str, *, stamp_only: bool = False, say: Calla
     return True
 
 
-def remove_files(local: Path, files: list[str]) -> None:
+def remove_files(layout: Layout, files: list[str]) -> None:
     """Remove manifest files (relative to the prefix) deepest first, then emptied directories."""
+    local = layout.local
     root = local.resolve()
     parents: set[Path] = set()
     for rel in sorted(files, key=lambda f: -f.count("/")):
@@ -134,7 +135,7 @@ def remove_files(local: Path, files: list[str]) -> None:
                 continue
             path.unlink()
             parents.add(path.parent)
-    keep = {local, *(local / d for d in ("bin", "include", "lib", "share", "var", "etc", "var/lib/sage/wheels"))}
+    keep = {local, layout.wheels_dir, *(local / d for d in ("bin", "include", "lib", "share", "var", "etc"))}
     for directory in sorted(parents, key=lambda p: -len(p.parts)):
         while directory not in keep and directory != directory.parent and str(directory).startswith(str(local)):
             try:

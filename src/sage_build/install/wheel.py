@@ -11,6 +11,7 @@ shared lock only while publishing (see :mod:`sage_build.lock`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -23,11 +24,13 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
+# installer's public API only (its documented abstract classes and public functions), so that
+# any installer in pyproject.toml's range works: tests/test_installer_api.py checks no private name is used.
 from installer import install as installer_install
-from installer.destinations import SchemeDictionaryDestination
+from installer.destinations import WheelDestination
 from installer.records import Hash, RecordEntry, parse_record_file
-from installer.sources import WheelFile
-from installer.utils import Scheme
+from installer.sources import WheelSource
+from installer.utils import Scheme, canonicalize_name, fix_shebang, parse_wheel_filename
 
 from sage_build.install import bytecode
 from sage_build.base.atomic import (
@@ -36,7 +39,7 @@ from sage_build.base.atomic import (
 )
 from sage_build.base.errors import InstallError
 from sage_build.base.killpoint import reach
-from sage_build.base.layout import source_root
+from sage_build.base.layout import owners_dir_of, source_root
 from sage_build.base.lock import prefix_lock
 from sage_build.base.makeflags import job_budget
 from sage_build.install.ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
@@ -46,8 +49,6 @@ INSTALLER_NAME = b"sage-build\n"
 # (JSON: [{"path": relative like a RECORD row, "owner": distribution or null}]).  spkg-piprm
 # reads it to say which package an uninstall leaves damaged.
 KEPT_COLLISIONS = "SAGE_KEPT_COLLISIONS"
-# Where the owner locks of a prefix's installing processes live (see atomic.hold_owner_lock).
-OWNERS_DIR = "owners"
 
 PUBLISHED, SHARED, KEPT = "published", "shared", "kept"
 _COPY_CHUNK = 1 << 20
@@ -245,20 +246,66 @@ def _read_member(fd: int, item: zipfile.ZipInfo) -> bytes:
     return data
 
 
-class CheckedWheelFile(WheelFile):
+class CheckedWheelFile(WheelSource):
     """A wheel whose members are checked against RECORD as they are read (one pass).
 
-    Members are read whole (up to 16 MiB; bigger ones stream), so each is checked before
-    any of it is written."""
+    installer's abstract :class:`~installer.sources.WheelSource`, implemented over the
+    :mod:`zipfile` index and our own file descriptor.  Members are read whole with pread
+    (up to 16 MiB; bigger ones stream through zipfile), so each is checked before any of it
+    is written."""
+
+    def __init__(self, file: BinaryIO, archive: zipfile.ZipFile, path: str):
+        distribution, version = parse_wheel_filename(os.path.basename(path))[:2]
+        super().__init__(distribution=distribution, version=version)
+        self.file, self.archive, self.path = file, archive, path
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, path: str | os.PathLike[str]):
+        with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
+            yield cls(file, archive, os.fspath(path))
+
+    @functools.cached_property
+    def dist_info_dir(self) -> str:
+        """The one top-level ``.dist-info`` directory, named like the wheel file."""
+        found = sorted({name.split("/", 1)[0] for name in self.archive.namelist()
+                        if name.split("/", 1)[0].endswith(".dist-info")})
+        if len(found) != 1:
+            raise ValueError(f"Wheel doesn't contain exactly one .dist-info directory"
+                             f" (filename={self.path!r}, dist_info={found!r})")
+        dist_info = found[0]
+        if canonicalize_name(dist_info.rsplit("-", 2)[0]) != canonicalize_name(self.distribution):
+            raise ValueError(f"Wheel .dist-info directory doesn't match wheel filename"
+                             f" (filename={self.path!r}, dist_info={dist_info!r})")
+        return dist_info
+
+    @property
+    def dist_info_filenames(self) -> list[str]:
+        base = self.dist_info_dir + "/"
+        return [name[len(base):] for name in self.archive.namelist()
+                if name.startswith(base) and name[-1:] != "/"]
+
+    def read_dist_info(self, filename: str) -> str:
+        return self.archive.read(posixpath.join(self.dist_info_dir, filename)).decode("utf-8")
+
+    def validate_record(self) -> None:
+        """Check every member against RECORD without installing (what :meth:`get_contents` does
+        as it reads); raises :attr:`validation_error`."""
+        try:
+            for _, stream, _ in self.get_contents():
+                while stream.read(_COPY_CHUNK):
+                    pass
+        except (InstallError, zipfile.BadZipFile, KeyError) as error:
+            raise self.validation_error(str(error)) from error
 
     def get_contents(self):
-        archive = self._zipfile
-        wheel = str(archive.filename)
+        archive = self.archive
+        wheel = self.path
         record_path = f"{self.dist_info_dir}/RECORD"
         records = {r[0]: r for r in parse_record_file(self.read_dist_info("RECORD").splitlines())}
         for path in records:
             _check_wheel_path(wheel, path, "its RECORD lists")
-        fd = archive.fp.fileno()
+        fd = self.file.fileno()
         for item in archive.infolist():
             path = item.filename
             if path[-1:] == "/":
@@ -289,17 +336,26 @@ class CheckedWheelFile(WheelFile):
                         is_executable
 
 
-class AtomicDestination(SchemeDictionaryDestination):
+class AtomicDestination(WheelDestination):
     """An installer destination that stages every file first and publishes all at the end.
 
     Nothing of a wheel reaches the prefix until every member has been written and
     checked; then collisions are checked for all files before the first publish.
+    installer's abstract :class:`~installer.destinations.WheelDestination` (``write_file``,
+    ``write_script``, ``finalize_installation``): paths are joined here, lexically (a prefix
+    whose own path goes through a link is never resolved), and byte-code is compiled here.
     """
 
-    def __init__(self, *args, installing: str, python: Path, collisions: str = "error",
-                 bytecode_levels: Iterable[int] = (0,), lock_file: Path | None = None,
-                 compile_workers: int = 1, compile_here: bool = False, **kwargs):
-        super().__init__(*args, bytecode_optimization_levels=(), **kwargs)
+    def __init__(self, scheme_dict: dict[str, str], *, interpreter: str, script_kind: str, installing: str,
+                 python: Path, collisions: str = "error", bytecode_levels: Iterable[int] = (0,),
+                 lock_file: Path | None = None, compile_workers: int = 1, compile_here: bool = False,
+                 destdir: str | None = None, hash_algorithm: str = "sha256"):
+        self.scheme_dict = scheme_dict  # final locations (RECORD, byte-code, shebangs)
+        self.interpreter, self.script_kind = interpreter, script_kind
+        self.hash_algorithm = hash_algorithm
+        self.destdir = destdir
+        # The scheme directories as written now: under DESTDIR when staging.
+        self.real_dirs = {scheme: _under_destdir(directory, destdir) for scheme, directory in scheme_dict.items()}
         self.compile_workers = compile_workers
         self.compile_here = compile_here
         self.installing = installing
@@ -317,7 +373,7 @@ class AtomicDestination(SchemeDictionaryDestination):
         self._owner_alive: dict[int, bool] = {}
         self._owners: dict[str, str | None] = {}
         # Everything of this wheel lands below the schemes' common directory (the prefix).
-        self.root = os.path.commonpath([self._path_with_destdir(s, "") for s in self.scheme_dict])
+        self.root = os.path.commonpath(list(self.real_dirs.values()))
         self.link_checked: set[str] = set()
 
     def _prepare_directory(self, directory: str) -> None:
@@ -341,11 +397,24 @@ class AtomicDestination(SchemeDictionaryDestination):
             make_dirs(directory)
         self.ready_dirs.add(directory)
 
+    def real_path(self, scheme: Scheme, path: str) -> str:
+        """Where ``path`` of ``scheme`` is written now (joined, never resolved)."""
+        return os.path.join(self.real_dirs[scheme], path)
+
+    def write_file(self, scheme: Scheme, path: str | os.PathLike[str], stream: BinaryIO,
+                   is_executable: bool) -> RecordEntry:
+        path = os.fspath(path)
+        if scheme == "scripts":  # '#!python' becomes the prefix's interpreter
+            with fix_shebang(stream, self.interpreter) as script:
+                return self.write_to_fs(scheme, path, script, is_executable)
+        return self.write_to_fs(scheme, path, stream, is_executable)
+
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
+        """Stage one file beside its target; it is published in :meth:`finalize_installation`."""
         if escapes(path) or TMP_MARK in posixpath.basename(path):
             # Members were checked as they were read; this catches entry-point script names.
             _check_wheel_path(self.installing, path, f"its {scheme} file")
-        target = self._path_with_destdir(scheme, path)
+        target = self.real_path(scheme, path)
         directory = os.path.dirname(target)
         if directory not in self.ready_dirs:
             refuse_links_out(directory, self.root, checked=self.link_checked, installing=self.installing)
@@ -378,7 +447,7 @@ class AtomicDestination(SchemeDictionaryDestination):
         return RecordEntry(path, Hash(self.hash_algorithm, value), size)
 
     def write_script(self, name: str, module: str, attr: str, section) -> RecordEntry:
-        # The stock method chmods the target right away; ours is still staged (and made 0755).
+        # Staged 0755 like any executable member (it is published in finalize_installation).
         from installer.scripts import Script
 
         script_name, data = Script(name, module, attr, section).generate(self.interpreter, self.script_kind)
@@ -397,7 +466,7 @@ class AtomicDestination(SchemeDictionaryDestination):
 
     def site_dirs(self) -> list[str]:
         """The site directories as written now (under DESTDIR when staging)."""
-        return sorted({os.path.normpath(self._path_with_destdir(s, "")) for s in (Scheme("purelib"), Scheme("platlib"))})
+        return sorted({os.path.normpath(self.real_dirs[s]) for s in ("purelib", "platlib")})
 
     def _owner_of(self, path: str | os.PathLike[str]) -> str | None:
         if str(path) in self._owners:
@@ -415,12 +484,12 @@ class AtomicDestination(SchemeDictionaryDestination):
 
     def _kept_collisions_entry(self, scheme: Scheme, dist_info: str) -> RecordEntry:
         """Write the dist-info's record of the files whose existing bytes 'warn' kept."""
-        root = self._path_with_destdir(scheme, "")
+        root = self.real_dirs[scheme]
         kept = [{"path": os.path.relpath(target, root).replace(os.sep, "/"), "owner": self._owner_of(target)}
                 for target in self.kept]
         data = (json.dumps(kept, indent=1) + "\n").encode()
         rel = f"{dist_info}/{KEPT_COLLISIONS}"
-        target = self._path_with_destdir(scheme, rel)
+        target = self.real_path(scheme, rel)
         write_atomic(Path(target), data)
         self.published.append(target)
         return RecordEntry(rel, Hash("sha256", _b64(hashlib.sha256(data).digest())), len(data))
@@ -464,7 +533,7 @@ class AtomicDestination(SchemeDictionaryDestination):
                     rel = rel.replace(os.sep, "/")
                 hash_text = f"{entry.hash_.name}={entry.hash_.value}" if entry.hash_ else ""
                 rows.append((rel, hash_text, "" if entry.size is None else str(entry.size)))
-            record_target = Path(self._path_with_destdir(scheme, record_file_path))
+            record_target = Path(self.real_path(scheme, record_file_path))
             write_atomic(record_target, _csv(rows).encode())
             self.published.append(str(record_target))
 
@@ -475,7 +544,7 @@ class AtomicDestination(SchemeDictionaryDestination):
         sources = []
         for scheme, entry in records:
             if scheme in ("purelib", "platlib") and entry.path.endswith(".py"):
-                real = self._path_with_destdir(scheme, entry.path)
+                real = self.real_path(scheme, entry.path)
                 final = os.path.join(self.scheme_dict[scheme], entry.path)
                 sources.append((scheme, entry.path, real, final))
         if not sources:
@@ -540,6 +609,15 @@ class AtomicDestination(SchemeDictionaryDestination):
         return answers
 
 
+def _under_destdir(directory: str, destdir: str | None) -> str:
+    """``directory`` as written now: moved under ``destdir`` when staging (lexically, like
+    installer 0.7 did: nothing is resolved)."""
+    if destdir is None:
+        return directory
+    path = Path(directory)
+    return os.path.join(destdir, path.relative_to(path.anchor))
+
+
 def _csv(rows: list[tuple[str, str, str]]) -> str:
     import csv
 
@@ -585,8 +663,6 @@ def install_wheel(
     if collisions not in ("error", "warn"):
         raise InstallError(f"SAGE_INSTALL_COLLISIONS={collisions!r}: use 'error' or 'warn'")
     scheme = {key: paths[key] for key in ("purelib", "platlib", "scripts", "data")}
-    from installer.utils import canonicalize_name, parse_wheel_filename
-
     try:
         file_name, file_version = parse_wheel_filename(wheel.name)[:2]
     except ValueError as error:
@@ -616,12 +692,12 @@ def install_wheel(
             installer_install(source, destination, {"INSTALLER": INSTALLER_NAME})
         except BaseException as error:
             roll_back(destination.published, site_dirs=destination.site_dirs(), lock_file=lock_file,
-                      own_dist_info=destination._path_with_destdir(Scheme("purelib"), dist_info))
+                      own_dist_info=destination.real_path(Scheme("purelib"), dist_info))
             destination.discard()
             if isinstance(error, InstallError) or not isinstance(error, Exception):
                 raise
             raise InstallError(f"installing {wheel.name} failed: {error}; nothing of it was kept") from None
-    root = Path(destination._path_with_destdir(Scheme("purelib"), dist_info))
+    root = Path(destination.real_path(Scheme("purelib"), dist_info))
     return InstalledWheel(name=name, version=version, dist_info=root, files=destination.published)
 
 
@@ -771,11 +847,6 @@ def _is_relative_to(path: Path, base: Path) -> bool:
         return True
     except ValueError:
         return False
-
-
-def owners_dir_of(lock_file: Path) -> Path:
-    """Where the owner locks of the processes installing into ``lock_file``'s prefix live."""
-    return lock_file.parent / "locks" / OWNERS_DIR
 
 
 def cleanup_stale_temporaries(directory: str | os.PathLike[str], owners_dir: str | os.PathLike[str] | None = None,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sage_build.base.errors import BuildError
-from sage_build.base.layout import source_root, tool_root
+from sage_build.base.layout import Layout, default_sage_root, source_root, tool_bin_dir
 from sage_build.base.makeflags import job_budget
 from sage_build.pipeline.package_log import PackageLog
 from sage_build.pipeline.normalize import normalize_wheel
@@ -29,7 +29,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-BIN_DIR = tool_root() / "build" / "bin"
+BIN_DIR = tool_bin_dir()
 #: Builds run without network: sage-spkg fetched everything beforehand. Proxies point at a
 #: closed port so that a download fails at once instead of hanging, as Sage does.
 DEAD_PROXY = "http://127.0.0.1:9"
@@ -322,12 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m sage_build.pipeline.build SOURCE_DIR", file=sys.stderr)
         return 2
     source = Path(argv[0]).absolute()
-    local = Path(os.environ["SAGE_INST_LOCAL"])
-    target = TargetPython.load(local / "var" / "lib" / "sage" / "target-python.json")
+    # The prefix as written now (build_environment's SAGE_INST_LOCAL): its paths as sage-spkg sees them.
+    layout = Layout(sage_root=default_sage_root(), prefix=Path(os.environ["SAGE_INST_LOCAL"]))
+    target = TargetPython.load(layout.target_file)
     # Our stdout already goes into the package's log (the script runs under PackageLog.run).
     log = PackageLog(Path(os.devnull), "", echo=True, stream=sys.stdout)
     try:
-        wheel = build_wheel(source, Path(os.environ["SAGE_SPKG_WHEELS"]), python=local / "bin" / "python3",
+        wheel = build_wheel(source, Path(os.environ["SAGE_SPKG_WHEELS"]), python=layout.python,
                             env=os.environ, log=log, markers=target.markers)
     except SageBuildError as error:
         print(f"Error: {error}", file=sys.stderr)

@@ -48,7 +48,9 @@ from sage_build.recipes.checksums import (  # compute_checksums and verify: re-e
     compute_checksums,
     verify,
 )
+from sage_build.base.atomic import replacing
 from sage_build.base.errors import FetchError
+from sage_build.base.lock import locked
 
 __all__ = [
     "IndexConfig",
@@ -292,16 +294,14 @@ def download_url(url: str, dest: Path, *, timeout: float = 60, retries: int = 2,
     """Download ``url`` to ``dest`` (temporary name, then rename) when no checksum is known yet:
     for ./sage --package create/update, which compute the checksum afterwards."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     if progress is None:
         progress = sys.stderr.isatty()
     try:
-        _download(url.split("#", 1)[0], part, timeout=timeout, retries=retries, progress=progress, desc=dest.name)
-        os.replace(part, dest)
+        with replacing(dest) as part:
+            _download(url.split("#", 1)[0], Path(part), timeout=timeout, retries=retries, progress=progress,
+                      desc=dest.name)
     except _Failed as failure:
         raise FetchError(f"cannot download {url}: {failure}") from None
-    finally:
-        part.unlink(missing_ok=True)
     return dest
 
 
@@ -770,20 +770,9 @@ def fetch(
     # One partial file per tarball, kept when a download is interrupted (Ctrl-C, a killed
     # process) so the next fetch resumes it; the lock keeps two fetches of it apart.
     part = upstream_dir / f".{tarball}.part"
-    lock = _lock_file(upstream_dir / f".{tarball}.lock")
-    try:
+    with locked(upstream_dir / f".{tarball}.lock"):
         return _fetch_candidates(candidates(), part, final, wanted, tried, package, tarball, upstream_dir,
                                  mismatched)
-    finally:
-        os.close(lock)
-
-
-def _lock_file(path: Path) -> int:
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
 
 
 def _fetch_candidates(candidates, part: Path, final: Path, wanted, tried, package: str, tarball: str,

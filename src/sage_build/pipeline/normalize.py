@@ -13,13 +13,13 @@ another way) is deflated here; a wheel that needs ZIP64 is rewritten by :mod:`zi
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 import zipfile
 import zlib
 from pathlib import Path
 
+from sage_build.base.atomic import replacing
 from sage_build.install.ziplocal import LOCAL_HEADER_SIZE, data_offset, encoded_name
 
 _CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")  # as zipfile writes it, without ZIP64 fields
@@ -34,8 +34,7 @@ _CHUNK = 1 << 20
 def normalize_wheel(wheel: Path, epoch: int) -> None:
     """Rewrite ``wheel`` in place into its canonical form (see the module's description)."""
     date_time = time.gmtime(epoch)[:6]
-    tmp = wheel.with_name(wheel.name + ".normalizing")
-    with zipfile.ZipFile(wheel) as source, open(wheel, "rb") as raw:
+    with replacing(wheel) as tmp, zipfile.ZipFile(wheel) as source, open(wheel, "rb") as raw:
         infos = [i for i in source.infolist() if not i.is_dir()]
         record = next((i.filename for i in infos if i.filename.endswith(".dist-info/RECORD")), None)
 
@@ -44,10 +43,9 @@ def normalize_wheel(wheel: Path, epoch: int) -> None:
 
         infos.sort(key=order)
         if _needs_zip64(infos):
-            _rewrite_with_zipfile(source, infos, tmp, date_time, record)
+            _rewrite_with_zipfile(source, infos, Path(tmp), date_time, record)
         else:
-            _copy_members(source, raw, infos, tmp, date_time, record)
-    os.replace(tmp, wheel)
+            _copy_members(source, raw, infos, Path(tmp), date_time, record)
 
 
 def _canonical_info(info: zipfile.ZipInfo, date_time: tuple) -> zipfile.ZipInfo:

@@ -18,15 +18,17 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ContextManager
 
-from sage_build.base.atomic import write_atomic
+from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
 from sage_build.pipeline.build import build_environment, build_wheel, run_script, source_date_epoch
 from sage_build.recipes.checksums import verified_cached
 from sage_build.configure.config import Config, load_config
 from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
 from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.base.killpoint import reach
-from sage_build.base.layout import Layout, tool_root
+from sage_build.base.layout import Layout, tool_bin_dir, tool_root
+from sage_build.base.lock import locked
 from sage_build.base import events
 from sage_build.base.events import record_event
 from sage_build.pipeline.package_log import PackageLog
@@ -177,7 +179,7 @@ class Spkg:
                 try:
                     installed = install_wheel(
                         stored, paths=_final_paths(target, self.layout),
-                        python_final=self.layout.prefix / "bin" / "python3", python_now=self.layout.python,
+                        python_final=self.layout.python_final, python_now=self.layout.python,
                         destdir=self.layout.destdir, lock_file=self.layout.lock_file,
                         bytecode_levels=_bytecode_levels(), compile_here=target.compiles_like_us(),
                     )
@@ -307,15 +309,20 @@ class Spkg:
         return None
 
     def _store_wheel(self, wheel: Path) -> Path:
-        """Move a built wheel into var/lib/sage/wheels by rename: never half a wheel there."""
-        self.layout.wheels_dir.mkdir(parents=True, exist_ok=True)
-        stored = self.layout.wheels_dir / wheel.name
-        try:
-            os.replace(wheel, stored)
-        except OSError:  # another filesystem: copy beside the target, then rename
-            tmp = stored.with_name(f".{stored.name}.tmp{os.getpid()}")
-            shutil.copy2(wheel, tmp)
-            os.replace(tmp, stored)
+        """Move a built wheel into var/lib/sage/wheels: never half a wheel there.
+
+        From another file system it is copied under a marked temporary name first, which this
+        process's owner lock covers; a killed store's temporary goes with the next store's sweep."""
+        from sage_build.install.wheel import cleanup_stale_temporaries
+
+        if TMP_MARK in wheel.name:  # the sweep would take the stored wheel for a dead store's temporary
+            raise InstallError(f"{wheel.name}: a name sage-build keeps for its temporary files ('{TMP_MARK}')")
+        wheels_dir, owners_dir = self.layout.wheels_dir, self.layout.owners_dir
+        wheels_dir.mkdir(parents=True, exist_ok=True)
+        hold_owner_lock(owners_dir)  # before our temporary exists, so that no sweep takes it for dead
+        cleanup_stale_temporaries(wheels_dir, owners_dir)
+        stored = wheels_dir / wheel.name
+        move_atomic(wheel, stored)
         return stored
 
     def _keep_previous(self) -> dict | None:
@@ -369,7 +376,7 @@ class Spkg:
             for wheel in previous["wheels"]:
                 stored = self._store_wheel(wheel)
                 install_wheel(stored, paths=_final_paths(target, self.layout),
-                              python_final=self.layout.prefix / "bin" / "python3", python_now=self.layout.python,
+                              python_final=self.layout.python_final, python_now=self.layout.python,
                               destdir=self.layout.destdir, lock_file=self.layout.lock_file,
                               bytecode_levels=_bytecode_levels(), compile_here=target.compiles_like_us())
             if previous["files"] is not None:
@@ -396,10 +403,10 @@ class Spkg:
         directory.mkdir(parents=True)
         if distributions:
             text = render_piprm(package=self.pkg.name, version=self.version,
-                                python=self.layout.prefix / "bin" / "python3", prefix=self.layout.prefix,
+                                python=self.layout.python_final, prefix=self.layout.prefix,
                                 distributions=distributions)
             write_atomic(directory / PIPRM, text.encode(), mode=0o755)
-        helpers = tool_root() / "build" / "bin" / "sage-dist-helpers"
+        helpers = tool_bin_dir() / "sage-dist-helpers"
         for script in MAINTAINER_SCRIPTS:
             path = self.pkg.script_path(script)
             if path is not None:
@@ -426,8 +433,8 @@ def _link_or_copy(source: Path, dest: Path) -> None:
 def _unstage_venv(layout: Layout) -> None:
     """A venv made under DESTDIR names its staged path; make it name the final prefix."""
     staged, final = str(layout.local), str(layout.prefix)
-    candidates = [layout.local / "pyvenv.cfg", *(layout.local / "bin").glob("activate*"),
-                  *(layout.local / "bin").glob("Activate*")]
+    candidates = [layout.local / "pyvenv.cfg", *layout.bin_dir.glob("activate*"),
+                  *layout.bin_dir.glob("Activate*")]
     for path in candidates:
         try:
             text = path.read_text()
@@ -437,26 +444,13 @@ def _unstage_venv(layout: Layout) -> None:
             path.write_text(text.replace(staged, final))
 
 
-@contextlib.contextmanager
-def package_lock(layout: Layout, name: str):
+def package_lock(layout: Layout, name: str) -> ContextManager[bool]:
     """One sage-spkg per package and prefix at a time (two `make build` in one tree); yields
     whether it had to wait. Different packages never wait for each other."""
-    import fcntl
+    def say() -> None:
+        print(f"[{name}] another run is building {name}; waiting for it", flush=True)
 
-    directory = layout.var_sage / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            waited = False
-        except BlockingIOError:
-            print(f"[{name}] another run is building {name}; waiting for it", flush=True)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            waited = True
-        yield waited
-    finally:
-        os.close(fd)
+    return locked(layout.package_lock(name), on_wait=say)
 
 
 def _reason_from_plan(name: str) -> str | None:
@@ -517,7 +511,7 @@ def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: P
         if files:
             log.line(f"using the pinned files of {lock}")
             return files
-    tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+    tmp = Path(tmp_name(directory))  # marked: a leftover of a killed run is recognisable
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     requirements = tmp / "requirements.txt"

@@ -43,15 +43,30 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True)
 class Dependencies:
-    """The parsed first line of ``dependencies`` plus the extra dependency files.
+    """The parsed first lines of ``dependencies`` and of the extra dependency files, as written.
 
-    Entries are package names or make variables written as ``$(NAME)``.
+    Entries are tokens (see :func:`parse_dependency_line`): package names, make variables
+    (``$(BLAS)``), make expressions (``$(findstring isl,$(SAGE_BUILT_PACKAGES))``), file paths
+    (``$(SAGE_ROOT)/pkgs/sage-conf/setup.py``) and ``FORCE``; ``recipes.graph`` gives them
+    Sage's meaning.
     """
 
-    normal: tuple[str, ...] = ()
-    order_only: tuple[str, ...] = ()
-    optional: tuple[str, ...] = ()
-    check: tuple[str, ...] = ()
+    normal: tuple[str, ...] = ()       # ``dependencies`` before '|': runtime (and build) dependencies
+    order_only: tuple[str, ...] = ()   # ``dependencies`` after '|'
+    order_only_file: tuple[str, ...] = ()   # ``dependencies_order_only``
+    optional: tuple[str, ...] = ()     # ``dependencies_optional``: when the package is enabled
+    check: tuple[str, ...] = ()        # ``dependencies_check``: for spkg-check (SAGE_CHECK)
+    build: tuple[str, ...] | None = None    # ``dependencies_build`` before '|': replaces ``normal`` for building
+    build_order_only: tuple[str, ...] = ()  # ``dependencies_build`` after '|': replaces ``order_only``
+
+    def tokens(self) -> tuple[str, ...]:
+        """Every token of every dependency file."""
+        return (self.normal + self.order_only + self.order_only_file + self.optional + self.check
+                + (self.build or ()) + self.build_order_only)
+
+
+#: The lists of ``src/pyproject.toml.m4`` that sage_bootstrap reads (build/sage_bootstrap/package.py).
+PYPROJECT_KEYS = ("requires", "build-requires", "host-requires", "dependencies", "test")
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,32 @@ class Package:
     has_patches: bool = False
     has_src: bool = False
     content_hash: str = ""   # see hash_files: a rebuild follows a change of it
+    # src/pyproject.toml.m4 as sage_bootstrap reads it: key -> ((entry, line number), ...); an
+    # entry is a recipe name (SPKG_INSTALL_REQUIRES_<name>) or a PURL (pkg:pypi/<distribution>).
+    pyproject: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    src_build_files: tuple[str, ...] = ()   # src/pyproject.toml (from its .m4), src/MANIFEST.in: present ones
+    purl_file: str | None = None            # purl.txt's first line
+
+    @property
+    def sage_distribution(self) -> str | None:
+        """sage_bootstrap's ``distribution_name``: the first word of requirements.txt, else of
+        version_requirements.txt (install-requires.txt, its older name); None for a non-Python recipe."""
+        for lines in (self.requirements, self.install_requires):
+            for line in lines:
+                words = line.split()
+                if words:
+                    return words[0]
+        return None
+
+    @property
+    def purl(self) -> str:
+        """sage_bootstrap's PURL: purl.txt, else pkg:pypi/<distribution>, else pkg:generic/<name>."""
+        if self.purl_file:
+            return self.purl_file
+        dist = self.sage_distribution
+        if dist:
+            return "pkg:pypi/" + dist.lower().replace("_", "-")
+        return "pkg:generic/" + self.name.replace("_", "-")
 
     @property
     def upstream_version(self) -> str | None:
@@ -198,25 +239,132 @@ def _meaningful_lines(text: str) -> list[str]:
     return lines
 
 
+_MAKE_FUNCTION_OR_VARIABLE = re.compile(r"^\$[({]")
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_.+@%*?~\[\]/-]+$")
+
+
+def _split_tokens(text: str, where: str) -> list[str]:
+    """Split at blanks outside ``$(...)``/``${...}``, as make reads a prerequisite list:
+    ``$(if $(filter yes,$(X)),a b)`` is one token."""
+    tokens: list[str] = []
+    current: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "$" and i + 1 < len(text) and text[i + 1] in "({":
+            depth += 1
+            current.append(text[i:i + 2])
+            i += 2
+            continue
+        if depth and char in "({":
+            depth += 1
+        elif depth and char in ")}":
+            depth -= 1
+        if char.isspace() and not depth:
+            if current:
+                tokens.append("".join(current))
+                current = []
+        else:
+            current.append(char)
+        i += 1
+    if current:
+        tokens.append("".join(current))
+    if depth:
+        raise RecipeError(
+            f"{where}, line 1: {tokens[-1]!r} is neither a package name nor a make variable such as"
+            f" $(PYTHON): its '$(' is never closed; close it or remove the token"
+        )
+    return tokens
+
+
+def _check_token(token: str, where: str) -> None:
+    """A token make reads as one prerequisite: a name, ``FORCE``, ``$(VAR)``, a make expression
+    or a file path.  Only text make would misread (``:``, ``;``, ``=``, a lone ``$``, quotes,
+    unbalanced parentheses) is malformed."""
+    if _MAKE_VARIABLE.match(token) or _PACKAGE_NAME.match(token):
+        return
+    outside: list[str] = []   # the characters outside $(...), where make's syntax applies
+    depth = 0
+    i = 0
+    while i < len(token):
+        char = token[i]
+        if char == "$":
+            if i + 1 < len(token) and token[i + 1] in "({":
+                depth += 1
+                i += 2
+                continue
+            break   # $X, $$: not how a Sage recipe writes anything
+        if depth:
+            depth += char in "({"
+            depth -= char in ")}"
+        else:
+            outside.append(char)
+        i += 1
+    else:
+        text = "".join(outside)
+        if not depth and (not text or _PLAIN_WORD.match(text)) and ("$" in token or "/" in token):
+            return
+    raise RecipeError(
+        f"{where}, line 1: {token!r} is neither a package name nor a make variable such as $(PYTHON),"
+        f" nor a make expression or file path; fix or remove it"
+    )
+
+
 def parse_dependency_line(text: str, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Parse the first line of a ``dependencies`` file into (normal, order-only).
+    """Parse the first line of a ``dependencies`` file into (normal, order-only) tokens.
 
     Only the first line counts (Sage's rule); ``#`` starts a comment; a ``|``
-    separates order-only dependencies.
+    separates order-only dependencies.  Tokens are handed to make as Sage does: package
+    names, ``$(VAR)``, make expressions, file paths and ``FORCE`` (see :func:`_check_token`).
     """
     first = text.splitlines()[0] if text.strip() else ""
     first = first.split("#", 1)[0]
     parts = first.split("|")
     if len(parts) > 2:
-        raise RecipeError(f"{where}: more than one '|' in the dependency line {first.strip()!r}")
-    normal = tuple(parts[0].split())
-    order_only = tuple(parts[1].split()) if len(parts) == 2 else ()
+        raise RecipeError(f"{where}, line 1: more than one '|' in the dependency line {first.strip()!r};"
+                          f" keep one, before the order-only dependencies")
+    normal = tuple(_split_tokens(parts[0], where))
+    order_only = tuple(_split_tokens(parts[1], where)) if len(parts) == 2 else ()
     for token in normal + order_only:
-        if not (_MAKE_VARIABLE.match(token) or _PACKAGE_NAME.match(token)):
-            raise RecipeError(
-                f"{where}: {token!r} is neither a package name nor a make variable such as $(PYTHON)"
-            )
+        _check_token(token, where)
     return normal, order_only
+
+
+_TOML_LIST_BEGIN = re.compile(r"^(?P<key>[-a-z]*) *= *\[")
+_TOML_LIST_END = re.compile(r"^[]]")
+_SPKG_INSTALL_REQUIRES = re.compile(r"^ *SPKG_INSTALL_REQUIRES_(?P<spkg>[a-z0-9_]*)")
+_PURL = re.compile(r'^ *"(?P<purl>pkg:.*)"')
+_DISTRIBUTION = re.compile(r'^ *"(?P<distribution>[-_A-Za-z0-9.]*)"')
+
+
+def parse_pyproject_m4(text: str) -> dict[str, tuple[tuple[str, int], ...]]:
+    """The dependency lists of ``src/pyproject.toml.m4``, read line by line exactly as
+    sage_bootstrap's ``Package._init_pyproject`` reads them (its quirks included: a list
+    ends only at a line starting with ``]``)."""
+    found: dict[str, dict[str, int]] = {}
+    key = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _TOML_LIST_BEGIN.match(line)
+        if match:
+            key = match.group("key")
+            line = line[match.end():]
+        match = _TOML_LIST_END.match(line)
+        if match:
+            key = None
+            line = line[match.end():]
+        if not key:
+            continue
+        entry = None
+        if match := _SPKG_INSTALL_REQUIRES.match(line):
+            entry = match.group("spkg")
+        elif match := _PURL.match(line):
+            entry = match.group("purl")
+        elif match := _DISTRIBUTION.match(line):
+            entry = "pkg:pypi/" + match.group("distribution")
+        if entry is not None and key in PYPROJECT_KEYS:
+            found.setdefault(key, {}).setdefault(entry, number)
+    return {key: tuple(entries.items()) for key, entries in found.items()}
 
 
 def parse_checksums(text: str, where: str) -> dict[str, str]:
@@ -235,6 +383,28 @@ def parse_checksums(text: str, where: str) -> dict[str, str]:
         if key in values:
             raise RecipeError(f"{where}, line {number}: '{key}' is given twice")
         values[key] = value
+    return values
+
+
+_SECTION = re.compile(r"^\[(?P<section>[-a-zA-Z0-9_.]*)\]\s*$")
+
+
+def parse_checksums_sections(text: str, where: str) -> dict[str, str]:
+    """The primary tarball's ``checksums.ini`` values.  A current Sage tree may list its files in
+    sections (``[pythran-0.18.1-py3-none-any.whl]`` then ``tarball=``, ``sha256=`` ...; several for
+    platform wheels): without values before the first section, the first section is the primary
+    one, as sage_bootstrap's ``source`` decides the recipe's kind from it.  Choosing a platform's
+    wheel among several sections is not done yet: the first one is used."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if _SECTION.match(line.strip())]
+    if not starts:
+        return parse_checksums(text, where)
+    head = parse_checksums("\n".join(lines[:starts[0]]), where)
+    if head:
+        return head
+    end = starts[1] if len(starts) > 1 else len(lines)
+    section = lines[starts[0]].strip()
+    values = parse_checksums("\n".join([""] * (starts[0] + 1) + lines[starts[0] + 1:end]), f"{where} {section}")
     return values
 
 
@@ -299,7 +469,7 @@ def load_package(path: Path) -> Package:
     checksums_text = _read(path / "checksums.ini")
     if checksums_text is not None:
         where_ini = f"{path}/checksums.ini"
-        values = parse_checksums(checksums_text, where_ini)
+        values = parse_checksums_sections(checksums_text, where_ini)
         tarball_pattern = values.get("tarball")
         upstream_url = values.get("upstream_url")
         debian_source = values.get("debian_source")
@@ -332,12 +502,30 @@ def load_package(path: Path) -> Package:
         if text is not None:
             first, second = parse_dependency_line(text, f"{path}/dependencies_{suffix}")
             extra[suffix] = first + second
+    build: tuple[str, ...] | None = None
+    build_order_only: tuple[str, ...] = ()
+    build_text = _read(path / "dependencies_build")
+    if build_text is not None:
+        build, build_order_only = parse_dependency_line(build_text, f"{path}/dependencies_build")
     dependencies = Dependencies(
         normal=normal,
-        order_only=order_only + extra.get("order_only", ()),
+        order_only=order_only,
+        order_only_file=extra.get("order_only", ()),
         optional=extra.get("optional", ()),
         check=extra.get("check", ()),
+        build=build,
+        build_order_only=build_order_only,
     )
+    pyproject: dict[str, tuple[tuple[str, int], ...]] = {}
+    src_build_files: list[str] = []
+    pyproject_m4 = path / "src" / "pyproject.toml.m4"
+    if pyproject_m4.is_file():
+        pyproject = parse_pyproject_m4(pyproject_m4.read_text(encoding="utf-8", errors="replace"))
+        src_build_files.append("src/pyproject.toml")
+    if (path / "src" / "MANIFEST.in").exists():
+        src_build_files.append("src/MANIFEST.in")
+    purl_text = _read(path / "purl.txt")
+    purl_file = purl_text.splitlines()[0].split("#", 1)[0].strip() if purl_text and purl_text.strip() else None
 
     install_requires: tuple[str, ...] = ()
     for filename in ("install-requires.txt", "version_requirements.txt"):
@@ -374,6 +562,9 @@ def load_package(path: Path) -> Package:
         has_patches=(path / "patches").is_dir(),
         has_src=(path / "src").exists(),
         content_hash=hash_files(files),
+        pyproject=pyproject,
+        src_build_files=tuple(src_build_files),
+        purl_file=purl_file or None,
     )
 
 
@@ -388,34 +579,87 @@ def package_dirs(pkgs_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: p.name)
 
 
-def load_packages(pkgs_dir: Path, warnings: list[str] | None = None) -> dict[str, Package]:
-    """Load every package of a tree, keyed by name.
+@dataclass(frozen=True)
+class RecipeProblem:
+    """Why one recipe cannot be used: its message names the file, the line and what to do."""
 
-    A recipe whose name make cannot take (see :data:`_RECIPE_NAME`) is an error when it is
-    base or standard or another recipe names it as a dependency; an optional or experimental
-    one that nothing needs is left out, so that it cannot stop the rest (the reason is
-    appended to ``warnings``).  Every tool calls this, so every tool leaves out the same ones.
+    name: str
+    type: str    # "standard" when the type file itself is unreadable: a broken recipe fails safe
+    message: str
+    warning: str | None = None   # what to say when it is left out (default: the message and why)
+
+    @property
+    def fatal(self) -> bool:
+        """A base or standard recipe cannot be left out; an optional or experimental one can."""
+        return self.type not in ("optional", "experimental")
+
+
+def _declared_type(path: Path) -> str:
+    try:
+        lines = _meaningful_lines((path / "type").read_text(errors="replace"))
+    except OSError:
+        return "standard"
+    return lines[0] if lines and lines[0] in TYPES else "standard"
+
+
+def settle_problems(problems: list[RecipeProblem], warnings: list[str] | None) -> None:
+    """Raise one :class:`RecipeError` listing every problem when a base or standard recipe has
+    one; else each left-out optional/experimental recipe becomes a warning."""
+    if any(problem.fatal for problem in problems):
+        if len(problems) == 1:
+            raise RecipeError(problems[0].message)
+        raise RecipeError(
+            f"{len(problems)} recipes cannot be used (a standard one must be fixed; an optional"
+            f" or experimental one would be left out):\n  " + "\n  ".join(p.message for p in problems)
+        )
+    if warnings is not None:
+        for problem in problems:
+            warnings.append(problem.warning or f"{problem.message}; this {problem.type} package is left out"
+                            f" until its recipe is fixed")
+
+
+def load_packages(pkgs_dir: Path, warnings: list[str] | None = None,
+                  problems: list[RecipeProblem] | None = None) -> dict[str, Package]:
+    """Load every package of a tree, keyed by name; a broken recipe never hides the others.
+
+    Every recipe is read.  One that cannot be used (a malformed file, or a name make cannot take,
+    see :data:`_RECIPE_NAME`) is left out.  With ``problems`` given, its :class:`RecipeProblem` is
+    appended there for the caller to settle (``recipes.graph.load_graph`` adds the graph's own);
+    else :func:`settle_problems` runs here: configure fails, after naming every broken recipe,
+    when one of them is base or standard, and an optional/experimental one is a warning.
+    Every tool calls this, so every tool leaves out the same ones.
     """
-    loaded = [load_package(path) for path in package_dirs(pkgs_dir)]
+    found: list[RecipeProblem] = []
+    loaded: list[Package] = []
+    for path in package_dirs(pkgs_dir):
+        try:
+            loaded.append(load_package(path))
+        except RecipeError as error:
+            found.append(RecipeProblem(path.name, _declared_type(path), str(error)))
     packages = {pkg.name: pkg for pkg in loaded if _RECIPE_NAME.match(pkg.name)}
     for pkg in loaded:
         if pkg.name in packages:
             continue
         dependents = sorted(
-            other.name for other in packages.values()
-            if pkg.name in (other.dependencies.normal + other.dependencies.order_only
-                            + other.dependencies.optional + other.dependencies.check)
+            other.name for other in packages.values() if pkg.name in other.dependencies.tokens()
         )
         problem = f"{pkg.path}: {bad_name_reason(pkg.name)}"
         if dependents:
-            raise RecipeError(f"{problem}; {', '.join(dependents)} depends on it, so rename the directory"
-                              f" (e.g. to '{_suggested_name(pkg.name)}') and the dependency")
-        if pkg.type in ("base", "standard"):
-            raise RecipeError(f"{problem}; it is a {pkg.type} package, so rename the directory"
-                              f" (e.g. to '{_suggested_name(pkg.name)}')")
-        if warnings is not None:
-            warnings.append(f"{pkg.path}: skipped: {bad_name_reason(pkg.name)}; this {pkg.type} package"
-                            f" cannot be built until you rename the directory (e.g. to '{_suggested_name(pkg.name)}')")
+            found.append(RecipeProblem(pkg.name, "standard", f"{problem}; {', '.join(dependents)} depends on it,"
+                                       f" so rename the directory (e.g. to '{_suggested_name(pkg.name)}')"
+                                       f" and the dependency"))
+        elif pkg.type in ("base", "standard"):
+            found.append(RecipeProblem(pkg.name, pkg.type, f"{problem}; it is a {pkg.type} package, so rename"
+                                       f" the directory (e.g. to '{_suggested_name(pkg.name)}')"))
+        else:
+            found.append(RecipeProblem(
+                pkg.name, pkg.type, f"{problem}; rename the directory (e.g. to '{_suggested_name(pkg.name)}')",
+                warning=f"{pkg.path}: skipped: {bad_name_reason(pkg.name)}; this {pkg.type} package cannot be"
+                        f" built until you rename the directory (e.g. to '{_suggested_name(pkg.name)}')"))
+    if problems is not None:
+        problems.extend(found)
+    else:
+        settle_problems(found, warnings)
     return packages
 
 
