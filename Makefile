@@ -33,15 +33,24 @@ SAGE_BUILD_BIN := $(SAGE_BUILD_HOME)/build/bin
 # configure; it must not break this rule either: such words are dropped (on a rule line ';'
 # starts a recipe and '|' order-only prerequisites) and the second wildcard drops the pieces a
 # space leaves.
-RECIPE_FILES := $(wildcard $(foreach f,$(wildcard $(SAGE_ROOT)/build/pkgs/*/type \
+# $(realpath) also drops links that lead nowhere (a Sage tree's package-version.txt into pkgs/).
+RECIPE_FILES := $(realpath $(foreach f,$(wildcard $(SAGE_ROOT)/build/pkgs/*/type \
 		$(SAGE_ROOT)/build/pkgs/*/package-version.txt $(SAGE_ROOT)/build/pkgs/*/dependencies* \
 		$(SAGE_ROOT)/build/pkgs/*/requirements.txt $(SAGE_ROOT)/build/pkgs/*/checksums.ini),\
 		$(if $(findstring :,$f)$(findstring $$,$f)$(findstring ;,$f)$(findstring |,$f),,$f)))
+# Dry runs (as in the generated Makefile, Sage's PLUS): make -n prints the configure call and
+# make -q answers 1 (out of date) without running it; make -t runs it, since it builds nothing
+# and a touched stale Makefile would hide the recipes' changes from every later make.
+MAKE_LETTERS := $(filter-out -%,$(firstword $(MAKEFLAGS)))
+DRY_RUN := $(firstword $(foreach flag,n q t,$(findstring $(flag),$(MAKE_LETTERS))))
+PLUS := $(if $(DRY_RUN),,+)
+CONFIGURE = if [ -f $(CONFIG) ]; then $(SAGE_ROOT)/build/bin/sage-reconfigure --quiet; \
+	 else $(SAGE_ROOT)/configure.py; fi
 $(GENERATED): $(SAGE_ROOT)/configure.py $(SAGE_BUILD_HOME)/src/sage_build/configure/templates/Makefile.j2 $(SAGE_ROOT)/build/pkgs \
 		$(RECIPE_FILES)
-	@if [ -f $(CONFIG) ]; then $(SAGE_ROOT)/build/bin/sage-reconfigure --quiet; \
-	 else $(SAGE_ROOT)/configure.py; fi
-	@touch $@
+	$(PLUS)@$(CONFIGURE)
+	+@$(if $(filter t,$(DRY_RUN)),$(CONFIGURE),$(if $(filter q,$(DRY_RUN)),exit 1,:))
+	$(PLUS)@touch $@
 
 reconfigure:
 	$(SAGE_ROOT)/build/bin/sage-reconfigure
@@ -67,7 +76,10 @@ bench: tool-env
 clean:
 	rm -rf $(SAGE_ROOT)/logs $(SAGE_ROOT)/local/var/tmp/sage/build
 
-# upstream/ is a download cache and stays, as in Sage.
+# upstream/ is a download cache and stays, as in Sage. In build/make only what configure
+# wrote goes (with its temporaries): in a Sage tree the directory also holds tracked files
+# (Makefile.in, install, ...).
+GENERATED_IN_BUILD_MAKE := Makefile config.json target-cache.json hashes .*.tmp[0-9]* .*.sbtmp-*
 distclean:
 	@prefix=$$(sed -n 's/^ *"prefix": "\(.*\)",*$$/\1/p' $(CONFIG) 2>/dev/null); \
 	case "$$prefix" in \
@@ -75,8 +87,10 @@ distclean:
 	  "") ;; \
 	  *) echo "note: the prefix $$prefix is outside the tree; remove it yourself" ;; \
 	esac
-	rm -rf $(SAGE_ROOT)/local $(SAGE_ROOT)/logs $(SAGE_ROOT)/build/make $(SAGE_ROOT)/.venv \
+	rm -rf $(SAGE_ROOT)/local $(SAGE_ROOT)/logs $(SAGE_ROOT)/.venv \
 		$(SAGE_ROOT)/.pytest_cache $(SAGE_ROOT)/src/*.egg-info
+	rm -rf $(addprefix $(SAGE_ROOT)/build/make/,$(GENERATED_IN_BUILD_MAKE))
+	@rmdir $(SAGE_ROOT)/build/make 2>/dev/null || true
 
 # Every other goal (build, a package, PKG-uninstall, download, list ...) is the generated
 # Makefile's, and all of them are one sub-make: the first runs the whole set, the others wait for

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, add_recipe, python_recipe
+from conftest import ROOT, Tree, add_recipe, python_recipe
 
 
 def _config(tree):
@@ -165,7 +165,7 @@ def test_makefile_targets_and_order(tree):
     dry = tree.make("-n", "build").stdout
     commands = [line.split()[-1] for line in dry.splitlines() if line.startswith(f"{sys.executable} {ROOT}/build/bin/sage-spkg")]
     assert commands == ["python3-venv", "base", "mid", "top"]
-    assert "(make -n/-q: not run)" in dry
+    assert "not run" not in dry  # make -n starts no sage-spkg at all (PLUS)
     assert not tree.prefix.exists()  # -n built nothing
     listed = tree.make("list").stdout.split()
     assert listed == ["base", "mid", "top"]
@@ -256,6 +256,119 @@ def test_an_optional_recipe_named_with_a_make_separator_does_not_break_the_top_l
                          env=tree.env, capture_output=True, text=True)
     assert top.returncode == 0, top.stderr
     assert "missing file" not in top.stderr
+
+
+def _marker_recipe(tree):
+    """A script package whose spkg-install leaves a mark outside the prefix when it really runs."""
+    marker = tree.root / "spkg-install-ran"
+    add_recipe(tree.root, "scripted", deps="", files={
+        "spkg-install": f"touch {marker}\nmkdir -p $SAGE_DESTDIR$SAGE_LOCAL/share\n"
+                        "echo x > $SAGE_DESTDIR$SAGE_LOCAL/share/scripted.txt\n"})
+    return marker
+
+
+def test_dry_runs_build_and_install_nothing(tree):
+    """make -n, -q and -t run no build (Sage's PLUS, Trac #33125) and answer truthfully (#16)."""
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    marker = _marker_recipe(tree)
+    tree.configure()
+    inst = tree.prefix / "var/lib/sage/installed"
+    dry = tree.make("-n", "build")
+    assert "sage-spkg scripted" in dry.stdout and "sage-spkg alpha" in dry.stdout
+    assert "not run" not in dry.stdout  # sage-spkg was not even started
+    assert not marker.exists() and not tree.prefix.exists()
+    # -q: nothing runs, and the answer is "out of date"
+    query = tree.make("-q", "build", check=False)
+    assert query.returncode == 1, query.stdout + query.stderr
+    assert not marker.exists() and not tree.prefix.exists() and query.stdout == ""
+    # -t: nothing is built, and no stamp claims a package that was never installed: make -t
+    # cannot mark a package installed, and says so
+    touch = tree.make("-t", "build", check=False)
+    assert touch.returncode != 0 and "neither built nor marked installed" in touch.stderr, touch.stderr
+    assert not marker.exists(), touch.stdout
+    assert not inst.exists() or not any(inst.iterdir()), sorted(inst.iterdir())
+    assert tree.make("-q", "build", check=False).returncode == 1
+    # a real build after them builds both
+    tree.make("build")
+    assert marker.exists() and tree.stamp("alpha", "1.0").exists() and tree.stamp("scripted", "none").exists()
+    assert tree.make("-q", "build", check=False).returncode == 0
+    # a changed recipe: -q says so, -t does not hide it from the next real build
+    marker.unlink()
+    time.sleep(1.1)
+    (tree.root / "build/pkgs/scripted/SPKG.rst").write_text("scripted\n========\n")
+    assert tree.make("-q", "build", check=False).returncode == 1
+    tree.make("-t", "build", check=False)
+    assert not marker.exists()
+    assert tree.make("-q", "build", check=False).returncode == 1
+    assert "sage-spkg scripted" in tree.make("build").stdout and marker.exists()
+
+
+def test_dry_run_uninstall_removes_nothing(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    tree.configure()
+    tree.make("build")
+    for flag in ("-n", "-q", "-t"):
+        tree.make(flag, "alpha-uninstall", check=False)
+        assert tree.stamp("alpha", "1.0").exists(), flag
+        assert (tree.site_packages() / "alpha" / "__init__.py").exists(), flag
+
+
+def _top_level(tree):
+    for name in ("Makefile", "configure.py"):
+        (tree.root / name).symlink_to(ROOT / name)
+    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    return lambda *args: subprocess.run(["make", "-C", str(tree.root), *args], env=tree.env,
+                                        capture_output=True, text=True)
+
+
+def test_top_level_dry_runs_build_nothing_and_answer(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    marker = _marker_recipe(tree)
+    tree.configure()
+    run = _top_level(tree)
+    dry = run("-n", "build")
+    assert dry.returncode == 0 and "sage-spkg scripted" in dry.stdout, dry.stdout + dry.stderr
+    assert run("-q", "build").returncode == 1
+    assert run("-t", "build").returncode != 0
+    assert not marker.exists() and not tree.prefix.exists()
+    assert not (tree.root / "logs").exists()  # no progress display, no events: nothing ran
+    assert run("build").returncode == 0 and marker.exists()
+    query = run("-q", "build")
+    assert query.returncode == 0, query.stdout + query.stderr
+    # a stale Makefile: -n and -q do not configure, -q says so
+    time.sleep(1.1)
+    makefile = tree.root / "build/make/Makefile"
+    before = makefile.stat().st_mtime_ns
+    (tree.root / "build/pkgs/alpha/package-version.txt").write_text("1.1\n")
+    assert run("-q", "build").returncode == 1
+    assert run("-n", "build").returncode == 0
+    assert makefile.stat().st_mtime_ns == before
+
+
+def test_distclean_removes_only_what_configure_generated(tree):
+    """A Sage tree tracks build/make/Makefile.in (and more): distclean leaves them (#16)."""
+    add_recipe(tree.root, "scripted", deps="", files={"spkg-install": "true\n"})
+    # a Makefile.in that says nothing else makes PYTHON_TOOLCHAIN empty (without it configure
+    # stops at a KeyError in recipes/graph.py: left to the dependency work)
+    tracked = {"build/make/Makefile.in": "# Sage's\nPYTHON_TOOLCHAIN =\n", "build/make/install": "#!/bin/sh\n",
+               "build/make/deps": "# deps\n"}
+    for rel, text in tracked.items():
+        (tree.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree.root / rel).write_text(text)
+    tree.configure()
+    run = _top_level(tree)
+    assert (tree.root / "build/make/Makefile").exists() and (tree.root / "build/make/hashes").exists()
+    result = run("distclean")
+    assert result.returncode == 0, result.stderr
+    for rel, text in tracked.items():
+        assert (tree.root / rel).read_text() == text, rel
+    assert sorted(p.name for p in (tree.root / "build/make").iterdir()) == ["Makefile.in", "deps", "install"]
+    # in our own layout, where build/make holds only what configure wrote, it goes
+    other = Tree(tree.root.parent / "other")
+    add_recipe(other.root, "scripted", deps="", files={"spkg-install": "true\n"})
+    other.configure()
+    assert _top_level(other)("distclean").returncode == 0
+    assert not (other.root / "build/make").exists()
 
 
 def _make_database(tree, **env) -> str:

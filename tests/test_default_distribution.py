@@ -97,5 +97,15 @@ def test_default_distribution_builds_and_imports(tmp_path):
     # the manifest of a Python package lists only its wheel
     manifest = json.loads(tree.stamp("six", packages["six"].version).read_text())
     assert manifest["files"] == [f"var/lib/sage/wheels/six-{packages['six'].version}-py2.py3-none-any.whl"]
+    # self-hosting: the prefix's python has everything sage-build itself imports (#16)
+    tool = tree.python("import packaging, wheel, installer, jinja2, yaml, tqdm, pyproject_hooks;"
+                       "import installer.sources, pyproject_hooks._impl; print('ok')")
+    assert tool.stdout.strip() == "ok", tool.stderr
+    runs = subprocess.run([str(tree.prefix / "bin" / "python3"), "-c",
+                           "import sys; sys.path.insert(0, sys.argv[1]);"
+                           "from sage_build.recipes.recipe import load_packages;"
+                           "print(len(load_packages(__import__('pathlib').Path(sys.argv[2]))))",
+                           str(ROOT / "src"), str(tree.root / "build" / "pkgs")], capture_output=True, text=True)
+    assert runs.stdout.strip() == str(len(packages)), runs.stderr
     # a second make build is a no-op
     assert "sage-spkg" not in tree.make("build", jobs=2).stdout

@@ -126,3 +126,37 @@ def test_create_and_update_from_index(configured, tmp_path, monkeypatch):
     tree.configure()
     tree.make("zeta")
     assert tree.python("import zeta").returncode == 0
+
+
+def test_list_into_a_closed_pipe_is_quiet(configured):
+    """`./sage --package list --format json | head -c 10`: no BrokenPipeError traceback (#16)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for _ in range(30):
+        add_recipe(configured.root, f"filler{_}", type_="optional")
+    shell = f"'{sys.executable}' '{ROOT / 'sage'}' --package list --format json | head -c 10 >/dev/null"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], env=configured.env,
+                            capture_output=True, text=True)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert result.stderr == ""
+
+
+def test_license_is_the_text_without_the_list_marker(tree):
+    """SPKG.rst's License section as Sage writes it: a bullet list, several lines, several licenses (#16)."""
+    spkg = ("gmp: Library\n=============\n\nDescription\n-----------\n\nGMP.\n\nLicense\n-------\n\n"
+            "-  LGPL V3\n\n\nUpstream Contact\n----------------\n\n-  http://example.org\n")
+    add_recipe(tree.root, "gmpish", files={"SPKG.rst": spkg})
+    add_recipe(tree.root, "two", files={"SPKG.rst": "two\n===\n\nLicense\n-------\n\n* GPL v2+\n* BSD\n"})
+    add_recipe(tree.root, "wrapped", files={"SPKG.rst": "wrapped\n=======\n\nLicense\n-------\n\n"
+                                            "Modified BSD, with the\nexception below.\n\nOther\n-----\n"})
+    add_recipe(tree.root, "upper", files={"SPKG.rst": "upper\n=====\n\nLICENSE\n=======\n\nApache-2.0\n"})
+    tree.configure()
+    props = json.loads(tree.sage("--package", "properties", "gmpish", "two", "wrapped", "upper",
+                                 "--format", "json").stdout)
+    assert props["gmpish"]["license"] == "LGPL V3"
+    assert props["two"]["license"] == "GPL v2+; BSD"
+    assert props["wrapped"]["license"] == "Modified BSD, with the exception below."
+    assert props["upper"]["license"] == "Apache-2.0"

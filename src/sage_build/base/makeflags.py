@@ -10,10 +10,20 @@ import re
 from typing import Mapping
 
 
-def make_dry_run(environ=os.environ) -> bool:
-    """Whether make runs us under -n or -q: make runs '+' lines even then; we must only say so."""
+def make_letters(environ: Mapping[str, str] = os.environ) -> str:
+    """make's single-letter flags (MAKEFLAGS' first word, unless it starts with '-')."""
     flags = environ.get("MAKEFLAGS", "").split()
-    return bool(flags) and not flags[0].startswith("-") and any(c in flags[0] for c in "nq")
+    return flags[0] if flags and not flags[0].startswith("-") else ""
+
+
+def make_dry_run(environ: Mapping[str, str] = os.environ) -> str:
+    """The dry-run flag make runs us under ('n', 'q' or 't'), else ''.
+
+    The generated Makefile starts no build under -n and -q (Sage's PLUS), but make runs '+'
+    lines even then (a sub-make's, a rule of an older Makefile), and under -t it runs the
+    build lines on purpose rather than touch the stamps: we must only say what we would do."""
+    letters = make_letters(environ)
+    return next((flag for flag in "nqt" if flag in letters), "")
 
 
 def job_budget(environ: Mapping[str, str] = os.environ) -> int:

@@ -178,11 +178,19 @@ def newest_recipe_mtime_ns(pkg_path: Path) -> int | None:
         for entry in os.scandir(pkg_path):
             if entry.name.startswith("."):  # make's wildcard skips them too
                 continue
-            newest = max(newest, entry.stat(follow_symlinks=True).st_mtime_ns)
+            newest = max(newest, _mtime_ns(entry))
             if entry.is_dir():
                 for sub in os.scandir(entry.path):
                     if not sub.name.startswith("."):
-                        newest = max(newest, sub.stat(follow_symlinks=True).st_mtime_ns)
+                        newest = max(newest, _mtime_ns(sub))
     except OSError:
         return None
     return newest
+
+
+def _mtime_ns(entry: os.DirEntry) -> int:
+    """The mtime of what an entry leads to; 0 for a link that leads nowhere (make leaves it out)."""
+    try:
+        return entry.stat(follow_symlinks=True).st_mtime_ns
+    except FileNotFoundError:
+        return 0

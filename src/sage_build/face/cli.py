@@ -44,6 +44,18 @@ def _error(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # the reader went away (`./sage --package list | head`): stop quietly, as a process
+        # killed by SIGPIPE would, and keep Python from reporting it again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, end="")
@@ -172,8 +184,9 @@ def uninstall_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     from sage_build.base.makeflags import make_dry_run
 
-    if make_dry_run():
-        print(f"sage-spkg-uninstall {' '.join(args.packages)}  (make -n/-q: not run)")
+    dry_run = make_dry_run()
+    if dry_run:
+        print(f"sage-spkg-uninstall {' '.join(args.packages)}  (make -{dry_run}: not run)")
         return 0
     try:
         config = load_config()
@@ -193,12 +206,32 @@ def uninstall_main(argv: list[str] | None = None) -> int:
         for name in args.packages:
             if uninstall(layout, name, stamp_only=args.keep_files):
                 print(f"sage-spkg-uninstall: {name} uninstalled")
+            elif not args.keep_files and name in packages and _legacy_uninstall(layout, packages[name]):
+                print(f"sage-spkg-uninstall: {name}: no stamp; ran its spkg-legacy-uninstall")
             elif not args.if_installed:
                 raise SageBuildError(f"{name} is not installed")
     except SageBuildError as error:
         print(f"sage-spkg-uninstall: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _legacy_uninstall(layout, pkg: Package) -> bool:
+    """Sage's old-style removal: a package with no stamp may still have files of an install from
+    before stamps, which its recipe's ``spkg-legacy-uninstall`` removes. False if it has none."""
+    script = pkg.script_path("spkg-legacy-uninstall")
+    if script is None:
+        return False
+    helpers = tool_root() / "build" / "bin" / "sage-dist-helpers"
+    env = dict(os.environ, SAGE_ROOT=str(layout.sage_root), SAGE_LOCAL=str(layout.prefix),
+               SAGE_INST_LOCAL=str(layout.local), SAGE_VENV=str(layout.prefix),
+               SAGE_SHARE=str(layout.prefix / "share"), PKG_NAME=pkg.name, PKG_BASE=pkg.name,
+               PKG_VER=pkg.stamp_version, SAGE_DESTDIR="")
+    result = subprocess.run(["bash", "-c", 'set -e; . "$1"; . "$2"', "spkg-legacy-uninstall",
+                             str(helpers), str(script)], cwd=pkg.path, env=env)
+    if result.returncode != 0:
+        raise SageBuildError(f"{pkg.name}: {script} failed (exit {result.returncode})")
+    return True
 
 
 def reconfigure_main(argv: list[str] | None = None) -> int:
@@ -222,8 +255,12 @@ def system_package_command_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sudo", action="store_true", help="prefix sudo where the system needs root")
     parser.add_argument("--yes", action="store_true", help="answer yes to the package manager")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.system in distros.NAMES_ONLY:
+        print(f"# {distros.NAMES_ONLY[args.system]}")
+        return 0
     if args.system not in distros.INSTALL_COMMANDS:
-        return _error(f"unknown system {args.system!r}; known: {', '.join(sorted(distros.INSTALL_COMMANDS))}")
+        known = sorted([*distros.INSTALL_COMMANDS, *distros.NAMES_ONLY])
+        return _error(f"unknown system {args.system!r}; known: {', '.join(known)}")
     packages = load_packages(TreeLayout(default_sage_root()).pkgs_dir)
     unknown = [p for p in args.packages if p not in packages]
     if unknown:
@@ -269,20 +306,33 @@ def _properties(pkg: Package, graph: Graph, installed: dict[str, str]) -> dict:
         "distros": {k: list(v) for k, v in pkg.distros.items()},
         "installed_version": installed.get(pkg.name),
         "license": _license(pkg),
+        "trees": _trees(pkg),
     }
 
 
+def _trees(pkg: Package) -> list[str]:
+    """Sage's installation trees of a package (trees.txt, else SAGE_VENV for a Python package
+    with version_requirements.txt or requirements.txt, else SAGE_LOCAL). sage-build installs
+    every tree into the one prefix, so this is information only."""
+    try:
+        text = (pkg.path / "trees.txt").read_text()
+    except OSError:
+        pass
+    else:  # its first line, as Sage reads it
+        return text.partition("\n")[0].partition("#")[0].split()
+    if pkg.requirements or (pkg.path / "version_requirements.txt").is_file():
+        return ["SAGE_VENV"]
+    return ["SAGE_LOCAL"]
+
+
 def _license(pkg: Package) -> str | None:
-    rst = pkg.path / "SPKG.rst"
-    if not rst.is_file():
+    from sage_build.recipes.spkg_rst import field
+
+    try:
+        text = (pkg.path / "SPKG.rst").read_text(errors="replace")
+    except OSError:  # none, or a link into pkgs/ that does not lead anywhere
         return None
-    lines = rst.read_text(errors="replace").splitlines()
-    for i, line in enumerate(lines):
-        if line.strip().lower() == "license" and i + 2 < len(lines):
-            for following in lines[i + 2:]:
-                if following.strip():
-                    return following.strip()
-    return None
+    return field(text, "license")
 
 
 def package_main(argv: list[str]) -> int:

@@ -273,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         print("usage: sage-progress MAKE [MAKE ARGS...] [TARGETS...]", file=sys.stderr)
         return 2
+    from sage_build.base.makeflags import make_dry_run
+
+    if make_dry_run():
+        # make -n, -q, -t: nothing builds, so nothing to show; make's own answer is the answer
+        return subprocess.run(argv).returncode
     targets = [a for a in argv[1:] if not a.startswith("-") and "=" not in a and "/" not in a]
     return run(argv, sage_root=default_sage_root(), planner=lambda: plan_for(targets))
 

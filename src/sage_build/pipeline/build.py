@@ -56,6 +56,9 @@ def build_environment(
         "SAGE_ROOT": str(sage_root),
         "SAGE_LOCAL": str(prefix),
         "SAGE_INST_LOCAL": str(local),
+        # Sage's other trees (trees.txt) are the one prefix here
+        "SAGE_VENV": str(prefix),
+        "SAGE_SHARE": str(prefix / "share"),
         "SAGE_DESTDIR": str(build_dir / "inst"),
         "SAGE_SPKG_WHEELS": str(build_dir / "dist"),
         "SAGE_BUILD_DIR": str(build_dir),

@@ -163,7 +163,9 @@ class Spkg:
         with self.phase(events.UNINSTALL_OLD):
             previous = self._keep_previous()
             reach("uninstall-keep")
-            uninstall(self.layout, self.pkg.name, say=self.log.line)
+            if not uninstall(self.layout, self.pkg.name, say=self.log.line):
+                # no stamp: what an install from before stamps left, Sage's spkg-legacy-uninstall removes
+                self._maintainer_script("spkg-legacy-uninstall", env)
         files: list[str] = []
         distributions = []
         published: list[str] = []  # what of the new version reached the prefix
@@ -199,9 +201,18 @@ class Spkg:
         test_result = ""
         if self.check and self.pkg.script_path("spkg-check"):
             with self.phase(events.CHECK):
-                run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env, log=self.log,
-                           name="spkg-check")
-                test_result = "passed"
+                try:
+                    run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env,
+                               log=self.log, name="spkg-check")
+                    test_result = "passed"
+                except BuildError as error:
+                    if os.environ.get("SAGE_CHECK") != "warn":
+                        raise
+                    # SAGE_CHECK=warn, as in Sage: the failure is reported, the package stays installed
+                    self.log.line(f"Warning: Failures testing package {self.pkg.name} (ignored): {error}")
+                    test_result = "failed"
+        elif self.check:
+            self.log.line(f"Package {self.pkg.name} has no test suite.")
         with self.phase(events.RECORD):
             self._record_scripts(distributions)
             reach("record-scripts")
@@ -559,8 +570,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only build: put the package's wheel(s) into DIR; install nothing")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    if make_dry_run():
-        print(f"sage-spkg {args.package}  (make -n/-q: not run)")
+    dry_run = make_dry_run()
+    if dry_run:
+        print(f"sage-spkg {args.package}  (make -{dry_run}: not run"
+              + ("; nothing is marked installed" if dry_run == "t" else "") + ")")
         return 0
     try:
         config = load_config()

@@ -25,6 +25,17 @@ INSTALL_COMMANDS: dict[str, tuple[str, bool]] = {
     "cygwin": ("apt-cyg install", False),
     "slackware": ("slackpkg install", True),
     "alpine": ("apk add", True),
+    "mingw": ("pacman -S --needed", False),   # MSYS2's pacman, no sudo there
+    "openbsd": ("pkg_add", True),
+    "cpan": ("cpan -i", False),               # Perl modules
+}
+
+#: Systems of ``distros/*.txt`` that name packages but have no install command; what they are.
+NAMES_ONLY: dict[str, str] = {
+    "repology": "repology names cross-distribution projects (repology.org), to find each system's"
+                " own package; there is nothing to install by these names",
+    "pyodide": "pyodide names packages that Pyodide loads in the browser (micropip, loadPackage);"
+               " there is no system command",
 }
 
 _OS_RELEASE_IDS = {
