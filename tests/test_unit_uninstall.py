@@ -34,7 +34,7 @@ def test_remove_files_deepest_first_then_the_directories_left_empty(tmp_path, mo
         return real_unlink(self, missing_ok)
 
     monkeypatch.setattr(Path, "unlink", unlink)
-    remove_files(local, listed)
+    remove_files(Layout(sage_root=local, prefix=local), listed)
     depths = [rel.count("/") for rel in removed]
     assert sorted(removed) == sorted(listed)
     assert depths == sorted(depths, reverse=True), removed
@@ -50,7 +50,7 @@ def test_remove_files_keeps_the_prefixs_own_directories_even_when_empty(tmp_path
     local = tmp_path / "local"
     listed = [f"{d}/only-file" for d in KEPT_DIRS]
     _files(local, listed)
-    remove_files(local, listed)
+    remove_files(Layout(sage_root=local, prefix=local), listed)
     for directory in KEPT_DIRS:
         assert (local / directory).is_dir(), directory
         assert os.listdir(local / directory) in ([], ["lib"], ["sage"], ["wheels"]), directory
@@ -71,7 +71,7 @@ def test_remove_files_refuses_paths_outside_the_prefix(tmp_path):
     (local / "share").mkdir()
     (local / "share" / "link").symlink_to(elsewhere)  # a directory link leading out
     (local / "bin" / "tool").symlink_to(outside)      # a file link leading out: the link itself goes
-    remove_files(local, ["../outside.txt", str(outside), "share/link/secret", "bin/tool", "bin/missing"])
+    remove_files(Layout(sage_root=local, prefix=local), ["../outside.txt", str(outside), "share/link/secret", "bin/tool", "bin/missing"])
     assert outside.read_text() == "precious"
     assert (elsewhere / "secret").read_text() == "precious"
     assert not (local / "bin" / "tool").is_symlink()
@@ -81,7 +81,7 @@ def test_remove_files_refuses_paths_outside_the_prefix(tmp_path):
 def test_remove_files_leaves_listed_directories_with_content(tmp_path):
     local = tmp_path / "local"
     _files(local, ["share/data/a", "share/data/b"])
-    remove_files(local, ["share/data", "share/data/a"])
+    remove_files(Layout(sage_root=local, prefix=local), ["share/data", "share/data/a"])
     assert (local / "share/data/b").exists()
     assert not (local / "share/data/a").exists()
 
@@ -110,7 +110,7 @@ def test_uninstall_removes_files_stamp_and_journal_under_the_exclusive_lock(tmp_
     held = []
     real_remove_files = uninstall_module.remove_files
 
-    def remove_files_checking_the_lock(local, files):
+    def remove_files_checking_the_lock(removing_from, files):
         fd = os.open(layout.lock_file, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -119,7 +119,7 @@ def test_uninstall_removes_files_stamp_and_journal_under_the_exclusive_lock(tmp_
             held.append(True)
         finally:
             os.close(fd)
-        return real_remove_files(local, files)
+        return real_remove_files(removing_from, files)
 
     monkeypatch.setattr(uninstall_module, "remove_files", remove_files_checking_the_lock)
     said = []
