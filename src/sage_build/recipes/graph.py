@@ -85,6 +85,7 @@ class Graph:
     _sage: dict[str, SageDependencies] = field(default_factory=dict, repr=False)
     _values: dict[tuple[str, bool], list[str]] = field(default_factory=dict, repr=False)
     _unresolved: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
+    _by_purl: dict[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, packages: dict[str, Package], variables: MakeVariables | None = None, *,
@@ -203,10 +204,11 @@ class Graph:
                 guess = self.packages.get(purl[len(prefix):].replace("-", "_"))
                 if guess is not None and guess.purl == purl:
                     return guess.name
-        for pkg in self.packages.values():
-            if pkg.purl == purl:
-                return pkg.name
-        return None
+        if self._by_purl is None:  # the first recipe with a PURL wins, as in sage_bootstrap's scan
+            self._by_purl = {}
+            for pkg in self.packages.values():
+                self._by_purl.setdefault(pkg.purl, pkg.name)
+        return self._by_purl.get(purl)
 
     def sage_dependencies(self, name: str) -> SageDependencies:
         """``name``'s lists as sage_bootstrap computes them (see the module), tokens as written."""

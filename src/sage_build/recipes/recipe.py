@@ -438,11 +438,12 @@ def load_package(path: Path) -> Package:
     where = f"package '{name}'"
     files = scan_recipe(path)
 
-    def _read(file: Path) -> str | None:
-        data = files.get(str(file.relative_to(path)))
+    def _read(name: str) -> str | None:
+        """A recipe file's text by its name relative to the recipe (None if absent)."""
+        data = files.get(name)
         return None if data is None else data.decode("utf-8", errors="replace")
 
-    type_text = _read(path / "type")
+    type_text = _read("type")
     if type_text is None:
         if (path / "type").is_dir():
             raise RecipeError(f"{path}/type: expected a file, found a directory")
@@ -455,7 +456,7 @@ def load_package(path: Path) -> Package:
         )
 
     version = None
-    version_text = _read(path / "package-version.txt")
+    version_text = _read("package-version.txt")
     if version_text is not None:
         lines = _meaningful_lines(version_text)
         if not lines:
@@ -466,7 +467,7 @@ def load_package(path: Path) -> Package:
 
     checksums: dict[str, str] = {}
     tarball_pattern = upstream_url = debian_source = None
-    checksums_text = _read(path / "checksums.ini")
+    checksums_text = _read("checksums.ini")
     if checksums_text is not None:
         where_ini = f"{path}/checksums.ini"
         values = parse_checksums_sections(checksums_text, where_ini)
@@ -493,18 +494,18 @@ def load_package(path: Path) -> Package:
 
     normal: tuple[str, ...] = ()
     order_only: tuple[str, ...] = ()
-    deps_text = _read(path / "dependencies")
+    deps_text = _read("dependencies")
     if deps_text is not None:
         normal, order_only = parse_dependency_line(deps_text, f"{path}/dependencies")
     extra: dict[str, tuple[str, ...]] = {}
     for suffix in ("order_only", "optional", "check"):
-        text = _read(path / f"dependencies_{suffix}")
+        text = _read(f"dependencies_{suffix}")
         if text is not None:
             first, second = parse_dependency_line(text, f"{path}/dependencies_{suffix}")
             extra[suffix] = first + second
     build: tuple[str, ...] | None = None
     build_order_only: tuple[str, ...] = ()
-    build_text = _read(path / "dependencies_build")
+    build_text = _read("dependencies_build")
     if build_text is not None:
         build, build_order_only = parse_dependency_line(build_text, f"{path}/dependencies_build")
     dependencies = Dependencies(
@@ -524,16 +525,16 @@ def load_package(path: Path) -> Package:
         src_build_files.append("src/pyproject.toml")
     if (path / "src" / "MANIFEST.in").exists():
         src_build_files.append("src/MANIFEST.in")
-    purl_text = _read(path / "purl.txt")
+    purl_text = _read("purl.txt")
     purl_file = purl_text.splitlines()[0].split("#", 1)[0].strip() if purl_text and purl_text.strip() else None
 
     install_requires: tuple[str, ...] = ()
     for filename in ("install-requires.txt", "version_requirements.txt"):
-        text = _read(path / filename)
+        text = _read(filename)
         if text is not None:
             install_requires = tuple(_meaningful_lines(text))
             break
-    requirements_text = _read(path / "requirements.txt")
+    requirements_text = _read("requirements.txt")
     requirements = tuple(_meaningful_lines(requirements_text)) if requirements_text is not None else ()
     if requirements_text is not None and not requirements:
         raise RecipeError(f"{path}/requirements.txt lists no requirement for {where}")
