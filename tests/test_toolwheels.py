@@ -4,6 +4,7 @@ environment again with no index (after `make distclean`)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -71,3 +72,27 @@ def test_tool_env_from_stored_wheels_with_no_index_and_tampered_wheel_refused(tm
     assert "DO NOT MATCH THE HASHES" in refused.stderr and "tqdm" in refused.stderr, refused.stderr
     assert not list(bad.glob("lib/python*/site-packages/tqdm"))
     assert not (bad / ".sage-build-deps").exists()
+
+
+def test_the_tool_interpreter_refreshes_a_stale_environment_before_going_on(tmp_path, monkeypatch):
+    # ./sage starts the tool environment's interpreter directly: a stamp that no longer matches
+    # the pins (after a `git pull`) must still make it refresh the environment first.
+    from sage_build import bootstrap
+
+    stamp = tmp_path / ".sage-build-deps"
+    monkeypatch.setattr(bootstrap, "TOOL_ENV", Path(sys.prefix))
+    monkeypatch.setattr(bootstrap, "_STAMP", stamp)
+    refreshed = []
+
+    def ensure_tool_env(quiet: bool = False):
+        refreshed.append(True)
+        raise SystemExit("refreshed")
+
+    monkeypatch.setattr(bootstrap, "ensure_tool_env", ensure_tool_env)
+    stamp.write_text(bootstrap._wanted_stamp() + "\n")
+    bootstrap.ensure_tool_python()  # fresh and inside: goes on
+    assert refreshed == []
+    stamp.write_text("an older pin file's hash\n")
+    with pytest.raises(SystemExit, match="refreshed"):
+        bootstrap.ensure_tool_python()
+    assert refreshed == [True]

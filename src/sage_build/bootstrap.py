@@ -87,8 +87,13 @@ def install_pinned(python: Path, lock: Path, project: Path, wheels: Path | None 
 
 
 def ensure_tool_python() -> None:
-    """Re-run the current script with the tool environment's interpreter unless already in it."""
-    if Path(sys.prefix).resolve() == TOOL_ENV.resolve():
+    """Continue in the tool environment's interpreter: made or refreshed first (a fresh clone, a
+    `git pull` that changed the pins), then re-executed, unless this already is it, up to date."""
+    try:
+        fresh = _STAMP.read_text().strip() == _wanted_stamp()
+    except FileNotFoundError:
+        fresh = False
+    if fresh and Path(sys.prefix).resolve() == TOOL_ENV.resolve():
         return
     python = ensure_tool_env()
     os.execv(str(python), [str(python), sys.argv[0], *sys.argv[1:]])
