@@ -115,6 +115,21 @@ class SageMeaning:
         return self.fixed.get(name, "")
 
 
+def make_clone(tree: Path, clone: Path) -> None:
+    """A clone-like directory over ``tree`` (step 1 of the docstring): ``build/pkgs``, ``src`` and
+    ``pkgs`` are links to the tree's, ``build/make/Makefile.in`` a copy; the tree is only read."""
+    if clone.exists():
+        shutil.rmtree(clone)
+    (clone / "build/make").mkdir(parents=True)
+    os.symlink(tree / "build/pkgs", clone / "build/pkgs")
+    for part in ("src", "pkgs"):
+        if (tree / part).exists():
+            os.symlink(tree / part, clone / part)
+    makefile_in = tree / "build/make/Makefile.in"
+    if makefile_in.is_file():
+        shutil.copy(makefile_in, clone / "build/make/Makefile.in")
+
+
 def oracle(tree: Path, clone: Path, work: Path) -> dict[str, dict[str, str]]:
     env = dict(os.environ, SAGE_ROOT=str(clone), SAGE_DISTFILES=str(work / "upstream"), PYTHONIOENCODING="utf-8")
     out = subprocess.run([shutil.which("python3") or "python3", str(tree / "build/bin/sage-package"),
@@ -158,16 +173,8 @@ def main() -> int:
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="sage-tree-deps-"))
     clone = work / "clone"
     try:
-        if clone.exists():
-            shutil.rmtree(clone)
-        (clone / "build/make").mkdir(parents=True)
-        os.symlink(tree / "build/pkgs", clone / "build/pkgs")
-        for part in ("src", "pkgs"):
-            if (tree / part).exists():
-                os.symlink(tree / part, clone / part)
+        make_clone(tree, clone)
         makefile_in = tree / "build/make/Makefile.in"
-        if makefile_in.is_file():
-            shutil.copy(makefile_in, clone / "build/make/Makefile.in")
         prefix = clone / "local"
 
         env = dict(os.environ, SAGE_ROOT=str(clone))
