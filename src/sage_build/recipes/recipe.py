@@ -129,13 +129,13 @@ class Package:
     def tarball(self) -> str | None:
         if self.tarball_pattern is None:
             return None
-        return self.tarball_pattern.replace("VERSION", self.upstream_version or "")
+        return substitute_version(self.tarball_pattern, self.upstream_version or "")
 
     @property
     def upstream_url(self) -> str | None:
         if self.upstream_url_pattern is None:
             return None
-        return self.upstream_url_pattern.replace("VERSION", self.upstream_version or "")
+        return substitute_version(self.upstream_url_pattern, self.upstream_version or "")
 
     @property
     def kind(self) -> Kind:
@@ -169,6 +169,20 @@ class Package:
             if candidate.is_file():
                 return candidate
         return None
+
+
+_VERSION_VARIABLE = re.compile(r"\$\{(VERSION(?:_MAJOR|_MINOR|_MICRO)?)\}|(VERSION(?:_MAJOR|_MINOR|_MICRO)?)")
+
+
+def substitute_version(pattern: str, upstream_version: str) -> str:
+    """A checksums.ini pattern with sage_bootstrap's variables replaced: ``VERSION`` and its
+    ``VERSION_MAJOR``, ``VERSION_MINOR``, ``VERSION_MICRO`` (the first three dot-separated parts of
+    the version without ``.pN``; empty when the version has fewer), each bare or as ``${...}``."""
+    parts = upstream_version.split(".")
+    values = {"VERSION": upstream_version}
+    for i, suffix in enumerate(("MAJOR", "MINOR", "MICRO")):
+        values[f"VERSION_{suffix}"] = parts[i] if i < len(parts) else ""
+    return _VERSION_VARIABLE.sub(lambda m: values[m.group(1) or m.group(2)], pattern)
 
 
 def package_kind(pkg: Package) -> Kind:
@@ -424,7 +438,7 @@ def _check_tarball_name(pattern: str, version: str | None, where: str, name: str
     """A tarball is a file directly in upstream/: a path in its name would make every tool
     (the cache look-up, fetch, unpack) use a file elsewhere."""
     upstream_version = re.sub(r"\.p\d+$", "", version or "")
-    for text in (pattern, pattern.replace("VERSION", upstream_version)):
+    for text in (pattern, substitute_version(pattern, upstream_version)):
         if "/" in text or "\0" in text or text in ("", ".", ".."):
             raise RecipeError(
                 f"{where}: tarball={pattern!r} is not a plain file name; it names a file in upstream/,"
