@@ -22,3 +22,30 @@ def test_version_variables_in_tarball_and_upstream_url(tmp_path):
     assert pkg.upstream_url == "https://h/Release_1_6_15/4ti2-1.6.15.tar.gz"
     pkg = _checksums(recipe, "tarball=x-VERSION_MAJOR.VERSION_MINOR-VERSION.tar.gz\nsha256=" + "0" * 64 + "\n")
     assert pkg.tarball == "x-1.6-1.6.15.tar.gz"
+
+
+def test_requirement_lines_keep_url_fragments_and_name_the_distribution(tmp_path):
+    """pip's rule, which sage_bootstrap's PURL follows: '#' starts a comment at a line's start or
+    after a blank, not inside a URL (sagenb_export's ``git+https://...git#egg=sagenb_export``)."""
+    url = "git+https://github.com/vbraun/exportsagenb.git#egg=sagenb_export"
+    recipe = add_recipe(tmp_path, "sagenb_export", files={"requirements.txt": f"# a comment\n{url}  # why\n"})
+    pkg = load_package(recipe)
+    assert pkg.requirements == (url,)
+    assert pkg.purl == "pkg:pypi/git+https://github.com/vbraun/exportsagenb.git#egg=sagenb-export"
+    assert pkg.distribution_name == "sagenb_export"
+
+
+def test_distribution_name_of_pip_and_unspaced_requirements(tmp_path):
+    """sage_bootstrap's distribution_name reads requirements.txt first, then
+    version_requirements.txt; ours is the PEP 508 name of the same line."""
+    pkg = load_package(add_recipe(tmp_path, "abelfunctions", files={"requirements.txt": "abelfunctions\n"}))
+    assert pkg.distribution_name == "abelfunctions"
+    pkg = load_package(add_recipe(tmp_path, "hypothesis", version="6.123.0",
+                                  files={"version_requirements.txt": "hypothesis>=6.123.0\n"}))
+    assert pkg.distribution_name == "hypothesis" and pkg.sage_distribution == "hypothesis>=6.123.0"
+    # a version PEP 440 does not accept (a git commit): the name still counts
+    pkg = load_package(add_recipe(tmp_path, "pandoc_attributes", version="8bc82f6d",
+                                  files={"version_requirements.txt": "pandoc_attributes >=8bc82f6d\n"}))
+    assert pkg.distribution_name == "pandoc_attributes"
+    pkg = load_package(add_recipe(tmp_path, "byurl", files={"requirements.txt": "git+https://h/x.git\n"}))
+    assert pkg.distribution_name is None

@@ -153,14 +153,22 @@ class Package:
 
     @property
     def distribution_name(self) -> str | None:
-        """The Python distribution name from install-requires.txt, if any."""
+        """The Python distribution's name: the PEP 508 name (a URL's ``#egg=`` name) of the first
+        line of requirements.txt, else of version_requirements.txt (install-requires.txt), in
+        sage_bootstrap's order; None if neither names one."""
         from packaging.requirements import InvalidRequirement, Requirement
 
-        for line in self.install_requires:
-            try:
-                return Requirement(line).name
-            except InvalidRequirement:
-                continue
+        for lines in (self.requirements, self.install_requires):
+            for line in lines:
+                egg = _EGG.search(line)
+                if egg:
+                    return egg.group(1)
+                try:
+                    return Requirement(line).name
+                except InvalidRequirement:   # e.g. a version PEP 440 rejects: ">=8bc82f6d"
+                    name = _LEADING_NAME.match(line)
+                    if name:
+                        return name.group(1)
         return None
 
     def script_path(self, script: str) -> Path | None:
@@ -241,6 +249,23 @@ def hash_files(files: dict[str, bytes]) -> str:
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
     return digest.hexdigest()
+
+
+_EGG = re.compile(r"#egg=([A-Za-z0-9_.-]+)")
+_LEADING_NAME = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?=$|[\s<>=!~;\[(])")
+_REQUIREMENT_COMMENT = re.compile(r"(^|\s)#.*$")
+
+
+def _requirement_lines(text: str) -> list[str]:
+    """Lines of a requirements file without comments and blanks, by pip's rule (which
+    sage_bootstrap's PURL follows): ``#`` starts a comment at a line's start or after a blank, so
+    a URL's ``#egg=name`` stays."""
+    lines = []
+    for raw in text.splitlines():
+        line = _REQUIREMENT_COMMENT.sub("", raw).strip()
+        if line:
+            lines.append(line)
+    return lines
 
 
 def _meaningful_lines(text: str) -> list[str]:
@@ -546,10 +571,10 @@ def load_package(path: Path) -> Package:
     for filename in ("install-requires.txt", "version_requirements.txt"):
         text = _read(filename)
         if text is not None:
-            install_requires = tuple(_meaningful_lines(text))
+            install_requires = tuple(_requirement_lines(text))
             break
     requirements_text = _read("requirements.txt")
-    requirements = tuple(_meaningful_lines(requirements_text)) if requirements_text is not None else ()
+    requirements = tuple(_requirement_lines(requirements_text)) if requirements_text is not None else ()
     if requirements_text is not None and not requirements:
         raise RecipeError(f"{path}/requirements.txt lists no requirement for {where}")
 
