@@ -49,3 +49,12 @@ def test_distribution_name_of_pip_and_unspaced_requirements(tmp_path):
     assert pkg.distribution_name == "pandoc_attributes"
     pkg = load_package(add_recipe(tmp_path, "byurl", files={"requirements.txt": "git+https://h/x.git\n"}))
     assert pkg.distribution_name is None
+
+
+def test_title_description_as_sage_bootstrap_reads_it():
+    """The first line (the second under an overline) is ``name: description``; the description is
+    the rest of that line as written (primesieve's ends in a blank); any other first line: none."""
+    assert title("primesieve: CLI program for primes \n=================\n") == ("primesieve", "CLI program for primes ")
+    assert title("=====\ngmp: Library\n=====\n") == ("gmp", "Library")
+    assert title("\ngmp: Library\n====\n") == (None, None)   # sage_bootstrap reads the first line only
+    assert title("a:b: c\n") == (None, None)                 # its name holds no ':'

@@ -69,16 +69,22 @@ def plain_value(lines: list[str]) -> str | None:
     return "; ".join(values) if values else None
 
 
+_NAME_DESCRIPTION = re.compile(r"(?P<name>[^:]*): (?P<description>.*)")
+
+
 def title(text: str) -> tuple[str | None, str | None]:
-    """(name, one-line description) from the title line ``name: description``, as Sage reads it."""
-    for line in text.splitlines():
-        if not line.strip() or _UNDERLINE.match(line):
-            continue
-        name, sep, description = line.partition(": ")
-        if sep:
-            return name.strip(), description.strip()
+    """(name, one-line description) from the title line ``name: description``, exactly as
+    sage_bootstrap's ``description`` property reads it: the first line, or the second when the
+    first is an overline (starts with ``=``); the description is the rest of that line as written.
+    (None, None) when that line is not of this form."""
+    lines = text.splitlines()
+    line = lines[0] if lines else ""
+    if line.startswith("=") and len(lines) > 1:
+        line = lines[1]
+    match = _NAME_DESCRIPTION.match(line)
+    if match is None:
         return None, None
-    return None, None
+    return match.group("name"), match.group("description")
 
 
 def field(text: str, heading: str) -> str | None:
