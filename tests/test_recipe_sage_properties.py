@@ -58,3 +58,13 @@ def test_title_description_as_sage_bootstrap_reads_it():
     assert title("=====\ngmp: Library\n=====\n") == ("gmp", "Library")
     assert title("\ngmp: Library\n====\n") == (None, None)   # sage_bootstrap reads the first line only
     assert title("a:b: c\n") == (None, None)                 # its name holds no ':'
+
+
+def test_uses_python_package_check(tmp_path):
+    """sage_bootstrap's uses_python_package_check: spkg-configure.m4 calls SAGE_PYTHON_PACKAGE_CHECK."""
+    checked = add_recipe(tmp_path, "checked", files={"spkg-configure.m4": "SAGE_SPKG_CONFIGURE([checked], [\n"
+                                                     "  SAGE_PYTHON_PACKAGE_CHECK([checked])\n])\n"})
+    plain = add_recipe(tmp_path, "plain", files={"spkg-configure.m4": "SAGE_SPKG_CONFIGURE([plain], [])\n"})
+    assert load_package(checked).uses_python_package_check is True
+    assert load_package(plain).uses_python_package_check is False
+    assert load_package(add_recipe(tmp_path, "none")).uses_python_package_check is False

@@ -92,6 +92,7 @@ class Package:
     pyproject: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     src_build_files: tuple[str, ...] = ()   # src/pyproject.toml (from its .m4), src/MANIFEST.in: present ones
     purl_file: str | None = None            # purl.txt's first line
+    uses_python_package_check: bool = False  # spkg-configure.m4 calls SAGE_PYTHON_PACKAGE_CHECK (sage_bootstrap's)
 
     @property
     def sage_distribution(self) -> str | None:
@@ -605,6 +606,7 @@ def load_package(path: Path) -> Package:
         pyproject=pyproject,
         src_build_files=tuple(src_build_files),
         purl_file=purl_file or None,
+        uses_python_package_check=b"SAGE_PYTHON_PACKAGE_CHECK" in files.get("spkg-configure.m4", b""),
     )
 
 
