@@ -12,7 +12,8 @@ from pathlib import Path
 from sage_build.configure.config import load_config
 from sage_build.base.errors import SageBuildError
 from sage_build.recipes.graph import Graph, load_graph
-from sage_build.base.layout import TreeLayout, default_sage_root, tool_root
+from sage_build.base.layout import TreeLayout, tool_root
+from sage_build.face import settings
 from sage_build.install.manifest import installed_versions
 from sage_build.recipes.recipe import TYPES, Package, bad_name_reason, load_packages
 
@@ -71,7 +72,7 @@ def _main(argv: list[str] | None = None) -> int:
         if command == "--plan":
             return plan_main(rest)
         if command == "--timeline":
-            path = load_config().layout().timeline_file
+            path = settings.layout_of(load_config(settings.sage_root())).timeline_file
             if not path.exists():
                 return _error(f"{path} does not exist yet: it is written after each `make build`")
             print(path)
@@ -88,7 +89,7 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def _make(targets: list[str], extra: list[str] = ()) -> int:
-    root = default_sage_root()
+    root = settings.sage_root()
     jobs = os.environ.get("SAGE_NUM_THREADS") or str(os.cpu_count() or 1)
     command = [os.environ.get("MAKE", "make")]
     # The top-level Makefile configures first; another distribution tree is driven directly.
@@ -116,7 +117,7 @@ def install_command(args: list[str], *, force: bool) -> int:
             names.append(arg)
     if not names:
         return _error("name the packages to install, e.g. ./sage -i six")
-    pkgs_dir = TreeLayout(default_sage_root()).pkgs_dir
+    pkgs_dir = TreeLayout(settings.sage_root()).pkgs_dir
     packages = load_packages(pkgs_dir)
     for name in names:
         if name not in packages:
@@ -139,8 +140,8 @@ def install_command(args: list[str], *, force: bool) -> int:
 def plan_main(targets: list[str]) -> int:
     from sage_build.configure.build_plan import build_state, make_plan
 
-    config = load_config()
-    layout = config.layout()
+    config = load_config(settings.sage_root())
+    layout = settings.layout_of(config)
     # from the recipes as they are now, as make will see them (after its reconfigure, if any)
     state = build_state(config)
     unknown = [t for t in targets if t not in state.graph.packages]
@@ -162,8 +163,8 @@ def plan_main(targets: list[str]) -> int:
 
 
 def _exec_in_prefix(command: list[str]) -> int:
-    config = load_config()
-    layout = config.layout()
+    config = load_config(settings.sage_root())
+    layout = settings.layout_of(config)
     env = dict(os.environ, SAGE_ROOT=str(layout.sage_root), SAGE_LOCAL=str(layout.prefix),
                VIRTUAL_ENV=str(layout.local),
                PATH=f"{layout.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -184,13 +185,13 @@ def uninstall_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     from sage_build.base.makeflags import make_dry_run
 
-    dry_run = make_dry_run()
+    dry_run = make_dry_run(os.environ)
     if dry_run:
         print(f"sage-spkg-uninstall {' '.join(args.packages)}  (make -{dry_run}: not run)")
         return 0
     try:
-        config = load_config()
-        layout = config.layout()
+        config = load_config(settings.sage_root())
+        layout = settings.layout_of(config)
         packages = load_packages(layout.pkgs_dir)
         graph = Graph(packages=packages)
         installed = installed_versions(layout, packages)
@@ -236,10 +237,10 @@ def _legacy_uninstall(layout, pkg: Package) -> bool:
 
 def reconfigure_main(argv: list[str] | None = None) -> int:
     """Repeat the last ./configure.py call (extra arguments are appended)."""
-    from sage_build.configure.configure import main as configure_main
+    from sage_build.face.configure_command import main as configure_main
 
     argv = sys.argv[1:] if argv is None else argv
-    config = load_config()
+    config = load_config(settings.sage_root())
     return configure_main(config.argv + argv)
 
 
@@ -261,7 +262,7 @@ def system_package_command_main(argv: list[str] | None = None) -> int:
     if args.system not in distros.INSTALL_COMMANDS:
         known = sorted([*distros.INSTALL_COMMANDS, *distros.NAMES_ONLY])
         return _error(f"unknown system {args.system!r}; known: {', '.join(known)}")
-    packages = load_packages(TreeLayout(default_sage_root()).pkgs_dir)
+    packages = load_packages(TreeLayout(settings.sage_root()).pkgs_dir)
     unknown = [p for p in args.packages if p not in packages]
     if unknown:
         return _error(f"no such package: {', '.join(unknown)}")
@@ -277,7 +278,7 @@ def recipe_hash_main(argv: list[str] | None = None) -> int:
     from sage_build.configure.makefile import update_recipe_hash
 
     argv = sys.argv[1:] if argv is None else argv
-    tree = TreeLayout(default_sage_root())
+    tree = TreeLayout(settings.sage_root())
     for name in argv:
         update_recipe_hash(tree.hashes_dir, name, tree.pkgs_dir / name)
     return 0
@@ -368,7 +369,7 @@ def package_main(argv: list[str]) -> int:
     p_update.add_argument("version")
     args = parser.parse_args(argv)
 
-    root = default_sage_root()
+    root = settings.sage_root()
     pkgs_dir = TreeLayout(root).pkgs_dir
     from sage_build.face import package_commands
     if args.command in ("download", "fix-checksum", "create", "update", "verify-reproducible"):
@@ -376,7 +377,7 @@ def package_main(argv: list[str]) -> int:
     graph = load_graph(pkgs_dir)
     packages = graph.packages
     try:
-        installed = installed_versions(load_config(root).layout(), packages)
+        installed = installed_versions(settings.layout_of(load_config(root)), packages)
     except SageBuildError:
         installed = {}
     if args.command == "list":
@@ -428,7 +429,7 @@ def _warn_stale(names: list[str], installed: dict[str, str], root: Path) -> None
     from sage_build.install.manifest import stale_wheels
     from sage_build.install.target import TargetPython
 
-    layout = load_config(root).layout()
+    layout = settings.layout_of(load_config(root))
     try:
         site = TargetPython.load(layout.target_file).site_packages
     except FileNotFoundError:
