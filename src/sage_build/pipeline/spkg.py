@@ -135,13 +135,7 @@ class Spkg:
             return write_manifest(self.layout, self.pkg.name, self.version, [])
 
     def _run(self) -> Path:
-        try:
-            target = TargetPython.load(self.layout.target_file)
-        except FileNotFoundError:
-            raise SageBuildError(
-                f"the prefix {self.layout.local} has no virtual environment yet: run `make {PYTHON_PSEUDO}`"
-                f" (make {self.pkg.name} does it first)"
-            ) from None
+        target = self._target()
         shutil.rmtree(self.build_dir, ignore_errors=True)
         self.build_dir.mkdir(parents=True)
         env = build_environment(
@@ -149,6 +143,39 @@ class Spkg:
             build_dir=self.build_dir, pkg_name=self.pkg.name, pkg_version=self.version,
             base=self.settings.environ,
         )
+        wheels = self._fetch_unpack_build(target, env)
+        if self.build_only is not None:
+            return self._hand_over(wheels)
+        staging = self.build_dir / "inst"
+        self._check_built(wheels, staging)
+        with self.phase(events.UNINSTALL_OLD):
+            previous = self._keep_previous()
+            reach("uninstall-keep")
+            if not uninstall(self.layout, self.pkg.name, say=self.log.line):
+                # no stamp: what an install from before stamps left, Sage's spkg-legacy-uninstall removes
+                self._maintainer_script("spkg-legacy-uninstall", env)
+        files, distributions = self._install(wheels, staging, previous, target, env)
+        test_result = self._check(env)
+        with self.phase(events.RECORD):
+            self._record_scripts(distributions)
+            reach("record-scripts")
+            stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
+            reach("record-manifest")
+        if not self.keep_build:
+            shutil.rmtree(self.build_dir, ignore_errors=True)
+        return stamp
+
+    def _target(self) -> TargetPython:
+        try:
+            return TargetPython.load(self.layout.target_file)
+        except FileNotFoundError:
+            raise SageBuildError(
+                f"the prefix {self.layout.local} has no virtual environment yet: run `make {PYTHON_PSEUDO}`"
+                f" (make {self.pkg.name} does it first)"
+            ) from None
+
+    def _fetch_unpack_build(self, target: TargetPython, env: dict) -> list[Path]:
+        """The fetch, unpack and build phases; the wheels built (a script may build none)."""
         dist_dir = self.build_dir / "dist"
         kind = self.pkg.kind
         with self.phase(events.FETCH):
@@ -159,18 +186,23 @@ class Spkg:
             env.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(self.build_dir / "src")))
         with self.phase(events.BUILD):
             self._build(kind, sources, target, env, dist_dir)
-        wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
-        if self.build_only is not None:
-            if not wheels:
-                raise PhaseFailed(events.BUILD, BuildError("--build-only: the build produced no wheel"))
-            self.build_only.mkdir(parents=True, exist_ok=True)
-            for wheel in wheels:
-                shutil.copy2(wheel, self.build_only / wheel.name)
-                self.log.line(f"built {self.build_only / wheel.name}")
-            if not self.keep_build:
-                shutil.rmtree(self.build_dir, ignore_errors=True)
-            return self.build_only / wheels[0].name
-        staging = self.build_dir / "inst"
+        return sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
+
+    def _hand_over(self, wheels: list[Path]) -> Path:
+        """--build-only: the wheels go to the directory asked for; nothing is installed."""
+        if not wheels:
+            raise PhaseFailed(events.BUILD, BuildError("--build-only: the build produced no wheel"))
+        self.build_only.mkdir(parents=True, exist_ok=True)
+        for wheel in wheels:
+            shutil.copy2(wheel, self.build_only / wheel.name)
+            self.log.line(f"built {self.build_only / wheel.name}")
+        if not self.keep_build:
+            shutil.rmtree(self.build_dir, ignore_errors=True)
+        return self.build_only / wheels[0].name
+
+    def _check_built(self, wheels: list[Path], staging: Path) -> None:
+        """A build that succeeded but made nothing to install fails its build phase after all."""
+        kind = self.pkg.kind
         if kind in (Kind.NORMAL, Kind.SCRIPT) and not self.pkg.is_python and not wheels \
                 and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
             raise PhaseFailed(events.BUILD, BuildError(
@@ -178,12 +210,12 @@ class Spkg:
                 " $SAGE_DESTDIR (sdh_make_install does) or store a wheel"))
         if kind in (Kind.NORMAL, Kind.WHEEL, Kind.PIP) and self.pkg.is_python and not wheels:
             raise PhaseFailed(events.BUILD, BuildError("the build produced no wheel"))
-        with self.phase(events.UNINSTALL_OLD):
-            previous = self._keep_previous()
-            reach("uninstall-keep")
-            if not uninstall(self.layout, self.pkg.name, say=self.log.line):
-                # no stamp: what an install from before stamps left, Sage's spkg-legacy-uninstall removes
-                self._maintainer_script("spkg-legacy-uninstall", env)
+
+    def _install(self, wheels: list[Path], staging: Path, previous: dict | None, target: TargetPython,
+                 env: dict) -> tuple[list[str], list[tuple[str, str, str]]]:
+        """The install phase: the maintainer scripts around the wheels and the staged files; the
+        previous version is put back if it fails before anything new reached the prefix.
+        Returns the manifest's files and the installed distributions."""
         files: list[str] = []
         distributions = []
         published: list[str] = []  # what of the new version reached the prefix
@@ -216,29 +248,27 @@ class Spkg:
                                    lock_file=self.layout.lock_file)
             reach("install-merged")
             self._maintainer_script("spkg-postinst", env)
-        test_result = ""
-        if self.check and self.pkg.script_path("spkg-check"):
-            with self.phase(events.CHECK):
-                try:
-                    run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env,
-                               log=self.log, name="spkg-check")
-                    test_result = "passed"
-                except BuildError as error:
-                    if self.settings.check != "warn":
-                        raise
-                    # SAGE_CHECK=warn, as in Sage: the failure is reported, the package stays installed
-                    self.log.line(f"Warning: Failures testing package {self.pkg.name} (ignored): {error}")
-                    test_result = "failed"
-        elif self.check:
+        return files, distributions
+
+    def _check(self, env: dict) -> str:
+        """The check phase (spkg-check, when asked): the manifest's test result ("passed", "failed"
+        under SAGE_CHECK=warn, "" when not run)."""
+        if not self.check:
+            return ""
+        if not self.pkg.script_path("spkg-check"):
             self.log.line(f"Package {self.pkg.name} has no test suite.")
-        with self.phase(events.RECORD):
-            self._record_scripts(distributions)
-            reach("record-scripts")
-            stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
-            reach("record-manifest")
-        if not self.keep_build:
-            shutil.rmtree(self.build_dir, ignore_errors=True)
-        return stamp
+            return ""
+        with self.phase(events.CHECK):
+            try:
+                run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env,
+                           log=self.log, name="spkg-check")
+                return "passed"
+            except BuildError as error:
+                if self.settings.check != "warn":
+                    raise
+                # SAGE_CHECK=warn, as in Sage: the failure is reported, the package stays installed
+                self.log.line(f"Warning: Failures testing package {self.pkg.name} (ignored): {error}")
+                return "failed"
 
     # -- phases -----------------------------------------------------------------
 
