@@ -7,6 +7,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src
 from sage_build.bootstrap import ensure_tool_python  # noqa: E402
 
 ensure_tool_python()
-from sage_build.configure.configure import main  # noqa: E402
+from sage_build.face.configure_command import main  # noqa: E402
 
 sys.exit(main())

@@ -87,3 +87,63 @@ def test_a_wheel_install_loads_no_more_than_its_budget(tmp_path):
     for heavy in ("jinja2", "yaml", "tqdm", "pyproject_hooks"):
         assert heavy not in result.stdout
     assert int(count) < 220, f"a wheel install loaded {count} modules"
+
+
+# Below the face, library functions take parameters: reading the environment, parsing arguments
+# and printing belong to face/ (docs/ARCHITECTURE.md). The exceptions, each with its reason:
+COMMAND_LINE_ALLOWED = {
+    "bootstrap.py": "runs before the tool environment exists, beside the layers: its own settings"
+                    " (SAGE_BUILD_TOOL_ENV ...), its messages, and re-executing the entry with sys.argv",
+    "base/killpoint.py": "SAGE_TEST_KILL_AT, the one test hook (tests/test_killpoints.py): read once at"
+                         " import so that reach() costs nothing when no test asks",
+    "base/commands.py": "inherited_environment(): hands the environment on to a child (pip, apt-get,"
+                        " an interpreter) that reads its own variables; reads no setting of ours",
+    "install/__main__.py": "`python -m sage_build.install`, the install layer's own entry: a wheel install"
+                           " loads nothing of the face (test_a_wheel_install_loads_no_more_than_its_budget)",
+    "install/bytecode.py": "main() is its own entry, run by the target's interpreter with the standard"
+                           " library only; as py_compile, SOURCE_DATE_EPOCH asks for checked-hash byte-code",
+    "configure/system.py": "CPATH and LIBRARY_PATH, where the compiler looks for a system package: to"
+                           " become parameters when configure's decide path is reworked (issue 15, left)",
+}
+# Not scanned: install/templates/spkg-piprm.j2 renders a program of its own (standard library only,
+# run by make or by hand, maybe after sage-build is gone): it reads DESTDIR and SAGE_TEST_KILL_AT,
+# parses its arguments and prints, as any command does.
+
+
+def _command_line_uses(path: Path) -> list[str]:
+    """Where ``path`` reads the environment (os.environ, os.getenv), parses arguments (argparse,
+    sys.argv) or prints, as "what (line N)"."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        what = None
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and (node.value.id, node.attr) in (("os", "environ"), ("os", "getenv"), ("sys", "argv")):
+            what = f"{node.value.id}.{node.attr}"
+        elif isinstance(node, ast.ImportFrom) and node.module in ("os", "sys") \
+                and {a.name for a in node.names} & {"environ", "getenv", "argv"}:
+            what = f"from {node.module} import"
+        elif isinstance(node, ast.Import) and "argparse" in [a.name for a in node.names] \
+                or isinstance(node, ast.ImportFrom) and node.module == "argparse":
+            what = "argparse"
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            what = "print()"
+        if what:
+            found.append(f"{what} (line {node.lineno})")
+    return found
+
+
+def test_only_the_face_reads_the_environment_parses_arguments_and_prints():
+    package = SRC / "sage_build"
+    offenders = {}
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith("face/") or relative in COMMAND_LINE_ALLOWED:
+            continue
+        uses = _command_line_uses(path)
+        if uses:
+            offenders[relative] = uses
+    assert not offenders, f"move these to face/ and pass parameters (or justify in COMMAND_LINE_ALLOWED): {offenders}"
+    for relative in COMMAND_LINE_ALLOWED:  # the list stays exact: an entry that no longer needs it goes
+        assert _command_line_uses(package / relative), f"{relative} needs no exception any more"

@@ -149,7 +149,7 @@ def test_table_and_system_install_command(tree):
     assert any(line.startswith("foo") and "build from source" in line for line in lines)
     from sage_build.recipes.distros import guess_package_system
 
-    if guess_package_system() == "debian":
+    if guess_package_system(os.environ) == "debian":
         assert "apt-get install libfoo-dev" in result.stdout
 
 

@@ -71,7 +71,7 @@ def test_disk_full_during_install_leaves_no_torn_file(tmp_path, monkeypatch):
     target = query_python(prefix / "bin" / "python3")
     old = make_wheel(tmp_path / "w", "keep", "1.0", {"keep/__init__.py": b"K = 1\n"})
     install.install_wheel(old, paths=target.paths, python_final=prefix / "bin/python3",
-                          python_now=prefix / "bin/python3")
+                          python_now=prefix / "bin/python3", collisions="error")
     before = sorted(str(p) for p in prefix.rglob("*"))
     big = make_wheel(tmp_path / "w", "big", "1.0", {f"big/m{i}.py": b"x = 1\n" * 5000 for i in range(20)})
     real_write = install.write_all
@@ -86,7 +86,7 @@ def test_disk_full_during_install_leaves_no_torn_file(tmp_path, monkeypatch):
     monkeypatch.setattr(install, "write_all", write_until_the_disk_is_full)
     with pytest.raises(InstallError) as info:
         install.install_wheel(big, paths=target.paths, python_final=prefix / "bin/python3",
-                              python_now=prefix / "bin/python3")
+                              python_now=prefix / "bin/python3", collisions="error")
     assert "No space left on device" in str(info.value)
     assert sorted(str(p) for p in prefix.rglob("*")) == before  # nothing torn, nothing left
     assert subprocess.run([str(prefix / "bin/python3"), "-c", "import keep"]).returncode == 0

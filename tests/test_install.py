@@ -220,6 +220,7 @@ def _install_api(prefix: Path, wheel: Path, **options):
     from sage_build.install.target import TargetPython
 
     target = TargetPython.load(prefix / "var/lib/sage/target-python.json")
+    options.setdefault("collisions", "error")
     return install_wheel(wheel, paths=target.paths, python_final=prefix / "bin/python3",
                          python_now=options.pop("python_now", prefix / "bin/python3"), **options)
 

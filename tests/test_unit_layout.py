@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from conftest import ROOT
 from sage_build.base import layout as layout_module
 from sage_build.base.layout import Layout
-
-
-@pytest.fixture(autouse=True)
-def _no_build_dir(monkeypatch):
-    monkeypatch.delenv("SAGE_BUILD_DIR", raising=False)
-    monkeypatch.delenv("SAGE_ROOT", raising=False)
 
 
 def test_every_path_in_place():
@@ -64,9 +56,9 @@ def test_every_prefix_path_is_staged_under_destdir_and_the_tree_is_not():
     assert layout.events_file == Path("/src/tree/logs/events.jsonl")
 
 
-def test_build_dir_and_upstream_overrides(monkeypatch):
-    monkeypatch.setenv("SAGE_BUILD_DIR", "/fast/build")
-    layout = Layout(sage_root=Path("/src/tree"), prefix=Path("/p"), upstream_dir=Path("/mirror"))
+def test_build_dir_and_upstream_overrides():
+    layout = Layout(sage_root=Path("/src/tree"), prefix=Path("/p"), upstream_dir=Path("/mirror"),
+                    build_dir=Path("/fast/build"))
     assert layout.build_root == Path("/fast/build")
     assert layout.upstream == Path("/mirror")
 
@@ -91,10 +83,22 @@ def test_installed_stamps_and_removal_journal_match_name_dash_version(tmp_path):
     assert layout.installed_stamps(".removing") == []
 
 
-def test_roots(monkeypatch, tmp_path):
+def test_roots(tmp_path):
+    from sage_build.face import settings
+
     assert layout_module.tool_root() == ROOT
     assert layout_module.source_root() == ROOT / "src"
     assert (layout_module.source_root() / "sage_build" / "base" / "layout.py").is_file()
-    assert layout_module.default_sage_root() == ROOT
-    monkeypatch.setenv("SAGE_ROOT", str(tmp_path))
-    assert layout_module.default_sage_root() == tmp_path.resolve()
+    assert settings.sage_root({}) == ROOT
+    assert settings.sage_root({"SAGE_ROOT": str(tmp_path)}) == tmp_path.resolve()
+
+
+def test_the_face_reads_sage_build_dir_and_destdir():
+    from sage_build.configure.config import Config
+    from sage_build.face import settings
+
+    config = Config(sage_root="/src/tree", prefix="/opt/sage/local", python="python3")
+    assert settings.layout_of(config, environ={}).build_root == Path("/opt/sage/local/var/tmp/sage/build")
+    layout = settings.layout_of(config, environ={"SAGE_BUILD_DIR": "/fast/build", "DESTDIR": "/stage"})
+    assert layout.build_root == Path("/fast/build") and layout.destdir == Path("/stage")
+    assert settings.layout_of(config, "/other", environ={"DESTDIR": "/stage"}).destdir == Path("/other")

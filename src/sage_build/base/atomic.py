@@ -22,7 +22,7 @@ import contextlib
 import fcntl
 import itertools
 import os
-from typing import Iterator
+from typing import Iterator, Mapping
 
 TMP_MARK = ".sbtmp-"
 _PID = os.getpid()
@@ -161,12 +161,29 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def power_loss_safe() -> bool:
-    """SAGE_INSTALL_FSYNC=yes: fsync every file before it is published, and its directory after.
+_power_loss_safe = False  # set once by the command (the face: SAGE_INSTALL_FSYNC), never read here
 
-    Without it installs are SIGKILL-safe (no torn file, ever) but a power loss may lose the
-    last writes; with it they survive a power loss too, at the cost of much slower installs."""
-    return os.environ.get("SAGE_INSTALL_FSYNC", "no").lower() in ("yes", "1", "true")
+
+def set_power_loss_safe(on: bool) -> None:
+    """Whether this process fsyncs every file before it is published, and its directory after.
+
+    Off (the default), installs are SIGKILL-safe (no torn file, ever) but a power loss may lose
+    the last writes; on, they survive a power loss too, at the cost of much slower installs.
+    The command sets it once (``face.settings.configure_writes``, from SAGE_INSTALL_FSYNC); the
+    byte-code compiler's children get it in their request."""
+    global _power_loss_safe
+    _power_loss_safe = on
+
+
+def power_loss_safe_asked(environ: Mapping[str, str]) -> bool:
+    """Whether ``environ`` (the command's: the face's settings, ``python -m sage_build.install``)
+    asks for power-loss-safe writes: SAGE_INSTALL_FSYNC=yes (or 1, true)."""
+    return environ.get("SAGE_INSTALL_FSYNC", "no").lower() in ("yes", "1", "true")
+
+
+def power_loss_safe() -> bool:
+    """What :func:`set_power_loss_safe` said (off unless a command turned it on)."""
+    return _power_loss_safe
 
 
 def sync_file(fd: int) -> None:

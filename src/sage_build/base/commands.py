@@ -1,9 +1,20 @@
-"""Running a helper program for its output, with one way to say why it failed."""
+"""Running a helper program: its output, with one way to say why it failed, and the
+environment it inherits."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from typing import Callable, Mapping, Sequence
+
+
+def inherited_environment(**changes: str) -> dict[str, str]:
+    """The environment a helper program starts with: this process's, with ``changes``.
+
+    The one place below the face that touches ``os.environ``, and only to hand it on to a
+    child (pip, apt-get, an interpreter, a recipe's script), which reads its own variables;
+    a setting of ours is read by the face and passed as a parameter."""
+    return {**os.environ, **changes}
 
 
 def output_of(command: Sequence[str], *, error: Callable[[str], Exception], timeout: float,

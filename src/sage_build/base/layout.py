@@ -72,6 +72,7 @@ class Layout(TreeLayout):
     prefix: Path              # SAGE_LOCAL as the installed tree will see it
     destdir: Path | None = None  # staging root; None installs in place
     upstream_dir: Path | None = None
+    build_dir: Path | None = None  # where packages are built, if not the prefix's (SAGE_BUILD_DIR)
 
     def staged(self, path: Path) -> Path:
         """Where a path of the final prefix is written now (under DESTDIR when staging)."""
@@ -131,9 +132,9 @@ class Layout(TreeLayout):
 
     @property
     def build_root(self) -> Path:
-        """Where packages are built; $SAGE_BUILD_DIR moves it (as in Sage)."""
-        override = os.environ.get("SAGE_BUILD_DIR")
-        return Path(override) if override else self.local / "var" / "tmp" / "sage" / "build"
+        """Where packages are built: :attr:`build_dir` (Sage's $SAGE_BUILD_DIR, which the face reads)
+        if given, else under the prefix."""
+        return self.build_dir or self.local / "var" / "tmp" / "sage" / "build"
 
     @property
     def upstream(self) -> Path:
@@ -211,9 +212,3 @@ def tool_bin_dir() -> Path:
 def source_root() -> Path:
     """The directory that holds the ``sage_build`` package (put on sys.path of helper interpreters)."""
     return Path(__file__).resolve().parents[2]
-
-
-def default_sage_root() -> Path:
-    """The distribution tree: $SAGE_ROOT (make exports it), else the tool's own checkout."""
-    root = os.environ.get("SAGE_ROOT")
-    return Path(root).resolve() if root else tool_root()

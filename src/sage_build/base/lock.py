@@ -8,7 +8,7 @@ had to wait for another holder.  The locks built on it:
   (shared); an uninstall removes files only when nobody publishes (exclusive), so it never deletes
   a directory that a concurrent install is filling.  Never held during a build or a download,
   never nested.  Installed spkg-piprm scripts take it themselves (standard library only).
-* the package locks (``var/lib/sage/locks/<pkg>.lock``, ``pipeline.spkg.package_lock``): one
+* the package locks (``var/lib/sage/locks/<pkg>.lock``, ``face.spkg_command.package_lock``): one
   sage-spkg per package and prefix.
 * the download locks (``upstream/.<tarball>.lock``, ``pipeline.fetch``): one fetch per tarball.
 

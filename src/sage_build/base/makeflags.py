@@ -5,18 +5,17 @@ Kept apart (and light) because every sage-spkg and install process asks.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Mapping
 
 
-def make_letters(environ: Mapping[str, str] = os.environ) -> str:
+def make_letters(environ: Mapping[str, str]) -> str:
     """make's single-letter flags (MAKEFLAGS' first word, unless it starts with '-')."""
     flags = environ.get("MAKEFLAGS", "").split()
     return flags[0] if flags and not flags[0].startswith("-") else ""
 
 
-def make_dry_run(environ: Mapping[str, str] = os.environ) -> str:
+def make_dry_run(environ: Mapping[str, str]) -> str:
     """The dry-run flag make runs us under ('n', 'q' or 't'), else ''.
 
     The generated Makefile starts no build under -n and -q (Sage's PLUS), but make runs '+'
@@ -26,7 +25,7 @@ def make_dry_run(environ: Mapping[str, str] = os.environ) -> str:
     return next((flag for flag in "nqt" if flag in letters), "")
 
 
-def job_budget(environ: Mapping[str, str] = os.environ) -> int:
+def job_budget(environ: Mapping[str, str]) -> int:
     """How many jobs a build may run at once: make's -jN, else SAGE_NUM_THREADS, else 1."""
     match = re.search(r"(?:^|\s)-j\s*(\d+)", " " + environ.get("MAKEFLAGS", ""))
     if match:

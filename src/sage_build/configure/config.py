@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sage_build.base.atomic import write_atomic
 from sage_build.base.errors import ConfigureError
-from sage_build.base.layout import Layout, TreeLayout, default_sage_root
+from sage_build.base.layout import Layout, TreeLayout
 
 ENABLE_VALUES = ("yes", "no", "if_installed")
 SYSTEM_VALUES = ("yes", "no", "force")
@@ -29,25 +29,26 @@ class Config:
     system_site_packages: bool = False
     python_version: str = ""
 
-    def layout(self, destdir: str | os.PathLike[str] | None = None) -> Layout:
-        if destdir is None:
-            destdir = os.environ.get("DESTDIR") or None
+    def layout(self, destdir: str | os.PathLike[str] | None = None, build_dir: Path | None = None) -> Layout:
+        """The paths of this configuration; staged under ``destdir`` if given (the face passes
+        $DESTDIR: ``face.settings.layout_of``)."""
         return Layout(
             sage_root=Path(self.sage_root),
             prefix=Path(self.prefix),
             destdir=Path(destdir) if destdir else None,
             upstream_dir=Path(self.upstream_dir) if self.upstream_dir else None,
+            build_dir=build_dir,
         )
 
     def write(self, path: Path) -> None:
         write_atomic(path, (json.dumps(asdict(self), indent=1, sort_keys=True) + "\n").encode())
 
 
-def config_path(sage_root: Path | None = None) -> Path:
-    return TreeLayout(sage_root or default_sage_root()).config_file
+def config_path(sage_root: Path) -> Path:
+    return TreeLayout(sage_root).config_file
 
 
-def load_config(sage_root: Path | None = None) -> Config:
+def load_config(sage_root: Path) -> Config:
     """The configuration of this tree; a clear error when configure has not run."""
     path = config_path(sage_root)
     try:

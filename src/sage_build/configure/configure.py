@@ -7,61 +7,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sage_build.recipes import distros
 from sage_build.configure.config import ENABLE_VALUES, SYSTEM_VALUES, Config
-from sage_build.base.errors import ConfigureError, SageBuildError
+from sage_build.base.errors import ConfigureError
 from sage_build.recipes.graph import Graph, load_graph
-from sage_build.base.layout import Layout, default_sage_root
+from sage_build.base.layout import Layout
 from sage_build.configure.makefile import PackageDecision, render_makefile, update_recipe_hash, write_if_changed
 from sage_build.install.manifest import installed_versions
 from sage_build.configure.build_plan import learned_durations
 from sage_build.recipes.recipe import Package
 from sage_build.configure.system import Detection, detect_declared, detect_python, has_system_check
 from sage_build.install.target import query_python
-
-HELP = """\
-`configure.py' configures sage-build: it reads the package recipes in
-build/pkgs and the system, and writes build/make/config.json and
-build/make/Makefile.
-
-Usage: ./configure.py [OPTION]...
-
-Defaults for the options are specified in brackets.
-
-Configuration:
-  -h, --help              display this help and exit
-  -q, --quiet             do not print the package table
-
-Installation directories:
-  --prefix=DIR            install everything into DIR, a virtual environment
-                          of the target Python [./local]
-  --upstream-dir=DIR      where downloaded tarballs are kept [./upstream]
-
-Target Python:
-  --with-python=PATH      the Python interpreter (>= 3.10) the prefix's virtual
-                          environment is made from [the python3 running configure]
-
-Optional packages:
-  --enable-PKG[=ARG]      ARG is yes (build and install PKG), no (do not), or
-                          if_installed (keep PKG if it is installed, the default
-                          for optional and experimental packages) [yes]
-  --disable-PKG           same as --enable-PKG=no; a next `make build`
-                          uninstalls PKG if it is installed
-
-System packages:
-  --with-system-PKG[=ARG] ARG is yes (use the system's PKG when configure finds
-                          a suitable one, else build it), no (always build it,
-                          the default), or force (fail unless the system has it)
-  --without-system-PKG    same as --with-system-PKG=no
-
-Downloads:
-  --mirror=URL            a mirror to try before the package index and upstream
-                          URLs; repeat for several, tried in order
-
-PKG is a directory name under build/pkgs (e.g. six, libyaml); '-' and '_' are
-interchangeable.  `make reconfigure' repeats the last call.
-"""
-
 
 @dataclass
 class Options:
@@ -156,8 +111,9 @@ class Result:
     target_cache: str | None = None   # a new entry of build/make/target-cache.json
 
 
-def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) -> Result:
-    """Do everything configure does; write nothing until everything succeeded."""
+def configure(argv: list[str], sage_root: Path) -> Result:
+    """Do everything configure does; write nothing until everything succeeded. What it decided
+    is returned (the face prints it: ``face.configure_command``)."""
     result = decide(argv, sage_root)
     layout = result.config.layout()  # its paths under build/make do not depend on DESTDIR
     # Everything is decided; now write.
@@ -167,16 +123,13 @@ def configure(argv: list[str], sage_root: Path | None = None, out=sys.stdout) ->
     if result.target_cache:
         write_if_changed(layout.make_dir / "target-cache.json", result.target_cache)
     write_if_changed(layout.makefile, result.makefile)
-    if not parse_options(argv).quiet:
-        _print_summary(result.graph.packages, result.decisions, result.graph, result.config.python_version,
-                       Path(result.config.prefix), out)
     return result
 
 
-def decide(argv: list[str], sage_root: Path | None = None) -> Result:
+def decide(argv: list[str], sage_root: Path) -> Result:
     """What configure would write (the configuration, the Makefile), from the recipes as they are
     now; writes nothing (./sage --plan asks it what a reconfigure by make will decide)."""
-    sage_root = (sage_root or default_sage_root()).resolve()
+    sage_root = sage_root.resolve()
     options = parse_options(argv)
     prefix = Path(options.prefix or sage_root / "local").expanduser().absolute()
     upstream_dir = Path(options.upstream_dir).expanduser().absolute() if options.upstream_dir else None
@@ -308,45 +261,3 @@ def _depcheck(graph: Graph, decisions: dict[str, PackageDecision]) -> None:
                 reason=f"build from source: its dependency {built[0]} is built from source (system has it: "
                        f"{decision.reason.removeprefix('from system (').rstrip(')')})",
             )
-
-
-def _print_summary(packages, decisions, graph: Graph, python_version: str, prefix: Path, out) -> None:
-    rows = [("package", "kind", "version", "status")]
-    for name in sorted(packages):
-        pkg = packages[name]
-        rows.append((name, pkg.kind.value, pkg.version or "-", decisions[name].reason))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3], file=out)
-    built = [packages[n] for n, p in decisions.items() if p.enabled and not p.from_system]
-    system = distros.guess_package_system()
-    names = distros.system_package_names(built, system)
-    print(f"\nprefix: {prefix} (a virtual environment of Python {python_version})", file=out)
-    enabled_count = sum(p.enabled for p in decisions.values())
-    print(f"{enabled_count} packages enabled, {len(built)} to build from source,"
-          f" {sum(p.from_system for p in decisions.values())} from the system", file=out)
-    if names and system in distros.INSTALL_COMMANDS:
-        print(f"\nTo use the system's packages instead of building them ({system}), install:\n  "
-              + distros.install_command(system, names, sudo=os.geteuid() != 0)
-              + "\nthen re-run configure with --with-system-PKG=yes for those packages.", file=out)
-    for warning in graph.warnings:
-        print(f"configure: warning: {warning}", file=out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        options = parse_options(argv)
-        if options.help:
-            print(HELP, end="")
-            return 0
-        result = configure(argv)
-        for warning in result.warnings:
-            print(f"configure: warning: {warning}", file=sys.stderr)
-    except SageBuildError as error:
-        print(f"configure: error: {error}", file=sys.stderr)
-        print("configure: nothing was written", file=sys.stderr)
-        return 1
-    if not options.quiet:
-        print("configure: wrote build/make/config.json and build/make/Makefile; now run `make build`")
-    return 0

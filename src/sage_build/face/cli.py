@@ -1,20 +1,20 @@
-"""The command line: ./sage, sage-spkg-uninstall, sage-recipe-hash."""
+"""The command line: ./sage (its --package subcommand is face.package_commands), sage-spkg-uninstall,
+sage-recipe-hash, sage-reconfigure, sage-print-system-package-command."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from sage_build.configure.config import load_config
 from sage_build.base.errors import SageBuildError
-from sage_build.recipes.graph import Graph, load_graph
-from sage_build.base.layout import TreeLayout, default_sage_root, tool_root
+from sage_build.recipes.graph import Graph
+from sage_build.base.layout import TreeLayout, tool_root
+from sage_build.face import settings
 from sage_build.install.manifest import installed_versions
-from sage_build.recipes.recipe import TYPES, Package, bad_name_reason, load_packages
+from sage_build.recipes.recipe import Package, bad_name_reason, load_packages
 
 USAGE = """\
 usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
@@ -67,11 +67,13 @@ def _main(argv: list[str] | None = None) -> int:
         if command == "--uninstall":
             return uninstall_main(rest)
         if command == "--package":
+            from sage_build.face.package_commands import package_main
+
             return package_main(rest)
         if command == "--plan":
             return plan_main(rest)
         if command == "--timeline":
-            path = load_config().layout().timeline_file
+            path = settings.layout_of(load_config(settings.sage_root())).timeline_file
             if not path.exists():
                 return _error(f"{path} does not exist yet: it is written after each `make build`")
             print(path)
@@ -88,7 +90,7 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def _make(targets: list[str], extra: list[str] = ()) -> int:
-    root = default_sage_root()
+    root = settings.sage_root()
     jobs = os.environ.get("SAGE_NUM_THREADS") or str(os.cpu_count() or 1)
     command = [os.environ.get("MAKE", "make")]
     # The top-level Makefile configures first; another distribution tree is driven directly.
@@ -116,7 +118,7 @@ def install_command(args: list[str], *, force: bool) -> int:
             names.append(arg)
     if not names:
         return _error("name the packages to install, e.g. ./sage -i six")
-    pkgs_dir = TreeLayout(default_sage_root()).pkgs_dir
+    pkgs_dir = TreeLayout(settings.sage_root()).pkgs_dir
     packages = load_packages(pkgs_dir)
     for name in names:
         if name not in packages:
@@ -139,8 +141,8 @@ def install_command(args: list[str], *, force: bool) -> int:
 def plan_main(targets: list[str]) -> int:
     from sage_build.configure.build_plan import build_state, make_plan
 
-    config = load_config()
-    layout = config.layout()
+    config = load_config(settings.sage_root())
+    layout = settings.layout_of(config)
     # from the recipes as they are now, as make will see them (after its reconfigure, if any)
     state = build_state(config)
     unknown = [t for t in targets if t not in state.graph.packages]
@@ -162,8 +164,8 @@ def plan_main(targets: list[str]) -> int:
 
 
 def _exec_in_prefix(command: list[str]) -> int:
-    config = load_config()
-    layout = config.layout()
+    config = load_config(settings.sage_root())
+    layout = settings.layout_of(config)
     env = dict(os.environ, SAGE_ROOT=str(layout.sage_root), SAGE_LOCAL=str(layout.prefix),
                VIRTUAL_ENV=str(layout.local),
                PATH=f"{layout.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -184,13 +186,13 @@ def uninstall_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     from sage_build.base.makeflags import make_dry_run
 
-    dry_run = make_dry_run()
+    dry_run = make_dry_run(os.environ)
     if dry_run:
         print(f"sage-spkg-uninstall {' '.join(args.packages)}  (make -{dry_run}: not run)")
         return 0
     try:
-        config = load_config()
-        layout = config.layout()
+        config = load_config(settings.sage_root())
+        layout = settings.layout_of(config)
         packages = load_packages(layout.pkgs_dir)
         graph = Graph(packages=packages)
         installed = installed_versions(layout, packages)
@@ -236,10 +238,10 @@ def _legacy_uninstall(layout, pkg: Package) -> bool:
 
 def reconfigure_main(argv: list[str] | None = None) -> int:
     """Repeat the last ./configure.py call (extra arguments are appended)."""
-    from sage_build.configure.configure import main as configure_main
+    from sage_build.face.configure_command import main as configure_main
 
     argv = sys.argv[1:] if argv is None else argv
-    config = load_config()
+    config = load_config(settings.sage_root())
     return configure_main(config.argv + argv)
 
 
@@ -261,7 +263,7 @@ def system_package_command_main(argv: list[str] | None = None) -> int:
     if args.system not in distros.INSTALL_COMMANDS:
         known = sorted([*distros.INSTALL_COMMANDS, *distros.NAMES_ONLY])
         return _error(f"unknown system {args.system!r}; known: {', '.join(known)}")
-    packages = load_packages(TreeLayout(default_sage_root()).pkgs_dir)
+    packages = load_packages(TreeLayout(settings.sage_root()).pkgs_dir)
     unknown = [p for p in args.packages if p not in packages]
     if unknown:
         return _error(f"no such package: {', '.join(unknown)}")
@@ -277,190 +279,7 @@ def recipe_hash_main(argv: list[str] | None = None) -> int:
     from sage_build.configure.makefile import update_recipe_hash
 
     argv = sys.argv[1:] if argv is None else argv
-    tree = TreeLayout(default_sage_root())
+    tree = TreeLayout(settings.sage_root())
     for name in argv:
         update_recipe_hash(tree.hashes_dir, name, tree.pkgs_dir / name)
     return 0
-
-
-# -- ./sage --package -------------------------------------------------------------
-
-def _properties(pkg: Package, graph: Graph, installed: dict[str, str]) -> dict:
-    normal, order_only = graph.dependencies(pkg.name)
-    return {
-        "name": pkg.name,
-        "kind": pkg.kind.value,
-        "type": pkg.type,
-        "version": pkg.version,
-        "python": pkg.is_python,
-        "distribution": pkg.distribution_name,
-        "tarball": pkg.tarball,
-        "tarball_pattern": pkg.tarball_pattern,
-        "checksums": pkg.checksums,
-        "upstream_url": pkg.upstream_url,
-        "dependencies": {
-            "normal": normal, "order_only": order_only,
-            "optional": list(pkg.dependencies.optional), "check": list(pkg.dependencies.check),
-        },
-        "requirements": list(pkg.requirements),
-        "distros": {k: list(v) for k, v in pkg.distros.items()},
-        "installed_version": installed.get(pkg.name),
-        "license": _license(pkg),
-        "trees": _trees(pkg),
-    }
-
-
-def _trees(pkg: Package) -> list[str]:
-    """Sage's installation trees of a package (trees.txt, else SAGE_VENV for a Python package
-    with version_requirements.txt or requirements.txt, else SAGE_LOCAL). sage-build installs
-    every tree into the one prefix, so this is information only."""
-    try:
-        text = (pkg.path / "trees.txt").read_text()
-    except OSError:
-        pass
-    else:  # its first line, as Sage reads it
-        return text.partition("\n")[0].partition("#")[0].split()
-    if pkg.requirements or (pkg.path / "version_requirements.txt").is_file():
-        return ["SAGE_VENV"]
-    return ["SAGE_LOCAL"]
-
-
-def _license(pkg: Package) -> str | None:
-    from sage_build.recipes.spkg_rst import field
-
-    try:
-        text = (pkg.path / "SPKG.rst").read_text(errors="replace")
-    except OSError:  # none, or a link into pkgs/ that does not lead anywhere
-        return None
-    return field(text, "license")
-
-
-def package_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="./sage --package", description="Recipe metadata, downloads, new recipes.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_list = sub.add_parser("list", help="list packages")
-    p_list.add_argument("filters", nargs="*", help=":standard: :optional: :experimental: :base: :installed: or names")
-    p_list.add_argument("--has-file", action="append", default=[], help="only packages with this recipe file")
-    p_list.add_argument("--format", choices=("plain", "json"), default="plain")
-    p_props = sub.add_parser("properties", help="the facts of packages")
-    p_props.add_argument("packages", nargs="+")
-    p_props.add_argument("--format", choices=("plain", "json"), default="plain")
-    p_deps = sub.add_parser("dependencies", help="dependencies of packages")
-    p_deps.add_argument("packages", nargs="+")
-    p_deps.add_argument("--format", choices=("plain", "json"), default="plain")
-    p_deps.add_argument("--recursive", action="store_true", help="everything needed, in build order")
-    p_dl = sub.add_parser("download", help="download (and verify) the upstream files of packages")
-    p_dl.add_argument("packages", nargs="*")
-    p_dl.add_argument("--all", action="store_true", help="every package of build/pkgs")
-    p_dl.add_argument("--on-error", choices=("stop", "continue"), default="stop")
-    p_fix = sub.add_parser("fix-checksum", help="recompute checksums.ini from the file in upstream/")
-    p_fix.add_argument("packages", nargs="+")
-    p_create = sub.add_parser("create", help="a new recipe")
-    p_create.add_argument("name")
-    p_create.add_argument("--pypi", action="store_true", help="from the package index")
-    p_create.add_argument("--version", help="a version other than the newest")
-    p_create.add_argument("--type", default="optional", choices=TYPES)
-    p_repro = sub.add_parser("verify-reproducible",
-                             help="build a package's wheel twice (other time, other directory) and compare")
-    p_repro.add_argument("packages", nargs="+")
-    p_update = sub.add_parser("update", help="change a package's version (and checksums)")
-    p_update.add_argument("package")
-    p_update.add_argument("version")
-    args = parser.parse_args(argv)
-
-    root = default_sage_root()
-    pkgs_dir = TreeLayout(root).pkgs_dir
-    from sage_build.face import package_commands
-    if args.command in ("download", "fix-checksum", "create", "update", "verify-reproducible"):
-        return package_commands.run(args, root)
-    graph = load_graph(pkgs_dir)
-    packages = graph.packages
-    try:
-        installed = installed_versions(load_config(root).layout(), packages)
-    except SageBuildError:
-        installed = {}
-    if args.command == "list":
-        names = _filter(packages, args.filters, args.has_file, installed)
-        if ":installed:" in args.filters:
-            _warn_stale(names, installed, root)
-        if args.format == "json":
-            print(json.dumps([_properties(packages[n], graph, installed) for n in names], indent=1))
-        else:
-            print("\n".join(names))
-        return 0
-    unknown = [n for n in args.packages if n not in packages]
-    if unknown:
-        return _error(f"no such package: {', '.join(unknown)} (./sage --package list)")
-    if args.command == "properties":
-        data = {n: _properties(packages[n], graph, installed) for n in args.packages}
-        if args.format == "json":
-            print(json.dumps(data, indent=1))
-        else:
-            for name, props in data.items():
-                for key, value in props.items():
-                    print(f"{key}_{name}='{value if not isinstance(value, (dict, list)) else json.dumps(value)}'")
-        return 0
-    if args.command == "dependencies":
-        result = {}
-        for name in args.packages:
-            if args.recursive:
-                result[name] = [d for d in graph.topological_order(graph.closure([name])) if d != name]
-            else:
-                normal, order_only = graph.dependencies(name)
-                result[name] = {"normal": normal, "order_only": order_only}
-        if args.format == "json":
-            print(json.dumps(result, indent=1))
-        else:
-            for name, deps in result.items():
-                if args.recursive:
-                    print(f"{name}: {' '.join(deps)}")
-                else:
-                    line = " ".join(deps["normal"])
-                    if deps["order_only"]:
-                        line += " | " + " ".join(deps["order_only"])
-                    print(f"{name}: {line}")
-        return 0
-    return 1
-
-
-def _warn_stale(names: list[str], installed: dict[str, str], root: Path) -> None:
-    """Say which manifests no longer match the prefix (a `pip uninstall` behind our back)."""
-    from sage_build.install.manifest import stale_wheels
-    from sage_build.install.target import TargetPython
-
-    layout = load_config(root).layout()
-    try:
-        site = TargetPython.load(layout.target_file).site_packages
-    except FileNotFoundError:
-        return
-    site = layout.staged(site) if layout.destdir else site
-    for name in names:
-        missing = stale_wheels(layout, layout.stamp(name, installed[name]), site)
-        if missing:
-            print(f"warning: the manifest of {name} is stale: {', '.join(missing)} is no longer installed"
-                  f" in the prefix; repair with ./sage -f {name}", file=sys.stderr)
-
-
-def _filter(packages: dict[str, Package], filters: list[str], has_files: list[str], installed) -> list[str]:
-    selected = []
-    for name, pkg in sorted(packages.items()):
-        ok = True
-        for f in filters:
-            if f.startswith(":") and f.endswith(":"):
-                category = f[1:-1]
-                if category == "installed":
-                    ok = ok and name in installed
-                elif category == "all":
-                    pass
-                elif category in TYPES:
-                    ok = ok and pkg.type == category
-                else:
-                    raise SageBuildError(f"unknown filter {f!r}; use :standard:, :optional:, :installed: ...")
-        names = [f for f in filters if not f.startswith(":")]
-        if names and name not in names:
-            ok = False
-        if any(not (pkg.path / f).exists() for f in has_files):
-            ok = False
-        if ok:
-            selected.append(name)
-    return selected

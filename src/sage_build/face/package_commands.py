@@ -1,52 +1,267 @@
-"""./sage --package download / fix-checksum / create / update: commands that fetch and edit recipes."""
+"""``./sage --package``: recipe metadata (list, properties, dependencies), downloads, and
+editing recipes (fix-checksum, create, update), and verify-reproducible.
+
+Imports stay light at the top: `./sage --package list` reads recipes only; the index client
+and ``packaging`` are imported by the subcommands that need them.
+"""
 
 from __future__ import annotations
 
-import email.parser
+import argparse
+import json
+import os
 import re
 import sys
-import tarfile
-import zipfile
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
-
-from sage_build.pipeline import fetch as fetching
-from sage_build.configure.config import load_config
 from sage_build.base.errors import FetchError, RecipeError, SageBuildError
 from sage_build.base.layout import TreeLayout
-from sage_build.recipes.recipe import Kind, Package, load_package, load_packages, parse_checksums
+from sage_build.configure.config import load_config
+from sage_build.face import settings
+from sage_build.face.cli import _error
+from sage_build.install.manifest import installed_versions
+from sage_build.recipes.graph import Graph, load_graph
+from sage_build.recipes.recipe import TYPES, Kind, Package, load_package, load_packages, parse_checksums
 
 
-def run(args, root: Path) -> int:
+def package_main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    return _SUBCOMMANDS[args.command](args, settings.sage_root())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="./sage --package", description="Recipe metadata, downloads, new recipes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="list packages")
+    p_list.add_argument("filters", nargs="*", help=":standard: :optional: :experimental: :base: :installed: or names")
+    p_list.add_argument("--has-file", action="append", default=[], help="only packages with this recipe file")
+    p_list.add_argument("--format", choices=("plain", "json"), default="plain")
+    p_props = sub.add_parser("properties", help="the facts of packages")
+    p_props.add_argument("packages", nargs="+")
+    p_props.add_argument("--format", choices=("plain", "json"), default="plain")
+    p_deps = sub.add_parser("dependencies", help="dependencies of packages")
+    p_deps.add_argument("packages", nargs="+")
+    p_deps.add_argument("--format", choices=("plain", "json"), default="plain")
+    p_deps.add_argument("--recursive", action="store_true", help="everything needed, in build order")
+    p_dl = sub.add_parser("download", help="download (and verify) the upstream files of packages")
+    p_dl.add_argument("packages", nargs="*")
+    p_dl.add_argument("--all", action="store_true", help="every package of build/pkgs")
+    p_dl.add_argument("--on-error", choices=("stop", "continue"), default="stop")
+    p_fix = sub.add_parser("fix-checksum", help="recompute checksums.ini from the file in upstream/")
+    p_fix.add_argument("packages", nargs="+")
+    p_create = sub.add_parser("create", help="a new recipe")
+    p_create.add_argument("name")
+    p_create.add_argument("--pypi", action="store_true", help="from the package index")
+    p_create.add_argument("--version", help="a version other than the newest")
+    p_create.add_argument("--type", default="optional", choices=TYPES)
+    p_repro = sub.add_parser("verify-reproducible",
+                             help="build a package's wheel twice (other time, other directory) and compare")
+    p_repro.add_argument("packages", nargs="+")
+    p_update = sub.add_parser("update", help="change a package's version (and checksums)")
+    p_update.add_argument("package")
+    p_update.add_argument("version")
+    return parser
+
+
+# -- list, properties, dependencies: the recipes' facts -----------------------------
+
+def _installed(root: Path, packages: dict[str, Package]) -> dict[str, str]:
+    try:
+        return installed_versions(settings.layout_of(load_config(root)), packages)
+    except SageBuildError:
+        return {}
+
+
+def list_command(args, root: Path) -> int:
+    graph = load_graph(TreeLayout(root).pkgs_dir)
+    packages = graph.packages
+    installed = _installed(root, packages)
+    names = _filter(packages, args.filters, args.has_file, installed)
+    if ":installed:" in args.filters:
+        _warn_stale(names, installed, root)
+    if args.format == "json":
+        print(json.dumps([_properties(packages[n], graph, installed) for n in names], indent=1))
+    else:
+        print("\n".join(names))
+    return 0
+
+
+def _known(graph: Graph, names: list[str]) -> bool:
+    unknown = [n for n in names if n not in graph.packages]
+    if unknown:
+        _error(f"no such package: {', '.join(unknown)} (./sage --package list)")
+    return not unknown
+
+
+def properties_command(args, root: Path) -> int:
+    graph = load_graph(TreeLayout(root).pkgs_dir)
+    installed = _installed(root, graph.packages)
+    if not _known(graph, args.packages):
+        return 1
+    data = {n: _properties(graph.packages[n], graph, installed) for n in args.packages}
+    if args.format == "json":
+        print(json.dumps(data, indent=1))
+    else:
+        for name, props in data.items():
+            for key, value in props.items():
+                print(f"{key}_{name}='{value if not isinstance(value, (dict, list)) else json.dumps(value)}'")
+    return 0
+
+
+def dependencies_command(args, root: Path) -> int:
+    graph = load_graph(TreeLayout(root).pkgs_dir)
+    if not _known(graph, args.packages):
+        return 1
+    result = {}
+    for name in args.packages:
+        if args.recursive:
+            result[name] = [d for d in graph.topological_order(graph.closure([name])) if d != name]
+        else:
+            normal, order_only = graph.dependencies(name)
+            result[name] = {"normal": normal, "order_only": order_only}
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+        return 0
+    for name, deps in result.items():
+        if args.recursive:
+            print(f"{name}: {' '.join(deps)}")
+        else:
+            line = " ".join(deps["normal"])
+            if deps["order_only"]:
+                line += " | " + " ".join(deps["order_only"])
+            print(f"{name}: {line}")
+    return 0
+
+
+def _properties(pkg: Package, graph: Graph, installed: dict[str, str]) -> dict:
+    normal, order_only = graph.dependencies(pkg.name)
+    return {
+        "name": pkg.name,
+        "kind": pkg.kind.value,
+        "type": pkg.type,
+        "version": pkg.version,
+        "python": pkg.is_python,
+        "distribution": pkg.distribution_name,
+        "tarball": pkg.tarball,
+        "tarball_pattern": pkg.tarball_pattern,
+        "checksums": pkg.checksums,
+        "upstream_url": pkg.upstream_url,
+        "dependencies": {
+            "normal": normal, "order_only": order_only,
+            "optional": list(pkg.dependencies.optional), "check": list(pkg.dependencies.check),
+        },
+        "requirements": list(pkg.requirements),
+        "distros": {k: list(v) for k, v in pkg.distros.items()},
+        "installed_version": installed.get(pkg.name),
+        "license": _license(pkg),
+        "trees": _trees(pkg),
+    }
+
+
+def _trees(pkg: Package) -> list[str]:
+    """Sage's installation trees of a package (trees.txt, else SAGE_VENV for a Python package
+    with version_requirements.txt or requirements.txt, else SAGE_LOCAL). sage-build installs
+    every tree into the one prefix, so this is information only."""
+    try:
+        text = (pkg.path / "trees.txt").read_text()
+    except OSError:
+        pass
+    else:  # its first line, as Sage reads it
+        return text.partition("\n")[0].partition("#")[0].split()
+    if pkg.requirements or (pkg.path / "version_requirements.txt").is_file():
+        return ["SAGE_VENV"]
+    return ["SAGE_LOCAL"]
+
+
+def _license(pkg: Package) -> str | None:
+    from sage_build.recipes.spkg_rst import field
+
+    try:
+        text = (pkg.path / "SPKG.rst").read_text(errors="replace")
+    except OSError:  # none, or a link into pkgs/ that does not lead anywhere
+        return None
+    return field(text, "license")
+
+
+def _warn_stale(names: list[str], installed: dict[str, str], root: Path) -> None:
+    """Say which manifests no longer match the prefix (a `pip uninstall` behind our back)."""
+    from sage_build.install.manifest import stale_wheels
+    from sage_build.install.target import TargetPython
+
+    layout = settings.layout_of(load_config(root))
+    try:
+        site = TargetPython.load(layout.target_file).site_packages
+    except FileNotFoundError:
+        return
+    site = layout.staged(site) if layout.destdir else site
+    for name in names:
+        missing = stale_wheels(layout, layout.stamp(name, installed[name]), site)
+        if missing:
+            print(f"warning: the manifest of {name} is stale: {', '.join(missing)} is no longer installed"
+                  f" in the prefix; repair with ./sage -f {name}", file=sys.stderr)
+
+
+def _filter(packages: dict[str, Package], filters: list[str], has_files: list[str], installed) -> list[str]:
+    selected = []
+    for name, pkg in sorted(packages.items()):
+        ok = True
+        for f in filters:
+            if f.startswith(":") and f.endswith(":"):
+                category = f[1:-1]
+                if category == "installed":
+                    ok = ok and name in installed
+                elif category == "all":
+                    pass
+                elif category in TYPES:
+                    ok = ok and pkg.type == category
+                else:
+                    raise SageBuildError(f"unknown filter {f!r}; use :standard:, :optional:, :installed: ...")
+        names = [f for f in filters if not f.startswith(":")]
+        if names and name not in names:
+            ok = False
+        if any(not (pkg.path / f).exists() for f in has_files):
+            ok = False
+        if ok:
+            selected.append(name)
+    return selected
+
+
+# -- downloads and recipe edits ----------------------------------------------------
+
+def download_command(args, root: Path) -> int:
+    return download(args, root, TreeLayout(root).pkgs_dir)
+
+
+def fix_checksum_command(args, root: Path) -> int:
     pkgs_dir = TreeLayout(root).pkgs_dir
-    if args.command == "download":
-        return download(args, root, pkgs_dir)
-    if args.command == "fix-checksum":
-        for name in args.packages:
-            fix_checksum(_load(pkgs_dir, name), _upstream_dir(root))
-        return 0
-    if args.command == "create":
-        if not args.pypi:
-            raise SageBuildError("only `--pypi` recipes can be made automatically; write the others by hand")
-        path = create_from_index(args.name, pkgs_dir, _upstream_dir(root), version=args.version, pkg_type=args.type)
-        print(f"created {path}; review its dependencies and SPKG.rst")
-        return 0
-    if args.command == "update":
-        update(_load(pkgs_dir, args.package), args.version, _upstream_dir(root))
-        return 0
-    if args.command == "verify-reproducible":
-        results = [verify_reproducible(_load(pkgs_dir, name), root) for name in args.packages]
-        return 0 if all(results) else 1
-    return 1
+    for name in args.packages:
+        fix_checksum(_load(pkgs_dir, name), _upstream_dir(root))
+    return 0
+
+
+def create_command(args, root: Path) -> int:
+    if not args.pypi:
+        raise SageBuildError("only `--pypi` recipes can be made automatically; write the others by hand")
+    path = create_from_index(args.name, TreeLayout(root).pkgs_dir, _upstream_dir(root), version=args.version,
+                             pkg_type=args.type)
+    print(f"created {path}; review its dependencies and SPKG.rst")
+    return 0
+
+
+def update_command(args, root: Path) -> int:
+    update(_load(TreeLayout(root).pkgs_dir, args.package), args.version, _upstream_dir(root))
+    return 0
+
+
+def verify_reproducible_command(args, root: Path) -> int:
+    pkgs_dir = TreeLayout(root).pkgs_dir
+    results = [verify_reproducible(_load(pkgs_dir, name), root) for name in args.packages]
+    return 0 if all(results) else 1
 
 
 def verify_reproducible(pkg: Package, root: Path) -> bool:
     """Build the package's wheel twice, in two build directories at two times; compare the bytes."""
     import hashlib
-    import os
     import subprocess
     import tempfile
     import time
@@ -81,6 +296,8 @@ def verify_reproducible(pkg: Package, root: Path) -> bool:
 
 
 def _differing_members(first: Path, second: Path) -> list[str]:
+    import zipfile
+
     with zipfile.ZipFile(first) as a, zipfile.ZipFile(second) as b:
         names = sorted(set(a.namelist()) | set(b.namelist()))
         differ = []
@@ -116,6 +333,8 @@ def _mirrors(root: Path) -> list[str]:
 
 def fetch_package(pkg: Package, upstream: Path, mirrors: list[str]) -> Path | None:
     """Download and verify a package's tarball (None for packages without one)."""
+    from sage_build.pipeline import fetch as fetching
+
     if pkg.tarball is None:
         return None
     return fetching.fetch(
@@ -167,7 +386,7 @@ def _download_pip(pkg: Package, root: Path, upstream: Path):
     target = query_python(config.python)
     layout = Layout(sage_root=root, prefix=Path(config.prefix), upstream_dir=upstream)
     with PackageLog(layout.logs_dir / f"{pkg.name}-download.log", pkg.name, echo=False) as log:
-        files = fetch_pip_package(pkg, layout, target, log)
+        files = fetch_pip_package(pkg, layout, target, log, os.environ)
     return files[0].parent if files else None
 
 
@@ -183,6 +402,8 @@ def write_checksums(pkg_path: Path, tarball_pattern: str, sha256: str) -> None:
 
 
 def fix_checksum(pkg: Package, upstream: Path) -> None:
+    from sage_build.pipeline import fetch as fetching
+
     if pkg.tarball is None:
         raise RecipeError(f"package '{pkg.name}' has no tarball in {pkg.path}/checksums.ini")
     file = upstream / pkg.tarball
@@ -194,6 +415,8 @@ def fix_checksum(pkg: Package, upstream: Path) -> None:
 
 
 def update(pkg: Package, version: str, upstream: Path) -> None:
+    from sage_build.pipeline import fetch as fetching
+
     (pkg.path / "package-version.txt").write_text(version + "\n")
     if pkg.tarball_pattern is None:
         return
@@ -213,17 +436,50 @@ def update(pkg: Package, version: str, upstream: Path) -> None:
 
 
 def _recipe_name(distribution: str) -> str:
+    from packaging.utils import canonicalize_name
+
     return canonicalize_name(distribution).replace("-", "_")
 
 
 def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str | None = None,
                       pkg_type: str = "optional") -> Path:
     """A new recipe from the package index: version, sha256, install-requires, dependencies."""
-    index = fetching.IndexConfig.from_pip()
-    files = fetching.list_project_files(name, index)
+    from sage_build.pipeline import fetch as fetching
+
+    files = fetching.list_project_files(name, fetching.IndexConfig.from_pip())
     if not files:
         raise FetchError(f"the package index has no project {name!r}")
-    candidates: dict[Version, dict[str, str]] = {}
+    candidates = _released_files(files)
+    chosen = _chosen_version(name, version, candidates)
+    kind = "sdist" if "sdist" in candidates[chosen] else "wheel"
+    filename, url = candidates[chosen][kind]
+    file = upstream / filename
+    if not file.is_file():
+        fetching.download_url(url, file)
+    metadata = _read_metadata(file)
+    dist_name = metadata.get("Name", name)
+    recipe = pkgs_dir / _recipe_name(dist_name)
+    if recipe.exists():
+        raise SageBuildError(f"{recipe} exists already; use ./sage --package update")
+    recipe.mkdir(parents=True)
+    (recipe / "type").write_text(pkg_type + "\n")
+    (recipe / "package-version.txt").write_text(f"{chosen}\n")
+    pattern = filename.replace(str(chosen), "VERSION")
+    write_checksums(recipe, pattern, fetching.compute_checksums(file)["sha256"])
+    (recipe / "install-requires.txt").write_text(f"{dist_name} >={chosen}\n")
+    toolchain = "" if kind == "wheel" else " | $(PYTHON_TOOLCHAIN)"
+    (recipe / "dependencies").write_text(f"$(PYTHON) {' '.join(_dependencies(metadata))}{toolchain}\n".replace("  ", " "))
+    (recipe / "SPKG.rst").write_text(_spkg_rst(dist_name, metadata))
+    return recipe
+
+
+def _released_files(files: list[tuple[str, str]]) -> dict:
+    """{version: {"sdist" or "wheel": (filename, url)}} of the index's final releases: sdists and
+    pure-Python wheels."""
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+    from packaging.version import InvalidVersion
+
+    candidates: dict = {}
     for filename, url in files:
         try:
             if filename.endswith(".whl"):
@@ -241,30 +497,27 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
         if ver.is_prerelease or ver.is_devrelease:
             continue
         candidates.setdefault(ver, {})[kind] = (filename, url)
+    return candidates
+
+
+def _chosen_version(name: str, version: str | None, candidates: dict):
+    """The version asked for, else the newest released."""
+    from packaging.version import Version
+
     if version:
         chosen = Version(version)
         if chosen not in candidates:
             raise FetchError(f"{name} {version} has no sdist or pure-Python wheel on the index")
-    else:
-        if not candidates:
-            raise FetchError(f"{name} has no released sdist or pure-Python wheel on the index")
-        chosen = max(candidates)
-    kind = "sdist" if "sdist" in candidates[chosen] else "wheel"
-    filename, url = candidates[chosen][kind]
-    file = upstream / filename
-    if not file.is_file():
-        fetching.download_url(url, file)
-    metadata = _read_metadata(file)
-    dist_name = metadata.get("Name", name)
-    recipe = pkgs_dir / _recipe_name(dist_name)
-    if recipe.exists():
-        raise SageBuildError(f"{recipe} exists already; use ./sage --package update")
-    recipe.mkdir(parents=True)
-    (recipe / "type").write_text(pkg_type + "\n")
-    (recipe / "package-version.txt").write_text(f"{chosen}\n")
-    pattern = filename.replace(str(chosen), "VERSION")
-    write_checksums(recipe, pattern, fetching.compute_checksums(file)["sha256"])
-    (recipe / "install-requires.txt").write_text(f"{dist_name} >={chosen}\n")
+        return chosen
+    if not candidates:
+        raise FetchError(f"{name} has no released sdist or pure-Python wheel on the index")
+    return max(candidates)
+
+
+def _dependencies(metadata) -> list[str]:
+    """The recipe names of a distribution's requirements (Requires-Dist), extras left out."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     deps = []
     for line in metadata.get_all("Requires-Dist") or []:
         try:
@@ -274,20 +527,25 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
         if req.marker is not None and "extra" in str(req.marker):
             continue
         deps.append(_recipe_name(req.name))
-    toolchain = "" if kind == "wheel" else " | $(PYTHON_TOOLCHAIN)"
-    (recipe / "dependencies").write_text(f"$(PYTHON) {' '.join(deps)}{toolchain}\n".replace("  ", " "))
+    return deps
+
+
+def _spkg_rst(dist_name: str, metadata) -> str:
     summary = metadata.get("Summary", "")
     license_text = metadata.get("License-Expression") or metadata.get("License") or "see the upstream project"
     home = metadata.get("Home-page") or ""
-    (recipe / "SPKG.rst").write_text(
+    return (
         f"{dist_name}: {summary}\n{'=' * (len(dist_name) + len(summary) + 2)}\n\n"
         f"Description\n-----------\n\n{summary}\n\nLicense\n-------\n\n{license_text.splitlines()[0]}\n\n"
         f"Upstream Contact\n----------------\n\n{home}\n"
     )
-    return recipe
 
 
 def _read_metadata(file: Path):
+    import email.parser
+    import tarfile
+    import zipfile
+
     text = None
     if file.name.endswith(".whl"):
         with zipfile.ZipFile(file) as archive:
@@ -306,3 +564,10 @@ def _read_metadata(file: Path):
     if text is None:
         raise SageBuildError(f"{file} holds no metadata (PKG-INFO / METADATA)")
     return email.parser.Parser().parsestr(text)
+
+
+_SUBCOMMANDS = {
+    "list": list_command, "properties": properties_command, "dependencies": dependencies_command,
+    "download": download_command, "fix-checksum": fix_checksum_command, "create": create_command,
+    "update": update_command, "verify-reproducible": verify_reproducible_command,
+}

@@ -22,6 +22,7 @@ from pathlib import Path
 from sage_build.base import events
 from sage_build.base.events import rotate_events
 from sage_build.base.layout import TreeLayout
+from sage_build.face import settings
 
 # Imports stay light here: a build with nothing to do must cost little more than make.
 
@@ -166,7 +167,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
         out=sys.stdout) -> int:
     """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make once the first
     package starts, so that a build with nothing to do costs no more than make itself."""
-    terminal = sys.stdout.isatty() and os.environ.get("V", "0") in ("", "0") if terminal is None else terminal
+    terminal = sys.stdout.isatty() and not settings.verbose() if terminal is None else terminal
     tree = TreeLayout(sage_root)
     events_file = tree.events_file
     events_file.parent.mkdir(parents=True, exist_ok=True)
@@ -174,9 +175,9 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     plan_file = tree.plan_file(session)
     offset = events_file.stat().st_size if events_file.exists() else 0
-    env = dict(os.environ, SAGE_BUILD_SESSION=session, SAGE_BUILD_PLAN=str(plan_file))
+    env = {**os.environ, settings.SESSION: session, settings.PLAN: str(plan_file)}
     if terminal:
-        env["SAGE_BUILD_QUIET"] = "1"  # the display replaces the build's lines; they are in the logs
+        env[settings.QUIET] = "1"  # the display replaces the build's lines; they are in the logs
         make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     state = Progress(planned=[])
     display = _Display(terminal, out)
@@ -267,19 +268,17 @@ def failure_summary(state: Progress, graph, layout, with_tail: bool = True) -> s
 
 def main(argv: list[str] | None = None) -> int:
     """``sage-progress MAKE [ARGS...] TARGET...``, as the top-level Makefile runs it."""
-    from sage_build.base.layout import default_sage_root
-
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         print("usage: sage-progress MAKE [MAKE ARGS...] [TARGETS...]", file=sys.stderr)
         return 2
     from sage_build.base.makeflags import make_dry_run
 
-    if make_dry_run():
+    if make_dry_run(os.environ):
         # make -n, -q, -t: nothing builds, so nothing to show; make's own answer is the answer
         return subprocess.run(argv).returncode
     targets = [a for a in argv[1:] if not a.startswith("-") and "=" not in a and "/" not in a]
-    return run(argv, sage_root=default_sage_root(), planner=lambda: plan_for(targets))
+    return run(argv, sage_root=settings.sage_root(), planner=lambda: plan_for(targets))
 
 
 def plan_for(targets: list[str]):
@@ -288,8 +287,8 @@ def plan_for(targets: list[str]):
     from sage_build.recipes.graph import PYTHON_PSEUDO
     from sage_build.configure.build_plan import PlanItem, build_state, make_plan
 
-    config = load_config()
-    layout = config.layout()
+    config = load_config(settings.sage_root())
+    layout = settings.layout_of(config)
     state = build_state(config)
     names: set[str] = set()
     for target in targets or ["build"]:

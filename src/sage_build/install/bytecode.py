@@ -17,7 +17,7 @@ import sys
 from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc  # what py_compile uses
 
 from sage_build.base.errors import InstallError
-from sage_build.base.atomic import adopt_owner, write_atomic
+from sage_build.base.atomic import adopt_owner, set_power_loss_safe, write_atomic
 
 
 def parse_levels(text: str, where: str) -> tuple[int, ...]:
@@ -77,10 +77,12 @@ def compile_files(files: list[tuple[str, str]], levels: list[int]) -> list[list[
 
 
 def main() -> None:
-    """Child mode: a JSON request ``{"levels": [...], "owner": pid, "files": [[real, final], ...]}`` on stdin."""
+    """Child mode: a JSON request ``{"levels": [...], "owner": pid, "fsync": bool, "files": [[real, final], ...]}``
+    on stdin."""
     import json
 
     request = json.load(sys.stdin)
+    set_power_loss_safe(bool(request.get("fsync")))
     if "owner" in request:
         adopt_owner(request["owner"])
     json.dump(compile_files([tuple(f) for f in request["files"]], request["levels"]), sys.stdout)

@@ -15,7 +15,7 @@ import packaging
 
 from sage_build.base.atomic import write_atomic
 from sage_build.base.errors import ConfigureError
-from sage_build.base.commands import output_of
+from sage_build.base.commands import inherited_environment, output_of
 from sage_build.base.layout import source_root
 
 # Run by the target interpreter. It borrows the tool's `packaging` (pure Python)
@@ -94,7 +94,7 @@ def query_python(executable: str | os.PathLike[str]) -> TargetPython:
     packaging_parent = str(Path(packaging.__file__).resolve().parent.parent)
     output = output_of(
         [str(executable), "-c", _QUERY, packaging_parent, str(source_root())], timeout=60,
-        env={**os.environ, "PYTHONNOUSERSITE": "1"},
+        env=inherited_environment(PYTHONNOUSERSITE="1"),
         error=lambda why: ConfigureError(f"cannot run the Python interpreter {executable} ({why});"
                                          " pass --with-python=PATH to a Python >= 3.10"))
     info = TargetPython(**json.loads(output))

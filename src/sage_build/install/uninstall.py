@@ -23,6 +23,7 @@ from typing import Callable
 
 from sage_build.base.errors import UninstallError
 from sage_build.base.killpoint import reach
+from sage_build.base.commands import inherited_environment
 from sage_build.base.layout import Layout
 from sage_build.base.lock import prefix_lock
 from sage_build.install.manifest import read_manifest
@@ -75,7 +76,7 @@ def uninstall(layout: Layout, name: str, *, stamp_only: bool = False, say: Calla
     if not entries:
         return False
     scripts = layout.scripts_dir / name
-    env = dict(os.environ, SAGE_LOCAL=str(layout.prefix))
+    env = inherited_environment(SAGE_LOCAL=str(layout.prefix))
     if layout.destdir is not None:
         env["DESTDIR"] = str(layout.destdir)
 

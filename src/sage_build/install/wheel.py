@@ -41,7 +41,6 @@ from sage_build.base.errors import InstallError
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import owners_dir_of, source_root
 from sage_build.base.lock import prefix_lock
-from sage_build.base.makeflags import job_budget
 from sage_build.install.zip_local_header import LOCAL_HEADER_SIZE, data_offset, encoded_name
 
 INSTALLER_NAME = b"sage-build\n"
@@ -591,7 +590,8 @@ class AtomicDestination(WheelDestination):
         started = []
         for chunk in chunks:
             # The children's temporaries carry our id: our owner lock covers them.
-            request = json.dumps({"levels": levels, "owner": owner_id(),
+            # They write as this process does: power-loss safe or not (set_power_loss_safe).
+            request = json.dumps({"levels": levels, "owner": owner_id(), "fsync": power_loss_safe(),
                                   "files": [[real, final] for _, _, real, final in chunk]})
             process = subprocess.Popen([str(self.python), "-c", script], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -651,15 +651,16 @@ class InstalledWheel:
 
 def install_wheel(
     wheel: Path, *, paths: dict[str, str], python_final: Path, python_now: Path,
-    destdir: Path | None = None, lock_file: Path | None = None, collisions: str | None = None,
-    bytecode_levels: Iterable[int] = (0,), compile_workers: int | None = None, compile_here: bool = False,
+    collisions: str, destdir: Path | None = None, lock_file: Path | None = None,
+    bytecode_levels: Iterable[int] = (0,), compile_workers: int = 1, compile_here: bool = False,
 ) -> InstalledWheel:
     """Install ``wheel`` into the scheme ``paths`` (the target's sysconfig paths, final locations).
 
     ``python_final`` goes into script shebangs; ``python_now`` compiles byte-code, or this
-    process does if ``compile_here`` (``python_now`` writes the same byte-code as we do).
+    process does if ``compile_here`` (``python_now`` writes the same byte-code as we do), in up
+    to ``compile_workers`` processes.  ``collisions`` (SAGE_INSTALL_COLLISIONS, which the face
+    reads): 'error' refuses a file another package installed, 'warn' keeps it and says so.
     """
-    collisions = collisions or os.environ.get("SAGE_INSTALL_COLLISIONS", "error")
     if collisions not in ("error", "warn"):
         raise InstallError(f"SAGE_INSTALL_COLLISIONS={collisions!r}: use 'error' or 'warn'")
     scheme = {key: paths[key] for key in ("purelib", "platlib", "scripts", "data")}
@@ -683,7 +684,7 @@ def install_wheel(
             scheme, interpreter=str(python_final), script_kind="posix", installing=f"{name} {version}",
             python=python_now, collisions=collisions, bytecode_levels=bytecode_levels,
             lock_file=lock_file, destdir=str(destdir) if destdir else None,
-            compile_workers=compile_workers if compile_workers is not None else job_budget(),
+            compile_workers=compile_workers,
             compile_here=compile_here,
         )
         if destination.owners_dir is not None:

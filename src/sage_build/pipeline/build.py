@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sage_build.base.errors import BuildError
-from sage_build.base.layout import Layout, default_sage_root, source_root, tool_bin_dir
+from sage_build.base.layout import source_root, tool_bin_dir
 from sage_build.base.makeflags import job_budget
 from sage_build.pipeline.package_log import PackageLog
 from sage_build.pipeline.normalize import normalize_wheel
@@ -43,9 +43,10 @@ _LEGACY_BACKEND = {"build-backend": "setuptools.build_meta:__legacy__", "require
 
 def build_environment(
     *, sage_root: Path, prefix: Path, local: Path, build_dir: Path, pkg_name: str, pkg_version: str,
-    base: Mapping[str, str] = os.environ,
+    base: Mapping[str, str],
 ) -> dict[str, str]:
-    """The environment of every build command of a package (Sage's sage-env, in short).
+    """The environment of every build command of a package (Sage's sage-env, in short): ``base``
+    (the environment sage-spkg was given) with the build's variables.
 
     ``prefix`` is SAGE_LOCAL as the installed tree sees it; ``local`` is where it is now
     (different only in a staged install), and compilers look there.
@@ -310,34 +311,3 @@ def run_script(script: Path, *, build_dir: Path, env: Mapping[str, str], log: Pa
 
 def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "'\\''") + "'"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sage_build.pipeline.build SOURCE_DIR`` builds a wheel into $SAGE_SPKG_WHEELS (for sdh_pip_install)."""
-    from sage_build.base.errors import SageBuildError
-    from sage_build.install.target import TargetPython
-
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m sage_build.pipeline.build SOURCE_DIR", file=sys.stderr)
-        return 2
-    source = Path(argv[0]).absolute()
-    # The prefix as written now (build_environment's SAGE_INST_LOCAL): its paths as sage-spkg sees them.
-    layout = Layout(sage_root=default_sage_root(), prefix=Path(os.environ["SAGE_INST_LOCAL"]))
-    target = TargetPython.load(layout.target_file)
-    # Our stdout already goes into the package's log (the script runs under PackageLog.run).
-    log = PackageLog(Path(os.devnull), "", echo=True, stream=sys.stdout)
-    try:
-        wheel = build_wheel(source, Path(os.environ["SAGE_SPKG_WHEELS"]), python=layout.python,
-                            env=os.environ, log=log, markers=target.markers)
-    except SageBuildError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 1
-    finally:
-        log.close()
-    print(f"built {wheel.name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

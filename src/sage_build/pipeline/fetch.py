@@ -49,7 +49,7 @@ from sage_build.recipes.checksums import (  # compute_checksums and verify: re-e
     verify,
 )
 from sage_build.base.atomic import replacing
-from sage_build.base.commands import output_of
+from sage_build.base.commands import inherited_environment, output_of
 from sage_build.base.errors import FetchError
 from sage_build.base.lock import locked
 
@@ -123,7 +123,8 @@ class IndexConfig:
         environment wins, as in pip). Without an index-url, pip's default index is
         asked from pip itself. Cached per process (per python and ``PIP_*`` environment).
         """
-        pip_env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PIP_")))
+        # pip reads them in the child: the cache key is what it will see
+        pip_env = tuple(sorted((k, v) for k, v in inherited_environment().items() if k.startswith("PIP_")))
         return _index_config_from_pip(python, pip_env)
 
 
@@ -627,7 +628,7 @@ def _debian_fill(
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             # As root apt downloads as user _apt, who cannot write into our private 0700 dir.
             cmd += ["-o", "APT::Sandbox::User=root"]
-        env = {**os.environ, "LC_ALL": "C"}
+        env = inherited_environment(LC_ALL="C")
         limit = max(120.0, timeout * 10)
         try:
             proc = subprocess.run(

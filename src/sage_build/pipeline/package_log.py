@@ -1,13 +1,13 @@
 """Per-package logs.
 
 Every line a package's build prints goes to ``logs/pkgs/<pkg>-<version>.log``
-prefixed ``[pkg-version] ``; the same lines reach the terminal with ``V=1`` or
-when it is not a terminal.  (The machine-readable events are :mod:`sage_build.base.events`.)
+prefixed ``[pkg-version] ``; the same lines reach the terminal when asked (``V=1``, or
+standard output is not a terminal: :func:`sage_build.face.settings.echo_to_terminal`).
+(The machine-readable events are :mod:`sage_build.base.events`.)
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections import deque
@@ -15,21 +15,15 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
 
 
-def echo_to_terminal() -> bool:
-    """Whether build output goes to the terminal as well as to the log."""
-    verbose = os.environ.get("V", "")
-    if verbose not in ("", "0"):
-        return True
-    return not sys.stdout.isatty()
-
-
 class PackageLog:
     """The log of one package build."""
 
-    def __init__(self, path: Path, tag: str, echo: bool | None = None, stream: TextIO | None = None):
+    def __init__(self, path: Path, tag: str, echo: bool, stream: TextIO | None = None):
+        """``echo``: the lines reach ``stream`` (standard output) too (the face decides:
+        ``face.settings.echo_to_terminal``)."""
         self.path = path
         self.tag = tag
-        self.echo = echo_to_terminal() if echo is None else echo
+        self.echo = echo
         self.stream = stream or sys.stdout
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", encoding="utf-8", errors="replace")
@@ -51,7 +45,8 @@ class PackageLog:
             self._file.write(prefixed + "\n")
             self._tail.append(part)
             if self.echo or always:
-                print(prefixed, file=self.stream, flush=True)
+                self.stream.write(prefixed + "\n")
+                self.stream.flush()
         self._file.flush()
 
     def run(self, command: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,

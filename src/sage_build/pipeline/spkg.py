@@ -8,7 +8,6 @@ last, so it exists only if everything before it succeeded.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -17,24 +16,24 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ContextManager
+from typing import Mapping
 
 from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
 from sage_build.pipeline.build import build_environment, build_wheel, run_script, source_date_epoch
 from sage_build.recipes.checksums import verified_cached
-from sage_build.configure.config import Config, load_config
+from sage_build.configure.config import Config
 from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
 from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import Layout, tool_bin_dir, tool_root
-from sage_build.base.lock import locked
 from sage_build.base import events
 from sage_build.base.events import record_event
 from sage_build.pipeline.package_log import PackageLog
-from sage_build.base.makeflags import make_dry_run
+from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
-from sage_build.recipes.recipe import Kind, Package, load_package, load_packages
+from sage_build.recipes.recipe import Kind, Package, load_packages
 from sage_build.install.target import TargetPython, query_python
 from sage_build.install.uninstall import PIPRM, render_piprm, uninstall
 from sage_build.pipeline.unpack import apply_patches, unpack_source
@@ -48,23 +47,41 @@ class PhaseFailed(SageBuildError):
         super().__init__(f"phase '{phase}': {error}")
 
 
+@dataclass(frozen=True)
+class SpkgSettings:
+    """What the command tells one sage-spkg run (``face.spkg_command`` reads it from its arguments
+    and the environment, once); nothing in the pipeline reads the environment itself."""
+
+    environ: Mapping[str, str]  # the environment the build's commands start from
+    keep_build: bool = False  # keep the build directory (-s, SAGE_KEEP_BUILT_SPKGS=yes)
+    check: str = ""  # run spkg-check: "yes", "warn" (a failure is reported, the package stays), "" no
+    session: str = ""  # the build session (sage-progress) the events belong to
+    plan_file: Path | None = None  # the reasons of the session's plan: {package: reason} in JSON
+    quiet: bool = False  # a progress display replaces our lines (they stay in the log)
+    echo: bool = False  # build output reaches the terminal as well as the log
+    # As written (SAGE_BYTECODE_LEVELS): the install phase parses it, so a bad value fails that phase.
+    bytecode_levels: str = "0"
+    collisions: str = "error"  # what an install does with another package's file (install_wheel)
+
+
 class Spkg:
     """Runs one package through the pipeline."""
 
-    def __init__(self, config: Config, layout: Layout, pkg: Package, *, keep_build: bool = False,
-                 check: bool = False, echo: bool | None = None, reason: str = "", build_only: Path | None = None):
+    def __init__(self, config: Config, layout: Layout, pkg: Package, settings: SpkgSettings, *,
+                 reason: str = "", build_only: Path | None = None):
         self.config, self.layout, self.pkg = config, layout, pkg
+        self.settings = settings
         self.build_only = build_only
         self.version = pkg.stamp_version
         self.tag = f"{pkg.name}-{self.version}"
-        self.keep_build = keep_build or os.environ.get("SAGE_KEEP_BUILT_SPKGS") == "yes"
-        self.check = check or os.environ.get("SAGE_CHECK") in ("yes", "warn")
+        self.keep_build = settings.keep_build
+        self.check = bool(settings.check)
         self.log_path = layout.log_file(pkg.name, self.version)
-        self.log = PackageLog(self.log_path, self.tag, echo=echo)
+        self.log = PackageLog(self.log_path, self.tag, echo=settings.echo)
         self.events = layout.events_file
-        self.reason = reason or _reason_from_plan(pkg.name) or _local_reason(layout, pkg)
+        self.reason = reason or _reason_from_plan(pkg.name, settings.plan_file) or _local_reason(layout, pkg)
         self.event_fields = {"package": pkg.name, "version": self.version, "log": str(self.log_path),
-                             "session": os.environ.get("SAGE_BUILD_SESSION", ""),
+                             "session": settings.session,
                              "run": f"{os.getpid()}-{time.time():.3f}"}
         self.build_dir = layout.build_root / self.tag
         self._preloading: threading.Thread | None = None
@@ -73,7 +90,7 @@ class Spkg:
     def phase(self, name: str):
         start = time.time()
         self.log.line(f"--- {name} ---", always=not self.log.echo and sys.stdout.isatty()
-                      and os.environ.get("SAGE_BUILD_QUIET") != "1")
+                      and not self.settings.quiet)
         record_event(self.events, **self.event_fields, phase=name, event=events.START, time=start, reason=self.reason)
         try:
             yield
@@ -118,19 +135,47 @@ class Spkg:
             return write_manifest(self.layout, self.pkg.name, self.version, [])
 
     def _run(self) -> Path:
-        try:
-            target = TargetPython.load(self.layout.target_file)
-        except FileNotFoundError:
-            raise SageBuildError(
-                f"the prefix {self.layout.local} has no virtual environment yet: run `make {PYTHON_PSEUDO}`"
-                f" (make {self.pkg.name} does it first)"
-            ) from None
+        target = self._target()
         shutil.rmtree(self.build_dir, ignore_errors=True)
         self.build_dir.mkdir(parents=True)
         env = build_environment(
             sage_root=self.layout.sage_root, prefix=self.layout.prefix, local=self.layout.local,
             build_dir=self.build_dir, pkg_name=self.pkg.name, pkg_version=self.version,
+            base=self.settings.environ,
         )
+        wheels = self._fetch_unpack_build(target, env)
+        if self.build_only is not None:
+            return self._hand_over(wheels)
+        staging = self.build_dir / "inst"
+        self._check_built(wheels, staging)
+        with self.phase(events.UNINSTALL_OLD):
+            previous = self._keep_previous()
+            reach("uninstall-keep")
+            if not uninstall(self.layout, self.pkg.name, say=self.log.line):
+                # no stamp: what an install from before stamps left, Sage's spkg-legacy-uninstall removes
+                self._maintainer_script("spkg-legacy-uninstall", env)
+        files, distributions = self._install(wheels, staging, previous, target, env)
+        test_result = self._check(env)
+        with self.phase(events.RECORD):
+            self._record_scripts(distributions)
+            reach("record-scripts")
+            stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
+            reach("record-manifest")
+        if not self.keep_build:
+            shutil.rmtree(self.build_dir, ignore_errors=True)
+        return stamp
+
+    def _target(self) -> TargetPython:
+        try:
+            return TargetPython.load(self.layout.target_file)
+        except FileNotFoundError:
+            raise SageBuildError(
+                f"the prefix {self.layout.local} has no virtual environment yet: run `make {PYTHON_PSEUDO}`"
+                f" (make {self.pkg.name} does it first)"
+            ) from None
+
+    def _fetch_unpack_build(self, target: TargetPython, env: dict) -> list[Path]:
+        """The fetch, unpack and build phases; the wheels built (a script may build none)."""
         dist_dir = self.build_dir / "dist"
         kind = self.pkg.kind
         with self.phase(events.FETCH):
@@ -141,18 +186,23 @@ class Spkg:
             env.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(self.build_dir / "src")))
         with self.phase(events.BUILD):
             self._build(kind, sources, target, env, dist_dir)
-        wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
-        if self.build_only is not None:
-            if not wheels:
-                raise PhaseFailed(events.BUILD, BuildError("--build-only: the build produced no wheel"))
-            self.build_only.mkdir(parents=True, exist_ok=True)
-            for wheel in wheels:
-                shutil.copy2(wheel, self.build_only / wheel.name)
-                self.log.line(f"built {self.build_only / wheel.name}")
-            if not self.keep_build:
-                shutil.rmtree(self.build_dir, ignore_errors=True)
-            return self.build_only / wheels[0].name
-        staging = self.build_dir / "inst"
+        return sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
+
+    def _hand_over(self, wheels: list[Path]) -> Path:
+        """--build-only: the wheels go to the directory asked for; nothing is installed."""
+        if not wheels:
+            raise PhaseFailed(events.BUILD, BuildError("--build-only: the build produced no wheel"))
+        self.build_only.mkdir(parents=True, exist_ok=True)
+        for wheel in wheels:
+            shutil.copy2(wheel, self.build_only / wheel.name)
+            self.log.line(f"built {self.build_only / wheel.name}")
+        if not self.keep_build:
+            shutil.rmtree(self.build_dir, ignore_errors=True)
+        return self.build_only / wheels[0].name
+
+    def _check_built(self, wheels: list[Path], staging: Path) -> None:
+        """A build that succeeded but made nothing to install fails its build phase after all."""
+        kind = self.pkg.kind
         if kind in (Kind.NORMAL, Kind.SCRIPT) and not self.pkg.is_python and not wheels \
                 and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
             raise PhaseFailed(events.BUILD, BuildError(
@@ -160,12 +210,12 @@ class Spkg:
                 " $SAGE_DESTDIR (sdh_make_install does) or store a wheel"))
         if kind in (Kind.NORMAL, Kind.WHEEL, Kind.PIP) and self.pkg.is_python and not wheels:
             raise PhaseFailed(events.BUILD, BuildError("the build produced no wheel"))
-        with self.phase(events.UNINSTALL_OLD):
-            previous = self._keep_previous()
-            reach("uninstall-keep")
-            if not uninstall(self.layout, self.pkg.name, say=self.log.line):
-                # no stamp: what an install from before stamps left, Sage's spkg-legacy-uninstall removes
-                self._maintainer_script("spkg-legacy-uninstall", env)
+
+    def _install(self, wheels: list[Path], staging: Path, previous: dict | None, target: TargetPython,
+                 env: dict) -> tuple[list[str], list[tuple[str, str, str]]]:
+        """The install phase: the maintainer scripts around the wheels and the staged files; the
+        previous version is put back if it fails before anything new reached the prefix.
+        Returns the manifest's files and the installed distributions."""
         files: list[str] = []
         distributions = []
         published: list[str] = []  # what of the new version reached the prefix
@@ -181,7 +231,7 @@ class Spkg:
                         stored, paths=_final_paths(target, self.layout),
                         python_final=self.layout.python_final, python_now=self.layout.python,
                         destdir=self.layout.destdir, lock_file=self.layout.lock_file,
-                        bytecode_levels=_bytecode_levels(), compile_here=target.compiles_like_us(),
+                        **self._install_options(target),
                     )
                 except BaseException:
                     stored.unlink(missing_ok=True)  # no manifest will name it
@@ -198,36 +248,34 @@ class Spkg:
                                    lock_file=self.layout.lock_file)
             reach("install-merged")
             self._maintainer_script("spkg-postinst", env)
-        test_result = ""
-        if self.check and self.pkg.script_path("spkg-check"):
-            with self.phase(events.CHECK):
-                try:
-                    run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env,
-                               log=self.log, name="spkg-check")
-                    test_result = "passed"
-                except BuildError as error:
-                    if os.environ.get("SAGE_CHECK") != "warn":
-                        raise
-                    # SAGE_CHECK=warn, as in Sage: the failure is reported, the package stays installed
-                    self.log.line(f"Warning: Failures testing package {self.pkg.name} (ignored): {error}")
-                    test_result = "failed"
-        elif self.check:
+        return files, distributions
+
+    def _check(self, env: dict) -> str:
+        """The check phase (spkg-check, when asked): the manifest's test result ("passed", "failed"
+        under SAGE_CHECK=warn, "" when not run)."""
+        if not self.check:
+            return ""
+        if not self.pkg.script_path("spkg-check"):
             self.log.line(f"Package {self.pkg.name} has no test suite.")
-        with self.phase(events.RECORD):
-            self._record_scripts(distributions)
-            reach("record-scripts")
-            stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
-            reach("record-manifest")
-        if not self.keep_build:
-            shutil.rmtree(self.build_dir, ignore_errors=True)
-        return stamp
+            return ""
+        with self.phase(events.CHECK):
+            try:
+                run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env,
+                           log=self.log, name="spkg-check")
+                return "passed"
+            except BuildError as error:
+                if self.settings.check != "warn":
+                    raise
+                # SAGE_CHECK=warn, as in Sage: the failure is reported, the package stays installed
+                self.log.line(f"Warning: Failures testing package {self.pkg.name} (ignored): {error}")
+                return "failed"
 
     # -- phases -----------------------------------------------------------------
 
     def _fetch(self, target: TargetPython) -> list[Path]:
         pkg = self.pkg
         if pkg.kind is Kind.PIP:
-            return fetch_pip_package(pkg, self.layout, target, self.log)
+            return fetch_pip_package(pkg, self.layout, target, self.log, self.settings.environ)
         if pkg.tarball is None:
             return []
         cached = self.layout.upstream / pkg.tarball
@@ -378,7 +426,7 @@ class Spkg:
                 install_wheel(stored, paths=_final_paths(target, self.layout),
                               python_final=self.layout.python_final, python_now=self.layout.python,
                               destdir=self.layout.destdir, lock_file=self.layout.lock_file,
-                              bytecode_levels=_bytecode_levels(), compile_here=target.compiles_like_us())
+                              **self._install_options(target))
             if previous["files"] is not None:
                 merge_staging(previous["files"], self.layout.prefix, self.layout.local, installing=self.tag,
                               lock_file=self.layout.lock_file)
@@ -391,6 +439,14 @@ class Spkg:
             self.log.line(f"could not put the previous version back either: {error}")
             return
         self.log.line("the install failed; the previous version was put back")
+
+    def _install_options(self, target: TargetPython) -> dict:
+        """What install_wheel is told besides the wheel and the prefix, from the settings."""
+        from sage_build.install.bytecode import parse_levels
+
+        return {"bytecode_levels": parse_levels(self.settings.bytecode_levels, "SAGE_BYTECODE_LEVELS"),
+                "collisions": self.settings.collisions, "compile_workers": job_budget(self.settings.environ),
+                "compile_here": target.compiles_like_us()}
 
     def _maintainer_script(self, script: str, env: dict) -> None:
         path = self.pkg.script_path(script)
@@ -444,18 +500,8 @@ def _unstage_venv(layout: Layout) -> None:
             path.write_text(text.replace(staged, final))
 
 
-def package_lock(layout: Layout, name: str) -> ContextManager[bool]:
-    """One sage-spkg per package and prefix at a time (two `make build` in one tree); yields
-    whether it had to wait. Different packages never wait for each other."""
-    def say() -> None:
-        print(f"[{name}] another run is building {name}; waiting for it", flush=True)
-
-    return locked(layout.package_lock(name), on_wait=say)
-
-
-def _reason_from_plan(name: str) -> str | None:
+def _reason_from_plan(name: str, plan_file: Path | None) -> str | None:
     """The reason the build's plan gave (sage-progress writes it before running make)."""
-    plan_file = os.environ.get("SAGE_BUILD_PLAN")
     if not plan_file:
         return None
     try:
@@ -482,14 +528,10 @@ def _final_paths(target: TargetPython, layout: Layout) -> dict[str, str]:
     return {k: v[len(staged):] if v.startswith(staged + "/") else v for k, v in target.paths.items()}
 
 
-def _bytecode_levels() -> tuple[int, ...]:
-    from sage_build.install.bytecode import parse_levels
-
-    return parse_levels(os.environ.get("SAGE_BYTECODE_LEVELS", "0"), "SAGE_BYTECODE_LEVELS")
-
-
-def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: PackageLog) -> list[Path]:
-    """Resolve a pip package's requirements with pip; pin them (with hashes) for offline rebuilds."""
+def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: PackageLog,
+                      environ: Mapping[str, str]) -> list[Path]:
+    """Resolve a pip package's requirements with pip (run in ``environ``, less PIP_NO_INDEX); pin
+    them (with hashes) for offline rebuilds."""
     from sage_build.pipeline import fetch as fetching
     requirements_hash = hashlib.sha256("\n".join(pkg.requirements).encode()).hexdigest()[:16]
     directory = layout.upstream / "pip" / f"{pkg.name}-{requirements_hash}"
@@ -514,7 +556,7 @@ def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: P
     requirements.write_text("\n".join(pkg.requirements) + "\n")
     pip = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--dest", str(tmp),
            "-r", str(requirements)]
-    env = {k: v for k, v in os.environ.items() if k not in ("PIP_NO_INDEX",)}
+    env = {k: v for k, v in environ.items() if k not in ("PIP_NO_INDEX",)}
     code = log.run(pip + ["--only-binary", ":all:", "--python-version", target.short_version], env=env)
     if code != 0:
         log.line("no wheel fits every requirement; fetching the source distributions instead")
@@ -554,101 +596,3 @@ def preload() -> threading.Thread:
     thread = threading.Thread(target=load, name="preload")
     thread.start()
     return thread
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sage-spkg",
-        description="Build and install one package of the distribution: fetch, unpack, build,"
-                    " uninstall the old version, install, record. Normally run by make.",
-    )
-    parser.add_argument("package", help="the package name (a directory of build/pkgs)")
-    parser.add_argument("-s", "--keep-build", action="store_true", help="keep the build directory")
-    parser.add_argument("-c", "--check", action="store_true", help="run spkg-check (as SAGE_CHECK=yes)")
-    parser.add_argument("--destdir", help="install into this staging root (as make's DESTDIR)")
-    parser.add_argument("--build-only", metavar="DIR", type=Path,
-                        help="only build: put the package's wheel(s) into DIR; install nothing")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    dry_run = make_dry_run()
-    if dry_run:
-        print(f"sage-spkg {args.package}  (make -{dry_run}: not run"
-              + ("; nothing is marked installed" if dry_run == "t" else "") + ")")
-        return 0
-    try:
-        config = load_config()
-        layout = config.layout(args.destdir)
-        if args.package == PYTHON_PSEUDO:
-            pkg = Package(name=PYTHON_PSEUDO, path=layout.pkgs_dir, type="base",
-                          version=config.python_version, tarball_pattern=None)
-        else:
-            path = layout.pkgs_dir / args.package
-            if not (path / "type").is_file():
-                raise SageBuildError(f"there is no package '{args.package}' in {layout.pkgs_dir}")
-            pkg = load_package(path)
-        quiet = os.environ.get("SAGE_BUILD_QUIET") == "1"
-        spkg = Spkg(config, layout, pkg, keep_build=args.keep_build, check=args.check,
-                    echo=False if quiet else None, build_only=args.build_only)
-    except OSError as error:
-        print(f"sage-spkg: error: {args.package}: {error.strerror or error}: {error.filename or ''}",
-              file=sys.stderr)
-        return 1
-    except SageBuildError as error:
-        if args.debug or os.environ.get("V") == "1":
-            raise
-        print(f"sage-spkg: error: {error}", file=sys.stderr)
-        return 1
-    started = time.time()
-    try:
-        with package_lock(layout, pkg.name) as waited:
-            if _built_meanwhile(layout, pkg, waited, started):
-                print(f"[{spkg.tag}] built meanwhile by another run; nothing to do", flush=True)
-                spkg.log.close()
-                return 0
-            return _run_locked(spkg, args, quiet, started)
-    except OSError as error:  # e.g. a prefix this user may not write to
-        if args.debug:
-            raise
-        print(f"sage-spkg: error: {pkg.name}: {error.strerror or error}: {error.filename or ''};"
-              f" check that you may write to {layout.local}", file=sys.stderr)
-        return 1
-
-
-def _built_meanwhile(layout: Layout, pkg: Package, waited: bool, started: float) -> bool:
-    """Whether another run (a second `make build`, `./sage -i`) installed this version after our
-    make decided to build it: its stamp is newer than our make's start (make runs a package's
-    rule once a run, so a newer stamp is somebody else's).  Without that start time, only a run
-    we waited for counts.  A forced package (./sage -f) is always built."""
-    if pkg.name in os.environ.get("SAGE_FORCE", "").split():
-        return False
-    try:
-        stamp_time = layout.stamp(pkg.name, pkg.stamp_version).stat().st_mtime
-    except FileNotFoundError:
-        return False
-    try:
-        return stamp_time >= float(os.environ["SAGE_MAKE_STARTED"])
-    except (KeyError, ValueError):  # not run by our Makefile, or no sub-second clock (date +%N)
-        return waited and stamp_time >= started
-
-
-def _run_locked(spkg: Spkg, args, quiet: bool, started: float) -> int:
-    if not quiet and not spkg.log.echo and sys.stdout.isatty():
-        print(f"[{spkg.tag}] building (log: {spkg.log_path})", flush=True)
-    try:
-        spkg.run()
-    except PhaseFailed as failure:
-        if args.debug:
-            raise
-        if not quiet:  # under sage-progress the summary after the build shows it
-            print(spkg.failure_report(failure), file=sys.stderr)
-        return 1
-    except SageBuildError as error:
-        print(f"sage-spkg: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\n[{spkg.tag}] interrupted; no stamp was written", file=sys.stderr)
-        return 130
-    if not quiet:
-        done = "built" if args.build_only else "installed"
-        print(f"[{spkg.tag}] {done} in {time.time() - started:.1f}s", flush=True)
-    return 0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from sage_build.recipes.recipe import Package
 
@@ -47,9 +46,10 @@ _OS_RELEASE_IDS = {
 }
 
 
-def guess_package_system(os_release: Path = Path("/etc/os-release")) -> str:
-    """The package system of this machine, in the names of ``distros/*.txt``; 'unknown' if none."""
-    if os.environ.get("CONDA_PREFIX"):
+def guess_package_system(environ: Mapping[str, str], os_release: Path = Path("/etc/os-release")) -> str:
+    """The package system of this machine, in the names of ``distros/*.txt``; 'unknown' if none.
+    ``environ``: the process's environment (a conda environment is active: 'conda')."""
+    if environ.get("CONDA_PREFIX"):
         return "conda"
     try:
         fields = dict(

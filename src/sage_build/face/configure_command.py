@@ -1,0 +1,106 @@
+"""configure.py's command line: its help, its messages, the summary of what it decided.
+
+The decisions and the files written are :func:`sage_build.configure.configure.configure`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, TextIO
+
+from sage_build.base.errors import SageBuildError
+from sage_build.configure.configure import Result, configure, parse_options
+from sage_build.face import settings
+from sage_build.recipes import distros
+
+HELP = """\
+`configure.py' configures sage-build: it reads the package recipes in
+build/pkgs and the system, and writes build/make/config.json and
+build/make/Makefile.
+
+Usage: ./configure.py [OPTION]...
+
+Defaults for the options are specified in brackets.
+
+Configuration:
+  -h, --help              display this help and exit
+  -q, --quiet             do not print the package table
+
+Installation directories:
+  --prefix=DIR            install everything into DIR, a virtual environment
+                          of the target Python [./local]
+  --upstream-dir=DIR      where downloaded tarballs are kept [./upstream]
+
+Target Python:
+  --with-python=PATH      the Python interpreter (>= 3.10) the prefix's virtual
+                          environment is made from [the python3 running configure]
+
+Optional packages:
+  --enable-PKG[=ARG]      ARG is yes (build and install PKG), no (do not), or
+                          if_installed (keep PKG if it is installed, the default
+                          for optional and experimental packages) [yes]
+  --disable-PKG           same as --enable-PKG=no; a next `make build`
+                          uninstalls PKG if it is installed
+
+System packages:
+  --with-system-PKG[=ARG] ARG is yes (use the system's PKG when configure finds
+                          a suitable one, else build it), no (always build it,
+                          the default), or force (fail unless the system has it)
+  --without-system-PKG    same as --with-system-PKG=no
+
+Downloads:
+  --mirror=URL            a mirror to try before the package index and upstream
+                          URLs; repeat for several, tried in order
+
+PKG is a directory name under build/pkgs (e.g. six, libyaml); '-' and '_' are
+interchangeable.  `make reconfigure' repeats the last call.
+"""
+
+
+def print_summary(result: Result, out: TextIO, environ: Mapping[str, str] = os.environ) -> None:
+    """The package table, the prefix, the counts, the system packages that could replace builds."""
+    packages, decisions = result.graph.packages, result.decisions
+    rows = [("package", "kind", "version", "status")]
+    for name in sorted(packages):
+        pkg = packages[name]
+        rows.append((name, pkg.kind.value, pkg.version or "-", decisions[name].reason))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3], file=out)
+    built = [packages[n] for n, p in decisions.items() if p.enabled and not p.from_system]
+    system = distros.guess_package_system(environ)
+    names = distros.system_package_names(built, system)
+    print(f"\nprefix: {Path(result.config.prefix)} (a virtual environment of Python {result.config.python_version})",
+          file=out)
+    enabled_count = sum(p.enabled for p in decisions.values())
+    print(f"{enabled_count} packages enabled, {len(built)} to build from source,"
+          f" {sum(p.from_system for p in decisions.values())} from the system", file=out)
+    if names and system in distros.INSTALL_COMMANDS:
+        print(f"\nTo use the system's packages instead of building them ({system}), install:\n  "
+              + distros.install_command(system, names, sudo=os.geteuid() != 0)
+              + "\nthen re-run configure with --with-system-PKG=yes for those packages.", file=out)
+    for warning in result.graph.warnings:
+        print(f"configure: warning: {warning}", file=out)
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        options = parse_options(argv)
+        if options.help:
+            print(HELP, end="")
+            return 0
+        result = configure(argv, settings.sage_root(environ))
+        if not options.quiet:
+            print_summary(result, sys.stdout, environ)
+        for warning in result.warnings:
+            print(f"configure: warning: {warning}", file=sys.stderr)
+    except SageBuildError as error:
+        print(f"configure: error: {error}", file=sys.stderr)
+        print("configure: nothing was written", file=sys.stderr)
+        return 1
+    if not options.quiet:
+        print("configure: wrote build/make/config.json and build/make/Makefile; now run `make build`")
+    return 0

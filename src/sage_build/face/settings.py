@@ -1,0 +1,63 @@
+"""The environment, read once: what make, sage-progress and the user tell the commands.
+
+Library code takes parameters and never reads the environment (``tests/test_architecture.py``
+checks it); the commands of the face read it here, once, and pass what they found on.
+Kept light (standard library and ``base`` only): sage-progress imports it for every build.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+from sage_build.base.atomic import power_loss_safe_asked, set_power_loss_safe
+from sage_build.base.layout import Layout, tool_root
+
+if TYPE_CHECKING:
+    from sage_build.configure.config import Config
+
+# The sage-progress -> sage-spkg contract: written by face.progress, read by face.spkg_command.
+SESSION = "SAGE_BUILD_SESSION"  # the build session the events of a sage-spkg run belong to
+PLAN = "SAGE_BUILD_PLAN"  # a JSON file {package: the plan's reason to build it}
+QUIET = "SAGE_BUILD_QUIET"  # "1": the progress display replaces sage-spkg's own lines
+
+
+
+def sage_root(environ: Mapping[str, str] = os.environ) -> Path:
+    """The distribution tree: $SAGE_ROOT (make exports it), else the tool's own checkout."""
+    root = environ.get("SAGE_ROOT")
+    return Path(root).resolve() if root else tool_root()
+
+
+def verbose(environ: Mapping[str, str] = os.environ) -> bool:
+    """``V=1`` (make's and Sage's way to ask for everything)."""
+    return environ.get("V", "") not in ("", "0")
+
+
+def echo_to_terminal(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether build output goes to the terminal as well as to the log: with ``V=1``, or when
+    standard output is not a terminal."""
+    return verbose(environ) or not sys.stdout.isatty()
+
+
+def collisions(environ: Mapping[str, str] = os.environ) -> str:
+    """What an install does with a file another package installed: SAGE_INSTALL_COLLISIONS,
+    'error' (the default) or 'warn' (keep the existing file, say so); install_wheel checks it."""
+    return environ.get("SAGE_INSTALL_COLLISIONS", "error")
+
+
+def configure_writes(environ: Mapping[str, str] = os.environ) -> None:
+    """SAGE_INSTALL_FSYNC=yes: this process's atomic writes survive a power loss too
+    (:func:`sage_build.base.atomic.set_power_loss_safe`). Every command that installs calls it once."""
+    set_power_loss_safe(power_loss_safe_asked(environ))
+
+
+def layout_of(config: Config, destdir: str | os.PathLike[str] | None = None,
+              environ: Mapping[str, str] = os.environ) -> Layout:
+    """The configuration's layout as this process sees it: staged under ``destdir`` (else
+    $DESTDIR), packages built in $SAGE_BUILD_DIR if set (as in Sage)."""
+    build_dir = environ.get("SAGE_BUILD_DIR")
+    return config.layout(destdir or environ.get("DESTDIR") or None,
+                         build_dir=Path(build_dir) if build_dir else None)
