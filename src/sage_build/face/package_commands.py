@@ -21,7 +21,9 @@ from sage_build.face import settings
 from sage_build.face.cli import _error
 from sage_build.install.manifest import installed_versions
 from sage_build.recipes.graph import Graph, load_graph
-from sage_build.recipes.recipe import TYPES, Kind, Package, load_package, load_packages, parse_checksums
+from sage_build.recipes.recipe import (
+    TYPES, Kind, Package, load_package, load_packages, parse_checksums, substitute_version,
+)
 
 
 def package_main(argv: list[str]) -> int:
@@ -148,13 +150,19 @@ def _properties(pkg: Package, graph: Graph, installed: dict[str, str]) -> dict:
         "upstream_url": pkg.upstream_url,
         "dependencies": {
             "normal": normal, "order_only": order_only,
-            "optional": list(pkg.dependencies.optional), "check": list(pkg.dependencies.check),
+            # Sage's meaning: the check list includes the tests pyproject.toml.m4 names
+            "optional": list(graph.sage_dependencies(pkg.name).optional),
+            "check": list(graph.sage_dependencies(pkg.name).check),
         },
         "requirements": list(pkg.requirements),
         "distros": {k: list(v) for k, v in pkg.distros.items()},
         "installed_version": installed.get(pkg.name),
         "license": _license(pkg),
+        "description": _description(pkg),
         "trees": _trees(pkg),
+        "path": str(pkg.path),
+        "purl": pkg.purl,
+        "uses_python_package_check": pkg.uses_python_package_check,
     }
 
 
@@ -173,14 +181,26 @@ def _trees(pkg: Package) -> list[str]:
     return ["SAGE_LOCAL"]
 
 
+def _spkg_rst_text(pkg: Package) -> str | None:
+    try:
+        return (pkg.path / "SPKG.rst").read_text(errors="replace")
+    except OSError:  # none, or a link into pkgs/ that does not lead anywhere
+        return None
+
+
 def _license(pkg: Package) -> str | None:
     from sage_build.recipes.spkg_rst import field
 
-    try:
-        text = (pkg.path / "SPKG.rst").read_text(errors="replace")
-    except OSError:  # none, or a link into pkgs/ that does not lead anywhere
-        return None
-    return field(text, "license")
+    text = _spkg_rst_text(pkg)
+    return None if text is None else field(text, "license")
+
+
+def _description(pkg: Package) -> str | None:
+    """SPKG.rst's title text, as sage_bootstrap's ``description``."""
+    from sage_build.recipes.spkg_rst import title
+
+    text = _spkg_rst_text(pkg)
+    return None if text is None else title(text)[1]
 
 
 def _warn_stale(names: list[str], installed: dict[str, str], root: Path) -> None:
@@ -421,7 +441,7 @@ def update(pkg: Package, version: str, upstream: Path) -> None:
     if pkg.tarball_pattern is None:
         return
     upstream_version = re.sub(r"\.p\d+$", "", version)
-    tarball = pkg.tarball_pattern.replace("VERSION", upstream_version)
+    tarball = substitute_version(pkg.tarball_pattern, upstream_version)
     file = upstream / tarball
     if not file.is_file():
         if not pkg.is_python:
