@@ -232,3 +232,15 @@ def test_checksums_ini_sections(tmp_path):
     from sage_build.recipes.recipe import load_package
     pkg = load_package(recipe)
     assert pkg.kind is Kind.WHEEL and pkg.tarball == "pythran-0.18-py3-none-any.whl"
+
+
+def test_a_makefile_in_without_python_toolchain_keeps_our_default(tmp_path):
+    # An older or trimmed tree's Makefile.in that defines other variables but not PYTHON_TOOLCHAIN:
+    # the toolchain falls back to the wheel recipes present (it was a KeyError in configure).
+    _wheel_recipe(tmp_path, "setuptools")
+    add_recipe(tmp_path, "app", deps="| $(PYTHON_TOOLCHAIN)")
+    (tmp_path / "build" / "make").mkdir(parents=True)
+    (tmp_path / "build" / "make" / "Makefile.in").write_text("BLAS = openblas\n")
+    graph = load_graph(tmp_path / "build" / "pkgs")
+    assert graph.toolchain == ("setuptools",)
+    assert graph.dependencies("app") == ([], ["setuptools"])

@@ -116,7 +116,7 @@ class Graph:
         return graph
 
     def _toolchain(self) -> tuple[str, ...]:
-        if self.has_tree_variables:
+        if self.has_tree_variables and "PYTHON_TOOLCHAIN" in self.variables.values:
             return tuple(n for n in self._expand_variable("PYTHON_TOOLCHAIN", "", in_toolchain=False)
                          if n in self.packages)
         return tuple(
@@ -140,6 +140,8 @@ class Graph:
         if variable == "PYTHON_TOOLCHAIN" and owner in self.toolchain:
             # Toolchain members are wheels that need no build backend: no cycles among them.
             return []
+        if variable == "PYTHON_TOOLCHAIN" and not (self.has_tree_variables and variable in self.variables.values):
+            return list(self.toolchain)   # the tree does not define it: our default (the wheel recipes)
         if self.has_tree_variables:
             assert self.variables is not None
             if variable in self.variables.values:
