@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,23 @@ def test_a_package_another_run_installed_after_our_make_started_is_not_built_aga
     forced = subprocess.run(spkg, env=dict(tree.env, SAGE_MAKE_STARTED="0", SAGE_FORCE="a"), capture_output=True,
                             text=True)
     assert forced.returncode == 0 and "built meanwhile" not in forced.stdout, forced.stdout
+
+
+def test_uninstall_waits_for_a_build_of_the_same_package(tree):
+    # ./sage --uninstall takes the package's lock, as sage-spkg does: it never removes files while
+    # a build of that package is installing them.
+    from sage_build.base.lock import locked
+
+    python_recipe(tree.root, "a", "1.0", {"a/__init__.py": ""})
+    tree.configure()
+    tree.make("a")
+    lock = tree.prefix / "var/lib/sage/locks/a.lock"
+    with locked(lock):  # a build of a holds it
+        removal = subprocess.Popen([sys.executable, str(ROOT / "sage"), "--uninstall", "a"], env=tree.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.5)
+        assert removal.poll() is None, removal.communicate()[0]  # still waiting
+        assert tree.stamp("a", "1.0").exists()
+    output = removal.communicate(timeout=60)[0]
+    assert removal.returncode == 0 and "waiting for it" in output, output
+    assert not tree.stamp("a", "1.0").exists()

@@ -10,6 +10,7 @@ import sys
 
 from sage_build.configure.config import load_config
 from sage_build.base.errors import SageBuildError
+from sage_build.base.lock import locked
 from sage_build.recipes.graph import Graph
 from sage_build.base.layout import TreeLayout, tool_root
 from sage_build.face import settings
@@ -206,12 +207,16 @@ def uninstall_main(argv: list[str] | None = None) -> int:
                     " uninstall them first, or pass --force"
                 )
         for name in args.packages:
-            if uninstall(layout, name, stamp_only=args.keep_files):
-                print(f"sage-spkg-uninstall: {name} uninstalled")
-            elif not args.keep_files and name in packages and _legacy_uninstall(layout, packages[name]):
-                print(f"sage-spkg-uninstall: {name}: no stamp; ran its spkg-legacy-uninstall")
-            elif not args.if_installed:
-                raise SageBuildError(f"{name} is not installed")
+            # The package's lock, as sage-spkg holds it: never remove what a build is installing.
+            with locked(layout.package_lock(name),
+                        on_wait=lambda: print(f"[{name}] a build of {name} is running; waiting for it", flush=True)):
+                removed = uninstall(layout, name, stamp_only=args.keep_files)
+                if removed:
+                    print(f"sage-spkg-uninstall: {name} uninstalled")
+                elif not args.keep_files and name in packages and _legacy_uninstall(layout, packages[name]):
+                    print(f"sage-spkg-uninstall: {name}: no stamp; ran its spkg-legacy-uninstall")
+                elif not args.if_installed:
+                    raise SageBuildError(f"{name} is not installed")
     except SageBuildError as error:
         print(f"sage-spkg-uninstall: error: {error}", file=sys.stderr)
         return 1
