@@ -14,6 +14,7 @@ from sage_build.base.layout import Layout
 from sage_build.configure.makefile import PackageDecision, render_makefile, update_recipe_hash, write_if_changed
 from sage_build.install.manifest import installed_versions
 from sage_build.configure.build_plan import learned_durations
+from sage_build.recipes.names import resolve, unknown_package_message
 from sage_build.recipes.recipe import Package
 from sage_build.configure.system import Detection, detect_declared, detect_python, has_system_check
 from sage_build.install.target import query_python
@@ -93,9 +94,9 @@ def _check_value(arg: str, value: str, allowed: tuple[str, ...]) -> None:
 def _resolve_names(given: dict[str, str], packages: dict[str, Package], option: str) -> dict[str, str]:
     resolved = {}
     for raw, value in given.items():
-        name = raw if raw in packages else raw.replace("-", "_")
-        if name not in packages:
-            raise ConfigureError(f"--{option}-{raw}: there is no package '{raw}' in build/pkgs")
+        name = resolve(raw, packages)
+        if name is None:
+            raise ConfigureError(f"--{option}-{raw}: {unknown_package_message(raw, packages, 'build/pkgs')}")
         resolved[name] = value
     return resolved
 

@@ -11,6 +11,7 @@ import sys
 from sage_build.configure.config import load_config
 from sage_build.base.errors import SageBuildError
 from sage_build.base.lock import locked
+from sage_build.recipes.names import resolve, unknown_package_message
 from sage_build.recipes.graph import Graph
 from sage_build.base.layout import TreeLayout, tool_root
 from sage_build.face import settings
@@ -121,11 +122,13 @@ def install_command(args: list[str], *, force: bool) -> int:
         return _error("name the packages to install, e.g. ./sage -i six")
     pkgs_dir = TreeLayout(settings.sage_root()).pkgs_dir
     packages = load_packages(pkgs_dir)
-    for name in names:
-        if name not in packages:
-            if bad_name_reason(name) and (pkgs_dir / name / "type").is_file():
-                return _error(f"{pkgs_dir / name}: {bad_name_reason(name)}; rename the directory")
-            return _error(f"there is no package '{name}' in {pkgs_dir} (./sage --package list)")
+    for index, given in enumerate(names):
+        name = resolve(given, packages)
+        if name is None:
+            if bad_name_reason(given) and (pkgs_dir / given / "type").is_file():
+                return _error(f"{pkgs_dir / given}: {bad_name_reason(given)}; rename the directory")
+            return _error(unknown_package_message(given, packages, str(pkgs_dir)))
+        names[index] = name
         if packages[name].type == "experimental" and "SAGE_EXPERIMENTAL_OK" not in env_updates \
                 and os.environ.get("SAGE_EXPERIMENTAL_OK") != "yes":
             return _error(f"{name} is experimental: it may not build or work. Install it anyway with"
@@ -197,9 +200,10 @@ def uninstall_main(argv: list[str] | None = None) -> int:
         packages = load_packages(layout.pkgs_dir)
         graph = Graph(packages=packages)
         installed = installed_versions(layout, packages)
+        args.packages = [resolve(name, packages) or name for name in args.packages]
         for name in args.packages:
             if name not in packages and not layout.installed_stamps(name) and not layout.removal_journal(name):
-                raise SageBuildError(f"there is no package '{name}' (no recipe, nothing installed)")
+                raise SageBuildError(unknown_package_message(name, packages, "build/pkgs") + "; nothing of it is installed")
             dependents = sorted(d for d in graph.dependents(name) if d in installed and d not in args.packages)
             if dependents and not args.force and not args.keep_files:
                 raise SageBuildError(
