@@ -33,8 +33,9 @@ def test_check_header_with_dnl_and_unquoted_name():
 def test_check_headers_with_break():
     result = check("AC_CHECK_HEADERS([ffi/ffi.h ffi.h], [sage_spkg_install_foo=no; break], [sage_spkg_install_foo=yes])")
     assert result.understood
-    assert [s.probe.subject for s in result.steps] == ["ffi/ffi.h", "ffi.h"]
-    assert result.steps[0].found[-1] == Step("break")
+    (loop,) = result.steps
+    assert [s.probe.subject for s in loop.found] == ["ffi/ffi.h", "ffi.h"]
+    assert loop.found[0].found[-1] == Step("break")
 
 
 def test_search_libs_and_check_lib():

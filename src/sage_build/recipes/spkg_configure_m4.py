@@ -45,7 +45,7 @@ class Probe:
 class Step:
     """One statement. op is one of: ``probe`` (probe, then found / missing), ``set`` (var =
     value; value ``$name`` copies a variable), ``if`` (cond, then found / missing), ``depcheck``
-    (deps, then found), ``python`` (subject: the package), ``break``, ``version`` (var = the
+    (deps, then found), ``python`` (subject: the package), ``loop`` (found, until ``break``), ``break``, ``version`` (var = the
     version printed by ``$program --version``), ``compare`` (cond holds the comparison)."""
     op: str
     probe: Probe | None = None
@@ -257,8 +257,10 @@ class _Reader:
             if not headers:
                 return self.fail(f"{name} without a header")
             found, missing = self.steps(arg(1)), self.steps(arg(2))
-            return tuple(Step("probe", Probe("header", h), found=found, missing=missing) for h in headers) \
-                if name == "AC_CHECK_HEADERS" or len(headers) == 1 else self.fail(f"{name}({arg(0)})")
+            if name == "AC_CHECK_HEADER" and len(headers) != 1:
+                return self.fail(f"{name}({arg(0)})")
+            each = tuple(Step("probe", Probe("header", h), found=found, missing=missing) for h in headers)
+            return (Step("loop", found=each),) if name == "AC_CHECK_HEADERS" else each  # `break` ends the loop
         if name == "AC_SEARCH_LIBS":
             return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4)),
                          found=self.steps(arg(2)), missing=self.steps(arg(3))),)
