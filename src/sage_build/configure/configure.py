@@ -18,6 +18,10 @@ from sage_build.recipes.names import resolve, unknown_package_message
 from sage_build.recipes.recipe import Package
 from sage_build.configure.system import Detection, detect_declared, detect_python, has_system_check
 from sage_build.install.target import query_python
+from sage_build.base.commands import inherited_environment
+from sage_build.configure.probes import CACHE_FILE, Probes, run_check
+from sage_build.recipes.spkg_configure_m4 import Check, load_check
+from typing import Mapping
 
 @dataclass
 class Options:
@@ -29,6 +33,7 @@ class Options:
     with_system: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
     help: bool = False
+    system_site_packages: bool = False
 
 
 def parse_options(argv: list[str]) -> Options:
@@ -58,6 +63,8 @@ def parse_options(argv: list[str]) -> Options:
             options.upstream_dir = needs_value()
         elif name == "--mirror":
             options.mirrors.append(needs_value())
+        elif arg in ("--enable-system-site-packages", "--disable-system-site-packages"):
+            options.system_site_packages = arg.startswith("--enable")
         elif _per_package_option(options, arg, name, value if sep else None):
             pass
         else:
@@ -110,6 +117,8 @@ class Result:
     graph: Graph
     warnings: list[str] = field(default_factory=list)  # recipes left out, said even with --quiet
     target_cache: str | None = None   # a new entry of build/make/target-cache.json
+    system: dict[str, SystemStatus] = field(default_factory=dict)   # the spkg-configure.m4 packages
+    probe_cache: str | None = None    # build/make/config.cache's new text
 
 
 def configure(argv: list[str], sage_root: Path) -> Result:
@@ -124,10 +133,12 @@ def configure(argv: list[str], sage_root: Path) -> Result:
     if result.target_cache:
         write_if_changed(layout.make_dir / "target-cache.json", result.target_cache)
     write_if_changed(layout.makefile, result.makefile)
+    if result.probe_cache:
+        write_if_changed(layout.make_dir / CACHE_FILE, result.probe_cache)
     return result
 
 
-def decide(argv: list[str], sage_root: Path) -> Result:
+def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None = None) -> Result:
     """What configure would write (the configuration, the Makefile), from the recipes as they are
     now; writes nothing (./sage --plan asks it what a reconfigure by make will decide)."""
     sage_root = sage_root.resolve()
@@ -141,8 +152,10 @@ def decide(argv: list[str], sage_root: Path) -> Result:
     packages = graph.packages
     enable = _resolve_names(options.enable, packages, "enable")
     with_system = _resolve_names(options.with_system, packages, "with-system")
+    checks = {name: check for name, pkg in packages.items()
+              if not (pkg.path / "spkg-configure.yaml").is_file() and (check := load_check(pkg.path, name)) is not None}
     for name, value in with_system.items():
-        if value != "no" and not has_system_check(packages[name]):
+        if value != "no" and name not in checks and not has_system_check(packages[name]):
             raise ConfigureError(
                 f"--with-system-{name}={value}: package '{name}' has no way to detect a system"
                 f" version (no install-requires.txt, no {packages[name].path}/spkg-configure.yaml)"
@@ -152,17 +165,27 @@ def decide(argv: list[str], sage_root: Path) -> Result:
     target_cache = layout.make_dir / "target-cache.json"
     target, cache_entry = _cached_query(python, target_cache)
 
-    detections = _detect(packages, with_system, target.executable if options.python else python)
+    interpreter = target.executable if options.python else python
+    detections = _detect(packages, {n: v for n, v in with_system.items() if n not in checks}, interpreter)
+    installed = installed_versions(layout, packages)
+    probes = Probes(inherited_environment() if environ is None else environ, layout.make_dir / CACHE_FILE)
+    system = decide_system(graph, checks, with_system, installed, probes,
+                           site_packages=options.system_site_packages, python=interpreter)
     forced_missing = [
         f"{name}: {detections[name].reason}" for name, value in sorted(with_system.items())
-        if value == "force" and not detections[name].found
-    ]
+        if value == "force" and name in detections and not detections[name].found
+    ] + [f"{name}: {system[name].reason}" + (" (spkg-configure.m4 not understood)" if system[name].status == "not understood" else "")
+         for name, value in sorted(with_system.items())
+         if value == "force" and name in system and system[name].status in ("source", "not understood")]
+    for name, status in system.items():
+        detections[name] = Detection(status.status == "system",
+                                     status.reason if status.status in ("system", "source") else f"{status.status}: {status.reason}")
     if forced_missing:
         raise ConfigureError(
-            "--with-system-PKG=force, but the system does not provide:\n  " + "\n  ".join(forced_missing)
+            "--with-system-PKG=force, but the system does not provide (install them, or drop"
+            " --with-system-PKG=force):\n  " + "\n  ".join(sorted(forced_missing))
         )
 
-    installed = installed_versions(layout, packages)
     decisions = {}
     for name, pkg in packages.items():
         decisions[name] = _decide(pkg, enable.get(name), detections.get(name), name in installed)
@@ -179,8 +202,9 @@ def decide(argv: list[str], sage_root: Path) -> Result:
         enable=enable,
         with_system=with_system,
         from_system=sorted(name for name, decision in decisions.items() if decision.from_system),
-        system_site_packages=any(n in detections and not (packages[n].path / "spkg-configure.yaml").is_file()
-                                 for n, p in decisions.items() if p.from_system),
+        system_site_packages=options.system_site_packages or any(
+            n in detections and n not in checks and not (packages[n].path / "spkg-configure.yaml").is_file()
+            for n, p in decisions.items() if p.from_system),
         python_version=target.version,
     )
     try:
@@ -192,7 +216,7 @@ def decide(argv: list[str], sage_root: Path) -> Result:
         raise ConfigureError(str(error)) from None
 
     return Result(config=config, decisions=decisions, detections=detections, makefile=makefile, graph=graph,
-                  warnings=warnings, target_cache=cache_entry)
+                  warnings=warnings, target_cache=cache_entry, system=system, probe_cache=probes.cache_text())
 
 
 def _cached_query(python: str, cache: Path):
@@ -262,3 +286,59 @@ def _depcheck(graph: Graph, decisions: dict[str, PackageDecision]) -> None:
                 reason=f"build from source: its dependency {built[0]} is built from source (system has it: "
                        f"{decision.reason.removeprefix('from system (').rstrip(')')})",
             )
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    """What spkg-configure.m4 decided for a package: ``system`` (taken from the system),
+    ``source`` (built from source), ``not understood`` (built from source: the reader does not
+    understand its spkg-configure.m4), ``installed`` (built from source: already installed in the
+    prefix by sage-build, it stays so, as in Sage); and why."""
+    status: str
+    reason: str
+
+
+def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str, str], installed,
+                  probes: Probes, *, site_packages: bool, python: str) -> dict[str, SystemStatus]:
+    """Sage's decisions (m4/sage_spkg_configure.m4) for the packages with a spkg-configure.m4."""
+    result: dict[str, SystemStatus] = {}
+    python_found: dict[str, Detection] = {}
+    if site_packages:
+        wanted = [graph.packages[n] for n, c in checks.items() if c.python_check and graph.packages[n].install_requires]
+        python_found = detect_python(wanted, python)
+
+    def python_check(name: str) -> tuple[bool, str]:
+        if not site_packages:
+            return False, "a Python package: configure without --enable-system-site-packages builds it"
+        found = python_found.get(name)
+        if found is None:
+            return False, f"no version_requirements.txt for {name}"
+        return found.found, found.reason
+
+    def built(name: str) -> bool:
+        if name not in result:
+            if name in checks:
+                one(name)
+            else:
+                return True   # no spkg-configure.m4: always built from source
+        return result[name].status != "system"
+
+    def one(name: str) -> None:
+        check = checks[name]
+        setting = with_system.get(name, "no" if check.python_check and not site_packages else "yes")
+        if name in installed:
+            result[name] = SystemStatus("installed", "installed in the prefix by sage-build; it stays so")
+        elif not check.understood:
+            result[name] = SystemStatus("not understood", "; ".join(check.not_understood[:2]))
+        elif setting == "no":
+            why = python_check(name)[1] if check.python_check and name not in with_system else "--with-system-" + name + "=no"
+            result[name] = SystemStatus("source", why)
+        else:
+            result[name] = SystemStatus("source", "checking")   # a cycle in DEPCHECKs builds it
+            outcome = run_check(check, probes, dependency_built=built, python_check=python_check)
+            result[name] = SystemStatus("source" if outcome.install else "system", outcome.reason)
+
+    for name in graph.topological_order(checks):
+        if name not in result:
+            one(name)
+    return result

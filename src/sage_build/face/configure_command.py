@@ -27,6 +27,7 @@ Defaults for the options are specified in brackets.
 Configuration:
   -h, --help              display this help and exit
   -q, --quiet             do not print the package table
+  -v, --verbose           name the packages of the system detection table
 
 Installation directories:
   --prefix=DIR            install everything into DIR, a virtual environment
@@ -49,6 +50,10 @@ System packages:
                           a suitable one, else build it), no (always build it,
                           the default), or force (fail unless the system has it)
   --without-system-PKG    same as --with-system-PKG=no
+
+  --enable-system-site-packages
+                          let spkg-configure.m4's SAGE_PYTHON_PACKAGE_CHECK take
+                          Python packages from the target Python [no]
 
 Downloads:
   --mirror=URL            a mirror to try before the package index and upstream
@@ -81,12 +86,30 @@ def print_summary(result: Result, out: TextIO, environ: Mapping[str, str] = os.e
         print(f"\nTo use the system's packages instead of building them ({system}), install:\n  "
               + distros.install_command(system, names, sudo=os.geteuid() != 0)
               + "\nthen re-run configure with --with-system-PKG=yes for those packages.", file=out)
+    print_system_table(result, out)
     for warning in result.graph.warnings:
         print(f"configure: warning: {warning}", file=out)
 
 
+def print_system_table(result: Result, out: TextIO, verbose: bool = False) -> None:
+    """spkg-configure.m4's outcome: from the system / built from source / not understood."""
+    if not result.system:
+        return
+    groups: dict[str, list[str]] = {"from the system": [], "built from source": [], "not understood": []}
+    for name, status in sorted(result.system.items()):
+        key = {"system": "from the system", "not understood": "not understood"}.get(status.status, "built from source")
+        if key == "from the system" and not result.decisions[name].from_system:
+            key = "built from source"   # a dependency is built from source
+        groups[key].append(name)
+    print("\nspkg-configure.m4 (system detection):", file=out)
+    for key, names in groups.items():
+        print(f"  {key:18} {len(names):4}" + (f"  {' '.join(names)}" if verbose and names else ""), file=out)
+
+
 def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    verbose = any(a in ("-v", "--verbose") for a in argv)
+    argv = [a for a in argv if a not in ("-v", "--verbose")]
     try:
         options = parse_options(argv)
         if options.help:
@@ -95,6 +118,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         result = configure(argv, settings.sage_root(environ))
         if not options.quiet:
             print_summary(result, sys.stdout, environ)
+            if verbose:
+                print_system_table(result, sys.stdout, verbose=True)
         for warning in result.warnings:
             print(f"configure: warning: {warning}", file=sys.stderr)
     except SageBuildError as error:

@@ -1,0 +1,248 @@
+"""Real system checks for spkg-configure.m4 (``recipes.spkg_configure_m4``), and running a check.
+
+Headers are compiled and libraries linked with the configured compiler ($CC, else cc, with
+$CPPFLAGS, $CFLAGS, $LDFLAGS), pkg-config is asked for a module's version, programs are found
+on $PATH and run for their versions. Every answer is cached in ``build/make/config.cache``
+(as autoconf's config.cache), keyed by the environment that could change it, so a
+reconfigure asks the system nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from sage_build.base.atomic import write_atomic
+from sage_build.recipes.spkg_configure_m4 import Check, Probe, Step
+
+CACHE_FILE = "config.cache"
+CACHE_FORMAT = 1
+_ENV_KEYS = ("CC", "CPPFLAGS", "CFLAGS", "LDFLAGS", "LIBS", "PATH", "PKG_CONFIG_PATH", "CPATH", "LIBRARY_PATH")
+_VERSION = re.compile(r"(\d+(?:\.\d+)+)")
+
+
+class Probes:
+    """The system's answers, asked once and cached."""
+
+    def __init__(self, environ: Mapping[str, str], cache_path: Path | None = None):
+        self.environ = dict(environ)
+        self.cache_path = cache_path
+        self.asked = 0            # questions the system was really asked (not from the cache)
+        fingerprint = json.dumps([CACHE_FORMAT] + [self.environ.get(k, "") for k in _ENV_KEYS])
+        self.key = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+        self.answers: dict[str, object] = {}
+        self.changed = False
+        if cache_path is not None:
+            try:
+                data = json.loads(cache_path.read_text())
+                if data.get("key") == self.key:
+                    self.answers = dict(data.get("answers", {}))
+            except (OSError, ValueError, AttributeError):
+                pass  # no cache or an unreadable one: ask again
+
+    def cache_text(self) -> str | None:
+        """The cache file's new text, None when nothing new was learnt."""
+        if not self.changed:
+            return None
+        return json.dumps({"key": self.key, "answers": self.answers}, indent=0, sort_keys=True) + "\n"
+
+    def save(self) -> None:
+        text = self.cache_text()
+        if text is not None and self.cache_path is not None:
+            write_atomic(self.cache_path, text.encode())
+
+    def _ask(self, question: str, compute: Callable[[], object]) -> object:
+        if question not in self.answers:
+            self.asked += 1
+            self.answers[question] = compute()
+            self.changed = True
+        return self.answers[question]
+
+    # -- the questions --------------------------------------------------------------------
+
+    def _compiler(self) -> list[str]:
+        return shlex.split(self.environ.get("CC") or "cc")
+
+    def _run(self, command: list[str], cwd: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess | None:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=self.environ)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    def _build(self, source: str, extra: list[str], link: bool) -> bool:
+        env = self.environ
+        with tempfile.TemporaryDirectory(prefix="sage-build-probe-") as tmp:
+            Path(tmp, "conftest.c").write_text(source)
+            command = self._compiler() + shlex.split(env.get("CPPFLAGS", "")) + shlex.split(env.get("CFLAGS", ""))
+            if link:
+                command += shlex.split(env.get("LDFLAGS", "")) + ["conftest.c", "-o", "conftest"] + extra \
+                    + shlex.split(env.get("LIBS", ""))
+            else:
+                command += ["-c", "conftest.c", "-o", "conftest.o"]
+            result = self._run(command, cwd=tmp)
+            return result is not None and result.returncode == 0
+
+    def header(self, name: str) -> bool:
+        return bool(self._ask(f"header {name}", lambda: self._build(f"#include <{name}>\nint main(void) {{ return 0; }}\n",
+                                                                  [], link=False)))
+
+    def library(self, function: str, lib: str, other: str = "") -> bool:
+        """Whether a program calling ``function`` links (with ``-l lib`` when lib is not '')."""
+        source = f"#ifdef __cplusplus\nextern \"C\"\n#endif\nchar {function} (void);\nint main(void) {{ return {function} (); }}\n"
+        flags = ([f"-l{lib}"] if lib else []) + shlex.split(other)
+        return bool(self._ask(f"link {function} {' '.join(flags)}", lambda: self._build(source, flags, link=True)))
+
+    def pkgconfig(self, module: str) -> str | None:
+        """The module's version, None when pkg-config (or the module) is missing."""
+        def compute():
+            program = shutil.which("pkg-config", path=self.environ.get("PATH"))
+            if program is None:
+                return None
+            result = self._run([program, "--modversion", module])
+            return result.stdout.strip() if result is not None and result.returncode == 0 else None
+        return self._ask(f"pkg-config {module}", compute)  # type: ignore[return-value]
+
+    def program(self, name: str) -> str | None:
+        return self._ask(f"program {name}", lambda: shutil.which(name, path=self.environ.get("PATH")))  # type: ignore[return-value]
+
+    def version(self, program: str) -> str:
+        def compute():
+            result = self._run([program, "--version"], timeout=30)
+            if result is None:
+                return ""
+            match = _VERSION.search(result.stdout + result.stderr)
+            return match.group(1) if match else ""
+        return self._ask(f"version {program}", compute)  # type: ignore[return-value]
+
+
+def version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:6])
+
+
+def compare_versions(found: str, op: str, wanted: str) -> bool:
+    a, b = version_key(found), version_key(wanted)
+    width = max(len(a), len(b))
+    a, b = a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
+    return {"lt": a < b, "le": a <= b, "eq": a == b, "ne": a != b, "gt": a > b, "ge": a >= b,
+            "<": a < b, "<=": a <= b, "=": a == b, "==": a == b, "!=": a != b, ">": a > b, ">=": a >= b}[op]
+
+
+@dataclass
+class Outcome:
+    install: bool           # Sage's sage_spkg_install_PKG: build from source
+    notes: list[str] = field(default_factory=list)   # what was found and what was not
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.notes[-3:]) or "the checks passed"
+
+
+class _Break(Exception):
+    pass
+
+
+def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str], bool],
+              python_check: Callable[[str], tuple[bool, str]]) -> Outcome:
+    """Run a check as Sage's configure would; ``dependency_built(dep)`` says whether a
+    SAGE_SPKG_DEPCHECK dependency is built from source, ``python_check(pkg)`` runs
+    SAGE_PYTHON_PACKAGE_CHECK (found, why)."""
+    install_var = f"sage_spkg_install_{check.package}"
+    variables: dict[str, str] = {install_var: "no"}
+    notes: list[str] = []
+
+    def run(steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            one(step)
+
+    def branch(ok: bool, step: Step) -> None:
+        run(step.found if ok else step.missing)
+
+    def one(step: Step) -> None:
+        if step.op == "set":
+            value = step.value
+            variables[step.var] = variables.get(value[1:], "") if value.startswith("$") else value
+        elif step.op == "break":
+            raise _Break
+        elif step.op == "loop":
+            try:
+                run(step.found)
+            except _Break:
+                pass
+        elif step.op == "if":
+            op, var, value = step.cond
+            branch((variables.get(var, "") == value) == (op == "eq"), step)
+        elif step.op == "compare":
+            op, var, wanted = step.cond
+            found = variables.get(var, "")
+            branch(bool(found) and compare_versions(found, op, wanted), step)
+        elif step.op == "version":
+            program = variables.get(step.value, "")
+            variables[step.var] = probes.version(program) if program else ""
+        elif step.op == "depcheck":
+            built = [d for d in step.deps if dependency_built(d)]
+            if built:
+                notes.append(f"its dependency {built[0]} is built from source")
+                variables[install_var] = "yes"
+            else:
+                run(step.found)
+        elif step.op == "python":
+            ok, why = python_check(step.value)
+            notes.append(why)
+            if not ok:
+                variables[f"sage_spkg_install_{step.value}"] = "yes"
+        elif step.op == "probe":
+            probe(step.probe, step)
+        else:  # the reader makes no other step
+            raise AssertionError(step.op)
+
+    def probe(p: Probe, step: Step) -> None:
+        if p.kind == "header":
+            ok = probes.header(p.subject)
+            notes.append(f"header {p.subject} {'found' if ok else 'not found'}")
+            branch(ok, step)
+        elif p.kind == "library":
+            lib = next((lib for lib in p.libs if probes.library(p.subject, lib, p.other_libs)), None)
+            where = "" if lib in (None, "") else f" in -l{lib}"
+            notes.append(f"{p.subject}{where} {'links' if lib is not None else 'does not link'}")
+            branch(lib is not None, step)
+        elif p.kind == "pkgconfig":
+            version = probes.pkgconfig(p.subject)
+            ok = version is not None and all(compare_versions(version, op, v) for op, v in p.spec)
+            wanted = ", ".join(f"{op} {v}" for op, v in p.spec)
+            notes.append(f"pkg-config {p.subject} {version or 'not found'}" + (f" (need {wanted})" if wanted and version else ""))
+            branch(ok, step)
+        elif p.kind == "program":
+            feature = p.libs == ("feature",)
+            for name in p.subject.split():
+                path = probes.program(name)
+                if path is None:
+                    continue
+                variables[p.var] = path
+                if not feature:
+                    notes.append(f"{name}: {path}")
+                    run(step.found)
+                    return
+                run(step.found)
+                if variables.get(p.var + "_found"):
+                    notes.append(f"{name}: {path} passes")
+                    return
+                notes.append(f"{name}: {path} fails its test")
+            if not feature:
+                notes.append(f"no {p.subject} on PATH")
+                variables[p.var] = ""
+            run(step.missing)
+
+    try:
+        run(check.steps)
+    except _Break:
+        pass
+    return Outcome(install=variables.get(install_var) == "yes", notes=notes)

@@ -1,0 +1,425 @@
+"""Reading a recipe's spkg-configure.m4 (Sage's system detection) without running m4.
+
+The file calls ``SAGE_SPKG_CONFIGURE([pkg], [checks], [required-checks], [pre], [post])``.
+Its checks are read into a small program (:class:`Check`): probes (a header compiles, a
+library links, a pkg-config module has a version, a program is on PATH), each with an action
+when found and one when missing, shell assignments (``sage_spkg_install_pkg=yes``), simple
+``AS_IF`` tests, ``SAGE_SPKG_DEPCHECK`` and ``SAGE_PYTHON_PACKAGE_CHECK``. configure runs the
+program with real probes (``configure.probes``). Whatever this reader does not understand is
+named in :attr:`Check.not_understood`, and configure builds that package from source.
+
+m4's rules kept here: ``[...]`` quotes (nested; commas and parentheses inside are text),
+one level of quotes removed from each macro argument, unquoted parentheses nested in an
+argument, leading whitespace of an argument dropped, ``dnl`` comments.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sage_build.base.errors import RecipeError
+
+M4_FILE = "spkg-configure.m4"
+
+
+# --- the program ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Probe:
+    """A question to the system; its answer is found (True) or not.
+
+    kind: ``header`` (subject: the header), ``library`` (subject: a function; libs: the
+    libraries to try, '' meaning none), ``pkgconfig`` (subject: the module; spec: comparisons),
+    ``program`` (subject: the program; sets ``var`` to its path)."""
+    kind: str
+    subject: str
+    libs: tuple[str, ...] = ()
+    other_libs: str = ""
+    spec: tuple[tuple[str, str], ...] = ()   # pkg-config (op, version) pairs
+    var: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One statement. op is one of: ``probe`` (probe, then found / missing), ``set`` (var =
+    value; value ``$name`` copies a variable), ``if`` (cond, then found / missing), ``depcheck``
+    (deps, then found), ``python`` (subject: the package), ``loop`` (found, until ``break``), ``break``, ``version`` (var = the
+    version printed by ``$program --version``), ``compare`` (cond holds the comparison)."""
+    op: str
+    probe: Probe | None = None
+    var: str = ""
+    value: str = ""
+    cond: tuple[str, ...] = ()
+    found: tuple["Step", ...] = ()
+    missing: tuple["Step", ...] = ()
+    deps: tuple[str, ...] = ()
+
+
+@dataclass
+class Check:
+    package: str
+    steps: tuple[Step, ...] = ()
+    required: tuple[Step, ...] = ()            # REQUIRED-CHECK
+    requires: tuple[str, ...] = ()             # AC_REQUIRE'd / DEPCHECK'd packages (order)
+    python_check: bool = False
+    not_understood: list[str] = field(default_factory=list)
+
+    @property
+    def understood(self) -> bool:
+        return not self.not_understood
+
+
+# --- m4 text --------------------------------------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MACRO_PREFIXES = ("AC_", "AS_", "AX_", "AM_", "LT_", "PKG_", "SAGE_", "m4_", "WITH_SAGE_")
+
+
+def strip_dnl(text: str) -> str:
+    """Drop ``dnl`` and the rest of its line, newline included."""
+    return re.sub(r"(?<![A-Za-z0-9_])dnl(?![A-Za-z0-9_])[^\n]*\n?", "", text)
+
+
+def _is_macro(name: str) -> bool:
+    return name.startswith(_MACRO_PREFIXES)
+
+
+def unquote(text: str) -> str:
+    """Remove one level of m4 quotes (every ``[``/``]`` at quote depth 0 and 1's brackets)."""
+    out, depth = [], 0
+    for char in text:
+        if char == "[":
+            depth += 1
+            if depth == 1:
+                continue
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                continue
+            if depth < 0:
+                raise ValueError("unbalanced ']'")
+        out.append(char)
+    if depth:
+        raise ValueError("unbalanced '['")
+    return "".join(out)
+
+
+def split_args(text: str, start: int) -> tuple[list[str], int]:
+    """The raw arguments of a macro call whose '(' is at ``start``; and the index after ')'."""
+    args, current, depth, quote, i = [], [], 0, 0, start + 1
+    while i < len(text):
+        char = text[i]
+        if char == "[":
+            quote += 1
+        elif char == "]":
+            quote -= 1
+            if quote < 0:
+                raise ValueError("unbalanced ']'")
+        elif quote == 0:
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                if depth == 0:
+                    args.append("".join(current))
+                    return [a.lstrip() for a in args], i + 1
+                depth -= 1
+            elif char == "," and depth == 0:
+                args.append("".join(current))
+                current = []
+                i += 1
+                continue
+        current.append(char)
+        i += 1
+    raise ValueError("a macro call is not closed: ')' is missing")
+
+
+def tokenize(text: str) -> list[tuple[str, object]]:
+    """Top-level items: ("macro", (name, [unquoted args])) or ("text", str)."""
+    items: list[tuple[str, object]] = []
+    i, buffer, quote = 0, [], 0
+    while i < len(text):
+        char = text[i]
+        if char == "[":
+            quote += 1
+        elif char == "]":
+            quote -= 1
+        elif quote == 0 and char == "#" and (i == 0 or text[i - 1] in " \t\n;"):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        elif quote == 0 and (char.isalpha() or char == "_") and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_${")):
+            match = _NAME.match(text, i)
+            name = match.group(0)
+            after = match.end()
+            if _is_macro(name):
+                if buffer:
+                    items.append(("text", "".join(buffer)))
+                    buffer = []
+                if after < len(text) and text[after] == "(":
+                    raw, i = split_args(text, after)
+                    items.append(("macro", (name, [unquote(a).strip() for a in raw])))
+                else:
+                    items.append(("macro", (name, [])))
+                    i = after
+                continue
+            buffer.append(name)
+            i = after
+            continue
+        buffer.append(char)
+        i += 1
+    if buffer:
+        items.append(("text", "".join(buffer)))
+    return items
+
+
+# --- statements -----------------------------------------------------------------------------
+
+_IGNORED = {
+    "AC_MSG_CHECKING", "AC_MSG_RESULT", "AC_MSG_NOTICE", "AC_MSG_WARN", "AC_LANG_PUSH", "AC_LANG_POP",
+    "AC_SUBST", "AC_DEFINE", "AS_ECHO", "AC_LANG", "AC_LANG_ASSERT",
+}
+_ASSIGN = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"`$]*)"|'([^']*)'|([^\s"'`$;]*)|"?\$(?:\{)?([A-Za-z_][A-Za-z0-9_]*)\}?"?)$""")
+_VERSION_CMD = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=`\s*"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?\s+(--version|-version|-V)\b[^`]*`$""")
+
+
+class _Reader:
+    def __init__(self, package: str, where: str):
+        self.package = package
+        self.where = where
+        self.problems: list[str] = []
+        self.requires: list[str] = []
+        self.python = False
+
+    def fail(self, what: str) -> tuple[Step, ...]:
+        self.problems.append(" ".join(what.split())[:160])
+        return ()
+
+    def steps(self, text: str) -> tuple[Step, ...]:
+        try:
+            items = tokenize(strip_dnl(text))
+        except ValueError as error:
+            return self.fail(f"m4 quoting: {error}")
+        out: list[Step] = []
+        for kind, value in items:
+            if kind == "text":
+                out += self.shell(value)
+            else:
+                name, args = value
+                out += self.macro(name, args)
+        return tuple(out)
+
+    def shell(self, text: str) -> list[Step]:
+        out = []
+        for line in re.split(r"[;\n]", re.sub(r"\\\n\s*", " ", text)):
+            line = line.strip()
+            if not line or line == ":":
+                continue
+            if line == "break":
+                out.append(Step("break"))
+                continue
+            version = _VERSION_CMD.match(line)
+            if version:
+                out.append(Step("version", var=version.group(1), value=version.group(2)))
+                continue
+            assign = _ASSIGN.match(line)
+            if assign:
+                var = assign.group(1)
+                literal = next((g for g in assign.group(2, 3, 4) if g is not None), None)
+                value = literal if literal is not None else "$" + assign.group(5)
+                out.append(Step("set", var=var, value=value))
+                continue
+            self.fail(f"shell: {line}")
+        return out
+
+    def macro(self, name: str, args: list[str]) -> tuple[Step, ...]:
+        arg = lambda n: args[n] if len(args) > n else ""  # noqa: E731
+        if name in _IGNORED:
+            return ()
+        if name == "AC_REQUIRE":
+            match = re.fullmatch(r"SAGE_SPKG_CONFIGURE_([A-Z0-9_]+)", arg(0))
+            if match:
+                self.requires.append(match.group(1).lower())
+                return ()
+            return self.fail(f"AC_REQUIRE([{arg(0)}])")
+        if name == "SAGE_PYTHON_PACKAGE_CHECK":
+            self.python = True
+            return (Step("python", value=arg(0)),)
+        if name == "SAGE_SPKG_DEPCHECK":
+            deps = tuple(arg(0).split())
+            self.requires += deps
+            return (Step("depcheck", deps=deps, found=self.steps(arg(1))),)
+        if name in ("AC_CHECK_HEADER", "AC_CHECK_HEADERS"):
+            if len(args) > 3 and arg(3):
+                return self.fail(f"{name} with includes")
+            headers = arg(0).split()
+            if not headers:
+                return self.fail(f"{name} without a header")
+            found, missing = self.steps(arg(1)), self.steps(arg(2))
+            if name == "AC_CHECK_HEADER" and len(headers) != 1:
+                return self.fail(f"{name}({arg(0)})")
+            each = tuple(Step("probe", Probe("header", h), found=found, missing=missing) for h in headers)
+            return (Step("loop", found=each),) if name == "AC_CHECK_HEADERS" else each  # `break` ends the loop
+        if name == "AC_SEARCH_LIBS":
+            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4)),
+                         found=self.steps(arg(2)), missing=self.steps(arg(3))),)
+        if name == "AC_CHECK_LIB":
+            return (Step("probe", Probe("library", arg(1), libs=(arg(0),), other_libs=arg(4)),
+                         found=self.steps(arg(2)), missing=self.steps(arg(3))),)
+        if name == "AC_CHECK_FUNC":
+            return (Step("probe", Probe("library", arg(0), libs=("",)),
+                         found=self.steps(arg(1)), missing=self.steps(arg(2))),)
+        if name == "PKG_CHECK_MODULES":
+            return self.pkg_check(arg(1), self.steps(arg(2)), self.steps(arg(3)) if len(args) > 3 else None)
+        if name == "PKG_CHECK_EXISTS":
+            return self.pkg_check(arg(0), self.steps(arg(1)), self.steps(arg(2)))
+        if name in ("AC_PATH_PROG", "AC_PATH_PROGS", "AC_CHECK_PROG", "AC_CHECK_PROGS"):
+            if name == "AC_CHECK_PROG" or (len(args) > 3 and arg(3)):
+                return self.fail(f"{name} with a value or a path")
+            default = arg(2)
+            progs = arg(1).split()
+            if not progs or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", arg(0)):
+                return self.fail(f"{name}({', '.join(args)})")
+            return (Step("probe", Probe("program", " ".join(progs), var=arg(0), libs=(name,)),
+                         missing=(Step("set", var=arg(0), value=default),)),)
+        if name == "AC_PATH_PROGS_FEATURE_CHECK":
+            var = arg(0)
+            return (Step("probe", Probe("program", arg(1), var="ac_path_" + var, libs=("feature",)),
+                         found=self.steps(arg(2)), missing=self.steps(arg(3))),)
+        if name in ("AC_CACHE_CHECK", "AC_CACHE_VAL"):
+            return self.steps(arg(2) if name == "AC_CACHE_CHECK" else arg(1))
+        if name == "WITH_SAGE_PYTHONUSERBASE":
+            return self.steps(arg(0))
+        if name == "AS_IF":
+            return self.as_if(args)
+        if name == "AS_VAR_SET" and len(args) == 2 and _NAME.fullmatch(arg(0)):
+            return tuple(self.shell(f"{arg(0)}={arg(1)}")) or ()
+        if name in ("AX_COMPARE_VERSION", "AS_VERSION_COMPARE"):
+            return self.compare(name, args)
+        return self.fail(f"{name}(...)")
+
+    def pkg_check(self, modules: str, found, missing) -> tuple[Step, ...]:
+        words = modules.split()
+        parsed: list[tuple[str, list[tuple[str, str]]]] = []
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if not re.fullmatch(r"[A-Za-z0-9_.+-]+", word):
+                return self.fail(f"PKG_CHECK_MODULES module {word!r}")
+            if i + 2 < len(words) + 0 and i + 1 < len(words) and words[i + 1] in (">=", "<=", "=", "<", ">", "!="):
+                if i + 2 >= len(words):
+                    return self.fail(f"PKG_CHECK_MODULES {modules!r}")
+                if parsed and parsed[-1][0] == word:
+                    parsed[-1][1].append((words[i + 1], words[i + 2]))
+                else:
+                    parsed.append((word, [(words[i + 1], words[i + 2])]))
+                i += 3
+            else:
+                parsed.append((word, []))
+                i += 1
+        if not parsed:
+            return self.fail("PKG_CHECK_MODULES without a module")
+        if missing is None:  # autoconf's default: configure fails; Sage's files always give one
+            return self.fail("PKG_CHECK_MODULES without an action if not found")
+        # all modules must pass: nest them, each missing one runs `missing`
+        inner: tuple[Step, ...] = found
+        for module, spec in reversed(parsed):
+            inner = (Step("probe", Probe("pkgconfig", module, spec=tuple(spec)), found=inner, missing=missing),)
+        return inner
+
+    def as_if(self, args: list[str]) -> tuple[Step, ...]:
+        if not args or len(args) > 3:
+            return self.fail("AS_IF with more than one condition")
+        cond = self.condition(args[0])
+        if cond is None:
+            return self.fail(f"AS_IF([{args[0]}])")
+        return (Step("if", cond=cond, found=self.steps(args[1] if len(args) > 1 else ""),
+                     missing=self.steps(args[2] if len(args) > 2 else "")),)
+
+    def condition(self, text: str) -> tuple[str, ...] | None:
+        """('eq'|'ne', var, value) for the common shell tests."""
+        text = " ".join(text.split())
+        v = r'"?([xX]?)\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?'
+        match = re.fullmatch(rf'test {v} (=|!=) "?([^"\s]*)"?', text)
+        if match:
+            prefix, var, op, value = match.groups()
+            if prefix and not value.startswith(prefix):
+                return None
+            return ("eq" if op == "=" else "ne", var, value[len(prefix):])
+        match = re.fullmatch(rf"test (-z|-n) {v}", text)
+        if match and not match.group(2):
+            return ("eq" if match.group(1) == "-z" else "ne", match.group(3), "")
+        return None
+
+    def compare(self, name: str, args: list[str]) -> tuple[Step, ...]:
+        left = re.fullmatch(r'"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?', args[0] if args else "")
+        if not left:
+            return self.fail(f"{name}({', '.join(args)[:60]})")
+        if name == "AX_COMPARE_VERSION":
+            op, right = (args[1] if len(args) > 1 else ""), (args[2] if len(args) > 2 else "")
+            if op not in ("lt", "le", "eq", "ne", "gt", "ge") or not re.fullmatch(r"[0-9][0-9.]*", right):
+                return self.fail(f"{name}({', '.join(args)[:60]})")
+            return (Step("compare", cond=(op, left.group(1), right), found=self.steps(args[3] if len(args) > 3 else ""),
+                         missing=self.steps(args[4] if len(args) > 4 else "")),)
+        right = args[1] if len(args) > 1 else ""
+        if not re.fullmatch(r"[0-9][0-9.]*", right):
+            return self.fail(f"{name}({', '.join(args)[:60]})")
+        lt, eq, gt = (self.steps(args[i]) if len(args) > i else () for i in (2, 3, 4))
+        return (Step("compare", cond=("lt", left.group(1), right), found=lt, missing=(
+            Step("compare", cond=("eq", left.group(1), right), found=eq, missing=gt),)),)
+
+
+_PUSHDEF = re.compile(r"m4_(?:push)?def(?:ine)?\(\[([A-Za-z_][A-Za-z0-9_]*)\],\s*\[([^\[\]]*)\]\)")
+_POPDEF = re.compile(r"m4_popdef\(\[([A-Za-z_][A-Za-z0-9_]*)\]\)")
+
+
+def expand_defines(text: str) -> str:
+    """Expand ``m4_pushdef([NAME], [value])`` (a value without quotes) in the text after it, as
+    m4 would; the definition and ``m4_popdef`` calls are dropped."""
+    text = _POPDEF.sub("", text)
+    while True:
+        match = _PUSHDEF.search(text)
+        if not match:
+            break
+        name, value = match.group(1), match.group(2)
+        rest = re.sub(rf"(?<![A-Za-z0-9_$]){name}(?![A-Za-z0-9_])", lambda _: value, text[match.end():])
+        text = text[:match.start()] + rest
+    return text
+
+
+def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
+    """The check of one spkg-configure.m4's text."""
+    reader = _Reader(package, where)
+    try:
+        items = tokenize(expand_defines(strip_dnl(text)))
+    except ValueError as error:
+        return Check(package, not_understood=[f"m4 quoting: {error}"])
+    calls = [v for k, v in items if k == "macro"]
+    others = [v for k, v in items if k == "text" and v.strip()]
+    configure = [c for c in calls if c[0] in ("SAGE_SPKG_CONFIGURE", "SAGE_SPKG_CONFIGURE_BASE")]
+    if len(configure) != 1 or others or len(calls) != 1:
+        names = ", ".join(c[0] for c in calls) or "no macro"
+        return Check(package, not_understood=[f"expected one SAGE_SPKG_CONFIGURE call, found {names}"])
+    _, args = configure[0]
+    if (args[0] if args else "") != package:
+        reader.problems.append(f"SAGE_SPKG_CONFIGURE names {args[0] if args else '?'!r}, not {package!r}")
+    steps = reader.steps(args[1]) if len(args) > 1 else ()
+    required = reader.steps(args[2]) if len(args) > 2 else ()
+    if len(args) > 3 and args[3].strip():
+        reader.problems.append("PRE actions")   # run always; they may change the decision
+    return Check(package, steps=steps, required=required, requires=tuple(dict.fromkeys(reader.requires)),
+                 python_check=reader.python, not_understood=reader.problems)
+    # POST (args[4]) runs after the decision and only substitutes variables: ignored.
+
+
+def load_check(pkg_path: Path, package: str) -> Check | None:
+    """The check of a recipe directory's spkg-configure.m4; None when it has none."""
+    path = pkg_path / M4_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecipeError(f"{path}: cannot read it ({error}); fix or remove the file") from None
+    return read_check(text, package, str(path))

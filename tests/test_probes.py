@@ -1,0 +1,97 @@
+"""configure.probes: real header/library/pkg-config/program checks, cached; force failures together."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from sage_build.configure.probes import Probes, run_check
+from sage_build.recipes.spkg_configure_m4 import read_check
+
+needs_cc = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
+
+
+def run(body, probes, built=lambda d: False):
+    check = read_check(f"SAGE_SPKG_CONFIGURE([foo], [{body}])", "foo")
+    assert check.understood, check.not_understood
+    return run_check(check, probes, dependency_built=built, python_check=lambda p: (False, "no site packages"))
+
+
+@needs_cc
+def test_a_header_the_test_writes_is_found_and_a_missing_one_is_not(tmp_path):
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc/sbfoo.h").write_text("int sbfoo;\n")
+    probes = Probes({**os.environ, "CPPFLAGS": f"-I{tmp_path / 'inc'}"})
+    assert not run("AC_CHECK_HEADER([sbfoo.h], [], [sage_spkg_install_foo=yes])", probes).install
+    assert run("AC_CHECK_HEADER([sbnope_missing.h], [], [sage_spkg_install_foo=yes])", probes).install
+
+
+@needs_cc
+def test_library_links_or_not():
+    probes = Probes(dict(os.environ))
+    assert not run("AC_SEARCH_LIBS([cos], [m], [], [sage_spkg_install_foo=yes])", probes).install
+    assert run("AC_CHECK_LIB([sbnope_missing], [f], [], [sage_spkg_install_foo=yes])", probes).install
+
+
+def test_pkg_config(tmp_path):
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed")
+    (tmp_path / "sbfoo.pc").write_text("Name: sbfoo\nDescription: x\nVersion: 1.4.2\n")
+    probes = Probes({**os.environ, "PKG_CONFIG_PATH": str(tmp_path)})
+    ok = "PKG_CHECK_MODULES([FOO], [sbfoo >= 1.4 sbfoo < 2], [], [sage_spkg_install_foo=yes])"
+    assert not run(ok, probes).install
+    assert run("PKG_CHECK_MODULES([FOO], [sbfoo >= 1.5], [], [sage_spkg_install_foo=yes])", probes).install
+
+
+def test_program_with_version(tmp_path):
+    tool = tmp_path / "sbtool"
+    tool.write_text("#!/bin/sh\necho 'sbtool version 2.5.1'\n")
+    tool.chmod(0o755)
+    probes = Probes({**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    body = """AC_PATH_PROGS_FEATURE_CHECK([T], [sbtool], [
+        v=`$ac_path_T --version 2>&1 | $SED -n p`
+        AX_COMPARE_VERSION([$v], [ge], [{}], [ac_cv_path_T="$ac_path_T"
+            ac_path_T_found=:])])
+        AS_IF([test -z "$ac_cv_path_T"], [sage_spkg_install_foo=yes])"""
+    assert not run(body.format("2.0"), probes).install
+    assert run(body.format("3.0"), probes).install
+    assert run("AC_PATH_PROG([X], [sbnope_missing])\nAS_IF([test x$X = x], [sage_spkg_install_foo=yes])", probes).install
+
+
+def test_depcheck_builds_when_a_dependency_is_built():
+    probes = Probes(dict(os.environ))
+    assert run("SAGE_SPKG_DEPCHECK([gmp], [])", probes, built=lambda d: True).install
+    assert not run("SAGE_SPKG_DEPCHECK([gmp], [])", probes, built=lambda d: False).install
+
+
+@needs_cc
+def test_the_cache_answers_a_second_run(tmp_path):
+    cache = tmp_path / "config.cache"
+    first = Probes(dict(os.environ), cache)
+    run("AC_CHECK_HEADER([stdio.h], [], [sage_spkg_install_foo=yes])", first)
+    assert first.asked == 1
+    first.save()
+    second = Probes(dict(os.environ), cache)
+    assert not run("AC_CHECK_HEADER([stdio.h], [], [sage_spkg_install_foo=yes])", second).install
+    assert second.asked == 0 and second.cache_text() is None
+    assert Probes({**os.environ, "CC": "other-cc"}, cache).answers == {}   # another compiler asks again
+
+
+def test_force_failures_are_listed_together_and_not_understood_builds(tmp_path):
+    from conftest import add_recipe
+
+    from sage_build.base.errors import ConfigureError
+    from sage_build.configure.configure import decide
+
+    miss = "SAGE_SPKG_CONFIGURE([{0}], [AC_PATH_PROG([P], [sbnope_{0}])\nAS_IF([test x$P = x], [sage_spkg_install_{0}=yes])])\n"
+    for name in ("sbone", "sbtwo"):
+        add_recipe(tmp_path, name, deps="", files={"spkg-configure.m4": miss.format(name)})
+    add_recipe(tmp_path, "sbodd", deps="", files={"spkg-configure.m4": "SAGE_SPKG_CONFIGURE([sbodd], [AC_RUN_IFELSE([x])])\n"})
+    result = decide([], tmp_path, environ=dict(os.environ))
+    assert result.system["sbodd"].status == "not understood" and not result.decisions["sbodd"].from_system
+    assert result.system["sbone"].status == "source"
+    with pytest.raises(ConfigureError) as error:
+        decide(["--with-system-sbone=force", "--with-system-sbtwo=force"], tmp_path, environ=dict(os.environ))
+    assert "sbone: no sbnope_sbone on PATH" in str(error.value) and "sbtwo: no sbnope_sbtwo on PATH" in str(error.value)

@@ -1,0 +1,100 @@
+"""The reader of Sage's spkg-configure.m4 (recipes.spkg_configure_m4): one test per form."""
+
+from __future__ import annotations
+
+from sage_build.recipes.spkg_configure_m4 import Probe, Step, read_check, split_args, tokenize, unquote
+
+INSTALL = Step("set", var="sage_spkg_install_foo", value="yes")
+
+
+def check(body: str, rest: str = ""):
+    return read_check(f"SAGE_SPKG_CONFIGURE([foo], [{body}]{rest})\n", "foo")
+
+
+def test_quotes_commas_and_nested_parentheses():
+    args, end = split_args("X([a, (b)], f(c, d), [[e]]) tail", 1)
+    assert [unquote(a) for a in args] == ["a, (b)", "f(c, d)", "[e]"]
+    items = tokenize("AC_MSG_RESULT([a (b])\nfoo=1")
+    assert items[0] == ("macro", ("AC_MSG_RESULT", ["a (b"]))
+
+
+def test_python_package_check():
+    result = read_check("SAGE_SPKG_CONFIGURE([foo], [SAGE_PYTHON_PACKAGE_CHECK([foo])])", "foo")
+    assert result.understood and result.python_check
+    assert result.steps == (Step("python", value="foo"),)
+
+
+def test_check_header_with_dnl_and_unquoted_name():
+    result = check("dnl a comment, with (parens]\n  AC_CHECK_HEADER(foo.h, [], [sage_spkg_install_foo=yes])")
+    assert result.understood, result.not_understood
+    assert result.steps == (Step("probe", Probe("header", "foo.h"), missing=(INSTALL,)),)
+
+
+def test_check_headers_with_break():
+    result = check("AC_CHECK_HEADERS([ffi/ffi.h ffi.h], [sage_spkg_install_foo=no; break], [sage_spkg_install_foo=yes])")
+    assert result.understood
+    (loop,) = result.steps
+    assert [s.probe.subject for s in loop.found] == ["ffi/ffi.h", "ffi.h"]
+    assert loop.found[0].found[-1] == Step("break")
+
+
+def test_search_libs_and_check_lib():
+    result = check("AC_SEARCH_LIBS([foo_init], [foo foo2], [], [sage_spkg_install_foo=yes])\n"
+                   "AC_CHECK_LIB([z], [inflate], [], [sage_spkg_install_foo=yes])")
+    assert result.understood
+    assert result.steps[0].probe == Probe("library", "foo_init", libs=("", "foo", "foo2"))
+    assert result.steps[1].probe == Probe("library", "inflate", libs=("z",))
+
+
+def test_pkg_check_modules_with_versions_and_pushdef():
+    result = check("m4_pushdef([MIN], [1.2])\n"
+                   "PKG_CHECK_MODULES([FOO], [foo >= ]MIN[ foo < 2], [], [sage_spkg_install_foo=yes])\n"
+                   "m4_popdef([MIN])")
+    assert result.understood, result.not_understood
+    assert result.steps[0].probe == Probe("pkgconfig", "foo", spec=((">=", "1.2"), ("<", "2")))
+
+
+def test_path_prog_and_as_if():
+    result = check("AC_PATH_PROG([FOO], [foo])\nAS_IF([test x$FOO = x], [sage_spkg_install_foo=yes])")
+    assert result.understood
+    assert result.steps[0].probe.kind == "program"
+    assert result.steps[1] == Step("if", cond=("eq", "FOO", ""), found=(INSTALL,))
+
+
+def test_path_progs_feature_check_with_version():
+    result = check("""AC_CACHE_CHECK([for foo >= 1.2], [ac_cv_path_FOO], [
+        AC_PATH_PROGS_FEATURE_CHECK([FOO], [foo], [
+            foo_version=`$ac_path_FOO --version 2>&1 \\
+                | $SED -n -e 's/x/\\1/p'`
+            AS_IF([test -n "$foo_version"], [
+                AX_COMPARE_VERSION([$foo_version], [ge], [1.2], [
+                    ac_cv_path_FOO="$ac_path_FOO"
+                    ac_path_FOO_found=:
+                ])
+            ])
+        ])
+    ])
+    AS_IF([test -z "$ac_cv_path_FOO"], [sage_spkg_install_foo=yes])""")
+    assert result.understood, result.not_understood
+    feature = result.steps[0]
+    assert feature.probe.var == "ac_path_FOO"
+    assert feature.found[0] == Step("version", var="foo_version", value="ac_path_FOO")
+
+
+def test_depcheck_records_the_order():
+    result = check("SAGE_SPKG_DEPCHECK([gmp mpfr], [AC_CHECK_HEADER([foo.h], [], [sage_spkg_install_foo=yes])])")
+    assert result.understood
+    assert result.requires == ("gmp", "mpfr")
+    assert result.steps[0].op == "depcheck" and result.steps[0].deps == ("gmp", "mpfr")
+
+
+def test_post_is_ignored_and_unknown_macros_are_not_understood():
+    assert check("AC_CHECK_HEADER([foo.h])", ", [], [], [AC_SUBST([X], [y])]").understood
+    result = check("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [sage_spkg_install_foo=yes])")
+    assert not result.understood and "AC_RUN_IFELSE" in result.not_understood[0]
+    assert not check("if test x = y; then foo; fi").understood
+    assert not read_check("AC_DEFUN([X], [])\nSAGE_SPKG_CONFIGURE([foo], [])", "foo").understood
+
+
+def test_unbalanced_quotes_are_not_understood():
+    assert not read_check("SAGE_SPKG_CONFIGURE([foo], [AC_CHECK_HEADER([foo.h])", "foo").understood
