@@ -106,15 +106,18 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
+def _quote_depth_after(bracket: str, depth: int) -> int:
+    """m4's quote depth after an opening or closing quote bracket."""
+    return depth + 1 if bracket == "[" else depth - 1
+
+
 def split_args(text: str, start: int) -> tuple[list[str], int]:
     """The raw arguments of a macro call whose '(' is at ``start``; and the index after ')'."""
     args, current, depth, quote, i = [], [], 0, 0, start + 1
     while i < len(text):
         char = text[i]
-        if char == "[":
-            quote += 1
-        elif char == "]":
-            quote -= 1
+        if char in "[]":
+            quote = _quote_depth_after(char, quote)
             if quote < 0:
                 raise ValueError("unbalanced ']'")
         elif quote == 0:
@@ -141,10 +144,8 @@ def tokenize(text: str) -> list[tuple[str, object]]:
     i, buffer, quote = 0, [], 0
     while i < len(text):
         char = text[i]
-        if char == "[":
-            quote += 1
-        elif char == "]":
-            quote -= 1
+        if char in "[]":
+            quote = _quote_depth_after(char, quote)
         elif quote == 0 and char == "#" and (i == 0 or text[i - 1] in " \t\n;"):
             end = text.find("\n", i)
             i = len(text) if end < 0 else end
