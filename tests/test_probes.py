@@ -95,3 +95,25 @@ def test_force_failures_are_listed_together_and_not_understood_builds(tmp_path):
     with pytest.raises(ConfigureError) as error:
         decide(["--with-system-sbone=force", "--with-system-sbtwo=force"], tmp_path, environ=dict(os.environ))
     assert "sbone: no sbnope_sbone on PATH" in str(error.value) and "sbtwo: no sbnope_sbtwo on PATH" in str(error.value)
+
+
+def test_properties_say_what_spkg_configure_decided_and_why(tree):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT, add_recipe
+
+    add_recipe(tree.root, "sbhas", deps="", files={"spkg-configure.m4": "SAGE_SPKG_CONFIGURE([sbhas], [AC_PATH_PROG([SH], [sh])\n"
+                                                       "AS_IF([test x$SH = x], [sage_spkg_install_sbhas=yes])])\n"})
+    add_recipe(tree.root, "sbodd", deps="", files={"spkg-configure.m4": "SAGE_SPKG_CONFIGURE([sbodd], [AC_RUN_IFELSE([x])])\n"})
+    add_recipe(tree.root, "plain", deps="")
+    tree.configure()
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--package", "properties", "--format", "json",
+                             "sbhas", "sbodd", "plain"], env=tree.env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    props = json.loads(result.stdout)
+    assert props["sbhas"]["system_detection"]["status"] == "system"
+    assert props["sbodd"]["system_detection"]["status"] == "not understood"
+    assert "AC_RUN_IFELSE" in props["sbodd"]["system_detection"]["why"]
+    assert props["plain"]["system_detection"] is None   # no spkg-configure.m4: built from source

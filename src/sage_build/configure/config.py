@@ -26,6 +26,8 @@ class Config:
     enable: dict[str, str] = field(default_factory=dict)   # explicit --enable/--disable
     with_system: dict[str, str] = field(default_factory=dict)
     from_system: list[str] = field(default_factory=list)   # packages taken from the system
+    # spkg-configure.m4's decision per package: [status, why] (system, source, not understood, installed)
+    system_detection: dict[str, list[str]] = field(default_factory=dict)
     system_site_packages: bool = False
     python_version: str = ""
 

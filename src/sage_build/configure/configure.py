@@ -202,6 +202,7 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
         enable=enable,
         with_system=with_system,
         from_system=sorted(name for name, decision in decisions.items() if decision.from_system),
+        system_detection={name: [status.status, status.reason] for name, status in sorted(system.items())},
         system_site_packages=options.system_site_packages or any(
             n in detections and n not in checks and not (packages[n].path / "spkg-configure.yaml").is_file()
             for n, p in decisions.items() if p.from_system),

@@ -74,6 +74,15 @@ def _installed(root: Path, packages: dict[str, Package]) -> dict[str, str]:
         return {}
 
 
+def _system_detection(root: Path) -> dict[str, dict[str, str]]:
+    """What configure's spkg-configure.m4 checks decided, per package: {status, why}."""
+    try:
+        saved = load_config(root).system_detection
+    except SageBuildError:
+        return {}
+    return {name: {"status": status, "why": why} for name, (status, why) in saved.items()}
+
+
 def list_command(args, root: Path) -> int:
     graph = load_graph(TreeLayout(root).pkgs_dir)
     packages = graph.packages
@@ -100,7 +109,9 @@ def properties_command(args, root: Path) -> int:
     installed = _installed(root, graph.packages)
     if not _known(graph, args.packages):
         return 1
-    data = {n: _properties(graph.packages[n], graph, installed) for n in args.packages}
+    detection = _system_detection(root)
+    data = {n: {**_properties(graph.packages[n], graph, installed), "system_detection": detection.get(n)}
+            for n in args.packages}
     if args.format == "json":
         print(json.dumps(data, indent=1))
     else:
