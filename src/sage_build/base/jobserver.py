@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
@@ -47,12 +48,16 @@ def open_fds(environ: Mapping[str, str]) -> tuple[int, ...]:
     if not match:
         return ()
     fds = (int(match.group(1)), int(match.group(2)))
+    return fds if all(map(_is_pipe, fds)) else ()
+
+
+def _is_pipe(fd: int) -> bool:
+    """Whether ``fd`` is open here and a pipe (make closes its jobserver in a line without '+':
+    the number may then be another file of ours)."""
     try:
-        for fd in fds:
-            os.fstat(fd)
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)
     except OSError:
-        return ()
-    return fds
+        return False
 
 
 def _ends(auth: str) -> tuple[str, int | str] | None:
@@ -63,10 +68,7 @@ def _ends(auth: str) -> tuple[str, int | str] | None:
     if not match or int(match.group(1)) < 0:
         return None
     read_fd, write_fd = int(match.group(1)), int(match.group(2))
-    try:
-        os.fstat(read_fd)
-        os.fstat(write_fd)
-    except OSError:
+    if not (_is_pipe(read_fd) and _is_pipe(write_fd)):
         return None
     # An open file description of our own (non-blocking without changing make's): Linux's /proc.
     return f"/proc/self/fd/{read_fd}", write_fd

@@ -261,8 +261,9 @@ class Spkg:
             return ""
         with self.phase(events.CHECK):
             try:
-                run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env,
-                           log=self.log, name="spkg-check")
+                with build_share(env) as share:  # a test suite's make -j: its share too
+                    run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env={**env, **share},
+                               log=self.log, name="spkg-check")
                 return "passed"
             except BuildError as error:
                 if self.settings.check != "warn":
