@@ -14,7 +14,9 @@
   and passed to the build's processes (:func:`open_fds`).
 
 Borrowed tokens go back to make when the build ends, also on an error; a SIGKILLed build loses
-them (make then runs that session with fewer slots). Without make's jobserver (`make -j1`, sage-spkg
+them (make then runs that session with fewer slots). Reading make's pipe without blocking needs a
+file description of our own, from Linux's /proc/self/fd; where there is none the share is one
+job (never over the budget). Without make's jobserver (`make -j1`, sage-spkg
 run by hand) nothing changes: the budget is :func:`makeflags.job_budget`. Portage's steve and
 Spack 1.x's installer share one jobserver between packages the same way.
 
