@@ -14,6 +14,8 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
 
+from sage_build.base.jobserver import open_fds
+
 
 class PackageLog:
     """The log of one package build."""
@@ -53,13 +55,14 @@ class PackageLog:
             started: Callable[[subprocess.Popen], None] | None = None) -> int:
         """Run a command with its output (stdout and stderr) going to the log; return the exit code.
 
-        ``started`` is called with the process as soon as it runs (to stop it from elsewhere)."""
+        ``started`` is called with the process as soon as it runs (to stop it from elsewhere).
+        The jobserver that ``env``'s MAKEFLAGS names stays open in the command: its sub-makes share it."""
         self.line("$ " + " ".join(str(c) for c in command))
         try:
             process = subprocess.Popen(
                 [str(c) for c in command], cwd=cwd, env=dict(env) if env is not None else None,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                text=True, errors="replace", bufsize=1,
+                text=True, errors="replace", bufsize=1, pass_fds=open_fds(env) if env is not None else (),
             )
         except OSError as error:
             self.line(f"cannot run {command[0]}: {error}")

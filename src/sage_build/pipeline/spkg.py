@@ -31,6 +31,7 @@ from sage_build.base.layout import Layout, tool_bin_dir, tool_root
 from sage_build.base import events
 from sage_build.base.events import record_event
 from sage_build.pipeline.package_log import PackageLog
+from sage_build.base.jobserver import build_share
 from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
 from sage_build.recipes.recipe import Kind, Package, load_packages
@@ -260,8 +261,9 @@ class Spkg:
             return ""
         with self.phase(events.CHECK):
             try:
-                run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env=env,
-                           log=self.log, name="spkg-check")
+                with build_share(env) as share:  # a test suite's make -j: its share too
+                    run_script(self.pkg.script_path("spkg-check"), build_dir=self.build_dir, env={**env, **share},
+                               log=self.log, name="spkg-check")
                 return "passed"
             except BuildError as error:
                 if self.settings.check != "warn":
@@ -307,6 +309,14 @@ class Spkg:
 
     def _build(self, kind: Kind, sources: list[Path], target: TargetPython, env: dict, dist_dir: Path) -> None:
         dist_dir.mkdir(exist_ok=True)
+        if kind is Kind.WHEEL:
+            self._build_share(kind, sources, target, env, dist_dir)
+            return
+        # The build's share of make's job budget (base.jobserver), held while it runs.
+        with build_share(env) as share:
+            self._build_share(kind, sources, target, {**env, **share}, dist_dir)
+
+    def _build_share(self, kind: Kind, sources: list[Path], target: TargetPython, env: dict, dist_dir: Path) -> None:
         if kind is Kind.WHEEL:
             wheel = sources[0]
             if not target.supports_wheel(wheel.name):
