@@ -357,3 +357,22 @@ def test_plan_sees_a_recipe_edit_that_sage_recipe_hash_will_see(tree):
     tree.make("build")
     assert tree.stamp("side", "1.0").stat().st_mtime_ns > stamp
     assert "nothing to build" in tree.sage("--plan").stdout
+
+
+def test_failure_summary_keeps_every_reason_line_up_to_a_cap(tmp_path):
+    # The reason of an unmet build requirement is several lines (the requirement itself is on the
+    # second): the summary keeps them, capped, and says where the rest is.
+    from sage_build.face.progress import REASON_LINES, Progress, failure_summary
+    from sage_build.recipes.graph import Graph
+
+    reason = "build-system.requires is not satisfied in the prefix:\n  flit_core<5,>=4 (have 3.12.0)\n"
+    many = "sources tried:\n" + "".join(f"  mirror {i}: 404\n" for i in range(30))
+    state = Progress(planned=[])
+    for name, error in (("short", reason), ("long", many)):
+        state.apply({"event": "end", "package": name, "version": "1.0", "phase": "build", "outcome": "failed",
+                     "error": error, "log": str(tmp_path / f"{name}.log")})
+    text = failure_summary(state, Graph(packages={}), None, with_tail=False)
+    assert "flit_core<5,>=4 (have 3.12.0)" in text
+    assert "mirror 0: 404" in text and f"mirror {REASON_LINES - 2}: 404" in text
+    assert "mirror 29: 404" not in text
+    assert f"{31 - REASON_LINES} more lines in {tmp_path / 'long.log'}" in text

@@ -9,7 +9,8 @@ lines whole under ``make -j``.  Past :data:`EVENTS_LIMIT` the log is rotated to
 Fields of every event: ``event`` (:data:`START` or :data:`END`), ``phase`` (one of
 :data:`PHASES`), ``package``, ``version``, ``session`` (one ``make`` run), ``run`` (one
 sage-spkg), ``time``, ``log``; a start also has ``reason`` (why it builds); an end has
-``start``, ``duration`` and ``outcome`` (:data:`OK` or :data:`FAILED`).
+``start``, ``duration`` and ``outcome`` (:data:`OK` or :data:`FAILED`; a failed one also
+``error``, the reason, possibly several lines).
 Standard library only.
 """
 

@@ -230,6 +230,19 @@ def _write_session_timeline(events_file: Path, session: str, timeline: Path) -> 
     return timeline
 
 
+REASON_LINES = 12  # of a failure's reason in the summary; the rest is in the log
+
+
+def _reason_lines(error: str, log: Path) -> list[str]:
+    """Every line of a failure's reason (the requirement that is not met, the fetch sources
+    tried ...), up to REASON_LINES, then where the rest is."""
+    reason = [line for line in error.splitlines() if line.strip()]
+    shown = [f"  {line}" for line in reason[:REASON_LINES]]
+    if len(reason) > REASON_LINES:
+        shown.append(f"  ... {len(reason) - REASON_LINES} more lines in {log}")
+    return shown
+
+
 def failure_summary(state: Progress, graph, layout, with_tail: bool = True) -> str:
     lines = ["", "=" * 72]
     if not state.failed:
@@ -238,7 +251,7 @@ def failure_summary(state: Progress, graph, layout, with_tail: bool = True) -> s
         log = Path(event.get("log", ""))
         lines.append(f"FAILED: {name}-{event.get('version')} in phase '{event.get('phase')}'")
         if event.get("error"):
-            lines.append(f"  {event['error'].splitlines()[0]}")
+            lines += _reason_lines(event["error"], log)
         lines.append(f"  log: {log}")
         try:
             tail = log.read_text(errors="replace").splitlines()[-100:] if with_tail else []
