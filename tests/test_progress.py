@@ -376,3 +376,15 @@ def test_failure_summary_keeps_every_reason_line_up_to_a_cap(tmp_path):
     assert "mirror 0: 404" in text and f"mirror {REASON_LINES - 2}: 404" in text
     assert "mirror 29: 404" not in text
     assert f"{31 - REASON_LINES} more lines in {tmp_path / 'long.log'}" in text
+
+
+def test_plan_help_and_bad_words(tree):
+    python_recipe(tree.root, "six_like", "1.0", {"six_like/__init__.py": ""})
+    tree.configure()
+    shown = tree.sage("--plan", "--help")
+    assert "usage: ./sage --plan" in shown.stdout and "writes nothing" in shown.stdout
+    bad = tree.sage("--plan", "--verbose", check=False)
+    assert bad.returncode != 0 and "package names only" in bad.stderr
+    typo = tree.sage("--plan", "six_lik", check=False)
+    assert typo.returncode != 0 and "did you mean six_like?" in typo.stderr
+    assert "six_like" in tree.sage("--plan", "Six-Like").stdout

@@ -142,16 +142,30 @@ def install_command(args: list[str], *, force: bool) -> int:
     return _make(names, extra)
 
 
+PLAN_HELP = """usage: ./sage --plan [PKG...]
+
+What `make build` (or `make PKG...`) would do now, in order: each package it would build, why
+(not installed, version or recipe changed, a dependency rebuilt, forced), and how long it took
+before. Decided from the recipes as they are now, as make will decide; writes nothing."""
+
+
 def plan_main(targets: list[str]) -> int:
     from sage_build.configure.build_plan import build_state, make_plan
 
+    if any(t in ("-h", "--help") for t in targets):
+        print(PLAN_HELP)
+        return 0
+    options = [t for t in targets if t.startswith("-")]
+    if options:
+        return _error(f"./sage --plan takes package names only, not {options[0]!r} (./sage --plan --help)")
     config = load_config(settings.sage_root())
     layout = settings.layout_of(config)
     # from the recipes as they are now, as make will see them (after its reconfigure, if any)
     state = build_state(config)
+    targets = [resolve(t, state.graph.packages) or t for t in targets]
     unknown = [t for t in targets if t not in state.graph.packages]
     if unknown:
-        return _error(f"no such package: {', '.join(unknown)}")
+        return _error(unknown_package_message(unknown[0], state.graph.packages, "build/pkgs"))
     plan = make_plan(layout, state.graph, targets or sorted(state.enabled), state.built, enabled=state.enabled,
                      reconfigured=state.reconfigured)
     if not plan:
