@@ -196,6 +196,17 @@ class Tree:
             raise AssertionError(f"make {' '.join(targets)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
         return result
 
+    def top_level(self):
+        """Link the repository's top-level Makefile, configure.py and build/bin into this tree, as a
+        distribution tree links sage-build; return a runner of ``make -C TREE ARGS...``."""
+        for name in ("Makefile", "configure.py"):
+            if not (self.root / name).exists():
+                (self.root / name).symlink_to(ROOT / name)
+        if not (self.root / "build" / "bin").exists():
+            (self.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+        return lambda *args: subprocess.run(["make", "-C", str(self.root), *args], env=self.env,
+                                            capture_output=True, text=True)
+
     def sage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([sys.executable, str(ROOT / "sage"), *args], env=self.env, capture_output=True, text=True)
         if check and result.returncode != 0:

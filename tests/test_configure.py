@@ -226,9 +226,7 @@ def test_optional_recipe_with_a_bad_name_is_skipped_with_a_warning(tree):
     # the other recipes stay usable: make parses the generated Makefile, and the top-level
     # Makefile's rule for regenerating it does not break on these directory names either
     assert tree.make("-n", "build").returncode == 0
-    for name in ("Makefile", "configure.py"):
-        (tree.root / name).symlink_to(ROOT / name)
-    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    tree.top_level()
     top = subprocess.run(["make", "-n", "-C", str(tree.root), "reconfigure"], env=tree.env,
                          capture_output=True, text=True)
     assert top.returncode == 0, top.stderr
@@ -248,9 +246,7 @@ def test_an_optional_recipe_named_with_a_make_separator_does_not_break_the_top_l
     add_recipe(tree.root, bad, type_="optional")
     result = tree.configure()
     assert f"build/pkgs/{bad}: skipped" in result.stderr, result.stderr
-    for name in ("Makefile", "configure.py"):
-        (tree.root / name).symlink_to(ROOT / name)
-    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    tree.top_level()
     # the goal every forwarded goal makes first: the generated Makefile, up to date here
     top = subprocess.run(["make", "-C", str(tree.root), str(tree.root / "build" / "make" / "Makefile")],
                          env=tree.env, capture_output=True, text=True)
@@ -313,19 +309,11 @@ def test_dry_run_uninstall_removes_nothing(tree):
         assert (tree.site_packages() / "alpha" / "__init__.py").exists(), flag
 
 
-def _top_level(tree):
-    for name in ("Makefile", "configure.py"):
-        (tree.root / name).symlink_to(ROOT / name)
-    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
-    return lambda *args: subprocess.run(["make", "-C", str(tree.root), *args], env=tree.env,
-                                        capture_output=True, text=True)
-
-
 def test_top_level_dry_runs_build_nothing_and_answer(tree):
     python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
     marker = _marker_recipe(tree)
     tree.configure()
-    run = _top_level(tree)
+    run = tree.top_level()
     dry = run("-n", "build")
     assert dry.returncode == 0 and "sage-spkg scripted" in dry.stdout, dry.stdout + dry.stderr
     assert run("-q", "build").returncode == 1
@@ -356,7 +344,7 @@ def test_distclean_removes_only_what_configure_generated(tree):
         (tree.root / rel).parent.mkdir(parents=True, exist_ok=True)
         (tree.root / rel).write_text(text)
     tree.configure()
-    run = _top_level(tree)
+    run = tree.top_level()
     assert (tree.root / "build/make/Makefile").exists() and (tree.root / "build/make/hashes").exists()
     result = run("distclean")
     assert result.returncode == 0, result.stderr
@@ -367,7 +355,7 @@ def test_distclean_removes_only_what_configure_generated(tree):
     other = Tree(tree.root.parent / "other")
     add_recipe(other.root, "scripted", deps="", files={"spkg-install": "true\n"})
     other.configure()
-    assert _top_level(other)("distclean").returncode == 0
+    assert other.top_level()("distclean").returncode == 0
     assert not (other.root / "build/make").exists()
 
 

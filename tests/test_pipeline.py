@@ -219,10 +219,7 @@ def test_force_reaches_the_sub_make_of_the_top_level_makefile(tree):
     # ./sage -f from the repository goes through the top-level Makefile, whose sub-make
     # would not see make's -W; SAGE_FORCE is a variable and does reach it.
     stamp, first = _built_alpha(tree)
-    for name in ("Makefile", "configure.py"):
-        (tree.root / name).symlink_to(ROOT / name)
-    if not (tree.root / "build" / "bin").exists():
-        (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
+    tree.top_level()
     run = lambda *args: subprocess.run(["make", "-C", str(tree.root), *args], env=tree.env,
                                        capture_output=True, text=True)
     assert run("alpha").returncode == 0

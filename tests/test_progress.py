@@ -238,15 +238,6 @@ def test_timelines_written_at_once_never_collide(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
 
 
-def _top_level(tree):
-    """The repository's top-level Makefile in ``tree`` (as a distribution tree links it)."""
-    for name in ("Makefile", "configure.py"):
-        (tree.root / name).symlink_to(ROOT / name)
-    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
-    return lambda *args: subprocess.run(["make", "-C", str(tree.root), *args], env=tree.env,
-                                        capture_output=True, text=True)
-
-
 def _sessions(tree):
     return {e.get("session") for e in read_events(tree.root / "logs/events.jsonl") if e.get("session")}
 
@@ -259,7 +250,7 @@ def test_several_goals_are_one_build(tree):
     for name in names:
         python_recipe(tree.root, name, "1.0", {f"{name}/__init__.py": ""})
     tree.configure()
-    make = _top_level(tree)
+    make = tree.top_level()
     seen: set = set()
     for round_ in range(5):
         result = make("-j4", *names)
@@ -284,7 +275,7 @@ def test_goals_mixed_with_uninstall_list_and_keep_going(tree):
     python_recipe(tree.root, "pb", "1.0", {"pb/__init__.py": ""})
     python_recipe(tree.root, "bad", "1.0", {"bad/__init__.py": ""}, fail="boom in bad")
     tree.configure()
-    make = _top_level(tree)
+    make = tree.top_level()
     assert make("-j4", "pa").returncode == 0
     first = tree.stamp("pa", "1.0").stat().st_mtime_ns
     # the uninstall and list goals run first (one plain sub-make), then one build of the others
@@ -316,11 +307,8 @@ def test_plan_after_a_recipe_edit_tells_what_the_top_level_make_will_do(tree):
     # `make build` through the top-level Makefile configures again when a recipe's type, version or
     # dependency file changed: the plan decides from the recipes as they are now, and writes nothing.
     _tree_with_chain(tree)
-    for name in ("Makefile", "configure.py"):
-        (tree.root / name).symlink_to(ROOT / name)
-    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
-    top_make = lambda: subprocess.run(["make", "-C", str(tree.root), "build"], env=tree.env,
-                                      capture_output=True, text=True)
+    make = tree.top_level()
+    top_make = lambda: make("build")
     assert top_make().returncode == 0
     assert "nothing to build" in tree.sage("--plan").stdout
     time.sleep(0.05)

@@ -179,11 +179,7 @@ def test_dangling_links_in_a_recipe_are_ignored_by_the_hash_and_by_make(tree):
         (recipe / name).symlink_to(target)
     assert recipe_hash(recipe) == before
     tree.configure()
-    for name in ("Makefile", "configure.py"):
-        (tree.root / name).symlink_to(ROOT / name)
-    (tree.root / "build" / "bin").symlink_to(ROOT / "build" / "bin")
-    run = lambda *args: subprocess.run(["make", "-C", str(tree.root), *args], env=tree.env,
-                                       capture_output=True, text=True)
+    run = tree.top_level()
     result = run("build")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (tree.prefix / "share" / "linked").exists()
