@@ -230,3 +230,28 @@ def test_create_with_deps_creates_requirements_recursively(configured, tmp_path,
     assert (pkgs / "leaf/dependencies").read_text().splitlines()[0] == \
         "$(PYTHON) top | $(PYTHON_TOOLCHAIN) setuptools"
     assert (pkgs / "leaf/package-version.txt").read_text() == "3.0\n"
+
+
+def test_create_checks_the_name_first_says_how_to_enable_and_writes_project_urls(configured, tmp_path, monkeypatch):
+    """#23 item 5: an existing recipe or a bad name is refused before the index is asked; an optional
+    recipe comes with the commands that enable it; SPKG.rst names the project URLs."""
+    tree = configured
+    files = tmp_path / "files"
+    web = _sdist_with_metadata(files, "web", "1.0", "Home-page: https://web.example/\n"
+                               "Project-URL: Source, https://web.example/src\n")
+    _use_index(monkeypatch, _local_index(tmp_path, {"web": [web]}))
+    for name, said in (("Alpha", "exists already"), ("not a name!", "is not a project name")):
+        result = tree.sage("--package", "create", name, "--pypi", check=False)
+        assert result.returncode == 1 and said in result.stderr, result.stderr
+        assert "./sage --package" in result.stderr
+    assert not list((tree.root / "upstream").glob("web*"))
+    result = tree.sage("--package", "create", "web", "--pypi")
+    assert "./configure.py --enable-web" in result.stdout and "./sage -i web" in result.stdout
+    rst = (tree.root / "build/pkgs/web/SPKG.rst").read_text()
+    assert "Upstream Contact\n----------------\n\n-  Home page: https://web.example/\n-  Source: https://web.example/src\n" in rst
+    import shutil
+
+    shutil.rmtree(tree.root / "build/pkgs/web")
+    result = tree.sage("--package", "create", "web", "--pypi", "--type", "standard")
+    assert "--enable-web" not in result.stdout
+    assert (tree.root / "build/pkgs/web/type").read_text() == "standard\n"

@@ -286,6 +286,9 @@ def create_command(args, root: Path) -> int:
         one = create_from_index(name, pkgs_dir, upstream, version=version, pkg_type=args.type)
         created.append(one)
         print(f"created {one.path}; review its dependencies and SPKG.rst")
+        if args.type != "standard":
+            print(f"  it is {args.type}: enable it with ./configure.py --enable-{one.name} (then make),"
+                  f" or install it with ./sage -i {one.name}; or create it with --type standard")
         for line in one.dropped:
             print(f"  left out: {line}")
         for dist, line in one.missing.items():
@@ -527,6 +530,9 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
     from sage_build.pipeline import fetch as fetching
     from sage_build.recipes.requirements import classify
 
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+        raise RecipeError(f"{name!r} is not a project name (letters, digits, '.', '-', '_');"
+                          f" ./sage --package create NAME --pypi takes the project's name on the index")
     existing = _existing_recipe(name, pkgs_dir)
     if existing is not None:
         raise RecipeError(f"{pkgs_dir / existing} exists already; change its version with"
@@ -660,14 +666,27 @@ def _chosen_version(name: str, version: str | None, candidates: dict):
     return max(candidates)
 
 
+def _project_urls(metadata) -> list[str]:
+    """The metadata's project URLs, "label: url" (Project-URL, then Home-page)."""
+    urls = []
+    for entry in metadata.get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if url.strip():
+            urls.append(f"{label.strip()}: {url.strip()}")
+    home = (metadata.get("Home-page") or "").strip()
+    if home and home.upper() != "UNKNOWN" and not any(u.endswith(" " + home) for u in urls):
+        urls.insert(0, f"Home page: {home}")
+    return urls
+
+
 def _spkg_rst(dist_name: str, metadata) -> str:
     summary = metadata.get("Summary", "")
     license_text = metadata.get("License-Expression") or metadata.get("License") or "see the upstream project"
-    home = metadata.get("Home-page") or ""
+    contact = "".join(f"-  {u}\n" for u in _project_urls(metadata)) or "see the project's page on the package index\n"
     return (
         f"{dist_name}: {summary}\n{'=' * (len(dist_name) + len(summary) + 2)}\n\n"
         f"Description\n-----------\n\n{summary}\n\nLicense\n-------\n\n{license_text.splitlines()[0]}\n\n"
-        f"Upstream Contact\n----------------\n\n{home}\n"
+        f"Upstream Contact\n----------------\n\n{contact}"
     )
 
 
