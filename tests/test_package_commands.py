@@ -255,3 +255,27 @@ def test_create_checks_the_name_first_says_how_to_enable_and_writes_project_urls
     result = tree.sage("--package", "create", "web", "--pypi", "--type", "standard")
     assert "--enable-web" not in result.stdout
     assert (tree.root / "build/pkgs/web/type").read_text() == "standard\n"
+
+
+def test_update_refreshes_every_file_that_names_the_version(configured, tmp_path, monkeypatch):
+    """#23 item 5: install-requires.txt / version_requirements.txt and requirements.txt pins follow."""
+    tree = configured
+    files = tmp_path / "files"
+    v1 = _sdist_with_metadata(files, "eta", "1.0", "")
+    v2 = _sdist_with_metadata(files, "eta", "1.10", "")
+    _use_index(monkeypatch, _local_index(tmp_path, {"eta": [v1, v2]}))
+    tree.sage("--package", "create", "eta", "--pypi", "--version", "1.0")
+    recipe = tree.root / "build/pkgs/eta"
+    (recipe / "version_requirements.txt").write_text("# eta 1.0 needs a fix\neta >=1.0, <2\n")
+    tree.sage("--package", "update", "eta", "1.10")
+    assert (recipe / "package-version.txt").read_text() == "1.10\n"
+    assert (recipe / "install-requires.txt").read_text() == "eta >=1.10\n"
+    assert (recipe / "version_requirements.txt").read_text() == "# eta 1.0 needs a fix\neta >=1.10, <2\n"
+    assert f"sha256={sha256(v2)}" in (recipe / "checksums.ini").read_text()
+    pinned = add_recipe(tree.root, "pinned", type_="optional", version="2.0",
+                        files={"requirements.txt": "pinned ==2.0\nother ==2.0\n"})
+    tree.sage("--package", "update", "pinned", "2.1")
+    assert (pinned / "requirements.txt").read_text() == "pinned ==2.1\nother ==2.0\n"
+    result = tree.sage("--package", "update", "eta", "9.9", check=False)
+    assert result.returncode == 1 and "./sage --package update eta 9.9" in result.stderr
+    assert (recipe / "package-version.txt").read_text() == "1.10\n"

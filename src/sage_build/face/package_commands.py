@@ -473,12 +473,50 @@ def fix_checksum(pkg: Package, upstream: Path) -> None:
 
 
 def update(pkg: Package, version: str, upstream: Path) -> None:
+    """A new version: the tarball and its checksum first (nothing changes if it cannot be had),
+    then package-version.txt and the requirement files that name the old version."""
+    upstream_version = re.sub(r"\.p\d+$", "", version)
+    if pkg.tarball_pattern is not None:
+        _update_tarball(pkg, version, upstream_version, upstream)
+    (pkg.path / "package-version.txt").write_text(version + "\n")
+    refreshed = _refresh_requirement_files(pkg, upstream_version)
+    print(f"{pkg.name}: now version {version}" + (f" ({', '.join(refreshed)} too)" if refreshed else ""))
+
+
+def _refresh_requirement_files(pkg: Package, upstream_version: str) -> list[str]:
+    """Put the new version into the requirement files' lines that name the package's old one
+    (``NAME >=OLD`` of install-requires.txt/version_requirements.txt, ``NAME ==OLD`` of
+    requirements.txt); the names of the files changed."""
+    from packaging.utils import canonicalize_name
+
+    if not pkg.version:
+        return []
+    old = re.sub(r"\.p\d+$", "", pkg.version)
+    if old == upstream_version:
+        return []
+    distribution = canonicalize_name(pkg.sage_distribution or pkg.name)
+    pattern = re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w.])")
+    changed = []
+    for filename in ("install-requires.txt", "version_requirements.txt", "requirements.txt"):
+        path = pkg.path / filename
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines(keepends=True)
+        new_lines = []
+        for line in lines:
+            head = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+            if head and canonicalize_name(head.group(1)) == distribution and not line.lstrip().startswith("#"):
+                line = pattern.sub(upstream_version, line)
+            new_lines.append(line)
+        if new_lines != lines:
+            path.write_text("".join(new_lines))
+            changed.append(filename)
+    return changed
+
+
+def _update_tarball(pkg: Package, version: str, upstream_version: str, upstream: Path) -> None:
     from sage_build.pipeline import fetch as fetching
 
-    (pkg.path / "package-version.txt").write_text(version + "\n")
-    if pkg.tarball_pattern is None:
-        return
-    upstream_version = re.sub(r"\.p\d+$", "", version)
     tarball = substitute_version(pkg.tarball_pattern, upstream_version)
     file = upstream / tarball
     if not file.is_file():
@@ -487,10 +525,11 @@ def update(pkg: Package, version: str, upstream: Path) -> None:
         index = fetching.IndexConfig.from_pip()
         urls = fetching.find_on_index(tarball, pkg.distribution_name or pkg.name, index)
         if not urls:
-            raise FetchError(f"the package index has no file {tarball}")
+            raise FetchError(f"{pkg.name}: the package index has no file {tarball}; the recipe is unchanged."
+                             f" Check the version, or put the file into {upstream} and run"
+                             f" ./sage --package update {pkg.name} {version} again")
         fetching.download_url(urls[0], file)
     write_checksums(pkg.path, pkg.tarball_pattern, fetching.compute_checksums(file)["sha256"])
-    print(f"{pkg.name}: now version {version}")
 
 
 def _recipe_name(distribution: str) -> str:
