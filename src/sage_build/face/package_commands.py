@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sage_build.base.errors import FetchError, RecipeError, SageBuildError
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     p_create.add_argument("--pypi", action="store_true", help="from the package index")
     p_create.add_argument("--version", help="a version other than the newest")
     p_create.add_argument("--type", default="optional", choices=TYPES)
+    p_create.add_argument("--with-deps", action="store_true",
+                          help="create the recipes of requirements that have none, recursively")
     p_repro = sub.add_parser("verify-reproducible",
                              help="build a package's wheel twice (other time, other directory) and compare")
     p_repro.add_argument("packages", nargs="+")
@@ -272,10 +275,34 @@ def fix_checksum_command(args, root: Path) -> int:
 
 def create_command(args, root: Path) -> int:
     if not args.pypi:
-        raise SageBuildError("only `--pypi` recipes can be made automatically; write the others by hand")
-    path = create_from_index(args.name, TreeLayout(root).pkgs_dir, _upstream_dir(root), version=args.version,
-                             pkg_type=args.type)
-    print(f"created {path}; review its dependencies and SPKG.rst")
+        raise SageBuildError("only `--pypi` recipes can be made automatically; write the others by hand,"
+                             f" or run ./sage --package create {args.name} --pypi")
+    pkgs_dir, upstream = TreeLayout(root).pkgs_dir, _upstream_dir(root)
+    queue: list[tuple[str, str | None]] = [(args.name, args.version)]
+    created: list[Created] = []
+    missing: dict[str, str] = {}
+    while queue:
+        name, version = queue.pop(0)
+        one = create_from_index(name, pkgs_dir, upstream, version=version, pkg_type=args.type)
+        created.append(one)
+        print(f"created {one.path}; review its dependencies and SPKG.rst")
+        if args.type != "standard":
+            print(f"  it is {args.type}: enable it with ./configure.py --enable-{one.name} (then make),"
+                  f" or install it with ./sage -i {one.name}; or create it with --type standard")
+        for line in one.dropped:
+            print(f"  left out: {line}")
+        for dist, line in one.missing.items():
+            if args.with_deps:
+                if dist not in missing and _existing_recipe(dist, pkgs_dir) is None:
+                    queue.append((dist, None))
+            missing.setdefault(dist, line)
+    if not args.with_deps:
+        todo = {d: line for d, line in missing.items() if _existing_recipe(d, pkgs_dir) is None}
+        if todo:
+            print(f"\n{len(todo)} requirement(s) have no recipe yet; create them (or all at once with"
+                  f" ./sage --package create {args.name} --pypi --with-deps):", file=sys.stderr)
+            for dist, line in todo.items():
+                print(f"  {line}: ./sage --package create {dist} --pypi", file=sys.stderr)
     return 0
 
 
@@ -446,12 +473,50 @@ def fix_checksum(pkg: Package, upstream: Path) -> None:
 
 
 def update(pkg: Package, version: str, upstream: Path) -> None:
+    """A new version: the tarball and its checksum first (nothing changes if it cannot be had),
+    then package-version.txt and the requirement files that name the old version."""
+    upstream_version = re.sub(r"\.p\d+$", "", version)
+    if pkg.tarball_pattern is not None:
+        _update_tarball(pkg, version, upstream_version, upstream)
+    (pkg.path / "package-version.txt").write_text(version + "\n")
+    refreshed = _refresh_requirement_files(pkg, upstream_version)
+    print(f"{pkg.name}: now version {version}" + (f" ({', '.join(refreshed)} too)" if refreshed else ""))
+
+
+def _refresh_requirement_files(pkg: Package, upstream_version: str) -> list[str]:
+    """Put the new version into the requirement files' lines that name the package's old one
+    (``NAME >=OLD`` of install-requires.txt/version_requirements.txt, ``NAME ==OLD`` of
+    requirements.txt); the names of the files changed."""
+    from packaging.utils import canonicalize_name
+
+    if not pkg.version:
+        return []
+    old = re.sub(r"\.p\d+$", "", pkg.version)
+    if old == upstream_version:
+        return []
+    distribution = canonicalize_name(pkg.sage_distribution or pkg.name)
+    pattern = re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w.])")
+    changed = []
+    for filename in ("install-requires.txt", "version_requirements.txt", "requirements.txt"):
+        path = pkg.path / filename
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines(keepends=True)
+        new_lines = []
+        for line in lines:
+            head = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+            if head and canonicalize_name(head.group(1)) == distribution and not line.lstrip().startswith("#"):
+                line = pattern.sub(upstream_version, line)
+            new_lines.append(line)
+        if new_lines != lines:
+            path.write_text("".join(new_lines))
+            changed.append(filename)
+    return changed
+
+
+def _update_tarball(pkg: Package, version: str, upstream_version: str, upstream: Path) -> None:
     from sage_build.pipeline import fetch as fetching
 
-    (pkg.path / "package-version.txt").write_text(version + "\n")
-    if pkg.tarball_pattern is None:
-        return
-    upstream_version = re.sub(r"\.p\d+$", "", version)
     tarball = substitute_version(pkg.tarball_pattern, upstream_version)
     file = upstream / tarball
     if not file.is_file():
@@ -460,10 +525,11 @@ def update(pkg: Package, version: str, upstream: Path) -> None:
         index = fetching.IndexConfig.from_pip()
         urls = fetching.find_on_index(tarball, pkg.distribution_name or pkg.name, index)
         if not urls:
-            raise FetchError(f"the package index has no file {tarball}")
+            raise FetchError(f"{pkg.name}: the package index has no file {tarball}; the recipe is unchanged."
+                             f" Check the version, or put the file into {upstream} and run"
+                             f" ./sage --package update {pkg.name} {version} again")
         fetching.download_url(urls[0], file)
     write_checksums(pkg.path, pkg.tarball_pattern, fetching.compute_checksums(file)["sha256"])
-    print(f"{pkg.name}: now version {version}")
 
 
 def _recipe_name(distribution: str) -> str:
@@ -472,14 +538,48 @@ def _recipe_name(distribution: str) -> str:
     return canonicalize_name(distribution).replace("-", "_")
 
 
-def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str | None = None,
-                      pkg_type: str = "optional") -> Path:
-    """A new recipe from the package index: version, sha256, install-requires, dependencies."""
-    from sage_build.pipeline import fetch as fetching
+@dataclass
+class Created:
+    """A recipe made by :func:`create_from_index`, and the requirements that have no recipe yet."""
 
+    path: Path
+    name: str
+    missing: dict[str, str] = field(default_factory=dict)   # distribution -> the requirement line
+    dropped: list[str] = field(default_factory=list)        # requirement lines left out, with the reason
+
+
+def _existing_recipe(name: str, pkgs_dir: Path) -> str | None:
+    """The recipe that a distribution name already has in the tree (any PyPI spelling)."""
+    from sage_build.recipes.names import resolve
+
+    if (pkgs_dir / _recipe_name(name)).exists():
+        return _recipe_name(name)
+    try:
+        packages = load_packages(pkgs_dir)
+    except SageBuildError:
+        return None
+    return resolve(name, packages)
+
+
+def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str | None = None,
+                      pkg_type: str = "optional") -> Created:
+    """A new recipe from the package index: version, sha256, install-requires, and as dependencies
+    the runtime requirements a supported Python and platform needs plus the sdist's
+    ``build-system.requires`` (order-only, after ``$(PYTHON_TOOLCHAIN)``, as Sage writes them)."""
+    from sage_build.pipeline import fetch as fetching
+    from sage_build.recipes.requirements import classify
+
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+        raise RecipeError(f"{name!r} is not a project name (letters, digits, '.', '-', '_');"
+                          f" ./sage --package create NAME --pypi takes the project's name on the index")
+    existing = _existing_recipe(name, pkgs_dir)
+    if existing is not None:
+        raise RecipeError(f"{pkgs_dir / existing} exists already; change its version with"
+                          f" ./sage --package update {existing} VERSION")
     files = fetching.list_project_files(name, fetching.IndexConfig.from_pip())
     if not files:
-        raise FetchError(f"the package index has no project {name!r}")
+        raise FetchError(f"the package index has no project {name!r}; check the spelling"
+                         f" (./sage --package create NAME --pypi takes the project's name on the index)")
     candidates = _released_files(files)
     chosen = _chosen_version(name, version, candidates)
     kind = "sdist" if "sdist" in candidates[chosen] else "wheel"
@@ -491,17 +591,77 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
     dist_name = metadata.get("Name", name)
     recipe = pkgs_dir / _recipe_name(dist_name)
     if recipe.exists():
-        raise SageBuildError(f"{recipe} exists already; use ./sage --package update")
+        raise RecipeError(f"{recipe} exists already; change its version with"
+                          f" ./sage --package update {recipe.name} VERSION")
+    runtime = classify(metadata.get_all("Requires-Dist") or [])
+    build = classify(_build_requires(file)) if kind == "sdist" else []
+    created = Created(recipe, recipe.name)
+    deps, backends, notes = [], [], []
+    for requirements, names, what in ((runtime, deps, "requires"), (build, backends, "build-system.requires")):
+        for req in requirements:
+            if not req.kept:
+                created.dropped.append(f"{req.line} ({req.why_dropped})")
+                notes.append(f"  {what}, left out ({req.why_dropped}): {req.line}")
+                continue
+            notes.append(f"  {what}: {req.line}")
+            found = _existing_recipe(req.name, pkgs_dir)
+            if found is None:
+                created.missing.setdefault(req.name, req.line)
+            dep = found or _recipe_name(req.name)
+            if dep not in names and dep != recipe.name:
+                names.append(dep)
     recipe.mkdir(parents=True)
     (recipe / "type").write_text(pkg_type + "\n")
     (recipe / "package-version.txt").write_text(f"{chosen}\n")
     pattern = filename.replace(str(chosen), "VERSION")
     write_checksums(recipe, pattern, fetching.compute_checksums(file)["sha256"])
     (recipe / "install-requires.txt").write_text(f"{dist_name} >={chosen}\n")
-    toolchain = "" if kind == "wheel" else " | $(PYTHON_TOOLCHAIN)"
-    (recipe / "dependencies").write_text(f"$(PYTHON) {' '.join(_dependencies(metadata))}{toolchain}\n".replace("  ", " "))
+    # a wheel is installed by pip, which the graph adds itself
+    line = " ".join(["$(PYTHON)", *deps, *([] if kind == "wheel" else ["|", "$(PYTHON_TOOLCHAIN)", *backends])])
+    (recipe / "dependencies").write_text(
+        f"{line}\n\n----------\nAll lines of this file are ignored except the first.\n"
+        f"Written by ./sage --package create from {filename}'s metadata:\n" + "".join(n + "\n" for n in notes))
     (recipe / "SPKG.rst").write_text(_spkg_rst(dist_name, metadata))
-    return recipe
+    return created
+
+
+def _build_requires(sdist: Path) -> list[str]:
+    """The sdist's ``build-system.requires``; setuptools for a project without one (PEP 517)."""
+    from sage_build.recipes.requirements import DEFAULT_BUILD_REQUIRES
+
+    text = _sdist_member(sdist, "pyproject.toml")
+    if text is None:
+        return list(DEFAULT_BUILD_REQUIRES)
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        table = tomllib.loads(text).get("build-system")
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"{sdist.name}: its pyproject.toml is not TOML ({error}); write the recipe's"
+                          f" dependencies by hand") from None
+    if not isinstance(table, dict) or "requires" not in table:
+        return list(DEFAULT_BUILD_REQUIRES)
+    return [str(r) for r in table["requires"]]
+
+
+def _sdist_member(sdist: Path, name: str) -> str | None:
+    """The text of the sdist's top-level file ``name`` (``top/name``), or None."""
+    import tarfile
+    import zipfile
+
+    if sdist.name.endswith(".zip"):
+        with zipfile.ZipFile(sdist) as archive:
+            for member in archive.namelist():
+                if member.count("/") == 1 and member.endswith("/" + name):
+                    return archive.read(member).decode(errors="replace")
+        return None
+    with tarfile.open(sdist) as archive:
+        for member in archive.getmembers():
+            if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/" + name):
+                return archive.extractfile(member).read().decode(errors="replace")
+    return None
 
 
 def _released_files(files: list[tuple[str, str]]) -> dict:
@@ -545,30 +705,27 @@ def _chosen_version(name: str, version: str | None, candidates: dict):
     return max(candidates)
 
 
-def _dependencies(metadata) -> list[str]:
-    """The recipe names of a distribution's requirements (Requires-Dist), extras left out."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    deps = []
-    for line in metadata.get_all("Requires-Dist") or []:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue
-        if req.marker is not None and "extra" in str(req.marker):
-            continue
-        deps.append(_recipe_name(req.name))
-    return deps
+def _project_urls(metadata) -> list[str]:
+    """The metadata's project URLs, "label: url" (Project-URL, then Home-page)."""
+    urls = []
+    for entry in metadata.get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if url.strip():
+            urls.append(f"{label.strip()}: {url.strip()}")
+    home = (metadata.get("Home-page") or "").strip()
+    if home and home.upper() != "UNKNOWN" and not any(u.endswith(" " + home) for u in urls):
+        urls.insert(0, f"Home page: {home}")
+    return urls
 
 
 def _spkg_rst(dist_name: str, metadata) -> str:
     summary = metadata.get("Summary", "")
     license_text = metadata.get("License-Expression") or metadata.get("License") or "see the upstream project"
-    home = metadata.get("Home-page") or ""
+    contact = "".join(f"-  {u}\n" for u in _project_urls(metadata)) or "see the project's page on the package index\n"
     return (
         f"{dist_name}: {summary}\n{'=' * (len(dist_name) + len(summary) + 2)}\n\n"
         f"Description\n-----------\n\n{summary}\n\nLicense\n-------\n\n{license_text.splitlines()[0]}\n\n"
-        f"Upstream Contact\n----------------\n\n{home}\n"
+        f"Upstream Contact\n----------------\n\n{contact}"
     )
 
 
