@@ -3,7 +3,8 @@
 ``sage-progress MAKE ARGS...`` runs make (sharing its jobserver) and follows
 ``logs/events.jsonl``: on a terminal a tqdm display (done/total, what builds now
 and in which phase, elapsed and estimated time left); otherwise plain
-timestamped lines.  Afterwards the failure summary comes from the events of
+timestamped lines: one a package and outcome (built, failed, with its time), or with ``V=1``
+every phase and every line of every build.  Afterwards the failure summary comes from the events of
 this build (what actually failed), never from grepping logs.
 """
 
@@ -38,6 +39,7 @@ class Progress:
     running: dict[str, str] = field(default_factory=dict)   # package -> phase
     done: set[str] = field(default_factory=set)
     failed: dict[str, dict] = field(default_factory=dict)   # package -> the failing end event
+    began: dict[str, float] = field(default_factory=dict)   # package -> when its first phase started
 
     def total(self) -> int:
         """Planned packages, and any that started before the plan was known (the plan is made
@@ -48,6 +50,7 @@ class Progress:
         name = event.get("package", "?")
         if event.get("event") == events.START:
             self.running[name] = event.get("phase", "?")
+            self.began.setdefault(name, float(event.get("time", time.time())))
         elif event.get("event") == events.END:
             if event.get("outcome") == events.FAILED:
                 self.failed[name] = event
@@ -55,6 +58,11 @@ class Progress:
             elif event.get("phase") == events.RECORD:
                 self.done.add(name)
                 self.running.pop(name, None)
+
+    def took(self, event: dict) -> float:
+        """Seconds from the package's first phase to ``event``, an end."""
+        end = float(event.get("time", time.time()))
+        return end - self.began.get(str(event.get("package")), float(event.get("start", end)))
 
 
 def _follow(events_file: Path, offset: int, session: str, stop: threading.Event, handle_event) -> None:
@@ -89,10 +97,11 @@ def _jobserver_fds(makeflags: str) -> tuple[int, ...]:
 
 
 class _Display:
-    """What the person watching sees: a tqdm bar on a terminal, else one timestamped line an event."""
+    """What the person watching sees: a tqdm bar on a terminal, else timestamped lines: one a
+    package and outcome, or (``verbose``, V=1) one a phase as well."""
 
-    def __init__(self, terminal: bool, out) -> None:
-        self.terminal, self.out = terminal, out
+    def __init__(self, terminal: bool, out, verbose: bool = False) -> None:
+        self.terminal, self.out, self.verbose = terminal, out, verbose
         self.bar = None
 
     def show(self, state: Progress, event: dict | None) -> None:
@@ -120,7 +129,14 @@ class _Display:
         stamp = time.strftime("%H:%M:%S")
         what = f"{event.get('package')}-{event.get('version')}"
         total = f"/{state.total()}" if state.planned else ""
-        if event.get("event") == events.START:
+        if not self.verbose:
+            if event.get("outcome") == events.FAILED:
+                print(f"[{stamp}] {what}: FAILED in phase '{event.get('phase')}' after {state.took(event):.1f}s"
+                      f" (log: {event.get('log')})", file=self.out, flush=True)
+            elif event.get("event") == events.END and event.get("phase") == events.RECORD:
+                print(f"[{stamp}] {what}: built in {state.took(event):.1f}s ({len(state.done)}{total})",
+                      file=self.out, flush=True)
+        elif event.get("event") == events.START:
             print(f"[{stamp}] {what}: {event.get('phase')} ...", file=self.out, flush=True)
         elif event.get("outcome") == events.FAILED:
             print(f"[{stamp}] {what}: {event.get('phase')} FAILED", file=self.out, flush=True)
@@ -164,10 +180,12 @@ class _PlanBesideMake:
 
 
 def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | None = None,
-        out=sys.stdout) -> int:
+        verbose: bool | None = None, out=sys.stdout) -> int:
     """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make once the first
-    package starts, so that a build with nothing to do costs no more than make itself."""
-    terminal = sys.stdout.isatty() and not settings.verbose() if terminal is None else terminal
+    package starts, so that a build with nothing to do costs no more than make itself.
+    ``verbose`` (V=1): every line of every build, and no display."""
+    verbose = settings.verbose() if verbose is None else verbose
+    terminal = sys.stdout.isatty() and not verbose if terminal is None else terminal
     tree = TreeLayout(sage_root)
     events_file = tree.events_file
     events_file.parent.mkdir(parents=True, exist_ok=True)
@@ -176,11 +194,12 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     plan_file = tree.plan_file(session)
     offset = events_file.stat().st_size if events_file.exists() else 0
     env = {**os.environ, settings.SESSION: session, settings.PLAN: str(plan_file)}
-    if terminal:
-        env[settings.QUIET] = "1"  # the display replaces the build's lines; they are in the logs
+    if terminal or not verbose:
+        # the display (or one line a package) replaces the build's lines; they are in the logs
+        env[settings.QUIET] = "1" if terminal else settings.QUIET_BUT_WARNINGS
         make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     state = Progress(planned=[])
-    display = _Display(terminal, out)
+    display = _Display(terminal, out, verbose)
     lock = threading.Lock()
 
     def on_plan(plan: list) -> None:
@@ -212,8 +231,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     timeline = _write_session_timeline(events_file, session, tree.timeline_file)
     if code != 0 or state.failed:
         if beside.wait():
-            # Without the display, each failing sage-spkg already printed its log's tail.
-            print(failure_summary(state, beside.graph, beside.layout, with_tail=terminal), file=sys.stderr)
+            print(failure_summary(state, beside.graph, beside.layout), file=sys.stderr)
         return code or 1
     print(f"built {len(state.done)} package(s) in {time.time() - state.started:.0f}s; timeline: {timeline}",
           file=out)
