@@ -209,6 +209,61 @@ def test_terminal_display_shows_counts_and_running_packages(tree):
     assert "[base-1.0]" not in text  # the build's own lines stay in the logs
 
 
+def _progress_on_a_pty(tree, *args, columns, extra_env=None):
+    """sage-progress with a pty of ``columns`` columns as its terminal: what a person sees."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = dict(tree.env, **(extra_env or {}))
+    env.pop("COLUMNS", None)
+    process = subprocess.Popen([str(ROOT / "build/bin/sage-progress"), "make", "-j2", "-f",
+                                str(tree.root / "build/make/Makefile"), *args],
+                               env=env, stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the pty's other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return process.wait(), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("columns", [80, 0])
+def test_display_on_a_pty_keeps_a_line_a_package_and_counts_failures(tree, columns):
+    _tree_with_chain(tree)
+    python_recipe(tree.root, "broken", "1.0", {"broken/__init__.py": ""}, fail="boom in broken")
+    tree.configure()
+    code, text = _progress_on_a_pty(tree, "-k", "build", columns=columns)
+    assert code != 0
+    lines = [line.strip() for line in re.split(r"[\r\n]+", text)]
+    for name in ("base-1.0", "mid-1.0", "top-1.0", "side-1.0"):
+        assert any(re.fullmatch(rf"built  {name} in \d+\.\ds", line) for line in lines), text
+    assert any(re.fullmatch(r"FAILED broken-1.0 in phase 'build' after \d+\.\ds", line) for line in lines), text
+    assert "1 failed; building" in text
+    assert "5/6" in text  # the bar, whatever width the terminal reports
+    assert "boom in broken" in text  # the summary's marked lines
+
+
+def test_display_of_a_forced_rebuild_has_a_total(tree):
+    # ./sage -f PKG (SAGE_FORCE): the plan has the forced package, the bar a total (not 0/?)
+    python_recipe(tree.root, "solo", "1.0", {"solo/__init__.py": ""})
+    tree.configure()
+    tree.make("build")
+    code, text = _progress_on_a_pty(tree, "SAGE_FORCE=solo", "solo", columns=80,
+                                    extra_env={"SAGE_FORCE": "solo"})
+    assert code == 0, text
+    assert "1/1" in text and "/?" not in text
+
+
 def _chromium():
     import shutil
 

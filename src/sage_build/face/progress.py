@@ -114,15 +114,27 @@ class _Display:
         if self.bar is None and (event is not None or state.planned):
             from tqdm import tqdm
 
-            self.bar = tqdm(total=state.total() if state.planned else None, unit="pkg", dynamic_ncols=True,
-                            file=self.out, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+            # a terminal that reports no width (a pty of 0 columns, some CI consoles) still gets a bar
+            width = _columns(self.out)
+            self.bar = tqdm(total=state.total(), unit="pkg", file=self.out, dynamic_ncols=width > 0,
+                            ncols=None if width > 0 else 80,
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
         if self.bar is None:
             return
-        if state.planned and self.bar.total != state.total():
+        if event is not None and event.get("event") == events.END:
+            # what finished stays in the scrollback, above the bar
+            if event.get("outcome") == events.FAILED:
+                self.bar.write(f"FAILED {event.get('package')}-{event.get('version')} in phase"
+                               f" '{event.get('phase')}' after {state.took(event):.1f}s", file=self.out)
+            elif event.get("phase") == events.RECORD:
+                self.bar.write(f"built  {event.get('package')}-{event.get('version')}"
+                               f" in {state.took(event):.1f}s", file=self.out)
+        if self.bar.total != state.total():
             self.bar.total = state.total()
         self.bar.n = len(state.done)
         now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
-        self.bar.set_description_str(f"building: {now}" if now else "building", refresh=False)
+        failed = f"{len(state.failed)} failed; " if state.failed else ""
+        self.bar.set_description_str(f"{failed}building: {now}" if now else f"{failed}building", refresh=False)
         self.bar.refresh()
 
     def _print_line(self, state: Progress, event: dict) -> None:
@@ -146,6 +158,14 @@ class _Display:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _columns(out) -> int:
+    """The terminal's width as it reports it (0 when it reports none)."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 class _PlanBesideMake:
@@ -327,8 +347,10 @@ def plan_for(targets: list[str]):
             names |= state.enabled
         elif target in state.graph.packages:
             names.add(target)
+    forced = [name for name in settings.forced() if name in state.graph.packages]
+    names |= set(forced)
     plan = make_plan(layout, state.graph, sorted(names), state.built, enabled=state.enabled,
-                     reconfigured=state.reconfigured)
+                     reconfigured=state.reconfigured, forced=forced)
     if names and not layout.installed_stamps(PYTHON_PSEUDO):
         plan.insert(0, PlanItem(PYTHON_PSEUDO, config.python_version, "the prefix has no virtual environment yet", 1.0))
     return plan, state.graph, layout

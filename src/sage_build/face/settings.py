@@ -38,6 +38,11 @@ def verbose(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get("V", "") not in ("", "0")
 
 
+def forced(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The packages ``./sage -f`` rebuilds although they are installed (SAGE_FORCE, as make sees it)."""
+    return environ.get("SAGE_FORCE", "").split()
+
+
 def echo_to_terminal(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether build output goes to the terminal as well as to the log: with ``V=1``, or when
     standard output is not a terminal."""
