@@ -248,7 +248,8 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     plan_file.unlink(missing_ok=True)
     if not state.done and not state.failed and code == 0:
         return 0  # nothing was built: no summary, no timeline
-    timeline = _write_session_timeline(events_file, session, tree.timeline_file)
+    timeline = _write_session_timeline(events_file, session, tree.timeline_file,
+                                       _dependencies_of(beside.graph) if beside.wait() else None)
     if code != 0 or state.failed:
         if beside.wait():
             print(failure_summary(state, beside.graph, beside.layout), file=sys.stderr)
@@ -258,13 +259,23 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     return 0
 
 
-def _write_session_timeline(events_file: Path, session: str, timeline: Path) -> Path:
+def _dependencies_of(graph):
+    """A package's name -> the names it needs (the prefix's venv too), for the timeline's critical path."""
+    def dependencies(name: str) -> list[str]:
+        if name not in graph.packages:
+            return []
+        normal, order_only = graph.dependencies(name)
+        return normal + order_only
+    return dependencies
+
+
+def _write_session_timeline(events_file: Path, session: str, timeline: Path, dependencies=None) -> Path:
     from sage_build.base.events import read_events
     from sage_build.face.timeline import write_timeline
 
     session_events = [e for e in read_events(events_file) if e.get("session") == session]
     if session_events:
-        write_timeline(session_events, timeline)
+        write_timeline(session_events, timeline, dependencies)
     return timeline
 
 
