@@ -357,7 +357,7 @@ def test_several_goals_are_one_build(tree):
         assert result.returncode == 0, f"round {round_}:\n{result.stdout}\n{result.stderr}"
         assert len(re.findall(r"^built \d+ package", result.stdout, re.M)) == 1, result.stdout  # one summary
         for name in names:
-            assert len(re.findall(rf"^\[.*\] {name}-1.0: installed", result.stdout, re.M)) == 1, result.stdout
+            assert len(re.findall(rf"^\[.*\] {name}-1.0: built in ", result.stdout, re.M)) == 1, result.stdout
         sessions = _sessions(tree) - seen
         assert len(sessions) == 1, sessions  # one progress display, so one sub-make under it
         seen |= sessions
