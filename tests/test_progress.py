@@ -51,11 +51,12 @@ def _tree_with_chain(tree):
 
 def test_plain_lines_and_timeline(tree):
     _tree_with_chain(tree)
-    result = _progress(tree, "build")
+    result = _progress(tree, "build", extra_env={"V": "1"})  # V=1: every phase, every build line
     assert result.returncode == 0, result.stderr
     stamped = re.compile(r"^\[\d\d:\d\d:\d\d\] ")  # plain mode: [HH:MM:SS] lines
     lines = [line for line in result.stdout.splitlines() if stamped.match(line)]
     assert any(line.endswith("base-1.0: build ...") for line in lines)
+    assert "[base-1.0] --- build ---" in result.stdout
     # four packages and the prefix's virtual environment
     assert sum("installed (" in line for line in lines) == 5
     assert any(line.endswith("installed (5/5)") for line in lines)
@@ -68,6 +69,41 @@ def test_plain_lines_and_timeline(tree):
     for name in ("base-1.0", "mid-1.0", "top-1.0"):
         assert f'font-weight="bold" class="label">★ {name}' in timeline
     assert tree.sage("--timeline").stdout.strip() == str(tree.root / "logs/build-timeline.html")
+
+
+def test_ci_log_is_one_line_a_package_with_warnings_and_a_summary_with_the_error(tree):
+    # Off a terminal with V=0 (CI): one line a package and outcome, with its time; the warnings
+    # stay; the summary carries the log's marked error lines.
+    _tree_with_chain(tree)
+    (tree.root / "build/pkgs/side/spkg-check.in").write_text("echo checking side; exit 1\n")
+    python_recipe(tree.root, "broken", "1.0", {"broken/__init__.py": ""}, fail="boom in broken")
+    tree.configure()
+    result = _progress(tree, "-k", "build", extra_env={"SAGE_CHECK": "warn"})
+    assert result.returncode != 0
+    out = result.stdout
+    built = re.findall(r"^\[\d\d:\d\d:\d\d\] (\S+): built in \d+\.\ds \((\d)/6\)$", out, re.M)
+    assert sorted(name for name, _ in built) == sorted(
+        ["base-1.0", "mid-1.0", "top-1.0", "side-1.0", next(n for n, _ in built if n.startswith("python"))])
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] broken-1.0: FAILED in phase 'build' after \d+\.\ds \(log: .*broken-1.0.log\)$",
+                     out, re.M)
+    assert ": build ..." not in out and "--- build ---" not in out  # no phases, no build lines
+    assert "[side-1.0] Warning: Failures testing package side (ignored)" in out
+    assert len(out.splitlines()) <= 8, out
+    summary = result.stderr[result.stderr.index("=" * 72):]
+    marked = [line for line in summary.splitlines() if line.strip().startswith(">>")]
+    assert any("boom in broken" in line for line in marked)
+
+
+def test_ci_summary_of_a_fetch_failure_lists_the_sources_tried(tree):
+    python_recipe(tree.root, "gone", "1.0", {"gone/__init__.py": ""})
+    (tree.root / "upstream/gone-1.0.tar.gz").unlink()
+    tree.configure()
+    result = _progress(tree, "build")
+    assert result.returncode != 0
+    summary = result.stderr[result.stderr.index("=" * 72):]
+    assert "FAILED: gone-1.0 in phase 'fetch'" in summary
+    reason = summary[summary.index("FAILED: gone-1.0"):summary.index("  log: ")]
+    assert re.search(r"tried:\n  .*upstream.*not present", reason), summary
 
 
 def test_failure_summary_lists_failed_and_skipped(tree):
@@ -173,6 +209,61 @@ def test_terminal_display_shows_counts_and_running_packages(tree):
     assert "[base-1.0]" not in text  # the build's own lines stay in the logs
 
 
+def _progress_on_a_pty(tree, *args, columns, extra_env=None):
+    """sage-progress with a pty of ``columns`` columns as its terminal: what a person sees."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = dict(tree.env, **(extra_env or {}))
+    env.pop("COLUMNS", None)
+    process = subprocess.Popen([str(ROOT / "build/bin/sage-progress"), "make", "-j2", "-f",
+                                str(tree.root / "build/make/Makefile"), *args],
+                               env=env, stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the pty's other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return process.wait(), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("columns", [80, 0])
+def test_display_on_a_pty_keeps_a_line_a_package_and_counts_failures(tree, columns):
+    _tree_with_chain(tree)
+    python_recipe(tree.root, "broken", "1.0", {"broken/__init__.py": ""}, fail="boom in broken")
+    tree.configure()
+    code, text = _progress_on_a_pty(tree, "-k", "build", columns=columns)
+    assert code != 0
+    lines = [line.strip() for line in re.split(r"[\r\n]+", text)]
+    for name in ("base-1.0", "mid-1.0", "top-1.0", "side-1.0"):
+        assert any(re.fullmatch(rf"built  {name} in \d+\.\ds", line) for line in lines), text
+    assert any(re.fullmatch(r"FAILED broken-1.0 in phase 'build' after \d+\.\ds", line) for line in lines), text
+    assert "1 failed; building" in text
+    assert "5/6" in text  # the bar, whatever width the terminal reports
+    assert "boom in broken" in text  # the summary's marked lines
+
+
+def test_display_of_a_forced_rebuild_has_a_total(tree):
+    # ./sage -f PKG (SAGE_FORCE): the plan has the forced package, the bar a total (not 0/?)
+    python_recipe(tree.root, "solo", "1.0", {"solo/__init__.py": ""})
+    tree.configure()
+    tree.make("build")
+    code, text = _progress_on_a_pty(tree, "SAGE_FORCE=solo", "solo", columns=80,
+                                    extra_env={"SAGE_FORCE": "solo"})
+    assert code == 0, text
+    assert "1/1" in text and "/?" not in text
+
+
 def _chromium():
     import shutil
 
@@ -257,7 +348,7 @@ def test_several_goals_are_one_build(tree):
         assert result.returncode == 0, f"round {round_}:\n{result.stdout}\n{result.stderr}"
         assert len(re.findall(r"^built \d+ package", result.stdout, re.M)) == 1, result.stdout  # one summary
         for name in names:
-            assert len(re.findall(rf"^\[.*\] {name}-1.0: installed", result.stdout, re.M)) == 1, result.stdout
+            assert len(re.findall(rf"^\[.*\] {name}-1.0: built in ", result.stdout, re.M)) == 1, result.stdout
         sessions = _sessions(tree) - seen
         assert len(sessions) == 1, sessions  # one progress display, so one sub-make under it
         seen |= sessions

@@ -38,35 +38,65 @@ def test_bars_pair_start_and_end_events():
     ]
 
 
-def test_critical_path_of_a_known_schedule():
-    # Two make jobs:   b [0,3]  d [3,8]  e [8,25]        (b -> d -> e ends last)
-    #                  a [0,10] c [10,20]
-    events = _build("a", 0, 10) + _build("b", 0, 3) + _build("c", 10, 20) + _build("d", 3, 8) + _build("e", 8, 25)
-    assert critical_path(bars_from_events(events)) == ["b-1", "d-1", "e-1"]
-    # f after c ends last: the chain goes back through c and a instead
-    events += _build("f", 20, 30)
-    assert critical_path(bars_from_events(events)) == ["a-1", "c-1", "f-1"]
+def _deps(edges: dict[str, str]):
+    """``{"b": "a c"}``: b depends on a and c."""
+    return lambda name: edges.get(name, "").split()
+
+
+# A fixture DAG whose longest chain is known (times in seconds):
+#   x [0,17] -> s [17,20]            chain 20 s: the longest (x is the long build, as pyyaml)
+#   p [0,3] -> q [3,6] -> r [6,10]   chain 10 s
+#   u [10,21]                         no dependencies; ends last, beside r
+DAG = {"s": "x", "q": "p", "r": "q"}
+
+
+def _dag_events():
+    return (_build("x", 0, 17) + _build("s", 17, 20) + _build("p", 0, 3) + _build("q", 3, 6)
+            + _build("r", 6, 10) + _build("u", 10, 21))
+
+
+def test_critical_path_is_the_longest_chain_through_the_dependencies():
+    assert critical_path(bars_from_events(_dag_events()), _deps(DAG)) == ["x-1", "s-1"]
+    # u made long enough, alone it is the chain; p -> q -> r made longer, it is
+    assert critical_path(bars_from_events(_dag_events() + _build("u", 10, 40)), _deps(DAG)) == ["u-1"]
+    longer = _dag_events()[:-8] + _build("r", 6, 40)
+    assert critical_path(bars_from_events(longer), _deps(DAG)) == ["p-1", "q-1", "r-1"]
+
+
+def test_critical_path_goes_through_a_dependency_not_built_this_time():
+    # t needs m (installed before, not in this build), which needs x: the chain is x -> t
+    events = _build("x", 0, 17) + _build("t", 17, 19) + _build("p", 0, 10)
+    assert critical_path(bars_from_events(events), _deps({"t": "m", "m": "x"})) == ["x-1", "t-1"]
 
 
 def test_critical_path_of_nothing_and_of_one_package():
-    assert critical_path([]) == []
-    assert critical_path(bars_from_events(_build("solo", 1, 4))) == ["solo-1"]
+    assert critical_path([], _deps({})) == []
+    assert critical_path(bars_from_events(_build("solo", 1, 4)), _deps({})) == ["solo-1"]
+
+
+def test_a_package_without_a_version_is_labelled_by_its_name():
+    events = _phase("tomli_w", ev.BUILD, 0, 1, version="none") + _phase("six", ev.BUILD, 1, 2, version=None)
+    assert [b.package for b in bars_from_events(events)] == ["tomli_w", "six"]
+    page = render(events, _deps({}))
+    assert "tomli_w-none" not in page and 'tomli_w</text>' in page
 
 
 def test_page_marks_the_critical_path_and_failures():
-    events = (_build("a", 0, 10) + _build("b", 0, 3) + _build("c", 10, 20) + _build("d", 3, 8)
-              + _phase("e", ev.BUILD, 8, 25, outcome=ev.FAILED))
-    page = render(events)
+    events = _dag_events()[:-4] + _phase("u", ev.BUILD, 10, 21, outcome=ev.FAILED)
+    page = render(events, _deps(DAG))
     rects = re.findall(r'<rect class="bar" data-package="([^"]+)" data-phase="([^"]+)" data-duration="([^"]+)"'
                        r'[^>]* fill="([^"]+)"', page)
-    assert len(rects) == 9
-    assert ("e-1", ev.BUILD, "17.000", FAILED) in rects
-    assert ("a-1", ev.BUILD, "5.000", PHASE_COLOURS[ev.BUILD]) in rects
-    assert ("a-1", ev.INSTALL, "5.000", PHASE_COLOURS[ev.INSTALL]) in rects
+    assert len(rects) == 11
+    assert ("u-1", ev.BUILD, "11.000", FAILED) in rects
+    assert ("x-1", ev.BUILD, "8.500", PHASE_COLOURS[ev.BUILD]) in rects
+    assert ("x-1", ev.INSTALL, "8.500", PHASE_COLOURS[ev.INSTALL]) in rects
     starred = re.findall(r'class="label">★ ([^<]+)<', page)
-    assert starred == ["b-1", "d-1", "e-1"]
-    assert "5 packages, 25.0s, failed: e-1" in page
-    assert "<title>e-1 build: 17.00s (failed)</title>" in page
+    assert starred == ["x-1", "s-1"]
+    assert "★ = on the critical path: the longest chain of dependent builds" in page
+    assert "6 packages, 21.0s, failed: u-1" in page
+    assert "<title>u-1 build: 11.00s (failed)</title>" in page
+    # without the dependencies, nothing is starred (and the page does not promise a star)
+    assert "★" not in render(events)
 
 
 def test_empty_page_and_writing_it(tmp_path):

@@ -3,7 +3,8 @@
 ``sage-progress MAKE ARGS...`` runs make (sharing its jobserver) and follows
 ``logs/events.jsonl``: on a terminal a tqdm display (done/total, what builds now
 and in which phase, elapsed and estimated time left); otherwise plain
-timestamped lines.  Afterwards the failure summary comes from the events of
+timestamped lines: one a package and outcome (built, failed, with its time), or with ``V=1``
+every phase and every line of every build.  Afterwards the failure summary comes from the events of
 this build (what actually failed), never from grepping logs.
 """
 
@@ -38,6 +39,7 @@ class Progress:
     running: dict[str, str] = field(default_factory=dict)   # package -> phase
     done: set[str] = field(default_factory=set)
     failed: dict[str, dict] = field(default_factory=dict)   # package -> the failing end event
+    began: dict[str, float] = field(default_factory=dict)   # package -> when its first phase started
 
     def total(self) -> int:
         """Planned packages, and any that started before the plan was known (the plan is made
@@ -48,6 +50,7 @@ class Progress:
         name = event.get("package", "?")
         if event.get("event") == events.START:
             self.running[name] = event.get("phase", "?")
+            self.began.setdefault(name, float(event.get("time", time.time())))
         elif event.get("event") == events.END:
             if event.get("outcome") == events.FAILED:
                 self.failed[name] = event
@@ -55,6 +58,11 @@ class Progress:
             elif event.get("phase") == events.RECORD:
                 self.done.add(name)
                 self.running.pop(name, None)
+
+    def took(self, event: dict) -> float:
+        """Seconds from the package's first phase to ``event``, an end."""
+        end = float(event.get("time", time.time()))
+        return end - self.began.get(str(event.get("package")), float(event.get("start", end)))
 
 
 def _follow(events_file: Path, offset: int, session: str, stop: threading.Event, handle_event) -> None:
@@ -89,10 +97,11 @@ def _jobserver_fds(makeflags: str) -> tuple[int, ...]:
 
 
 class _Display:
-    """What the person watching sees: a tqdm bar on a terminal, else one timestamped line an event."""
+    """What the person watching sees: a tqdm bar on a terminal, else timestamped lines: one a
+    package and outcome, or (``verbose``, V=1) one a phase as well."""
 
-    def __init__(self, terminal: bool, out) -> None:
-        self.terminal, self.out = terminal, out
+    def __init__(self, terminal: bool, out, verbose: bool = False) -> None:
+        self.terminal, self.out, self.verbose = terminal, out, verbose
         self.bar = None
 
     def show(self, state: Progress, event: dict | None) -> None:
@@ -105,22 +114,41 @@ class _Display:
         if self.bar is None and (event is not None or state.planned):
             from tqdm import tqdm
 
-            self.bar = tqdm(total=state.total() if state.planned else None, unit="pkg", dynamic_ncols=True,
-                            file=self.out, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+            # a terminal that reports no width (a pty of 0 columns, some CI consoles) still gets a bar
+            width = _columns(self.out)
+            self.bar = tqdm(total=state.total(), unit="pkg", file=self.out, dynamic_ncols=width > 0,
+                            ncols=None if width > 0 else 80,
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
         if self.bar is None:
             return
-        if state.planned and self.bar.total != state.total():
+        if event is not None and event.get("event") == events.END:
+            # what finished stays in the scrollback, above the bar
+            if event.get("outcome") == events.FAILED:
+                self.bar.write(f"FAILED {event.get('package')}-{event.get('version')} in phase"
+                               f" '{event.get('phase')}' after {state.took(event):.1f}s", file=self.out)
+            elif event.get("phase") == events.RECORD:
+                self.bar.write(f"built  {event.get('package')}-{event.get('version')}"
+                               f" in {state.took(event):.1f}s", file=self.out)
+        if self.bar.total != state.total():
             self.bar.total = state.total()
         self.bar.n = len(state.done)
         now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
-        self.bar.set_description_str(f"building: {now}" if now else "building", refresh=False)
+        failed = f"{len(state.failed)} failed; " if state.failed else ""
+        self.bar.set_description_str(f"{failed}building: {now}" if now else f"{failed}building", refresh=False)
         self.bar.refresh()
 
     def _print_line(self, state: Progress, event: dict) -> None:
         stamp = time.strftime("%H:%M:%S")
         what = f"{event.get('package')}-{event.get('version')}"
         total = f"/{state.total()}" if state.planned else ""
-        if event.get("event") == events.START:
+        if not self.verbose:
+            if event.get("outcome") == events.FAILED:
+                print(f"[{stamp}] {what}: FAILED in phase '{event.get('phase')}' after {state.took(event):.1f}s"
+                      f" (log: {event.get('log')})", file=self.out, flush=True)
+            elif event.get("event") == events.END and event.get("phase") == events.RECORD:
+                print(f"[{stamp}] {what}: built in {state.took(event):.1f}s ({len(state.done)}{total})",
+                      file=self.out, flush=True)
+        elif event.get("event") == events.START:
             print(f"[{stamp}] {what}: {event.get('phase')} ...", file=self.out, flush=True)
         elif event.get("outcome") == events.FAILED:
             print(f"[{stamp}] {what}: {event.get('phase')} FAILED", file=self.out, flush=True)
@@ -130,6 +158,14 @@ class _Display:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _columns(out) -> int:
+    """The terminal's width as it reports it (0 when it reports none)."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 class _PlanBesideMake:
@@ -164,10 +200,12 @@ class _PlanBesideMake:
 
 
 def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | None = None,
-        out=sys.stdout) -> int:
+        verbose: bool | None = None, out=sys.stdout) -> int:
     """Run make; ``planner()`` returns (plan, graph, layout) and runs beside make once the first
-    package starts, so that a build with nothing to do costs no more than make itself."""
-    terminal = sys.stdout.isatty() and not settings.verbose() if terminal is None else terminal
+    package starts, so that a build with nothing to do costs no more than make itself.
+    ``verbose`` (V=1): every line of every build, and no display."""
+    verbose = settings.verbose() if verbose is None else verbose
+    terminal = sys.stdout.isatty() and not verbose if terminal is None else terminal
     tree = TreeLayout(sage_root)
     events_file = tree.events_file
     events_file.parent.mkdir(parents=True, exist_ok=True)
@@ -176,11 +214,12 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     plan_file = tree.plan_file(session)
     offset = events_file.stat().st_size if events_file.exists() else 0
     env = {**os.environ, settings.SESSION: session, settings.PLAN: str(plan_file)}
-    if terminal:
-        env[settings.QUIET] = "1"  # the display replaces the build's lines; they are in the logs
+    if terminal or not verbose:
+        # the display (or one line a package) replaces the build's lines; they are in the logs
+        env[settings.QUIET] = "1" if terminal else settings.QUIET_BUT_WARNINGS
         make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     state = Progress(planned=[])
-    display = _Display(terminal, out)
+    display = _Display(terminal, out, verbose)
     lock = threading.Lock()
 
     def on_plan(plan: list) -> None:
@@ -209,24 +248,34 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     plan_file.unlink(missing_ok=True)
     if not state.done and not state.failed and code == 0:
         return 0  # nothing was built: no summary, no timeline
-    timeline = _write_session_timeline(events_file, session, tree.timeline_file)
+    timeline = _write_session_timeline(events_file, session, tree.timeline_file,
+                                       _dependencies_of(beside.graph) if beside.wait() else None)
     if code != 0 or state.failed:
         if beside.wait():
-            # Without the display, each failing sage-spkg already printed its log's tail.
-            print(failure_summary(state, beside.graph, beside.layout, with_tail=terminal), file=sys.stderr)
+            print(failure_summary(state, beside.graph, beside.layout), file=sys.stderr)
         return code or 1
     print(f"built {len(state.done)} package(s) in {time.time() - state.started:.0f}s; timeline: {timeline}",
           file=out)
     return 0
 
 
-def _write_session_timeline(events_file: Path, session: str, timeline: Path) -> Path:
+def _dependencies_of(graph):
+    """A package's name -> the names it needs (the prefix's venv too), for the timeline's critical path."""
+    def dependencies(name: str) -> list[str]:
+        if name not in graph.packages:
+            return []
+        normal, order_only = graph.dependencies(name)
+        return normal + order_only
+    return dependencies
+
+
+def _write_session_timeline(events_file: Path, session: str, timeline: Path, dependencies=None) -> Path:
     from sage_build.base.events import read_events
     from sage_build.face.timeline import write_timeline
 
     session_events = [e for e in read_events(events_file) if e.get("session") == session]
     if session_events:
-        write_timeline(session_events, timeline)
+        write_timeline(session_events, timeline, dependencies)
     return timeline
 
 
@@ -309,8 +358,10 @@ def plan_for(targets: list[str]):
             names |= state.enabled
         elif target in state.graph.packages:
             names.add(target)
+    forced = [name for name in settings.forced() if name in state.graph.packages]
+    names |= set(forced)
     plan = make_plan(layout, state.graph, sorted(names), state.built, enabled=state.enabled,
-                     reconfigured=state.reconfigured)
+                     reconfigured=state.reconfigured, forced=forced)
     if names and not layout.installed_stamps(PYTHON_PSEUDO):
         plan.insert(0, PlanItem(PYTHON_PSEUDO, config.python_version, "the prefix has no virtual environment yet", 1.0))
     return plan, state.graph, layout

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 # The sage-progress -> sage-spkg contract: written by face.progress, read by face.spkg_command.
 SESSION = "SAGE_BUILD_SESSION"  # the build session the events of a sage-spkg run belong to
 PLAN = "SAGE_BUILD_PLAN"  # a JSON file {package: the plan's reason to build it}
-QUIET = "SAGE_BUILD_QUIET"  # "1": the progress display replaces sage-spkg's own lines
+QUIET = "SAGE_BUILD_QUIET"  # "1": the progress display replaces sage-spkg's own lines;
+# "warnings": so do sage-progress's lines (off a terminal, V=0), but warnings are still shown
+QUIET_BUT_WARNINGS = "warnings"
 
 
 
@@ -34,6 +36,11 @@ def sage_root(environ: Mapping[str, str] = os.environ) -> Path:
 def verbose(environ: Mapping[str, str] = os.environ) -> bool:
     """``V=1`` (make's and Sage's way to ask for everything)."""
     return environ.get("V", "") not in ("", "0")
+
+
+def forced(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The packages ``./sage -f`` rebuilds although they are installed (SAGE_FORCE, as make sees it)."""
+    return environ.get("SAGE_FORCE", "").split()
 
 
 def echo_to_terminal(environ: Mapping[str, str] = os.environ) -> bool:

@@ -26,7 +26,7 @@ from sage_build.recipes.recipe import Package, load_package
 
 def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check: bool = False) -> SpkgSettings:
     """What a sage-spkg run is told: its options (-s, -c) and the environment (make's, sage-progress's)."""
-    quiet = environ.get(settings.QUIET) == "1"
+    quiet = environ.get(settings.QUIET) in ("1", settings.QUIET_BUT_WARNINGS)
     sage_check = environ.get("SAGE_CHECK")
     plan_file = environ.get(settings.PLAN)
     return SpkgSettings(
@@ -37,6 +37,7 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
         plan_file=Path(plan_file) if plan_file else None,
         quiet=quiet,
         echo=False if quiet else settings.echo_to_terminal(environ),
+        echo_warnings=environ.get(settings.QUIET) == settings.QUIET_BUT_WARNINGS,
         bytecode_levels=environ.get("SAGE_BYTECODE_LEVELS", "0"),
         collisions=settings.collisions(environ),
     )

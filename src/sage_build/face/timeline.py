@@ -1,14 +1,16 @@
 """The build timeline: a self-contained HTML page with one SVG row per package.
 
 One bar per phase on a time axis, failures in red, the critical path marked,
-durations on hover (SVG ``<title>``).  Made from the build events alone.
+durations on hover (SVG ``<title>``).  Made from the build events and, for the critical
+path, the packages' dependencies (the events do not carry them: the caller has the graph).
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 from sage_build.base import events as ev
 from sage_build.base.atomic import write_atomic
@@ -27,6 +29,12 @@ class Bar:
     start: float
     end: float
     failed: bool
+    name: str = field(default="", compare=False)  # the package's name, without its version
+
+
+def _label(name: object, version: object) -> str:
+    """``name-version``; a package without a version (a stamp of 'none') is its name alone."""
+    return f"{name}-{version}" if version not in (None, "", "none", "None") else str(name)
 
 
 def bars_from_events(events: list[dict]) -> list[Bar]:
@@ -37,34 +45,59 @@ def bars_from_events(events: list[dict]) -> list[Bar]:
             continue
         start = float(event.get("start", event.get("time", 0.0)))
         bars.append(Bar(
-            package=f"{event.get('package')}-{event.get('version')}", phase=str(event.get("phase")),
+            package=_label(event.get("package"), event.get("version")), phase=str(event.get("phase")),
             start=start, end=float(event.get("time", start)), failed=event.get("outcome") == ev.FAILED,
+            name=str(event.get("package")),
         ))
     return sorted(bars, key=lambda b: (b.start, b.package))
 
 
-def critical_path(bars: list[Bar]) -> list[str]:
-    """The chain that decided the build's length: from the package that ended last, back through
-    the package that ended last before each one started."""
+Dependencies = Callable[[str], Iterable[str]]  # a package's name -> the names it depends on
+
+
+def critical_path(bars: list[Bar], dependencies: Dependencies) -> list[str]:
+    """The longest chain of dependent builds, by duration (each package from its first phase's
+    start to its last's end): the builds that no number of jobs could have run side by side.
+    A dependency not built in this session passes the chain on to its own dependencies."""
     spans: dict[str, tuple[float, float]] = {}
+    names: dict[str, str] = {}  # name -> label
     for bar in bars:
         first, last = spans.get(bar.package, (bar.start, bar.end))
         spans[bar.package] = (min(first, bar.start), max(last, bar.end))
+        names[bar.name or bar.package] = bar.package
     if not spans:
         return []
-    current = max(spans, key=lambda p: spans[p][1])
-    path = [current]
-    while True:
-        begin = spans[current][0]
-        before = [p for p, (_, end) in spans.items() if end <= begin + 1e-6 and p not in path]
-        if not before:
-            break
-        current = max(before, key=lambda p: spans[p][1])
-        path.append(current)
-    return list(reversed(path))
+
+    def built_dependencies(name: str) -> set[str]:
+        """The labels of the built packages ``name`` needs, through packages not built."""
+        found, seen, todo = set(), {name}, list(dependencies(name))
+        while todo:
+            dep = todo.pop()
+            if dep in seen:
+                continue
+            seen.add(dep)
+            if dep in names:
+                found.add(names[dep])
+            else:
+                todo.extend(dependencies(dep))
+        return found
+
+    needs = {names[name]: built_dependencies(name) for name in names}
+    longest: dict[str, tuple[float, list[str]]] = {}
+
+    def chain(label: str, visiting: frozenset = frozenset()) -> tuple[float, list[str]]:
+        if label not in longest:
+            first, last = spans[label]
+            before = [chain(dep, visiting | {label}) for dep in sorted(needs[label]) if dep not in visiting]
+            length, path = max(before, key=lambda c: c[0], default=(0.0, []))
+            longest[label] = (length + last - first, path + [label])
+        return longest[label]
+
+    return max((chain(label) for label in sorted(spans)), key=lambda c: c[0])[1]
 
 
-def render(events: list[dict]) -> str:
+def render(events: list[dict], dependencies: Dependencies | None = None) -> str:
+    """The page; the critical path is marked when ``dependencies`` is given."""
     bars = bars_from_events(events)
     packages = list(dict.fromkeys(b.package for b in bars))
     if not bars:
@@ -73,7 +106,7 @@ def render(events: list[dict]) -> str:
     total = max(max(b.end for b in bars) - t0, 1e-3)
     width, label, row = 1000, 240, 22
     scale = (width - label - 20) / total
-    critical = set(critical_path(bars))
+    critical = set(critical_path(bars, dependencies)) if dependencies is not None else set()
     height = row * (len(packages) + 2)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">']
     step = _tick_step(total)
@@ -101,7 +134,9 @@ def render(events: list[dict]) -> str:
             )
     parts.append("</svg>")
     legend = " ".join(f'<span style="background:{c};padding:0 6px">{p}</span>' for p, c in PHASE_COLOURS.items())
-    legend += f' <span style="background:{FAILED};color:#fff;padding:0 6px">failed</span> ★ critical path'
+    legend += f' <span style="background:{FAILED};color:#fff;padding:0 6px">failed</span>'
+    if critical:
+        legend += " ★ = on the critical path: the longest chain of dependent builds"
     failed = sorted({b.package for b in bars if b.failed})
     summary = (f"{len(packages)} packages, {total:.1f}s"
                + (f", failed: {', '.join(failed)}" if failed else ""))
@@ -117,7 +152,7 @@ def _tick_step(total: float) -> float:
     return 7200.0
 
 
-def write_timeline(events: list[dict], path: Path) -> Path:
+def write_timeline(events: list[dict], path: Path, dependencies: Dependencies | None = None) -> Path:
     # a temporary name of this process's own: two builds finishing together never share one
-    write_atomic(path, render(events).encode())
+    write_atomic(path, render(events, dependencies).encode())
     return path

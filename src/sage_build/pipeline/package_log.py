@@ -2,12 +2,14 @@
 
 Every line a package's build prints goes to ``logs/pkgs/<pkg>-<version>.log``
 prefixed ``[pkg-version] ``; the same lines reach the terminal when asked (``V=1``, or
-standard output is not a terminal: :func:`sage_build.face.settings.echo_to_terminal`).
+standard output is not a terminal: :func:`sage_build.face.settings.echo_to_terminal`), or only
+the warnings among them (``echo_warnings``: sage-progress's one line a package, off a terminal).
 (The machine-readable events are :mod:`sage_build.base.events`.)
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import deque
@@ -16,16 +18,22 @@ from typing import Callable, Mapping, Sequence, TextIO
 
 from sage_build.base.jobserver import open_fds
 
+# A warning worth showing when the build's other lines are not: a line that starts with it
+# (ours, the build backend's, pip's, SAGE_CHECK=warn's); a compiler's "file.c:1: warning:" stays in the log.
+WARNING_LINE = re.compile(r"(?i)^\s*(\*\*\* )?warning\b")
+
 
 class PackageLog:
     """The log of one package build."""
 
-    def __init__(self, path: Path, tag: str, echo: bool, stream: TextIO | None = None):
+    def __init__(self, path: Path, tag: str, echo: bool, stream: TextIO | None = None,
+                 echo_warnings: bool = False):
         """``echo``: the lines reach ``stream`` (standard output) too (the face decides:
-        ``face.settings.echo_to_terminal``)."""
+        ``face.settings.echo_to_terminal``); ``echo_warnings``: only the :data:`WARNING_LINE` ones do."""
         self.path = path
         self.tag = tag
         self.echo = echo
+        self.echo_warnings = echo_warnings
         self.stream = stream or sys.stdout
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", encoding="utf-8", errors="replace")
@@ -46,7 +54,7 @@ class PackageLog:
             prefixed = f"[{self.tag}] {part}" if self.tag else part
             self._file.write(prefixed + "\n")
             self._tail.append(part)
-            if self.echo or always:
+            if self.echo or always or (self.echo_warnings and WARNING_LINE.match(part)):
                 self.stream.write(prefixed + "\n")
                 self.stream.flush()
         self._file.flush()

@@ -60,6 +60,7 @@ class SpkgSettings:
     plan_file: Path | None = None  # the reasons of the session's plan: {package: reason} in JSON
     quiet: bool = False  # a progress display replaces our lines (they stay in the log)
     echo: bool = False  # build output reaches the terminal as well as the log
+    echo_warnings: bool = False  # only its warning lines do (sage-progress off a terminal, V=0)
     # As written (SAGE_BYTECODE_LEVELS): the install phase parses it, so a bad value fails that phase.
     bytecode_levels: str = "0"
     collisions: str = "error"  # what an install does with another package's file (install_wheel)
@@ -78,7 +79,8 @@ class Spkg:
         self.keep_build = settings.keep_build
         self.check = bool(settings.check)
         self.log_path = layout.log_file(pkg.name, self.version)
-        self.log = PackageLog(self.log_path, self.tag, echo=settings.echo)
+        self.log = PackageLog(self.log_path, self.tag, echo=settings.echo,
+                              echo_warnings=settings.echo_warnings)
         self.events = layout.events_file
         self.reason = reason or _reason_from_plan(pkg.name, settings.plan_file) or _local_reason(layout, pkg)
         self.event_fields = {"package": pkg.name, "version": self.version, "log": str(self.log_path),
