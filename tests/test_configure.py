@@ -395,3 +395,20 @@ def test_configure_lists_every_broken_recipe_and_leaves_out_optional_ones(tree):
     assert "3 recipes cannot be used" in result.stderr
     assert "std1/dependencies, line 1" in result.stderr and "'ghost'" in result.stderr
     assert "opt/dependencies, line 1" in result.stderr
+
+
+def test_summary_names_wheels_counts_the_venv_and_knows_when_make_runs_it(tree):
+    from conftest import make_wheel
+
+    python_recipe(tree.root, "srcpkg", "1.0", {"srcpkg/__init__.py": ""})
+    wheel = make_wheel(tree.root / "upstream" / "made", "whlpkg", "1.0", {"whlpkg/__init__.py": b""})
+    add_recipe(tree.root, "whlpkg", version="1.0", tarball=wheel)
+    out = tree.configure(quiet=False).stdout
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("srcpkg", "whlpkg"))}
+    assert rows["srcpkg"].endswith("build from source") and rows["whlpkg"].endswith("install its wheel")
+    assert "2 packages enabled (make builds 3: these and the virtual environment python3-venv)" in out
+    assert "1 to build from source, 1 wheels to install" in out
+    assert out.rstrip().endswith("now run `make build`")
+    by_make = subprocess.run([sys.executable, str(ROOT / "configure.py"), f"--prefix={tree.prefix}"],
+                             env=dict(tree.env, MAKELEVEL="1"), capture_output=True, text=True)
+    assert by_make.stdout.rstrip().endswith("make goes on with the build")

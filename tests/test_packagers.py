@@ -47,7 +47,7 @@ def test_staged_install_writes_only_under_destdir_and_works_when_moved(tree, tmp
     assert (staged / "lib/libc.txt").exists()
     # every recorded path names the final prefix
     for text_file in [staged / "bin/alpha-hi", staged / "pyvenv.cfg", *(staged / "bin").glob("activate*"),
-                      staged / "var/lib/sage/scripts/alpha/spkg-piprm"]:
+                      staged / "var/lib/sage/scripts/alpha/spkg-piprm", staged / "var/lib/sage/target-python.json"]:
         text = text_file.read_text()
         assert str(stage) not in text, text_file
     assert (staged / "bin/alpha-hi").read_text().startswith(f"#!{tree.prefix}/bin/python3")

@@ -15,7 +15,7 @@ from sage_build.configure.makefile import PackageDecision, render_makefile, upda
 from sage_build.install.manifest import installed_versions
 from sage_build.configure.build_plan import learned_durations
 from sage_build.recipes.names import resolve, unknown_package_message
-from sage_build.recipes.recipe import Package
+from sage_build.recipes.recipe import Kind, Package
 from sage_build.configure.system import Detection, detect_declared, detect_python, has_system_check
 from sage_build.install.target import query_python
 from sage_build.base.commands import inherited_environment
@@ -255,6 +255,15 @@ def _detect(packages: dict[str, Package], with_system: dict[str, str], python: s
     return detections
 
 
+def _how_built(pkg: Package) -> str:
+    """What make will do for an enabled package not taken from the system."""
+    if pkg.kind is Kind.WHEEL:
+        return "install its wheel"
+    if pkg.kind is Kind.PIP:
+        return "install with pip (requirements.txt)"
+    return "build from source"
+
+
 def _decide(pkg: Package, enable: str | None, detection: Detection | None, installed: bool) -> PackageDecision:
     if enable is None:
         enable = "yes" if pkg.type in ("base", "standard") else "if_installed"
@@ -263,12 +272,12 @@ def _decide(pkg: Package, enable: str | None, detection: Detection | None, insta
         reason = "installed, kept" if installed else f"{pkg.type}, not enabled: use ./sage -i {pkg.name}"
     else:
         enabled = enable == "yes"
-        reason = "build from source" if enabled else "disabled"
+        reason = _how_built(pkg) if enabled else "disabled"
     from_system = bool(detection and detection.found)
     if from_system:
         reason = f"from system ({detection.reason})"
     elif detection is not None and enabled:
-        reason = f"build from source (system: {detection.reason})"
+        reason = f"{_how_built(pkg)} (system: {detection.reason})"
     return PackageDecision(name=pkg.name, enabled=enabled, from_system=from_system, reason=reason)
 
 

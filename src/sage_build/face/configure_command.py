@@ -14,6 +14,8 @@ from sage_build.base.errors import SageBuildError
 from sage_build.configure.configure import Result, configure, parse_options
 from sage_build.face import settings
 from sage_build.recipes import distros
+from sage_build.recipes.graph import PYTHON_PSEUDO
+from sage_build.recipes.recipe import Kind
 
 HELP = """\
 `configure.py' configures sage-build: it reads the package recipes in
@@ -80,7 +82,10 @@ def print_summary(result: Result, out: TextIO, environ: Mapping[str, str] = os.e
     print(f"\nprefix: {Path(result.config.prefix)} (a virtual environment of Python {result.config.python_version})",
           file=out)
     enabled_count = sum(p.enabled for p in decisions.values())
-    print(f"{enabled_count} packages enabled, {len(built)} to build from source,"
+    wheels = sum(pkg.kind is Kind.WHEEL for pkg in built)
+    # make's count (and the progress display's) has one more: the prefix's virtual environment
+    print(f"{enabled_count} packages enabled (make builds {len(built) + 1}: these and the virtual environment"
+          f" {PYTHON_PSEUDO}): {len(built) - wheels} to build from source, {wheels} wheels to install,"
           f" {sum(p.from_system for p in decisions.values())} from the system", file=out)
     if names and system in distros.INSTALL_COMMANDS:
         print(f"\nTo use the system's packages instead of building them ({system}), install:\n  "
@@ -127,5 +132,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         print("configure: nothing was written", file=sys.stderr)
         return 1
     if not options.quiet:
-        print("configure: wrote build/make/config.json and build/make/Makefile; now run `make build`")
+        # Run by `make build` (the first time, from the top-level Makefile), make goes on by itself.
+        next_step = "make goes on with the build" if environ.get("MAKELEVEL") else "now run `make build`"
+        print(f"configure: wrote build/make/config.json and build/make/Makefile; {next_step}")
     return 0

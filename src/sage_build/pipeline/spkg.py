@@ -132,7 +132,7 @@ class Spkg:
                 _unstage_venv(self.layout)
             for directory in (self.layout.wheels_dir, self.layout.scripts_dir, self.layout.removing_dir):
                 directory.mkdir(parents=True, exist_ok=True)
-            target = query_python(self.layout.python)
+            target = _as_installed(query_python(self.layout.python), self.layout)
             target.save(self.layout.target_file)
         with self.phase(events.RECORD):
             return write_manifest(self.layout, self.pkg.name, self.version, [])
@@ -355,7 +355,8 @@ class Spkg:
         """The prefix's site-packages as written now, when it sees no others (no system site)."""
         if self.config.system_site_packages:
             return None
-        return [Path(p) for p in dict.fromkeys((target.paths["purelib"], target.paths["platlib"]))]
+        return [self.layout.staged(Path(p)) for p in dict.fromkeys(_final_paths(target, self.layout)[k]
+                                                                    for k in ("purelib", "platlib"))]
 
     def _recipe_for(self, distribution: str) -> str | None:
         """The recipe that provides a Python distribution (for 'add X to dependencies' advice)."""
@@ -530,6 +531,20 @@ def _local_reason(layout: Layout, pkg: Package) -> str:
     if layout.stamp(pkg.name, pkg.stamp_version) not in stamps:
         return "version changed"
     return "recipe changed, a build dependency was rebuilt, or forced"
+
+
+def _as_installed(target: TargetPython, layout: Layout) -> TargetPython:
+    """The target as the installed tree sees it: a venv made under DESTDIR describes the final
+    prefix (the packager's package is unpacked there), not the staging directory."""
+    if layout.destdir is None:
+        return target
+    staged, final = str(layout.local), str(layout.prefix)
+
+    def unstage(value: str) -> str:
+        return final + value[len(staged):] if value == staged or value.startswith(staged + "/") else value
+
+    return target._replace(executable=unstage(target.executable), prefix=unstage(target.prefix),
+                           paths={key: unstage(value) for key, value in target.paths.items()})
 
 
 def _final_paths(target: TargetPython, layout: Layout) -> dict[str, str]:
