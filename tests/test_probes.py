@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from sage_build.configure.probes import Probes, run_check
+from sage_build.configure.probes import Probes, expand, run_check, shell_test
 from sage_build.recipes.spkg_configure_m4 import read_check
 
 needs_cc = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
@@ -117,3 +117,29 @@ def test_properties_say_what_spkg_configure_decided_and_why(tree):
     assert props["sbodd"]["system_detection"]["status"] == "not understood"
     assert "AC_RUN_IFELSE" in props["sbodd"]["system_detection"]["why"]
     assert props["plain"]["system_detection"] is None   # no spkg-configure.m4: built from source
+
+
+def test_shell_test_and_expansion_follow_the_shell():
+    get = {"E": "", "S": "a b", "X": "no"}.get
+    word = lambda *parts: tuple(parts)  # noqa: E731
+    assert expand(word((False, "var", "E")), get) == []                           # $E: no field
+    assert expand(word((True, "var", "E")), get) == [""]                           # "$E": one empty field
+    assert expand(word((False, "lit", "x"), (False, "var", "S")), get) == ["xa", "b"]
+    assert shell_test(["-n"]) and not shell_test([]) and not shell_test(["=", "no"])   # `test -n $E` is true
+    assert shell_test(["xno", "=", "xno"]) and shell_test(["!", "-z", "a"]) and not shell_test(["!", "a", "=", "a"])
+    assert shell_test(["x", "!=", "x", "-o", "a", "=", "a"]) and not shell_test(["a", "-a", "", "-o", ""])
+
+
+def test_shell_if_with_another_packages_decision_and_compound_tests():
+    probes = Probes(dict(os.environ))
+    body = """AC_REQUIRE([SAGE_SPKG_CONFIGURE_BAR])
+        if test x$sage_spkg_install_bar = xyes; then
+            sage_spkg_install_foo=yes
+        else
+            A=no
+            AS_IF([test "x$A" = xno -a -n "$A" && ! test x$B != x], [B=set])
+            AS_IF([test x$B = xset || test x = y], [], [sage_spkg_install_foo=yes])
+        fi"""
+    assert run(body, probes, built=lambda d: d == "bar").install
+    assert not run(body, probes, built=lambda d: False).install
+    assert run(body.replace("A=no", "A=yes"), probes).install

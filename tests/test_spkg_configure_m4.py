@@ -58,7 +58,8 @@ def test_path_prog_and_as_if():
     result = check("AC_PATH_PROG([FOO], [foo])\nAS_IF([test x$FOO = x], [sage_spkg_install_foo=yes])")
     assert result.understood
     assert result.steps[0].probe.kind == "program"
-    assert result.steps[1] == Step("if", cond=("eq", "FOO", ""), found=(INSTALL,))
+    x_foo, equals, x = ((False, "lit", "x"), (False, "var", "FOO")), ((False, "lit", "="),), ((False, "lit", "x"),)
+    assert result.steps[1] == Step("if", cond=("test", (x_foo, equals, x)), found=(INSTALL,))
 
 
 def test_path_progs_feature_check_with_version():
@@ -92,9 +93,45 @@ def test_post_is_ignored_and_unknown_macros_are_not_understood():
     assert check("AC_CHECK_HEADER([foo.h])", ", [], [], [AC_SUBST([X], [y])]").understood
     result = check("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [sage_spkg_install_foo=yes])")
     assert not result.understood and "AC_RUN_IFELSE" in result.not_understood[0]
-    assert not check("if test x = y; then foo; fi").understood
+    assert not check("if test x = y; then foo; fi").understood   # foo: a command
     assert not read_check("AC_DEFUN([X], [])\nSAGE_SPKG_CONFIGURE([foo], [])", "foo").understood
 
 
 def test_unbalanced_quotes_are_not_understood():
     assert not read_check("SAGE_SPKG_CONFIGURE([foo], [AC_CHECK_HEADER([foo.h])", "foo").understood
+
+
+def test_shell_if_then_else_fi_holding_macros_and_elif():
+    result = check("""AC_CHECK_LIB([z], [inflateEnd], [zlib_cv_libz=yes], [zlib_cv_libz=no])
+    if test "$zlib_cv_libz" = "yes" && test "x$X" != xno; then
+        AC_CHECK_HEADER([zlib.h], [], [sage_spkg_install_foo=yes])
+    elif test -z "$Y"
+    then sage_spkg_install_foo=yes
+    else
+        sage_spkg_install_foo=no
+    fi""")
+    assert result.understood, result.not_understood
+    step = result.steps[1]
+    assert step.op == "if" and step.cond[0] == "and" and step.found[0].probe == Probe("header", "zlib.h")
+    inner = step.missing[0]
+    assert inner.op == "if" and inner.found == (INSTALL,) and inner.missing[0].value == "no"
+    assert not check("if test x = x; then\nsage_spkg_install_foo=yes").understood   # no fi
+    assert not check("fi").understood
+
+
+def test_test_forms_inside_as_if():
+    for cond in ('test "x$A" = xno', "test ! -n $A", "test x$A != x -a x$B != x", "test x$A = x || test -z $B",
+                 "! test x$A = x", 'test x"$A" != x"none required"'):
+        assert check(f"AS_IF([{cond}], [sage_spkg_install_foo=yes])").understood, cond
+    for cond in ("test -f /etc/x", "test $A -eq 1", "test $A == 1", "grep -q x y", "test `uname` = Linux",
+                 "test x$sage_spkg_install_bar = xno"):   # bar is not AC_REQUIRE'd
+        assert not check(f"AS_IF([{cond}], [sage_spkg_install_foo=yes])").understood, cond
+    assert check("AC_REQUIRE([SAGE_SPKG_CONFIGURE_BAR])\n"
+                 "AS_IF([test x$sage_spkg_install_bar = xyes], [sage_spkg_install_foo=yes])").understood
+
+
+def test_assignments_expand_variables():
+    result = check('SAVE="$LIBS"\nLIBS="${LIBS} -lfoo"\nA=$B')
+    assert result.understood, result.not_understood
+    assert [s.value for s in result.steps] == ["${LIBS}", "${LIBS} -lfoo", "${B}"]
+    assert not check("A='$B'").understood and not check("A=`b`").understood and not check('A="$(b)"').understood

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sage_build.base.atomic import write_atomic
-from sage_build.recipes.spkg_configure_m4 import Check, Probe, Step
+from sage_build.recipes.spkg_configure_m4 import Check, Probe, Step, Word
 
 CACHE_FILE = "config.cache"
 CACHE_FORMAT = 1
@@ -135,6 +135,55 @@ def compare_versions(found: str, op: str, wanted: str) -> bool:
             "<": a < b, "<=": a <= b, "=": a == b, "==": a == b, "!=": a != b, ">": a > b, ">=": a >= b}[op]
 
 
+_VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(word: Word, get: Callable[[str], str]) -> list[str]:
+    """A shell word's fields: variables replaced, unquoted ones split at blanks, and fields
+    empty without quotes dropped (the shell's expansion)."""
+    fields: list[list] = [["", False]]   # text, kept (quoted or not empty)
+    for quoted, kind, text in word:
+        value = text if kind == "lit" else get(text)
+        if quoted or kind == "lit":
+            fields[-1][0] += value
+            fields[-1][1] = fields[-1][1] or quoted or bool(value)
+            continue
+        pieces = re.split(r"[ \t\n]+", value)
+        fields[-1][0] += pieces[0]
+        fields[-1][1] = fields[-1][1] or bool(pieces[0])
+        fields += [[piece, bool(piece)] for piece in pieces[1:]]
+    return [text for text, kept in fields if kept]
+
+
+def shell_test(args: list[str]) -> bool:
+    """``test ARGS`` succeeds (POSIX's rules by the number of arguments, XSI's -a and -o);
+    a malformed test fails, as test's status 2 does in an ``if``."""
+    n = len(args)
+    if n == 0:
+        return False
+    if n == 1:
+        return args[0] != ""
+    if n == 2:
+        if args[0] == "!":
+            return not shell_test(args[1:])
+        return {"-z": args[1] == "", "-n": args[1] != ""}.get(args[0], False)
+    if n == 3 and args[1] in ("=", "!="):
+        return (args[0] == args[2]) == (args[1] == "=")
+    if n == 3 and args[1] in ("-a", "-o"):
+        left, right = shell_test(args[:1]), shell_test(args[2:])
+        return left and right if args[1] == "-a" else left or right
+    if n in (3, 4) and args[0] == "!":
+        return not shell_test(args[1:])
+    if n in (3, 4) and args[0] == "(" and args[-1] == ")":
+        return shell_test(args[1:-1])
+    for joiner in ("-o", "-a"):
+        if joiner in args[1:-1]:
+            at = args.index(joiner, 1)
+            left, right = shell_test(args[:at]), shell_test(args[at + 1:])
+            return left or right if joiner == "-o" else left and right
+    return False
+
+
 @dataclass
 class Outcome:
     install: bool           # Sage's sage_spkg_install_PKG: build from source
@@ -158,6 +207,19 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
     variables: dict[str, str] = {install_var: "no"}
     notes: list[str] = []
 
+    def get(var: str) -> str:
+        other = var.removeprefix("sage_spkg_install_")
+        if var not in variables and other != var:   # another package's decision (AC_REQUIRE'd)
+            return "yes" if dependency_built(other) else "no"
+        return variables.get(var, "")
+
+    def holds(cond: tuple) -> bool:
+        if cond[0] == "test":
+            return shell_test([field for word in cond[1] for field in expand(word, get)])
+        if cond[0] == "not":
+            return not holds(cond[1])
+        return holds(cond[1]) and holds(cond[2]) if cond[0] == "and" else holds(cond[1]) or holds(cond[2])
+
     def run(steps: tuple[Step, ...]) -> None:
         for step in steps:
             one(step)
@@ -167,8 +229,7 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
 
     def one(step: Step) -> None:
         if step.op == "set":
-            value = step.value
-            variables[step.var] = variables.get(value[1:], "") if value.startswith("$") else value
+            variables[step.var] = _VAR_REF.sub(lambda m: get(m.group(1)), step.value)
         elif step.op == "break":
             raise _Break
         elif step.op == "loop":
@@ -177,8 +238,7 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             except _Break:
                 pass
         elif step.op == "if":
-            op, var, value = step.cond
-            branch((variables.get(var, "") == value) == (op == "eq"), step)
+            branch(holds(step.cond), step)
         elif step.op == "compare":
             op, var, wanted = step.cond
             found = variables.get(var, "")

@@ -44,14 +44,14 @@ class Probe:
 @dataclass(frozen=True)
 class Step:
     """One statement. op is one of: ``probe`` (probe, then found / missing), ``set`` (var =
-    value; value ``$name`` copies a variable), ``if`` (cond, then found / missing), ``depcheck``
+    value, whose ``${name}`` are replaced by variables), ``if`` (cond, then found / missing), ``depcheck``
     (deps, then found), ``python`` (subject: the package), ``loop`` (found, until ``break``), ``break``, ``version`` (var = the
     version printed by ``$program --version``), ``compare`` (cond holds the comparison)."""
     op: str
     probe: Probe | None = None
     var: str = ""
     value: str = ""
-    cond: tuple[str, ...] = ()
+    cond: tuple = ()          # if: a condition (see :func:`read_condition`); compare: (op, var, version)
     found: tuple["Step", ...] = ()
     missing: tuple["Step", ...] = ()
     deps: tuple[str, ...] = ()
@@ -175,13 +175,131 @@ def tokenize(text: str) -> list[tuple[str, object]]:
     return items
 
 
+# --- shell words and `test` conditions -------------------------------------------------------
+
+_VAR_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_SHELL_SPECIAL = set("`\\*?[]<>|&;(){}~#\"'$")
+Word = tuple[tuple[bool, str, str], ...]   # parts: (quoted, "lit" | "var", text)
+
+
+def shell_words(text: str) -> list[Word | str] | None:
+    """The words of a simple shell command line: each a tuple of parts, or ``"&&"`` / ``"||"``.
+    None when the line has anything else (command substitution, globs, redirections, escapes,
+    a ``$`` that is not a plain variable)."""
+    words: list[Word | str] = []
+    parts: list[tuple[bool, str, str]] = []
+    i, in_word = 0, False
+
+    def add(quoted: bool, kind: str, value: str) -> None:
+        if kind == "lit" and parts and parts[-1][:2] == (quoted, "lit"):
+            parts[-1] = (quoted, "lit", parts[-1][2] + value)
+        else:
+            parts.append((quoted, kind, value))
+
+    while i < len(text):
+        char = text[i]
+        if char in " \t\n":
+            if in_word:
+                words.append(tuple(parts))
+                parts, in_word = [], False
+            i += 1
+            continue
+        if not in_word and text.startswith(("&&", "||"), i):
+            words.append(text[i:i + 2])
+            i += 2
+            continue
+        in_word = True
+        if char == "'":
+            end = text.find("'", i + 1)
+            if end < 0 or "$" in text[i + 1:end]:   # keep a ``set`` value's ``${name}`` unambiguous
+                return None
+            add(True, "lit", text[i + 1:end])
+            i = end + 1
+        elif char == '"':
+            end = text.find('"', i + 1)
+            if end < 0:
+                return None
+            inner, j = text[i + 1:end], 0
+            add(True, "lit", "")
+            while j < len(inner):
+                if inner[j] in "`\\":
+                    return None
+                if inner[j] == "$":
+                    match = _VAR_REF.match(inner, j)
+                    if not match:
+                        return None
+                    add(True, "var", match.group(1) or match.group(2))
+                    j = match.end()
+                else:
+                    add(True, "lit", inner[j])
+                    j += 1
+            i = end + 1
+        elif char == "$":
+            match = _VAR_REF.match(text, i)
+            if not match:
+                return None
+            add(False, "var", match.group(1) or match.group(2))
+            i = match.end()
+        elif char in _SHELL_SPECIAL:
+            return None
+        else:
+            add(False, "lit", char)
+            i += 1
+    if in_word:
+        words.append(tuple(parts))
+    return words
+
+
+def word_variables(word: Word) -> list[str]:
+    return [text for _, kind, text in word if kind == "var"]
+
+
+_TEST_OPERATORS = {"-z", "-n", "-a", "-o", "=", "!=", "!"}
+
+
+def read_condition(text: str) -> tuple | None:
+    """A shell condition made of ``test`` commands joined by ``&&`` / ``||``, each maybe
+    negated by ``!``: ``("test", words)``, ``("not", c)``, ``("and", a, b)``, ``("or", a, b)``.
+    ``test``'s own operators: ``=``, ``!=``, ``-z``, ``-n``, ``!``, ``-a``, ``-o``; None for
+    anything else (another command, another operator)."""
+    words = shell_words(" ".join(text.split()))
+    if not words:
+        return None
+    result, joiner, command = None, None, []
+    for word in words + ["&&"]:
+        if word not in ("&&", "||"):
+            command.append(word)
+            continue
+        negate = command[:1] == [((False, "lit", "!"),)]
+        if negate:
+            command = command[1:]
+        if not command or command[0] != ((False, "lit", "test"),):
+            return None
+        args = tuple(command[1:])
+        for arg in args:
+            if len(arg) == 1 and arg[0][1] == "lit" and not arg[0][0] and arg[0][2] in ("==", "<", ">", "-eq", "-ne") \
+                    or len(arg) == 1 and arg[0][1] == "lit" and arg[0][2].startswith("-") and arg[0][2] not in _TEST_OPERATORS:
+                return None   # a test this reader does not evaluate (files, numbers)
+        cond: tuple = ("test", args)
+        if negate:
+            cond = ("not", cond)
+        result = cond if result is None else (joiner, result, cond)
+        joiner, command = ("and" if word == "&&" else "or"), []
+    return result
+
+
+def condition_variables(cond: tuple) -> list[str]:
+    if cond[0] == "test":
+        return [v for word in cond[1] for v in word_variables(word)]
+    return [v for part in cond[1:] for v in condition_variables(part)]
+
+
 # --- statements -----------------------------------------------------------------------------
 
 _IGNORED = {
     "AC_MSG_CHECKING", "AC_MSG_RESULT", "AC_MSG_NOTICE", "AC_MSG_WARN", "AC_LANG_PUSH", "AC_LANG_POP",
     "AC_SUBST", "AC_DEFINE", "AS_ECHO", "AC_LANG", "AC_LANG_ASSERT",
 }
-_ASSIGN = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"`$]*)"|'([^']*)'|([^\s"'`$;]*)|"?\$(?:\{)?([A-Za-z_][A-Za-z0-9_]*)\}?"?)$""")
 _VERSION_CMD = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=`\s*"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?\s+(--version|-version|-V)\b[^`]*`$""")
 
 
@@ -202,37 +320,94 @@ class _Reader:
             items = tokenize(strip_dnl(text))
         except ValueError as error:
             return self.fail(f"m4 quoting: {error}")
-        out: list[Step] = []
+        # shell lines and macro calls, in order: a shell `if` may hold macros
+        seq: list[tuple[str, object]] = []
         for kind, value in items:
-            if kind == "text":
-                out += self.shell(value)
-            else:
-                name, args = value
-                out += self.macro(name, args)
-        return tuple(out)
+            if kind == "macro":
+                seq.append(("macro", value))
+                continue
+            for line in re.split(r"[;\n]", re.sub(r"\\\n\s*", " ", value)):  # type: ignore[arg-type]
+                line = line.strip()
+                keyword = re.match(r"(then|else)\s+(\S.*)", line)
+                if keyword:   # `then cmd` / `else cmd`: the keyword, then the command
+                    seq += [("line", keyword.group(1)), ("line", keyword.group(2))]
+                elif line and line != ":":
+                    seq.append(("line", line))
+        steps, end = self.block(seq, 0, ())
+        if end < len(seq):
+            return self.fail(f"shell: {seq[end][1]} without its if")
+        return steps
 
-    def shell(self, text: str) -> list[Step]:
-        out = []
-        for line in re.split(r"[;\n]", re.sub(r"\\\n\s*", " ", text)):
-            line = line.strip()
-            if not line or line == ":":
+    def block(self, seq: list[tuple[str, object]], i: int, stops: tuple[str, ...]) -> tuple[tuple[Step, ...], int]:
+        """Statements from ``seq[i]`` up to a line whose first word is in ``stops``."""
+        out: list[Step] = []
+        while i < len(seq):
+            kind, value = seq[i]
+            if kind == "macro":
+                name, args = value  # type: ignore[misc]
+                out += self.macro(name, args)
+                i += 1
                 continue
-            if line == "break":
-                out.append(Step("break"))
+            first = str(value).split()[0]
+            if first in stops:
+                break
+            if first in ("then", "else", "elif", "fi"):
+                self.fail(f"shell: {value} without its if")
+                return tuple(out), len(seq)
+            if first == "if":
+                step, i = self.shell_if(seq, i)
+                out += step
                 continue
-            version = _VERSION_CMD.match(line)
-            if version:
-                out.append(Step("version", var=version.group(1), value=version.group(2)))
-                continue
-            assign = _ASSIGN.match(line)
-            if assign:
-                var = assign.group(1)
-                literal = next((g for g in assign.group(2, 3, 4) if g is not None), None)
-                value = literal if literal is not None else "$" + assign.group(5)
-                out.append(Step("set", var=var, value=value))
-                continue
-            self.fail(f"shell: {line}")
-        return out
+            out += self.shell(str(value))
+            i += 1
+        return tuple(out), i
+
+    def shell_if(self, seq: list[tuple[str, object]], i: int) -> tuple[tuple[Step, ...], int]:
+        """``if COND; then ...; [elif COND; then ...;] [else ...;] fi`` from ``seq[i]``."""
+        text = str(seq[i][1]).split(None, 1)[1] if len(str(seq[i][1]).split()) > 1 else ""
+        cond = self.if_condition(text)
+        if i + 1 >= len(seq) or seq[i + 1] != ("line", "then"):
+            self.fail(f"shell: if {text} (then is missing)")
+            return (), len(seq)
+        found, j = self.block(seq, i + 2, ("else", "elif", "fi"))
+        missing: tuple[Step, ...] = ()
+        if j < len(seq) and str(seq[j][1]).split()[0] == "elif":
+            missing, j = self.shell_if(seq, j)
+            return ((Step("if", cond=cond, found=found, missing=missing),) if cond else ()), j
+        if j < len(seq) and seq[j] == ("line", "else"):
+            missing, j = self.block(seq, j + 1, ("fi",))
+        if j >= len(seq) or seq[j] != ("line", "fi"):
+            self.fail(f"shell: if {text} (fi is missing)")
+            return (), len(seq)
+        return ((Step("if", cond=cond, found=found, missing=missing),) if cond else ()), j + 1
+
+    def if_condition(self, text: str) -> tuple | None:
+        """The condition of an ``if`` or ``AS_IF`` (None after a failure is recorded)."""
+        cond = read_condition(text)
+        if cond is None:
+            self.fail(f"condition: {text}")
+            return None
+        for var in condition_variables(cond):
+            other = var.removeprefix("sage_spkg_install_")
+            if other != var and other != self.package and other not in self.requires:
+                # Sage's variable of a package not AC_REQUIRE'd before: maybe not set yet
+                self.fail(f"condition: {text} (reads {var} without AC_REQUIRE)")
+                return None
+        return cond
+
+    def shell(self, line: str) -> list[Step]:
+        if line == "break":
+            return [Step("break")]
+        version = _VERSION_CMD.match(line)
+        if version:
+            return [Step("version", var=version.group(1), value=version.group(2))]
+        assign = re.match(r"([A-Za-z_][A-Za-z0-9_]*)=(\S.*)?$", line)
+        words = shell_words(assign.group(2) or "") if assign else None
+        if assign and words is not None and len(words) <= 1 and "&&" not in words and "||" not in words:
+            value = "".join(text if kind == "lit" else "${" + text + "}" for _, kind, text in (words[0] if words else ()))  # type: ignore[union-attr]
+            return [Step("set", var=assign.group(1), value=value)]
+        self.fail(f"shell: {line}")
+        return []
 
     def macro(self, name: str, args: list[str]) -> tuple[Step, ...]:
         arg = lambda n: args[n] if len(args) > n else ""  # noqa: E731
@@ -332,26 +507,11 @@ class _Reader:
     def as_if(self, args: list[str]) -> tuple[Step, ...]:
         if not args or len(args) > 3:
             return self.fail("AS_IF with more than one condition")
-        cond = self.condition(args[0])
+        cond = self.if_condition(args[0])
         if cond is None:
-            return self.fail(f"AS_IF([{args[0]}])")
+            return ()
         return (Step("if", cond=cond, found=self.steps(args[1] if len(args) > 1 else ""),
                      missing=self.steps(args[2] if len(args) > 2 else "")),)
-
-    def condition(self, text: str) -> tuple[str, ...] | None:
-        """('eq'|'ne', var, value) for the common shell tests."""
-        text = " ".join(text.split())
-        v = r'"?([xX]?)\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?'
-        match = re.fullmatch(rf'test {v} (=|!=) "?([^"\s]*)"?', text)
-        if match:
-            prefix, var, op, value = match.groups()
-            if prefix and not value.startswith(prefix):
-                return None
-            return ("eq" if op == "=" else "ne", var, value[len(prefix):])
-        match = re.fullmatch(rf"test (-z|-n) {v}", text)
-        if match and not match.group(2):
-            return ("eq" if match.group(1) == "-z" else "ne", match.group(3), "")
-        return None
 
     def compare(self, name: str, args: list[str]) -> tuple[Step, ...]:
         left = re.fullmatch(r'"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?', args[0] if args else "")
