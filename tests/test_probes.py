@@ -143,3 +143,19 @@ def test_shell_if_with_another_packages_decision_and_compound_tests():
     assert run(body, probes, built=lambda d: d == "bar").install
     assert not run(body, probes, built=lambda d: False).install
     assert run(body.replace("A=no", "A=yes"), probes).install
+
+
+@needs_cc
+def test_compile_and_link_programs_with_the_checks_flags(tmp_path):
+    (tmp_path / "sbfoo.h").write_text("#define SBFOO_VERSION 3\n")
+    probes = Probes({**os.environ, "CPPFLAGS": f"-I{tmp_path}"})
+    body = """AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <sbfoo.h>
+        #if SBFOO_VERSION < {}
+        # error too old
+        #endif]], [])], [], [sage_spkg_install_foo=yes])"""
+    assert not run(body.format(3), probes).install
+    assert run(body.format(4), probes).install
+    link = "AC_LINK_IFELSE([AC_LANG_PROGRAM([[#include <math.h>]], [[return (int) cos(argc);]])], [], [sage_spkg_install_foo=yes])"
+    link = link.replace("argc", "0.5 * (double) SBFOO_VERSION").replace("<math.h>", "<math.h>\n#include <sbfoo.h>")
+    assert not run('SAVE="$LIBS"\nLIBS="$LIBS -lm"\n' + link + '\nLIBS="$SAVE"', probes).install
+    assert run('CPPFLAGS="-I/sbnope"\n' + link, probes).install   # the check's own CPPFLAGS: no sbfoo.h

@@ -42,8 +42,9 @@ def test_search_libs_and_check_lib():
     result = check("AC_SEARCH_LIBS([foo_init], [foo foo2], [], [sage_spkg_install_foo=yes])\n"
                    "AC_CHECK_LIB([z], [inflate], [], [sage_spkg_install_foo=yes])")
     assert result.understood
-    assert result.steps[0].probe == Probe("library", "foo_init", libs=("", "foo", "foo2"))
-    assert result.steps[1].probe == Probe("library", "inflate", libs=("z",))
+    assert result.steps[0].probe == Probe("library", "foo_init", libs=("", "foo", "foo2"), var="LIBS")
+    assert result.steps[1].probe == Probe("library", "inflate", libs=("z",), var="LIBS")   # LIBS="-lz $LIBS"
+    assert check("AC_CHECK_LIB([z], [inflate], [z=1])").steps[0].probe.var == ""
 
 
 def test_pkg_check_modules_with_versions_and_pushdef():
@@ -135,3 +136,24 @@ def test_assignments_expand_variables():
     assert result.understood, result.not_understood
     assert [s.value for s in result.steps] == ["${LIBS}", "${LIBS} -lfoo", "${B}"]
     assert not check("A='$B'").understood and not check("A=`b`").understood and not check('A="$(b)"').understood
+
+
+def test_compile_and_link_a_program_in_the_language_of_the_text():
+    result = check("""AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <gmp.h>
+        #if X < 6
+        # error old
+        #endif]])], [], [sage_spkg_install_foo=yes])
+        AC_LANG_PUSH([C++])
+        LIBS="$LIBS -lfoo"
+        AC_LINK_IFELSE([AC_LANG_PROGRAM([#include <foo.h>], [[int a@<:@2@:>@; f(a);]])], [], [sage_spkg_install_foo=yes])
+        AC_LANG_POP([C++])""")
+    assert result.understood, result.not_understood
+    compile_, _, link = result.steps
+    assert compile_.probe.kind == "compile" and compile_.probe.lang == "C"
+    assert compile_.probe.subject == "#include <gmp.h>\n        #if X < 6\n        # error old\n        #endif\nint\nmain (void)\n{\n\n  ;\n  return 0;\n}\n"
+    assert link.probe.kind == "link" and link.probe.lang == "C++" and "int a[2]; f(a);" in link.probe.subject
+    assert "main ()" in link.probe.subject
+    for body in ("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LINK_IFELSE([AC_LANG_PROGRAM([AC_FOO], [])])",
+                 "AC_LANG_PUSH([Fortran])\nAC_COMPILE_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LANG_POP([C])",
+                 "AC_COMPILE_IFELSE([int main;])"):
+        assert not check(body).understood, body

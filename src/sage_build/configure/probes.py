@@ -25,7 +25,8 @@ from sage_build.recipes.spkg_configure_m4 import Check, Probe, Step, Word
 
 CACHE_FILE = "config.cache"
 CACHE_FORMAT = 1
-_ENV_KEYS = ("CC", "CPPFLAGS", "CFLAGS", "LDFLAGS", "LIBS", "PATH", "PKG_CONFIG_PATH", "CPATH", "LIBRARY_PATH")
+_ENV_KEYS = ("CC", "CXX", "CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS", "PATH", "PKG_CONFIG_PATH", "CPATH", "LIBRARY_PATH")
+BUILD_VARIABLES = ("CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS")   # a check may change them
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 
 
@@ -68,37 +69,51 @@ class Probes:
 
     # -- the questions --------------------------------------------------------------------
 
-    def _compiler(self) -> list[str]:
-        return shlex.split(self.environ.get("CC") or "cc")
-
     def _run(self, command: list[str], cwd: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess | None:
         try:
             return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=self.environ)
         except (OSError, subprocess.TimeoutExpired):
             return None
 
-    def _build(self, source: str, extra: list[str], link: bool) -> bool:
-        env = self.environ
+    def _flags(self, flags: Mapping[str, str] | None) -> tuple[dict[str, str], str]:
+        """The build variables (the environment's, or the check's own) and the words they add
+        to a question (none when they are the environment's)."""
+        env = {k: self.environ.get(k, "") for k in BUILD_VARIABLES}
+        own = {k: v for k, v in (flags or {}).items() if k in env and v != env[k]}
+        return {**env, **own}, (" " + json.dumps(own, sort_keys=True) if own else "")
+
+    def _build(self, source: str, extra: list[str], link: bool, flags: Mapping[str, str], lang: str = "C") -> bool:
+        cxx = lang == "C++"
         with tempfile.TemporaryDirectory(prefix="sage-build-probe-") as tmp:
-            Path(tmp, "conftest.c").write_text(source)
-            command = self._compiler() + shlex.split(env.get("CPPFLAGS", "")) + shlex.split(env.get("CFLAGS", ""))
+            name = "conftest.cpp" if cxx else "conftest.c"
+            Path(tmp, name).write_text(source)
+            compiler = shlex.split(self.environ.get("CXX") or "c++") if cxx else shlex.split(self.environ.get("CC") or "cc")
+            command = compiler + shlex.split(flags["CPPFLAGS"]) + shlex.split(flags["CXXFLAGS" if cxx else "CFLAGS"])
             if link:
-                command += shlex.split(env.get("LDFLAGS", "")) + ["conftest.c", "-o", "conftest"] + extra \
-                    + shlex.split(env.get("LIBS", ""))
+                command += shlex.split(flags["LDFLAGS"]) + [name, "-o", "conftest"] + extra + shlex.split(flags["LIBS"])
             else:
-                command += ["-c", "conftest.c", "-o", "conftest.o"]
+                command += ["-c", name, "-o", "conftest.o"]
             result = self._run(command, cwd=tmp)
             return result is not None and result.returncode == 0
 
-    def header(self, name: str) -> bool:
-        return bool(self._ask(f"header {name}", lambda: self._build(f"#include <{name}>\nint main(void) {{ return 0; }}\n",
-                                                                  [], link=False)))
+    def header(self, name: str, flags: Mapping[str, str] | None = None) -> bool:
+        build, words = self._flags(flags)
+        return bool(self._ask(f"header {name}{words}", lambda: self._build(
+            f"#include <{name}>\nint main(void) {{ return 0; }}\n", [], link=False, flags=build)))
 
-    def library(self, function: str, lib: str, other: str = "") -> bool:
+    def library(self, function: str, lib: str, other: str = "", flags: Mapping[str, str] | None = None) -> bool:
         """Whether a program calling ``function`` links (with ``-l lib`` when lib is not '')."""
         source = f"#ifdef __cplusplus\nextern \"C\"\n#endif\nchar {function} (void);\nint main(void) {{ return {function} (); }}\n"
-        flags = ([f"-l{lib}"] if lib else []) + shlex.split(other)
-        return bool(self._ask(f"link {function} {' '.join(flags)}", lambda: self._build(source, flags, link=True)))
+        extra = ([f"-l{lib}"] if lib else []) + shlex.split(other)
+        build, words = self._flags(flags)
+        return bool(self._ask(f"link {function} {' '.join(extra)}{words}", lambda: self._build(source, extra, link=True, flags=build)))
+
+    def program_builds(self, source: str, lang: str, link: bool, flags: Mapping[str, str] | None = None) -> bool:
+        """Whether a program compiles (or links) in ``lang`` (C or C++): AC_COMPILE_IFELSE, AC_LINK_IFELSE."""
+        build, words = self._flags(flags)
+        digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+        return bool(self._ask(f"{'link' if link else 'compile'} {lang} program {digest}{words}",
+                              lambda: self._build(source, [], link=link, flags=build, lang=lang)))
 
     def pkgconfig(self, module: str) -> str | None:
         """The module's version, None when pkg-config (or the module) is missing."""
@@ -211,7 +226,12 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
         other = var.removeprefix("sage_spkg_install_")
         if var not in variables and other != var:   # another package's decision (AC_REQUIRE'd)
             return "yes" if dependency_built(other) else "no"
+        if var not in variables and var in BUILD_VARIABLES:
+            return probes.environ.get(var, "")
         return variables.get(var, "")
+
+    def flags() -> dict[str, str]:
+        return {k: get(k) for k in BUILD_VARIABLES}
 
     def holds(cond: tuple) -> bool:
         if cond[0] == "test":
@@ -265,14 +285,22 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
 
     def probe(p: Probe, step: Step) -> None:
         if p.kind == "header":
-            ok = probes.header(p.subject)
+            ok = probes.header(p.subject, flags())
             notes.append(f"header {p.subject} {'found' if ok else 'not found'}")
             branch(ok, step)
         elif p.kind == "library":
-            lib = next((lib for lib in p.libs if probes.library(p.subject, lib, p.other_libs)), None)
+            lib = next((lib for lib in p.libs if probes.library(p.subject, lib, p.other_libs, flags())), None)
             where = "" if lib in (None, "") else f" in -l{lib}"
+            if lib and p.var == "LIBS":   # AC_SEARCH_LIBS, AC_CHECK_LIB's default action: LIBS="-llib $LIBS"
+                variables["LIBS"] = f"-l{lib} {get('LIBS')}"
             notes.append(f"{p.subject}{where} {'links' if lib is not None else 'does not link'}")
             branch(lib is not None, step)
+        elif p.kind in ("compile", "link"):
+            ok = probes.program_builds(p.subject, p.lang, p.kind == "link", flags())
+            first = next((line.strip() for line in p.subject.splitlines() if line.strip()), "")
+            notes.append(f"a {p.lang} program ({first[:40]}) {'builds' if ok else 'does not build'}" if p.kind == "compile"
+                         else f"a {p.lang} program ({first[:40]}) {'links' if ok else 'does not link'}")
+            branch(ok, step)
         elif p.kind == "pkgconfig":
             version = probes.pkgconfig(p.subject)
             ok = version is not None and all(compare_versions(version, op, v) for op, v in p.spec)

@@ -32,13 +32,16 @@ class Probe:
 
     kind: ``header`` (subject: the header), ``library`` (subject: a function; libs: the
     libraries to try, '' meaning none), ``pkgconfig`` (subject: the module; spec: comparisons),
-    ``program`` (subject: the program; sets ``var`` to its path)."""
+    ``program`` (subject: the program; sets ``var`` to its path), ``compile`` / ``link``
+    (subject: a program's source in ``lang``, C or C++). A library probe with var ``LIBS`` adds
+    the library it found to LIBS (AC_SEARCH_LIBS, AC_CHECK_LIB without an action)."""
     kind: str
     subject: str
     libs: tuple[str, ...] = ()
     other_libs: str = ""
     spec: tuple[tuple[str, str], ...] = ()   # pkg-config (op, version) pairs
     var: str = ""
+    lang: str = ""
 
 
 @dataclass(frozen=True)
@@ -297,8 +300,8 @@ def condition_variables(cond: tuple) -> list[str]:
 # --- statements -----------------------------------------------------------------------------
 
 _IGNORED = {
-    "AC_MSG_CHECKING", "AC_MSG_RESULT", "AC_MSG_NOTICE", "AC_MSG_WARN", "AC_LANG_PUSH", "AC_LANG_POP",
-    "AC_SUBST", "AC_DEFINE", "AS_ECHO", "AC_LANG", "AC_LANG_ASSERT",
+    "AC_MSG_CHECKING", "AC_MSG_RESULT", "AC_MSG_NOTICE", "AC_MSG_WARN",
+    "AC_SUBST", "AC_DEFINE", "AS_ECHO", "AC_LANG_ASSERT",
 }
 _VERSION_CMD = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=`\s*"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?\s+(--version|-version|-V)\b[^`]*`$""")
 
@@ -310,6 +313,7 @@ class _Reader:
         self.problems: list[str] = []
         self.requires: list[str] = []
         self.python = False
+        self.langs = ["C"]   # autoconf's language: m4 state, so the order of the text decides
 
     def fail(self, what: str) -> tuple[Step, ...]:
         self.problems.append(" ".join(what.split())[:160])
@@ -437,11 +441,27 @@ class _Reader:
                 return self.fail(f"{name}({arg(0)})")
             each = tuple(Step("probe", Probe("header", h), found=found, missing=missing) for h in headers)
             return (Step("loop", found=each),) if name == "AC_CHECK_HEADERS" else each  # `break` ends the loop
+        if name in ("AC_LANG_PUSH", "AC_LANG"):
+            self.langs[-1:] = ([self.langs[-1]] if name == "AC_LANG_PUSH" else []) + [arg(0)]
+            return ()
+        if name == "AC_LANG_POP":
+            if len(self.langs) < 2 or (arg(0) and arg(0) != self.langs[-1]):
+                return self.fail(f"AC_LANG_POP({arg(0)}) without its AC_LANG_PUSH")
+            self.langs.pop()
+            return ()
+        if name in ("AC_COMPILE_IFELSE", "AC_LINK_IFELSE"):
+            source = self.lang_program(arg(0))
+            if source is None or self.langs[-1] not in ("C", "C++") or len(args) > 3:
+                return self.fail(f"{name}(...) in {self.langs[-1]}")
+            kind = "compile" if name == "AC_COMPILE_IFELSE" else "link"
+            return (Step("probe", Probe(kind, source, lang=self.langs[-1]),
+                         found=self.steps(arg(1)), missing=self.steps(arg(2))),)
         if name == "AC_SEARCH_LIBS":
-            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4)),
+            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4), var="LIBS"),
                          found=self.steps(arg(2)), missing=self.steps(arg(3))),)
         if name == "AC_CHECK_LIB":
-            return (Step("probe", Probe("library", arg(1), libs=(arg(0),), other_libs=arg(4)),
+            default = "LIBS" if not arg(2).strip() else ""   # the default action adds -llib to LIBS
+            return (Step("probe", Probe("library", arg(1), libs=(arg(0),), other_libs=arg(4), var=default),
                          found=self.steps(arg(2)), missing=self.steps(arg(3))),)
         if name == "AC_CHECK_FUNC":
             return (Step("probe", Probe("library", arg(0), libs=("",)),
@@ -474,6 +494,35 @@ class _Reader:
         if name in ("AX_COMPARE_VERSION", "AS_VERSION_COMPARE"):
             return self.compare(name, args)
         return self.fail(f"{name}(...)")
+
+    def lang_program(self, text: str) -> str | None:
+        """The source of ``AC_LANG_PROGRAM([prologue], [body])`` or ``AC_LANG_SOURCE([text])``
+        (autoconf's C and C++ program), None for anything else."""
+        try:
+            items = [item for item in tokenize(text) if item[0] == "macro" or str(item[1]).strip()]
+        except ValueError:
+            return None
+        if len(items) != 1 or items[0][0] != "macro":
+            return None
+        name, args = items[0][1]  # type: ignore[misc]
+        if name not in ("AC_LANG_PROGRAM", "AC_LANG_SOURCE") or len(args) > (2 if name == "AC_LANG_PROGRAM" else 1):
+            return None
+        texts = []
+        for arg in args:   # m4 reads the expansion again: macros would expand, one level of quotes goes
+            try:
+                if any(kind == "macro" for kind, _ in tokenize(arg)):
+                    return None
+                arg = unquote(arg)
+            except ValueError:
+                return None
+            for quadrigraph, char in (("@<:@", "["), ("@:>@", "]"), ("@S|@", "$"), ("@%:@", "#"), ("@&t@", "")):
+                arg = arg.replace(quadrigraph, char)
+            texts.append(arg)
+        if name == "AC_LANG_SOURCE":
+            return texts[0] + "\n" if texts else None
+        prologue, body = (texts + ["", ""])[:2]
+        main = "main ()" if self.langs[-1] == "C++" else "main (void)"
+        return f"{prologue}\nint\n{main}\n{{\n{body}\n  ;\n  return 0;\n}}\n"
 
     def pkg_check(self, modules: str, found, missing) -> tuple[Step, ...]:
         words = modules.split()
