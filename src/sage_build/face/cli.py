@@ -29,6 +29,9 @@ usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
 
        ./sage --plan [PKG...]         what `make build` (or make PKG) would build, in order, and why
        ./sage --timeline              the path of the last build's timeline picture
+       ./sage --ci generate github|gitlab [PKG...] [--cache URL] [-o FILE]
+                                      a CI pipeline that builds what the binary cache lacks
+                                      (./sage --ci --help)
 
 Options for -i and -f:
   -s   keep the build directory (as SAGE_KEEP_BUILT_SPKGS=yes)
@@ -74,6 +77,10 @@ def _main(argv: list[str] | None = None) -> int:
             return package_main(rest)
         if command == "--plan":
             return plan_main(rest)
+        if command == "--ci":
+            from sage_build.face.ci_command import ci_main
+
+            return ci_main(rest)
         if command == "--timeline":
             path = settings.layout_of(load_config(settings.sage_root())).timeline_file
             if not path.exists():
@@ -92,14 +99,19 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def _make(targets: list[str], extra: list[str] = ()) -> int:
+    return run_make(targets, extra)
+
+
+def run_make(targets: list[str], extra: list[str] = (), *, env: dict[str, str] | None = None) -> int:
+    """make TARGETS in the tree, as `make` there would (``env``: the environment make gets)."""
     root = settings.sage_root()
     jobs = os.environ.get("SAGE_NUM_THREADS") or str(os.cpu_count() or 1)
     command = [os.environ.get("MAKE", "make")]
     # The top-level Makefile configures first; another distribution tree is driven directly.
     command += ["-C", str(root)] if root == tool_root() else ["-f", str(TreeLayout(root).makefile)]
-    if "MAKEFLAGS" not in os.environ:
+    if "MAKEFLAGS" not in (os.environ if env is None else env):
         command.append(f"-j{jobs}")
-    return subprocess.run(command + list(extra) + targets).returncode
+    return subprocess.run(command + list(extra) + targets, env=env).returncode
 
 
 def install_command(args: list[str], *, force: bool) -> int:

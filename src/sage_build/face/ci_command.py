@@ -1,0 +1,169 @@
+"""``./sage --ci``: CI pipelines generated from the dependency graph (issue #21), and the jobs they run.
+
+  ./sage --ci generate github|gitlab [PKG...] [--cache URL] [--push] [-o FILE]
+  ./sage --ci generate gitlab-parent [-o FILE]     the jobs of .gitlab-ci.yml that run the child pipeline
+  ./sage --ci plan github --waves N [--push] [PKG...]   the plan job's outputs (GitHub's $GITHUB_OUTPUT)
+  ./sage --ci job [--read-only] PKG...             one job: dependencies from the cache, PKG built
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Callable
+
+from sage_build.base.atomic import write_atomic
+from sage_build.base.errors import SageBuildError
+from sage_build.ci import github, gitlab
+from sage_build.ci.jobs import CACHE_VARIABLE, PUSH_VARIABLE, Setup, configure_args_of
+from sage_build.ci.plan import Plan, closure, make_plan
+from sage_build.configure.build_plan import BuildState, build_state
+from sage_build.configure.config import load_config
+from sage_build.face import settings
+from sage_build.recipes.names import resolve, unknown_package_message
+
+USAGE = __doc__.split("\n\n", 1)[1]
+
+
+def ci_main(argv: list[str]) -> int:
+    """Dispatch ``./sage --ci SUBCOMMAND``; errors are SageBuildError for cli.py to print."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "generate":
+        return _generate(rest)
+    if command == "plan":
+        return _plan(rest)
+    if command == "job":
+        return _job(rest)
+    raise SageBuildError(f"unknown ./sage --ci command {command!r}; one of generate, plan, job (./sage --ci --help)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are ours (a message and what to do), not a usage dump and exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise SageBuildError(f"{self.prog}: {message} ({self.prog} --help)")
+
+
+def _state_and_targets(names: list[str]) -> tuple[BuildState, list[str]]:
+    config = load_config(settings.sage_root())
+    state = build_state(config)
+    targets = []
+    for given in names:
+        name = resolve(given, state.graph.packages)
+        if name is None:
+            raise SageBuildError(unknown_package_message(given, state.graph.packages, "build/pkgs"))
+        targets.append(name)
+    return state, targets
+
+
+def _cache_lookup(urls: str | None) -> Callable[[str], bool]:
+    """Whether a package's key is in the cache at ``urls``."""
+    if not urls:
+        return lambda name: False
+    raise SageBuildError("this sage-build has no binary cache yet (issue #20): leave out --cache and"
+                         f" {CACHE_VARIABLE} to plan every package")
+
+
+def _compute_plan(state: BuildState, targets: list[str], cache: str | None) -> Plan:
+    return make_plan(state.graph, targets or sorted(state.enabled), _cache_lookup(cache),
+                     enabled=state.enabled, built=state.built)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text.encode())
+        print(f"wrote {path}", file=sys.stderr)
+
+
+def _generate(argv: list[str]) -> int:
+    parser = _Parser(prog="./sage --ci generate", description="Write a CI pipeline that builds the"
+                     " packages whose key the binary cache lacks.")
+    parser.add_argument("service", choices=("github", "gitlab", "gitlab-parent"))
+    parser.add_argument("packages", nargs="*", metavar="PKG", help="these and their dependencies (default: all enabled)")
+    parser.add_argument("--cache", default=os.environ.get(CACHE_VARIABLE) or None,
+                        help=f"the binary cache's URL (default: ${CACHE_VARIABLE})")
+    parser.add_argument("--push", action="store_true", help="the jobs push what they build (protected branches only)")
+    parser.add_argument("-o", "--output", help="the file to write (default: standard output)")
+    parser.add_argument("--image", help="GitLab: the jobs' image")
+    parser.add_argument("--runs-on", default="ubuntu-latest", help="GitHub: the jobs' runner label")
+    parser.add_argument("--configure-args", help="./configure.py's arguments in the jobs"
+                        " (default: this tree's last configure call, without its prefix)")
+    args = parser.parse_intermixed_args(argv)
+    root = settings.sage_root()
+    if args.service == "gitlab-parent":
+        _write(gitlab.render(gitlab.parent_jobs(image=args.image)), args.output)
+        return 0
+    state, targets = _state_and_targets(args.packages)
+    config = load_config(root)
+    configure_args = (("--quiet", *shlex.split(args.configure_args)) if args.configure_args is not None
+                      else configure_args_of(config.argv, root))
+    setup = Setup(configure_args=configure_args, cache=args.cache, push=args.push, image=args.image,
+                  runs_on=args.runs_on, targets=tuple(targets))
+    if args.service == "gitlab":
+        plan = _compute_plan(state, targets, args.cache)
+        header = (f"# ./sage --ci generate gitlab: {len(plan.missing)} of {plan.considered} packages to build,"
+                  f" {len(plan.cached)} in the binary cache, {plan.wave_count} waves\n")
+        _write(gitlab.render(gitlab.child_pipeline(plan, setup), header=header), args.output)
+    else:
+        # the workflow is static: a wave job for each dependency level, whatever is cached today
+        full = make_plan(state.graph, targets or sorted(state.enabled), lambda name: False,
+                         enabled=state.enabled, built=state.built)
+        header = (f"# ./sage --ci generate github: {full.wave_count} waves for {full.considered} packages;"
+                  " generate it again when the recipes' dependencies change\n")
+        _write(github.render(github.workflow(full.wave_count, setup), header=header), args.output)
+    return 0
+
+
+def _plan(argv: list[str]) -> int:
+    parser = _Parser(prog="./sage --ci plan", description="The plan job's outputs: one matrix per wave.")
+    parser.add_argument("service", choices=("github",))
+    parser.add_argument("packages", nargs="*", metavar="PKG")
+    parser.add_argument("--waves", type=int, required=True, help="the workflow's number of waves")
+    parser.add_argument("--cache", default=os.environ.get(CACHE_VARIABLE) or None)
+    parser.add_argument("--push", action="store_true")
+    args = parser.parse_intermixed_args(argv)
+    state, targets = _state_and_targets(args.packages)
+    plan = _compute_plan(state, targets, args.cache)
+    for name, value in github.plan_outputs(plan, args.waves, push=args.push).items():
+        print(f"{name}={value}")
+    print(f"sage: {len(plan.missing)} of {plan.considered} packages to build, {len(plan.cached)} in the cache",
+          file=sys.stderr)
+    return 0
+
+
+def _job(argv: list[str]) -> int:
+    parser = _Parser(prog="./sage --ci job", description="Build packages as a CI job does: their dependencies"
+                     " from the binary cache only, the packages themselves built (and pushed).")
+    parser.add_argument("packages", nargs="+", metavar="PKG")
+    parser.add_argument("--read-only", action="store_true",
+                        help="build dependencies missing from the cache too, and push nothing")
+    args = parser.parse_intermixed_args(argv)
+    from sage_build.face.cli import run_make
+
+    state, targets = _state_and_targets(args.packages)
+    env = dict(os.environ)
+    if args.read_only:
+        env.pop(PUSH_VARIABLE, None)
+        print(f"sage: read-only job: building {' '.join(targets)} and what the cache lacks; pushing nothing",
+              flush=True)
+        return run_make(targets, env=dict(env, SAGE_BINARY_CACHE_MODE="auto"))
+    dependencies = [n for n in closure(state.graph, targets, state.enabled)
+                    if n in state.built and n not in targets]
+    if dependencies:
+        print(f"sage: {len(dependencies)} dependencies from the binary cache (only)", flush=True)
+        status = run_make(dependencies, env=dict(env, SAGE_BINARY_CACHE_MODE="only"))
+        if status:
+            print(f"sage: error: a dependency of {' '.join(targets)} could not be had from the binary cache;"
+                  " see above (was its job successful?)", file=sys.stderr)
+            return status
+    return run_make(targets, env=dict(env, SAGE_BINARY_CACHE_MODE="auto"))
