@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sage_build.configure.config import load_config
 from sage_build.base.errors import SageBuildError
@@ -234,11 +235,33 @@ def uninstall_main(argv: list[str] | None = None) -> int:
                 elif not args.keep_files and name in packages and _legacy_uninstall(layout, packages[name]):
                     print(f"sage-spkg-uninstall: {name}: no stamp; ran its spkg-legacy-uninstall")
                 elif not args.if_installed:
-                    raise SageBuildError(f"{name} is not installed")
+                    raise SageBuildError(f"{name} is not installed" + _foreign_hint(layout, packages.get(name)))
     except SageBuildError as error:
         print(f"sage-spkg-uninstall: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _foreign_hint(layout, pkg: Package | None) -> str:
+    """The way out when another installer put the package's distribution in the prefix: sage-build
+    has no record of it, so its uninstall cannot remove it."""
+    from sage_build.install.target import TargetPython
+    from sage_build.install.uninstall import foreign_distributions
+
+    if pkg is None or pkg.distribution_name is None:
+        return ""
+    try:
+        target = TargetPython.load(layout.target_file)
+    except (OSError, ValueError):
+        return ""
+    sites = [Path(target.paths[key]) for key in ("purelib", "platlib")]
+    found = foreign_distributions(sites, pkg.distribution_name)
+    if not found:
+        return ""
+    dist = found[0]
+    return (f" by sage-build, but {dist.name} {dist.version} is in the prefix, installed by {dist.installer}:"
+            f" remove it with `{layout.python} -m pip uninstall {dist.name}`, or let sage-build take it over"
+            f" with `./sage -i {pkg.name}` (it replaces that installation, as pip would)")
 
 
 def _legacy_uninstall(layout, pkg: Package) -> bool:
