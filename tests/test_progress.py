@@ -155,7 +155,7 @@ def test_plan_reasons(tree):
     assert "nothing to build" in tree.sage("--plan").stdout
     # recipe changed
     time.sleep(1.1)
-    (tree.root / "build/pkgs/base/SPKG.rst").write_text("changed\n")
+    (tree.root / "build/pkgs/base/spkg-check").write_text("true\n")  # a build input (not SPKG.rst)
     subprocess.run([str(ROOT / "build/bin/sage-recipe-hash"), "base"], env=tree.env, check=True)
     out = tree.sage("--plan").stdout
     assert "base-1.0" in out and "recipe changed" in out

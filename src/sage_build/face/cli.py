@@ -30,6 +30,7 @@ usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
 
        ./sage --plan [PKG...]         what `make build` (or make PKG) would build, in order, and why
        ./sage --timeline              the path of the last build's timeline picture
+       ./sage --cache COMMAND ...     the binary cache: key, push, keygen, gc (./sage --cache --help)
 
 Options for -i and -f:
   -s   keep the build directory (as SAGE_KEEP_BUILT_SPKGS=yes)
@@ -75,6 +76,10 @@ def _main(argv: list[str] | None = None) -> int:
             return package_main(rest)
         if command == "--plan":
             return plan_main(rest)
+        if command == "--cache":
+            from sage_build.face.cache_command import cache_main
+
+            return cache_main(rest)
         if command == "--timeline":
             path = settings.layout_of(load_config(settings.sage_root())).timeline_file
             if not path.exists():
