@@ -155,7 +155,7 @@ def test_plan_reasons(tree):
     assert "nothing to build" in tree.sage("--plan").stdout
     # recipe changed
     time.sleep(1.1)
-    (tree.root / "build/pkgs/base/SPKG.rst").write_text("changed\n")
+    (tree.root / "build/pkgs/base/spkg-check").write_text("true\n")  # a build input (not SPKG.rst)
     subprocess.run([str(ROOT / "build/bin/sage-recipe-hash"), "base"], env=tree.env, check=True)
     out = tree.sage("--plan").stdout
     assert "base-1.0" in out and "recipe changed" in out
@@ -264,6 +264,45 @@ def test_display_of_a_forced_rebuild_has_a_total(tree):
                                     extra_env={"SAGE_FORCE": "solo"})
     assert code == 0, text
     assert "1/1" in text and "/?" not in text
+    # the first build's duration is known: the bar says the time left from it, not tqdm's rate
+    assert re.search(r"about \d+s left", text), text
+
+
+def test_time_left_comes_from_learned_durations():
+    from sage_build.configure.build_plan import PlanItem
+    from sage_build.face.progress import Progress
+
+    plan = [PlanItem("a", "1", "", 10.0), PlanItem("b", "1", "", 30.0), PlanItem("c", "1", "", None),
+            PlanItem("d", "1", "", 2.0)]
+    state = Progress(planned=plan, started=100.0)
+    assert state.seconds_left(jobs=1, now=100.0) == 10 + 30 + 10 + 2   # c counts as the median, 10
+    assert state.seconds_left(jobs=4, now=100.0) == 30                 # never less than the longest
+    state.apply({"event": "start", "package": "b", "phase": "build", "time": 100.0})
+    state.apply({"event": "end", "package": "a", "phase": "record", "outcome": "ok", "time": 105.0})
+    assert state.seconds_left(jobs=1, now=120.0) == 10 + 10 + 2          # b has 10 s left of its 30
+    assert Progress(planned=[PlanItem("x", "1", "", None)]).seconds_left(jobs=2, now=0.0) is None
+
+
+def test_makes_own_errors_go_through_the_display(tree):
+    """On a terminal make's stderr ("*** Error 1") is written above the bar, not across it."""
+    import io
+
+    from sage_build.face.progress import plan_for, run
+
+    python_recipe(tree.root, "broken", "1.0", {"broken/__init__.py": ""}, fail="boom in broken")
+    tree.configure()
+    out = io.StringIO()
+    old = dict(os.environ)
+    os.environ.update(tree.env)
+    try:
+        code = run(["make", "-f", str(tree.root / "build/make/Makefile"), "build"], sage_root=tree.root,
+                   planner=lambda: plan_for(["build"]), terminal=True, out=out)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert code != 0
+    lines = re.split(r"[\r\n]+", out.getvalue())
+    assert any(line.startswith("make: *** ") for line in lines), out.getvalue()
 
 
 def _chromium():

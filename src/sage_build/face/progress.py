@@ -59,6 +59,27 @@ class Progress:
                 self.done.add(name)
                 self.running.pop(name, None)
 
+    def seconds_left(self, jobs: int, now: float) -> float | None:
+        """The time left, from how long each package took before (the plan's estimates; a package
+        never built counts as the median of those known): the work left spread over ``jobs``, but
+        never less than the longest package still to finish. None while nothing is known."""
+        known = sorted(p.estimate for p in self.planned if p.estimate)
+        if not known:
+            return None
+        typical = known[len(known) // 2]
+        finished = self.done | set(self.failed)
+        left = []
+        for item in self.planned:
+            if item.name in finished:
+                continue
+            expected = item.estimate or typical
+            if item.name in self.began:
+                expected = max(0.0, expected - (now - self.began[item.name]))
+            left.append(expected)
+        if not left:
+            return 0.0
+        return max(sum(left) / max(1, jobs), max(left))
+
     def took(self, event: dict) -> float:
         """Seconds from the package's first phase to ``event``, an end."""
         end = float(event.get("time", time.time()))
@@ -100,9 +121,16 @@ class _Display:
     """What the person watching sees: a tqdm bar on a terminal, else timestamped lines: one a
     package and outcome, or (``verbose``, V=1) one a phase as well."""
 
-    def __init__(self, terminal: bool, out, verbose: bool = False) -> None:
-        self.terminal, self.out, self.verbose = terminal, out, verbose
+    def __init__(self, terminal: bool, out, verbose: bool = False, jobs: int = 1) -> None:
+        self.terminal, self.out, self.verbose, self.jobs = terminal, out, verbose, jobs
         self.bar = None
+
+    def above(self, line: str) -> None:
+        """A line of make's own output (its errors) above the bar, never written across it."""
+        if self.bar is not None:
+            self.bar.write(line, file=self.out)
+        else:
+            print(line, file=self.out, flush=True)
 
     def show(self, state: Progress, event: dict | None) -> None:
         if self.terminal:
@@ -118,7 +146,7 @@ class _Display:
             width = _columns(self.out)
             self.bar = tqdm(total=state.total(), unit="pkg", file=self.out, dynamic_ncols=width > 0,
                             ncols=None if width > 0 else 80,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         if self.bar is None:
             return
         if event is not None and event.get("event") == events.END:
@@ -135,6 +163,8 @@ class _Display:
         now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
         failed = f"{len(state.failed)} failed; " if state.failed else ""
         self.bar.set_description_str(f"{failed}building: {now}" if now else f"{failed}building", refresh=False)
+        left = state.seconds_left(self.jobs, time.time())
+        self.bar.set_postfix_str("" if left is None else f"about {_duration(left)} left", refresh=False)
         self.bar.refresh()
 
     def _print_line(self, state: Progress, event: dict) -> None:
@@ -158,6 +188,21 @@ class _Display:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _jobs(make_command: list[str], makeflags: str) -> int:
+    """make's -jN, from its command line or (under an outer make) MAKEFLAGS; 1 without."""
+    for word in reversed(make_command[1:]):
+        match = re.fullmatch(r"-j\s*(\d+)|--jobs=(\d+)", word)
+        if match:
+            return int(match.group(1) or match.group(2))
+    match = re.search(r"(?:^|\s)-j\s*(\d+)", " " + makeflags)
+    return int(match.group(1)) if match else 1
 
 
 def _columns(out) -> int:
@@ -219,7 +264,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
         env[settings.QUIET] = "1" if terminal else settings.QUIET_BUT_WARNINGS
         make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     state = Progress(planned=[])
-    display = _Display(terminal, out, verbose)
+    display = _Display(terminal, out, verbose, jobs=_jobs(make_command, os.environ.get("MAKEFLAGS", "")))
     lock = threading.Lock()
 
     def on_plan(plan: list) -> None:
@@ -238,10 +283,24 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(events_file, offset, session, stop, handle), daemon=True)
     follower.start()
+    # On a terminal make's own messages ("*** Error 1") come through the display, above the bar.
+    process = subprocess.Popen(make_command, env=env, pass_fds=_jobserver_fds(os.environ.get("MAKEFLAGS", "")),
+                               stderr=subprocess.PIPE if terminal else None)
+    relay = None
+    if terminal:
+        def relay_stderr() -> None:
+            for raw in process.stderr:
+                with lock:
+                    display.above(raw.decode(errors="replace").rstrip("\n"))
+        relay = threading.Thread(target=relay_stderr, daemon=True)
+        relay.start()
     try:
-        code = subprocess.run(make_command, env=env, pass_fds=_jobserver_fds(os.environ.get("MAKEFLAGS", ""))).returncode
+        code = process.wait()
     except KeyboardInterrupt:
+        process.wait()
         code = 130
+    if relay is not None:
+        relay.join()
     stop.set()
     follower.join()
     display.close()

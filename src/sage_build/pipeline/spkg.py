@@ -36,7 +36,7 @@ from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
 from sage_build.recipes.recipe import Kind, Package, load_packages
 from sage_build.install.target import TargetPython, query_python
-from sage_build.install.uninstall import PIPRM, render_piprm, uninstall
+from sage_build.install.uninstall import PIPRM, foreign_distributions, remove_foreign, render_piprm, uninstall
 from sage_build.pipeline.unpack import apply_patches, unpack_source
 
 MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
@@ -157,6 +157,7 @@ class Spkg:
             if not uninstall(self.layout, self.pkg.name, say=self.log.line):
                 # no stamp: what an install from before stamps left, Sage's spkg-legacy-uninstall removes
                 self._maintainer_script("spkg-legacy-uninstall", env)
+            self._replace_foreign(wheels, target)
         files, distributions = self._install(wheels, staging, previous, target, env)
         test_result = self._check(env)
         with self.phase(events.RECORD):
@@ -167,6 +168,25 @@ class Spkg:
         if not self.keep_build:
             shutil.rmtree(self.build_dir, ignore_errors=True)
         return stamp
+
+    def _replace_foreign(self, wheels: list[Path], target: TargetPython) -> None:
+        """What another installer (``pip install`` in the prefix) put there of the distributions
+        about to be installed goes first, as pip and uv replace an installed version; else every
+        file of it would be a collision. A staged install starts from an empty tree: nothing to do."""
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+        if self.layout.destdir is not None:
+            return
+        sites = [Path(target.paths[key]) for key in ("purelib", "platlib")]
+        for wheel in wheels:
+            try:
+                project = parse_wheel_filename(wheel.name)[0]
+            except InvalidWheelFilename:
+                continue
+            for dist in foreign_distributions(sites, project):
+                self.log.line(f"replacing {dist.name} {dist.version}, which {dist.installer} installed in"
+                              f" the prefix, as pip would")
+                remove_foreign(self.layout, dist, work_dir=self.build_dir, say=self.log.line)
 
     def _target(self) -> TargetPython:
         try:

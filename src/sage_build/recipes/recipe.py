@@ -244,11 +244,36 @@ def scan_recipe(path: Path) -> dict[str, bytes]:
     return files
 
 
+#: Recipe files that describe a package without changing how it builds: its documentation, the
+#: names of its system equivalents, the system check configure runs (its decision is an input of
+#: the binary cache's key on its own, as the configuration), its type (standard/optional).
+NOT_BUILD_INPUTS = ("SPKG.rst", "SPKG.txt", "README", "README.md", "README.rst", "spkg-configure.m4", "type",
+                    "purl.txt", "trees.txt")
+NOT_BUILD_INPUT_DIRS = ("distros/",)
+
+
+def build_input_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The files of a recipe (from :func:`scan_recipe`) that change its build, as they count: every
+    file but :data:`NOT_BUILD_INPUTS` and what is under :data:`NOT_BUILD_INPUT_DIRS`; of a
+    dependency file, only the first line (Sage ignores the rest). Anything else counts, so a new
+    kind of recipe file rebuilds rather than being missed."""
+    kept = {}
+    for rel, data in files.items():
+        if rel in NOT_BUILD_INPUTS or rel.startswith(NOT_BUILD_INPUT_DIRS):
+            continue
+        if rel.startswith("dependencies"):
+            data = data.split(b"\n", 1)[0].strip()
+        kept[rel] = data
+    return kept
+
+
 def hash_files(files: dict[str, bytes]) -> str:
-    """The recipe hash: names and contents of its files."""
+    """The recipe hash (make's rebuild trigger and part of the binary cache's key): names and
+    contents of the recipe's build inputs (:func:`build_input_files`)."""
+    inputs = build_input_files(files)
     digest = hashlib.sha256()
-    for rel in sorted(files):
-        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    for rel in sorted(inputs):
+        digest.update(rel.encode() + b"\0" + inputs[rel] + b"\0")
     return digest.hexdigest()
 
 
