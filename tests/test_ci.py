@@ -270,7 +270,8 @@ def test_sage_ci_generate_writes_pipelines(tree, tmp_path):
     (["plan", "github"], "--waves"),
     (["plan", "github", "--push", "--waves", "1"], "the plan has 3 waves and the workflow 1"),
     (["frobnicate"], "unknown ./sage --ci command 'frobnicate'"),
-    (["generate", "gitlab", "--cache", "file:///nowhere"], "--cache"),
+    (["generate", "gitlab", "--cache", "ftp://cache.invalid/x"], "unknown kind of URL"),
+    (["generate", "gitlab", "--cache", "relative/dir"], "must be an absolute path"),
 ])
 def test_sage_ci_bad_input_is_a_clear_error(tree, args, message):
     _small_tree(tree)
@@ -298,3 +299,39 @@ def test_sage_ci_read_only_job_never_sees_the_push_url(tree):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for name in ("base", "mid", "app"):
         assert (tree.prefix / "share" / f"{name}.txt").read_text() == f"{name} mode=auto push=unset\n"
+
+
+def test_sage_ci_generate_prunes_what_the_cache_has(tree, tmp_path):
+    _small_tree(tree)
+    keys = dict(line.split() for line in tree.sage("--cache", "key", "--all").stdout.splitlines())
+    assert set(keys) == {"base", "mid", "app"}
+    cache = tmp_path / "cache"
+    (cache / "v1").mkdir(parents=True)
+    (cache / "v1" / f"{keys['base']}.json").write_text("{}")   # a complete entry, as far as planning goes
+    out = tree.sage("--ci", "generate", "gitlab", "--push", "--cache", f"file://{cache}").stdout
+    data = yaml.safe_load(out)
+    assert "base" not in data and data["mid"]["needs"] == [] and data["app"]["needs"][0]["job"] == "mid"
+    assert out.startswith("# ./sage --ci generate gitlab: 2 of 3 packages to build, 1 in the binary cache")
+    assert data["variables"]["SAGE_BINARY_CACHE"] == f"file://{cache}"
+    for name in ("mid", "app"):
+        (cache / "v1" / f"{keys[name]}.json").write_text("{}")
+    data = yaml.safe_load(tree.sage("--ci", "generate", "gitlab", "--cache", f"file://{cache}").stdout)
+    assert list(data) == ["stages", "variables", "default", "nothing-to-build"]
+    plan = tree.sage("--ci", "plan", "github", "--waves", "3", "--push", "--cache", f"file://{cache}").stdout
+    assert plan.splitlines() == ["wave1=[]", "wave2=[]", "wave3=[]"]
+
+
+def test_lookup_asks_every_cache_and_passes_on_an_unreachable_one():
+    from sage_build.base.errors import CacheError
+    from sage_build.ci.lookup import cached_packages
+
+    stores = {"file:///one": {"k1"}, "file:///two": {"k3"}}
+    found = cached_packages({"a": "k1", "b": "k2", "c": "k3"}, list(stores),
+                            exists=lambda url, key: key in stores[url])
+    assert found == {"a", "c"}
+
+    def unreachable(url, key):
+        raise CacheError(f"binary cache {url}: cannot be reached")
+
+    with pytest.raises(CacheError, match="cannot be reached"):
+        cached_packages({"a": "k1"}, ["https://cache.invalid"], exists=unreachable)

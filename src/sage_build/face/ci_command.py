@@ -62,16 +62,22 @@ def _state_and_targets(names: list[str]) -> tuple[BuildState, list[str]]:
     return state, targets
 
 
-def _cache_lookup(urls: str | None) -> Callable[[str], bool]:
-    """Whether a package's key is in the cache at ``urls``."""
+def _cache_lookup(state: BuildState, targets: list[str], urls: str | None) -> Callable[[str], bool]:
+    """Whether a package's key (as a build here would compute it) is in one of the caches ``urls``."""
     if not urls:
         return lambda name: False
-    raise SageBuildError("this sage-build has no binary cache yet (issue #20): leave out --cache and"
-                         f" {CACHE_VARIABLE} to plan every package")
+    from sage_build.cache.key import package_keys, target_of
+    from sage_build.ci.lookup import cached_packages
+
+    config = load_config(settings.sage_root())
+    keys = package_keys(config, state.graph, target_of(config), os.environ, enabled=state.enabled, names=targets)
+    found = cached_packages({name: key.key for name, key in keys.items()}, urls.split())
+    return found.__contains__
 
 
 def _compute_plan(state: BuildState, targets: list[str], cache: str | None) -> Plan:
-    return make_plan(state.graph, targets or sorted(state.enabled), _cache_lookup(cache),
+    targets = targets or sorted(state.enabled)
+    return make_plan(state.graph, targets, _cache_lookup(state, targets, cache),
                      enabled=state.enabled, built=state.built)
 
 
