@@ -17,6 +17,8 @@ USAGE = """\
 usage: ./sage --cache key PKG... [--explain]   the binary-cache key of packages (--explain: its inputs)
        ./sage --cache push [PKG...]            publish built packages to $SAGE_BINARY_CACHE_PUSH
                                                (default: every installed package built here)
+       ./sage --cache index URL                a pip index (PEP 503/691/658) of the cache's wheels,
+                                               one per configuration, written into the cache
        ./sage --cache keygen NAME DIR          make a signing key pair DIR/NAME.secret, DIR/NAME.public
        ./sage --cache gc URL --keep KEYS --grace DAYS
                                                delete what no kept entry references (KEYS: a file of
@@ -31,6 +33,10 @@ def cache_main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
     command, rest = argv[0], argv[1:]
     if command == "key":
         return key_command(rest, environ)
+    if command == "index":
+        from sage_build.face.ci_command import cache_index_main
+
+        return cache_index_main(rest)
     raise SageBuildError(f"unknown ./sage --cache command {command!r}\n{USAGE}")
 
 

@@ -4,6 +4,8 @@
   ./sage --ci generate gitlab-parent [-o FILE]     the jobs of .gitlab-ci.yml that run the child pipeline
   ./sage --ci plan github --waves N [--push] [PKG...]   the plan job's outputs (GitHub's $GITHUB_OUTPUT)
   ./sage --ci job [--read-only] PKG...             one job: dependencies from the cache, PKG built
+
+(and ./sage --cache index URL: cache_index_main, called by face.cache_command)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sage_build.configure.config import load_config
 from sage_build.face import settings
 from sage_build.recipes.names import resolve, unknown_package_message
 
-USAGE = __doc__.split("\n\n", 1)[1]
+USAGE = __doc__.split("\n\n")[1] + "\n"
 
 
 def ci_main(argv: list[str]) -> int:
@@ -173,3 +175,28 @@ def _job(argv: list[str]) -> int:
                   " see above (was its job successful?)", file=sys.stderr)
             return status
     return run_make(targets, env=dict(env, SAGE_BINARY_CACHE_MODE="auto"))
+
+
+def cache_index_main(argv: list[str]) -> int:
+    """``./sage --cache index URL``: the cache's pip index, rebuilt (its place: ./sage --cache)."""
+    from sage_build.cache.store import DirectoryStore, display_url, open_store
+    from sage_build.ci.index import INDEX, build_index, index_url
+
+    parser = _Parser(prog="./sage --cache index", description="Write a pip index (PEP 503 simple pages, PEP 691"
+                     " JSON, PEP 658 metadata) of the binary cache's wheels into the cache, one per configuration.")
+    parser.add_argument("url", help="the binary cache (file:///dir, /dir, s3://bucket/prefix)")
+    args = parser.parse_intermixed_args(argv)
+    if not args.url:
+        raise SageBuildError("./sage --cache index: name the cache's URL (in CI: $SAGE_BINARY_CACHE_PUSH is empty"
+                             " here, so this job cannot write the cache)")
+    store = open_store(args.url)
+    result = build_index(store)
+    for problem in result.skipped:
+        print(f"sage: warning: left out of the index: {problem}", file=sys.stderr)
+    if not result.configurations:
+        print(f"{display_url(args.url)}: no wheels in the cache yet; wrote an empty {INDEX}/index.html")
+    for configuration, count in sorted(result.configurations.items()):
+        where = (index_url(store.root, configuration) if isinstance(store, DirectoryStore)
+                 else f"{display_url(args.url).rstrip('/')}/{INDEX}/{configuration}/simple/")
+        print(f"{configuration}: {count} wheels; pip install --index-url {where} NAME")
+    return 0

@@ -1,0 +1,147 @@
+"""./sage --cache index URL (#21 item 4): PEP 503 pages, PEP 691 JSON and PEP 658 metadata of the
+cache's wheels, one index per configuration; pip installs from it, checks the #sha256 links, and
+resolves from the metadata files alone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, make_wheel
+from sage_build.cache.store import DirectoryStore
+from sage_build.ci.index import build_index, configuration_of
+
+PY311 = {"python": {"implementation": "cpython", "version": "3.11.2", "tag": "cp311-cp311-manylinux_2_36_x86_64"},
+         "compiler": "gcc 12"}
+PY312 = {"python": {"implementation": "cpython", "version": "3.12.1", "tag": "cp312-cp312-manylinux_2_36_x86_64"},
+         "compiler": "gcc 12"}
+
+
+def _entry(cache: Path, package: str, wheel: Path | None, environment: dict, *, time: int = 1,
+           name: str | None = None, data: bytes | None = None) -> str:
+    """An entry as cache.entry.push writes it: the artifact's blob, then the manifest."""
+    data = wheel.read_bytes() if data is None else data
+    digest = hashlib.sha256(data).hexdigest()
+    (cache / "v1" / "blobs").mkdir(parents=True, exist_ok=True)
+    (cache / "v1" / "blobs" / digest).write_bytes(data)
+    key = hashlib.sha256(f"{package}{time}{json.dumps(environment)}".encode()).hexdigest()
+    manifest = {"format": 1, "key": key, "package": package, "version": "1.0", "tags": [], "time": time,
+                "artifacts": [{"name": name or wheel.name, "kind": "wheel", "sha256": digest, "size": len(data)}],
+                "inputs": {"environment": environment}}
+    (cache / "v1" / f"{key}.json").write_text(json.dumps({"manifest": manifest, "signatures": []}))
+    return key
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", "--no-cache-dir", "--disable-pip-version-check",
+                           "--isolated", *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    cache = tmp_path / "cache"
+    wheels = tmp_path / "wheels"
+    _entry(cache, "alpha", make_wheel(wheels / "a", "alpha", "1.0", {"alpha/__init__.py": b"A = 1\n"}), PY311)
+    _entry(cache, "beta_pkg", make_wheel(wheels / "b", "Beta_Pkg", "2.0", {"beta_pkg/__init__.py": b"B = 2\n"}), PY311)
+    _entry(cache, "alpha", make_wheel(wheels / "c", "alpha", "1.0", {"alpha/__init__.py": b"A = 312\n"}), PY312)
+    return cache
+
+
+def test_pip_installs_from_the_index_of_a_configuration(cache, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", f"file://{cache}"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    c311, c312 = configuration_of({"inputs": {"environment": PY311}}), configuration_of({"inputs": {"environment": PY312}})
+    assert c311.startswith("cp311-cp311-manylinux_2_36_x86_64-") and c311 != c312
+    assert f"{c311}: 2 wheels; pip install --index-url {(cache / 'index' / c311 / 'simple').as_uri()}/" in result.stdout
+    simple = cache / "index" / c311 / "simple"
+    assert "beta-pkg" in (simple / "index.html").read_text()   # PEP 503 normalized names
+    target = tmp_path / "target"
+    installed = _pip("install", "--index-url", simple.as_uri() + "/", "--target", str(target), "alpha", "beta-pkg")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert (target / "alpha" / "__init__.py").read_bytes() == b"A = 1\n"   # the 3.11 configuration's build
+    assert (target / "beta_pkg" / "__init__.py").exists()
+    # the other configuration's index serves its own build of the same file name
+    other = tmp_path / "other"
+    installed = _pip("install", "--index-url", (cache / "index" / c312 / "simple").as_uri() + "/", "--target",
+                     str(other), "alpha")
+    assert installed.returncode == 0, installed.stderr
+    assert (other / "alpha" / "__init__.py").read_bytes() == b"A = 312\n"
+    assert "beta" not in (cache / "index" / c312 / "simple" / "index.html").read_text()
+
+
+def test_pages_carry_hashes_and_metadata_pip_checks(cache, tmp_path):
+    result = build_index(DirectoryStore(cache))
+    [c311] = [c for c in result.configurations if c.startswith("cp311")]
+    simple = cache / "index" / c311 / "simple"
+    page = json.loads((simple / "alpha" / "index.json").read_text())
+    assert page["meta"]["api-version"] == "1.1" and page["name"] == "alpha" and page["versions"] == ["1.0"]
+    [entry] = page["files"]
+    wheel = (simple / "alpha" / entry["url"]).resolve()
+    metadata = Path(f"{wheel}.metadata")
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() == entry["hashes"]["sha256"]
+    assert hashlib.sha256(metadata.read_bytes()).hexdigest() == entry["core-metadata"]["sha256"]
+    assert metadata.read_bytes().startswith(b"Metadata-Version: 2.1\nName: alpha\n")
+    html_page = (simple / "alpha" / "index.html").read_text()
+    assert f'#sha256={entry["hashes"]["sha256"]}"' in html_page
+    assert f'data-core-metadata="sha256={entry["core-metadata"]["sha256"]}"' in html_page
+    assert json.loads((simple / "index.json").read_text())["projects"] == [{"name": "alpha"}, {"name": "beta-pkg"}]
+    # pip resolves from the metadata file (PEP 658), not from the wheel
+    url = simple.as_uri() + "/"
+    dry = _pip("install", "-v", "--dry-run", "--ignore-installed", "--index-url", url, "alpha")
+    assert dry.returncode == 0, dry.stderr
+    assert f"Obtaining dependency information for alpha from {metadata.as_uri()}" in dry.stdout
+    # an attacker swaps the served wheel: pip refuses it on its #sha256
+    wheel.write_bytes(wheel.read_bytes() + b"tampered")
+    refused = _pip("install", "--index-url", url, "--target", str(tmp_path / "t"), "alpha")
+    assert refused.returncode != 0 and "do not match the hashes" in refused.stderr.lower()
+    assert not (tmp_path / "t" / "alpha").exists()
+
+
+def test_hostile_or_broken_entries_are_left_out_with_a_reason(cache, tmp_path):
+    (cache / "v1" / ("0" * 64 + ".json")).write_text("{not json")
+    wheels = tmp_path / "w"
+    _entry(cache, "evil", make_wheel(wheels, "evil", "1.0", {"evil.py": b""}), PY311, name="../../evil-1.0-py3-none-any.whl")
+    _entry(cache, "junk", None, PY311, name="junk-1.0-py3-none-any.whl", data=b"not a zip")
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", str(cache)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "0000000000000000000000000000000000000000000000000000000000000000.json: not a manifest" in result.stderr
+    assert "'../../evil-1.0-py3-none-any.whl' is not a wheel's file name" in result.stderr
+    assert "junk-1.0-py3-none-any.whl: not a wheel pip could read" in result.stderr
+    assert not (cache.parent / "evil-1.0-py3-none-any.whl").exists() and not list((cache / "index").rglob("evil*"))
+    assert not list((cache / "index").rglob("junk*"))
+
+
+def test_a_rebuild_drops_what_left_the_cache_and_lists_the_newer_build(cache, tmp_path):
+    store = DirectoryStore(cache)
+    build_index(store)
+    [c311] = [c for c in build_index(store).configurations if c.startswith("cp311")]
+    simple = cache / "index" / c311 / "simple"
+    assert (simple / "beta-pkg" / "index.html").exists()
+    for manifest in (cache / "v1").glob("*.json"):
+        if "beta" in manifest.read_text():
+            manifest.unlink()   # gc removed the entry
+    newer = make_wheel(tmp_path / "n", "alpha", "1.0", {"alpha/__init__.py": b"A = 'newer'\n"})
+    _entry(cache, "alpha", newer, PY311, time=5)
+    build_index(store)
+    assert not (simple / "beta-pkg" / "index.html").exists() and "beta" not in (simple / "index.html").read_text()
+    [entry] = json.loads((simple / "alpha" / "index.json").read_text())["files"]
+    assert entry["hashes"]["sha256"] == hashlib.sha256(newer.read_bytes()).hexdigest()
+
+
+def test_an_empty_or_unnamed_cache_is_a_clear_answer(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", str(empty)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "no wheels in the cache yet" in result.stdout
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", ""], capture_output=True, text=True)
+    assert result.returncode != 0 and "SAGE_BINARY_CACHE_PUSH is empty" in result.stderr
+    assert "Traceback" not in result.stderr
