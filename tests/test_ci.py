@@ -335,3 +335,41 @@ def test_lookup_asks_every_cache_and_passes_on_an_unreachable_one():
 
     with pytest.raises(CacheError, match="cannot be reached"):
         cached_packages({"a": "k1"}, ["https://cache.invalid"], exists=unreachable)
+
+
+def _events(root: Path) -> list[dict]:
+    path = root / "logs" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.slow
+def test_run_local_runs_the_plan_on_three_runners_and_a_fresh_one_builds_nothing(tree, tmp_path):
+    pytest.importorskip("sage_build.cache.entry", reason="needs the binary cache's pull and push (#20)")
+    # a diamond and a chain: wave 1 has three jobs, one for each runner
+    for name, deps in (("base", ""), ("left", "base"), ("right", "base"), ("top", "left right"),
+                       ("solo", ""), ("other", ""), ("more", "solo")):
+        add_recipe(tree.root, name, version="1.0", deps=deps, files={"spkg-install.in": (
+            f'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share"\necho "{name} $SAGE_LOCAL" > "$SAGE_DESTDIR$SAGE_LOCAL/share/{name}.txt"\n')})
+    tree.configure()
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    cache.mkdir()
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--ci", "run-local", "--runners", "3", "--cache",
+                             f"file://{cache}", "--work-dir", str(work)], capture_output=True, text=True,
+                            env=dict(tree.env, SAGE_BINARY_CACHE_TRUST="unsigned"))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "7 of 7 packages to build in 3 waves on 3 runners" in result.stdout
+    assert "wave 1: 3 job(s) on 3 runner(s)" in result.stdout
+    built_on = {}
+    for k in (1, 2, 3):
+        runner = work / f"runner-{k}"
+        for event in _events(runner):
+            if event.get("phase") == "build" and event.get("event") == "end" and event.get("outcome") == "ok":
+                built_on.setdefault(event["package"], []).append(k)
+    # every package was built once, by one runner; the others had it from the cache
+    assert sorted(built_on) == ["base", "left", "more", "other", "right", "solo", "top"]
+    assert all(len(runners) == 1 for runners in built_on.values()), built_on
+    assert len({k for runners in built_on.values() for k in runners}) == 3
+    fresh = work / "fresh"
+    assert (fresh / "local" / "share" / "top.txt").exists()
+    assert not [e for e in _events(fresh) if e.get("phase") == "build"], "the fresh runner built something"
+    assert "a fresh copy" in result.stdout and "took all 7 packages from the cache" in result.stdout

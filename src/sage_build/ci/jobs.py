@@ -55,9 +55,11 @@ def configure_args_of(argv: list[str], sage_root: Path) -> tuple[str, ...]:
     return ("--quiet", *args)
 
 
-def job_script(setup: Setup, packages: list[str], *, read_only: bool = False) -> list[str]:
-    """The shell lines of a job that builds ``packages`` (several: of one wave, or a read-only build)."""
-    job = [*shlex.split(setup.sage), "--ci", "job", *(["--read-only"] if read_only else []), *packages]
+def job_script(setup: Setup, packages: list[str], *, read_only: bool = False, only: bool = False) -> list[str]:
+    """The shell lines of a job that builds ``packages`` (several: of one wave, or a read-only build;
+    ``only``: that takes them all from the cache and builds nothing)."""
+    options = ["--read-only"] if read_only else ["--only"] if only else []
+    job = [*shlex.split(setup.sage), "--ci", "job", *options, *packages]
     return [shlex.join([*shlex.split(setup.configure), *setup.configure_args]), shlex.join(job)]
 
 

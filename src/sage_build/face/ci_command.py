@@ -3,7 +3,10 @@
   ./sage --ci generate github|gitlab [PKG...] [--cache URL] [--push] [-o FILE]
   ./sage --ci generate gitlab-parent [-o FILE]     the jobs of .gitlab-ci.yml that run the child pipeline
   ./sage --ci plan github --waves N [--push] [PKG...]   the plan job's outputs (GitHub's $GITHUB_OUTPUT)
-  ./sage --ci job [--read-only] PKG...             one job: dependencies from the cache, PKG built
+  ./sage --ci job [--read-only|--only] PKG...      one job: dependencies from the cache, PKG built
+  ./sage --ci run-local --runners N --cache URL [PKG...]   run the plan here as CI would: N copies of
+                                                   the tree, wave by wave, then a fresh copy that
+                                                   must take everything from the cache
 
 (and ./sage --cache index URL: cache_index_main, called by face.cache_command)
 """
@@ -42,7 +45,10 @@ def ci_main(argv: list[str]) -> int:
         return _plan(rest)
     if command == "job":
         return _job(rest)
-    raise SageBuildError(f"unknown ./sage --ci command {command!r}; one of generate, plan, job (./sage --ci --help)")
+    if command == "run-local":
+        return _run_local(rest)
+    raise SageBuildError(f"unknown ./sage --ci command {command!r}; one of generate, plan, job, run-local"
+                         " (./sage --ci --help)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,13 +159,18 @@ def _job(argv: list[str]) -> int:
     parser = _Parser(prog="./sage --ci job", description="Build packages as a CI job does: their dependencies"
                      " from the binary cache only, the packages themselves built (and pushed).")
     parser.add_argument("packages", nargs="+", metavar="PKG")
-    parser.add_argument("--read-only", action="store_true",
-                        help="build dependencies missing from the cache too, and push nothing")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--read-only", action="store_true",
+                      help="build dependencies missing from the cache too, and push nothing")
+    mode.add_argument("--only", action="store_true",
+                      help="the packages too from the cache: build nothing (a miss is an error)")
     args = parser.parse_intermixed_args(argv)
     from sage_build.face.cli import run_make
 
     state, targets = _state_and_targets(args.packages)
     env = dict(os.environ)
+    if args.only:
+        return run_make(targets, env=dict(env, SAGE_BINARY_CACHE_MODE="only"))
     if args.read_only:
         env.pop(PUSH_VARIABLE, None)
         print(f"sage: read-only job: building {' '.join(targets)} and what the cache lacks; pushing nothing",
@@ -175,6 +186,55 @@ def _job(argv: list[str]) -> int:
                   " see above (was its job successful?)", file=sys.stderr)
             return status
     return run_make(targets, env=dict(env, SAGE_BINARY_CACHE_MODE="auto"))
+
+
+def _run_local(argv: list[str]) -> int:
+    import tempfile
+
+    from sage_build.base.layout import tool_root
+    from sage_build.ci.local import check_fresh, make_runner, run_plan
+
+    parser = _Parser(prog="./sage --ci run-local", description="Run the plan as CI would: N copies of the tree"
+                     " ('runners', each its own prefix) run its jobs wave by wave against one binary cache;"
+                     " then a fresh copy must take everything from the cache.")
+    parser.add_argument("packages", nargs="*", metavar="PKG")
+    parser.add_argument("--runners", type=int, default=3)
+    parser.add_argument("--cache", default=os.environ.get(CACHE_VARIABLE) or None,
+                        help="the binary cache, read and pushed to (e.g. file:///var/cache/sage)")
+    parser.add_argument("--work-dir", help="where the runners' copies go (default: a new temporary directory)")
+    parser.add_argument("--no-verify", action="store_true", help="leave out the fresh copy's check")
+    args = parser.parse_intermixed_args(argv)
+    if not args.cache:
+        raise SageBuildError("./sage --ci run-local: name the binary cache the runners share: --cache file:///DIR")
+    if not 1 <= args.runners <= 64:
+        raise SageBuildError(f"./sage --ci run-local: --runners {args.runners}: give 1 to 64 runners")
+    root = settings.sage_root()
+    config = load_config(root)
+    state, targets = _state_and_targets(args.packages)
+    plan = _compute_plan(state, targets, args.cache)
+    tool = tool_root()
+    upstream = settings.layout_of(config).upstream
+    setup = Setup(configure_args=(*configure_args_of(config.argv, root), f"--upstream-dir={upstream}"),
+                  sage=shlex.join([sys.executable, str(tool / "sage")]),
+                  configure=shlex.join([sys.executable, str(tool / "configure.py")]))
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="sage-ci-runners-"))
+    print(f"sage: {len(plan.missing)} of {plan.considered} packages to build in {plan.wave_count} waves"
+          f" on {args.runners} runners in {work}", flush=True)
+    runners = [make_runner(root, work / f"runner-{k}") for k in range(1, args.runners + 1)]
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    env.update({CACHE_VARIABLE: args.cache, PUSH_VARIABLE: args.cache})
+    results = run_plan(plan, setup, runners, env, on_line=lambda line: print(line, flush=True))
+    failed = [r for r in results if r.status]
+    print(f"sage: {len(results) - len(failed)} job(s) ok, {len(failed)} failed", flush=True)
+    if failed or args.no_verify:
+        return 1 if failed else 0
+    fresh = make_runner(root, work / "fresh")
+    check = check_fresh(setup, fresh, targets or sorted(state.enabled), env)
+    if check.status:
+        print(f"sage: error: a fresh copy could not take everything from the cache (log {check.log})", file=sys.stderr)
+        return 1
+    print(f"sage: a fresh copy ({fresh / 'local'}) took all {plan.considered} packages from the cache", flush=True)
+    return 0
 
 
 def cache_index_main(argv: list[str]) -> int:
