@@ -373,3 +373,22 @@ def test_run_local_runs_the_plan_on_three_runners_and_a_fresh_one_builds_nothing
     assert (fresh / "local" / "share" / "top.txt").exists()
     assert not [e for e in _events(fresh) if e.get("phase") == "build"], "the fresh runner built something"
     assert "a fresh copy" in result.stdout and "took all 7 packages from the cache" in result.stdout
+
+
+def test_plan_orders_by_the_enabled_optional_dependencies_too(tmp_path):
+    # the graph's own order leaves optional dependencies out: 'app' would come before 'zlib'
+    add_recipe(tmp_path, "zlib", deps="")
+    add_recipe(tmp_path, "app", deps="", files={"dependencies_optional": "zlib\n"})
+    graph = Graph.build(load_packages(tmp_path / "build" / "pkgs"))
+    plan = make_plan(graph, ["app", "zlib"], lambda name: False, enabled={"app", "zlib"})
+    assert [(p.name, p.needs) for p in plan.missing] == [("zlib", ()), ("app", ("zlib",))]
+    assert [(p.name, p.wave) for p in make_plan(graph, ["app"], lambda name: False, enabled={"app"}).missing] \
+        == [("app", 1)]
+
+
+def test_a_cycle_through_optional_dependencies_is_a_clear_error(tmp_path):
+    add_recipe(tmp_path, "a", deps="b")
+    add_recipe(tmp_path, "b", deps="", files={"dependencies_optional": "a\n"})
+    graph = Graph.build(load_packages(tmp_path / "build" / "pkgs"))
+    with pytest.raises(SageBuildError, match="dependency cycle .*: (a -> b -> a|b -> a -> b)"):
+        make_plan(graph, ["a"], lambda name: False, enabled={"a", "b"})

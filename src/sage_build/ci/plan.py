@@ -17,6 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from sage_build.base.errors import RecipeError
 from sage_build.recipes.graph import Graph
 
 
@@ -54,16 +55,33 @@ def dependencies_of(graph: Graph, name: str, enabled: set[str] | None) -> list[s
 
 
 def closure(graph: Graph, targets: Iterable[str], enabled: set[str] | None) -> list[str]:
-    """``targets`` and all they depend on, in the graph's topological order."""
-    seen: set[str] = set()
-    todo = list(targets)
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in graph.packages:
+    """``targets`` and all they depend on, each after its dependencies (by :func:`dependencies_of`,
+    which counts the enabled optional dependencies: the graph's own order does not)."""
+    order: list[str] = []
+    state: dict[str, int] = {}   # 1: on the path, 2: placed
+    for root in sorted(set(targets)):
+        if root not in graph.packages or root in state:
             continue
-        seen.add(name)
-        todo.extend(dependencies_of(graph, name, enabled))
-    return graph.topological_order(seen)
+        state[root] = 1
+        path = [root]
+        stack = [iter(sorted(dependencies_of(graph, root, enabled)))]
+        while stack:
+            for dep in stack[-1]:
+                if state.get(dep) == 1:
+                    cycle = path[path.index(dep):] + [dep]
+                    raise RecipeError("dependency cycle (with the enabled optional dependencies): "
+                                      + " -> ".join(cycle) + "; disable one of these packages or break the cycle")
+                if dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    stack.append(iter(sorted(dependencies_of(graph, dep, enabled))))
+                    break
+            else:
+                stack.pop()
+                done = path.pop()
+                state[done] = 2
+                order.append(done)
+    return order
 
 
 def make_plan(graph: Graph, targets: Iterable[str], is_cached: Callable[[str], bool], *,
