@@ -122,6 +122,7 @@ def test_gitlab_child_pipeline_has_a_job_per_missing_package(tmp_path):
     assert "done" not in data
     assert data["cache-index"]["when"] == "always" and data["default"]["image"] == "debian"
     assert len(data["cache-index"]["needs"]) == 3
+    assert "chmod 600" in data["default"]["before_script"][0]
 
 
 def test_gitlab_job_beyond_fifty_needs_waits_for_the_stages(tmp_path):
@@ -188,6 +189,13 @@ def test_github_workflow_validates_and_skips_empty_waves(tmp_path):
         assert wave["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.plan.outputs.wave%d) }}" % n
         assert f"needs.plan.outputs.wave{n} != '[]'" in wave["if"] and "!cancelled()" in wave["if"]
         assert "github.ref_protected" in wave["env"]["SAGE_BINARY_CACHE_PUSH"]
+        # every secret a wave job sees is gated: a pull request's run gets none of them
+        secrets = {k: v for k, v in wave["env"].items() if "secrets." in v}
+        assert set(secrets) == {"SAGE_BINARY_CACHE_PUSH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SIGNING_KEY_TEXT"}
+        assert all(v.startswith("${{ (github.event_name == 'push' && github.ref_protected) && secrets.")
+                   for v in secrets.values())
+        assert "umask 077" in wave["steps"][1]["run"]
+    assert "secrets." not in json.dumps(jobs["plan"])
     assert jobs["wave3"]["needs"] == ["plan", "wave2"]
     assert "--waves 3" in jobs["plan"]["steps"][-1]["run"] and " app " in jobs["plan"]["steps"][-1]["run"]
     assert jobs["index"]["environment"] == github.ENVIRONMENT and "ref_protected" in jobs["index"]["if"]

@@ -30,6 +30,20 @@ ENVIRONMENT = "sage-binary-cache"
 MAY_PUSH = "github.event_name == 'push' && github.ref_protected"
 
 
+#: The environment's secrets a pushing job gets: where to push, the S3 credentials (boto3 reads
+#: them; a cache on another store needs its own), the signing key's text.
+SIGNING_SECRET = "SAGE_BINARY_CACHE_SIGNING_KEY"
+PUSH_SECRETS = (PUSH_VARIABLE, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", SIGNING_SECRET)
+#: sage-build reads the signing key from a file only it may read: the secret's text goes there.
+SIGNING_TEXT = "SIGNING_KEY_TEXT"
+SIGNING_KEY_STEP = {
+    "name": "signing key",
+    "if": "${{ env.%s != '' }}" % SIGNING_TEXT,
+    "run": (f'umask 077\nprintf \'%s\\n\' "${SIGNING_TEXT}" > "$RUNNER_TEMP/signing.key"\n'
+            'echo "SAGE_BINARY_CACHE_SIGNING_KEY=$RUNNER_TEMP/signing.key" >> "$GITHUB_ENV"'),
+}
+
+
 def _entry(packages: list[str], options: str = "") -> dict[str, str]:
     name = packages[0] if len(packages) == 1 else f"{packages[0]} and {len(packages) - 1} more"
     return {"name": name, "packages": " ".join(packages), "options": options}
@@ -74,7 +88,13 @@ def workflow(waves: int, setup: Setup, *, branches: tuple[str, ...] = ("main",))
     targets = " ".join(setup.targets)
     checkout = {"uses": "actions/checkout@v4"}
     env = {CACHE_VARIABLE: setup.cache if setup.cache else "${{ vars.%s }}" % CACHE_VARIABLE,
-           "SAGE_BINARY_CACHE_MODE": "auto"}
+           "SAGE_BINARY_CACHE_MODE": "auto",
+           # the public keys whose signatures a pull accepts: not a secret
+           "SAGE_BINARY_CACHE_TRUSTED_KEYS": "${{ vars.SAGE_BINARY_CACHE_TRUSTED_KEYS }}"}
+    # what a push needs, given only to a run that may push (the environment's secrets)
+    push_env = {name: "${{ (%s) && secrets.%s || '' }}" % (MAY_PUSH, name) for name in PUSH_SECRETS}
+    # the key's text under another name: the step below points SAGE_BINARY_CACHE_SIGNING_KEY at a file
+    push_env[SIGNING_TEXT] = push_env.pop(SIGNING_SECRET)
     plan_job = {
         "runs-on": setup.runs_on,
         "outputs": {f"wave{n}": "${{ steps.plan.outputs.wave%d }}" % n for n in range(1, waves + 1)},
@@ -97,9 +117,8 @@ def workflow(waves: int, setup: Setup, *, branches: tuple[str, ...] = ("main",))
             "environment": "${{ (%s) && '%s' || '' }}" % (MAY_PUSH, ENVIRONMENT),
             "strategy": {"fail-fast": False,
                          "matrix": {"include": "${{ fromJSON(needs.plan.outputs.wave%d) }}" % n}},
-            "env": {PUSH_VARIABLE: "${{ (%s) && secrets.%s || '' }}" % (MAY_PUSH, PUSH_VARIABLE),
-                    "PACKAGES": "${{ matrix.packages }}", "OPTIONS": "${{ matrix.options }}"},
-            "steps": [checkout, {"run": configure},
+            "env": {**push_env, "PACKAGES": "${{ matrix.packages }}", "OPTIONS": "${{ matrix.options }}"},
+            "steps": [checkout, SIGNING_KEY_STEP, {"run": configure},
                       {"run": f"{sage} --ci job $OPTIONS $PACKAGES"}],
         }
     jobs["index"] = {
@@ -107,7 +126,7 @@ def workflow(waves: int, setup: Setup, *, branches: tuple[str, ...] = ("main",))
         "if": "${{ !cancelled() && needs.plan.result == 'success' && %s }}" % MAY_PUSH,
         "runs-on": setup.runs_on,
         "environment": ENVIRONMENT,
-        "env": {PUSH_VARIABLE: "${{ secrets.%s }}" % PUSH_VARIABLE},
+        "env": {name: "${{ secrets.%s }}" % name for name in PUSH_SECRETS if name != SIGNING_SECRET},
         "steps": [checkout, {"run": f'{sage} --cache index "${PUSH_VARIABLE}"'}],
     }
     return {

@@ -42,6 +42,9 @@ def child_pipeline(plan: Plan, setup: Setup) -> dict:
     default: dict = {"interruptible": True}
     if setup.image:
         default["image"] = setup.image
+    if setup.push and plan.missing:
+        # a protected File variable holds the signing key; sage-build refuses a key others may read
+        default["before_script"] = ['[ -z "${SAGE_BINARY_CACHE_SIGNING_KEY:-}" ] || chmod 600 "$SAGE_BINARY_CACHE_SIGNING_KEY"']
     jobs: dict[str, dict] = {}
     if not plan.missing:
         jobs[NOTHING_JOB] = {
