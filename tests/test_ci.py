@@ -400,3 +400,10 @@ def test_a_cycle_through_optional_dependencies_is_a_clear_error(tmp_path):
     graph = Graph.build(load_packages(tmp_path / "build" / "pkgs"))
     with pytest.raises(SageBuildError, match="dependency cycle .*: (a -> b -> a|b -> a -> b)"):
         make_plan(graph, ["a"], lambda name: False, enabled={"a", "b"})
+
+
+def test_readme_shows_the_gitlab_jobs_the_generator_writes():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## CI pipelines"):readme.index("## Tests and benchmarks")]
+    shown = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert shown == gitlab.render(gitlab.parent_jobs(image="python:3.12"))
