@@ -278,6 +278,10 @@ def test_sage_ci_generate_writes_pipelines(tree, tmp_path):
     (["plan", "github"], "--waves"),
     (["plan", "github", "--push", "--waves", "1"], "the plan has 3 waves and the workflow 1"),
     (["frobnicate"], "unknown ./sage --ci command 'frobnicate'"),
+    (["generate", "gitlab", "-o", "/"], "cannot write /"),
+    (["run-local", "--runners", "0", "--cache", "file:///tmp/x"], "give 1 to 64 runners"),
+    (["run-local"], "name the binary cache"),
+    (["job"], "the following arguments are required: PKG"),
     (["generate", "gitlab", "--cache", "ftp://cache.invalid/x"], "unknown kind of URL"),
     (["generate", "gitlab", "--cache", "relative/dir"], "must be an absolute path"),
 ])
@@ -407,3 +411,18 @@ def test_readme_shows_the_gitlab_jobs_the_generator_writes():
     section = readme[readme.index("## CI pipelines"):readme.index("## Tests and benchmarks")]
     shown = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert shown == gitlab.render(gitlab.parent_jobs(image="python:3.12"))
+
+
+def test_hostile_package_names_stay_strings_and_short(tmp_path):
+    long = "x" * 80
+    graph = _graph(tmp_path, {"true": [], "null": ["true"], "1.5": ["null"], "on": [], long: ["1.5", "on"]})
+    plan = make_plan(graph, [long], lambda name: False)
+    text = gitlab.render(gitlab.child_pipeline(plan, Setup(push=True)))
+    _check_schema("gitlab-ci", text, tmp_path)
+    data = yaml.safe_load(text)
+    assert data["true"]["script"][-1] == "./sage --ci job true" and data["1.5"]["needs"][0]["job"] == "null"
+    [long_job] = [k for k in data if k.startswith("xxx")]
+    assert len(long_job) <= 63 and data[long_job]["script"][-1].endswith(long)
+    assert {n["job"] for n in data[long_job]["needs"]} == {"1.5", "on"}
+    outputs = github.plan_outputs(plan, 4, push=True)
+    assert json.loads(outputs["wave1"])[0]["packages"] in ("on", "true")

@@ -94,8 +94,12 @@ def _write(text: str, output: str | None) -> None:
         sys.stdout.write(text)
     else:
         path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text.encode())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, text.encode())
+        except OSError as error:
+            raise SageBuildError(f"cannot write {path}: {error.strerror}; name a file in a writable directory"
+                                 " with -o, or leave -o out for standard output") from None
         print(f"wrote {path}", file=sys.stderr)
 
 
