@@ -15,7 +15,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import ROOT, add_recipe
+from conftest import ROOT, add_recipe, python_recipe
 from sage_build.base.errors import SageBuildError
 from sage_build.ci import github, gitlab
 from sage_build.ci.jobs import GITHUB_MATRIX_LIMIT, GITLAB_NEEDS_LIMIT, Setup, configure_args_of
@@ -357,11 +357,12 @@ def _events(root: Path) -> list[dict]:
 @pytest.mark.slow
 def test_run_local_runs_the_plan_on_three_runners_and_a_fresh_one_builds_nothing(tree, tmp_path):
     pytest.importorskip("sage_build.cache.entry", reason="needs the binary cache's pull and push (#20)")
-    # a diamond and a chain: wave 1 has three jobs, one for each runner
+    # Python packages: their wheels' keys name no prefix, so runners with other prefix paths share
+    # them (a script package's key names its prefix: CI runners share one checkout path)
     for name, deps in (("base", ""), ("left", "base"), ("right", "base"), ("top", "left right"),
                        ("solo", ""), ("other", ""), ("more", "solo")):
-        add_recipe(tree.root, name, version="1.0", deps=deps, files={"spkg-install.in": (
-            f'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share"\necho "{name} $SAGE_LOCAL" > "$SAGE_DESTDIR$SAGE_LOCAL/share/{name}.txt"\n')})
+        python_recipe(tree.root, name, "1.0", {f"{name}/__init__.py": f"NAME = {name!r}\n"},
+                      deps=f"$(PYTHON) {deps}".strip())
     tree.configure()
     cache, work = tmp_path / "cache", tmp_path / "work"
     cache.mkdir()
@@ -371,10 +372,9 @@ def test_run_local_runs_the_plan_on_three_runners_and_a_fresh_one_builds_nothing
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "7 of 7 packages to build in 3 waves on 3 runners" in result.stdout
     assert "wave 1: 3 job(s) on 3 runner(s)" in result.stdout
-    built_on = {}
+    built_on: dict[str, list[int]] = {}
     for k in (1, 2, 3):
-        runner = work / f"runner-{k}"
-        for event in _events(runner):
+        for event in _events(work / f"runner-{k}"):
             if event.get("phase") == "build" and event.get("event") == "end" and event.get("outcome") == "ok":
                 built_on.setdefault(event["package"], []).append(k)
     # every package was built once, by one runner; the others had it from the cache
@@ -382,9 +382,15 @@ def test_run_local_runs_the_plan_on_three_runners_and_a_fresh_one_builds_nothing
     assert all(len(runners) == 1 for runners in built_on.values()), built_on
     assert len({k for runners in built_on.values() for k in runners}) == 3
     fresh = work / "fresh"
-    assert (fresh / "local" / "share" / "top.txt").exists()
     assert not [e for e in _events(fresh) if e.get("phase") == "build"], "the fresh runner built something"
-    assert "a fresh copy" in result.stdout and "took all 7 packages from the cache" in result.stdout
+    check = subprocess.run([str(fresh / "local" / "bin" / "python3"), "-c", "import top, more, other; print(top.NAME)"],
+                           capture_output=True, text=True)
+    assert check.stdout == "top\n", check.stderr
+    assert "took all 7 packages from the cache" in result.stdout
+    # the cache's index serves the same builds to pip
+    index = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", f"file://{cache}"],
+                           capture_output=True, text=True)
+    assert index.returncode == 0 and ": 7 wheels;" in index.stdout, index.stdout + index.stderr
 
 
 def test_plan_orders_by_the_enabled_optional_dependencies_too(tmp_path):
