@@ -279,3 +279,33 @@ def test_update_refreshes_every_file_that_names_the_version(configured, tmp_path
     result = tree.sage("--package", "update", "eta", "9.9", check=False)
     assert result.returncode == 1 and "./sage --package update eta 9.9" in result.stderr
     assert (recipe / "package-version.txt").read_text() == "1.10\n"
+
+
+def test_a_version_conflict_is_explained_and_update_takes_a_range(configured, tmp_path, monkeypatch):
+    """#23 item 2: which requirement, the version the distribution has, who else needs it, and
+    the commands that resolve it; `update PKG '>=2'` finds the newest release that fits."""
+    tree = configured
+    python_recipe(tree.root, "needy", "1.0", {"needy/__init__.py": ""}, build_requires="alpha>=2",
+                  deps="$(PYTHON) | $(PYTHON_TOOLCHAIN) alpha")
+    tree.configure()
+    failed = tree.make("needy", check=False)
+    assert failed.returncode != 0
+    log = (tree.root / "logs/pkgs/needy-1.0.log").read_text()
+    assert "alpha>=2 (found 1.0): a version conflict: the distribution has alpha 1.0 (recipe alpha;" \
+           " beta needs it too), needy wants alpha>=2." in log
+    assert "./sage --package update alpha '>=2'" in log and "./sage --package update needy VERSION" in log
+
+    files = tmp_path / "files"
+    releases = [_sdist_with_metadata(files, "alpha", v, "") for v in ("1.0", "2.0", "2.1", "3.0a1")]
+    _use_index(monkeypatch, _local_index(tmp_path, {"alpha": releases}))
+    result = tree.sage("--package", "update", "alpha", ">=2,<3")
+    assert "the newest release of alpha in >=2,<3 is 2.1" in result.stdout   # not the pre-release
+    assert (tree.root / "build/pkgs/alpha/package-version.txt").read_text() == "2.1\n"
+    for bad, message in ((">=9", "no release of alpha on the index fits >=9 (the newest: 1.0, 2.0, 2.1)"),
+                         (">=2,,<", "is not a version range")):
+        refused = tree.sage("--package", "update", "alpha", bad, check=False)
+        assert refused.returncode == 1 and message in refused.stderr and "Traceback" not in refused.stderr
+    assert (tree.root / "build/pkgs/alpha/package-version.txt").read_text() == "2.1\n"
+    tree.configure()
+    tree.make("needy")
+    assert tree.python("import needy").returncode == 0

@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p_create = sub.add_parser("create", help="a new recipe")
     p_create.add_argument("name")
     p_create.add_argument("--pypi", action="store_true", help="from the package index")
-    p_create.add_argument("--version", help="a version other than the newest")
+    p_create.add_argument("--version", help="a version other than the newest, or a range such as"
+                                            " '>=4,<5' (the newest release in it)")
     p_create.add_argument("--type", default="optional", choices=TYPES)
     p_create.add_argument("--with-deps", action="store_true",
                           help="create the recipes of requirements that have none, recursively")
@@ -64,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p_repro.add_argument("packages", nargs="+")
     p_update = sub.add_parser("update", help="change a package's version (and checksums)")
     p_update.add_argument("package")
-    p_update.add_argument("version")
+    p_update.add_argument("version", help="a version, or a range such as '>=4,<5': the newest release"
+                                          " in it on the package index")
     return parser
 
 
@@ -307,7 +309,16 @@ def create_command(args, root: Path) -> int:
 
 
 def update_command(args, root: Path) -> int:
-    update(_load(TreeLayout(root).pkgs_dir, args.package), args.version, _upstream_dir(root))
+    pkg = _load(TreeLayout(root).pkgs_dir, args.package)
+    version = args.version
+    if _is_specifier(version):
+        from sage_build.pipeline import fetch as fetching
+
+        project = pkg.distribution_name or pkg.name
+        files = fetching.list_project_files(project, fetching.IndexConfig.from_pip())
+        version = str(_chosen_version(project, version, _released_files(files)))
+        print(f"{pkg.name}: the newest release of {project} in {args.version} is {version}")
+    update(pkg, version, _upstream_dir(root))
     return 0
 
 
@@ -691,12 +702,31 @@ def _released_files(files: list[tuple[str, str]]) -> dict:
     return candidates
 
 
-def _chosen_version(name: str, version: str | None, candidates: dict):
-    """The version asked for, else the newest released."""
-    from packaging.version import Version
+def _is_specifier(version: str | None) -> bool:
+    """'>=4,<5' (a range: the newest release in it) rather than '4.0' (that release)."""
+    return bool(version) and version.lstrip()[:1] in "<>=!~"
 
+
+def _chosen_version(name: str, version: str | None, candidates: dict):
+    """The version asked for, the newest release in a range asked for, else the newest released."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    if _is_specifier(version):
+        try:
+            wanted = SpecifierSet(version)
+        except InvalidSpecifier:
+            raise RecipeError(f"{version!r} is not a version range (e.g. '>=4,<5')") from None
+        fitting = [v for v in candidates if v in wanted]
+        if not fitting:
+            newest = ", ".join(str(v) for v in sorted(candidates)[-5:]) or "none"
+            raise FetchError(f"no release of {name} on the index fits {version} (the newest: {newest})")
+        return max(fitting)
     if version:
-        chosen = Version(version)
+        try:
+            chosen = Version(version)
+        except InvalidVersion:
+            raise RecipeError(f"{version!r} is not a version (e.g. 4.0) or a range (e.g. '>=4,<5')") from None
         if chosen not in candidates:
             raise FetchError(f"{name} {version} has no sdist or pure-Python wheel on the index")
         return chosen
