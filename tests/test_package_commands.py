@@ -309,3 +309,26 @@ def test_a_version_conflict_is_explained_and_update_takes_a_range(configured, tm
     tree.configure()
     tree.make("needy")
     assert tree.python("import needy").returncode == 0
+
+
+def test_create_source_wheel_or_sdist(configured, tmp_path, monkeypatch):
+    """#23 item 1: --source wheel makes a wheel recipe from the pure-Python wheel, --source sdist
+    insists on the sdist; a project without that kind of file is a clear error."""
+    from conftest import make_wheel
+
+    tree = configured
+    files = tmp_path / "files"
+    both = [_sdist_with_metadata(files, "theta", "1.0", ""),
+            make_wheel(files, "theta", "1.0", {"theta/__init__.py": b"kind = 'wheel'\n"})]
+    wheel_only = [make_wheel(files, "iota", "2.0", {"iota/__init__.py": b""})]
+    _use_index(monkeypatch, _local_index(tmp_path, {"theta": both, "iota": wheel_only}))
+    tree.sage("--package", "create", "theta", "--pypi", "--source", "wheel", "--type", "standard")
+    recipe = tree.root / "build/pkgs/theta"
+    assert (recipe / "checksums.ini").read_text().startswith("tarball=theta-VERSION-py3-none-any.whl\n")
+    assert "PYTHON_TOOLCHAIN" not in (recipe / "dependencies").read_text()
+    tree.configure()
+    tree.make("theta")
+    assert tree.python("import theta; assert theta.kind == 'wheel'").returncode == 0
+    refused = tree.sage("--package", "create", "iota", "--pypi", "--source", "sdist", check=False)
+    assert refused.returncode == 1 and "has no sdist of iota; try --source wheel" in refused.stderr
+    assert not (tree.root / "build/pkgs/iota").exists()

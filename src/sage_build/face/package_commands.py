@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     p_create.add_argument("--version", help="a version other than the newest, or a range such as"
                                             " '>=4,<5' (the newest release in it)")
     p_create.add_argument("--type", default="optional", choices=TYPES)
+    p_create.add_argument("--source", choices=("auto", "sdist", "wheel"), default="auto",
+                          help="build from the sdist, or install the pure-Python wheel (a wheel"
+                               " recipe); auto: the sdist when there is one (the default)")
     p_create.add_argument("--with-deps", action="store_true",
                           help="create the recipes of requirements that have none, recursively")
     p_repro = sub.add_parser("verify-reproducible",
@@ -285,7 +288,8 @@ def create_command(args, root: Path) -> int:
     missing: dict[str, str] = {}
     while queue:
         name, version = queue.pop(0)
-        one = create_from_index(name, pkgs_dir, upstream, version=version, pkg_type=args.type)
+        one = create_from_index(name, pkgs_dir, upstream, version=version, pkg_type=args.type,
+                                source=args.source if name == args.name else "auto")
         created.append(one)
         print(f"created {one.path}; review its dependencies and SPKG.rst")
         if args.type != "standard":
@@ -573,7 +577,7 @@ def _existing_recipe(name: str, pkgs_dir: Path) -> str | None:
 
 
 def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str | None = None,
-                      pkg_type: str = "optional") -> Created:
+                      pkg_type: str = "optional", source: str = "auto") -> Created:
     """A new recipe from the package index: version, sha256, install-requires, and as dependencies
     the runtime requirements a supported Python and platform needs plus the sdist's
     ``build-system.requires`` (order-only, after ``$(PYTHON_TOOLCHAIN)``, as Sage writes them)."""
@@ -592,8 +596,14 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
         raise FetchError(f"the package index has no project {name!r}; check the spelling"
                          f" (./sage --package create NAME --pypi takes the project's name on the index)")
     candidates = _released_files(files)
+    if source != "auto":
+        candidates = {v: kinds for v, kinds in candidates.items() if source in kinds}
+        if not candidates:
+            what = "sdist" if source == "sdist" else "pure-Python wheel (platform wheels: write the recipe by hand)"
+            raise FetchError(f"the package index has no {what} of {name}; try --source"
+                             f" {'wheel' if source == 'sdist' else 'sdist'}")
     chosen = _chosen_version(name, version, candidates)
-    kind = "sdist" if "sdist" in candidates[chosen] else "wheel"
+    kind = source if source != "auto" else "sdist" if "sdist" in candidates[chosen] else "wheel"
     filename, url = candidates[chosen][kind]
     file = upstream / filename
     if not file.is_file():
