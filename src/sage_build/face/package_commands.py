@@ -283,13 +283,26 @@ def create_command(args, root: Path) -> int:
         raise SageBuildError("only `--pypi` recipes can be made automatically; write the others by hand,"
                              f" or run ./sage --package create {args.name} --pypi")
     pkgs_dir, upstream = TreeLayout(root).pkgs_dir, _upstream_dir(root)
-    queue: list[tuple[str, str | None]] = [(args.name, args.version)]
+    # (distribution, version, the recipe whose requirement it is)
+    queue: list[tuple[str, str | None, str | None]] = [(args.name, args.version, None)]
     created: list[Created] = []
     missing: dict[str, str] = {}
     while queue:
-        name, version = queue.pop(0)
-        one = create_from_index(name, pkgs_dir, upstream, version=version, pkg_type=args.type,
-                                source=args.source if name == args.name else "auto")
+        name, version, needed_by = queue.pop(0)
+        try:
+            one = create_from_index(name, pkgs_dir, upstream, version=version, pkg_type=args.type,
+                                    source=args.source if needed_by is None else "auto")
+        except SageBuildError as error:
+            if needed_by is None:
+                raise
+            _undo_created(created)
+            raise SageBuildError(
+                f"{error}\n{name} is a requirement of {needed_by} ({missing.get(name, name)}), so the"
+                f" {len(created)} recipe(s) this command made are removed again and the tree is as"
+                f" before: {', '.join(c.name for c in created)}. Either create {needed_by} first at a release"
+                f" that does not need it (./sage --package create {needed_by} --pypi --version '<VERSION'),"
+                f" then run this command again, or add a recipe for {name} by hand"
+            ) from None
         created.append(one)
         print(f"created {one.path}; review its dependencies and SPKG.rst")
         if args.type != "standard":
@@ -300,7 +313,7 @@ def create_command(args, root: Path) -> int:
         for dist, line in one.missing.items():
             if args.with_deps:
                 if dist not in missing and _existing_recipe(dist, pkgs_dir) is None:
-                    queue.append((dist, None))
+                    queue.append((dist, None, one.name))
             missing.setdefault(dist, line)
     if not args.with_deps:
         todo = {d: line for d, line in missing.items() if _existing_recipe(d, pkgs_dir) is None}
@@ -310,6 +323,15 @@ def create_command(args, root: Path) -> int:
             for dist, line in todo.items():
                 print(f"  {line}: ./sage --package create {dist} --pypi", file=sys.stderr)
     return 0
+
+
+def _undo_created(created: list[Created]) -> None:
+    """Remove the recipes one --with-deps run made: half a set of recipes would leave a standard
+    recipe depending on one that does not exist, and configure refuses the whole tree then."""
+    import shutil
+
+    for one in reversed(created):
+        shutil.rmtree(one.path, ignore_errors=True)
 
 
 def update_command(args, root: Path) -> int:
