@@ -232,22 +232,33 @@ def test_create_with_deps_creates_requirements_recursively(configured, tmp_path,
     assert (pkgs / "leaf/package-version.txt").read_text() == "3.0\n"
 
 
-def test_create_with_deps_is_all_or_nothing(configured, tmp_path, monkeypatch):
-    """A requirement the index does not have: the recipes this run made go again (else configure
-    refuses the whole tree: a standard recipe depending on one that does not exist)."""
+def test_create_with_deps_is_all_or_nothing_and_passes_over_releases_it_cannot_build(configured, tmp_path,
+                                                                                     monkeypatch):
+    """A requirement the index does not have: as pip backtracks, an older release of the recipe that
+    needs it is tried; when none fits, the recipes this run made go again (else configure refuses
+    the whole tree: a standard recipe depending on one that does not exist)."""
     tree = configured
     files = tmp_path / "files"
-    top = _sdist_with_metadata(files, "top", "1.0", "Requires-Dist: mid\n")
-    mid = _sdist_with_metadata(files, "mid", "2.0", "Requires-Dist: ghost>=1\n")
-    _use_index(monkeypatch, _local_index(tmp_path, {"top": [top], "mid": [mid]}))
+    top = _sdist_with_metadata(files, "top", "1.0", "Requires-Dist: mid>=1\n")
+    mid_new = _sdist_with_metadata(files, "mid", "2.0", "Requires-Dist: ghost>=1\n")
+    mid_old = _sdist_with_metadata(files, "mid", "1.5", "")
+    lone = _sdist_with_metadata(files, "lone", "1.0", "Requires-Dist: mid>=2\n")
+    _use_index(monkeypatch, _local_index(tmp_path, {"top": [top], "mid": [mid_new, mid_old], "lone": [lone]}))
     before = sorted(p.name for p in (tree.root / "build/pkgs").iterdir())
-    result = tree.sage("--package", "create", "top", "--pypi", "--with-deps", "--type", "standard", check=False)
+    # mid>=2 cannot be had (its only such release needs ghost): nothing is left behind
+    result = tree.sage("--package", "create", "lone", "--pypi", "--with-deps", "--type", "standard", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "no project 'ghost'" in result.stderr and "ghost is a requirement of mid (ghost>=1)" in result.stderr
-    assert "./sage --package create mid --pypi --version '<VERSION'" in result.stderr
+    assert "mid 2.0 needs ghost>=1, which cannot be had" in result.stderr
+    assert "No release of lone could be created" in result.stderr and "The tree is as before" in result.stderr
     assert sorted(p.name for p in (tree.root / "build/pkgs").iterdir()) == before
     tree.configure()
-
+    # top accepts mid 1.5: it is taken, and said so
+    made = tree.sage("--package", "create", "top", "--pypi", "--with-deps", "--type", "standard")
+    assert "trying an older release of mid" in made.stderr
+    assert (tree.root / "build/pkgs/mid/package-version.txt").read_text() == "1.5\n"
+    tree.configure()
+    tree.make("top")
+    assert tree.python("import top, mid").returncode == 0
 
 def test_create_checks_the_name_first_says_how_to_enable_and_writes_project_urls(configured, tmp_path, monkeypatch):
     """#23 item 5: an existing recipe or a bad name is refused before the index is asked; an optional

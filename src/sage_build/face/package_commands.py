@@ -278,33 +278,91 @@ def fix_checksum_command(args, root: Path) -> int:
     return 0
 
 
+#: How many older releases create --with-deps tries when a release needs what the index lacks.
+_BACKTRACKS = 5
+
+
+class _Blocked(Exception):
+    """A requirement of a recipe this run made cannot be created (the index lacks it)."""
+
+    def __init__(self, error: SageBuildError, name: str, requirement: str, needed_by: Created):
+        super().__init__(str(error))
+        self.error, self.name, self.requirement, self.needed_by = error, name, requirement, needed_by
+
+
 def create_command(args, root: Path) -> int:
+    from packaging.utils import canonicalize_name
+
     if not args.pypi:
         raise SageBuildError("only `--pypi` recipes can be made automatically; write the others by hand,"
                              f" or run ./sage --package create {args.name} --pypi")
     pkgs_dir, upstream = TreeLayout(root).pkgs_dir, _upstream_dir(root)
-    # (distribution, version, the recipe whose requirement it is)
-    queue: list[tuple[str, str | None, str | None]] = [(args.name, args.version, None)]
+    # As pip's resolver backtracks: a release that needs a project the index does not have is
+    # passed over for an older one (the recipes of the attempt are removed first).
+    older_than: dict[str, list[str]] = {}
+    for _ in range(_BACKTRACKS + 1):
+        try:
+            return _create_with_requirements(args, pkgs_dir, upstream, older_than)
+        except SageBuildError as error:
+            if not older_than:
+                raise
+            tried = "; ".join(f"{name} {', '.join(versions)}" for name, versions in older_than.items())
+            raise SageBuildError(
+                f"{error}\nNo release of {args.name} could be created with its requirements from this"
+                f" package index (passed over: {tried}; the lines above say what each needs). The tree"
+                f" is as before.") from None
+        except _Blocked as blocked:
+            parent = blocked.needed_by
+            pinned = canonicalize_name(parent.name) == canonicalize_name(args.name) and args.version
+            if pinned or len(older_than.get(parent.name, [])) >= _BACKTRACKS:
+                raise SageBuildError(
+                    f"{blocked.error}\n{blocked.name} is a requirement of {parent.name} {parent.version}"
+                    f" ({blocked.requirement}), so the recipes this command made are removed again and the"
+                    f" tree is as before. Either create {parent.name} first at a release that does not"
+                    f" need it (./sage --package create {parent.name} --pypi --version '<VERSION'), then"
+                    f" run this command again, or add a recipe for {blocked.name} by hand"
+                ) from None
+            older_than.setdefault(parent.name, []).append(parent.version)
+            print(f"{parent.name} {parent.version} needs {blocked.requirement}, which cannot be had"
+                  f" ({blocked.error}); trying an older release of {parent.name}", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+def _create_with_requirements(args, pkgs_dir: Path, upstream: Path, older_than: dict[str, list[str]]) -> int:
+    """One attempt of create [--with-deps]; raises _Blocked (its recipes removed) when a
+    requirement cannot be created."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    def version_range(dist: str, requirement: str | None, asked: str | None) -> str | None:
+        if asked:
+            return asked
+        parts = [f"<{v}" for v in older_than.get(_recipe_name(dist), [])]
+        if requirement:
+            try:
+                parts += [str(s) for s in Requirement(requirement).specifier]
+            except InvalidRequirement:
+                pass
+        return ",".join(parts) or None
+
+    # (distribution, the requirement line, the recipe whose requirement it is)
+    queue: list[tuple[str, str | None, Created | None]] = [(args.name, None, None)]
     created: list[Created] = []
     missing: dict[str, str] = {}
     while queue:
-        name, version, needed_by = queue.pop(0)
+        name, requirement, needed_by = queue.pop(0)
         try:
-            one = create_from_index(name, pkgs_dir, upstream, version=version, pkg_type=args.type,
-                                    source=args.source if needed_by is None else "auto")
+            one = create_from_index(name, pkgs_dir, upstream,
+                                    version=version_range(name, requirement, args.version if needed_by is None else None),
+                                    pkg_type=args.type, source=args.source if needed_by is None else "auto")
         except SageBuildError as error:
             if needed_by is None:
+                if created:
+                    _undo_created(created)
                 raise
             _undo_created(created)
-            raise SageBuildError(
-                f"{error}\n{name} is a requirement of {needed_by} ({missing.get(name, name)}), so the"
-                f" {len(created)} recipe(s) this command made are removed again and the tree is as"
-                f" before: {', '.join(c.name for c in created)}. Either create {needed_by} first at a release"
-                f" that does not need it (./sage --package create {needed_by} --pypi --version '<VERSION'),"
-                f" then run this command again, or add a recipe for {name} by hand"
-            ) from None
+            raise _Blocked(error, name, requirement or name, needed_by) from None
         created.append(one)
-        print(f"created {one.path}; review its dependencies and SPKG.rst")
+        print(f"created {one.path} ({one.version}); review its dependencies and SPKG.rst")
         if args.type != "standard":
             print(f"  it is {args.type}: enable it with ./configure.py --enable-{one.name} (then make),"
                   f" or install it with ./sage -i {one.name}; or create it with --type standard")
@@ -313,7 +371,7 @@ def create_command(args, root: Path) -> int:
         for dist, line in one.missing.items():
             if args.with_deps:
                 if dist not in missing and _existing_recipe(dist, pkgs_dir) is None:
-                    queue.append((dist, None, one.name))
+                    queue.append((dist, line, one))
             missing.setdefault(dist, line)
     if not args.with_deps:
         todo = {d: line for d, line in missing.items() if _existing_recipe(d, pkgs_dir) is None}
@@ -581,6 +639,7 @@ class Created:
 
     path: Path
     name: str
+    version: str = ""
     missing: dict[str, str] = field(default_factory=dict)   # distribution -> the requirement line
     dropped: list[str] = field(default_factory=list)        # requirement lines left out, with the reason
 
@@ -638,7 +697,7 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
                           f" ./sage --package update {recipe.name} VERSION")
     runtime = classify(metadata.get_all("Requires-Dist") or [])
     build = classify(_build_requires(file)) if kind == "sdist" else []
-    created = Created(recipe, recipe.name)
+    created = Created(recipe, recipe.name, str(chosen))
     deps, backends, notes = [], [], []
     for requirements, names, what in ((runtime, deps, "requires"), (build, backends, "build-system.requires")):
         for req in requirements:
