@@ -59,31 +59,52 @@ class Progress:
                 self.done.add(name)
                 self.running.pop(name, None)
 
-    def seconds_left(self, jobs: int, now: float) -> float | None:
+    def seconds_left(self, jobs: int, now: float, dependencies=None) -> float | None:
         """The time left, from how long each package took before (the plan's estimates; a package
         never built counts as the median of those known): the work left spread over ``jobs``, but
-        never less than the longest package still to finish. None while nothing is known."""
+        never less than the longest chain of packages left (``dependencies(name)``: what a
+        package needs; without it, the longest single package). None while nothing is known."""
         known = sorted(p.estimate for p in self.planned if p.estimate)
         if not known:
             return None
         typical = known[len(known) // 2]
         finished = self.done | set(self.failed)
-        left = []
+        left: dict[str, float] = {}
         for item in self.planned:
             if item.name in finished:
                 continue
             expected = item.estimate or typical
             if item.name in self.began:
                 expected = max(0.0, expected - (now - self.began[item.name]))
-            left.append(expected)
+            left[item.name] = expected
         if not left:
             return 0.0
-        return max(sum(left) / max(1, jobs), max(left))
+        return max(sum(left.values()) / max(1, jobs), _longest_chain(left, dependencies))
 
     def took(self, event: dict) -> float:
         """Seconds from the package's first phase to ``event``, an end."""
         end = float(event.get("time", time.time()))
         return end - self.began.get(str(event.get("package")), float(event.get("start", end)))
+
+
+def _longest_chain(left: dict[str, float], dependencies) -> float:
+    """The longest chain of dependent packages among ``left`` (name -> seconds), by seconds."""
+    if dependencies is None:
+        return max(left.values())
+    chain: dict[str, float] = {}
+    for start in left:
+        stack = [(start, False)]
+        while stack:   # depth first without recursion: a tree may chain hundreds of packages
+            name, expanded = stack.pop()
+            if name in chain:
+                continue
+            needs = [d for d in dependencies(name) if d in left and d != name]
+            if expanded:
+                chain[name] = left[name] + max((chain.get(d, 0.0) for d in needs), default=0.0)
+                continue
+            stack.append((name, True))
+            stack.extend((d, False) for d in needs if d not in chain)
+    return max(chain.values())
 
 
 def _follow(events_file: Path, offset: int, session: str, stop: threading.Event, handle_event) -> None:
@@ -124,6 +145,7 @@ class _Display:
     def __init__(self, terminal: bool, out, verbose: bool = False, jobs: int = 1) -> None:
         self.terminal, self.out, self.verbose, self.jobs = terminal, out, verbose, jobs
         self.bar = None
+        self.dependencies = None   # the graph's, once the plan is known: the ETA's critical path
 
     def above(self, line: str) -> None:
         """A line of make's own output (its errors) above the bar, never written across it."""
@@ -163,7 +185,7 @@ class _Display:
         now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
         failed = f"{len(state.failed)} failed; " if state.failed else ""
         self.bar.set_description_str(f"{failed}building: {now}" if now else f"{failed}building", refresh=False)
-        left = state.seconds_left(self.jobs, time.time())
+        left = state.seconds_left(self.jobs, time.time(), self.dependencies)
         self.bar.set_postfix_str("" if left is None else f"about {_duration(left)} left", refresh=False)
         self.bar.refresh()
 
@@ -270,6 +292,8 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     def on_plan(plan: list) -> None:
         with lock:
             state.planned = plan
+            if beside.graph is not None:
+                display.dependencies = _dependencies_of(beside.graph)
             display.show(state, None)
 
     beside = _PlanBesideMake(planner, plan_file, on_plan)

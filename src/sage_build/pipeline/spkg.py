@@ -9,6 +9,7 @@ last, so it exists only if everything before it succeeded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
-from sage_build.pipeline.build import build_environment, build_wheel, run_script, source_date_epoch
+from sage_build.pipeline.build import Unmet, default_advice, build_environment, build_wheel, run_script, source_date_epoch
 from sage_build.recipes.checksums import verified_cached
 from sage_build.configure.config import Config
 from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
@@ -353,7 +354,7 @@ class Spkg:
                     unpacked.mkdir()
                     src = unpack_source(source, unpacked)
                     build_wheel(src, dist_dir, python=self.layout.python, env=env, log=self.log,
-                                markers=target.markers, requirement_hint=self._recipe_for,
+                                markers=target.markers, advise=self._advise,
                                 site_dirs=self._site_dirs(target), started=self._preload)
         elif kind in (Kind.NORMAL, Kind.SCRIPT):
             scripts = [s for s in ("spkg-build", "spkg-install") if self.pkg.script_path(s)]
@@ -363,7 +364,7 @@ class Spkg:
                                name=script, started=self._preload)
             else:
                 build_wheel(self.build_dir / "src", dist_dir, python=self.layout.python, env=env, log=self.log,
-                            markers=target.markers, requirement_hint=self._recipe_for,
+                            markers=target.markers, advise=self._advise,
                             site_dirs=self._site_dirs(target), started=self._preload)
 
     def _preload(self) -> None:
@@ -378,16 +379,40 @@ class Spkg:
         return [self.layout.staged(Path(p)) for p in dict.fromkeys(_final_paths(target, self.layout)[k]
                                                                     for k in ("purelib", "platlib"))]
 
+    @functools.cached_property
+    def _recipes(self) -> dict[str, Package]:
+        return load_packages(self.layout.pkgs_dir)
+
     def _recipe_for(self, distribution: str) -> str | None:
-        """The recipe that provides a Python distribution (for 'add X to dependencies' advice)."""
+        """The recipe that provides a Python distribution (normalised name)."""
         from packaging.utils import canonicalize_name
 
-        for name, pkg in load_packages(self.layout.pkgs_dir).items():
+        for name, pkg in self._recipes.items():
             if pkg.distribution_name and canonicalize_name(pkg.distribution_name) == distribution:
                 return name
             if canonicalize_name(name) == distribution:
                 return name
         return None
+
+    def _advise(self, unmet: Unmet) -> str:
+        """What to do about a build requirement the prefix does not satisfy, with the commands."""
+        recipe = self._recipe_for(unmet.name)
+        if recipe is None:
+            return default_advice(unmet)
+        me = self.pkg.name
+        if unmet.found is None:
+            return f"{unmet.text}: add '{recipe}' to the recipe's dependencies (build/pkgs/{me}/dependencies)"
+        others = sorted(name for name, pkg in self._recipes.items()
+                        if name not in (me, recipe) and recipe in pkg.dependencies.tokens())
+        also = f"; {', '.join(others[:8])}{' ...' if len(others) > 8 else ''} need{'s' if len(others) == 1 else ''} it too" \
+            if others else ""
+        return (f"{unmet.text}: a version conflict: the distribution has {unmet.name} {unmet.found}"
+                f" (recipe {recipe}{also}), {me} wants {unmet.name}{unmet.specifier}.\n"
+                f"    Either take the newest release of {recipe} that fits:"
+                f" ./sage --package update {recipe} '{unmet.specifier}'"
+                + (" (what needs it is rebuilt with it)" if others else "")
+                + f"\n    or a release of {me} that accepts {unmet.name} {unmet.found}:"
+                  f" ./sage --package update {me} VERSION")
 
     def _store_wheel(self, wheel: Path) -> Path:
         """Move a built wheel into var/lib/sage/wheels: never half a wheel there.
