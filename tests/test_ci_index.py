@@ -145,3 +145,60 @@ def test_an_empty_or_unnamed_cache_is_a_clear_answer(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", ""], capture_output=True, text=True)
     assert result.returncode != 0 and "SAGE_BINARY_CACHE_PUSH is empty" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class MemoryStore:
+    """An object store (as S3 is): whole objects, written once unless deleted first."""
+
+    url = "memory://"
+
+    def __init__(self, objects: dict[str, bytes]):
+        self.objects = objects
+
+    def read(self, path):
+        return self.objects.get(path)
+
+    def exists(self, path):
+        return path in self.objects
+
+    def write_once(self, path, data):
+        if path in self.objects:
+            return False
+        self.objects[path] = data
+        return True
+
+    def list(self, prefix):
+        return [(path, 0.0) for path in self.objects if path.startswith(prefix)]
+
+    def delete(self, path):
+        self.objects.pop(path, None)
+
+
+def test_an_object_store_gets_its_pages_replaced(cache):
+    objects = {str(p.relative_to(cache)): p.read_bytes() for p in cache.rglob("*") if p.is_file()}
+    store = MemoryStore(objects)
+    first = build_index(store)
+    [c311] = [c for c in first.configurations if c.startswith("cp311")]
+    page = f"index/{c311}/simple/alpha/index.json"
+    assert json.loads(objects[page])["name"] == "alpha"
+    objects[page] = b"stale"
+    for key in [k for k in objects if k.startswith("v1/") and k.endswith(".json") and b"beta" in objects[k]]:
+        del objects[key]
+    build_index(store)
+    assert json.loads(objects[page])["name"] == "alpha"   # replaced, not kept because it existed
+    assert f"index/{c311}/simple/beta-pkg/index.html" not in objects
+
+
+def test_concurrent_index_builds_leave_whole_pages(cache):
+    for _ in range(4):
+        runs = [subprocess.Popen([sys.executable, str(ROOT / "sage"), "--cache", "index", str(cache)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        for run in runs:
+            assert run.wait() == 0, run.stderr.read()
+            run.stderr.close()
+    for page in (cache / "index").rglob("index.json"):
+        document = json.loads(page.read_text())   # whole: never a half-written page
+        for entry in document.get("files", []):
+            wheel = (page.parent / entry["url"]).resolve()
+            assert hashlib.sha256(wheel.read_bytes()).hexdigest() == entry["hashes"]["sha256"]
+    assert not [p for p in cache.rglob("*") if ".sbtmp" in p.name]
