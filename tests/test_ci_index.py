@@ -202,3 +202,24 @@ def test_concurrent_index_builds_leave_whole_pages(cache):
             wheel = (page.parent / entry["url"]).resolve()
             assert hashlib.sha256(wheel.read_bytes()).hexdigest() == entry["hashes"]["sha256"]
     assert not [p for p in cache.rglob("*") if ".sbtmp" in p.name]
+
+
+def _uv() -> str | None:
+    import shutil
+
+    return shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(_uv() is None, reason="uv is not installed")
+def test_uv_installs_from_the_index(cache, tmp_path):
+    result = build_index(DirectoryStore(cache))
+    [c311] = [c for c in result.configurations if c.startswith("cp311")]
+    prefix = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    installed = subprocess.run([_uv(), "pip", "install", "--python", str(prefix / "bin" / "python"), "--no-cache",
+                                "--index-url", (cache / "index" / c311 / "simple").as_uri() + "/", "alpha", "beta-pkg"],
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    check = subprocess.run([str(prefix / "bin" / "python"), "-c", "import alpha, beta_pkg; print(alpha.A)"],
+                           capture_output=True, text=True)
+    assert check.stdout == "1\n", check.stderr
