@@ -123,8 +123,11 @@ def _generate(argv: list[str]) -> int:
         return 0
     state, targets = _state_and_targets(args.packages)
     config = load_config(root)
-    configure_args = (("--quiet", *shlex.split(args.configure_args)) if args.configure_args is not None
-                      else configure_args_of(config.argv, root))
+    try:
+        configure_args = (("--quiet", *shlex.split(args.configure_args)) if args.configure_args is not None
+                          else configure_args_of(config.argv, root))
+    except ValueError as error:   # shlex: an unbalanced quote
+        raise SageBuildError(f"--configure-args {args.configure_args!r}: {error}; quote it as a shell would") from None
     setup = Setup(configure_args=configure_args, cache=args.cache, push=args.push, image=args.image,
                   runs_on=args.runs_on, targets=tuple(targets))
     if args.service == "gitlab":
