@@ -278,7 +278,7 @@ def test_sage_ci_generate_writes_pipelines(tree, tmp_path):
     (["plan", "github"], "--waves"),
     (["plan", "github", "--push", "--waves", "1"], "the plan has 3 waves and the workflow 1"),
     (["frobnicate"], "unknown ./sage --ci command 'frobnicate'"),
-    (["generate", "gitlab", "--configure-args", "--enable-x='a"], "No closing quotation"),
+    (["generate", "gitlab", "--configure-args=--enable-x='a"], "No closing quotation"),
     (["generate", "gitlab", "-o", "/"], "cannot write /"),
     (["run-local", "--runners", "0", "--cache", "file:///tmp/x"], "give 1 to 64 runners"),
     (["run-local"], "name the binary cache"),
