@@ -180,9 +180,11 @@ class Spkg:
     def _fetch_unpack_build(self, target: TargetPython, env: dict) -> list[Path]:
         """The fetch, unpack and build phases; the wheels built (a script may build none)."""
         dist_dir = self.build_dir / "dist"
-        kind = self.pkg.kind
         with self.phase(events.FETCH):
+            # a checksums.ini with a wheel per platform: this target's (or the sdist, a normal build)
+            self.pkg = self.pkg.for_target(target.tags)
             sources = self._fetch(target)
+        kind = self.pkg.kind
         if kind in (Kind.NORMAL, Kind.SCRIPT):
             with self.phase(events.UNPACK):
                 self._unpack(sources)
