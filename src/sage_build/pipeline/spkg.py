@@ -208,6 +208,10 @@ class Spkg:
     def _check_built(self, wheels: list[Path], staging: Path) -> None:
         """A build that succeeded but made nothing to install fails its build phase after all."""
         kind = self.pkg.kind
+        # Sage's meta packages (_bootstrap, _recommended...: no version, "Nothing to do") exist
+        # for their dependencies; a recipe with a version is meant to install something.
+        if self.pkg.version is None:
+            return
         if kind in (Kind.NORMAL, Kind.SCRIPT) and not self.pkg.is_python and not wheels \
                 and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
             raise PhaseFailed(events.BUILD, BuildError(
