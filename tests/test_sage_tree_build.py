@@ -153,3 +153,16 @@ def test_a_meta_package_without_a_version_may_install_nothing(tree):
     # a recipe with a version that installs nothing is still an error (test_pipeline has the full case)
     result = tree.make("lazy", check=False)
     assert result.returncode != 0 and "installed nothing" in result.stderr
+
+
+def test_recipes_can_call_sage_bootstrap_python(tree):
+    """appnope's and openblas's spkg-install ask Sage's sage-bootstrap-python small questions;
+    it is a Python from outside the prefix."""
+    add_recipe(tree.root, "probe", version="1.0", files={"spkg-install.in": (
+        'where=$(sage-bootstrap-python -c "import sys; print(sys.prefix)")\n'
+        'test "$where" != "$SAGE_LOCAL" || exit 3\n'
+        'sage-bootstrap-python -c "import sys; sys.exit(0 if sys.platform == \'nowhere\' else 1)" && exit 4\n'
+        'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share" && echo "$where" > "$SAGE_DESTDIR$SAGE_LOCAL/share/probe"\n')})
+    tree.configure()
+    tree.make("probe")
+    assert (tree.prefix / "share/probe").read_text().strip() not in ("", str(tree.prefix))
