@@ -166,3 +166,40 @@ def test_recipes_can_call_sage_bootstrap_python(tree):
     tree.configure()
     tree.make("probe")
     assert (tree.prefix / "share/probe").read_text().strip() not in ("", str(tree.prefix))
+
+
+def test_scripts_see_sages_wheel_defaults(tree):
+    """passagemath's sagemath_* spkg-install builds only when SAGE_WHEELS=yes (Sage's configure
+    default, exported by its sage-build-env); SAGE_EDITABLE defaults to no."""
+    add_recipe(tree.root, "wheely", version="1.0", files={"spkg-install.in": (
+        'if [ "$SAGE_WHEELS" = yes ] && [ "$SAGE_EDITABLE" = no ]; then\n'
+        '  mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share" && echo built > "$SAGE_DESTDIR$SAGE_LOCAL/share/wheely"\n'
+        'fi\n')})
+    tree.configure()
+    tree.make("wheely")
+    assert (tree.prefix / "share/wheely").read_text() == "built\n"
+
+
+def test_a_python_recipe_whose_spkg_install_skips_this_platform_is_installed_empty(tree):
+    """Sage's appnope: 'Only install this package on OS X'; ipykernel depends on it everywhere."""
+    sdist = make_sdist(tree.root / "upstream", "maconly", "1.0", {"maconly/__init__.py": ""})
+    add_recipe(tree.root, "maconly", version="1.0", tarball=sdist, install_requires="maconly",
+               files={"spkg-install.in": 'cd src\nif [ "$(uname)" = Nowhere ]; then sdh_pip_install .; '
+                                         'else echo "skipping"; fi\n'})
+    add_recipe(tree.root, "user", version="1.0", deps="maconly", files={"spkg-install.in": (
+        'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share" && echo ok > "$SAGE_DESTDIR$SAGE_LOCAL/share/user"\n')})
+    tree.configure()
+    tree.make("user")
+    assert tree.stamp("maconly", "1.0").exists() and (tree.prefix / "share/user").is_file()
+    assert tree.python("import maconly").returncode != 0
+
+
+def test_a_python_recipe_that_stages_files_but_no_wheel_still_fails(tree):
+    # installed empty only when nothing at all was made: files without a wheel are a broken build
+    sdist = make_sdist(tree.root / "upstream", "half", "1.0", {"half/__init__.py": ""})
+    add_recipe(tree.root, "half", version="1.0", tarball=sdist, install_requires="half",
+               files={"spkg-install.in": 'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share"; echo x > "$SAGE_DESTDIR$SAGE_LOCAL/share/half"\n'})
+    tree.configure()
+    result = tree.make("half", check=False)
+    assert result.returncode != 0 and "produced no wheel" in result.stderr
+    assert not tree.stamp("half", "1.0").exists()

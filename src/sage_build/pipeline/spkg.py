@@ -217,6 +217,12 @@ class Spkg:
             raise PhaseFailed(events.BUILD, BuildError(
                 "the build succeeded but installed nothing: its spkg-install must install into"
                 " $SAGE_DESTDIR (sdh_make_install does) or store a wheel"))
+        if kind is Kind.NORMAL and self.pkg.is_python and not wheels and "spkg-install" in self.pkg.scripts \
+                and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
+            # Its own spkg-install chose to install nothing on this platform (Sage's appnope:
+            # "Not OS X, skipping"); as in Sage, the package counts as installed.
+            self.log.line("spkg-install built no wheel and installed nothing: the package is installed empty")
+            return
         if kind in (Kind.NORMAL, Kind.WHEEL, Kind.PIP) and self.pkg.is_python and not wheels:
             raise PhaseFailed(events.BUILD, BuildError("the build produced no wheel"))
 
