@@ -203,3 +203,24 @@ def test_a_python_recipe_that_stages_files_but_no_wheel_still_fails(tree):
     result = tree.make("half", check=False)
     assert result.returncode != 0 and "produced no wheel" in result.stderr
     assert not tree.stamp("half", "1.0").exists()
+
+
+def test_a_script_recipes_src_links_out_of_it_still_lead_there_in_the_build(tree):
+    """passagemath: build/pkgs/sagemath_environment/src -> ../../../pkgs/sagemath-environment, whose
+    sage -> ../../src/sage; copied as they are, such links dangle in the build directory."""
+    library = tree.root / "src" / "sage"
+    library.mkdir(parents=True)
+    (library / "env.py").write_text("X = 1\n")
+    dist = tree.root / "pkgs" / "sagemath-environment"
+    (dist / "inner").mkdir(parents=True)
+    (dist / "sage").symlink_to("../../src/sage")
+    (dist / "inner" / "own").write_text("own\n")
+    (dist / "inner" / "near").symlink_to("own")              # stays inside: kept relative
+    add_recipe(tree.root, "sagemath_environment", version="1.0", files={"spkg-install.in": (
+        'cd src && test -f sage/env.py && test "$(readlink inner/near)" = own || exit 7\n'
+        'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share" && cat sage/env.py > "$SAGE_DESTDIR$SAGE_LOCAL/share/env"\n')})
+    (tree.root / "build/pkgs/sagemath_environment/src").symlink_to("../../../pkgs/sagemath-environment")
+    tree.configure()
+    tree.make("sagemath_environment")
+    assert (tree.prefix / "share/env").read_text() == "X = 1\n"
+    assert (dist / "sage").readlink() == Path("../../src/sage")   # the tree is left as it was

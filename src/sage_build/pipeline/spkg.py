@@ -314,7 +314,7 @@ class Spkg:
         else:
             src = self.build_dir / "src"
             if (self.pkg.path / "src").exists():
-                shutil.copytree(self.pkg.path / "src", src, symlinks=True)
+                _copy_recipe_src(self.pkg.path / "src", src)
             else:
                 src.mkdir()
         patches = sorted((self.pkg.path / "patches").glob("*.patch")) if self.pkg.has_patches else []
@@ -502,6 +502,29 @@ class Spkg:
             f"To reproduce: make {self.pkg.name}   (or: {tool_root()}/build/bin/sage-spkg -s"
             f" {self.pkg.name}, which keeps the build directory {self.build_dir})\n"
         )
+
+
+def _copy_recipe_src(source: Path, dest: Path) -> None:
+    """A recipe's ``src`` (a script package's source, often a link into the tree's pkgs/) copied
+    into the build directory, links kept; a relative link that leads out of ``src`` (passagemath's
+    ``sage -> ../../src/sage``, ``bin/sage-env-config -> ../../../src/bin/...``) would dangle in
+    the copy, so it becomes an absolute link to where it leads in the tree (Sage's sage-spkg
+    links the whole directory instead; copying keeps the build's own files out of the tree)."""
+    real = source.resolve()
+    shutil.copytree(real, dest, symlinks=True)
+    for directory, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            link = Path(directory, name)
+            if not link.is_symlink():
+                continue
+            target = os.readlink(link)
+            if os.path.isabs(target):
+                continue
+            original = real / link.relative_to(dest)
+            lands = Path(os.path.normpath(original.parent / target))
+            if lands != real and real not in lands.parents:
+                link.unlink()
+                link.symlink_to(lands)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
