@@ -178,3 +178,19 @@ def test_compile_and_link_programs_with_the_checks_flags(tmp_path):
     link = link.replace("argc", "0.5 * (double) SBFOO_VERSION").replace("<math.h>", "<math.h>\n#include <sbfoo.h>")
     assert not run('SAVE="$LIBS"\nLIBS="$LIBS -lm"\n' + link + '\nLIBS="$SAVE"', probes).install
     assert run('CPPFLAGS="-I/sbnope"\n' + link, probes).install   # the check's own CPPFLAGS: no sbfoo.h
+
+
+@needs_cc
+def test_a_cxx_only_header_is_found_in_cxx_only(tmp_path):
+    """gmpxx.h includes <iosfwd>: the C compiler refuses it; Sage's checks run in C++."""
+    import shutil
+
+    if shutil.which(os.environ.get("CXX") or "c++") is None:
+        pytest.skip("no C++ compiler")
+    include = tmp_path / "include"
+    include.mkdir()
+    (include / "sbcxx.h").write_text("#include <iosfwd>\n")
+    probes = Probes(dict(os.environ))
+    flags = {"CPPFLAGS": f"-I{include}"}
+    assert probes.header("sbcxx.h", flags, "C++")
+    assert not probes.header("sbcxx.h", flags, "C")
