@@ -270,6 +270,9 @@ def main() -> int:
     parser.add_argument("tree", type=Path, nargs="?", help="an extracted Sage tree (build m4 pkgs src)")
     parser.add_argument("--work", type=Path, help="the copy to build in (default: a new temporary directory)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--with-system", action="append", default=[], metavar="PKG",
+                        help="configure with --with-system-PKG=force (the system has it, our reader does not"
+                             " understand its spkg-configure.m4); repeatable")
     parser.add_argument("--report-only", type=Path, metavar="DIR",
                         help="report the last run in DIR (made by this script: DIR/run.json)")
     parser.add_argument("--write", action="store_true", help="write the README section")
@@ -286,7 +289,8 @@ def main() -> int:
         failed_bootstraps = sage_bootstrap(work, args.jobs)
         write_sage_conf(work, work / "local")
         bootstrap_s = time.time() - started
-        configure = subprocess.run([sys.executable, str(REPO / "configure.py"), f"--prefix={work / 'local'}"],
+        forced = [f"--with-system-{name}=force" for name in args.with_system]
+        configure = subprocess.run([sys.executable, str(REPO / "configure.py"), f"--prefix={work / 'local'}", *forced],
                                    env=tree_env(work), capture_output=True, text=True)
         (work / "configure.log").write_text(configure.stdout + configure.stderr)
         if configure.returncode != 0:
@@ -295,6 +299,7 @@ def main() -> int:
         targets = [n for names in groups(work).values() for n in names]
         start, end, code = run_make(work, targets, args.jobs, work / "make.log")
         run = {"start": start, "end": end, "make_exit": code, "jobs": args.jobs, "bootstrap_s": bootstrap_s,
+               "configure": forced,
                "bootstrap_failed": failed_bootstraps}
         (work / "run.json").write_text(json.dumps(run, indent=1))
     table, facts = report(work, run["start"], run["end"])
@@ -322,6 +327,7 @@ standard Python recipes into a fresh prefix).
 
 {table}
 
+- configure: `./configure.py --prefix=... {' '.join(run.get('configure', []))}`
 - wall time of the make: {run['end'] - run['start']:.0f} s (exit {run['make_exit']}); Sage's bootstrap step before it:
   {run.get('bootstrap_s', 0):.0f} s
 - makespan of the timeline (first phase start to last phase end): {facts['makespan_s']:.0f} s; the phases'
