@@ -159,15 +159,25 @@ def run_make(work: Path, targets: list[str], jobs: int, log: Path) -> tuple[floa
 
 # -- 4. the report ----------------------------------------------------------------------------------
 
-def cause_of(error: str, log_text: str) -> str:
-    """A failure's cause, from its event's error and its log."""
+def cause_of(name: str, error: str, log_text: str, system: dict[str, list[str]]) -> str:
+    """A failure's cause, from its event's error, its log and configure's system decision."""
     if "cannot fetch" in error:
-        return "upstream file not reachable"
+        status, why = system.get(name, ["", ""])
+        if status == "not understood":
+            return "upstream not reachable; system check not understood"
+        if status == "source":
+            dependency = re.search(r"its dependency (\S+) is built from source", why)
+            if dependency:
+                return f"upstream not reachable; system check skipped: {dependency.group(1)} is built"
+            return "upstream not reachable; missing system package"
+        return "upstream not reachable; no system check"
     if "none of the" in error and "wheels" in error:
         return "no wheel for this platform"
-    if re.search(r"fatal error: \S+\.h: No such file|Package '?\S+'? was not found in the pkg-config|"
-                 r"Dependency \"?\S+\"? not found|command not found", log_text):
-        return "missing system package"
+    missing = re.search(r"cannot be built without (\w+)|fatal error: (\S+\.h): No such file|"
+                        r"Package '?(\S+?)'? was not found in the pkg-config|Dependency \"?(\S+?)\"? not found|"
+                        r"(\S+): command not found", log_text)
+    if missing:
+        return f"missing system package ({next(g for g in missing.groups() if g)})"
     return "build error"
 
 
@@ -177,6 +187,8 @@ def report(work: Path, since: float, until: float) -> tuple[str, dict]:
     by_group = groups(work)
     stamps = {p.name for p in (prefix / "var/lib/sage/installed").iterdir()} if (prefix / "var/lib/sage/installed").is_dir() else set()
     events = [e for e in read_events(work / "logs/events.jsonl") if since <= float(e.get("time", 0)) <= until + 1]
+    config = work / "build/make/config.json"
+    system = json.loads(config.read_text()).get("system_detection", {}) if config.is_file() else {}
     last: dict[str, dict] = {}
     for e in events:
         if e.get("event") == "end":
@@ -211,7 +223,7 @@ def report(work: Path, since: float, until: float) -> tuple[str, dict]:
             e = last[name]
             log = Path(e.get("log", ""))
             text = log.read_text(errors="replace")[-20000:] if log.is_file() else ""
-            status[name] = ("failed", f"{cause_of(str(e.get('error', '')), text)} ({e.get('phase')})")
+            status[name] = ("failed", f"{cause_of(name, str(e.get('error', '')), text, system)} ({e.get('phase')})")
         else:
             dep = first_failed_dependency(name)
             status[name] = ("not attempted", f"dependency {dep} failed" if dep else "not reached in the time box")
