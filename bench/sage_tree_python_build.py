@@ -159,6 +159,52 @@ def run_make(work: Path, targets: list[str], jobs: int, log: Path) -> tuple[floa
 
 # -- 4. the report ----------------------------------------------------------------------------------
 
+_IMPORT_CHECK = r"""
+import importlib, importlib.metadata as md, json, sys
+result = {}
+for dist in sys.argv[1:]:
+    try:
+        files = md.distribution(dist).files or []
+    except md.PackageNotFoundError:
+        result[dist] = "not installed"
+        continue
+    tops = sorted({f.parts[0].split(".")[0] for f in files if len(f.parts) > 1 and f.parts[0].isidentifier()
+                   and (f.suffix in (".py", ".so") or f.name == "__init__.py")}
+                  | {f.stem.split(".")[0] for f in files if len(f.parts) == 1 and f.suffix in (".py", ".so")})
+    errors = []
+    for top in tops:
+        try:
+            importlib.import_module(top)
+        except BaseException as error:   # a failed import is the finding, whatever its kind
+            errors.append(f"{top}: {type(error).__name__}: {str(error)[:120]}")
+    result[dist] = "; ".join(errors)
+print(json.dumps(result))
+"""
+
+
+def import_check(prefix: Path, packages: list[str]) -> dict[str, str]:
+    """{recipe: '' when every top-level module of its wheel imports in the prefix, else why}: the
+    distribution comes from the wheel that the recipe's stamp names."""
+    from packaging.utils import parse_wheel_filename
+
+    dists: dict[str, str] = {}
+    for stamp in (prefix / "var/lib/sage/installed").iterdir():
+        try:
+            data = json.loads(stamp.read_text())
+        except (ValueError, OSError):
+            continue
+        if data.get("package_name") in packages:
+            wheels = [f for f in data.get("files", []) if f.endswith(".whl")]
+            if wheels:
+                dists[data["package_name"]] = str(parse_wheel_filename(Path(wheels[0]).name)[0])
+    if not dists:
+        return {}
+    out = subprocess.run([str(prefix / "bin/python3"), "-c", _IMPORT_CHECK, *dists.values()],
+                         capture_output=True, text=True, cwd=prefix, timeout=1800)
+    found = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else {}
+    return {name: found.get(dist, f"import check failed: {out.stderr[-200:]}") for name, dist in dists.items()}
+
+
 def cause_of(name: str, error: str, log_text: str, system: dict[str, list[str]]) -> str:
     """A failure's cause, from its event's error, its log and configure's system decision."""
     if "cannot fetch" in error:
@@ -236,6 +282,8 @@ def report(work: Path, since: float, until: float) -> tuple[str, dict]:
         skipped = Counter(_root_cause(n, status, first_failed_dependency) for n in names
                           if status[n][0] == "not attempted")
         rows.append((group, len(names), len(built), failures, skipped))
+    built_python = [n for g in GROUPS for n in by_group[g] if status[n][0] == "built"]
+    imports = import_check(prefix, built_python)
     bars = bars_from_events(events)
 
     def dependencies(name: str) -> list[str]:
@@ -254,7 +302,7 @@ def report(work: Path, since: float, until: float) -> tuple[str, dict]:
     busy = sum(b.end - b.start for b in bars)
     return _table(rows), {"status": status, "critical_path": path, "critical_path_s": path_time,
                           "makespan_s": makespan, "busy_s": busy, "wall_s": until - since,
-                          "spans": spans, "failed": sorted(failed)}
+                          "spans": spans, "failed": sorted(failed), "imports": imports}
 
 
 def _root_cause(name: str, status, first_failed_dependency) -> str:
@@ -331,6 +379,11 @@ def render(table: str, facts: dict, run: dict, work: Path) -> str:
         if state == "failed":
             failed[why].append(name)
     failure_lines = "\n".join(f"- {why}: {', '.join(names)}" for why, names in sorted(failed.items()))
+    imports = facts.get("imports", {})
+    bad = {n: why for n, why in sorted(imports.items()) if why}
+    import_line = (f"{len(imports) - len(bad)} of the {len(imports)} built Python recipes with a wheel import every"
+                   f" top-level module of it in the prefix" + (": not " + "; ".join(f"{n} ({w})" for n, w in bad.items())
+                                                              if bad else ""))
     return f"""## #18: the Python part of passagemath, `make -k -j{run['jobs']}`
 
 Reproduce: `.venv/bin/python bench/sage_tree_python_build.py TREE --write` (its docstring says what
@@ -346,6 +399,8 @@ standard Python recipes into a fresh prefix).
   time added up: {facts['busy_s']:.0f} s
 - critical path (the longest chain of dependent builds, by duration): {facts['critical_path_s']:.0f} s,
   {100 * facts['critical_path_s'] / max(facts['makespan_s'], 1):.0f} % of the makespan: {shown or '-'}
+
+- importable: {import_line}
 
 Every failed package of the run (wanted or pulled in as a dependency), by cause:
 
