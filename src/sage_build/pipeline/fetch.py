@@ -459,7 +459,7 @@ def _offered(kind: str, page: str, links, filename: str, sha256: str | None = No
     ``#sha256=`` identifies the same file, which is verified again after the download."""
     urls = [url for fname, url in links if fname == filename]
     if not urls and sha256:
-        urls = [url for _, url in links if _fragment_hashes(url).get("sha256") == sha256.lower()]
+        urls = [url for _, url in links if url_hashes(url).get("sha256") == sha256.lower()]
     if not urls:
         yield Source(kind, page), None, f"{filename} not listed", True
     for url in urls:
@@ -520,7 +520,8 @@ def list_project_files(name: str, index: IndexConfig, timeout: float = 60) -> li
     return list(files)
 
 
-def _fragment_hashes(url: str) -> dict[str, str]:
+def url_hashes(url: str) -> dict[str, str]:
+    """The hashes an index link carries in its fragment (``#sha256=...``), by algorithm."""
     fragment = urllib.parse.urlsplit(url).fragment
     return {
         k.lower(): v.lower()
@@ -752,7 +753,7 @@ def fetch(
                     if url is None:
                         tried.append((where, reason))
                     else:
-                        yield _Candidate(where, from_url(url), _fragment_hashes(url))
+                        yield _Candidate(where, from_url(url), url_hashes(url))
         if upstream_url:
             yield _Candidate(Source("upstream_url", upstream_url), from_url(upstream_url), {})
         if debian_source:
