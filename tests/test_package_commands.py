@@ -360,3 +360,39 @@ def test_create_source_wheel_or_sdist(configured, tmp_path, monkeypatch):
     refused = tree.sage("--package", "create", "iota", "--pypi", "--source", "sdist", check=False)
     assert refused.returncode == 1 and "has no sdist of iota; try --source wheel" in refused.stderr
     assert not (tree.root / "build/pkgs/iota").exists()
+
+
+def test_create_takes_a_rust_projects_platform_wheels_as_sections(configured, tmp_path, monkeypatch):
+    """A project built with maturin (cargo and the crates' registry needed to build it) gets, as
+    passagemath's rpds_py, a section per Linux/macOS wheel of this Python; sage-spkg installs the
+    one this machine supports; other Pythons' and Windows' wheels are not listed."""
+    import platform as machine_platform
+    import sys
+
+    from conftest import make_wheel
+
+    tree = configured
+    files = tmp_path / "files"
+    cp = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    arch = machine_platform.machine()
+    sdist = _sdist_with_metadata(files, "rusty", "1.0", "", build_requires="maturin>=1")
+    wheels = {tag: make_wheel(files, "rusty", "1.0", {"rusty/__init__.py": f"tag = {tag!r}\n".encode()}, tag=tag)
+              for tag in (f"{cp}-{cp}-manylinux_2_17_{arch}", f"{cp}-{cp}-macosx_11_0_arm64",
+                          f"{cp}-{cp}-win_amd64", f"cp39-cp39-manylinux_2_17_{arch}")}
+    _use_index(monkeypatch, _local_index(tmp_path, {"rusty": [sdist, *wheels.values()]}))
+    made = tree.sage("--package", "create", "rusty", "--pypi", "--type", "standard")
+    assert "builds with maturin (Rust): its recipe installs its 2 platform wheel(s)" in made.stdout
+    recipe = tree.root / "build/pkgs/rusty"
+    checksums = (recipe / "checksums.ini").read_text()
+    listed = {tag for tag, path in wheels.items() if f"[{path.name}]" in checksums}
+    assert listed == {f"{cp}-{cp}-manylinux_2_17_{arch}", f"{cp}-{cp}-macosx_11_0_arm64"}
+    linux = wheels[f"{cp}-{cp}-manylinux_2_17_{arch}"]
+    assert f"[{linux.name}]\ntarball={linux.name}\nsha256={sha256(linux)}\n" in checksums
+    assert "PYTHON_TOOLCHAIN" not in (recipe / "dependencies").read_text().splitlines()[0]
+    tree.configure()
+    tree.make("rusty")
+    assert tree.python(f"import rusty; assert rusty.tag == {f'{cp}-{cp}-manylinux_2_17_{arch}'!r}").returncode == 0
+    # --source sdist insists on building it
+    (tree.root / "build/pkgs/rusty").rename(tmp_path / "rusty-recipe")
+    tree.sage("--package", "create", "rusty", "--pypi", "--source", "sdist")
+    assert (recipe / "checksums.ini").read_text().startswith("tarball=rusty-VERSION.tar.gz\n")

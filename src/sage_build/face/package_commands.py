@@ -344,6 +344,7 @@ def _create_with_requirements(args, pkgs_dir: Path, upstream: Path, older_than: 
                 pass
         return ",".join(parts) or None
 
+    python_version = _target_python_version(pkgs_dir.parent.parent)
     # (distribution, the requirement line, the recipe whose requirement it is)
     queue: list[tuple[str, str | None, Created | None]] = [(args.name, None, None)]
     created: list[Created] = []
@@ -353,7 +354,8 @@ def _create_with_requirements(args, pkgs_dir: Path, upstream: Path, older_than: 
         try:
             one = create_from_index(name, pkgs_dir, upstream,
                                     version=version_range(name, requirement, args.version if needed_by is None else None),
-                                    pkg_type=args.type, source=args.source if needed_by is None else "auto")
+                                    pkg_type=args.type, source=args.source if needed_by is None else "auto",
+                                    python_version=python_version)
         except SageBuildError as error:
             if needed_by is None:
                 if created:
@@ -381,6 +383,17 @@ def _create_with_requirements(args, pkgs_dir: Path, upstream: Path, older_than: 
             for dist, line in todo.items():
                 print(f"  {line}: ./sage --package create {dist} --pypi", file=sys.stderr)
     return 0
+
+
+def _target_python_version(root: Path) -> tuple[int, int]:
+    """The Python of the tree's prefix (for the platform wheels a recipe lists), else this one."""
+    from sage_build.install.target import TargetPython
+
+    try:
+        target = TargetPython.load(settings.layout_of(load_config(root)).target_file)
+        return target.version_info[0], target.version_info[1]
+    except (OSError, ValueError, KeyError, IndexError, SageBuildError):
+        return sys.version_info[0], sys.version_info[1]
 
 
 def _undo_created(created: list[Created]) -> None:
@@ -658,7 +671,8 @@ def _existing_recipe(name: str, pkgs_dir: Path) -> str | None:
 
 
 def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str | None = None,
-                      pkg_type: str = "optional", source: str = "auto") -> Created:
+                      pkg_type: str = "optional", source: str = "auto",
+                      python_version: tuple[int, int] = sys.version_info[:2]) -> Created:
     """A new recipe from the package index: version, sha256, install-requires, and as dependencies
     the runtime requirements a supported Python and platform needs plus the sdist's
     ``build-system.requires`` (order-only, after ``$(PYTHON_TOOLCHAIN)``, as Sage writes them)."""
@@ -676,19 +690,38 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
     if not files:
         raise FetchError(f"the package index has no project {name!r}; check the spelling"
                          f" (./sage --package create NAME --pypi takes the project's name on the index)")
-    candidates = _released_files(files)
-    if source != "auto":
-        candidates = {v: kinds for v, kinds in candidates.items() if source in kinds}
-        if not candidates:
-            what = "sdist" if source == "sdist" else "pure-Python wheel (platform wheels: write the recipe by hand)"
-            raise FetchError(f"the package index has no {what} of {name}; try --source"
-                             f" {'wheel' if source == 'sdist' else 'sdist'}")
+    released = _released_files(files)
+    for kinds in released.values():
+        kinds["platform"] = _fitting_platform_wheels(kinds.get("platform", []), python_version)
+    usable = ("sdist", "wheel", "platform") if source == "auto" else \
+        ("sdist",) if source == "sdist" else ("wheel", "platform")
+    candidates = {v: kinds for v, kinds in released.items() if any(kinds.get(k) for k in usable)}
+    if not candidates:
+        what = {"auto": "sdist or wheel", "sdist": "sdist",
+                "wheel": f"pure-Python wheel or Linux/macOS wheel for Python {python_version[0]}.{python_version[1]}"}
+        raise FetchError(f"the package index has no {what[source]} of {name}"
+                         + ("" if source == "auto" else f"; try --source {'wheel' if source == 'sdist' else 'sdist'}"))
     chosen = _chosen_version(name, version, candidates)
-    kind = source if source != "auto" else "sdist" if "sdist" in candidates[chosen] else "wheel"
-    filename, url = candidates[chosen][kind]
+    kinds = candidates[chosen]
+    kind = next(k for k in usable if kinds.get(k))
+    platform_wheels = kinds["platform"] if kind == "platform" else []
+    filename, url = platform_wheels[0][:2] if platform_wheels else kinds[kind]
     file = upstream / filename
     if not file.is_file():
         fetching.download_url(url, file)
+    if kind == "sdist" and source == "auto" and kinds.get("platform"):
+        rust = sorted(_RUST_BUILDERS & {_recipe_name(re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0])
+                                        for r in _build_requires(file)})
+        if rust:
+            # as passagemath's recipes of Rust projects (rpds_py): their wheels, one per platform;
+            # a source build needs the Rust toolchain and the crates' registry
+            kind, platform_wheels = "platform", kinds["platform"]
+            filename, url = platform_wheels[0][:2]
+            file = upstream / filename
+            if not file.is_file():
+                fetching.download_url(url, file)
+            print(f"{name} {chosen} builds with {', '.join(rust)} (Rust): its recipe installs its"
+                  f" {len(platform_wheels)} platform wheel(s); --source sdist builds it from source instead")
     metadata = _read_metadata(file)
     dist_name = metadata.get("Name", name)
     recipe = pkgs_dir / _recipe_name(dist_name)
@@ -715,16 +748,61 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
     recipe.mkdir(parents=True)
     (recipe / "type").write_text(pkg_type + "\n")
     (recipe / "package-version.txt").write_text(f"{chosen}\n")
-    pattern = filename.replace(str(chosen), "VERSION")
-    write_checksums(recipe, pattern, fetching.compute_checksums(file)["sha256"])
+    if platform_wheels:
+        _write_platform_sections(recipe, platform_wheels, upstream)
+    else:
+        pattern = filename.replace(str(chosen), "VERSION")
+        write_checksums(recipe, pattern, fetching.compute_checksums(file)["sha256"])
     (recipe / "install-requires.txt").write_text(f"{dist_name} >={chosen}\n")
     # a wheel is installed by pip, which the graph adds itself
-    line = " ".join(["$(PYTHON)", *deps, *([] if kind == "wheel" else ["|", "$(PYTHON_TOOLCHAIN)", *backends])])
+    line = " ".join(["$(PYTHON)", *deps, *([] if kind in ("wheel", "platform") else
+                                          ["|", "$(PYTHON_TOOLCHAIN)", *backends])])
     (recipe / "dependencies").write_text(
         f"{line}\n\n----------\nAll lines of this file are ignored except the first.\n"
         f"Written by ./sage --package create from {filename}'s metadata:\n" + "".join(n + "\n" for n in notes))
     (recipe / "SPKG.rst").write_text(_spkg_rst(dist_name, metadata))
     return created
+
+
+#: Build backends that compile Rust: a source build needs cargo and the crates' registry.
+_RUST_BUILDERS = frozenset({"maturin", "setuptools_rust"})
+_WHEEL_PLATFORMS = ("manylinux", "musllinux", "linux_", "macosx")
+
+
+def _fitting_platform_wheels(wheels: list, python_version: tuple[int, int]) -> list:
+    """The platform wheels a recipe for ``python_version`` lists, one section each (Linux and
+    macOS, as passagemath's recipes): CPython's own tag, its stable ABI (abi3) or a py3 tag."""
+    major, minor = python_version
+    fitting = []
+    for filename, url, tags in wheels:
+        for tag in tags:
+            if not tag.platform.startswith(_WHEEL_PLATFORMS):
+                continue
+            interpreter = tag.interpreter
+            if interpreter in (f"cp{major}{minor}", f"py{major}", f"py{major}{minor}") or (
+                    tag.abi == "abi3" and interpreter.startswith(f"cp{major}")
+                    and interpreter[3:].isdigit() and int(interpreter[3:]) <= minor):
+                fitting.append((filename, url))
+                break
+    return sorted(fitting)
+
+
+def _write_platform_sections(recipe: Path, wheels: list[tuple[str, str]], upstream: Path) -> None:
+    """checksums.ini with a section per platform wheel, as passagemath writes them; sage-spkg
+    installs the one the target Python supports best. The sha256 is the index's (its link's
+    ``#sha256=``), else that of the file, downloaded."""
+    from sage_build.pipeline import fetch as fetching
+
+    sections = []
+    for filename, url in wheels:
+        sha256 = fetching.url_hashes(url).get("sha256")
+        if sha256 is None:
+            file = upstream / filename
+            if not file.is_file():
+                fetching.download_url(url, file)
+            sha256 = fetching.compute_checksums(file)["sha256"]
+        sections.append(f"[{filename}]\ntarball={filename}\nsha256={sha256}\n")
+    (recipe / "checksums.ini").write_text("\n".join(sections))
 
 
 def _build_requires(sdist: Path) -> list[str]:
@@ -767,8 +845,8 @@ def _sdist_member(sdist: Path, name: str) -> str | None:
 
 
 def _released_files(files: list[tuple[str, str]]) -> dict:
-    """{version: {"sdist" or "wheel": (filename, url)}} of the index's final releases: sdists and
-    pure-Python wheels."""
+    """{version: {"sdist" or "wheel": (filename, url), "platform": [(filename, url, tags)]}} of the
+    index's final releases: sdists, pure-Python wheels and platform wheels."""
     from packaging.utils import parse_sdist_filename, parse_wheel_filename
     from packaging.version import InvalidVersion
 
@@ -778,6 +856,8 @@ def _released_files(files: list[tuple[str, str]]) -> dict:
             if filename.endswith(".whl"):
                 _, ver, _, tags = parse_wheel_filename(filename)
                 if not any(t.abi == "none" and t.platform == "any" for t in tags):
+                    if not ver.is_prerelease and not ver.is_devrelease:
+                        candidates.setdefault(ver, {}).setdefault("platform", []).append((filename, url, tags))
                     continue
                 kind = "wheel"
             elif filename.endswith((".tar.gz", ".zip")):

@@ -79,6 +79,10 @@ def build_environment(
         "VIRTUAL_ENV": str(local),
         "PYTHONNOUSERSITE": "1",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # Sage's configure defaults (--disable-editable, wheels on), which sage-build-env exports
+        # when unset: passagemath's sagemath_* spkg-install builds nothing without SAGE_WHEELS=yes
+        "SAGE_EDITABLE": base.get("SAGE_EDITABLE") or "no",
+        "SAGE_WHEELS": base.get("SAGE_WHEELS") or "yes",
     })
     env.update(OFFLINE_ENVIRONMENT)
     include, lib = f"-I{local / 'include'}", f"-L{local / 'lib'} -Wl,-rpath,{prefix / 'lib'}"

@@ -201,9 +201,11 @@ class Spkg:
     def _fetch_unpack_build(self, target: TargetPython, env: dict) -> list[Path]:
         """The fetch, unpack and build phases; the wheels built (a script may build none)."""
         dist_dir = self.build_dir / "dist"
-        kind = self.pkg.kind
         with self.phase(events.FETCH):
+            # a checksums.ini with a wheel per platform: this target's (or the sdist, a normal build)
+            self.pkg = self.pkg.for_target(target.tags)
             sources = self._fetch(target)
+        kind = self.pkg.kind
         if kind in (Kind.NORMAL, Kind.SCRIPT):
             with self.phase(events.UNPACK):
                 self._unpack(sources)
@@ -227,11 +229,21 @@ class Spkg:
     def _check_built(self, wheels: list[Path], staging: Path) -> None:
         """A build that succeeded but made nothing to install fails its build phase after all."""
         kind = self.pkg.kind
+        # Sage's meta packages (_bootstrap, _recommended...: no version, "Nothing to do") exist
+        # for their dependencies; a recipe with a version is meant to install something.
+        if self.pkg.version is None:
+            return
         if kind in (Kind.NORMAL, Kind.SCRIPT) and not self.pkg.is_python and not wheels \
                 and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
             raise PhaseFailed(events.BUILD, BuildError(
                 "the build succeeded but installed nothing: its spkg-install must install into"
                 " $SAGE_DESTDIR (sdh_make_install does) or store a wheel"))
+        if kind is Kind.NORMAL and self.pkg.is_python and not wheels and "spkg-install" in self.pkg.scripts \
+                and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
+            # Its own spkg-install chose to install nothing on this platform (Sage's appnope:
+            # "Not OS X, skipping"); as in Sage, the package counts as installed.
+            self.log.line("spkg-install built no wheel and installed nothing: the package is installed empty")
+            return
         if kind in (Kind.NORMAL, Kind.WHEEL, Kind.PIP) and self.pkg.is_python and not wheels:
             raise PhaseFailed(events.BUILD, BuildError("the build produced no wheel"))
 
@@ -323,7 +335,7 @@ class Spkg:
         else:
             src = self.build_dir / "src"
             if (self.pkg.path / "src").exists():
-                shutil.copytree(self.pkg.path / "src", src, symlinks=True)
+                _copy_recipe_src(self.pkg.path / "src", src)
             else:
                 src.mkdir()
         patches = sorted((self.pkg.path / "patches").glob("*.patch")) if self.pkg.has_patches else []
@@ -535,6 +547,29 @@ class Spkg:
             f"To reproduce: make {self.pkg.name}   (or: {tool_root()}/build/bin/sage-spkg -s"
             f" {self.pkg.name}, which keeps the build directory {self.build_dir})\n"
         )
+
+
+def _copy_recipe_src(source: Path, dest: Path) -> None:
+    """A recipe's ``src`` (a script package's source, often a link into the tree's pkgs/) copied
+    into the build directory, links kept; a relative link that leads out of ``src`` (passagemath's
+    ``sage -> ../../src/sage``, ``bin/sage-env-config -> ../../../src/bin/...``) would dangle in
+    the copy, so it becomes an absolute link to where it leads in the tree (Sage's sage-spkg
+    links the whole directory instead; copying keeps the build's own files out of the tree)."""
+    real = source.resolve()
+    shutil.copytree(real, dest, symlinks=True)
+    for directory, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            link = Path(directory, name)
+            if not link.is_symlink():
+                continue
+            target = os.readlink(link)
+            if os.path.isabs(target):
+                continue
+            original = real / link.relative_to(dest)
+            lands = Path(os.path.normpath(original.parent / target))
+            if lands != real and real not in lands.parents:
+                link.unlink()
+                link.symlink_to(lands)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
