@@ -302,13 +302,14 @@ def test_sage_python_and_shell_use_the_prefix(tree):
 
 
 _LATER_MODULES = ("installer", "jinja2", "packaging.requirements", "pyproject_hooks")
-_PRELOADED = ("installer", "jinja2")
+_PRELOADED = ("installer",)
 
 
 def test_sage_spkg_starts_without_the_later_phases_modules_and_preloads_them():
     """sage-spkg starts once per package: installer, jinja2 and packaging's requirement parser
-    (60-70 ms together) are not on every package's start-up path; installer and jinja2 load in
-    a background thread (the build loads the other two while the backend starts)."""
+    (60-70 ms together) are not on every package's start-up path; installer loads in a background
+    thread (the build loads the others while the backend starts); spkg-piprm is rendered without
+    jinja2 (issue #19), so nothing loads it."""
     code = f"""
 import sys
 from pathlib import Path
@@ -323,6 +324,7 @@ print(sorted(m for m in {_PRELOADED!r} if m in sys.modules))
     before, after = result.stdout.splitlines()
     assert before == "[]"
     assert after == repr(sorted(_PRELOADED))
+    assert "jinja2" not in after
 
 
 def test_exit_now_flushes_the_standard_streams_and_keeps_the_code():

@@ -602,7 +602,7 @@ def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: P
 def preload() -> threading.Thread:
     """Import what the install and record phases need, in a background thread.
 
-    sage-spkg runs once per package, and these imports (installer, jinja2 for spkg-piprm) are
+    sage-spkg runs once per package, and these imports (installer and what it needs) are
     a noticeable share of a small package's time when made in line (bench/README.md,
     "Measurements behind the design").  Started once the build's process runs
     (the backend's interpreter, a script), they overlap with it, as sage-spkg only waits for it
@@ -614,11 +614,10 @@ def preload() -> threading.Thread:
     def load() -> None:
         import importlib
 
-        for name in ("sage_build.install.wheel", "jinja2"):
-            try:
-                importlib.import_module(name)
-            except Exception:  # the phase that needs it reports it
-                pass
+        try:
+            importlib.import_module("sage_build.install.wheel")
+        except Exception:  # the phase that needs it reports it
+            pass
 
     thread = threading.Thread(target=load, name="preload")
     thread.start()
