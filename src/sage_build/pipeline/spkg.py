@@ -25,7 +25,6 @@ from sage_build.pipeline.build import build_environment, build_wheel, run_script
 from sage_build.recipes.checksums import verified_cached
 from sage_build.configure.config import Config
 from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
-from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import Layout, tool_bin_dir, tool_root
 from sage_build.base import events
@@ -34,10 +33,9 @@ from sage_build.pipeline.package_log import PackageLog
 from sage_build.base.jobserver import build_share
 from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
-from sage_build.recipes.recipe import Kind, Package, load_packages
+from sage_build.recipes.recipe import PYTHON_PSEUDO, Kind, Package, load_packages
 from sage_build.install.target import TargetPython, query_python
 from sage_build.install.uninstall import PIPRM, render_piprm, uninstall
-from sage_build.pipeline.unpack import apply_patches, unpack_source
 
 MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
 
@@ -297,6 +295,9 @@ class Spkg:
         return [path]
 
     def _unpack(self, sources: list[Path]) -> None:
+        # tarfile & co: imported by the packages that unpack something, not by a wheel-kind one
+        from sage_build.pipeline.unpack import apply_patches, unpack_source
+
         if sources:
             src = unpack_source(sources[0], self.build_dir)
         else:
@@ -329,6 +330,8 @@ class Spkg:
                 if source.name.endswith(".whl"):
                     shutil.copy2(source, dist_dir / source.name)
                 else:
+                    from sage_build.pipeline.unpack import unpack_source
+
                     unpacked = self.build_dir / f"sdist-{source.name}"
                     unpacked.mkdir()
                     src = unpack_source(source, unpacked)
