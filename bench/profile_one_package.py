@@ -23,7 +23,9 @@ Load average before each timed round is printed beside its figure.  With --again
 sage-build checkout with its own .venv, e.g. a worktree of main) a second tree configured by
 that checkout runs in the same interleaved rounds (A/B).
 
-    .venv/bin/python bench/profile_one_package.py [--rounds 9] [--against DIR] [--instructions]
+    .venv/bin/python bench/profile_one_package.py [--rounds 9] [--against DIR] [--instructions] [--no-readme]
+
+Writes its section of bench/README.md.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from pathlib import Path
 
 from bench_install import fetch_wheels  # bench/ is on sys.path: the script's directory
 from bench_make_install import make_tree, user_env
+from readme_section import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "w_six"
@@ -212,7 +215,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--against", type=Path, help="another sage-build checkout (with .venv) for A/B rounds")
     parser.add_argument("--instructions", action="store_true", help="callgrind instruction counts too (slow)")
+    parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
+    lines: list[str] = []
+    out = lines.append
     (wheel,) = fetch_wheels([("six", "1.17.0")])
     work = Path(tempfile.mkdtemp(prefix="profile_one_package-")).resolve()
     checkouts = {"this": REPO}
@@ -247,36 +253,58 @@ def main() -> int:
                         pieces[name].append(breakdown(root, trace, since))
         for name, checkout in checkouts.items():
             python = checkout_python(checkout)
-            print(f"\n== {name}: {checkout}")
+            out(f"\n### {name}: {checkout.name} ({_commit(checkout)})\n")
             wall = [w for w, _ in walls[name]]
-            print(f"make {PACKAGE} (a fresh install), {args.rounds} rounds: median {statistics.median(wall) * 1000:.1f} ms"
+            out(f"make {PACKAGE} (a fresh install), {args.rounds} rounds: median {statistics.median(wall) * 1000:.1f} ms"
                   f" (min {min(wall) * 1000:.1f}, max {max(wall) * 1000:.1f}; load before "
                   f"{min(l for _, l in walls[name]):.2f}-{max(l for _, l in walls[name]):.2f});"
                   f" under strace: median {statistics.median(traced[name]) * 1000:.1f} ms")
-            print("\nwhere it goes (traced rounds, median ms of each piece):")
+            out("\nwhere it goes (traced rounds, median ms of each piece):\n")
             labels = [label for label, _ in max(pieces[name], key=len)]
             for i, label in enumerate(labels):
                 values = [p[i][1] for p in pieces[name] if len(p) > i and p[i][0] == label]
                 if not values:  # the piece's label changed between rounds (a child seen once)
                     values = [p[i][1] for p in pieces[name] if len(p) > i]
-                print(f"  {statistics.median(values) * 1000:7.1f}  {label}")
+                out(f"    {statistics.median(values) * 1000:7.1f}  {label}")
             total = statistics.median(sum(v for _, v in p) for p in pieces[name])
-            print(f"  {total * 1000:7.1f}  total (make's exec to make's exit)")
+            out(f"    {total * 1000:7.1f}  total (make's exec to make's exit)")
             plain, entry = interpreter_start(python, 7)
-            print(f"\ninterpreter alone (python -c pass): {plain * 1000:.1f} ms; with sage-spkg's entry module "
+            out(f"\ninterpreter alone (python -c pass): {plain * 1000:.1f} ms; with sage-spkg's entry module "
                   f"imported: {entry * 1000:.1f} ms (imports {1000 * (entry - plain):.1f} ms); slowest imports "
-                  "(python -X importtime, cumulative us):")
+                  "(python -X importtime, cumulative us):\n")
             for micros, module in top_imports(python):
-                print(f"  {micros:8d}  {module}")
+                out(f"    {micros:8d}  {module}")
             if args.instructions:
-                print("\ninstructions (callgrind) per process of one make:")
+                out("\ninstructions (callgrind) per process of one make:\n")
                 rows = instructions(roots[name], work / f"callgrind-{name}")
                 for cmd, total in rows:
-                    print(f"  {total / 1e6:9.1f} M  {cmd}")
-                print(f"  {sum(t for _, t in rows) / 1e6:9.1f} M  total")
+                    out(f"    {total / 1e6:9.1f} M  {cmd}")
+                out(f"    {sum(t for _, t in rows) / 1e6:9.1f} M  total")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    command = f"    .venv/bin/python bench/profile_one_package.py --rounds {args.rounds}" + (
+        f" --against {args.against}" if args.against else "") + (" --instructions" if args.instructions else "")
+    text = "\n".join([
+        "## #19 per-package cost: one wheel-kind package through make (bench/profile_one_package.py)",
+        "",
+        f"six's wheel as a wheel-kind recipe, `make {PACKAGE}` through the generated Makefile into a prefix where it "
+        "is not installed (a fresh install; the untimed `make w_six-uninstall` before each round), plain and under "
+        f"strace in interleaved rounds; load average before each round given. {os.cpu_count()} cores.",
+        "",
+        command,
+        *lines,
+    ])
+    print(text)
+    if not args.no_readme:
+        write_section("profile_one_package", text)
     return 0
+
+
+def _commit(checkout: Path) -> str:
+    result = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return result.stdout.strip() + (" + changes" if dirty else "")
 
 
 if __name__ == "__main__":
