@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,14 +67,20 @@ def make_tree_of(checkout: Path, root: Path, wheel: Path) -> None:
         bench_make_install.TOOL_PYTHON, bench_make_install.REPO = saved
 
 
+LAST_CPU = [0.0]  # CPU seconds (user + system) of the last run_make's processes
+
+
 def run_make(root: Path, goal: str, trace: Path | None = None) -> float:
     command = ["make", "-s", "-f", str(root / "build/make/Makefile"), goal]
     if trace is not None:
         command = ["strace", "-f", "-ttt", "-s", "512", "--seccomp-bpf", "-e", "trace=execve,exit_group", "-o", str(trace),
                    *command]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, env=user_env(root), capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU[0] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return elapsed
@@ -225,6 +232,7 @@ def main() -> int:
     if args.against:
         checkouts["against"] = args.against.resolve()
     walls: dict[str, list[tuple[float, float]]] = {k: [] for k in checkouts}
+    cpus: dict[str, list[float]] = {k: [] for k in checkouts}
     traced: dict[str, list[float]] = {k: [] for k in checkouts}
     pieces: dict[str, list[list[tuple[str, float]]]] = {k: [] for k in checkouts}
     try:
@@ -244,6 +252,7 @@ def main() -> int:
                     load = os.getloadavg()[0]
                     if mode == "plain":
                         walls[name].append((run_make(root, PACKAGE), load))
+                        cpus[name].append(LAST_CPU[0])
                         print(f"round {round_ + 1}/{args.rounds} {name}: {walls[name][-1][0] * 1000:6.1f} ms "
                               f"(load before {load:.2f})", file=sys.stderr, flush=True)
                     else:
@@ -258,7 +267,8 @@ def main() -> int:
             out(f"make {PACKAGE} (a fresh install), {args.rounds} rounds: median {statistics.median(wall) * 1000:.1f} ms"
                   f" (min {min(wall) * 1000:.1f}, max {max(wall) * 1000:.1f}; load before "
                   f"{min(l for _, l in walls[name]):.2f}-{max(l for _, l in walls[name]):.2f});"
-                  f" under strace: median {statistics.median(traced[name]) * 1000:.1f} ms")
+                  f" under strace: median {statistics.median(traced[name]) * 1000:.1f} ms; CPU time (user + system, its "
+                  f"processes): median {statistics.median(cpus[name]) * 1000:.1f} ms")
             out("\nwhere it goes (traced rounds, median ms of each piece):\n")
             labels = [label for label, _ in max(pieces[name], key=len)]
             for i, label in enumerate(labels):
