@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,6 +42,13 @@ print(json.dumps({
 """
 
 
+# A wheel file name that PEP 427 and packaging take without a doubt: a name without "__", a plain
+# release version (N.N...[aN|bN|rcN][.postN][.devN]), an optional build tag, three tag sets.
+_SIMPLE_WHEEL_NAME = re.compile(
+    r"(?!.*__)[A-Za-z0-9_.]+-\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?"
+    r"(?:-\d[A-Za-z0-9_.]*)?" + r"-(\w+(?:\.\w+)*)" * 3 + r"\.whl", re.ASCII)
+
+
 class TargetPython(NamedTuple):
     executable: str
     version: str
@@ -63,6 +71,14 @@ class TargetPython(NamedTuple):
 
     def supports_wheel(self, filename: str) -> bool:
         """Whether a wheel file name's tags fit this interpreter."""
+        simple = _SIMPLE_WHEEL_NAME.fullmatch(filename)
+        if simple:
+            # packaging's parser (what answers otherwise) costs its tags, logging, platform and
+            # version modules: a sixth of a wheel-kind package's sage-spkg (issue #19).  A name
+            # this pattern takes, packaging takes too, with these tags.
+            supported = set(self.tags)
+            python, abi, platform = (simple[i].lower().split(".") for i in (1, 2, 3))
+            return any(f"{p}-{a}-{t}" in supported for p in python for a in abi for t in platform)
         from packaging.utils import InvalidWheelFilename, parse_wheel_filename
         from packaging.version import InvalidVersion
 

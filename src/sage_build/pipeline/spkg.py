@@ -26,7 +26,6 @@ from sage_build.pipeline.build import Unmet, default_advice, build_environment, 
 from sage_build.recipes.checksums import verified_cached
 from sage_build.configure.config import Config
 from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
-from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import Layout, tool_bin_dir, tool_root
 from sage_build.base import events
@@ -35,10 +34,9 @@ from sage_build.pipeline.package_log import PackageLog
 from sage_build.base.jobserver import build_share
 from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
-from sage_build.recipes.recipe import Kind, Package, load_packages
+from sage_build.recipes.recipe import PYTHON_PSEUDO, Kind, Package, load_packages
 from sage_build.install.target import TargetPython, query_python
 from sage_build.install.uninstall import PIPRM, foreign_distributions, remove_foreign, render_piprm, uninstall
-from sage_build.pipeline.unpack import apply_patches, unpack_source
 
 MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
 
@@ -330,6 +328,9 @@ class Spkg:
         return [path]
 
     def _unpack(self, sources: list[Path]) -> None:
+        # tarfile & co: imported by the packages that unpack something, not by a wheel-kind one
+        from sage_build.pipeline.unpack import apply_patches, unpack_source
+
         if sources:
             src = unpack_source(sources[0], self.build_dir)
         else:
@@ -362,6 +363,8 @@ class Spkg:
                 if source.name.endswith(".whl"):
                     shutil.copy2(source, dist_dir / source.name)
                 else:
+                    from sage_build.pipeline.unpack import unpack_source
+
                     unpacked = self.build_dir / f"sdist-{source.name}"
                     unpacked.mkdir()
                     src = unpack_source(source, unpacked)
@@ -682,7 +685,7 @@ def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: P
 def preload() -> threading.Thread:
     """Import what the install and record phases need, in a background thread.
 
-    sage-spkg runs once per package, and these imports (installer, jinja2 for spkg-piprm) are
+    sage-spkg runs once per package, and these imports (installer and what it needs) are
     a noticeable share of a small package's time when made in line (bench/README.md,
     "Measurements behind the design").  Started once the build's process runs
     (the backend's interpreter, a script), they overlap with it, as sage-spkg only waits for it
@@ -694,11 +697,10 @@ def preload() -> threading.Thread:
     def load() -> None:
         import importlib
 
-        for name in ("sage_build.install.wheel", "jinja2"):
-            try:
-                importlib.import_module(name)
-            except Exception:  # the phase that needs it reports it
-                pass
+        try:
+            importlib.import_module("sage_build.install.wheel")
+        except Exception:  # the phase that needs it reports it
+            pass
 
     thread = threading.Thread(target=load, name="preload")
     thread.start()

@@ -19,6 +19,9 @@ from typing import NamedTuple
 
 from sage_build.base.errors import RecipeError
 
+#: The pseudo-package that makes the prefix's virtual environment ($(PYTHON)).  Defined here, not
+#: in graph.py, so that sage-spkg, which needs the name but no graph, does not import the graph.
+PYTHON_PSEUDO = "python3-venv"
 TYPES = ("base", "standard", "optional", "experimental")
 CHECKSUM_KEYS = ("sha256", "sha1", "md5", "cksum")
 SCRIPT_NAMES = (
