@@ -182,14 +182,12 @@ class ForeignDistribution:
 def foreign_distributions(site_dirs: Iterable[Path], project: str) -> list[ForeignDistribution]:
     """The installations of ``project`` in ``site_dirs`` that sage-build did not make: its
     RECORD-driven uninstall knows nothing of them, and they collide with its install."""
-    from packaging.utils import canonicalize_name
-
-    wanted = canonicalize_name(project)
+    wanted = _canonical(project)
     found = []
     for site in dict.fromkeys(site_dirs):
         for dist_info in sorted(Path(site).glob("*.dist-info")):
             name, _, version = dist_info.name[: -len(".dist-info")].rpartition("-")
-            if canonicalize_name(name) != wanted:
+            if _canonical(name) != wanted:
                 continue
             try:
                 installer = (dist_info / "INSTALLER").read_text(errors="replace").strip() or "an unknown installer"
@@ -198,6 +196,12 @@ def foreign_distributions(site_dirs: Iterable[Path], project: str) -> list[Forei
             if installer != "sage-build":
                 found.append(ForeignDistribution(name, version, dist_info, installer))
     return found
+
+
+def _canonical(name: str) -> str:
+    """PEP 503's normal form of a distribution name (packaging.utils.canonicalize_name's rule;
+    packaging's module is not imported on a wheel-kind package's path: see #19)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def remove_foreign(layout: Layout, dist: ForeignDistribution, *, work_dir: Path,

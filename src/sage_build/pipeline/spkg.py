@@ -172,16 +172,11 @@ class Spkg:
         """What another installer (``pip install`` in the prefix) put there of the distributions
         about to be installed goes first, as pip and uv replace an installed version; else every
         file of it would be a collision. A staged install starts from an empty tree: nothing to do."""
-        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
         if self.layout.destdir is not None:
             return
         sites = [Path(target.paths[key]) for key in ("purelib", "platlib")]
         for wheel in wheels:
-            try:
-                project = parse_wheel_filename(wheel.name)[0]
-            except InvalidWheelFilename:
-                continue
+            project = wheel.name.split("-", 1)[0]   # a wheel file name starts with its distribution's
             for dist in foreign_distributions(sites, project):
                 self.log.line(f"replacing {dist.name} {dist.version}, which {dist.installer} installed in"
                               f" the prefix, as pip would")
