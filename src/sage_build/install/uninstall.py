@@ -189,11 +189,13 @@ def foreign_distributions(site_dirs: Iterable[Path], project: str) -> list[Forei
             name, _, version = dist_info.name[: -len(".dist-info")].rpartition("-")
             if _canonical(name) != wanted:
                 continue
+            # Without INSTALLER it is no other installer's finished install: ours, cut short by a
+            # kill (installer writes INSTALLER and RECORD last), which our own recovery completes.
             try:
-                installer = (dist_info / "INSTALLER").read_text(errors="replace").strip() or "an unknown installer"
+                installer = (dist_info / "INSTALLER").read_text(errors="replace").strip()
             except OSError:
-                installer = "an unknown installer"
-            if installer != "sage-build":
+                continue
+            if installer and installer != "sage-build":
                 found.append(ForeignDistribution(name, version, dist_info, installer))
     return found
 
