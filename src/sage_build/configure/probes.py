@@ -214,7 +214,7 @@ class Outcome:
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.notes[-3:]) or "the checks passed"
+        return "; ".join(self.notes[-3:]) or ("the check sets sage_spkg_install" if self.install else "the checks passed")
 
 
 class _Break(Exception):
@@ -236,6 +236,10 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             return "yes" if dependency_built(other) else "no"
         if var not in variables and var in BUILD_VARIABLES:
             return probes.environ.get(var, "")
+        if var == "PKG_CONFIG" and var not in variables:
+            # set by Sage's configure.ac before the checks (PKG_PROG_PKG_CONFIG): the
+            # environment's, else pkg-config on PATH (pkgconf's check reads it)
+            return probes.environ.get("PKG_CONFIG") or probes.program("pkg-config") or ""
         return variables.get(var, "")
 
     def flags() -> dict[str, str]:
