@@ -136,10 +136,21 @@ def install_command(args: list[str], *, force: bool) -> int:
         if packages[name].type in ("optional", "experimental"):
             print(f"sage: {name} is {packages[name].type}; installing it as asked."
                   " It stays installed across `make build` (if_installed).")
+    # Sage: an explicit request installs the package even when configure takes it from the
+    # system (the system check is for `make build`); make's PKG-from-source goal builds it.
+    try:
+        config = load_config(settings.sage_root())
+    except SageBuildError:
+        config = None   # make configures first
+    from_system = set(config.from_system) if config else set()
+    for name in names:
+        if name in from_system:
+            print(f"sage: {name} is taken from the system; building it from source as asked")
+    targets = [f"{name}-from-source" if name in from_system else name for name in names]
     os.environ.update(env_updates)
     # A variable, not make's -W: -W is not passed down to the sub-makes of the top-level Makefile.
     extra = [f"SAGE_FORCE={' '.join(names)}"] if force else []
-    return _make(names, extra)
+    return _make(targets, extra)
 
 
 PLAN_HELP = """usage: ./sage --plan [PKG...]
