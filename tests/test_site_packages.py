@@ -120,6 +120,10 @@ def test_the_prefix_venv_sees_the_system_packages_it_takes(tree, system):
     py_check_recipe(tree, "sbsat", "sbsat >=1.0, <2")
     python_recipe(tree.root, "sbuses", "1.0", {"sbuses/__init__.py": "import sbsat\nVERSION = sbsat.__version__\n"},
                   deps="$(PYTHON) sbsat")
+    # the venv is made first without the option, as a tree configured before would have it
+    tree.configure(f"--with-python={python}")
+    tree.make("python3-venv")
+    assert "include-system-site-packages = false" in (tree.prefix / "pyvenv.cfg").read_text()
     tree.configure(f"--with-python={python}", "--enable-system-site-packages")
     tree.make("build")
     assert not list((tree.prefix / "var/lib/sage/installed").glob("sbsat-*"))   # taken from the system
@@ -209,3 +213,16 @@ def test_configure_ends_with_the_command_that_installs_the_missing_system_packag
     assert "make reconfigure" in out[optional:]
     for name in ("sbfound", "sbnocheck", "sbno", "sbpython", "sbodd"):
         assert f"conda-{name}" not in out, name
+
+
+def test_set_system_site_packages_edits_only_its_line(tmp_path):
+    from sage_build.install.target import set_system_site_packages
+
+    assert set_system_site_packages(tmp_path / "missing", True) is False   # no venv: nothing written
+    (tmp_path / "pyvenv.cfg").write_text("home = /x\ninclude-system-site-packages = false\nversion = 3.11.7\n")
+    assert set_system_site_packages(tmp_path, True) is True
+    assert (tmp_path / "pyvenv.cfg").read_text() == "home = /x\ninclude-system-site-packages = true\nversion = 3.11.7\n"
+    assert set_system_site_packages(tmp_path, True) is False                # already so: untouched
+    (tmp_path / "pyvenv.cfg").write_text("home = /x")                       # no such line, no newline
+    assert set_system_site_packages(tmp_path, False) is True
+    assert (tmp_path / "pyvenv.cfg").read_text() == "home = /x\ninclude-system-site-packages = false\n"

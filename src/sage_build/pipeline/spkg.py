@@ -35,7 +35,7 @@ from sage_build.base.jobserver import build_share
 from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
 from sage_build.recipes.recipe import Kind, Package, load_packages
-from sage_build.install.target import TargetPython, query_python
+from sage_build.install.target import TargetPython, query_python, set_system_site_packages
 from sage_build.install.uninstall import PIPRM, render_piprm, uninstall
 from sage_build.pipeline.unpack import apply_patches, unpack_source
 
@@ -139,6 +139,10 @@ class Spkg:
 
     def _run(self) -> Path:
         target = self._target()
+        # configure's --enable-system-site-packages may have changed since the venv was made
+        if set_system_site_packages(self.layout.local, self.config.system_site_packages):
+            self.log.line(f"{self.layout.local / 'pyvenv.cfg'}: include-system-site-packages ="
+                          f" {'true' if self.config.system_site_packages else 'false'}, as configured")
         shutil.rmtree(self.build_dir, ignore_errors=True)
         self.build_dir.mkdir(parents=True)
         env = build_environment(
