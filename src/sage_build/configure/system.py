@@ -291,8 +291,9 @@ def detect_python(packages: Iterable[Package], python: str, probes: Probes,
             try:
                 requirements.append(Requirement(line))
             except InvalidRequirement as error:
+                why = str(error).splitlines()[0] if str(error) else "invalid"   # packaging adds a caret line
                 detections[pkg.name] = Detection(False, f"{_requirements_file(pkg)}: {line!r} is not a PEP 508"
-                                                        f" requirement ({error}); fix the line")
+                                                        f" requirement ({why}); fix the line")
                 break
         else:
             if requirements:
