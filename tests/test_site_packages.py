@@ -226,3 +226,29 @@ def test_set_system_site_packages_edits_only_its_line(tmp_path):
     (tmp_path / "pyvenv.cfg").write_text("home = /x")                       # no such line, no newline
     assert set_system_site_packages(tmp_path, False) is True
     assert (tmp_path / "pyvenv.cfg").read_text() == "home = /x\ninclude-system-site-packages = false\n"
+
+
+def test_a_python_that_cannot_make_a_venv_builds_every_python_package_and_says_why(tree, system, tmp_path):
+    python, _ = system
+    wrapper = tmp_path / "novenv" / "python3"
+    wrapper.parent.mkdir()
+    # answers everything but `-m venv`, as a distribution's python3 without its venv package
+    wrapper.write_text(f'#!/bin/sh\ncase " $* " in *" venv "*) echo "No module named venv" >&2; exit 1;; esac\n'
+                       f'exec {python} "$@"\n')
+    wrapper.chmod(0o755)
+    recipes(tree)
+    result = tree.configure(f"--with-python={wrapper}", "--enable-system-site-packages", check=False)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    detection = config(tree)["system_detection"]
+    assert config(tree)["from_system"] == []
+    assert detection["sbsat"][0] == "source" and "cannot make a venv with" in detection["sbsat"][1] \
+        and "No module named venv" in detection["sbsat"][1], detection["sbsat"]
+
+
+def test_with_python_a_bare_name_is_found_on_path(tree, system, monkeypatch):
+    python, _ = system
+    monkeypatch.setenv("PATH", f"{python.parent}{os.pathsep}{os.environ['PATH']}")
+    py_check_recipe(tree, "sbsat", "sbsat >=1.0, <2")
+    tree.configure("--with-python=python3", "--enable-system-site-packages")
+    assert config(tree)["python"] == str(python)   # what makes the prefix's venv, not ./python3
+    assert config(tree)["from_system"] == ["sbsat"]

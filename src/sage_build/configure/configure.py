@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +173,10 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     target_cache = layout.make_dir / "target-cache.json"
     target, cache_entry = _cached_query(python, target_cache)
 
-    interpreter = target.executable if options.python else python
+    # The Python checks run in a venv made by the interpreter that makes the prefix's venv
+    # (Sage's PYTHON_FOR_VENV): Config.python, a wrapper or a shim as given; a bare name from PATH
+    found = shutil.which(python) if options.python and os.sep not in python else None
+    interpreter = str(Path(found or python).absolute()) if options.python else sys.executable
     probes = Probes(inherited_environment() if environ is None else environ, layout.make_dir / CACHE_FILE)
     detections = _detect(packages, {n: v for n, v in with_system.items() if n not in checks}, interpreter,
                          probes, target.markers)
@@ -203,7 +207,7 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     config = Config(
         sage_root=str(sage_root),
         prefix=str(prefix),
-        python=str(Path(python).absolute()) if options.python else sys.executable,
+        python=interpreter,
         argv=list(argv),
         upstream_dir=str(upstream_dir) if upstream_dir else None,
         mirrors=options.mirrors,
