@@ -252,3 +252,15 @@ def test_with_python_a_bare_name_is_found_on_path(tree, system, monkeypatch):
     tree.configure("--with-python=python3", "--enable-system-site-packages")
     assert config(tree)["python"] == str(python)   # what makes the prefix's venv, not ./python3
     assert config(tree)["from_system"] == ["sbsat"]
+
+
+def test_make_pkg_from_source_through_the_top_level_makefile_is_planned(tree):
+    run = tree.top_level()
+    python_recipe(tree.root, "sbsys", "1.0", {"sbsys/__init__.py": ""})
+    (tree.root / "build/pkgs/sbsys/spkg-configure.m4").write_text(SEES_SH.format("sbsys", "sh"))
+    tree.configure()
+    result = run("sbsys-from-source")
+    assert result.returncode == 0, result.stderr
+    # the progress display counts it: the venv and sbsys, 2 of 2
+    assert "sbsys-1.0: built in" in result.stdout and "(2/2)" in result.stdout, result.stdout
+    assert tree.stamp("sbsys", "1.0").exists()
