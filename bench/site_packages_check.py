@@ -167,6 +167,9 @@ Medians of {rounds} interleaved rounds after a warm-up.
 - packages the check finds on the system (the check alone, before DEPCHECK): ours
   {len(our_found)}, Sage's snippet {len(sage_found)}; where they differ:
 {differ or "  - nowhere"}
+
+Machine: {os.cpu_count()} cores, load average at the end {" ".join(f"{x:.1f}" for x in os.getloadavg())}
+(other work ran beside it: the spread of min and max is that load, hence medians).
 """
     print(body)
     if "--write" in args:
