@@ -99,6 +99,19 @@ def sage_way(python: str, checks: dict[str, list[str]], work: Path) -> tuple[flo
     return time.perf_counter() - start, found
 
 
+def check_alone(clone: Path, python: str, checks: dict[str, list[str]]) -> float:
+    """Our check of the same packages alone, nothing cached: one venv and one scan."""
+    from sage_build.configure.probes import Probes
+    from sage_build.configure.system import detect_python
+    from sage_build.recipes.recipe import load_packages
+
+    packages = load_packages(clone / "build/pkgs")
+    wanted = [packages[n] for n in checks if n in packages]
+    start = time.perf_counter()
+    detect_python(wanted, python, Probes(dict(os.environ)))
+    return time.perf_counter() - start
+
+
 def ours(clone: Path, prefix: Path, *, cold: bool, option: bool) -> float:
     if cold:
         (clone / "build/make/config.cache").unlink(missing_ok=True)
@@ -117,7 +130,7 @@ def main() -> int:
     tree = Path(positional[0] if positional else "/work/passagemath")
     checks = python_checked(tree)
     python = sys.executable   # the default target Python: configure's own (a venv of the tool's base)
-    times: dict[str, list[float]] = {"cold": [], "cold, no option": [], "warm": [], "sage": []}
+    times: dict[str, list[float]] = {"cold": [], "cold, no option": [], "warm": [], "alone": [], "sage": []}
     with tempfile.TemporaryDirectory() as tmp:
         clone, prefix, work = Path(tmp) / "clone", Path(tmp) / "local", Path(tmp) / "work"
         make_clone(tree, clone)
@@ -127,6 +140,7 @@ def main() -> int:
             times["cold"].append(ours(clone, prefix, cold=True, option=True))
             times["warm"].append(ours(clone, prefix, cold=False, option=True))
             times["cold, no option"].append(ours(clone, prefix, cold=True, option=False))
+            times["alone"].append(check_alone(clone, python, checks))
             elapsed, sage_found = sage_way(python, checks, work)
             times["sage"].append(elapsed)
         # our check alone, on the same packages (before DEPCHECK and the other rules)
@@ -159,10 +173,12 @@ Medians of {rounds} interleaved rounds after a warm-up.
 | ours, cold (no config.cache), with the option | {med['cold']:.2f} s | {min(times['cold']):.2f} s | {max(times['cold']):.2f} s |
 | ours, cold, without the option | {med['cold, no option']:.2f} s | {min(times['cold, no option']):.2f} s | {max(times['cold, no option']):.2f} s |
 | ours, warm (config.cache kept), with the option | {med['warm']:.2f} s | {min(times['warm']):.2f} s | {max(times['warm']):.2f} s |
+| ours, the {len(checks)} checks alone, cold (one venv, one scan; in-process) | {med['alone']:.2f} s | {min(times['alone']):.2f} s | {max(times['alone']):.2f} s |
 | Sage's way, the {len(checks)} checks alone (peer) | {med['sage']:.2f} s | {min(times['sage']):.2f} s | {max(times['sage']):.2f} s |
 
-- the check's cold cost in our configure (cold with minus cold without): {check_cost:.2f} s;
-  Sage's way: {med['sage']:.1f} s ({med['sage'] / max(check_cost, 0.01):.0f}x ours)
+- the checks alone, cold: ours {med['alone']:.2f} s, Sage's way {med['sage']:.1f} s
+  ({med['sage'] / med['alone']:.0f}x ours; the rounds' own ratios: {", ".join(f"{b / a:.0f}x" for a, b in zip(times['alone'], times['sage']))});
+  in the whole configure, cold with minus cold without the option: {check_cost:.2f} s
 - warm: no venv is made (the cache holds while the directories the venv sees keep their mtimes)
 - packages the check finds on the system (the check alone, before DEPCHECK): ours
   {len(our_found)}, Sage's snippet {len(sage_found)}; where they differ:
