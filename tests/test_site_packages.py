@@ -264,3 +264,16 @@ def test_make_pkg_from_source_through_the_top_level_makefile_is_planned(tree):
     # the progress display counts it: the venv and sbsys, 2 of 2
     assert "sbsys-1.0: built in" in result.stdout and "(2/2)" in result.stdout, result.stdout
     assert tree.stamp("sbsys", "1.0").exists()
+
+
+def test_the_check_finds_modules_without_running_them(tree, system, tmp_path):
+    python, site = system
+    ran = tmp_path / "it-ran"
+    add_fake_distribution(site, "sbevil", "1.0", module=False)
+    (site / "sbevil-1.0.dist-info" / "top_level.txt").write_text("sbevil.sub\n")   # a dotted name, hostile
+    (site / "sbevil").mkdir()
+    (site / "sbevil" / "__init__.py").write_text(f"open({str(ran)!r}, 'w').write('imported')\n")
+    py_check_recipe(tree, "sbevil", "sbevil ==1.0")
+    tree.configure(f"--with-python={python}", "--enable-system-site-packages")
+    assert config(tree)["from_system"] == ["sbevil"]
+    assert not ran.exists()   # found, never imported

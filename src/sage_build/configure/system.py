@@ -208,7 +208,8 @@ for name in names:
     except metadata.PackageNotFoundError:
         found[name] = None
         continue
-    top = (dist.read_text("top_level.txt") or "").split()
+    # top-level names only: finding a dotted name would import (run) its parent package
+    top = list(dict.fromkeys(t.split(".")[0] for t in (dist.read_text("top_level.txt") or "").split()))
     if not top:
         for path in dist.files or ():
             first = path.parts[0] if path.parts else ""
