@@ -139,13 +139,13 @@ def install_command(args: list[str], *, force: bool) -> int:
     # Sage: an explicit request installs the package even when configure takes it from the
     # system (the system check is for `make build`); make's PKG-from-source goal builds it.
     try:
-        config = load_config(settings.sage_root())
+        from_system = set(load_config(settings.sage_root()).from_system)
+        for name in names:
+            if name in from_system:
+                print(f"sage: {name} is taken from the system; building it from source as asked")
     except SageBuildError:
-        config = None   # make configures first
-    from_system = set(config.from_system) if config else set()
-    for name in names:
-        if name in from_system:
-            print(f"sage: {name} is taken from the system; building it from source as asked")
+        # not configured yet: make configures first (a Makefile with these goals), and may take them from the system
+        from_system = set(names)
     targets = [f"{name}-from-source" if name in from_system else name for name in names]
     os.environ.update(env_updates)
     # A variable, not make's -W: -W is not passed down to the sub-makes of the top-level Makefile.

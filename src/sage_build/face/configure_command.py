@@ -55,7 +55,11 @@ System packages:
 
   --enable-system-site-packages
                           let spkg-configure.m4's SAGE_PYTHON_PACKAGE_CHECK take
-                          Python packages from the target Python [no]
+                          Python packages from the site-packages of the
+                          --with-python interpreter when they meet the recipe's
+                          version_requirements.txt (checked in a throw-away
+                          venv; your user site does not count); the prefix's
+                          venv then sees that site-packages [no]
 
 Downloads:
   --mirror=URL            a mirror to try before the package index and upstream
