@@ -124,8 +124,13 @@ def test_the_prefix_venv_sees_the_system_packages_it_takes(tree, system):
     tree.configure(f"--with-python={python}")
     tree.make("python3-venv")
     assert "include-system-site-packages = false" in (tree.prefix / "pyvenv.cfg").read_text()
+    for n in range(4):   # builds at once: each sets pyvenv.cfg's line, none may break the file
+        python_recipe(tree.root, f"sbpar{n}", "1.0", {f"sbpar{n}/__init__.py": ""})
     tree.configure(f"--with-python={python}", "--enable-system-site-packages")
-    tree.make("build")
+    tree.make("build", jobs=4)
+    cfg = (tree.prefix / "pyvenv.cfg").read_text().splitlines()
+    assert sum(line.startswith("include-system-site-packages") for line in cfg) == 1
+    assert any(line.startswith("home = ") for line in cfg) and any(line.startswith("version") for line in cfg)
     assert not list((tree.prefix / "var/lib/sage/installed").glob("sbsat-*"))   # taken from the system
     assert "include-system-site-packages = true" in (tree.prefix / "pyvenv.cfg").read_text()
     result = tree.python("import sbuses; print(sbuses.VERSION)")
