@@ -328,7 +328,7 @@ def _judge(requirements: list[Requirement], found: Mapping[str, dict | None], py
             continue
         dist = found.get(canonicalize_name(req.name))
         if dist is None:
-            return Detection(False, f"{req.name} is not installed in {python}'s site-packages")
+            return Detection(False, f"{req.name} is not installed among the system site packages of {python}")
         version = dist["version"]
         if req.specifier and not req.specifier.contains(version, prereleases=True):
             return Detection(False, f"{req.name} {version} does not satisfy {req}")
