@@ -82,12 +82,14 @@ def render_makefile(
         packages.append({
             "name": name,
             "stamp": f"$(INST)/{name}-{pkg.stamp_version}" if name in built else "",
+            "source_stamp": f"$(INST)/{name}-{pkg.stamp_version}",
             "built": name in built,
             "reason": decisions[name].reason,
             "prerequisites": prerequisites,
         })
     build_order = by_priority([name for name in enabled if name in built])
-    phony = [f"{n}{suffix}" for n in sorted(graph.packages) for suffix in ("", "-no-deps", "-uninstall", "-clean")]
+    phony = [f"{n}{suffix}" for n in sorted(graph.packages)
+             for suffix in ("", "-no-deps", "-uninstall", "-clean", "-from-source")]
     return _environment().get_template("Makefile.j2").render(
         argv_text=" ".join(shlex.quote(a) for a in ["./configure.py", *argv]),
         sage_root=_make_path(sage_root),

@@ -72,6 +72,13 @@ class Probes:
             self.changed = True
         return self.answers[question]
 
+    def ask_checked(self, question: str, compute: Callable[[], object], fresh: Callable[[object], bool]) -> object:
+        """An answer that depends on files the environment does not name (a Python's
+        site-packages): a cached one is used only while ``fresh(answer)`` holds."""
+        if question in self.answers and not fresh(self.answers[question]):
+            del self.answers[question]
+        return self._ask(question, compute)
+
     # -- the questions --------------------------------------------------------------------
 
     def _run(self, command: list[str], cwd: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess | None:

@@ -142,10 +142,21 @@ def install_command(args: list[str], *, force: bool) -> int:
         if packages[name].type in ("optional", "experimental"):
             print(f"sage: {name} is {packages[name].type}; installing it as asked."
                   " It stays installed across `make build` (if_installed).")
+    # Sage: an explicit request installs the package even when configure takes it from the
+    # system (the system check is for `make build`); make's PKG-from-source goal builds it.
+    try:
+        from_system = set(load_config(settings.sage_root()).from_system)
+        for name in names:
+            if name in from_system:
+                print(f"sage: {name} is taken from the system; building it from source as asked")
+    except SageBuildError:
+        # not configured yet: make configures first (a Makefile with these goals), and may take them from the system
+        from_system = set(names)
+    targets = [f"{name}-from-source" if name in from_system else name for name in names]
     os.environ.update(env_updates)
     # A variable, not make's -W: -W is not passed down to the sub-makes of the top-level Makefile.
     extra = [f"SAGE_FORCE={' '.join(names)}"] if force else []
-    return _make(names, extra)
+    return _make(targets, extra)
 
 
 PLAN_HELP = """usage: ./sage --plan [PKG...]

@@ -436,14 +436,17 @@ def plan_for(targets: list[str]):
     layout = settings.layout_of(config)
     state = build_state(config)
     names: set[str] = set()
+    # PKG-from-source (./sage -i of a package taken from the system) builds it anyway
+    from_source = {t.removesuffix("-from-source") for t in targets if t.endswith("-from-source")}
     for target in targets or ["build"]:
         if target == "build":
             names |= state.enabled
         elif target in state.graph.packages:
             names.add(target)
+    names |= from_source & set(state.graph.packages)
     forced = [name for name in settings.forced() if name in state.graph.packages]
     names |= set(forced)
-    plan = make_plan(layout, state.graph, sorted(names), state.built, enabled=state.enabled,
+    plan = make_plan(layout, state.graph, sorted(names), state.built | from_source, enabled=state.enabled,
                      reconfigured=state.reconfigured, forced=forced)
     if names and not layout.installed_stamps(PYTHON_PSEUDO):
         plan.insert(0, PlanItem(PYTHON_PSEUDO, config.python_version, "the prefix has no virtual environment yet", 1.0))

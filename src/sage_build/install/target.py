@@ -117,3 +117,25 @@ def query_python(executable: str | os.PathLike[str]) -> TargetPython:
     if tuple(info.version_info[:2]) < (3, 10):
         raise ConfigureError(f"{executable} is Python {info.version}; sage-build needs Python >= 3.10")
     return info
+
+
+def set_system_site_packages(venv: Path, on: bool) -> bool:
+    """Make the venv see its base Python's site-packages or not, as ``venv
+    --system-site-packages`` would have made it (its pyvenv.cfg; Python reads it at each start).
+    configure's --enable-system-site-packages may change after the venv was made; the packages
+    it takes from the system must be visible there. Returns whether the file changed."""
+    import re
+
+    config = venv / "pyvenv.cfg"
+    try:
+        text = config.read_text()
+    except FileNotFoundError:
+        return False
+    value = "true" if on else "false"
+    line = re.compile(r"^(\s*include-system-site-packages\s*=\s*)(\S*)[ \t]*$", re.MULTILINE)
+    new = line.sub(lambda m: m.group(1) + value, text) if line.search(text) else \
+        text + ("" if text.endswith("\n") or not text else "\n") + f"include-system-site-packages = {value}\n"
+    if new == text:
+        return False
+    write_atomic(config, new.encode())
+    return True

@@ -35,7 +35,7 @@ from sage_build.base.jobserver import build_share
 from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
 from sage_build.recipes.recipe import PYTHON_PSEUDO, Kind, Package, load_packages
-from sage_build.install.target import TargetPython, query_python
+from sage_build.install.target import TargetPython, query_python, set_system_site_packages
 from sage_build.install.uninstall import PIPRM, foreign_distributions, remove_foreign, render_piprm, uninstall
 
 MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
@@ -138,6 +138,10 @@ class Spkg:
 
     def _run(self) -> Path:
         target = self._target()
+        # configure's --enable-system-site-packages may have changed since the venv was made
+        if set_system_site_packages(self.layout.local, self.config.system_site_packages):
+            self.log.line(f"{self.layout.local / 'pyvenv.cfg'}: include-system-site-packages ="
+                          f" {'true' if self.config.system_site_packages else 'false'}, as configured")
         shutil.rmtree(self.build_dir, ignore_errors=True)
         self.build_dir.mkdir(parents=True)
         env = build_environment(
