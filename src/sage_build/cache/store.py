@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Protocol
 
@@ -167,6 +165,9 @@ class HttpStore:
         self.url = display_url(self.base)
 
     def _get(self, path: str, method: str = "GET") -> bytes | None:
+        import urllib.error  # only when an HTTP cache is used: sage-spkg imports this module
+        import urllib.request
+
         request = urllib.request.Request(self.base + path, method=method)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Mapping
 
 from sage_build.base.errors import SageBuildError
@@ -31,6 +32,8 @@ def cache_main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
     command, rest = argv[0], argv[1:]
     if command == "key":
         return key_command(rest, environ)
+    if command == "keygen":
+        return keygen_command(rest)
     raise SageBuildError(f"unknown ./sage --cache command {command!r}\n{USAGE}")
 
 
@@ -57,4 +60,45 @@ def key_command(argv: list[str], environ: Mapping[str, str]) -> int:
         names.append(name)
     for name in names:
         print(explain(keys[name]) if args.explain else f"{name} {keys[name].key}")
+    return 0
+
+
+def cache_settings(environ: Mapping[str, str]):
+    """The binary-cache settings of the environment (SAGE_BINARY_CACHE and its family); a bad value
+    is an error naming the variable."""
+    from sage_build.cache.entry import MODES, CacheSettings, read_signing_key
+
+    mode = environ.get("SAGE_BINARY_CACHE_MODE", "") or "auto"
+    if mode not in MODES:
+        raise SageBuildError(f"SAGE_BINARY_CACHE_MODE={mode!r}: use one of {', '.join(MODES)}")
+    trust_value = environ.get("SAGE_BINARY_CACHE_TRUST", "")
+    if trust_value not in ("", "signed", "unsigned"):
+        raise SageBuildError(f"SAGE_BINARY_CACHE_TRUST={trust_value!r}: use 'unsigned' (take unsigned entries,"
+                             " for a cache of your own) or leave it unset")
+    signing = environ.get("SAGE_BINARY_CACHE_SIGNING_KEY", "")
+    return CacheSettings(
+        urls=tuple(environ.get("SAGE_BINARY_CACHE", "").split()),
+        mode=mode,
+        push=environ.get("SAGE_BINARY_CACHE_PUSH", "").strip(),
+        unsigned=trust_value == "unsigned",
+        trusted_keys=tuple(environ.get("SAGE_BINARY_CACHE_TRUSTED_KEYS", "").split()),
+        signing_key=read_signing_key(signing) if signing else "",
+    )
+
+
+def keygen_command(argv: list[str]) -> int:
+    from sage_build.base.atomic import write_atomic
+    from sage_build.cache.trust import generate_key
+
+    if len(argv) != 2 or argv[0].startswith("-"):
+        raise SageBuildError("usage: ./sage --cache keygen NAME DIR")
+    name, directory = argv[0], Path(argv[1])
+    secret, public = generate_key(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / f"{name}.secret").exists():
+        raise SageBuildError(f"{directory / (name + '.secret')} exists already; choose another name or directory")
+    write_atomic(directory / f"{name}.secret", (secret + "\n").encode(), mode=0o600)
+    write_atomic(directory / f"{name}.public", (public + "\n").encode())
+    print(f"secret key: {directory / (name + '.secret')} (SAGE_BINARY_CACHE_SIGNING_KEY of the pushing machine)")
+    print(f"public key: {public}\n  (SAGE_BINARY_CACHE_TRUSTED_KEYS of the machines that pull)")
     return 0

@@ -19,6 +19,7 @@ from sage_build.base.lock import locked
 from sage_build.base.makeflags import make_dry_run
 from sage_build.configure.config import Config, load_config
 from sage_build.face import settings
+from sage_build.face.cache_command import cache_settings
 from sage_build.pipeline.spkg import PhaseFailed, Spkg, SpkgSettings
 from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.recipes.recipe import Package, load_package
@@ -40,6 +41,7 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
         echo_warnings=environ.get(settings.QUIET) == settings.QUIET_BUT_WARNINGS,
         bytecode_levels=environ.get("SAGE_BYTECODE_LEVELS", "0"),
         collisions=settings.collisions(environ),
+        cache=cache_settings(environ),
     )
 
 

