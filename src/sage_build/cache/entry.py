@@ -83,8 +83,11 @@ def push(store: Store, manifest: dict, artifacts: list[tuple[str, str, bytes]], 
     """Publish an entry: the artifacts (content-addressed), then the manifest, signed with
     ``signing_key`` when given. False when the key has an entry already (it stays as it was)."""
     path = manifest_path(manifest["key"])
-    if store.exists(path):
-        return False
+    try:
+        if store.exists(path):
+            return False
+    except CacheError:
+        pass  # a directory not made yet: the writes make it, or fail saying why
     for (_, _, data), described in zip(artifacts, manifest["artifacts"]):
         store.write_once(blob_path(described["sha256"]), data)
     signatures = [trust.sign(canonical_json(manifest), signing_key)] if signing_key else []
