@@ -106,3 +106,71 @@ def test_push_then_another_prefix_pulls_everything_in_only_mode(tmp_path, signin
     # the stamp lists only the wheel, as a local build's
     stamp = json.loads(third.stamp("base", "1.0").read_text())
     assert [f for f in stamp["files"] if f.endswith(".whl")] == stamp["files"]
+
+
+def test_auto_mode_pulls_what_it_can_and_builds_the_rest(tmp_path):
+    cache = tmp_path / "cache"
+    first = _tree(tmp_path / "one")
+    first.make("build")  # no cache: then ./sage --cache push publishes the keys recorded by the build
+    env = {"SAGE_BINARY_CACHE_PUSH": str(cache), "SAGE_BINARY_CACHE": f"file://{cache}",
+           "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    pushed = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "push"], env=dict(first.env, **env),
+                            capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
+    assert sorted(line.split(":")[0] for line in pushed.stdout.splitlines()) == ["base", "mid", "side"]
+    again = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "push", "base"],
+                           env=dict(first.env, **env), capture_output=True, text=True)
+    assert "has it already" in again.stdout
+
+    # another prefix: the plan says what comes from the cache; side (keyed on its prefix) builds
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    plan = subprocess.run([sys.executable, str(ROOT / "sage"), "--plan"], env=dict(second.env, **env),
+                          capture_output=True, text=True).stdout
+    lines = {line.split()[1]: line for line in plan.splitlines() if line.strip()[:1].isdigit()}
+    assert "from cache" in lines["base-1.0"] and "from cache" in lines["mid-1.0"], plan
+    assert "build: " in lines["side-none"], plan
+    second.make("build", extra_env=env)
+    assert _from_cache(second) == {"base", "mid"}
+    assert second.python("import mid").returncode == 0
+
+    # a changed recipe: that package and its dependents build, the rest is pulled
+    changed = _tree(tmp_path / "changed", prefix=tmp_path / "changed" / "local", recipes_from=first)
+    (changed.root / "build/pkgs/base/spkg-check").write_text("true\n")
+    changed.make("build", extra_env=env)
+    assert _from_cache(changed) == set() and _built_from_source(changed) == {"base", "mid", "side"}
+    changed = _tree(tmp_path / "changed2", prefix=tmp_path / "changed2" / "local", recipes_from=first)
+    (changed.root / "build/pkgs/mid/spkg-check").write_text("true\n")
+    changed.make("build", extra_env=env)
+    assert _from_cache(changed) == {"base"} and _built_from_source(changed) == {"mid", "side"}
+
+    # a corrupted artifact: refused, the package rebuilt; its dependent still pulled
+    blob = next(iter(json.loads(p.read_text())["manifest"]["artifacts"][0]["sha256"]
+                     for p in (cache / "v1").glob("*.json") if '"package": "base"' in p.read_text()))
+    (cache / "v1/blobs" / blob).write_bytes(b"garbage")
+    third = _tree(tmp_path / "three", prefix=tmp_path / "three" / "local", recipes_from=first)
+    third.make("build", extra_env=env)
+    assert _from_cache(third) == {"mid"} and _built_from_source(third) == {"base", "side"}
+    assert "does not match the manifest's sha256" in (third.root / "logs/pkgs/base-1.0.log").read_text()
+    assert third.python("import mid, base").returncode == 0
+
+
+def _built_from_source(tree: Tree) -> set[str]:
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    return {e["package"] for e in events if e["phase"] == "build" and e["event"] == "end" and e["outcome"] == "ok"}
+
+
+def test_bad_settings_are_told_clearly(tmp_path):
+    tree = _tree(tmp_path / "one")
+    for variable, value, message in (
+            ("SAGE_BINARY_CACHE_MODE", "sometimes", "SAGE_BINARY_CACHE_MODE='sometimes': use one of auto, only, never"),
+            ("SAGE_BINARY_CACHE_TRUST", "everything", "SAGE_BINARY_CACHE_TRUST='everything'"),
+            ("SAGE_BINARY_CACHE_SIGNING_KEY", str(tmp_path / "none.secret"), "cannot read it")):
+        result = tree.make("base", extra_env={variable: value}, check=False)
+        assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+    # an unreachable cache: a warning in auto, an error in only
+    env = {"SAGE_BINARY_CACHE": str(tmp_path / "nowhere"), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    only = tree.make("base", extra_env=dict(env, SAGE_BINARY_CACHE_MODE="only"), check=False)
+    assert only.returncode != 0 and "is not a directory" in (tree.root / "logs/pkgs/base-1.0.log").read_text()
+    tree.make("base", extra_env=env)
+    assert tree.python("import base").returncode == 0

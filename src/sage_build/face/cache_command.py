@@ -34,6 +34,8 @@ def cache_main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
         return key_command(rest, environ)
     if command == "keygen":
         return keygen_command(rest)
+    if command == "push":
+        return push_command(rest, environ)
     raise SageBuildError(f"unknown ./sage --cache command {command!r}\n{USAGE}")
 
 
@@ -102,3 +104,36 @@ def keygen_command(argv: list[str]) -> int:
     print(f"secret key: {directory / (name + '.secret')} (SAGE_BINARY_CACHE_SIGNING_KEY of the pushing machine)")
     print(f"public key: {public}\n  (SAGE_BINARY_CACHE_TRUSTED_KEYS of the machines that pull)")
     return 0
+
+
+def push_command(argv: list[str], environ: Mapping[str, str]) -> int:
+    """Publish installed packages under the keys recorded when they were built."""
+    from sage_build.base.errors import CacheError
+    from sage_build.cache.entry import push_installed
+
+    names = [a for a in argv if not a.startswith("-")]
+    if len(names) != len(argv):
+        raise SageBuildError(f"./sage --cache push takes package names only, not {next(a for a in argv if a.startswith('-'))!r}")
+    cache = cache_settings(environ)
+    if not cache.push:
+        raise SageBuildError("set SAGE_BINARY_CACHE_PUSH to the cache to push to (file:///dir, s3://bucket/prefix)")
+    config = load_config(settings.sage_root(environ))
+    layout = settings.layout_of(config, environ=environ)
+    packages = load_packages(layout.pkgs_dir)
+    chosen = []
+    for given in names:
+        name = resolve(given, packages)
+        if name is None:
+            raise SageBuildError(unknown_package_message(given, packages, "build/pkgs"))
+        chosen.append(name)
+    if not names:  # every installed package whose build recorded a key
+        chosen = sorted(n for n, pkg in packages.items() if layout.cache_record(n, pkg.stamp_version).is_file()
+                        and layout.stamp(n, pkg.stamp_version).is_file())
+    failed = 0
+    for name in chosen:
+        try:
+            print(f"{name}: {push_installed(layout, packages[name], cache)}")
+        except CacheError as error:
+            failed += 1
+            print(f"sage: {name}: {error}", file=sys.stderr)
+    return 1 if failed else 0
