@@ -36,6 +36,8 @@ def cache_main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
         return keygen_command(rest)
     if command == "push":
         return push_command(rest, environ)
+    if command == "gc":
+        return gc_command(rest)
     raise SageBuildError(f"unknown ./sage --cache command {command!r}\n{USAGE}")
 
 
@@ -137,3 +139,38 @@ def push_command(argv: list[str], environ: Mapping[str, str]) -> int:
             failed += 1
             print(f"sage: {name}: {error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def gc_command(argv: list[str]) -> int:
+    from sage_build.cache.gc import collect_garbage, read_roots
+    from sage_build.cache.store import open_store
+
+    parser = argparse.ArgumentParser(prog="./sage --cache gc",
+                                     description="Delete the entries of a binary cache that no kept key names,"
+                                                 " and the artifacts no remaining entry names, once older than"
+                                                 " the grace period.")
+    parser.add_argument("url")
+    parser.add_argument("--keep", action="append", required=True, metavar="KEYS",
+                        help="a file of the keys to keep (./sage --cache key --all > KEYS, one per"
+                             " configuration); '-' reads them from standard input; may be repeated")
+    parser.add_argument("--grace", type=float, required=True, metavar="DAYS",
+                        help="delete nothing younger than this (a push running now is younger)")
+    parser.add_argument("-n", "--dry-run", action="store_true", help="say what would go, delete nothing")
+    args = parser.parse_args(argv)
+    if args.grace < 0:
+        raise SageBuildError(f"--grace {args.grace}: a number of days, 0 or more")
+    keep: set[str] = set()
+    for name in args.keep:
+        try:
+            keep |= read_roots(sys.stdin.read() if name == "-" else Path(name).read_text())
+        except OSError as error:
+            raise SageBuildError(f"--keep {name}: cannot read it ({error.strerror})") from None
+    if not keep:
+        raise SageBuildError(f"--keep {' '.join(args.keep)}: no key in it; refusing to delete every entry"
+                             " (write the keys with ./sage --cache key --all)")
+    store = open_store(args.url)
+    result = collect_garbage(store, keep, args.grace, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{store.url}: kept {result.kept} entries; {verb} {len(result.entries)} entries,"
+          f" {len(result.artifacts)} artifacts, {len(result.other)} temporaries")
+    return 0
