@@ -269,7 +269,23 @@ class Spkg:
             env.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(self.build_dir / "src")))
         with self.phase(events.BUILD):
             self._build(kind, sources, target, env, dist_dir)
-        return sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
+            wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
+            if kind is not Kind.WHEEL:
+                self._relocate(wheels, target, env)
+        return wheels
+
+    def _relocate(self, wheels: list[Path], target: TargetPython, env: dict) -> None:
+        """RUNPATHs into the prefix become $ORIGIN-relative (cache.relocate): the wheel then serves
+        any prefix from a binary cache, and installs here the same."""
+        from sage_build.cache.relocate import relocate_wheel
+        from sage_build.pipeline.normalize import normalize_wheel
+
+        platlib = _final_paths(target, self.layout)["platlib"]
+        for wheel in wheels:
+            changed = relocate_wheel(wheel, self.layout.prefix, platlib)
+            if changed:
+                normalize_wheel(wheel, int(env.get("SOURCE_DATE_EPOCH") or time.time()))
+                self.log.line(f"relocated {wheel.name}: RUNPATH of {', '.join(changed)} relative to $ORIGIN")
 
     def _hand_over(self, wheels: list[Path]) -> Path:
         """--build-only: the wheels go to the directory asked for; nothing is installed."""
