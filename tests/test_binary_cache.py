@@ -174,3 +174,33 @@ def test_bad_settings_are_told_clearly(tmp_path):
     assert only.returncode != 0 and "is not a directory" in (tree.root / "logs/pkgs/base-1.0.log").read_text()
     tree.make("base", extra_env=env)
     assert tree.python("import base").returncode == 0
+
+
+def test_forced_builds_from_source_and_the_display_says_what_came_from_the_cache(tmp_path):
+    import io
+
+    from sage_build.face.progress import Progress, _Display
+    from sage_build.face.timeline import render
+
+    cache = tmp_path / "cache"
+    first = _tree(tmp_path / "one")
+    env = {"SAGE_BINARY_CACHE_PUSH": str(cache), "SAGE_BINARY_CACHE": str(cache), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    first.make("base", extra_env=env)
+    assert (tmp_path / "one/logs/events.jsonl").exists() and len(list((cache / "v1").glob("*.json"))) == 1
+    (first.root / "logs/events.jsonl").unlink()
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "-f", "base"], env=dict(first.env, **env),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert _from_cache(first) == set() and _built_from_source(first) == {"base"}
+    # another prefix pulls it; the line and the timeline say so
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    second.make("base", extra_env=env)
+    events = [json.loads(line) for line in (second.root / "logs/events.jsonl").read_text().splitlines()]
+    out = io.StringIO()
+    display, state = _Display(terminal=False, out=out), Progress(planned=[])
+    for event in events:
+        state.apply(event)
+        display.show(state, event)
+    assert "base-1.0: from the binary cache in" in out.getvalue()
+    assert "python3-venv" in out.getvalue() and "built in" in out.getvalue()
+    assert "base-1.0 (from cache)" in render(events)

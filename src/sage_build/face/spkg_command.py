@@ -7,6 +7,7 @@ here as a :class:`~sage_build.pipeline.spkg.SpkgSettings`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -78,8 +79,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         config = load_config(settings.sage_root(environ))
         layout = settings.layout_of(config, args.destdir, environ)
         pkg = _package(args.package, config, layout)
-        spkg = Spkg(config, layout, pkg, spkg_settings(environ, keep_build=args.keep_build, check=args.check),
-                    build_only=args.build_only)
+        spkg_options = spkg_settings(environ, keep_build=args.keep_build, check=args.check)
+        if pkg.name in settings.forced(environ):  # ./sage -f: rebuilt from source, whatever a cache holds
+            spkg_options = dataclasses.replace(spkg_options, cache=dataclasses.replace(spkg_options.cache, urls=()))
+        spkg = Spkg(config, layout, pkg, spkg_options, build_only=args.build_only)
     except OSError as error:
         print(f"sage-spkg: error: {args.package}: {error.strerror or error}: {error.filename or ''}",
               file=sys.stderr)
