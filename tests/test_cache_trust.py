@@ -121,3 +121,20 @@ def test_bad_keys_are_told_clearly(tmp_path):
     for text in ("", "nocolon", "name:not-base64!", "name:" + "QUJD", "bad name:" + "A" * 44):
         with pytest.raises(CacheError, match="NAME:BASE64"):
             parse_key(text, "SAGE_BINARY_CACHE_TRUSTED_KEYS")
+
+
+def test_a_staged_tarball_that_would_escape_is_refused(tmp_path):
+    import io
+    import tarfile
+
+    from sage_build.cache.entry import unpack_staged
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../../escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    (tmp_path / "staged.tar.gz").write_bytes(buffer.getvalue())
+    with pytest.raises(CacheError, match="cannot unpack the cached files"):
+        unpack_staged(tmp_path / "staged.tar.gz", tmp_path / "a" / "b" / "prefix")
+    assert not (tmp_path / "a" / "escaped").exists() and not (tmp_path / "escaped").exists()

@@ -218,15 +218,16 @@ class Spkg:
             for url in cache.urls:
                 try:
                     pulled = pull(url, key.key, self.pkg.name, self.build_dir / "cache", cache)
+                    if pulled is not None and pulled.staged is not None:
+                        unpack_staged(pulled.staged, staging / self.layout.prefix.relative_to(self.layout.prefix.anchor))
                 except CacheError as error:
+                    shutil.rmtree(staging, ignore_errors=True)  # nothing of a refused entry is installed
                     problems.append(str(error))
                     self.log.line(f"Warning: binary cache: {error}", always=not self.settings.quiet)
                     continue
                 if pulled is None:
                     problems.append(f"{display_url(url)} has no entry of key {key.key}")
                     continue
-                if pulled.staged is not None:
-                    unpack_staged(pulled.staged, staging / self.layout.prefix.relative_to(self.layout.prefix.anchor))
                 self.log.line(f"from the binary cache {pulled.url} (key {key.key})", always=not self.settings.quiet)
                 self.event_fields["cache"] = pulled.url
                 return pulled
