@@ -214,6 +214,9 @@ class Spkg:
 
         cache = self.settings.cache
         problems = []
+        # what the install and record phases import loads meanwhile (reading and hashing the
+        # artifacts mostly waits for the disk); a miss only wasted a thread (preload's description)
+        self._preload()
         with self.phase(events.FETCH):
             for url in cache.urls:
                 try:
