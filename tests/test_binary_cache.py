@@ -204,3 +204,23 @@ def test_forced_builds_from_source_and_the_display_says_what_came_from_the_cache
     assert "base-1.0: from the binary cache in" in out.getvalue()
     assert "python3-venv" in out.getvalue() and "built in" in out.getvalue()
     assert "base-1.0 (from cache)" in render(events)
+
+
+def test_concurrent_pushes_of_the_same_packages_are_harmless(tmp_path):
+    first = _tree(tmp_path / "one")
+    first.make("build")
+    for round_ in range(4):
+        cache = tmp_path / f"cache{round_}"
+        env = dict(first.env, SAGE_BINARY_CACHE_PUSH=str(cache))
+        pushes = [subprocess.Popen([sys.executable, str(ROOT / "sage"), "--cache", "push"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outputs = [p.communicate() + (p.returncode,) for p in pushes]
+        assert all(code == 0 for _, _, code in outputs), outputs
+        said = "".join(out for out, _, _ in outputs)
+        assert said.count("pushed to") + said.count("has it already") == 9 and said.count("pushed to") == 3
+        assert len(list((cache / "v1").glob("*.json"))) == 3
+        assert not [p for p in cache.rglob("*") if ".sbtmp-" in p.name]
+    from sage_build.cache.entry import CacheSettings, pull
+
+    key = json.loads((first.prefix / "var/lib/sage/cache-keys/base-1.0.json").read_text())["key"]
+    assert pull(str(cache), key, "base", tmp_path / "out", CacheSettings(unsigned=True)).wheels

@@ -58,14 +58,15 @@ class Store(Protocol):
 
 
 def display_url(url: str) -> str:
-    """A URL without the user name and password it may carry: what logs, events and errors show."""
+    """A URL without the user name, password and query it may carry (a signed URL's credentials
+    are in its query): what logs, events and errors show."""
     parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
+    if parts.username is None and parts.password is None and not parts.query:
         return url
     host = parts.hostname or ""
     if parts.port:
         host += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def open_store(url: str) -> Store:
