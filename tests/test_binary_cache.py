@@ -224,3 +224,22 @@ def test_concurrent_pushes_of_the_same_packages_are_harmless(tmp_path):
 
     key = json.loads((first.prefix / "var/lib/sage/cache-keys/base-1.0.json").read_text())["key"]
     assert pull(str(cache), key, "base", tmp_path / "out", CacheSettings(unsigned=True)).wheels
+
+
+def test_the_configuration_names_the_cache_and_the_environment_overrides_it(tmp_path, signing):
+    cache = tmp_path / "cache"
+    first = _tree(tmp_path / "one")
+    first.make("base", extra_env={"SAGE_BINARY_CACHE_PUSH": str(cache),
+                                  "SAGE_BINARY_CACHE_SIGNING_KEY": signing["secret"]})
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    second.configure(f"--with-binary-cache=file://{cache}", f"--with-binary-cache-trusted-key={signing['public']}")
+    assert "from cache" in second.sage("--plan", "base").stdout
+    second.make("base", extra_env={"SAGE_BINARY_CACHE": ""})  # the environment's empty list wins: build
+    assert _from_cache(second) == set() and _built_from_source(second) == {"base"}
+    (second.root / "logs/events.jsonl").unlink()
+    second.sage("-f", "base")  # forced: from source
+    assert _built_from_source(second) == {"base"}
+    (second.root / "logs/events.jsonl").unlink()
+    shutil.rmtree(second.prefix)
+    second.make("base")
+    assert _from_cache(second) == {"base"}

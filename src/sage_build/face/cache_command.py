@@ -67,9 +67,9 @@ def key_command(argv: list[str], environ: Mapping[str, str]) -> int:
     return 0
 
 
-def cache_settings(environ: Mapping[str, str]):
-    """The binary-cache settings of the environment (SAGE_BINARY_CACHE and its family); a bad value
-    is an error naming the variable."""
+def cache_settings(environ: Mapping[str, str], config=None):
+    """The binary-cache settings of the environment (SAGE_BINARY_CACHE and its family), else of the
+    configuration (configure's --with-binary-cache...); a bad value is an error naming the variable."""
     from sage_build.cache.entry import MODES, CacheSettings, read_signing_key
 
     mode = environ.get("SAGE_BINARY_CACHE_MODE", "") or "auto"
@@ -81,11 +81,14 @@ def cache_settings(environ: Mapping[str, str]):
                              " for a cache of your own) or leave it unset")
     signing = environ.get("SAGE_BINARY_CACHE_SIGNING_KEY", "")
     return CacheSettings(
-        urls=tuple(environ.get("SAGE_BINARY_CACHE", "").split()),
+        urls=tuple(environ["SAGE_BINARY_CACHE"].split() if "SAGE_BINARY_CACHE" in environ
+                   else getattr(config, "binary_cache", []) or []),
         mode=mode,
         push=environ.get("SAGE_BINARY_CACHE_PUSH", "").strip(),
         unsigned=trust_value == "unsigned",
-        trusted_keys=tuple(environ.get("SAGE_BINARY_CACHE_TRUSTED_KEYS", "").split()),
+        trusted_keys=tuple(environ["SAGE_BINARY_CACHE_TRUSTED_KEYS"].split()
+                           if "SAGE_BINARY_CACHE_TRUSTED_KEYS" in environ
+                           else getattr(config, "binary_cache_trusted_keys", []) or []),
         signing_key=read_signing_key(signing) if signing else "",
     )
 
@@ -116,10 +119,10 @@ def push_command(argv: list[str], environ: Mapping[str, str]) -> int:
     names = [a for a in argv if not a.startswith("-")]
     if len(names) != len(argv):
         raise SageBuildError(f"./sage --cache push takes package names only, not {next(a for a in argv if a.startswith('-'))!r}")
-    cache = cache_settings(environ)
+    config = load_config(settings.sage_root(environ))
+    cache = cache_settings(environ, config)
     if not cache.push:
         raise SageBuildError("set SAGE_BINARY_CACHE_PUSH to the cache to push to (file:///dir, s3://bucket/prefix)")
-    config = load_config(settings.sage_root(environ))
     layout = settings.layout_of(config, environ=environ)
     packages = load_packages(layout.pkgs_dir)
     chosen = []

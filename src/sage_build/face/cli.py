@@ -196,7 +196,7 @@ def _in_binary_cache(config, names: list[str]) -> set[str] | None:
     from sage_build.cache.store import has_key
     from sage_build.face.cache_command import cache_settings
 
-    cache = cache_settings(os.environ)
+    cache = cache_settings(os.environ, config)
     if not cache.pulls:
         return None
     keys = tree_keys(config, os.environ, names=names)

@@ -26,7 +26,8 @@ from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.recipes.recipe import Package, load_package
 
 
-def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check: bool = False) -> SpkgSettings:
+def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check: bool = False,
+                  config: Config | None = None) -> SpkgSettings:
     """What a sage-spkg run is told: its options (-s, -c) and the environment (make's, sage-progress's)."""
     quiet = environ.get(settings.QUIET) in ("1", settings.QUIET_BUT_WARNINGS)
     sage_check = environ.get("SAGE_CHECK")
@@ -42,7 +43,7 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
         echo_warnings=environ.get(settings.QUIET) == settings.QUIET_BUT_WARNINGS,
         bytecode_levels=environ.get("SAGE_BYTECODE_LEVELS", "0"),
         collisions=settings.collisions(environ),
-        cache=cache_settings(environ),
+        cache=cache_settings(environ, config),
     )
 
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         config = load_config(settings.sage_root(environ))
         layout = settings.layout_of(config, args.destdir, environ)
         pkg = _package(args.package, config, layout)
-        spkg_options = spkg_settings(environ, keep_build=args.keep_build, check=args.check)
+        spkg_options = spkg_settings(environ, keep_build=args.keep_build, check=args.check, config=config)
         if pkg.name in settings.forced(environ):  # ./sage -f: rebuilt from source, whatever a cache holds
             spkg_options = dataclasses.replace(spkg_options, cache=dataclasses.replace(spkg_options.cache, urls=()))
         spkg = Spkg(config, layout, pkg, spkg_options, build_only=args.build_only)
