@@ -224,6 +224,13 @@ def test_concurrent_pushes_of_the_same_packages_are_harmless(tmp_path):
 
     key = json.loads((first.prefix / "var/lib/sage/cache-keys/base-1.0.json").read_text())["key"]
     assert pull(str(cache), key, "base", tmp_path / "out", CacheSettings(unsigned=True)).wheels
+    # an installed wheel that is not what the recorded build made is not pushed
+    stored = next((first.prefix / "var/lib/sage/wheels").glob("base-*.whl"))
+    stored.write_bytes(stored.read_bytes() + b"changed")
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "push", "base"],
+                            env=dict(first.env, SAGE_BINARY_CACHE_PUSH=str(tmp_path / "other")), capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "is not what the recorded build made" in result.stderr, result.stderr
 
 
 def test_the_configuration_names_the_cache_and_the_environment_overrides_it(tmp_path, signing):

@@ -183,11 +183,27 @@ def read_signing_key(path: str) -> str:
     return text
 
 
-def write_record(path: Path, key: str, inputs: dict) -> None:
-    """Record the key a package is being built under (before its stamp is written)."""
+def write_record(path: Path, key, local: Path, files: list[str]) -> None:
+    """Record the key (a cache.key.PackageKey) a package was built under, with the stamp's files and
+    the sha256 of its wheels, right before its stamp is written; no key: remove the record."""
     from sage_build.base.atomic import write_atomic
 
-    write_atomic(path, (json.dumps({"key": key, "inputs": inputs}, indent=1, sort_keys=True) + "\n").encode())
+    if key is None:
+        path.unlink(missing_ok=True)
+        return
+    record = {"key": key.key, "inputs": key.inputs, "files": sorted(files), "wheels": _wheel_hashes(local, files)}
+    write_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+
+
+def _wheel_hashes(local: Path, files: list[str]) -> dict[str, str]:
+    hashes = {}
+    for rel in files:
+        if rel.endswith(".whl"):
+            try:
+                hashes[rel] = hashlib.sha256((local / rel).read_bytes()).hexdigest()
+            except OSError:
+                hashes[rel] = ""  # gone: matches no recorded build
+    return hashes
 
 
 def read_record(path: Path) -> dict | None:
@@ -245,9 +261,12 @@ def push_installed(layout, pkg, settings: CacheSettings, url: str | None = None)
         raise CacheError(f"{pkg.name}-{pkg.stamp_version} has no key recorded by its build: rebuild it"
                          f" (./sage -f {pkg.name}) to push it")
     inputs = record.get("inputs", {})
+    files = read_manifest(stamp).get("files", [])
+    if record.get("files") != sorted(files) or record.get("wheels") != _wheel_hashes(layout.local, files):
+        raise CacheError(f"{pkg.name}-{pkg.stamp_version}: what is installed is not what the recorded build made"
+                         f" (a build interrupted, or files changed since): rebuild it (./sage -f {pkg.name}) to push it")
     keyed_on_prefix = inputs.get("prefix") == str(layout.prefix)
-    artifacts = installed_artifacts(layout.local, layout.prefix, read_manifest(stamp).get("files", []), pkg.name,
-                                    keyed_on_prefix=keyed_on_prefix)
+    artifacts = installed_artifacts(layout.local, layout.prefix, files, pkg.name, keyed_on_prefix=keyed_on_prefix)
     if not artifacts:
         raise CacheError(f"{pkg.name}-{pkg.stamp_version} installed nothing: nothing to push")
     tags = sorted({tag for name, kind, _ in artifacts if kind == WHEEL for tag in _wheel_tags(name)})

@@ -150,9 +150,6 @@ class Spkg:
         )
         staging = self.build_dir / "inst"
         key = self._cache_key(target) if self.build_only is None else None
-        if self.build_only is None:
-            # the key recorded is this build's or none (push publishes what the record says)
-            self.layout.cache_record(self.pkg.name, self.version).unlink(missing_ok=True)
         pulled = self._pull(key, staging) if key is not None and self.settings.cache.pulls else None
         if pulled is None:
             wheels = self._fetch_unpack_build(target, env)
@@ -172,10 +169,11 @@ class Spkg:
         with self.phase(events.RECORD):
             self._record_scripts(distributions)
             reach("record-scripts")
-            if key is not None:
-                from sage_build.cache.entry import write_record
+            from sage_build.cache.entry import write_record
 
-                write_record(self.layout.cache_record(self.pkg.name, self.version), key.key, key.inputs)
+            # this build's key and what it installed (push checks that the stamp is this build's);
+            # none when it has no key, so that push never takes an older build's
+            write_record(self.layout.cache_record(self.pkg.name, self.version), key, self.layout.local, files)
             stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
             reach("record-manifest")
         if pulled is None and key is not None and self.settings.cache.push:
