@@ -346,6 +346,10 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
         setting = with_system.get(name, "no" if check.python_check and not site_packages else "yes")
         if name in installed:
             result[name] = SystemStatus("installed", "installed in the prefix by sage-build; it stays so")
+        elif not check.understood and setting == "force":
+            # the check cannot be run: the user's word is the only way to the system's copy
+            result[name] = SystemStatus("system", "--with-system-" + name + "=force; its spkg-configure.m4 is not"
+                                        " understood (" + "; ".join(check.not_understood[:1]) + "), so unchecked")
         elif not check.understood:
             result[name] = SystemStatus("not understood", "; ".join(check.not_understood[:2]))
         elif setting == "no":

@@ -30,6 +30,11 @@ BUILD_VARIABLES = ("CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS")   # a ch
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 
 
+def _in(lang: str) -> str:
+    """A cache key's language part: none for C (the keys of caches written before C++ probes)."""
+    return "" if lang in ("", "C") else f" in {lang}"
+
+
 class Probes:
     """The system's answers, asked once and cached."""
 
@@ -96,17 +101,20 @@ class Probes:
             result = self._run(command, cwd=tmp)
             return result is not None and result.returncode == 0
 
-    def header(self, name: str, flags: Mapping[str, str] | None = None) -> bool:
+    def header(self, name: str, flags: Mapping[str, str] | None = None, lang: str = "C") -> bool:
+        """Whether ``#include <name>`` compiles in ``lang`` (C or C++: autoconf's current language)."""
         build, words = self._flags(flags)
-        return bool(self._ask(f"header {name}{words}", lambda: self._build(
-            f"#include <{name}>\nint main(void) {{ return 0; }}\n", [], link=False, flags=build)))
+        return bool(self._ask(f"header {name}{_in(lang)}{words}", lambda: self._build(
+            f"#include <{name}>\nint main(void) {{ return 0; }}\n", [], link=False, flags=build, lang=lang)))
 
-    def library(self, function: str, lib: str, other: str = "", flags: Mapping[str, str] | None = None) -> bool:
+    def library(self, function: str, lib: str, other: str = "", flags: Mapping[str, str] | None = None,
+                lang: str = "C") -> bool:
         """Whether a program calling ``function`` links (with ``-l lib`` when lib is not '')."""
         source = f"#ifdef __cplusplus\nextern \"C\"\n#endif\nchar {function} (void);\nint main(void) {{ return {function} (); }}\n"
         extra = ([f"-l{lib}"] if lib else []) + shlex.split(other)
         build, words = self._flags(flags)
-        return bool(self._ask(f"link {function} {' '.join(extra)}{words}", lambda: self._build(source, extra, link=True, flags=build)))
+        return bool(self._ask(f"link {function} {' '.join(extra)}{_in(lang)}{words}",
+                              lambda: self._build(source, extra, link=True, flags=build, lang=lang)))
 
     def program_builds(self, source: str, lang: str, link: bool, flags: Mapping[str, str] | None = None) -> bool:
         """Whether a program compiles (or links) in ``lang`` (C or C++): AC_COMPILE_IFELSE, AC_LINK_IFELSE."""
@@ -285,11 +293,11 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
 
     def probe(p: Probe, step: Step) -> None:
         if p.kind == "header":
-            ok = probes.header(p.subject, flags())
+            ok = probes.header(p.subject, flags(), p.lang or "C")
             notes.append(f"header {p.subject} {'found' if ok else 'not found'}")
             branch(ok, step)
         elif p.kind == "library":
-            lib = next((lib for lib in p.libs if probes.library(p.subject, lib, p.other_libs, flags())), None)
+            lib = next((lib for lib in p.libs if probes.library(p.subject, lib, p.other_libs, flags(), p.lang or "C")), None)
             where = "" if lib in (None, "") else f" in -l{lib}"
             if lib and p.var == "LIBS":   # AC_SEARCH_LIBS, AC_CHECK_LIB's default action: LIBS="-llib $LIBS"
                 variables["LIBS"] = f"-l{lib} {get('LIBS')}"

@@ -313,7 +313,9 @@ class _Reader:
         self.problems: list[str] = []
         self.requires: list[str] = []
         self.python = False
-        self.langs = ["C"]   # autoconf's language: m4 state, so the order of the text decides
+        # autoconf's language: m4 state, so the order of the text decides. Sage's configure.ac
+        # sets AC_LANG(C++) before SAGE_SPKG_COLLECT runs the checks (gmp's gmpxx.h is C++).
+        self.langs = ["C++"]
 
     def fail(self, what: str) -> tuple[Step, ...]:
         self.problems.append(" ".join(what.split())[:160])
@@ -439,7 +441,7 @@ class _Reader:
             found, missing = self.steps(arg(1)), self.steps(arg(2))
             if name == "AC_CHECK_HEADER" and len(headers) != 1:
                 return self.fail(f"{name}({arg(0)})")
-            each = tuple(Step("probe", Probe("header", h), found=found, missing=missing) for h in headers)
+            each = tuple(Step("probe", Probe("header", h, lang=self.langs[-1]), found=found, missing=missing) for h in headers)
             return (Step("loop", found=each),) if name == "AC_CHECK_HEADERS" else each  # `break` ends the loop
         if name in ("AC_LANG_PUSH", "AC_LANG"):
             self.langs[-1:] = ([self.langs[-1]] if name == "AC_LANG_PUSH" else []) + [arg(0)]
@@ -457,14 +459,15 @@ class _Reader:
             return (Step("probe", Probe(kind, source, lang=self.langs[-1]),
                          found=self.steps(arg(1)), missing=self.steps(arg(2))),)
         if name == "AC_SEARCH_LIBS":
-            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4), var="LIBS"),
+            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4), var="LIBS",
+                                        lang=self.langs[-1]),
                          found=self.steps(arg(2)), missing=self.steps(arg(3))),)
         if name == "AC_CHECK_LIB":
             default = "LIBS" if not arg(2).strip() else ""   # the default action adds -llib to LIBS
-            return (Step("probe", Probe("library", arg(1), libs=(arg(0),), other_libs=arg(4), var=default),
+            return (Step("probe", Probe("library", arg(1), libs=(arg(0),), other_libs=arg(4), var=default, lang=self.langs[-1]),
                          found=self.steps(arg(2)), missing=self.steps(arg(3))),)
         if name == "AC_CHECK_FUNC":
-            return (Step("probe", Probe("library", arg(0), libs=("",)),
+            return (Step("probe", Probe("library", arg(0), libs=("",), lang=self.langs[-1]),
                          found=self.steps(arg(1)), missing=self.steps(arg(2))),)
         if name == "PKG_CHECK_MODULES":
             return self.pkg_check(arg(1), self.steps(arg(2)), self.steps(arg(3)) if len(args) > 3 else None)
