@@ -35,6 +35,8 @@ class Options:
     quiet: bool = False
     help: bool = False
     system_site_packages: bool = False
+    binary_cache: list[str] = field(default_factory=list)
+    binary_cache_trusted_keys: list[str] = field(default_factory=list)
 
 
 def parse_options(argv: list[str]) -> Options:
@@ -64,6 +66,10 @@ def parse_options(argv: list[str]) -> Options:
             options.upstream_dir = needs_value()
         elif name == "--mirror":
             options.mirrors.append(needs_value())
+        elif name == "--with-binary-cache":
+            options.binary_cache.append(needs_value())
+        elif name == "--with-binary-cache-trusted-key":
+            options.binary_cache_trusted_keys.append(needs_value())
         elif arg in ("--enable-system-site-packages", "--disable-system-site-packages"):
             options.system_site_packages = arg.startswith("--enable")
         elif _per_package_option(options, arg, name, value if sep else None):
@@ -219,6 +225,8 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
             n in detections and n not in checks and not (packages[n].path / "spkg-configure.yaml").is_file()
             for n, p in decisions.items() if p.from_system),
         python_version=target.version,
+        binary_cache=options.binary_cache,
+        binary_cache_trusted_keys=options.binary_cache_trusted_keys,
     )
     try:
         makefile = render_makefile(

@@ -65,6 +65,14 @@ Downloads:
   --mirror=URL            a mirror to try before the package index and upstream
                           URLs; repeat for several, tried in order
 
+Binary cache (README, "Binary cache"; the environment's SAGE_BINARY_CACHE and
+SAGE_BINARY_CACHE_TRUSTED_KEYS, when set, replace these):
+  --with-binary-cache=URL a binary cache `make build` pulls from before it builds
+                          (file:///dir, https://host/path, s3://bucket/prefix);
+                          repeat for several, the first hit wins
+  --with-binary-cache-trusted-key=NAME:BASE64
+                          a public key whose signatures the pulls accept; repeat
+
 PKG is a directory name under build/pkgs (e.g. six, libyaml); '-' and '_' are
 interchangeable.  `make reconfigure' repeats the last call.
 """

@@ -177,7 +177,8 @@ class _Display:
                 self.bar.write(f"FAILED {event.get('package')}-{event.get('version')} in phase"
                                f" '{event.get('phase')}' after {state.took(event):.1f}s", file=self.out)
             elif event.get("phase") == events.RECORD:
-                self.bar.write(f"built  {event.get('package')}-{event.get('version')}"
+                done = "cached" if event.get("cache") else "built "  # pulled from a binary cache (#20)
+                self.bar.write(f"{done} {event.get('package')}-{event.get('version')}"
                                f" in {state.took(event):.1f}s", file=self.out)
         if self.bar.total != state.total():
             self.bar.total = state.total()
@@ -198,7 +199,8 @@ class _Display:
                 print(f"[{stamp}] {what}: FAILED in phase '{event.get('phase')}' after {state.took(event):.1f}s"
                       f" (log: {event.get('log')})", file=self.out, flush=True)
             elif event.get("event") == events.END and event.get("phase") == events.RECORD:
-                print(f"[{stamp}] {what}: built in {state.took(event):.1f}s ({len(state.done)}{total})",
+                done = "from the binary cache" if event.get("cache") else "built"
+                print(f"[{stamp}] {what}: {done} in {state.took(event):.1f}s ({len(state.done)}{total})",
                       file=self.out, flush=True)
         elif event.get("event") == events.START:
             print(f"[{stamp}] {what}: {event.get('phase')} ...", file=self.out, flush=True)

@@ -6,6 +6,7 @@ here as a :class:`~sage_build.pipeline.spkg.SpkgSettings`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -19,11 +20,13 @@ from sage_build.base.lock import locked
 from sage_build.base.makeflags import make_dry_run
 from sage_build.configure.config import Config, load_config
 from sage_build.face import settings
+from sage_build.face.cache_command import cache_settings
 from sage_build.pipeline.spkg import PhaseFailed, Spkg, SpkgSettings
 from sage_build.recipes.recipe import PYTHON_PSEUDO, Package, load_package
 
 
-def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check: bool = False) -> SpkgSettings:
+def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check: bool = False,
+                  config: Config | None = None) -> SpkgSettings:
     """What a sage-spkg run is told: its options (-s, -c) and the environment (make's, sage-progress's)."""
     quiet = environ.get(settings.QUIET) in ("1", settings.QUIET_BUT_WARNINGS)
     sage_check = environ.get("SAGE_CHECK")
@@ -39,6 +42,7 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
         echo_warnings=environ.get(settings.QUIET) == settings.QUIET_BUT_WARNINGS,
         bytecode_levels=environ.get("SAGE_BYTECODE_LEVELS", "0"),
         collisions=settings.collisions(environ),
+        cache=cache_settings(environ, config),
     )
 
 
@@ -69,8 +73,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         config = load_config(settings.sage_root(environ))
         layout = settings.layout_of(config, args.destdir, environ)
         pkg = _package(args.package, config, layout)
-        spkg = Spkg(config, layout, pkg, spkg_settings(environ, keep_build=args.keep_build, check=args.check),
-                    build_only=args.build_only)
+        spkg_options = spkg_settings(environ, keep_build=args.keep_build, check=args.check, config=config)
+        if pkg.name in settings.forced(environ):  # ./sage -f: rebuilt from source, whatever a cache holds
+            spkg_options = dataclasses.replace(spkg_options, cache=dataclasses.replace(spkg_options.cache, urls=()))
+        spkg = Spkg(config, layout, pkg, spkg_options, build_only=args.build_only)
     except OSError as error:
         print(f"sage-spkg: error: {args.package}: {error.strerror or error}: {error.filename or ''}",
               file=sys.stderr)

@@ -817,6 +817,15 @@ def _suggested_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_.]", "_", name.lower()).lstrip(".") or "_"
 
 
+def hash_files_before_20(files: dict[str, bytes]) -> str:
+    """The recipe hash as it was before issue #20 (every file of the recipe counted), to recognise
+    a tree's stored hashes of unchanged recipes on upgrade (configure.makefile.update_recipe_hash)."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    return digest.hexdigest()
+
+
 def recipe_hash(pkg_path: Path) -> str:
     """A hash over the recipe's files (names and contents), excluding an in-tree ``src/``."""
     return hash_files(scan_recipe(pkg_path))
