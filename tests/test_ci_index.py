@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ from sage_build.ci.index import build_index, configuration_of
 
 PY311 = {"python": {"implementation": "cpython", "version": "3.11.2", "tag": "cp311-cp311-manylinux_2_36_x86_64"},
          "compiler": "gcc 12"}
+#: The tests' entries are unsigned, as a cache of one's own may be (signatures: see the test below).
+UNSIGNED = dict(os.environ, SAGE_BINARY_CACHE_TRUST="unsigned")
 PY312 = {"python": {"implementation": "cpython", "version": "3.12.1", "tag": "cp312-cp312-manylinux_2_36_x86_64"},
          "compiler": "gcc 12"}
 
@@ -54,7 +57,7 @@ def cache(tmp_path) -> Path:
 
 def test_pip_installs_from_the_index_of_a_configuration(cache, tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", f"file://{cache}"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=UNSIGNED)
     assert result.returncode == 0, result.stderr
     c311, c312 = configuration_of({"inputs": {"environment": PY311}}), configuration_of({"inputs": {"environment": PY312}})
     assert c311.startswith("cp311-cp311-manylinux_2_36_x86_64-") and c311 != c312
@@ -109,7 +112,7 @@ def test_hostile_or_broken_entries_are_left_out_with_a_reason(cache, tmp_path):
     _entry(cache, "evil", make_wheel(wheels, "evil", "1.0", {"evil.py": b""}), PY311, name="../../evil-1.0-py3-none-any.whl")
     _entry(cache, "junk", None, PY311, name="junk-1.0-py3-none-any.whl", data=b"not a zip")
     result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", str(cache)],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=UNSIGNED)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "0000000000000000000000000000000000000000000000000000000000000000.json: not a manifest" in result.stderr
@@ -140,9 +143,9 @@ def test_an_empty_or_unnamed_cache_is_a_clear_answer(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", str(empty)],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=UNSIGNED)
     assert result.returncode == 0 and "no wheels in the cache yet" in result.stdout
-    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", ""], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", ""], capture_output=True, text=True, env=UNSIGNED)
     assert result.returncode != 0 and "SAGE_BINARY_CACHE_PUSH is empty" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -192,7 +195,7 @@ def test_an_object_store_gets_its_pages_replaced(cache):
 def test_concurrent_index_builds_leave_whole_pages(cache):
     for _ in range(4):
         runs = [subprocess.Popen([sys.executable, str(ROOT / "sage"), "--cache", "index", str(cache)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=UNSIGNED) for _ in range(3)]
         for run in runs:
             assert run.wait() == 0, run.stderr.read()
             run.stderr.close()
@@ -223,3 +226,24 @@ def test_uv_installs_from_the_index(cache, tmp_path):
     check = subprocess.run([str(prefix / "bin" / "python"), "-c", "import alpha, beta_pkg; print(alpha.A)"],
                            capture_output=True, text=True)
     assert check.stdout == "1\n", check.stderr
+
+
+def test_the_index_lists_only_entries_signed_by_a_trusted_key(cache, tmp_path):
+    from sage_build.cache import trust
+    from sage_build.cache.key import canonical_json
+
+    secret, public = trust.generate_key("ci-test-1")
+    _, stranger = trust.generate_key("stranger-1")
+    signed = make_wheel(tmp_path / "s", "signed_pkg", "1.0", {"signed_pkg/__init__.py": b""})
+    key = _entry(cache, "signed_pkg", signed, PY311)
+    path = cache / "v1" / f"{key}.json"
+    document = json.loads(path.read_text())
+    document["signatures"] = [trust.sign(canonical_json(document["manifest"]), secret)]
+    path.write_text(json.dumps(document))
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "index", str(cache)], capture_output=True,
+                            text=True, env=dict(os.environ, SAGE_BINARY_CACHE_TRUSTED_KEYS=f"{stranger} {public}"))
+    assert result.returncode == 0, result.stderr
+    [c311] = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("cp311")]
+    projects = json.loads((cache / "index" / c311 / "simple" / "index.json").read_text())["projects"]
+    assert projects == [{"name": "signed-pkg"}]   # the unsigned alpha and beta-pkg are left out, and said so
+    assert result.stderr.count("is not signed") == 3

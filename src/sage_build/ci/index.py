@@ -33,6 +33,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 from sage_build.base.atomic import write_atomic
 from sage_build.base.errors import CacheError
+from sage_build.cache import trust
 from sage_build.cache.key import canonical_json
 from sage_build.cache.store import LAYOUT, DirectoryStore, Store, blob_path
 
@@ -70,9 +71,11 @@ def configuration_of(manifest: dict) -> str:
     return f"{_UNSAFE.sub('_', tag)}-{digest}"
 
 
-def collect(store: Store) -> tuple[list[Wheel], list[str]]:
+def collect(store: Store, trusted_keys: list[str] | None = None) -> tuple[list[Wheel], list[str]]:
     """The wheels the store's manifests describe (newest entry per configuration and file name),
-    and the entries left out, with why (a manifest unreadable, a file name that is not a wheel's)."""
+    and the entries left out, with why (a manifest unreadable or, with ``trusted_keys``, not signed
+    by one of them; a file name that is not a wheel's). ``trusted_keys`` None: unsigned entries
+    are taken (SAGE_BINARY_CACHE_TRUST=unsigned, a cache of one's own)."""
     chosen: dict[tuple[str, str], Wheel] = {}
     skipped: list[str] = []
     for path, _ in sorted(store.list(f"{LAYOUT}/")):
@@ -88,6 +91,13 @@ def collect(store: Store) -> tuple[list[Wheel], list[str]]:
         except (ValueError, KeyError, TypeError, AttributeError):
             skipped.append(f"{path}: not a manifest sage-build wrote")
             continue
+        if trusted_keys is not None:
+            # the index republishes the wheels to pip, which checks no signature: only trusted ones
+            try:
+                trust.verify(canonical_json(manifest), document.get("signatures"), trusted_keys, path)
+            except CacheError as error:
+                skipped.append(str(error))
+                continue
         for artifact in artifacts:
             if not isinstance(artifact, dict) or artifact.get("kind") != "wheel":
                 continue   # a staged tree's tarball: not for pip
@@ -133,9 +143,10 @@ def _json(document: dict) -> bytes:
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
 
 
-def build_index(store: Store) -> IndexResult:
-    """(Re)write the index of every configuration under ``index/`` of the store."""
-    wheels, skipped = collect(store)
+def build_index(store: Store, trusted_keys: list[str] | None = None) -> IndexResult:
+    """(Re)write the index of every configuration under ``index/`` of the store (``trusted_keys``:
+    see :func:`collect`)."""
+    wheels, skipped = collect(store, trusted_keys)
     pages: dict[str, bytes] = {}
     counts: dict[str, int] = {}
     by_configuration: dict[str, dict[str, list[tuple[Wheel, str, str | None]]]] = {}

@@ -256,8 +256,9 @@ def cache_index_main(argv: list[str]) -> int:
     if not args.url:
         raise SageBuildError("./sage --cache index: name the cache's URL (in CI: $SAGE_BINARY_CACHE_PUSH is empty"
                              " here, so this job cannot write the cache)")
+    cache = settings.cache_settings(os.environ)
     store = open_store(args.url)
-    result = build_index(store)
+    result = build_index(store, None if cache.unsigned else list(cache.trusted_keys))
     for problem in result.skipped:
         print(f"sage: warning: left out of the index: {problem}", file=sys.stderr)
     if not result.configurations:
