@@ -159,3 +159,120 @@ def test_compile_and_link_programs_with_the_checks_flags(tmp_path):
     link = link.replace("argc", "0.5 * (double) SBFOO_VERSION").replace("<math.h>", "<math.h>\n#include <sbfoo.h>")
     assert not run('SAVE="$LIBS"\nLIBS="$LIBS -lm"\n' + link + '\nLIBS="$SAVE"', probes).install
     assert run('CPPFLAGS="-I/sbnope"\n' + link, probes).install   # the check's own CPPFLAGS: no sbfoo.h
+
+
+def run_full(text, probes, **kwargs):
+    """A whole spkg-configure.m4 (its REQUIRED-CHECK too), run."""
+    check = read_check(text, "foo")
+    assert check.understood, check.not_understood
+    kwargs.setdefault("dependency_built", lambda d: False)
+    return run_check(check, probes, python_check=lambda p: (False, "no site packages"), **kwargs)
+
+
+@pytest.mark.parametrize("host, required", [("x86_64-pc-linux-gnu", True), ("aarch64-apple-darwin23.1.0", True),
+                                            ("x86_64-unknown-freebsd14.0", False)])
+def test_required_check_as_case_on_host_and_spkg_require(host, required):
+    probes = Probes(dict(os.environ))
+    probes.host = lambda: host   # type: ignore[method-assign]
+    libuuid_form = """SAGE_SPKG_CONFIGURE([foo], [sage_spkg_install_foo=yes], [dnl REQUIRED-CHECK
+      AS_CASE([$host],
+        [*-*-linux*|*-*-darwin*], [],
+        [AS_VAR_SET([SPKG_REQUIRE], [no])])
+    ])"""
+    outcome = run_full(libuuid_form, probes)
+    assert outcome.install == required
+    assert ("not required on this system (its REQUIRED-CHECK)" in outcome.notes) != required
+    # appnope's form: not required unless on macOS; the REQUIRED-CHECK runs with --with-system-foo=no too
+    appnope_form = """SAGE_SPKG_CONFIGURE([foo], [SAGE_PYTHON_PACKAGE_CHECK([foo])], [
+      sage_require_foo=no
+      AS_CASE([$host], [*-*-darwin*], [sage_require_foo=yes])])"""
+    assert run_full(appnope_form, probes, use_system=False).install == ("darwin" in host)
+
+
+def test_a_command_condition_runs_the_program_configure_found(tmp_path):
+    import sys
+
+    probes = Probes(dict(os.environ))
+    importlib_form = """SAGE_SPKG_CONFIGURE([foo], [sage_spkg_install_foo=yes], [
+      AS_IF([test -z "${PYTHON_FOR_VENV}"], [sage_require_foo="no"], [
+        AS_IF(["${PYTHON_FOR_VENV}" -c "import sys; sys.exit(sys.version_info.minor < MINOR)" 2>& AS_MESSAGE_LOG_FD],
+              [sage_require_foo="no"])])])"""
+    here = sys.version_info.minor
+    for minor, required in ((here, False), (here + 1, True)):
+        outcome = run_full(importlib_form.replace("MINOR", str(minor)), probes, context={"PYTHON_FOR_VENV": lambda: sys.executable})
+        assert outcome.install == required, outcome.notes
+    assert not run_full(importlib_form, probes, context={"PYTHON_FOR_VENV": lambda: ""}).install   # our Python SPKG: not required
+    # a literal command is not run (only a program configure found)
+    assert not read_check("SAGE_SPKG_CONFIGURE([foo], [AS_IF([grep -q x /etc/passwd], [A=1])])", "foo").understood
+
+
+def test_feature_check_with_a_chain_of_and(tmp_path):
+    for name, status in (("sbgit", 0), ("sbbroken", 1)):
+        tool = tmp_path / name
+        tool.write_text(f"#!/bin/sh\necho {name} 2.0\nexit {status}\n")
+        tool.chmod(0o755)
+    probes = Probes({**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    git_form = """AC_CACHE_CHECK([for git], [ac_cv_path_GIT], [
+                AC_PATH_PROGS_FEATURE_CHECK([GIT], [TOOL],
+                [${ac_path_GIT} --version >/dev/null 2>/dev/null &&
+                      ac_cv_path_GIT=${ac_path_GIT} &&
+                      ac_path_GIT_found=:
+                ],
+                [sage_spkg_install_foo=yes; ac_cv_path_GIT=no])])"""
+    assert not run(git_form.replace("TOOL", "sbgit"), probes).install
+    assert run(git_form.replace("TOOL", "sbbroken"), probes).install
+    assert run(git_form.replace("TOOL", "sbnope_missing"), probes).install
+
+
+def test_path_prog_keeps_the_path_in_ac_cv_path(tmp_path):
+    tool = tmp_path / "sbconvert"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    probes = Probes({**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    imagemagick_form = """AC_PATH_PROG([CONVERT], [TOOL])
+       AS_IF([test -z "$ac_cv_path_CONVERT"], [sage_spkg_install_foo=yes])"""
+    assert not run(imagemagick_form.replace("TOOL", "sbconvert"), probes).install
+    assert run(imagemagick_form.replace("TOOL", "sbnope_missing"), probes).install
+
+
+def test_pkg_config_variable_is_the_program_configure_found(tmp_path):
+    pkgconf_form = "AS_IF([test -z \"$PKG_CONFIG\"], [sage_spkg_install_foo=yes])"
+    (tmp_path / "pkg-config").write_text("#!/bin/sh\n")
+    (tmp_path / "pkg-config").chmod(0o755)
+    assert not run(pkgconf_form, Probes({**os.environ, "PATH": str(tmp_path)})).install
+    assert run(pkgconf_form, Probes({**os.environ, "PATH": str(tmp_path / "empty")})).install
+
+
+@needs_cc
+def test_run_a_program_and_its_exit_status():
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler")
+    probes = Probes(dict(os.environ))
+    sqlite_form = """m4_pushdef([MIN_MAJOR], [3])
+      m4_pushdef([MIN], [MIN_MAJOR.1])
+      AC_MSG_CHECKING([foo >= ]MIN)
+      AC_RUN_IFELSE([
+        AC_LANG_PROGRAM([[#include <stdlib.h>]], [[
+          if (VALUE < ]]MIN_MAJOR[[) exit(1); else exit(0);
+        ]])],
+        [AC_MSG_RESULT([yes])],
+        [sage_spkg_install_foo=yes],
+        [AC_MSG_RESULT([cross compiling. assume yes])])
+      m4_popdef([MIN])"""
+    assert not run(sqlite_form.replace("VALUE", "3"), probes).install
+    assert run(sqlite_form.replace("VALUE", "2"), probes).install            # runs, exits 1
+    assert run(sqlite_form.replace("VALUE", "sbnope"), probes).install       # does not build
+
+
+@needs_cc
+def test_am_iconv_finds_the_c_librarys_iconv():
+    import platform
+
+    if platform.system() != "Linux":
+        pytest.skip("glibc's iconv")
+    iconv_form = """AM_ICONV
+    if test x"$am_cv_func_iconv" != xyes; then
+       sage_spkg_install_foo=yes
+    fi"""
+    assert not run(iconv_form, Probes(dict(os.environ))).install
+    assert run(iconv_form, Probes({**os.environ, "CPPFLAGS": "-DICONV_NOPE", "CXX": "sbnope-c++"})).install

@@ -27,7 +27,8 @@ def test_python_package_check():
 def test_check_header_with_dnl_and_unquoted_name():
     result = check("dnl a comment, with (parens]\n  AC_CHECK_HEADER(foo.h, [], [sage_spkg_install_foo=yes])")
     assert result.understood, result.not_understood
-    assert result.steps == (Step("probe", Probe("header", "foo.h"), missing=(INSTALL,)),)
+    # C++: Sage's configure.ac says AC_LANG(C++) before the packages' checks
+    assert result.steps == (Step("probe", Probe("header", "foo.h", lang="C++"), missing=(INSTALL,)),)
 
 
 def test_check_headers_with_break():
@@ -42,8 +43,8 @@ def test_search_libs_and_check_lib():
     result = check("AC_SEARCH_LIBS([foo_init], [foo foo2], [], [sage_spkg_install_foo=yes])\n"
                    "AC_CHECK_LIB([z], [inflate], [], [sage_spkg_install_foo=yes])")
     assert result.understood
-    assert result.steps[0].probe == Probe("library", "foo_init", libs=("", "foo", "foo2"), var="LIBS")
-    assert result.steps[1].probe == Probe("library", "inflate", libs=("z",), var="LIBS")   # LIBS="-lz $LIBS"
+    assert result.steps[0].probe == Probe("library", "foo_init", libs=("", "foo", "foo2"), var="LIBS", lang="C++")
+    assert result.steps[1].probe == Probe("library", "inflate", libs=("z",), var="LIBS", lang="C++")   # LIBS="-lz $LIBS"
     assert check("AC_CHECK_LIB([z], [inflate], [z=1])").steps[0].probe.var == ""
 
 
@@ -92,8 +93,8 @@ def test_depcheck_records_the_order():
 
 def test_post_is_ignored_and_unknown_macros_are_not_understood():
     assert check("AC_CHECK_HEADER([foo.h])", ", [], [], [AC_SUBST([X], [y])]").understood
-    result = check("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [sage_spkg_install_foo=yes])")
-    assert not result.understood and "AC_RUN_IFELSE" in result.not_understood[0]
+    result = check("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [sage_spkg_install_foo=yes])\nAC_FOO([x])")
+    assert not result.understood and "AC_FOO" in result.not_understood[0]
     assert not check("if test x = y; then foo; fi").understood   # foo: a command
     assert not read_check("AC_DEFUN([X], [])\nSAGE_SPKG_CONFIGURE([foo], [])", "foo").understood
 
@@ -113,7 +114,7 @@ def test_shell_if_then_else_fi_holding_macros_and_elif():
     fi""")
     assert result.understood, result.not_understood
     step = result.steps[1]
-    assert step.op == "if" and step.cond[0] == "and" and step.found[0].probe == Probe("header", "zlib.h")
+    assert step.op == "if" and step.cond[0] == "and" and step.found[0].probe == Probe("header", "zlib.h", lang="C++")
     inner = step.missing[0]
     assert inner.op == "if" and inner.found == (INSTALL,) and inner.missing[0].value == "no"
     assert not check("if test x = x; then\nsage_spkg_install_foo=yes").understood   # no fi
@@ -139,21 +140,23 @@ def test_assignments_expand_variables():
 
 
 def test_compile_and_link_a_program_in_the_language_of_the_text():
-    result = check("""AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <gmp.h>
+    result = check("""AC_LANG_PUSH([C])
+        AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <gmp.h>
         #if X < 6
         # error old
         #endif]])], [], [sage_spkg_install_foo=yes])
         AC_LANG_PUSH([C++])
         LIBS="$LIBS -lfoo"
         AC_LINK_IFELSE([AC_LANG_PROGRAM([#include <foo.h>], [[int a@<:@2@:>@; f(a);]])], [], [sage_spkg_install_foo=yes])
-        AC_LANG_POP([C++])""")
+        AC_LANG_POP([C++])
+        AC_LANG_POP([C])""")
     assert result.understood, result.not_understood
     compile_, _, link = result.steps
     assert compile_.probe.kind == "compile" and compile_.probe.lang == "C"
     assert compile_.probe.subject == "#include <gmp.h>\n        #if X < 6\n        # error old\n        #endif\nint\nmain (void)\n{\n\n  ;\n  return 0;\n}\n"
     assert link.probe.kind == "link" and link.probe.lang == "C++" and "int a[2]; f(a);" in link.probe.subject
     assert "main ()" in link.probe.subject
-    for body in ("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LINK_IFELSE([AC_LANG_PROGRAM([AC_FOO], [])])",
-                 "AC_LANG_PUSH([Fortran])\nAC_COMPILE_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LANG_POP([C])",
+    for body in ("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [], [], [])", "AC_LINK_IFELSE([AC_LANG_PROGRAM([AC_FOO], [])])",
+                 "AC_LANG_PUSH([Fortran])\nAC_COMPILE_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LANG_POP([C++])",
                  "AC_COMPILE_IFELSE([int main;])"):
         assert not check(body).understood, body

@@ -21,7 +21,7 @@ from sage_build.install.target import query_python
 from sage_build.base.commands import inherited_environment
 from sage_build.configure.probes import CACHE_FILE, Probes, run_check
 from sage_build.recipes.spkg_configure_m4 import Check, load_check
-from typing import Mapping
+from typing import Collection, Mapping
 
 @dataclass
 class Options:
@@ -189,7 +189,7 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     decisions = {}
     for name, pkg in packages.items():
         decisions[name] = _decide(pkg, enable.get(name), detections.get(name), name in installed)
-    _depcheck(graph, decisions)
+    _depcheck(graph, decisions, decided_by_m4=set(system))
 
     disabled_installed = sorted(name for name, value in enable.items() if value == "no" and name in installed)
     config = Config(
@@ -281,12 +281,14 @@ def _decide(pkg: Package, enable: str | None, detection: Detection | None, insta
     return PackageDecision(name=pkg.name, enabled=enabled, from_system=from_system, reason=reason)
 
 
-def _depcheck(graph: Graph, decisions: dict[str, PackageDecision]) -> None:
+def _depcheck(graph: Graph, decisions: dict[str, PackageDecision], decided_by_m4: Collection[str] = ()) -> None:
     """A package whose dependency is built from source is built from source too (Sage's DEPCHECK):
-    the system's copy was built against the system's dependency, not ours."""
+    the system's copy was built against the system's dependency, not ours. A package decided by
+    its spkg-configure.m4 is left as it decided: its SAGE_SPKG_DEPCHECK names the dependencies
+    that matter, as in Sage (a package it finds not required needs none)."""
     for name in graph.topological_order(graph.packages):
         decision = decisions[name]
-        if not decision.from_system:
+        if not decision.from_system or name in decided_by_m4:
             continue
         normal, _ = graph.dependencies(name)
         built = [d for d in normal if d in decisions and not decisions[d].from_system]
@@ -325,6 +327,10 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             return False, f"no version_requirements.txt for {name}"
         return found.found, found.reason
 
+    # configure.ac's variables that checks read: the Python of the venv when it is the system's
+    # (python3's spkg-configure.m4 decides), the Python that runs Sage's own tools
+    context = {"PYTHON_FOR_VENV": lambda: "" if built("python3") else python, "SAGE_BOOTSTRAP_PYTHON": lambda: python}
+
     def built(name: str) -> bool:
         if name not in result:
             if name in checks:
@@ -340,13 +346,17 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             result[name] = SystemStatus("installed", "installed in the prefix by sage-build; it stays so")
         elif not check.understood:
             result[name] = SystemStatus("not understood", "; ".join(check.not_understood[:2]))
-        elif setting == "no":
+        elif setting == "no" and not check.required:
             why = python_check(name)[1] if check.python_check and name not in with_system else "--with-system-" + name + "=no"
             result[name] = SystemStatus("source", why)
-        else:
+        else:   # a REQUIRED-CHECK runs even with --with-system-PKG=no: the package may not be needed
             result[name] = SystemStatus("source", "checking")   # a cycle in DEPCHECKs builds it
-            outcome = run_check(check, probes, dependency_built=built, python_check=python_check)
-            result[name] = SystemStatus("source" if outcome.install else "system", outcome.reason)
+            outcome = run_check(check, probes, dependency_built=built, python_check=python_check,
+                                use_system=setting != "no", context=context)
+            why = outcome.reason
+            if setting == "no" and outcome.install:
+                why = python_check(name)[1] if check.python_check and name not in with_system else "--with-system-" + name + "=no"
+            result[name] = SystemStatus("source" if outcome.install else "system", why)
 
     for name in graph.topological_order(checks):
         if name not in result:

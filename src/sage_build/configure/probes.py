@@ -9,8 +9,10 @@ reconfigure asks the system nothing new.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import platform
 import re
 import shlex
 import shutil
@@ -24,7 +26,7 @@ from sage_build.base.atomic import write_atomic
 from sage_build.recipes.spkg_configure_m4 import Check, Probe, Step, Word
 
 CACHE_FILE = "config.cache"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2   # 2: headers and libraries are asked in a language
 _ENV_KEYS = ("CC", "CXX", "CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS", "PATH", "PKG_CONFIG_PATH", "CPATH", "LIBRARY_PATH")
 BUILD_VARIABLES = ("CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS")   # a check may change them
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
@@ -82,7 +84,8 @@ class Probes:
         own = {k: v for k, v in (flags or {}).items() if k in env and v != env[k]}
         return {**env, **own}, (" " + json.dumps(own, sort_keys=True) if own else "")
 
-    def _build(self, source: str, extra: list[str], link: bool, flags: Mapping[str, str], lang: str = "C") -> bool:
+    def _build(self, source: str, extra: list[str], link: bool, flags: Mapping[str, str], lang: str = "C",
+               execute: bool = False) -> bool:
         cxx = lang == "C++"
         with tempfile.TemporaryDirectory(prefix="sage-build-probe-") as tmp:
             name = "conftest.cpp" if cxx else "conftest.c"
@@ -94,26 +97,48 @@ class Probes:
             else:
                 command += ["-c", name, "-o", "conftest.o"]
             result = self._run(command, cwd=tmp)
-            return result is not None and result.returncode == 0
+            if not execute or result is None or result.returncode != 0:
+                return result is not None and result.returncode == 0
+            ran = self._run([str(Path(tmp, "conftest"))], cwd=tmp, timeout=30)
+            return ran is not None and ran.returncode == 0
 
-    def header(self, name: str, flags: Mapping[str, str] | None = None) -> bool:
+    def header(self, name: str, flags: Mapping[str, str] | None = None, lang: str = "C") -> bool:
         build, words = self._flags(flags)
-        return bool(self._ask(f"header {name}{words}", lambda: self._build(
-            f"#include <{name}>\nint main(void) {{ return 0; }}\n", [], link=False, flags=build)))
+        return bool(self._ask(f"header {lang} {name}{words}", lambda: self._build(
+            f"#include <{name}>\nint main(void) {{ return 0; }}\n", [], link=False, flags=build, lang=lang)))
 
-    def library(self, function: str, lib: str, other: str = "", flags: Mapping[str, str] | None = None) -> bool:
+    def library(self, function: str, lib: str, other: str = "", flags: Mapping[str, str] | None = None, lang: str = "C") -> bool:
         """Whether a program calling ``function`` links (with ``-l lib`` when lib is not '')."""
         source = f"#ifdef __cplusplus\nextern \"C\"\n#endif\nchar {function} (void);\nint main(void) {{ return {function} (); }}\n"
         extra = ([f"-l{lib}"] if lib else []) + shlex.split(other)
         build, words = self._flags(flags)
-        return bool(self._ask(f"link {function} {' '.join(extra)}{words}", lambda: self._build(source, extra, link=True, flags=build)))
+        return bool(self._ask(f"link {lang} {function} {' '.join(extra)}{words}",
+                              lambda: self._build(source, extra, link=True, flags=build, lang=lang)))
 
-    def program_builds(self, source: str, lang: str, link: bool, flags: Mapping[str, str] | None = None) -> bool:
-        """Whether a program compiles (or links) in ``lang`` (C or C++): AC_COMPILE_IFELSE, AC_LINK_IFELSE."""
+    def program_builds(self, source: str, lang: str, link: bool, flags: Mapping[str, str] | None = None,
+                       execute: bool = False) -> bool:
+        """Whether a program compiles (or links, or links and runs with exit status 0) in ``lang``
+        (C or C++): AC_COMPILE_IFELSE, AC_LINK_IFELSE, AC_RUN_IFELSE."""
         build, words = self._flags(flags)
         digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-        return bool(self._ask(f"{'link' if link else 'compile'} {lang} program {digest}{words}",
-                              lambda: self._build(source, [], link=link, flags=build, lang=lang)))
+        kind = "run" if execute else "link" if link else "compile"
+        return bool(self._ask(f"{kind} {lang} program {digest}{words}",
+                              lambda: self._build(source, [], link=link or execute, flags=build, lang=lang, execute=execute)))
+
+    def command(self, argv: list[str]) -> bool:
+        """Whether a command (a program configure found, with its arguments) exits with 0."""
+        def compute():
+            result = self._run(argv, timeout=60)
+            return result is not None and result.returncode == 0
+        return bool(self._ask("run " + json.dumps(argv), compute))
+
+    def host(self) -> str:
+        """autoconf's $host, as config.guess spells it (cpu-vendor-os)."""
+        system = platform.system().lower()
+        machine = platform.machine() or "unknown"
+        if system == "darwin":
+            return f"{machine}-apple-darwin{platform.release()}"
+        return f"{machine}-pc-{system}-gnu" if system == "linux" else f"{machine}-unknown-{system}"
 
     def pkgconfig(self, module: str) -> str | None:
         """The module's version, None when pkg-config (or the module) is missing."""
@@ -214,13 +239,23 @@ class _Break(Exception):
 
 
 def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str], bool],
-              python_check: Callable[[str], tuple[bool, str]]) -> Outcome:
+              python_check: Callable[[str], tuple[bool, str]], use_system: bool = True,
+              context: Mapping[str, Callable[[], str]] | None = None) -> Outcome:
     """Run a check as Sage's configure would; ``dependency_built(dep)`` says whether a
     SAGE_SPKG_DEPCHECK dependency is built from source, ``python_check(pkg)`` runs
-    SAGE_PYTHON_PACKAGE_CHECK (found, why)."""
+    SAGE_PYTHON_PACKAGE_CHECK (found, why). The REQUIRED-CHECK runs first: a package it finds
+    not required is not installed (Sage's ``sage_require_PKG=no``); then, unless ``use_system``
+    is False (``--with-system-PKG=no``), the check. ``context`` gives configure's own variables
+    (``PYTHON_FOR_VENV``, ...); ``host`` and ``PKG_CONFIG`` are known here."""
     install_var = f"sage_spkg_install_{check.package}"
-    variables: dict[str, str] = {install_var: "no"}
+    require_var = f"sage_require_{check.package}"
+    variables: dict[str, str] = {install_var: "no", require_var: "yes"}
     notes: list[str] = []
+    known: dict[str, Callable[[], str]] = {
+        "host": probes.host,
+        "PKG_CONFIG": lambda: probes.program("pkg-config") or "",
+        **(context or {}),
+    }
 
     def get(var: str) -> str:
         other = var.removeprefix("sage_spkg_install_")
@@ -228,6 +263,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             return "yes" if dependency_built(other) else "no"
         if var not in variables and var in BUILD_VARIABLES:
             return probes.environ.get(var, "")
+        if var not in variables and var in known:
+            variables[var] = known[var]()
         return variables.get(var, "")
 
     def flags() -> dict[str, str]:
@@ -236,6 +273,14 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
     def holds(cond: tuple) -> bool:
         if cond[0] == "test":
             return shell_test([field for word in cond[1] for field in expand(word, get)])
+        if cond[0] == "match":
+            value = " ".join(expand(cond[1], get))
+            return any(fnmatch.fnmatchcase(value, pattern) for pattern in cond[2])
+        if cond[0] == "run":
+            argv = [field for word in cond[1] for field in expand(word, get)]
+            ok = bool(argv) and probes.command(argv)
+            notes.append(f"{' '.join(argv)[:60]} {'succeeds' if ok else 'fails'}")
+            return ok
         if cond[0] == "not":
             return not holds(cond[1])
         return holds(cond[1]) and holds(cond[2]) if cond[0] == "and" else holds(cond[1]) or holds(cond[2])
@@ -285,21 +330,22 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
 
     def probe(p: Probe, step: Step) -> None:
         if p.kind == "header":
-            ok = probes.header(p.subject, flags())
+            ok = probes.header(p.subject, flags(), p.lang or "C")
             notes.append(f"header {p.subject} {'found' if ok else 'not found'}")
             branch(ok, step)
         elif p.kind == "library":
-            lib = next((lib for lib in p.libs if probes.library(p.subject, lib, p.other_libs, flags())), None)
+            lib = next((lib for lib in p.libs if probes.library(p.subject, lib, p.other_libs, flags(), p.lang or "C")), None)
             where = "" if lib in (None, "") else f" in -l{lib}"
             if lib and p.var == "LIBS":   # AC_SEARCH_LIBS, AC_CHECK_LIB's default action: LIBS="-llib $LIBS"
                 variables["LIBS"] = f"-l{lib} {get('LIBS')}"
             notes.append(f"{p.subject}{where} {'links' if lib is not None else 'does not link'}")
             branch(lib is not None, step)
-        elif p.kind in ("compile", "link"):
-            ok = probes.program_builds(p.subject, p.lang, p.kind == "link", flags())
+        elif p.kind in ("compile", "link", "run"):
+            ok = probes.program_builds(p.subject, p.lang, p.kind == "link", flags(), execute=p.kind == "run")
             first = next((line.strip() for line in p.subject.splitlines() if line.strip()), "")
-            notes.append(f"a {p.lang} program ({first[:40]}) {'builds' if ok else 'does not build'}" if p.kind == "compile"
-                         else f"a {p.lang} program ({first[:40]}) {'links' if ok else 'does not link'}")
+            verb = {"compile": ("builds", "does not build"), "link": ("links", "does not link"),
+                    "run": ("runs and succeeds", "does not build, run or succeed")}[p.kind][0 if ok else 1]
+            notes.append(f"a {p.lang} program ({first[:40]}) {verb}")
             branch(ok, step)
         elif p.kind == "pkgconfig":
             version = probes.pkgconfig(p.subject)
@@ -315,6 +361,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
                     continue
                 variables[p.var] = path
                 if not feature:
+                    # AC_PATH_PROG(S) keep the path in ac_cv_path_VAR too, AC_CHECK_PROG(S) in ac_cv_prog_VAR
+                    variables[("ac_cv_path_" if "PATH" in p.libs[0] else "ac_cv_prog_") + p.var] = path
                     notes.append(f"{name}: {path}")
                     run(step.found)
                     return
@@ -328,6 +376,14 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
                 variables[p.var] = ""
             run(step.missing)
 
+    try:
+        run(check.required)
+    except _Break:
+        pass
+    if variables.get(require_var) == "no":
+        return Outcome(install=False, notes=notes + ["not required on this system (its REQUIRED-CHECK)"])
+    if not use_system:
+        return Outcome(install=True, notes=notes)
     try:
         run(check.steps)
     except _Break:

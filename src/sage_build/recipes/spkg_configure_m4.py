@@ -32,8 +32,10 @@ class Probe:
 
     kind: ``header`` (subject: the header), ``library`` (subject: a function; libs: the
     libraries to try, '' meaning none), ``pkgconfig`` (subject: the module; spec: comparisons),
-    ``program`` (subject: the program; sets ``var`` to its path), ``compile`` / ``link``
-    (subject: a program's source in ``lang``, C or C++). A library probe with var ``LIBS`` adds
+    ``program`` (subject: the program; sets ``var`` to its path), ``compile`` / ``link`` /
+    ``run`` (subject: a program's source in ``lang``, C or C++; ``run`` also runs it and asks
+    for exit status 0). Headers and libraries are tried in ``lang`` too (Sage's configure.ac
+    sets C++ before the checks). A library probe with var ``LIBS`` adds
     the library it found to LIBS (AC_SEARCH_LIBS, AC_CHECK_LIB without an action)."""
     kind: str
     subject: str
@@ -47,7 +49,8 @@ class Probe:
 @dataclass(frozen=True)
 class Step:
     """One statement. op is one of: ``probe`` (probe, then found / missing), ``set`` (var =
-    value, whose ``${name}`` are replaced by variables), ``if`` (cond, then found / missing), ``depcheck``
+    value, whose ``${name}`` are replaced by variables), ``if`` (cond, then found / missing;
+    cond may run a command), ``depcheck``
     (deps, then found), ``python`` (subject: the package), ``loop`` (found, until ``break``), ``break``, ``version`` (var = the
     version printed by ``$program --version``), ``compare`` (cond holds the comparison)."""
     op: str
@@ -64,7 +67,7 @@ class Step:
 class Check:
     package: str
     steps: tuple[Step, ...] = ()
-    required: tuple[Step, ...] = ()            # REQUIRED-CHECK
+    required: tuple[Step, ...] = ()            # REQUIRED-CHECK: may set sage_require_PKG=no
     requires: tuple[str, ...] = ()             # AC_REQUIRE'd / DEPCHECK'd packages (order)
     python_check: bool = False
     not_understood: list[str] = field(default_factory=list)
@@ -260,12 +263,18 @@ def word_variables(word: Word) -> list[str]:
 _TEST_OPERATORS = {"-z", "-n", "-a", "-o", "=", "!=", "!"}
 
 
+_REDIRECTION = re.compile(r"(?<!\S)\d?>&\s*\d(?!\S)|(?<!\S)\d?>\s*/dev/null(?!\S)")
+
+
 def read_condition(text: str) -> tuple | None:
     """A shell condition made of ``test`` commands joined by ``&&`` / ``||``, each maybe
     negated by ``!``: ``("test", words)``, ``("not", c)``, ``("and", a, b)``, ``("or", a, b)``.
-    ``test``'s own operators: ``=``, ``!=``, ``-z``, ``-n``, ``!``, ``-a``, ``-o``; None for
+    ``test``'s own operators: ``=``, ``!=``, ``-z``, ``-n``, ``!``, ``-a``, ``-o``. A command
+    whose program is a variable (a program configure found: ``"$PYTHON_FOR_VENV" -c "..."``,
+    ``$ac_path_GIT --version``) is ``("run", words)``: it holds when the command exits with 0;
+    its output redirections (to /dev/null, to the log's descriptor) are dropped. None for
     anything else (another command, another operator)."""
-    words = shell_words(" ".join(text.split()))
+    words = shell_words(" ".join(_REDIRECTION.sub(" ", text).split()))
     if not words:
         return None
     result, joiner, command = None, None, []
@@ -276,14 +285,17 @@ def read_condition(text: str) -> tuple | None:
         negate = command[:1] == [((False, "lit", "!"),)]
         if negate:
             command = command[1:]
-        if not command or command[0] != ((False, "lit", "test"),):
+        if command and [kind for _, kind, text in command[0] if kind == "var" or text] == ["var"]:
+            cond: tuple = ("run", tuple(command))
+        elif not command or command[0] != ((False, "lit", "test"),):
             return None
-        args = tuple(command[1:])
+        else:
+            cond = ("test", tuple(command[1:]))
+        args = cond[1] if cond[0] == "test" else ()
         for arg in args:
             if len(arg) == 1 and arg[0][1] == "lit" and not arg[0][0] and arg[0][2] in ("==", "<", ">", "-eq", "-ne") \
                     or len(arg) == 1 and arg[0][1] == "lit" and arg[0][2].startswith("-") and arg[0][2] not in _TEST_OPERATORS:
                 return None   # a test this reader does not evaluate (files, numbers)
-        cond: tuple = ("test", args)
         if negate:
             cond = ("not", cond)
         result = cond if result is None else (joiner, result, cond)
@@ -292,8 +304,10 @@ def read_condition(text: str) -> tuple | None:
 
 
 def condition_variables(cond: tuple) -> list[str]:
-    if cond[0] == "test":
+    if cond[0] in ("test", "run"):
         return [v for word in cond[1] for v in word_variables(word)]
+    if cond[0] == "match":
+        return word_variables(cond[1])
     return [v for part in cond[1:] for v in condition_variables(part)]
 
 
@@ -313,7 +327,9 @@ class _Reader:
         self.problems: list[str] = []
         self.requires: list[str] = []
         self.python = False
-        self.langs = ["C"]   # autoconf's language: m4 state, so the order of the text decides
+        # autoconf's language: m4 state, so the order of the text decides; Sage's configure.ac
+        # says AC_LANG(C++) before the packages' checks
+        self.langs = ["C++"]
 
     def fail(self, what: str) -> tuple[Step, ...]:
         self.problems.append(" ".join(what.split())[:160])
@@ -330,7 +346,9 @@ class _Reader:
             if kind == "macro":
                 seq.append(("macro", value))
                 continue
-            for line in re.split(r"[;\n]", re.sub(r"\\\n\s*", " ", value)):  # type: ignore[arg-type]
+            # a line ending in a backslash, && or || goes on on the next one
+            value = re.sub(r"(&&|\|\|)[ \t]*\n\s*", r"\1 ", re.sub(r"\\\n\s*", " ", value))  # type: ignore[arg-type]
+            for line in _split_commands(value):
                 line = line.strip()
                 keyword = re.match(r"(then|else)\s+(\S.*)", line)
                 if keyword:   # `then cmd` / `else cmd`: the keyword, then the command
@@ -402,6 +420,19 @@ class _Reader:
     def shell(self, line: str) -> list[Step]:
         if line == "break":
             return [Step("break")]
+        chain = _split_and(line)
+        if len(chain) > 1:   # `cmd && a=b && c=d`: each part runs when the one before succeeded
+            first = read_condition(chain[0]) if not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", chain[0]) else None
+            if first is None or first[0] != "run":
+                self.fail(f"shell: {line}")
+                return []
+            rest: list[Step] = []
+            for part in chain[1:]:
+                if not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", part):
+                    self.fail(f"shell: {line}")
+                    return []
+                rest += self.shell(part)
+            return [Step("if", cond=first, found=tuple(rest))]
         version = _VERSION_CMD.match(line)
         if version:
             return [Step("version", var=version.group(1), value=version.group(2))]
@@ -439,7 +470,7 @@ class _Reader:
             found, missing = self.steps(arg(1)), self.steps(arg(2))
             if name == "AC_CHECK_HEADER" and len(headers) != 1:
                 return self.fail(f"{name}({arg(0)})")
-            each = tuple(Step("probe", Probe("header", h), found=found, missing=missing) for h in headers)
+            each = tuple(Step("probe", Probe("header", h, lang=self.langs[-1]), found=found, missing=missing) for h in headers)
             return (Step("loop", found=each),) if name == "AC_CHECK_HEADERS" else each  # `break` ends the loop
         if name in ("AC_LANG_PUSH", "AC_LANG"):
             self.langs[-1:] = ([self.langs[-1]] if name == "AC_LANG_PUSH" else []) + [arg(0)]
@@ -449,22 +480,23 @@ class _Reader:
                 return self.fail(f"AC_LANG_POP({arg(0)}) without its AC_LANG_PUSH")
             self.langs.pop()
             return ()
-        if name in ("AC_COMPILE_IFELSE", "AC_LINK_IFELSE"):
+        if name in ("AC_COMPILE_IFELSE", "AC_LINK_IFELSE", "AC_RUN_IFELSE"):
             source = self.lang_program(arg(0))
-            if source is None or self.langs[-1] not in ("C", "C++") or len(args) > 3:
+            # AC_RUN_IFELSE's 4th argument is for cross-compiling: not this machine's case
+            if source is None or self.langs[-1] not in ("C", "C++") or len(args) > (4 if name == "AC_RUN_IFELSE" else 3):
                 return self.fail(f"{name}(...) in {self.langs[-1]}")
-            kind = "compile" if name == "AC_COMPILE_IFELSE" else "link"
+            kind = {"AC_COMPILE_IFELSE": "compile", "AC_LINK_IFELSE": "link", "AC_RUN_IFELSE": "run"}[name]
             return (Step("probe", Probe(kind, source, lang=self.langs[-1]),
                          found=self.steps(arg(1)), missing=self.steps(arg(2))),)
         if name == "AC_SEARCH_LIBS":
-            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4), var="LIBS"),
+            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4), var="LIBS", lang=self.langs[-1]),
                          found=self.steps(arg(2)), missing=self.steps(arg(3))),)
         if name == "AC_CHECK_LIB":
             default = "LIBS" if not arg(2).strip() else ""   # the default action adds -llib to LIBS
-            return (Step("probe", Probe("library", arg(1), libs=(arg(0),), other_libs=arg(4), var=default),
+            return (Step("probe", Probe("library", arg(1), libs=(arg(0),), other_libs=arg(4), var=default, lang=self.langs[-1]),
                          found=self.steps(arg(2)), missing=self.steps(arg(3))),)
         if name == "AC_CHECK_FUNC":
-            return (Step("probe", Probe("library", arg(0), libs=("",)),
+            return (Step("probe", Probe("library", arg(0), libs=("",), lang=self.langs[-1]),
                          found=self.steps(arg(1)), missing=self.steps(arg(2))),)
         if name == "PKG_CHECK_MODULES":
             return self.pkg_check(arg(1), self.steps(arg(2)), self.steps(arg(3)) if len(args) > 3 else None)
@@ -489,6 +521,23 @@ class _Reader:
             return self.steps(arg(0))
         if name == "AS_IF":
             return self.as_if(args)
+        if name == "AS_CASE":
+            return self.as_case(args)
+        if name == "AM_ICONV":
+            # gettext's macro: iconv_open links, from the C library or -liconv; it says so in
+            # am_cv_func_iconv
+            return (Step("probe", Probe("header", "iconv.h", lang=self.langs[-1]), found=(
+                Step("probe", Probe("library", "iconv_open", libs=("", "iconv"), lang=self.langs[-1]),
+                     found=(Step("set", var="am_cv_func_iconv", value="yes"),),
+                     missing=(Step("set", var="am_cv_func_iconv", value="no"),)),),
+                missing=(Step("set", var="am_cv_func_iconv", value="no"),)),)
+        if name == "AX_CHECK_OPENSSL":
+            # autoconf-archive's macro: a program calling SSL_new links with -lssl -lcrypto
+            # (it asks pkg-config for the flags first; the default ones are the same here)
+            return (Step("probe", Probe("header", "openssl/ssl.h", lang=self.langs[-1]), found=(
+                Step("probe", Probe("library", "SSL_new", libs=("ssl",), other_libs="-lcrypto", lang=self.langs[-1]),
+                     found=self.steps(arg(0)), missing=self.steps(arg(1))),),
+                missing=self.steps(arg(1))),)
         if name == "AS_VAR_SET" and len(args) == 2 and _NAME.fullmatch(arg(0)):
             return tuple(self.shell(f"{arg(0)}={arg(1)}")) or ()
         if name in ("AX_COMPARE_VERSION", "AS_VERSION_COMPARE"):
@@ -530,6 +579,8 @@ class _Reader:
         i = 0
         while i < len(words):
             word = words[i]
+            if re.fullmatch(r'"[0-9][0-9.]*"', word):   # a version m4_pushdef'd with quotes
+                words[i] = word = word.strip('"')
             if not re.fullmatch(r"[A-Za-z0-9_.+-]+", word):
                 return self.fail(f"PKG_CHECK_MODULES module {word!r}")
             if i + 2 < len(words) + 0 and i + 1 < len(words) and words[i + 1] in (">=", "<=", "=", "<", ">", "!="):
@@ -552,6 +603,21 @@ class _Reader:
         for module, spec in reversed(parsed):
             inner = (Step("probe", Probe("pkgconfig", module, spec=tuple(spec)), found=inner, missing=missing),)
         return inner
+
+    def as_case(self, args: list[str]) -> tuple[Step, ...]:
+        """``AS_CASE([word], [pattern], [then], ..., [default])``: shell patterns (``|`` between
+        alternatives), the first that matches runs."""
+        word = shell_words(args[0]) if args else None
+        if not word or len(word) != 1 or isinstance(word[0], str):
+            return self.fail(f"AS_CASE([{args[0] if args else ''}])")
+        pairs, default = args[1:], ()
+        if len(pairs) % 2:
+            default = self.steps(pairs[-1])
+            pairs = pairs[:-1]
+        out: tuple[Step, ...] = default
+        for pattern, then in reversed(list(zip(pairs[::2], pairs[1::2]))):
+            out = (Step("if", cond=("match", word[0], tuple(pattern.split("|"))), found=self.steps(then), missing=out),)
+        return out
 
     def as_if(self, args: list[str]) -> tuple[Step, ...]:
         if not args or len(args) > 3:
@@ -584,9 +650,14 @@ _PUSHDEF = re.compile(r"m4_(?:push)?def(?:ine)?\(\[([A-Za-z_][A-Za-z0-9_]*)\],\s
 _POPDEF = re.compile(r"m4_popdef\(\[([A-Za-z_][A-Za-z0-9_]*)\]\)")
 
 
-def expand_defines(text: str) -> str:
+def expand_defines(text: str, package: str = "") -> str:
     """Expand ``m4_pushdef([NAME], [value])`` (a value without quotes) in the text after it, as
-    m4 would; the definition and ``m4_popdef`` calls are dropped."""
+    m4 would; the definition and ``m4_popdef`` calls are dropped. SAGE_SPKG_CONFIGURE's own
+    names (``SPKG_NAME``, ``SPKG_INSTALL``, ``SPKG_REQUIRE``, ``SPKG_USE_SYSTEM``) and
+    autoconf's descriptors (``AS_MESSAGE_LOG_FD``, ``AS_MESSAGE_FD``) are defined first."""
+    own = {"SPKG_NAME": package, "SPKG_INSTALL": f"sage_spkg_install_{package}", "SPKG_REQUIRE": f"sage_require_{package}",
+           "SPKG_USE_SYSTEM": f"sage_use_system_{package}", "AS_MESSAGE_LOG_FD": "5", "AS_MESSAGE_FD": "6"}
+    text = "".join(f"m4_pushdef([{name}], [{value}])" for name, value in own.items() if package or "FD" in name) + text
     text = _POPDEF.sub("", text)
     while True:
         match = _PUSHDEF.search(text)
@@ -598,11 +669,45 @@ def expand_defines(text: str) -> str:
     return text
 
 
+def _split_commands(text: str) -> list[str]:
+    """Shell text cut into commands at newlines and ``;`` outside quotes."""
+    out, current, quote = [], [], ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in ";\n":
+            out.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    return out + ["".join(current)]
+
+
+def _split_and(line: str) -> list[str]:
+    """A command line cut at ``&&`` outside quotes."""
+    out, current, quote, i = [], [], "", 0
+    while i < len(line):
+        char = line[i]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif line.startswith("&&", i):
+            out.append("".join(current).strip())
+            current, i = [], i + 2
+            continue
+        current.append(char)
+        i += 1
+    return out + ["".join(current).strip()]
+
+
 def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
     """The check of one spkg-configure.m4's text."""
     reader = _Reader(package, where)
     try:
-        items = tokenize(expand_defines(strip_dnl(text)))
+        items = tokenize(expand_defines(strip_dnl(text), package))
     except ValueError as error:
         return Check(package, not_understood=[f"m4 quoting: {error}"])
     calls = [v for k, v in items if k == "macro"]
