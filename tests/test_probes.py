@@ -276,3 +276,55 @@ def test_am_iconv_finds_the_c_librarys_iconv():
     fi"""
     assert not run(iconv_form, Probes(dict(os.environ))).install
     assert run(iconv_form, Probes({**os.environ, "CPPFLAGS": "-DICONV_NOPE", "CXX": "sbnope-c++"})).install
+
+
+@needs_cc
+def test_gcc_stand_in_asks_both_compilers():
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler")
+    gcc_file = """AC_DEFUN([SAGE_MUST_INSTALL_GCC], [sage_spkg_install_gcc=yes])
+SAGE_SPKG_CONFIGURE_BASE([gcc], [
+    AX_COMPILER_VENDOR()
+    AX_CXX_COMPILE_STDCXX_17([], optional)
+], , , [CRTI=`$CC -print-file-name=crti.o`])"""
+    check = read_check(gcc_file, "gcc")
+    assert check.understood and [s.probe.lang for s in check.steps] == ["C++", "C"]
+    version = subprocess_version()
+    keep = lambda probes: run_check(check, probes, dependency_built=lambda d: False,  # noqa: E731
+                                    python_check=lambda p: (False, "")).install
+    assert keep(Probes(dict(os.environ))) == (not version_in_range(version)), version
+    assert keep(Probes({**os.environ, "CPPFLAGS": "-U__GNUC__"}))   # not a GNU-compatible compiler
+    assert not read_check(gcc_file.replace("[gcc]", "[gcc2]"), "gcc2").understood   # only gcc's own file
+
+
+def subprocess_version() -> tuple[int, int, bool]:
+    import subprocess
+
+    out = subprocess.run([os.environ.get("CC", "cc"), "-dM", "-E", "-"], input="", capture_output=True, text=True).stdout
+    macros = dict(line.split()[1:3] for line in out.splitlines() if len(line.split()) >= 3)
+    return int(macros.get("__GNUC__", 0)), int(macros.get("__GNUC_MINOR__", 0)), "__clang__" in out
+
+
+def version_in_range(version: tuple[int, int, bool]) -> bool:
+    major, minor, clang = version
+    return major > 0 and (clang or (10, 3) <= (major, minor) < (17, 0))
+
+
+def test_a_package_its_required_check_finds_not_required_is_not_built(tmp_path):
+    from conftest import add_recipe
+
+    from sage_build.configure.configure import decide
+
+    not_needed = """SAGE_SPKG_CONFIGURE([sbback], [SAGE_PYTHON_PACKAGE_CHECK([sbback])],
+        [AS_CASE([$host], [*-*-sbnope*], [], [AS_VAR_SET([SPKG_REQUIRE], [no])])])\n"""
+    add_recipe(tmp_path, "sbdep", deps="")
+    add_recipe(tmp_path, "sbback", deps="sbdep", files={"spkg-configure.m4": not_needed},
+               install_requires="sbback >= 1")
+    add_recipe(tmp_path, "sbneeded", deps="", install_requires="sbneeded >= 1",
+               files={"spkg-configure.m4": not_needed.replace("sbback", "sbneeded").replace("*-*-sbnope*", "*")})
+    result = decide([], tmp_path, environ=dict(os.environ))
+    # without --enable-system-site-packages a Python package is built, unless it is not needed at all;
+    # its dependency sbdep (built from source) does not change that: its file decides, as in Sage
+    assert result.system["sbback"].status == "system" and result.decisions["sbback"].from_system
+    assert "not required" in result.system["sbback"].reason
+    assert result.system["sbneeded"].status == "source" and not result.decisions["sbneeded"].from_system

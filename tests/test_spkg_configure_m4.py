@@ -160,3 +160,41 @@ def test_compile_and_link_a_program_in_the_language_of_the_text():
                  "AC_LANG_PUSH([Fortran])\nAC_COMPILE_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LANG_POP([C++])",
                  "AC_COMPILE_IFELSE([int main;])"):
         assert not check(body).understood, body
+
+
+def test_known_macros_of_the_trees_m4_become_probes():
+    openssl = check("""AX_CHECK_OPENSSL([
+        AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <openssl/ssl.h>]], [[SSL_new(0);]])], [], [sage_spkg_install_foo=yes])
+      ], [sage_spkg_install_foo=yes])""")
+    assert openssl.understood, openssl.not_understood
+    (header,) = openssl.steps
+    assert header.probe == Probe("header", "openssl/ssl.h", lang="C++") and header.missing == (INSTALL,)
+    (link,) = header.found
+    assert link.probe.subject == "SSL_new" and link.probe.libs == ("ssl",) and link.probe.other_libs == "-lcrypto"
+    assert link.found[0].probe.kind == "compile" and link.missing == (INSTALL,)
+    iconv = check("AM_ICONV\nif test x\"$am_cv_func_iconv\" != xyes; then sage_spkg_install_foo=yes; fi")
+    assert iconv.understood and iconv.steps[0].found[0].probe.libs == ("", "iconv")
+
+
+def test_as_case_patterns_and_the_macro_names_of_sage_spkg_configure():
+    result = read_check("""SAGE_SPKG_CONFIGURE([foo], [], [
+        AS_CASE([$host], [*-*-linux*|*-*-darwin*], [], [*-cygwin], [AS_VAR_SET([SPKG_INSTALL], [yes])],
+                [AS_VAR_SET([SPKG_REQUIRE], [no])])])""", "foo")
+    assert result.understood, result.not_understood
+    (case,) = result.required
+    assert case.cond[0] == "match" and case.cond[2] == ("*-*-linux*", "*-*-darwin*") and case.found == ()
+    cygwin = case.missing[0]
+    assert cygwin.found == (INSTALL,) and cygwin.missing == (Step("set", var="sage_require_foo", value="no"),)
+    assert not check("AS_CASE([$a $b], [x], [])").understood   # two words
+
+
+def test_commands_and_chains():
+    result = check('AS_IF(["$PY" -c "import sys; sys.exit(1)" 2>& AS_MESSAGE_LOG_FD], [A=1])\n'
+                   "$P --version >/dev/null 2>/dev/null &&\n   B=2 &&\n   C=3")
+    assert result.understood, result.not_understood
+    first, chain = result.steps
+    assert first.cond[0] == "run" and [w[-1][2] for w in first.cond[1]] == ["PY", "-c", "import sys; sys.exit(1)"]
+    assert chain.cond == ("run", (((False, "var", "P"),), ((False, "lit", "--version"),)))
+    assert [s.var for s in chain.found] == ["B", "C"]
+    for body in ("$P x && rm -rf y", "rm -rf y && A=1", "A=1 && B=2", "$P `x`"):
+        assert not check(body).understood, body

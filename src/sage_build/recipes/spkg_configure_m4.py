@@ -703,8 +703,29 @@ def _split_and(line: str) -> list[str]:
     return out + ["".join(current).strip()]
 
 
+# gcc's spkg-configure.m4 is a program of its own (its own AC_DEFUNs around autoconf's compiler
+# macros: AX_COMPILER_VENDOR, AX_CXX_COMPILE_STDCXX_17, AX_GCC_VERSION); what it decides on a
+# machine without a gcc in the prefix is said here: the C and C++ compilers are GNU-compatible
+# (clang is), and a real GCC's version is at least 10.3 and below 17. Both compilers are asked, so
+# a C compiler of another version range fails too (Sage asks for the same version).
+_GCC_RANGE = """#if !defined(__GNUC__)
+# error not a GNU-compatible compiler
+#endif
+#if !defined(__clang__) && (__GNUC__ < 10 || (__GNUC__ == 10 && __GNUC_MINOR__ < 3) || __GNUC__ >= 17)
+# error GCC older than 10.3 or newer than 16.x
+#endif
+int main(void) { return 0; }
+"""
+_STAND_INS = {
+    "gcc": (Step("probe", Probe("compile", _GCC_RANGE, lang="C++"), missing=(Step("set", var="sage_spkg_install_gcc", value="yes"),)),
+            Step("probe", Probe("compile", _GCC_RANGE, lang="C"), missing=(Step("set", var="sage_spkg_install_gcc", value="yes"),))),
+}
+
+
 def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
-    """The check of one spkg-configure.m4's text."""
+    """The check of one spkg-configure.m4's text (gcc's: its stand-in, ``_STAND_INS``)."""
+    if package in _STAND_INS and "SAGE_SPKG_CONFIGURE_BASE([" + package + "]" in text:
+        return Check(package, steps=_STAND_INS[package])
     reader = _Reader(package, where)
     try:
         items = tokenize(expand_defines(strip_dnl(text), package))
