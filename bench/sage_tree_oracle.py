@@ -89,6 +89,9 @@ EXPLAINED = {
     "symengine_py": "Sage's slip: its file says SAGE_PYTHON_PACKAGE_CHECK([symengine]), which sets "
                     "sage_spkg_install_symengine, so symengine_py's own variable stays 'no' and Sage takes "
                     "it from the system without looking; we build it (nothing checked that it is there)",
+    "rpy2": "its REQUIRED-CHECK reads R's and libR's versions with $(R --version | sed ...) and "
+            "$(pkg-config ...), command substitutions our reader does not run; libR is not on this machine, "
+            "so Sage finds rpy2 not required; ours is 'not understood' and builds it (it is standard)",
 }
 
 

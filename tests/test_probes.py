@@ -328,3 +328,25 @@ def test_a_package_its_required_check_finds_not_required_is_not_built(tmp_path):
     assert result.system["sbback"].status == "system" and result.decisions["sbback"].from_system
     assert "not required" in result.system["sbback"].reason
     assert result.system["sbneeded"].status == "source" and not result.decisions["sbneeded"].from_system
+
+
+def test_python3_stand_in_asks_the_python_configure_uses(tmp_path):
+    import sys
+
+    here = sys.version_info[:2]
+    python3_file = """SAGE_SPKG_CONFIGURE([python3], [
+   m4_pushdef([MIN_VERSION],               [{low}])
+   m4_pushdef([LT_VERSION],                [{high}])
+   SAGE_CHECK_PYTHON_FOR_VENV([$ac_path_PYTHON3], MIN_VERSION, LT_VERSION, $check_modules, [])])"""
+    inside = python3_file.format(low=f"{here[0]}.{here[1]}.0", high=f"{here[0]}.{here[1] + 1}.0")
+    above = python3_file.format(low=f"{here[0]}.{here[1] + 1}.0", high=f"{here[0]}.{here[1] + 2}.0")
+    probes = Probes(dict(os.environ))
+
+    def install(text, python):
+        check = read_check(text, "python3")
+        assert check.understood
+        return run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""),
+                         context={"SAGE_PYTHON_CANDIDATE": lambda: python}).install
+    assert not install(inside, sys.executable)
+    assert install(above, sys.executable)                 # too old for the tree
+    assert install(inside, str(tmp_path / "sbnope-python"))   # no such program

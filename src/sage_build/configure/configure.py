@@ -23,6 +23,9 @@ from sage_build.configure.probes import CACHE_FILE, Probes, run_check
 from sage_build.recipes.spkg_configure_m4 import Check, load_check
 from typing import Collection, Mapping
 
+from packaging.requirements import InvalidRequirement, Requirement
+
+
 @dataclass
 class Options:
     prefix: str | None = None
@@ -317,7 +320,13 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
     python_found: dict[str, Detection] = {}
     if site_packages:
         wanted = [graph.packages[n] for n, c in checks.items() if c.python_check and graph.packages[n].install_requires]
-        python_found = detect_python(wanted, python)
+        invalid = {}   # Sage's check fails on a line packaging cannot read: the package is built
+        for pkg in wanted:
+            try:
+                Requirement(pkg.install_requires[0])
+            except InvalidRequirement:
+                invalid[pkg.name] = Detection(False, f"{pkg.install_requires[0]!r} is not a PEP 508 requirement")
+        python_found = {**detect_python([p for p in wanted if p.name not in invalid], python), **invalid}
 
     def python_check(name: str) -> tuple[bool, str]:
         if not site_packages:
@@ -329,7 +338,8 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
 
     # configure.ac's variables that checks read: the Python of the venv when it is the system's
     # (python3's spkg-configure.m4 decides), the Python that runs Sage's own tools
-    context = {"PYTHON_FOR_VENV": lambda: "" if built("python3") else python, "SAGE_BOOTSTRAP_PYTHON": lambda: python}
+    context = {"PYTHON_FOR_VENV": lambda: "" if built("python3") else python, "SAGE_BOOTSTRAP_PYTHON": lambda: python,
+               "SAGE_PYTHON_CANDIDATE": lambda: python}
 
     def built(name: str) -> bool:
         if name not in result:

@@ -716,16 +716,41 @@ _GCC_RANGE = """#if !defined(__GNUC__)
 #endif
 int main(void) { return 0; }
 """
-_STAND_INS = {
-    "gcc": (Step("probe", Probe("compile", _GCC_RANGE, lang="C++"), missing=(Step("set", var="sage_spkg_install_gcc", value="yes"),)),
-            Step("probe", Probe("compile", _GCC_RANGE, lang="C"), missing=(Step("set", var="sage_spkg_install_gcc", value="yes"),))),
-}
+_INSTALL_GCC = (Step("set", var="sage_spkg_install_gcc", value="yes"),)
+
+
+def _gcc_stand_in(text: str) -> tuple[Step, ...] | None:
+    if "SAGE_SPKG_CONFIGURE_BASE([gcc]" not in text:
+        return None
+    return (Step("probe", Probe("compile", _GCC_RANGE, lang="C++"), missing=_INSTALL_GCC),
+            Step("probe", Probe("compile", _GCC_RANGE, lang="C"), missing=_INSTALL_GCC))
+
+
+# python3's spkg-configure.m4 searches for a Python in [MIN_VERSION, LT_VERSION) that has the
+# modules Sage needs, in venvs (SAGE_CHECK_PYTHON_FOR_VENV from the tree's m4/). Here the Python
+# configure uses (--with-python, else our own interpreter) is asked the same: its version and
+# those modules; not its C extension build (Sage's --disable-python-distutils-check).
+_PYTHON_MODULES = "sqlite3, ctypes, math, hashlib, socket, zlib, ssl, _posixsubprocess, ensurepip"
+
+
+def _python3_stand_in(text: str) -> tuple[Step, ...] | None:
+    found = {name: re.search(rf"m4_pushdef\(\[{name}\],\s*\[([0-9.]+)\]\)", text) for name in ("MIN_VERSION", "LT_VERSION")}
+    if "SAGE_CHECK_PYTHON_FOR_VENV" not in text or not all(found.values()):
+        return None
+    low, high = (tuple(int(x) for x in found[n].group(1).split(".")) for n in ("MIN_VERSION", "LT_VERSION"))  # type: ignore[union-attr]
+    code = f"import sys, {_PYTHON_MODULES}; sys.exit(not ({low} <= sys.version_info[:3] < {high}))"
+    words = (((False, "var", "SAGE_PYTHON_CANDIDATE"),), ((False, "lit", "-c"),), ((True, "lit", code),))
+    return (Step("if", cond=("run", words), missing=(Step("set", var="sage_spkg_install_python3", value="yes"),)),)
+
+
+_STAND_INS = {"gcc": _gcc_stand_in, "python3": _python3_stand_in}
 
 
 def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
-    """The check of one spkg-configure.m4's text (gcc's: its stand-in, ``_STAND_INS``)."""
-    if package in _STAND_INS and "SAGE_SPKG_CONFIGURE_BASE([" + package + "]" in text:
-        return Check(package, steps=_STAND_INS[package])
+    """The check of one spkg-configure.m4's text (gcc's and python3's: their stand-ins, ``_STAND_INS``)."""
+    stand_in = _STAND_INS[package](text) if package in _STAND_INS else None
+    if stand_in is not None:
+        return Check(package, steps=stand_in)
     reader = _Reader(package, where)
     try:
         items = tokenize(expand_defines(strip_dnl(text), package))
