@@ -350,3 +350,29 @@ def test_python3_stand_in_asks_the_python_configure_uses(tmp_path):
     assert not install(inside, sys.executable)
     assert install(above, sys.executable)                 # too old for the tree
     assert install(inside, str(tmp_path / "sbnope-python"))   # no such program
+
+
+def test_a_statement_not_understood_matters_only_when_the_check_reaches_it():
+    probes = Probes(dict(os.environ))
+    rpy2_form = """SAGE_SPKG_CONFIGURE([foo], [SAGE_PYTHON_PACKAGE_CHECK([foo])], [
+      m4_pushdef([MINVER], ["3.5"])
+      PKG_CHECK_MODULES([R], [RMOD >= MINVER], [
+        AC_PATH_PROG([R_EXECUTABLE], [R])
+        R_VERSION=$($R_EXECUTABLE --version | sed -n 's/^R version \\([[0-9.]]*\\).*/\\1/p')
+        AS_VAR_SET([SPKG_REQUIRE], [yes])
+      ], [AS_VAR_SET([SPKG_REQUIRE], [no])])])"""
+    check = read_check(rpy2_form.replace("RMOD", "sbnope-libR"), "foo")
+    assert check.runnable and not check.understood and "R_VERSION" in check.unknown[0]
+    outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+    assert not outcome.install and not outcome.not_understood   # no libR: not required, the unknown line not reached
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed")
+    reached = read_check(rpy2_form.replace("RMOD", "sbr").replace('"3.5"', "0"), "foo")
+    env = os.environ.get("PKG_CONFIG_PATH", "")
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "sbr.pc"), "w") as pc:
+            pc.write("Name: sbr\nDescription: x\nVersion: 4.1\n")
+        probes = Probes({**os.environ, "PKG_CONFIG_PATH": f"{tmp}:{env}"})
+        outcome = run_check(reached, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+    assert outcome.install and "R_VERSION" in outcome.not_understood

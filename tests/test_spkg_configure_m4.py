@@ -94,7 +94,8 @@ def test_depcheck_records_the_order():
 def test_post_is_ignored_and_unknown_macros_are_not_understood():
     assert check("AC_CHECK_HEADER([foo.h])", ", [], [], [AC_SUBST([X], [y])]").understood
     result = check("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [sage_spkg_install_foo=yes])\nAC_FOO([x])")
-    assert not result.understood and "AC_FOO" in result.not_understood[0]
+    assert not result.understood and "AC_FOO" in result.unknown[0]
+    assert result.runnable and result.steps[-1] == Step("unknown", value="AC_FOO(...)")   # reached or not: run time
     assert not check("if test x = y; then foo; fi").understood   # foo: a command
     assert not read_check("AC_DEFUN([X], [])\nSAGE_SPKG_CONFIGURE([foo], [])", "foo").understood
 

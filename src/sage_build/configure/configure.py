@@ -354,7 +354,7 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
         setting = with_system.get(name, "no" if check.python_check and not site_packages else "yes")
         if name in installed:
             result[name] = SystemStatus("installed", "installed in the prefix by sage-build; it stays so")
-        elif not check.understood:
+        elif not check.runnable:
             result[name] = SystemStatus("not understood", "; ".join(check.not_understood[:2]))
         elif setting == "no" and not check.required:
             why = python_check(name)[1] if check.python_check and name not in with_system else "--with-system-" + name + "=no"
@@ -366,7 +366,10 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             why = outcome.reason
             if setting == "no" and outcome.install:
                 why = python_check(name)[1] if check.python_check and name not in with_system else "--with-system-" + name + "=no"
-            result[name] = SystemStatus("source" if outcome.install else "system", why)
+            if outcome.not_understood:   # the check reached a statement the reader does not understand
+                result[name] = SystemStatus("not understood", outcome.not_understood)
+            else:
+                result[name] = SystemStatus("source" if outcome.install else "system", why)
 
     for name in graph.topological_order(checks):
         if name not in result:

@@ -228,6 +228,7 @@ def shell_test(args: list[str]) -> bool:
 class Outcome:
     install: bool           # Sage's sage_spkg_install_PKG: build from source
     notes: list[str] = field(default_factory=list)   # what was found and what was not
+    not_understood: str = ""   # the statement the check reached and this reader does not understand
 
     @property
     def reason(self) -> str:
@@ -235,6 +236,10 @@ class Outcome:
 
 
 class _Break(Exception):
+    pass
+
+
+class _Unknown(Exception):
     pass
 
 
@@ -297,6 +302,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             variables[step.var] = _VAR_REF.sub(lambda m: get(m.group(1)), step.value)
         elif step.op == "break":
             raise _Break
+        elif step.op == "unknown":
+            raise _Unknown(step.value)
         elif step.op == "loop":
             try:
                 run(step.found)
@@ -377,15 +384,18 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             run(step.missing)
 
     try:
-        run(check.required)
-    except _Break:
-        pass
-    if variables.get(require_var) == "no":
-        return Outcome(install=False, notes=notes + ["not required on this system (its REQUIRED-CHECK)"])
-    if not use_system:
-        return Outcome(install=True, notes=notes)
-    try:
-        run(check.steps)
-    except _Break:
-        pass
+        try:
+            run(check.required)
+        except _Break:
+            pass
+        if variables.get(require_var) == "no":
+            return Outcome(install=False, notes=notes + ["not required on this system (its REQUIRED-CHECK)"])
+        if not use_system:
+            return Outcome(install=True, notes=notes)
+        try:
+            run(check.steps)
+        except _Break:
+            pass
+    except _Unknown as unknown:   # Sage's configure would run it; we cannot say what it decides
+        return Outcome(install=True, notes=notes, not_understood=str(unknown))
     return Outcome(install=variables.get(install_var) == "yes", notes=notes)

@@ -52,7 +52,8 @@ class Step:
     value, whose ``${name}`` are replaced by variables), ``if`` (cond, then found / missing;
     cond may run a command), ``depcheck``
     (deps, then found), ``python`` (subject: the package), ``loop`` (found, until ``break``), ``break``, ``version`` (var = the
-    version printed by ``$program --version``), ``compare`` (cond holds the comparison)."""
+    version printed by ``$program --version``), ``compare`` (cond holds the comparison),
+    ``unknown`` (value: the statement this reader does not understand)."""
     op: str
     probe: Probe | None = None
     var: str = ""
@@ -70,10 +71,18 @@ class Check:
     required: tuple[Step, ...] = ()            # REQUIRED-CHECK: may set sage_require_PKG=no
     requires: tuple[str, ...] = ()             # AC_REQUIRE'd / DEPCHECK'd packages (order)
     python_check: bool = False
-    not_understood: list[str] = field(default_factory=list)
+    not_understood: list[str] = field(default_factory=list)   # the text's structure: nothing runs
+    unknown: list[str] = field(default_factory=list)          # statements: "not understood" if reached
 
     @property
     def understood(self) -> bool:
+        """Every statement understood."""
+        return not self.not_understood and not self.unknown
+
+    @property
+    def runnable(self) -> bool:
+        """The structure understood: the check runs, and is not understood only if it reaches an
+        ``unknown`` step."""
         return not self.not_understood
 
 
@@ -325,6 +334,7 @@ class _Reader:
         self.package = package
         self.where = where
         self.problems: list[str] = []
+        self.unknown: list[str] = []
         self.requires: list[str] = []
         self.python = False
         # autoconf's language: m4 state, so the order of the text decides; Sage's configure.ac
@@ -332,6 +342,16 @@ class _Reader:
         self.langs = ["C++"]
 
     def fail(self, what: str) -> tuple[Step, ...]:
+        """A statement this reader does not understand: an ``unknown`` step, which makes the
+        package "not understood" only when the check reaches it (a branch Sage's configure does
+        not take on this machine does not matter, as in the shell)."""
+        what = " ".join(what.split())[:160]
+        self.unknown.append(what)
+        return (Step("unknown", value=what),)
+
+    def broken(self, what: str) -> tuple[Step, ...]:
+        """Text whose structure is not understood (quotes, an if without its fi): the whole
+        check is not understood."""
         self.problems.append(" ".join(what.split())[:160])
         return ()
 
@@ -339,7 +359,7 @@ class _Reader:
         try:
             items = tokenize(strip_dnl(text))
         except ValueError as error:
-            return self.fail(f"m4 quoting: {error}")
+            return self.broken(f"m4 quoting: {error}")
         # shell lines and macro calls, in order: a shell `if` may hold macros
         seq: list[tuple[str, object]] = []
         for kind, value in items:
@@ -357,7 +377,7 @@ class _Reader:
                     seq.append(("line", line))
         steps, end = self.block(seq, 0, ())
         if end < len(seq):
-            return self.fail(f"shell: {seq[end][1]} without its if")
+            return self.broken(f"shell: {seq[end][1]} without its if")
         return steps
 
     def block(self, seq: list[tuple[str, object]], i: int, stops: tuple[str, ...]) -> tuple[tuple[Step, ...], int]:
@@ -374,7 +394,7 @@ class _Reader:
             if first in stops:
                 break
             if first in ("then", "else", "elif", "fi"):
-                self.fail(f"shell: {value} without its if")
+                self.broken(f"shell: {value} without its if")
                 return tuple(out), len(seq)
             if first == "if":
                 step, i = self.shell_if(seq, i)
@@ -389,32 +409,35 @@ class _Reader:
         text = str(seq[i][1]).split(None, 1)[1] if len(str(seq[i][1]).split()) > 1 else ""
         cond = self.if_condition(text)
         if i + 1 >= len(seq) or seq[i + 1] != ("line", "then"):
-            self.fail(f"shell: if {text} (then is missing)")
+            self.broken(f"shell: if {text} (then is missing)")
             return (), len(seq)
         found, j = self.block(seq, i + 2, ("else", "elif", "fi"))
         missing: tuple[Step, ...] = ()
         if j < len(seq) and str(seq[j][1]).split()[0] == "elif":
             missing, j = self.shell_if(seq, j)
-            return ((Step("if", cond=cond, found=found, missing=missing),) if cond else ()), j
+            return self.if_step(cond, text, found, missing), j
         if j < len(seq) and seq[j] == ("line", "else"):
             missing, j = self.block(seq, j + 1, ("fi",))
         if j >= len(seq) or seq[j] != ("line", "fi"):
-            self.fail(f"shell: if {text} (fi is missing)")
+            self.broken(f"shell: if {text} (fi is missing)")
             return (), len(seq)
-        return ((Step("if", cond=cond, found=found, missing=missing),) if cond else ()), j + 1
+        return self.if_step(cond, text, found, missing), j + 1
 
-    def if_condition(self, text: str) -> tuple | None:
-        """The condition of an ``if`` or ``AS_IF`` (None after a failure is recorded)."""
+    def if_step(self, cond: tuple | str, text: str, found: tuple[Step, ...], missing: tuple[Step, ...]) -> tuple[Step, ...]:
+        if isinstance(cond, str):
+            return self.fail(f"condition: {text}{cond}")
+        return (Step("if", cond=cond, found=found, missing=missing),)
+
+    def if_condition(self, text: str) -> tuple | str:
+        """The condition of an ``if`` or ``AS_IF``; a string (why not) when it is not understood."""
         cond = read_condition(text)
         if cond is None:
-            self.fail(f"condition: {text}")
-            return None
+            return ""
         for var in condition_variables(cond):
             other = var.removeprefix("sage_spkg_install_")
             if other != var and other != self.package and other not in self.requires:
                 # Sage's variable of a package not AC_REQUIRE'd before: maybe not set yet
-                self.fail(f"condition: {text} (reads {var} without AC_REQUIRE)")
-                return None
+                return f" (reads {var} without AC_REQUIRE)"
         return cond
 
     def shell(self, line: str) -> list[Step]:
@@ -424,13 +447,11 @@ class _Reader:
         if len(chain) > 1:   # `cmd && a=b && c=d`: each part runs when the one before succeeded
             first = read_condition(chain[0]) if not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", chain[0]) else None
             if first is None or first[0] != "run":
-                self.fail(f"shell: {line}")
-                return []
+                return list(self.fail(f"shell: {line}"))
             rest: list[Step] = []
             for part in chain[1:]:
                 if not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", part):
-                    self.fail(f"shell: {line}")
-                    return []
+                    return list(self.fail(f"shell: {line}"))
                 rest += self.shell(part)
             return [Step("if", cond=first, found=tuple(rest))]
         version = _VERSION_CMD.match(line)
@@ -441,8 +462,7 @@ class _Reader:
         if assign and words is not None and len(words) <= 1 and "&&" not in words and "||" not in words:
             value = "".join(text if kind == "lit" else "${" + text + "}" for _, kind, text in (words[0] if words else ()))  # type: ignore[union-attr]
             return [Step("set", var=assign.group(1), value=value)]
-        self.fail(f"shell: {line}")
-        return []
+        return list(self.fail(f"shell: {line}"))
 
     def macro(self, name: str, args: list[str]) -> tuple[Step, ...]:
         arg = lambda n: args[n] if len(args) > n else ""  # noqa: E731
@@ -477,7 +497,7 @@ class _Reader:
             return ()
         if name == "AC_LANG_POP":
             if len(self.langs) < 2 or (arg(0) and arg(0) != self.langs[-1]):
-                return self.fail(f"AC_LANG_POP({arg(0)}) without its AC_LANG_PUSH")
+                return self.broken(f"AC_LANG_POP({arg(0)}) without its AC_LANG_PUSH")
             self.langs.pop()
             return ()
         if name in ("AC_COMPILE_IFELSE", "AC_LINK_IFELSE", "AC_RUN_IFELSE"):
@@ -622,11 +642,8 @@ class _Reader:
     def as_if(self, args: list[str]) -> tuple[Step, ...]:
         if not args or len(args) > 3:
             return self.fail("AS_IF with more than one condition")
-        cond = self.if_condition(args[0])
-        if cond is None:
-            return ()
-        return (Step("if", cond=cond, found=self.steps(args[1] if len(args) > 1 else ""),
-                     missing=self.steps(args[2] if len(args) > 2 else "")),)
+        return self.if_step(self.if_condition(args[0]), args[0], self.steps(args[1] if len(args) > 1 else ""),
+                            self.steps(args[2] if len(args) > 2 else ""))
 
     def compare(self, name: str, args: list[str]) -> tuple[Step, ...]:
         left = re.fullmatch(r'"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?', args[0] if args else "")
@@ -770,7 +787,7 @@ def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
     if len(args) > 3 and args[3].strip():
         reader.problems.append("PRE actions")   # run always; they may change the decision
     return Check(package, steps=steps, required=required, requires=tuple(dict.fromkeys(reader.requires)),
-                 python_check=reader.python, not_understood=reader.problems)
+                 python_check=reader.python, not_understood=reader.problems, unknown=reader.unknown)
     # POST (args[4]) runs after the decision and only substitutes variables: ignored.
 
 
