@@ -199,3 +199,25 @@ def test_commands_and_chains():
     assert [s.var for s in chain.found] == ["B", "C"]
     for body in ("$P x && rm -rf y", "rm -rf y && A=1", "A=1 && B=2", "$P `x`"):
         assert not check(body).understood, body
+
+
+def test_check_headers_with_includes_and_an_unquoted_pushdef_name():
+    result = check("""m4_pushdef(SB_MAJOR, [10])
+        AC_CHECK_HEADERS([a/x.h] [a/y.h], [], [sage_spkg_install_foo=yes],
+            [[#ifndef SB_GUARD
+              #include <a/setoper.h>
+              #endif]])
+        AC_CHECK_HEADER([a/z.h], [], [], [@%:@include <a/w.h> /* SB_MAJOR */])""")
+    assert result.understood, result.not_understood
+    loop, single = result.steps
+    assert [s.probe.kind for s in loop.found] == ["compile", "compile"]
+    assert loop.found[1].probe.subject.startswith("#ifndef SB_GUARD") and "#include <a/y.h>" in loop.found[1].probe.subject
+    assert single.probe.subject.startswith("#include <a/w.h> /* 10 */")
+    assert not check("AC_CHECK_HEADER([a.h], [], [], [AC_INCLUDES_DEFAULT])").understood   # a macro in the includes
+
+
+def test_a_program_named_after_a_found_one():
+    result = check("${ac_path_CURL}-config --checkfor 7.22 >/dev/null 2>/dev/null && ac_path_CURL_found=:")
+    assert result.understood, result.not_understood
+    assert result.steps[0].cond[1][0] == ((False, "var", "ac_path_CURL"), (False, "lit", "-config"))
+    assert not check("x${ac_path_CURL} --version && A=1").understood   # a literal program name

@@ -295,7 +295,7 @@ def read_condition(text: str) -> tuple | None:
         negate = command[:1] == [((False, "lit", "!"),)]
         if negate:
             command = command[1:]
-        if command and [kind for _, kind, text in command[0] if kind == "var" or text] == ["var"]:
+        if command and [kind for _, kind, text in command[0] if kind == "var" or text][:1] == ["var"]:
             cond: tuple = ("run", tuple(command))
         elif not command or command[0] != ((False, "lit", "test"),):
             return None
@@ -483,15 +483,16 @@ class _Reader:
             self.requires += deps
             return (Step("depcheck", deps=deps, found=self.steps(arg(1))),)
         if name in ("AC_CHECK_HEADER", "AC_CHECK_HEADERS"):
-            if len(args) > 3 and arg(3):
-                return self.fail(f"{name} with includes")
+            includes = self.program_text(arg(3)) if arg(3).strip() else ""
             headers = arg(0).split()
-            if not headers:
-                return self.fail(f"{name} without a header")
+            if not headers or includes is None:
+                return self.fail(f"{name}({arg(0)})")
             found, missing = self.steps(arg(1)), self.steps(arg(2))
             if name == "AC_CHECK_HEADER" and len(headers) != 1:
                 return self.fail(f"{name}({arg(0)})")
-            each = tuple(Step("probe", Probe("header", h, lang=self.langs[-1]), found=found, missing=missing) for h in headers)
+            # with includes: they come first in the program that includes the header
+            each = tuple(Step("probe", Probe("compile", f"{includes}\n#include <{h}>\nint main(void) {{ return 0; }}\n", lang=self.langs[-1])
+                              if includes else Probe("header", h, lang=self.langs[-1]), found=found, missing=missing) for h in headers)
             return (Step("loop", found=each),) if name == "AC_CHECK_HEADERS" else each  # `break` ends the loop
         if name in ("AC_LANG_PUSH", "AC_LANG"):
             self.langs[-1:] = ([self.langs[-1]] if name == "AC_LANG_PUSH" else []) + [arg(0)]
@@ -578,21 +579,30 @@ class _Reader:
         if name not in ("AC_LANG_PROGRAM", "AC_LANG_SOURCE") or len(args) > (2 if name == "AC_LANG_PROGRAM" else 1):
             return None
         texts = []
-        for arg in args:   # m4 reads the expansion again: macros would expand, one level of quotes goes
-            try:
-                if any(kind == "macro" for kind, _ in tokenize(arg)):
-                    return None
-                arg = unquote(arg)
-            except ValueError:
+        for arg in args:
+            text = self.program_text(arg)
+            if text is None:
                 return None
-            for quadrigraph, char in (("@<:@", "["), ("@:>@", "]"), ("@S|@", "$"), ("@%:@", "#"), ("@&t@", "")):
-                arg = arg.replace(quadrigraph, char)
-            texts.append(arg)
+            texts.append(text)
         if name == "AC_LANG_SOURCE":
             return texts[0] + "\n" if texts else None
         prologue, body = (texts + ["", ""])[:2]
         main = "main ()" if self.langs[-1] == "C++" else "main (void)"
         return f"{prologue}\nint\n{main}\n{{\n{body}\n  ;\n  return 0;\n}}\n"
+
+    @staticmethod
+    def program_text(arg: str) -> str | None:
+        """A program's text from a macro argument: m4 reads the expansion again, so macros would
+        expand (None: not understood) and one level of quotes goes; then autoconf's quadrigraphs."""
+        try:
+            if any(kind == "macro" for kind, _ in tokenize(arg)):
+                return None
+            arg = unquote(arg)
+        except ValueError:
+            return None
+        for quadrigraph, char in (("@<:@", "["), ("@:>@", "]"), ("@S|@", "$"), ("@%:@", "#"), ("@&t@", "")):
+            arg = arg.replace(quadrigraph, char)
+        return arg
 
     def pkg_check(self, modules: str, found, missing) -> tuple[Step, ...]:
         words = modules.split()
@@ -664,8 +674,8 @@ class _Reader:
             Step("compare", cond=("eq", left.group(1), right), found=eq, missing=gt),)),)
 
 
-_PUSHDEF = re.compile(r"m4_(?:push)?def(?:ine)?\(\[([A-Za-z_][A-Za-z0-9_]*)\],\s*\[([^\[\]]*)\]\)")
-_POPDEF = re.compile(r"m4_popdef\(\[([A-Za-z_][A-Za-z0-9_]*)\]\)")
+_PUSHDEF = re.compile(r"m4_(?:push)?def(?:ine)?\(\[?([A-Za-z_][A-Za-z0-9_]*)\]?,\s*\[([^\[\]]*)\]\)")
+_POPDEF = re.compile(r"m4_popdef\(\[?([A-Za-z_][A-Za-z0-9_]*)\]?\)")
 
 
 def expand_defines(text: str, package: str = "") -> str:
