@@ -376,3 +376,64 @@ def test_a_statement_not_understood_matters_only_when_the_check_reaches_it():
         probes = Probes({**os.environ, "PKG_CONFIG_PATH": f"{tmp}:{env}"})
         outcome = run_check(reached, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
     assert outcome.install and "R_VERSION" in outcome.not_understood
+
+
+def test_macros_of_the_trees_m4_and_of_the_file(tmp_path):
+    """SAGE_CHECK_PARI_DEP (the tree's m4/), a macro the file AC_DEFUNs with m4_foreach (nauty's
+    form), nested m4_foreach with []-joined names (palp's form)."""
+    from sage_build.recipes.spkg_configure_m4 import load_check
+
+    (tmp_path / "m4").mkdir()
+    (tmp_path / "m4/sage_check_pari_dep.m4").write_text("""AC_DEFUN([SAGE_CHECK_PARI_DEP],[
+    AC_REQUIRE([SAGE_SPKG_CONFIGURE_PARI])
+    if test x$sage_spkg_install_pari = xyes; then
+        AC_MSG_RESULT([yes; install $1 as well])
+        [sage_spkg_install_]$1=yes
+    fi
+])
+""")
+    recipe = tmp_path / "build/pkgs/pari_galdata"
+    recipe.mkdir(parents=True)
+    (recipe / "spkg-configure.m4").write_text("SAGE_SPKG_CONFIGURE([pari_galdata], [\n SAGE_CHECK_PARI_DEP([pari_galdata])\n])\n")
+    check = load_check(recipe, "pari_galdata")
+    assert check.understood and check.requires == ("pari",), check.unknown
+    probes = Probes(dict(os.environ))
+    for pari_built in (True, False):
+        outcome = run_check(check, probes, dependency_built=lambda d: d == "pari" and pari_built, python_check=lambda p: (False, ""))
+        assert outcome.install == pari_built
+    assert not load_check(recipe, "pari_galdata") is None
+    (tmp_path / "m4/sage_check_pari_dep.m4").write_text("dnl gone\n")   # the tree changed: read again
+    assert not load_check(recipe, "pari_galdata").understood
+
+    for name in ("sbgeng", "sbnau-sbgentreeg", "sbnau-sbgeng"):
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    nauty_form = """AC_DEFUN([SB_TEST_PROGS], [
+    m4_foreach([nautyprog], [sbgeng, sbgentreeg], [
+      AC_PATH_PROG([$2]nautyprog, [[$1]nautyprog])
+      AS_IF([test x$[$2]nautyprog = x], [sage_spkg_install_foo=yes])
+    ])
+])
+SAGE_SPKG_CONFIGURE([foo], [
+  AC_PATH_PROG([GENGCHECK],[sbgeng])
+  AS_IF([test x$GENGCHECK = x], [SB_TEST_PROGS(sbnau-,nau)], [SB_TEST_PROGS(,foo)])])"""
+    check = read_check(nauty_form, "foo")
+    assert check.understood, check.unknown
+    probes = Probes({**os.environ, "PATH": str(tmp_path)})
+    outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+    assert outcome.install and "no sbgentreeg on PATH" in outcome.notes   # sbgeng found: the unprefixed ones
+    (tmp_path / "sbgeng").unlink()
+    outcome = run_check(check, Probes({**os.environ, "PATH": str(tmp_path)}), dependency_built=lambda d: False,
+                        python_check=lambda p: (False, ""))
+    assert not outcome.install, outcome.notes   # no sbgeng: the sbnau- ones, both there
+
+    palp_form = """m4_foreach([palpprog], [[sbpoly], [sbclass]], [
+       m4_foreach([suff], [4, 11], [
+           AC_PATH_PROG(PALP[]palpprog[]suff, [palpprog[-]suff[d.x]])
+           AS_IF([test "x$PALP[]palpprog[]suff" = "x"], [sage_spkg_install_foo=yes])
+       ])])"""
+    check = read_check(f"SAGE_SPKG_CONFIGURE([foo], [{palp_form}])", "foo")
+    assert check.understood, check.unknown
+    names = [s.probe.subject for s in check.steps if s.op == "probe"]
+    assert names == ["sbpoly-4d.x", "sbpoly-11d.x", "sbclass-4d.x", "sbclass-11d.x"]
+    assert [s.probe.var for s in check.steps if s.op == "probe"][0] == "PALPsbpoly4"

@@ -97,7 +97,7 @@ def test_post_is_ignored_and_unknown_macros_are_not_understood():
     assert not result.understood and "AC_FOO" in result.unknown[0]
     assert result.runnable and result.steps[-1] == Step("unknown", value="AC_FOO(...)")   # reached or not: run time
     assert not check("if test x = y; then foo; fi").understood   # foo: a command
-    assert not read_check("AC_DEFUN([X], [])\nSAGE_SPKG_CONFIGURE([foo], [])", "foo").understood
+    assert not read_check("AC_MSG_NOTICE([X])\nSAGE_SPKG_CONFIGURE([foo], [])", "foo").understood
 
 
 def test_unbalanced_quotes_are_not_understood():

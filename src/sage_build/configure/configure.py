@@ -20,7 +20,7 @@ from sage_build.configure.system import Detection, detect_declared, detect_pytho
 from sage_build.install.target import query_python
 from sage_build.base.commands import inherited_environment
 from sage_build.configure.probes import CACHE_FILE, Probes, run_check
-from sage_build.recipes.spkg_configure_m4 import Check, load_check
+from sage_build.recipes.spkg_configure_m4 import Check, load_check, m4_dir_of, tree_macros
 from typing import Collection, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -155,8 +155,9 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     packages = graph.packages
     enable = _resolve_names(options.enable, packages, "enable")
     with_system = _resolve_names(options.with_system, packages, "with-system")
+    macros = tree_macros(m4_dir_of(layout.pkgs_dir))   # read once, not once per file
     checks = {name: check for name, pkg in packages.items()
-              if not (pkg.path / "spkg-configure.yaml").is_file() and (check := load_check(pkg.path, name)) is not None}
+              if not (pkg.path / "spkg-configure.yaml").is_file() and (check := load_check(pkg.path, name, macros)) is not None}
     for name, value in with_system.items():
         if value != "no" and name not in checks and not has_system_check(packages[name]):
             raise ConfigureError(

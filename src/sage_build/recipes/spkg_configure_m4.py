@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
 from sage_build.base.errors import RecipeError
 
@@ -154,8 +156,9 @@ def split_args(text: str, start: int) -> tuple[list[str], int]:
     raise ValueError("a macro call is not closed: ')' is missing")
 
 
-def tokenize(text: str) -> list[tuple[str, object]]:
-    """Top-level items: ("macro", (name, [unquoted args])) or ("text", str)."""
+def tokenize(text: str, macros: Mapping[str, str] | frozenset = frozenset()) -> list[tuple[str, object]]:
+    """Top-level items: ("macro", (name, [unquoted args])) or ("text", str); a macro is a name
+    of autoconf's or Sage's families (``AC_``, ``SAGE_``...) or one of ``macros``."""
     items: list[tuple[str, object]] = []
     i, buffer, quote = 0, [], 0
     while i < len(text):
@@ -170,7 +173,7 @@ def tokenize(text: str) -> list[tuple[str, object]]:
             match = _NAME.match(text, i)
             name = match.group(0)
             after = match.end()
-            if _is_macro(name):
+            if _is_macro(name) or name in macros:
                 if buffer:
                     items.append(("text", "".join(buffer)))
                     buffer = []
@@ -331,9 +334,11 @@ _VERSION_CMD = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=`\s*"?\$\{?([A-Za-z_][A-
 
 
 class _Reader:
-    def __init__(self, package: str, where: str):
+    def __init__(self, package: str, where: str, macros: Mapping[str, str] | None = None):
         self.package = package
         self.where = where
+        self.macros = dict(macros or {})   # AC_DEFUN'd in the tree's m4/ and in the file: name -> body
+        self.depth = 0
         self.problems: list[str] = []
         self.unknown: list[str] = []
         self.requires: list[str] = []
@@ -358,7 +363,7 @@ class _Reader:
 
     def steps(self, text: str) -> tuple[Step, ...]:
         try:
-            items = tokenize(strip_dnl(text))
+            items = tokenize(strip_dnl(text), self.macros)
         except ValueError as error:
             return self.broken(f"m4 quoting: {error}")
         # shell lines and macro calls, in order: a shell `if` may hold macros
@@ -367,6 +372,10 @@ class _Reader:
             if kind == "macro":
                 seq.append(("macro", value))
                 continue
+            try:   # m4 writes text out without one level of quotes
+                value = unquote(value)  # type: ignore[arg-type]
+            except ValueError as error:
+                return self.broken(f"m4 quoting: {error}")
             # a line ending in a backslash, && or || goes on on the next one
             value = re.sub(r"(&&|\|\|)[ \t]*\n\s*", r"\1 ", re.sub(r"\\\n\s*", " ", value))  # type: ignore[arg-type]
             for line in _split_commands(value):
@@ -528,7 +537,8 @@ class _Reader:
             if name == "AC_CHECK_PROG" or (len(args) > 3 and arg(3)):
                 return self.fail(f"{name} with a value or a path")
             default = arg(2)
-            progs = arg(1).split()
+            progs = _plain(arg(1)).split()
+            args = [_plain(args[0])] + args[1:]
             if not progs or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", arg(0)):
                 return self.fail(f"{name}({', '.join(args)})")
             return (Step("probe", Probe("program", " ".join(progs), var=arg(0), libs=(name,)),
@@ -564,7 +574,40 @@ class _Reader:
             return tuple(self.shell(f"{arg(0)}={arg(1)}")) or ()
         if name in ("AX_COMPARE_VERSION", "AS_VERSION_COMPARE"):
             return self.compare(name, args)
+        if name in ("m4_foreach", "m4_foreach_w"):
+            return self.foreach(name, args)
+        if name in self.macros:
+            return self.expand_macro(name, args)
         return self.fail(f"{name}(...)")
+
+    def expand_macro(self, name: str, args: list[str]) -> tuple[Step, ...]:
+        """A macro AC_DEFUN'd in the tree's m4/ or in the file (SAGE_CHECK_PARI_DEP...): its body
+        with ``$1``..``$9`` replaced by the arguments, read again (m4's rescanning)."""
+        body = self.macros[name]
+        if re.search(r"\$[#@*]", body) or self.depth > 20:
+            return self.fail(f"{name}(...)")
+        expanded = re.sub(r"\$([1-9])", lambda m: args[int(m.group(1)) - 1] if int(m.group(1)) <= len(args) else "", body)
+        self.depth += 1
+        try:
+            return self.steps(expanded)
+        finally:
+            self.depth -= 1
+
+    def foreach(self, name: str, args: list[str]) -> tuple[Step, ...]:
+        """``m4_foreach([var], [a, b], [body])`` / ``m4_foreach_w([var], [a b], [body])``: the body
+        once per item, the name replaced by the item (as the macro m4 defines for it)."""
+        if len(args) != 3 or not _NAME.fullmatch(args[0]):
+            return self.fail(f"{name}(...)")
+        try:
+            if name == "m4_foreach_w":
+                items = unquote(args[1]).split()
+            else:
+                raw, _ = split_args("(" + args[1] + ")", 0) if args[1].strip() else ([], 0)
+                items = [unquote(item).strip() for item in raw]
+        except ValueError:
+            return self.fail(f"{name}({args[0]}, ...)")
+        word = re.compile(rf"(?<![A-Za-z0-9_$]){args[0]}(?![A-Za-z0-9_])")
+        return tuple(step for item in items for step in self.steps(word.sub(lambda _: item, args[2])))
 
     def lang_program(self, text: str) -> str | None:
         """The source of ``AC_LANG_PROGRAM([prologue], [body])`` or ``AC_LANG_SOURCE([text])``
@@ -653,7 +696,11 @@ class _Reader:
     def as_if(self, args: list[str]) -> tuple[Step, ...]:
         if not args or len(args) > 3:
             return self.fail("AS_IF with more than one condition")
-        return self.if_step(self.if_condition(args[0]), args[0], self.steps(args[1] if len(args) > 1 else ""),
+        try:   # the condition is written out: one more level of quotes goes
+            text = unquote(args[0])
+        except ValueError:
+            return self.fail(f"condition: {args[0]}")
+        return self.if_step(self.if_condition(text), text, self.steps(args[1] if len(args) > 1 else ""),
                             self.steps(args[2] if len(args) > 2 else ""))
 
     def compare(self, name: str, args: list[str]) -> tuple[Step, ...]:
@@ -695,6 +742,14 @@ def expand_defines(text: str, package: str = "") -> str:
         rest = re.sub(rf"(?<![A-Za-z0-9_$]){name}(?![A-Za-z0-9_])", lambda _: value, text[match.end():])
         text = text[:match.start()] + rest
     return text
+
+
+def _plain(text: str) -> str:
+    """A name's text as m4 reads it again (``[nauty-]geng`` is ``nauty-geng``)."""
+    try:
+        return unquote(text)
+    except ValueError:
+        return text
 
 
 def _split_commands(text: str) -> list[str]:
@@ -774,17 +829,23 @@ def _python3_stand_in(text: str) -> tuple[Step, ...] | None:
 _STAND_INS = {"gcc": _gcc_stand_in, "python3": _python3_stand_in}
 
 
-def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
-    """The check of one spkg-configure.m4's text (gcc's and python3's: their stand-ins, ``_STAND_INS``)."""
+def read_check(text: str, package: str, where: str = M4_FILE, macros: Mapping[str, str] | None = None) -> Check:
+    """The check of one spkg-configure.m4's text (gcc's and python3's: their stand-ins,
+    ``_STAND_INS``). ``macros``: the tree's own (``m4/*.m4``'s AC_DEFUNs, :func:`tree_macros`);
+    the file may define more before its SAGE_SPKG_CONFIGURE call."""
     stand_in = _STAND_INS[package](text) if package in _STAND_INS else None
     if stand_in is not None:
         return Check(package, steps=stand_in)
-    reader = _Reader(package, where)
+    reader = _Reader(package, where, macros)
     try:
         items = tokenize(expand_defines(strip_dnl(text), package))
     except ValueError as error:
         return Check(package, not_understood=[f"m4 quoting: {error}"])
     calls = [v for k, v in items if k == "macro"]
+    for name, args in calls:
+        if name == "AC_DEFUN" and len(args) == 2 and _NAME.fullmatch(args[0]):
+            reader.macros[args[0]] = args[1]
+    calls = [c for c in calls if c[0] != "AC_DEFUN"]
     others = [v for k, v in items if k == "text" and v.strip()]
     configure = [c for c in calls if c[0] in ("SAGE_SPKG_CONFIGURE", "SAGE_SPKG_CONFIGURE_BASE")]
     if len(configure) != 1 or others or len(calls) != 1:
@@ -793,17 +854,18 @@ def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
     _, args = configure[0]
     if (args[0] if args else "") != package:
         reader.problems.append(f"SAGE_SPKG_CONFIGURE names {args[0] if args else '?'!r}, not {package!r}")
+    # Sage's order: PRE (always), the REQUIRED-CHECK, then the CHECK; PRE runs with the first
+    pre = reader.steps(args[3]) if len(args) > 3 else ()
+    required = pre + (reader.steps(args[2]) if len(args) > 2 else ())
     steps = reader.steps(args[1]) if len(args) > 1 else ()
-    required = reader.steps(args[2]) if len(args) > 2 else ()
-    if len(args) > 3 and args[3].strip():
-        reader.problems.append("PRE actions")   # run always; they may change the decision
     return Check(package, steps=steps, required=required, requires=tuple(dict.fromkeys(reader.requires)),
                  python_check=reader.python, not_understood=reader.problems, unknown=reader.unknown)
     # POST (args[4]) runs after the decision and only substitutes variables: ignored.
 
 
-def load_check(pkg_path: Path, package: str) -> Check | None:
-    """The check of a recipe directory's spkg-configure.m4; None when it has none."""
+def load_check(pkg_path: Path, package: str, macros: Mapping[str, str] | None = None) -> Check | None:
+    """The check of a recipe directory's spkg-configure.m4; None when it has none. ``macros``:
+    the tree's (:func:`tree_macros`), read here when not given."""
     path = pkg_path / M4_FILE
     try:
         text = path.read_text()
@@ -811,4 +873,36 @@ def load_check(pkg_path: Path, package: str) -> Check | None:
         return None
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError(f"{path}: cannot read it ({error}); fix or remove the file") from None
-    return read_check(text, package, str(path))
+    if macros is None:
+        macros = tree_macros(m4_dir_of(pkg_path.parent))
+    return read_check(text, package, str(path), macros)
+
+
+def m4_dir_of(pkgs_dir: Path) -> Path:
+    """The tree's m4/ beside build/pkgs (through a link to another tree's build/pkgs too)."""
+    return pkgs_dir.resolve().parent.parent / "m4"
+
+
+def tree_macros(m4_dir: Path) -> dict[str, str]:
+    """The macros a tree's ``m4/*.m4`` files AC_DEFUN (name -> body), read once per state of the
+    directory (a reconfigure reads them for every spkg-configure.m4)."""
+    try:
+        files = sorted(m4_dir.glob("*.m4"))
+        stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        return {}
+    return _read_macros(m4_dir, stamp)
+
+
+@lru_cache(maxsize=4)
+def _read_macros(m4_dir: Path, stamp: tuple) -> dict[str, str]:
+    macros: dict[str, str] = {}
+    for name, *_ in stamp:
+        try:
+            items = tokenize(strip_dnl((m4_dir / name).read_text()))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue   # a file we cannot read defines nothing we use; its macros stay unknown
+        for kind, value in items:
+            if kind == "macro" and value[0] == "AC_DEFUN" and len(value[1]) == 2 and _NAME.fullmatch(value[1][0]):  # type: ignore[index]
+                macros.setdefault(value[1][0], value[1][1])  # type: ignore[index]
+    return macros
