@@ -2,15 +2,24 @@
 
 The file calls ``SAGE_SPKG_CONFIGURE([pkg], [checks], [required-checks], [pre], [post])``.
 Its checks are read into a small program (:class:`Check`): probes (a header compiles, a
-library links, a pkg-config module has a version, a program is on PATH), each with an action
-when found and one when missing, shell assignments (``sage_spkg_install_pkg=yes``), simple
-``AS_IF`` tests, ``SAGE_SPKG_DEPCHECK`` and ``SAGE_PYTHON_PACKAGE_CHECK``. configure runs the
-program with real probes (``configure.probes``). Whatever this reader does not understand is
-named in :attr:`Check.not_understood`, and configure builds that package from source.
+library links, a program builds, links or runs, a pkg-config module has a version, a program is
+on PATH), each with an action when found and one when missing, shell assignments
+(``sage_spkg_install_pkg=yes``), ``if``/``AS_IF``/``AS_CASE`` tests, commands of a program
+configure found (``"$PYTHON_FOR_VENV" -c ...``), ``SAGE_SPKG_DEPCHECK`` and
+``SAGE_PYTHON_PACKAGE_CHECK``. The REQUIRED-CHECK (and PRE) is read too: it may find the
+package not needed here. configure runs the program with real probes (``configure.probes``).
+
+A statement this reader does not understand becomes an ``unknown`` step (:attr:`Check.unknown`):
+the package is "not understood", and built from source, only when its check reaches it, as the
+shell runs only the branch taken. Text whose structure is not understood (quotes, an ``if``
+without ``fi``) makes the whole file not understood (:attr:`Check.not_understood`).
 
 m4's rules kept here: ``[...]`` quotes (nested; commas and parentheses inside are text),
-one level of quotes removed from each macro argument, unquoted parentheses nested in an
-argument, leading whitespace of an argument dropped, ``dnl`` comments.
+one level of quotes removed from each macro argument and from text m4 writes out, unquoted
+parentheses nested in an argument, leading whitespace of an argument dropped, ``dnl``
+comments, ``m4_pushdef`` of a plain value, ``m4_foreach``, and macros the tree's ``m4/*.m4``
+or the file itself AC_DEFUN (``$1``..``$9``, read again). gcc's and python3's files are
+programs of their own: stand-ins say what they decide (``_STAND_INS``).
 """
 
 from __future__ import annotations
