@@ -437,3 +437,23 @@ SAGE_SPKG_CONFIGURE([foo], [
     names = [s.probe.subject for s in check.steps if s.op == "probe"]
     assert names == ["sbpoly-4d.x", "sbpoly-11d.x", "sbclass-4d.x", "sbclass-11d.x"]
     assert [s.probe.var for s in check.steps if s.op == "probe"][0] == "PALPsbpoly4"
+
+
+def test_file_tests_as_var_if_and_options_not_given(tmp_path):
+    (tmp_path / "tex-chtml.js").write_text("x")
+    (tmp_path / "empty").write_text("")
+    probes = Probes(dict(os.environ))
+    mathjax_form = 'AS_IF([test -f "DIR/tex-chtml.js"], [], [sage_spkg_install_foo=yes])'
+    assert not run(mathjax_form.replace("DIR", str(tmp_path)), probes).install
+    assert run(mathjax_form.replace("DIR", str(tmp_path / "nope")), probes).install
+    assert shell_test(["-d", str(tmp_path)]) and not shell_test(["-f", str(tmp_path)]) and not shell_test(["-s", str(tmp_path / "empty")])
+    assert not shell_test(["-e", ""]) and not shell_test(["-r", str(tmp_path / "nope")])
+    debugpy_form = """SAGE_SPKG_CONFIGURE([foo], [sage_spkg_install_foo=yes], [
+      AC_REQUIRE([SAGE_SPKG_CONFIGURE_IPYKERNEL])
+      sage_require_foo=yes
+      AS_VAR_IF([sage_spkg_install_ipykernel], [no], [sage_require_foo=no])])"""
+    assert not run_full(debugpy_form, probes, dependency_built=lambda d: False).install   # system ipykernel: not needed
+    assert run_full(debugpy_form, probes, dependency_built=lambda d: d == "ipykernel").install
+    arg_with = """AC_ARG_WITH([sbfoo], [AS_HELP_STRING([--with-sbfoo], [x])], [A=given], [sage_spkg_install_foo=yes])"""
+    assert run(arg_with, probes).install
+    assert not read_check(f"SAGE_SPKG_CONFIGURE([foo], [AS_VAR_IF([X], [$Y], [])])", "foo").understood

@@ -126,7 +126,7 @@ def test_test_forms_inside_as_if():
     for cond in ('test "x$A" = xno', "test ! -n $A", "test x$A != x -a x$B != x", "test x$A = x || test -z $B",
                  "! test x$A = x", 'test x"$A" != x"none required"'):
         assert check(f"AS_IF([{cond}], [sage_spkg_install_foo=yes])").understood, cond
-    for cond in ("test -f /etc/x", "test $A -eq 1", "test $A == 1", "grep -q x y", "test `uname` = Linux",
+    for cond in ("test -L /etc/x", "test $A -eq 1", "test $A == 1", "grep -q x y", "test `uname` = Linux",
                  "test x$sage_spkg_install_bar = xno"):   # bar is not AC_REQUIRE'd
         assert not check(f"AS_IF([{cond}], [sage_spkg_install_foo=yes])").understood, cond
     assert check("AC_REQUIRE([SAGE_SPKG_CONFIGURE_BAR])\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 import platform
 import re
 import shlex
@@ -195,6 +196,22 @@ def expand(word: Word, get: Callable[[str], str]) -> list[str]:
     return [text for text, kept in fields if kept]
 
 
+def _file_test(check: Callable[[Path], bool]) -> Callable[[Path], bool]:
+    def test(path: Path) -> bool:
+        try:
+            return check(path)
+        except OSError:
+            return False
+    return test
+
+
+_FILE_TESTS = {
+    "-f": _file_test(Path.is_file), "-d": _file_test(Path.is_dir), "-e": _file_test(Path.exists),
+    "-r": _file_test(lambda p: os.access(p, os.R_OK)), "-x": _file_test(lambda p: os.access(p, os.X_OK)),
+    "-s": _file_test(lambda p: p.stat().st_size > 0),
+}
+
+
 def shell_test(args: list[str]) -> bool:
     """``test ARGS`` succeeds (POSIX's rules by the number of arguments, XSI's -a and -o);
     a malformed test fails, as test's status 2 does in an ``if``."""
@@ -206,6 +223,8 @@ def shell_test(args: list[str]) -> bool:
     if n == 2:
         if args[0] == "!":
             return not shell_test(args[1:])
+        if args[0] in _FILE_TESTS:
+            return _FILE_TESTS[args[0]](Path(args[1])) if args[1] else False
         return {"-z": args[1] == "", "-n": args[1] != ""}.get(args[0], False)
     if n == 3 and args[1] in ("=", "!="):
         return (args[0] == args[2]) == (args[1] == "=")

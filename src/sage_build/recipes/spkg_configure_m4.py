@@ -282,7 +282,7 @@ def word_variables(word: Word) -> list[str]:
     return [text for _, kind, text in word if kind == "var"]
 
 
-_TEST_OPERATORS = {"-z", "-n", "-a", "-o", "=", "!=", "!"}
+_TEST_OPERATORS = {"-z", "-n", "-a", "-o", "=", "!=", "!", "-f", "-d", "-e", "-r", "-x", "-s"}   # and files: read only
 
 
 _REDIRECTION = re.compile(r"(?<!\S)\d?>&\s*\d(?!\S)|(?<!\S)\d?>\s*/dev/null(?!\S)")
@@ -562,6 +562,13 @@ class _Reader:
             return self.steps(arg(0))
         if name == "AS_IF":
             return self.as_if(args)
+        if name == "AS_VAR_IF":   # AS_VAR_IF([var], [value], [if equal], [if not])
+            if not _NAME.fullmatch(arg(0)) or re.search(r"[\"'`$\\]", arg(1)):
+                return self.fail(f"AS_VAR_IF([{arg(0)}], [{arg(1)}])")
+            return self.if_step(self.if_condition(f'test "${{{arg(0)}}}" = "{arg(1)}"'), arg(0), self.steps(arg(2)), self.steps(arg(3)))
+        if name in ("AC_ARG_WITH", "AC_ARG_ENABLE"):
+            # our configure passes no such option to the checks: the action when it is not given
+            return self.steps(arg(3))
         if name == "AS_CASE":
             return self.as_case(args)
         if name == "AM_ICONV":
