@@ -21,6 +21,7 @@ medians are printed. The oracle trees must have been prepared by hand (see bench
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import statistics
@@ -64,7 +65,11 @@ def sage_decisions(oracle: Path) -> dict[str, tuple[bool, str]]:
 
 def configure_args(oracle: Path) -> list[str]:
     """The arguments the oracle tree was configured with (config.log's first lines)."""
-    match = re.search(r"^  \$ \./configure(.*)$", (oracle / "config.log").read_text(), re.M)
+    try:
+        log = (oracle / "config.log").read_text()
+    except OSError as error:
+        raise SystemExit(f"{oracle}: no config.log ({error}); run the tree's ./bootstrap and ./configure first") from None
+    match = re.search(r"^  \$ \./configure(.*)$", log, re.M)
     return shlex.split(match.group(1)) if match else []
 
 
@@ -160,8 +165,15 @@ def main() -> int:
             files, agree, by_chance, rows = compare(oracle, result)
             body += table(label, files, agree, by_chance, rows)
     if times:
-        body += ("| configure (same machine, same run) | median | rounds |\n| --- | ---: | ---: |\n"
-                 + "".join(f"| {k} | {statistics.median(v):.2f} s | {len(v)} |\n" for k, v in times.items()) + "\n")
+        medians = {k: statistics.median(v) for k, v in times.items()}
+        body += ("| configure (same machine, same run, interleaved) | median | rounds | Sage's / this |\n"
+                 "| --- | ---: | ---: | ---: |\n")
+        for key, median in medians.items():
+            short = key.rsplit(", ", 1)[1].split()[0]   # "without" / "with"
+            sage = medians[f"Sage's ./configure, {short} --enable-system-site-packages"]
+            body += f"| {key} | {median:.2f} s | {len(times[key])} | {sage / median:.1f} |\n"
+        body += (f"\nLoad average when the run ended (2 cores, shared): {os.getloadavg()[0]:.1f}. Cold: ours without\n"
+                 "build/make/config.cache (Sage's configure keeps no cache); warm: ours reading it.\n\n")
     print(body)
     if "--write" in sys.argv:
         write_section("sage-tree-oracle", body)
