@@ -221,3 +221,11 @@ def test_a_program_named_after_a_found_one():
     assert result.understood, result.not_understood
     assert result.steps[0].cond[1][0] == ((False, "var", "ac_path_CURL"), (False, "lit", "-config"))
     assert not check("x${ac_path_CURL} --version && A=1").understood   # a literal program name
+
+
+def test_recursive_and_exploding_macros_end():
+    # without the reader's bound the second and third would expand 3**20 and 8**20 times
+    for defun in ("AC_DEFUN([SAGE_X], [SAGE_X])", "AC_DEFUN([SAGE_X], [SAGE_X\nSAGE_X\nSAGE_X])",
+                  "AC_DEFUN([SAGE_X], [m4_foreach([i], [1, 2, 3, 4, 5, 6, 7, 8], [SAGE_X])])"):
+        result = read_check(f"{defun}\nSAGE_SPKG_CONFIGURE([foo], [SAGE_X])", "foo")
+        assert not result.understood and "SAGE_X" in " ".join(result.unknown + result.not_understood)

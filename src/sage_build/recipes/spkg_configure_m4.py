@@ -348,6 +348,7 @@ class _Reader:
         self.where = where
         self.macros = dict(macros or {})   # AC_DEFUN'd in the tree's m4/ and in the file: name -> body
         self.depth = 0
+        self.expansions = 0   # a bound on macro expansions: a hostile file cannot make the reader loop
         self.problems: list[str] = []
         self.unknown: list[str] = []
         self.requires: list[str] = []
@@ -600,7 +601,8 @@ class _Reader:
         """A macro AC_DEFUN'd in the tree's m4/ or in the file (SAGE_CHECK_PARI_DEP...): its body
         with ``$1``..``$9`` replaced by the arguments, read again (m4's rescanning)."""
         body = self.macros[name]
-        if re.search(r"\$[#@*]", body) or self.depth > 20:
+        self.expansions += 1
+        if re.search(r"\$[#@*]", body) or self.depth > 20 or self.expansions > 2000:
             return self.fail(f"{name}(...)")
         expanded = re.sub(r"\$([1-9])", lambda m: args[int(m.group(1)) - 1] if int(m.group(1)) <= len(args) else "", body)
         self.depth += 1
@@ -623,6 +625,9 @@ class _Reader:
         except ValueError:
             return self.fail(f"{name}({args[0]}, ...)")
         word = re.compile(rf"(?<![A-Za-z0-9_$]){args[0]}(?![A-Za-z0-9_])")
+        self.expansions += len(items)
+        if self.expansions > 2000:
+            return self.fail(f"{name}({args[0]}, ...)")
         return tuple(step for item in items for step in self.steps(word.sub(lambda _: item, args[2])))
 
     def lang_program(self, text: str) -> str | None:
