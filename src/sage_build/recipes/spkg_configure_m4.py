@@ -920,7 +920,9 @@ def _read_macros(m4_dir: Path, stamp: tuple) -> dict[str, str]:
     macros: dict[str, str] = {}
     for name, *_ in stamp:
         try:
-            items = tokenize(strip_dnl((m4_dir / name).read_text()))
+            text = (m4_dir / name).read_text()
+            # bootstrap's generated lists (sage_spkg_configures.m4, ...) define nothing: skip the reading
+            items = tokenize(strip_dnl(text)) if "AC_DEFUN(" in text else []
         except (OSError, UnicodeDecodeError, ValueError):
             continue   # a file we cannot read defines nothing we use; its macros stay unknown
         for kind, value in items:
