@@ -93,16 +93,17 @@ def make_sdist(directory: Path, name: str, version: str, files: dict[str, str], 
 
 
 def make_wheel(directory: Path, name: str, version: str, files: dict[str, bytes], *,
-               data: dict[str, bytes] | None = None, scripts: str = "", tamper: str | None = None) -> Path:
+               data: dict[str, bytes] | None = None, scripts: str = "", tamper: str | None = None,
+               tag: str = "py3-none-any") -> Path:
     """A wheel built by hand (RECORD included); ``tamper`` names a member whose RECORD hash is wrong."""
     directory.mkdir(parents=True, exist_ok=True)
     dist_info = f"{name}-{version}.dist-info"
-    path = directory / f"{name}-{version}-py3-none-any.whl"
+    path = directory / f"{name}-{version}-{tag}.whl"
     members = dict(files)
     for key, value in (data or {}).items():
         members[f"{name}-{version}.data/{key}"] = value
     members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: " + tag.encode() + b"\n"
     if scripts:
         members[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{scripts}\n".encode()
     record = []

@@ -32,7 +32,7 @@ def test_import_contracts_are_kept():
 def test_every_layer_named_in_the_architecture_document_exists():
     text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
     packages = sorted(p.name for p in (SRC / "sage_build").iterdir() if (p / "__init__.py").exists())
-    assert packages == ["base", "configure", "face", "install", "pipeline", "recipes"]
+    assert packages == ["base", "cache", "configure", "face", "install", "pipeline", "recipes"]
     for package in packages:
         assert f"`{package}/`" in text
         for module in (SRC / "sage_build" / package).glob("*.py"):

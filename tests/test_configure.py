@@ -180,7 +180,10 @@ def test_touched_recipe_rebuilds_nothing_changed_recipe_rebuilds(tree):
     os.utime(tree.root / "build/pkgs/alpha/type")
     assert "sage-spkg alpha" not in tree.make("build").stdout
     time.sleep(1.1)
-    (tree.root / "build/pkgs/alpha/SPKG.rst").write_text("alpha\n=====\n")
+    (tree.root / "build/pkgs/alpha/SPKG.rst").write_text("alpha\n=====\n")  # not a build input (#20)
+    assert "sage-spkg alpha" not in tree.make("build").stdout
+    time.sleep(1.1)
+    (tree.root / "build/pkgs/alpha/spkg-check").write_text("true\n")
     assert "sage-spkg alpha" in tree.make("build").stdout
 
 
@@ -291,7 +294,7 @@ def test_dry_runs_build_and_install_nothing(tree):
     # a changed recipe: -q says so, -t does not hide it from the next real build
     marker.unlink()
     time.sleep(1.1)
-    (tree.root / "build/pkgs/scripted/SPKG.rst").write_text("scripted\n========\n")
+    (tree.root / "build/pkgs/scripted/spkg-check").write_text("true\n")  # a build input (SPKG.rst is not: #20)
     assert tree.make("-q", "build", check=False).returncode == 1
     tree.make("-t", "build", check=False)
     assert not marker.exists()

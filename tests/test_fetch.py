@@ -620,3 +620,22 @@ def test_interrupted_download_resumes_with_a_range_request(tmp_path, monkeypatch
     assert path.read_bytes() == payload
     assert seen[0] is None and seen[1] == f"bytes={len(payload) // 2}-"
     assert not list(tmp_path.glob(".big-1.0.tar.gz.part*"))
+
+
+@pytest.mark.parametrize("recipe_name", ["my_pkg-1.0.tar.gz", "My.Pkg-1.0.tar.gz"])
+def test_index_file_of_another_name_found_by_its_sha256(recipe_name: str, server: Server, upstream: Path) -> None:
+    """Sage's recipes may name a file otherwise than the index does (Babel-2.18.0-py3-none-any.whl
+    for babel-2.18.0-..., sortedcontainers' py3-none-any for py2.py3-none-any): the listed
+    sha256 finds it; it is stored under the recipe's name, verified."""
+    make_simple_index(server.root)
+    got = fetch(recipe_name, {"sha256": SDIST_SHA}, package="my_pkg", upstream_dir=upstream,
+                index=IndexConfig((server.url + "/simple",), ()), index_name="my-pkg")
+    assert got == upstream / recipe_name and got.read_bytes() == SDIST_BYTES
+
+
+def test_index_file_of_another_name_and_another_sha256_is_not_taken(server: Server, upstream: Path) -> None:
+    make_simple_index(server.root)
+    with pytest.raises(FetchError, match="my_pkg-1.0.tar.gz not listed"):
+        fetch("my_pkg-1.0.tar.gz", {"sha256": "e" * 64}, package="my_pkg", upstream_dir=upstream,
+              index=IndexConfig((server.url + "/simple",), ()), index_name="my-pkg")
+    assert "/files/" + SDIST not in server.paths()

@@ -232,6 +232,34 @@ def test_create_with_deps_creates_requirements_recursively(configured, tmp_path,
     assert (pkgs / "leaf/package-version.txt").read_text() == "3.0\n"
 
 
+def test_create_with_deps_is_all_or_nothing_and_passes_over_releases_it_cannot_build(configured, tmp_path,
+                                                                                     monkeypatch):
+    """A requirement the index does not have: as pip backtracks, an older release of the recipe that
+    needs it is tried; when none fits, the recipes this run made go again (else configure refuses
+    the whole tree: a standard recipe depending on one that does not exist)."""
+    tree = configured
+    files = tmp_path / "files"
+    top = _sdist_with_metadata(files, "top", "1.0", "Requires-Dist: mid>=1\n")
+    mid_new = _sdist_with_metadata(files, "mid", "2.0", "Requires-Dist: ghost>=1\n")
+    mid_old = _sdist_with_metadata(files, "mid", "1.5", "")
+    lone = _sdist_with_metadata(files, "lone", "1.0", "Requires-Dist: mid>=2\n")
+    _use_index(monkeypatch, _local_index(tmp_path, {"top": [top], "mid": [mid_new, mid_old], "lone": [lone]}))
+    before = sorted(p.name for p in (tree.root / "build/pkgs").iterdir())
+    # mid>=2 cannot be had (its only such release needs ghost): nothing is left behind
+    result = tree.sage("--package", "create", "lone", "--pypi", "--with-deps", "--type", "standard", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "mid 2.0 needs ghost>=1, which cannot be had" in result.stderr
+    assert "No release of lone could be created" in result.stderr and "The tree is as before" in result.stderr
+    assert sorted(p.name for p in (tree.root / "build/pkgs").iterdir()) == before
+    tree.configure()
+    # top accepts mid 1.5: it is taken, and said so
+    made = tree.sage("--package", "create", "top", "--pypi", "--with-deps", "--type", "standard")
+    assert "trying an older release of mid" in made.stderr
+    assert (tree.root / "build/pkgs/mid/package-version.txt").read_text() == "1.5\n"
+    tree.configure()
+    tree.make("top")
+    assert tree.python("import top, mid").returncode == 0
+
 def test_create_checks_the_name_first_says_how_to_enable_and_writes_project_urls(configured, tmp_path, monkeypatch):
     """#23 item 5: an existing recipe or a bad name is refused before the index is asked; an optional
     recipe comes with the commands that enable it; SPKG.rst names the project URLs."""
@@ -279,3 +307,92 @@ def test_update_refreshes_every_file_that_names_the_version(configured, tmp_path
     result = tree.sage("--package", "update", "eta", "9.9", check=False)
     assert result.returncode == 1 and "./sage --package update eta 9.9" in result.stderr
     assert (recipe / "package-version.txt").read_text() == "1.10\n"
+
+
+def test_a_version_conflict_is_explained_and_update_takes_a_range(configured, tmp_path, monkeypatch):
+    """#23 item 2: which requirement, the version the distribution has, who else needs it, and
+    the commands that resolve it; `update PKG '>=2'` finds the newest release that fits."""
+    tree = configured
+    python_recipe(tree.root, "needy", "1.0", {"needy/__init__.py": ""}, build_requires="alpha>=2",
+                  deps="$(PYTHON) | $(PYTHON_TOOLCHAIN) alpha")
+    tree.configure()
+    failed = tree.make("needy", check=False)
+    assert failed.returncode != 0
+    log = (tree.root / "logs/pkgs/needy-1.0.log").read_text()
+    assert "alpha>=2 (found 1.0): a version conflict: the distribution has alpha 1.0 (recipe alpha;" \
+           " beta needs it too), needy wants alpha>=2." in log
+    assert "./sage --package update alpha '>=2'" in log and "./sage --package update needy VERSION" in log
+
+    files = tmp_path / "files"
+    releases = [_sdist_with_metadata(files, "alpha", v, "") for v in ("1.0", "2.0", "2.1", "3.0a1")]
+    _use_index(monkeypatch, _local_index(tmp_path, {"alpha": releases}))
+    result = tree.sage("--package", "update", "alpha", ">=2,<3")
+    assert "the newest release of alpha in >=2,<3 is 2.1" in result.stdout   # not the pre-release
+    assert (tree.root / "build/pkgs/alpha/package-version.txt").read_text() == "2.1\n"
+    for bad, message in ((">=9", "no release of alpha on the index fits >=9 (the newest: 1.0, 2.0, 2.1)"),
+                         (">=2,,<", "is not a version range")):
+        refused = tree.sage("--package", "update", "alpha", bad, check=False)
+        assert refused.returncode == 1 and message in refused.stderr and "Traceback" not in refused.stderr
+    assert (tree.root / "build/pkgs/alpha/package-version.txt").read_text() == "2.1\n"
+    tree.configure()
+    tree.make("needy")
+    assert tree.python("import needy").returncode == 0
+
+
+def test_create_source_wheel_or_sdist(configured, tmp_path, monkeypatch):
+    """#23 item 1: --source wheel makes a wheel recipe from the pure-Python wheel, --source sdist
+    insists on the sdist; a project without that kind of file is a clear error."""
+    from conftest import make_wheel
+
+    tree = configured
+    files = tmp_path / "files"
+    both = [_sdist_with_metadata(files, "theta", "1.0", ""),
+            make_wheel(files, "theta", "1.0", {"theta/__init__.py": b"kind = 'wheel'\n"})]
+    wheel_only = [make_wheel(files, "iota", "2.0", {"iota/__init__.py": b""})]
+    _use_index(monkeypatch, _local_index(tmp_path, {"theta": both, "iota": wheel_only}))
+    tree.sage("--package", "create", "theta", "--pypi", "--source", "wheel", "--type", "standard")
+    recipe = tree.root / "build/pkgs/theta"
+    assert (recipe / "checksums.ini").read_text().startswith("tarball=theta-VERSION-py3-none-any.whl\n")
+    assert "PYTHON_TOOLCHAIN" not in (recipe / "dependencies").read_text()
+    tree.configure()
+    tree.make("theta")
+    assert tree.python("import theta; assert theta.kind == 'wheel'").returncode == 0
+    refused = tree.sage("--package", "create", "iota", "--pypi", "--source", "sdist", check=False)
+    assert refused.returncode == 1 and "has no sdist of iota; try --source wheel" in refused.stderr
+    assert not (tree.root / "build/pkgs/iota").exists()
+
+
+def test_create_takes_a_rust_projects_platform_wheels_as_sections(configured, tmp_path, monkeypatch):
+    """A project built with maturin (cargo and the crates' registry needed to build it) gets, as
+    passagemath's rpds_py, a section per Linux/macOS wheel of this Python; sage-spkg installs the
+    one this machine supports; other Pythons' and Windows' wheels are not listed."""
+    import platform as machine_platform
+    import sys
+
+    from conftest import make_wheel
+
+    tree = configured
+    files = tmp_path / "files"
+    cp = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    arch = machine_platform.machine()
+    sdist = _sdist_with_metadata(files, "rusty", "1.0", "", build_requires="maturin>=1")
+    wheels = {tag: make_wheel(files, "rusty", "1.0", {"rusty/__init__.py": f"tag = {tag!r}\n".encode()}, tag=tag)
+              for tag in (f"{cp}-{cp}-manylinux_2_17_{arch}", f"{cp}-{cp}-macosx_11_0_arm64",
+                          f"{cp}-{cp}-win_amd64", f"cp39-cp39-manylinux_2_17_{arch}")}
+    _use_index(monkeypatch, _local_index(tmp_path, {"rusty": [sdist, *wheels.values()]}))
+    made = tree.sage("--package", "create", "rusty", "--pypi", "--type", "standard")
+    assert "builds with maturin (Rust): its recipe installs its 2 platform wheel(s)" in made.stdout
+    recipe = tree.root / "build/pkgs/rusty"
+    checksums = (recipe / "checksums.ini").read_text()
+    listed = {tag for tag, path in wheels.items() if f"[{path.name}]" in checksums}
+    assert listed == {f"{cp}-{cp}-manylinux_2_17_{arch}", f"{cp}-{cp}-macosx_11_0_arm64"}
+    linux = wheels[f"{cp}-{cp}-manylinux_2_17_{arch}"]
+    assert f"[{linux.name}]\ntarball={linux.name}\nsha256={sha256(linux)}\n" in checksums
+    assert "PYTHON_TOOLCHAIN" not in (recipe / "dependencies").read_text().splitlines()[0]
+    tree.configure()
+    tree.make("rusty")
+    assert tree.python(f"import rusty; assert rusty.tag == {f'{cp}-{cp}-manylinux_2_17_{arch}'!r}").returncode == 0
+    # --source sdist insists on building it
+    (tree.root / "build/pkgs/rusty").rename(tmp_path / "rusty-recipe")
+    tree.sage("--package", "create", "rusty", "--pypi", "--source", "sdist")
+    assert (recipe / "checksums.ini").read_text().startswith("tarball=rusty-VERSION.tar.gz\n")

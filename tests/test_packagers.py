@@ -134,3 +134,41 @@ def test_install_commands_for_every_system():
     for system in ("debian", "fedora", "arch", "gentoo", "opensuse", "homebrew", "conda", "nix", "void", "macports"):
         assert system in INSTALL_COMMANDS
         assert install_command(system, ["x"]).endswith(" x")
+
+
+def _system_command(tree, *args):
+    return subprocess.run([str(ROOT / "build/bin/sage-print-system-package-command"), *args],
+                          env=tree.env, capture_output=True, text=True)
+
+
+def test_print_system_package_command_takes_sages_syntax(tree):
+    """Sage's form: SYSTEM [options] install NAMES (system names; recipe names with --spkg)."""
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    (tree.root / "build/pkgs/alpha/distros").mkdir()
+    (tree.root / "build/pkgs/alpha/distros/debian.txt").write_text("python3-alpha\n")
+    tree.configure()
+    system_names = _system_command(tree, "debian", "--sudo", "install", "libgmp-dev", "a;rm -rf ~")
+    assert system_names.returncode == 0, system_names.stderr
+    assert system_names.stdout.strip() == "sudo apt-get install libgmp-dev 'a;rm -rf ~'"
+    recipe_names = _system_command(tree, "debian", "--spkg", "--yes", "--no-install-recommends",
+                                   "install", "alpha")
+    assert recipe_names.stdout.strip() == "apt-get install -y --no-install-recommends python3-alpha"
+    # Sage's bare --prompt/--verbose take no value: the command word after them stays a word.
+    update = _system_command(tree, "debian", "--prompt", "--verbose", "--sudo", "update")
+    assert update.returncode == 0, update.stderr
+    assert update.stdout.splitlines() == ["# To refresh the package lists, run:", "$ sudo apt-get update"]
+    assert _system_command(tree, "fedora", "update").stdout.startswith("# fedora needs no update")
+
+
+def test_print_system_package_command_refuses_clearly(tree):
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    tree.configure()
+    for args, message in ((("debian", "remove", "x"), "'remove' is not supported"),
+                          (("debian", "install"), "name the packages"),
+                          (("debian", "--spkg", "install", "alpah"), "did you mean alpha"),
+                          (("plan9", "install", "x"), "unknown system 'plan9'")):
+        result = _system_command(tree, *args)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    missing = _system_command(tree, "debian", "alpha")
+    assert missing.returncode == 0 and missing.stdout.strip() == "# no debian package is known for alpha"

@@ -97,6 +97,25 @@ def test_force_failures_are_listed_together_and_not_understood_builds(tmp_path):
     assert "sbone: no sbnope_sbone on PATH" in str(error.value) and "sbtwo: no sbnope_sbtwo on PATH" in str(error.value)
 
 
+def test_force_takes_a_not_understood_package_from_the_system_unchecked(tmp_path):
+    """passagemath's gcc, xz, openssl: the system has them, the reader cannot run their checks;
+    --with-system-X=force is the user's word (with yes, it is still built)."""
+    from conftest import add_recipe
+
+    from sage_build.configure.configure import decide
+
+    add_recipe(tmp_path, "sbodd", deps="", files={"spkg-configure.m4": "SAGE_SPKG_CONFIGURE([sbodd], [AC_RUN_IFELSE([x])])\n"})
+    dep = "SAGE_SPKG_CONFIGURE([sbuser], [SAGE_SPKG_DEPCHECK([sbodd], [])])\n"
+    add_recipe(tmp_path, "sbuser", deps="sbodd", files={"spkg-configure.m4": dep})
+    result = decide(["--with-system-sbodd=force"], tmp_path, environ=dict(os.environ))
+    assert result.system["sbodd"].status == "system" and result.decisions["sbodd"].from_system
+    assert "not understood" in result.system["sbodd"].reason and "AC_RUN_IFELSE" in result.system["sbodd"].reason
+    assert result.system["sbuser"].status == "system"     # its DEPCHECK sees sbodd from the system
+    kept = decide(["--with-system-sbodd=yes"], tmp_path, environ=dict(os.environ))
+    assert kept.system["sbodd"].status == "not understood" and not kept.decisions["sbodd"].from_system
+    assert kept.system["sbuser"].status == "source"
+
+
 def test_properties_say_what_spkg_configure_decided_and_why(tree):
     import json
     import subprocess
@@ -457,3 +476,19 @@ def test_file_tests_as_var_if_and_options_not_given(tmp_path):
     arg_with = """AC_ARG_WITH([sbfoo], [AS_HELP_STRING([--with-sbfoo], [x])], [A=given], [sage_spkg_install_foo=yes])"""
     assert run(arg_with, probes).install
     assert not read_check(f"SAGE_SPKG_CONFIGURE([foo], [AS_VAR_IF([X], [$Y], [])])", "foo").understood
+
+
+@needs_cc
+def test_a_cxx_only_header_is_found_in_cxx_only(tmp_path):
+    """gmpxx.h includes <iosfwd>: the C compiler refuses it; Sage's checks run in C++."""
+    import shutil
+
+    if shutil.which(os.environ.get("CXX") or "c++") is None:
+        pytest.skip("no C++ compiler")
+    include = tmp_path / "include"
+    include.mkdir()
+    (include / "sbcxx.h").write_text("#include <iosfwd>\n")
+    probes = Probes(dict(os.environ))
+    flags = {"CPPFLAGS": f"-I{include}"}
+    assert probes.header("sbcxx.h", flags, "C++")
+    assert not probes.header("sbcxx.h", flags, "C")

@@ -155,7 +155,7 @@ def test_plan_reasons(tree):
     assert "nothing to build" in tree.sage("--plan").stdout
     # recipe changed
     time.sleep(1.1)
-    (tree.root / "build/pkgs/base/SPKG.rst").write_text("changed\n")
+    (tree.root / "build/pkgs/base/spkg-check").write_text("true\n")  # a build input (not SPKG.rst)
     subprocess.run([str(ROOT / "build/bin/sage-recipe-hash"), "base"], env=tree.env, check=True)
     out = tree.sage("--plan").stdout
     assert "base-1.0" in out and "recipe changed" in out
@@ -264,6 +264,52 @@ def test_display_of_a_forced_rebuild_has_a_total(tree):
                                     extra_env={"SAGE_FORCE": "solo"})
     assert code == 0, text
     assert "1/1" in text and "/?" not in text
+    # the first build's duration is known: the bar says the time left from it, not tqdm's rate
+    assert re.search(r"about \d+s left", text), text
+
+
+def test_time_left_comes_from_learned_durations():
+    from sage_build.configure.build_plan import PlanItem
+    from sage_build.face.progress import Progress
+
+    plan = [PlanItem("a", "1", "", 10.0), PlanItem("b", "1", "", 30.0), PlanItem("c", "1", "", None),
+            PlanItem("d", "1", "", 2.0)]
+    state = Progress(planned=plan, started=100.0)
+    assert state.seconds_left(jobs=1, now=100.0) == 10 + 30 + 10 + 2   # c counts as the median, 10
+    assert state.seconds_left(jobs=4, now=100.0) == 30                 # never less than the longest
+    state.apply({"event": "start", "package": "b", "phase": "build", "time": 100.0})
+    state.apply({"event": "end", "package": "a", "phase": "record", "outcome": "ok", "time": 105.0})
+    assert state.seconds_left(jobs=1, now=120.0) == 10 + 10 + 2          # b has 10 s left of its 30
+    assert Progress(planned=[PlanItem("x", "1", "", None)]).seconds_left(jobs=2, now=0.0) is None
+
+    # with the graph: never less than the longest chain left (c needs b needs a), whatever -jN
+    chain = [PlanItem("a", "1", "", 10.0), PlanItem("b", "1", "", 10.0), PlanItem("c", "1", "", 10.0),
+             PlanItem("d", "1", "", 1.0)]
+    needs = {"c": ["b"], "b": ["a", "python3-venv"], "a": [], "d": []}
+    assert Progress(planned=chain).seconds_left(jobs=8, now=0.0, dependencies=needs.__getitem__) == 30
+    assert Progress(planned=chain).seconds_left(jobs=8, now=0.0) == 10
+
+
+def test_makes_own_errors_go_through_the_display(tree):
+    """On a terminal make's stderr ("*** Error 1") is written above the bar, not across it."""
+    import io
+
+    from sage_build.face.progress import plan_for, run
+
+    python_recipe(tree.root, "broken", "1.0", {"broken/__init__.py": ""}, fail="boom in broken")
+    tree.configure()
+    out = io.StringIO()
+    old = dict(os.environ)
+    os.environ.update(tree.env)
+    try:
+        code = run(["make", "-f", str(tree.root / "build/make/Makefile"), "build"], sage_root=tree.root,
+                   planner=lambda: plan_for(["build"]), terminal=True, out=out)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert code != 0
+    lines = re.split(r"[\r\n]+", out.getvalue())
+    assert any(line.startswith("make: *** ") for line in lines), out.getvalue()
 
 
 def _chromium():
@@ -469,3 +515,41 @@ def test_plan_help_and_bad_words(tree):
     typo = tree.sage("--plan", "six_lik", check=False)
     assert typo.returncode != 0 and "did you mean six_like?" in typo.stderr
     assert "six_like" in tree.sage("--plan", "Six-Like").stdout
+
+
+@pytest.mark.skipif(not __import__("shutil").which("tmux"), reason="tmux is not installed")
+def test_display_in_tmux_as_a_person_sees_it(tree, tmp_path):
+    """#22: the screen after a build with a failure, read back from a tmux pane: one whole line a
+    finished package, the failure counted, make's own error on a line of its own, no bar left
+    half-drawn into another line."""
+    import shlex
+
+    _tree_with_chain(tree)
+    python_recipe(tree.root, "broken", "1.0", {"broken/__init__.py": ""}, fail="boom in broken")
+    tree.configure()
+    socket = str(tmp_path / "tmux.sock")
+    done = tmp_path / "done"
+    exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in tree.env.items())
+    command = (f"env -i {exports} {shlex.quote(str(ROOT / 'build/bin/sage-progress'))} make -j2 -k -f"
+               f" {shlex.quote(str(tree.root / 'build/make/Makefile'))} build; echo exit=$? > {done}")
+    tmux = ["tmux", "-S", socket, "-f", "/dev/null"]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "100", "-y", "50", "bash", "--norc", "-c",
+                    command + "; sleep 60"], check=True)
+    try:
+        deadline = time.time() + 240
+        while not done.exists() and time.time() < deadline:
+            time.sleep(0.5)
+        assert done.exists(), "the build in tmux did not finish"
+        screen = subprocess.run([*tmux, "capture-pane", "-p", "-J", "-S", "-200"], capture_output=True,
+                                text=True, check=True).stdout
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    assert done.read_text().strip() != "exit=0"
+    lines = [line.rstrip() for line in screen.splitlines()]
+    for name in ("base-1.0", "mid-1.0", "top-1.0", "side-1.0"):
+        assert any(re.fullmatch(rf"built  {name} in \d+\.\ds", line) for line in lines), screen
+    assert any(re.fullmatch(r"FAILED broken-1.0 in phase 'build' after \d+\.\ds", line) for line in lines), screen
+    assert any(line.startswith("make: *** ") for line in lines), screen
+    # a bar line is whole: the counts and the bracket of the elapsed time on the same line
+    bars = [line for line in lines if "|" in line and ("/5" in line or "/6" in line)]
+    assert bars and all(re.search(r"\d+/\d+ \[\d\d:\d\d", line) for line in bars), screen

@@ -163,6 +163,16 @@ def test_compile_and_link_a_program_in_the_language_of_the_text():
         assert not check(body).understood, body
 
 
+
+def test_headers_and_libraries_are_probed_in_the_language_of_the_text():
+    """gmp's AC_CHECK_HEADER(gmpxx.h) only compiles as C++, which is what Sage's configure runs."""
+    result = check("AC_CHECK_HEADER([gmpxx.h], [], [sage_spkg_install_foo=yes])\n"
+                   "AC_LANG_PUSH([C])\nAC_CHECK_HEADER([gmp.h], [], [sage_spkg_install_foo=yes])\n"
+                   "AC_SEARCH_LIBS([f], [m], [], [sage_spkg_install_foo=yes])\nAC_LANG_POP([C])\n"
+                   "AC_CHECK_LIB([m], [g])\n")
+    assert result.understood, result.not_understood
+    assert [s.probe.lang for s in result.steps] == ["C++", "C", "C", "C++"]
+
 def test_known_macros_of_the_trees_m4_become_probes():
     openssl = check("""AX_CHECK_OPENSSL([
         AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <openssl/ssl.h>]], [[SSL_new(0);]])], [], [sage_spkg_install_foo=yes])

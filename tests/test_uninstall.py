@@ -161,9 +161,8 @@ def test_uninstall_racing_installs_under_make_j(tree):
         # reinstall p3..p5 while p0..p2 are uninstalled, all at once
         targets = [f"p{i}-uninstall" for i in range(3)]
         for i in range(3, 6):
-            os.utime(tree.root / f"build/pkgs/p{i}/SPKG.rst" if (tree.root / f"build/pkgs/p{i}/SPKG.rst").exists()
-                     else tree.root / f"build/pkgs/p{i}/type")
-            (tree.root / f"build/pkgs/p{i}/SPKG.rst").write_text(f"round {round_}\n")
+            # a recipe file that is a build input (SPKG.rst is not: #20)
+            (tree.root / f"build/pkgs/p{i}/spkg-check").write_text(f"true {round_}\n")
         targets += [f"p{i}" for i in range(3, 6)]
         tree.make(*targets, jobs=6, extra_env={"SAGE_NUM_THREADS": "6"})
         code = "; ".join(f"import ns.p{i}" for i in range(3, 6))

@@ -42,3 +42,7 @@ class InstallError(SageBuildError):
 
 class UninstallError(SageBuildError):
     """Removing a package from the prefix failed or was refused."""
+
+
+class CacheError(SageBuildError):
+    """A binary cache cannot be reached, refuses a write, or holds an entry that is not to be trusted."""

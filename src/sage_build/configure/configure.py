@@ -355,6 +355,10 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
         setting = with_system.get(name, "no" if check.python_check and not site_packages else "yes")
         if name in installed:
             result[name] = SystemStatus("installed", "installed in the prefix by sage-build; it stays so")
+        elif not check.runnable and setting == "force":
+            # the check cannot be run: the user's word is the only way to the system's copy
+            result[name] = SystemStatus("system", "--with-system-" + name + "=force; its spkg-configure.m4 is not"
+                                        " understood (" + "; ".join(check.not_understood[:1]) + "), so unchecked")
         elif not check.runnable:
             result[name] = SystemStatus("not understood", "; ".join(check.not_understood[:2]))
         elif setting == "no" and not check.required:
@@ -367,7 +371,10 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             why = outcome.reason
             if setting == "no" and outcome.install:
                 why = python_check(name)[1] if check.python_check and name not in with_system else "--with-system-" + name + "=no"
-            if outcome.not_understood:   # the check reached a statement the reader does not understand
+            if outcome.not_understood and setting == "force":   # as above, found when the check reached it
+                result[name] = SystemStatus("system", "--with-system-" + name + "=force; its spkg-configure.m4 is not"
+                                            " understood (" + outcome.not_understood + "), so unchecked")
+            elif outcome.not_understood:   # the check reached a statement the reader does not understand
                 result[name] = SystemStatus("not understood", outcome.not_understood)
             else:
                 result[name] = SystemStatus("source" if outcome.install else "system", why)

@@ -27,10 +27,15 @@ from sage_build.base.atomic import write_atomic
 from sage_build.recipes.spkg_configure_m4 import Check, Probe, Step, Word
 
 CACHE_FILE = "config.cache"
-CACHE_FORMAT = 2   # 2: headers and libraries are asked in a language
+CACHE_FORMAT = 1
 _ENV_KEYS = ("CC", "CXX", "CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS", "PATH", "PKG_CONFIG_PATH", "CPATH", "LIBRARY_PATH")
 BUILD_VARIABLES = ("CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS")   # a check may change them
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
+
+
+def _in(lang: str) -> str:
+    """A cache key's language part: none for C (the keys of caches written before C++ probes)."""
+    return "" if lang in ("", "C") else f" in {lang}"
 
 
 class Probes:
@@ -104,16 +109,18 @@ class Probes:
             return ran is not None and ran.returncode == 0
 
     def header(self, name: str, flags: Mapping[str, str] | None = None, lang: str = "C") -> bool:
+        """Whether ``#include <name>`` compiles in ``lang`` (C or C++: autoconf's current language)."""
         build, words = self._flags(flags)
-        return bool(self._ask(f"header {lang} {name}{words}", lambda: self._build(
+        return bool(self._ask(f"header {name}{_in(lang)}{words}", lambda: self._build(
             f"#include <{name}>\nint main(void) {{ return 0; }}\n", [], link=False, flags=build, lang=lang)))
 
-    def library(self, function: str, lib: str, other: str = "", flags: Mapping[str, str] | None = None, lang: str = "C") -> bool:
+    def library(self, function: str, lib: str, other: str = "", flags: Mapping[str, str] | None = None,
+                lang: str = "C") -> bool:
         """Whether a program calling ``function`` links (with ``-l lib`` when lib is not '')."""
         source = f"#ifdef __cplusplus\nextern \"C\"\n#endif\nchar {function} (void);\nint main(void) {{ return {function} (); }}\n"
         extra = ([f"-l{lib}"] if lib else []) + shlex.split(other)
         build, words = self._flags(flags)
-        return bool(self._ask(f"link {lang} {function} {' '.join(extra)}{words}",
+        return bool(self._ask(f"link {function} {' '.join(extra)}{_in(lang)}{words}",
                               lambda: self._build(source, extra, link=True, flags=build, lang=lang)))
 
     def program_builds(self, source: str, lang: str, link: bool, flags: Mapping[str, str] | None = None,

@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sage_build.configure.config import load_config
 from sage_build.base.errors import SageBuildError
@@ -29,6 +30,7 @@ usage: ./sage -i [-s] [-c] PKG...     install packages (and what they need)
 
        ./sage --plan [PKG...]         what `make build` (or make PKG) would build, in order, and why
        ./sage --timeline              the path of the last build's timeline picture
+       ./sage --cache COMMAND ...     the binary cache: key, push, keygen, gc (./sage --cache --help)
 
 Options for -i and -f:
   -s   keep the build directory (as SAGE_KEEP_BUILT_SPKGS=yes)
@@ -74,6 +76,10 @@ def _main(argv: list[str] | None = None) -> int:
             return package_main(rest)
         if command == "--plan":
             return plan_main(rest)
+        if command == "--cache":
+            from sage_build.face.cache_command import cache_main
+
+            return cache_main(rest)
         if command == "--timeline":
             path = settings.layout_of(load_config(settings.sage_root())).timeline_file
             if not path.exists():
@@ -234,11 +240,33 @@ def uninstall_main(argv: list[str] | None = None) -> int:
                 elif not args.keep_files and name in packages and _legacy_uninstall(layout, packages[name]):
                     print(f"sage-spkg-uninstall: {name}: no stamp; ran its spkg-legacy-uninstall")
                 elif not args.if_installed:
-                    raise SageBuildError(f"{name} is not installed")
+                    raise SageBuildError(f"{name} is not installed" + _foreign_hint(layout, packages.get(name)))
     except SageBuildError as error:
         print(f"sage-spkg-uninstall: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _foreign_hint(layout, pkg: Package | None) -> str:
+    """The way out when another installer put the package's distribution in the prefix: sage-build
+    has no record of it, so its uninstall cannot remove it."""
+    from sage_build.install.target import TargetPython
+    from sage_build.install.uninstall import foreign_distributions
+
+    if pkg is None or pkg.distribution_name is None:
+        return ""
+    try:
+        target = TargetPython.load(layout.target_file)
+    except (OSError, ValueError):
+        return ""
+    sites = [Path(target.paths[key]) for key in ("purelib", "platlib")]
+    found = foreign_distributions(sites, pkg.distribution_name)
+    if not found:
+        return ""
+    dist = found[0]
+    return (f" by sage-build, but {dist.name} {dist.version} is in the prefix, installed by {dist.installer}:"
+            f" remove it with `{layout.python} -m pip uninstall {dist.name}`, or let sage-build take it over"
+            f" with `./sage -i {pkg.name}` (it replaces that installation, as pip would)")
 
 
 def _legacy_uninstall(layout, pkg: Package) -> bool:
@@ -268,34 +296,98 @@ def reconfigure_main(argv: list[str] | None = None) -> int:
     return configure_main(config.argv + argv)
 
 
+#: The command words of Sage's sage-print-system-package-command that we carry out.
+_SYSTEM_COMMAND_WORDS = ("install", "update")
+#: Sage's other command words: recognised, so they get an error and not "no such package".
+_SYSTEM_COMMAND_WORDS_NOT_DONE = ("remove", "setup-build-env", "list")
+
+
 def system_package_command_main(argv: list[str] | None = None) -> int:
+    """Two forms. Sage's: ``SYSTEM [options] install|update NAMES...`` with system package names
+    (recipe names with --spkg); and ours: ``SYSTEM [options] PKG...`` with recipe names."""
     from sage_build.recipes import distros
     parser = argparse.ArgumentParser(
         prog="sage-print-system-package-command",
-        description="Print the command that installs the system equivalents of packages, from their"
-                    " distros/SYSTEM.txt files.")
-    parser.add_argument("system", help=f"one of {', '.join(sorted(distros.INSTALL_COMMANDS))}")
-    parser.add_argument("packages", nargs="+", metavar="PKG")
+        usage="%(prog)s SYSTEM [options] [install|update] NAMES...",
+        description="Print the command that installs system packages. As in Sage: with the word"
+                    " 'install' the names are the system's own package names (recipe names with"
+                    " --spkg), 'update' prints the command that refreshes the package lists. Without"
+                    " a command word the names are recipes, looked up in their distros/SYSTEM.txt.")
+    parser.add_argument("system", help=f"'auto' (this machine's) or one of"
+                                       f" {', '.join(sorted(distros.INSTALL_COMMANDS))}")
+    parser.add_argument("words", nargs="*", metavar="NAMES")
     parser.add_argument("--install", action="store_true", help="the install command (the default)")
+    parser.add_argument("--spkg", action="store_true", help="the names are recipe names (Sage's form)")
     parser.add_argument("--sudo", action="store_true", help="prefix sudo where the system needs root")
     parser.add_argument("--yes", action="store_true", help="answer yes to the package manager")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.system in distros.NAMES_ONLY:
-        print(f"# {distros.NAMES_ONLY[args.system]}")
+    parser.add_argument("--no-install-recommends", action="store_true", help="apt-get's option")
+    parser.add_argument("--ignore-missing", action="store_true",
+                        help="say nothing of recipes that have no package on SYSTEM")
+    parser.add_argument("--prompt", metavar="=PROMPT", default="", help="print PROMPT ('$ ') first")
+    parser.add_argument("--verbose", metavar="=COMMENT", default=None,
+                        help="say what the command is for, on a line starting with COMMENT ('# ')")
+    parser.add_argument("--wrap", metavar="=WIDTH", type=int, default=None,
+                        help="wrap a long command at WIDTH (78)")
+    # As in Sage, these options take a value only after '=': alone, they mean their default.
+    bare = {"--prompt": "--prompt=$ ", "--verbose": "--verbose=# ", "--wrap": "--wrap=78"}
+    args = parser.parse_intermixed_args([bare.get(a, a) for a in (sys.argv[1:] if argv is None else argv)])
+    system = distros.guess_package_system(os.environ) if args.system == "auto" else args.system
+    if system == "unknown":
+        return _error("unknown package system on this machine; name one, e.g. debian or fedora")
+    if system in distros.NAMES_ONLY:
+        print(f"# {distros.NAMES_ONLY[system]}")
         return 0
-    if args.system not in distros.INSTALL_COMMANDS:
+    if system not in distros.INSTALL_COMMANDS:
         known = sorted([*distros.INSTALL_COMMANDS, *distros.NAMES_ONLY])
-        return _error(f"unknown system {args.system!r}; known: {', '.join(known)}")
-    packages = load_packages(TreeLayout(settings.sage_root()).pkgs_dir)
-    unknown = [p for p in args.packages if p not in packages]
-    if unknown:
-        return _error(f"no such package: {', '.join(unknown)}")
-    names = distros.system_package_names([packages[p] for p in args.packages], args.system)
-    if not names:
-        print(f"# no {args.system} package is known for {', '.join(args.packages)}")
+        return _error(f"unknown system {system!r}; known: {', '.join(known)}")
+    words = list(args.words)
+    command_word = words.pop(0) if words and words[0] in (*_SYSTEM_COMMAND_WORDS,
+                                                          *_SYSTEM_COMMAND_WORDS_NOT_DONE) else None
+    if command_word in _SYSTEM_COMMAND_WORDS_NOT_DONE:
+        return _error(f"the command {command_word!r} is not supported; use one of"
+                      f" {', '.join(_SYSTEM_COMMAND_WORDS)}")
+    if command_word == "update":
+        line = distros.update_command(system, sudo=args.sudo)
+        if line is None:
+            print(f"# {system} needs no update of its package lists")
+        else:
+            _print_shell_line(line, args, "refresh the package lists")
         return 0
-    print(distros.install_command(args.system, names, sudo=args.sudo, yes=args.yes))
+    if not words:
+        return _error("name the packages to install")
+    if command_word == "install" and not args.spkg:
+        names = words
+    else:
+        packages = load_packages(TreeLayout(settings.sage_root()).pkgs_dir)
+        recipes = []
+        for word in words:
+            recipe = resolve(word, packages)
+            if recipe is None:
+                return _error(unknown_package_message(word, packages, "build/pkgs"))
+            recipes.append(packages[recipe])
+        names = distros.system_package_names(recipes, system)
+        missing = [pkg.name for pkg in recipes if not pkg.distros.get(system)]
+        if missing and not args.ignore_missing:
+            print(f"# no {system} package is known for {', '.join(missing)}")
+        if not names:
+            return 0
+    line = distros.install_command(system, names, sudo=args.sudo, yes=args.yes,
+                                   no_install_recommends=args.no_install_recommends)
+    _print_shell_line(line, args, "install the packages")
     return 0
+
+
+def _print_shell_line(line: str, args: argparse.Namespace, purpose: str) -> None:
+    if args.verbose is not None:
+        print(f"{args.verbose}To {purpose}, run:")
+    if args.wrap and len(line) > args.wrap:
+        import textwrap
+        wrapped = textwrap.wrap(line, args.wrap, initial_indent=args.prompt,
+                                subsequent_indent=" " * max(len(args.prompt), 4),
+                                break_long_words=False, break_on_hyphens=False)
+        print(" \\\n".join(wrapped))
+    else:
+        print(f"{args.prompt}{line}")
 
 
 def recipe_hash_main(argv: list[str] | None = None) -> int:

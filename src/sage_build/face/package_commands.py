@@ -55,8 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     p_create = sub.add_parser("create", help="a new recipe")
     p_create.add_argument("name")
     p_create.add_argument("--pypi", action="store_true", help="from the package index")
-    p_create.add_argument("--version", help="a version other than the newest")
+    p_create.add_argument("--version", help="a version other than the newest, or a range such as"
+                                            " '>=4,<5' (the newest release in it)")
     p_create.add_argument("--type", default="optional", choices=TYPES)
+    p_create.add_argument("--source", choices=("auto", "sdist", "wheel"), default="auto",
+                          help="build from the sdist, or install the pure-Python wheel (a wheel"
+                               " recipe); auto: the sdist when there is one (the default)")
     p_create.add_argument("--with-deps", action="store_true",
                           help="create the recipes of requirements that have none, recursively")
     p_repro = sub.add_parser("verify-reproducible",
@@ -64,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     p_repro.add_argument("packages", nargs="+")
     p_update = sub.add_parser("update", help="change a package's version (and checksums)")
     p_update.add_argument("package")
-    p_update.add_argument("version")
+    p_update.add_argument("version", help="a version, or a range such as '>=4,<5': the newest release"
+                                          " in it on the package index")
     return parser
 
 
@@ -273,19 +278,93 @@ def fix_checksum_command(args, root: Path) -> int:
     return 0
 
 
+#: How many older releases create --with-deps tries when a release needs what the index lacks.
+_BACKTRACKS = 5
+
+
+class _Blocked(Exception):
+    """A requirement of a recipe this run made cannot be created (the index lacks it)."""
+
+    def __init__(self, error: SageBuildError, name: str, requirement: str, needed_by: Created):
+        super().__init__(str(error))
+        self.error, self.name, self.requirement, self.needed_by = error, name, requirement, needed_by
+
+
 def create_command(args, root: Path) -> int:
+    from packaging.utils import canonicalize_name
+
     if not args.pypi:
         raise SageBuildError("only `--pypi` recipes can be made automatically; write the others by hand,"
                              f" or run ./sage --package create {args.name} --pypi")
     pkgs_dir, upstream = TreeLayout(root).pkgs_dir, _upstream_dir(root)
-    queue: list[tuple[str, str | None]] = [(args.name, args.version)]
+    # As pip's resolver backtracks: a release that needs a project the index does not have is
+    # passed over for an older one (the recipes of the attempt are removed first).
+    older_than: dict[str, list[str]] = {}
+    for _ in range(_BACKTRACKS + 1):
+        try:
+            return _create_with_requirements(args, pkgs_dir, upstream, older_than)
+        except SageBuildError as error:
+            if not older_than:
+                raise
+            tried = "; ".join(f"{name} {', '.join(versions)}" for name, versions in older_than.items())
+            raise SageBuildError(
+                f"{error}\nNo release of {args.name} could be created with its requirements from this"
+                f" package index (passed over: {tried}; the lines above say what each needs). The tree"
+                f" is as before.") from None
+        except _Blocked as blocked:
+            parent = blocked.needed_by
+            pinned = canonicalize_name(parent.name) == canonicalize_name(args.name) and args.version
+            if pinned or len(older_than.get(parent.name, [])) >= _BACKTRACKS:
+                raise SageBuildError(
+                    f"{blocked.error}\n{blocked.name} is a requirement of {parent.name} {parent.version}"
+                    f" ({blocked.requirement}), so the recipes this command made are removed again and the"
+                    f" tree is as before. Either create {parent.name} first at a release that does not"
+                    f" need it (./sage --package create {parent.name} --pypi --version '<VERSION'), then"
+                    f" run this command again, or add a recipe for {blocked.name} by hand"
+                ) from None
+            older_than.setdefault(parent.name, []).append(parent.version)
+            print(f"{parent.name} {parent.version} needs {blocked.requirement}, which cannot be had"
+                  f" ({blocked.error}); trying an older release of {parent.name}", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+def _create_with_requirements(args, pkgs_dir: Path, upstream: Path, older_than: dict[str, list[str]]) -> int:
+    """One attempt of create [--with-deps]; raises _Blocked (its recipes removed) when a
+    requirement cannot be created."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    def version_range(dist: str, requirement: str | None, asked: str | None) -> str | None:
+        if asked:
+            return asked
+        parts = [f"<{v}" for v in older_than.get(_recipe_name(dist), [])]
+        if requirement:
+            try:
+                parts += [str(s) for s in Requirement(requirement).specifier]
+            except InvalidRequirement:
+                pass
+        return ",".join(parts) or None
+
+    python_version = _target_python_version(pkgs_dir.parent.parent)
+    # (distribution, the requirement line, the recipe whose requirement it is)
+    queue: list[tuple[str, str | None, Created | None]] = [(args.name, None, None)]
     created: list[Created] = []
     missing: dict[str, str] = {}
     while queue:
-        name, version = queue.pop(0)
-        one = create_from_index(name, pkgs_dir, upstream, version=version, pkg_type=args.type)
+        name, requirement, needed_by = queue.pop(0)
+        try:
+            one = create_from_index(name, pkgs_dir, upstream,
+                                    version=version_range(name, requirement, args.version if needed_by is None else None),
+                                    pkg_type=args.type, source=args.source if needed_by is None else "auto",
+                                    python_version=python_version)
+        except SageBuildError as error:
+            if needed_by is None:
+                if created:
+                    _undo_created(created)
+                raise
+            _undo_created(created)
+            raise _Blocked(error, name, requirement or name, needed_by) from None
         created.append(one)
-        print(f"created {one.path}; review its dependencies and SPKG.rst")
+        print(f"created {one.path} ({one.version}); review its dependencies and SPKG.rst")
         if args.type != "standard":
             print(f"  it is {args.type}: enable it with ./configure.py --enable-{one.name} (then make),"
                   f" or install it with ./sage -i {one.name}; or create it with --type standard")
@@ -294,7 +373,7 @@ def create_command(args, root: Path) -> int:
         for dist, line in one.missing.items():
             if args.with_deps:
                 if dist not in missing and _existing_recipe(dist, pkgs_dir) is None:
-                    queue.append((dist, None))
+                    queue.append((dist, line, one))
             missing.setdefault(dist, line)
     if not args.with_deps:
         todo = {d: line for d, line in missing.items() if _existing_recipe(d, pkgs_dir) is None}
@@ -306,8 +385,37 @@ def create_command(args, root: Path) -> int:
     return 0
 
 
+def _target_python_version(root: Path) -> tuple[int, int]:
+    """The Python of the tree's prefix (for the platform wheels a recipe lists), else this one."""
+    from sage_build.install.target import TargetPython
+
+    try:
+        target = TargetPython.load(settings.layout_of(load_config(root)).target_file)
+        return target.version_info[0], target.version_info[1]
+    except (OSError, ValueError, KeyError, IndexError, SageBuildError):
+        return sys.version_info[0], sys.version_info[1]
+
+
+def _undo_created(created: list[Created]) -> None:
+    """Remove the recipes one --with-deps run made: half a set of recipes would leave a standard
+    recipe depending on one that does not exist, and configure refuses the whole tree then."""
+    import shutil
+
+    for one in reversed(created):
+        shutil.rmtree(one.path, ignore_errors=True)
+
+
 def update_command(args, root: Path) -> int:
-    update(_load(TreeLayout(root).pkgs_dir, args.package), args.version, _upstream_dir(root))
+    pkg = _load(TreeLayout(root).pkgs_dir, args.package)
+    version = args.version
+    if _is_specifier(version):
+        from sage_build.pipeline import fetch as fetching
+
+        project = pkg.distribution_name or pkg.name
+        files = fetching.list_project_files(project, fetching.IndexConfig.from_pip())
+        version = str(_chosen_version(project, version, _released_files(files)))
+        print(f"{pkg.name}: the newest release of {project} in {args.version} is {version}")
+    update(pkg, version, _upstream_dir(root))
     return 0
 
 
@@ -544,6 +652,7 @@ class Created:
 
     path: Path
     name: str
+    version: str = ""
     missing: dict[str, str] = field(default_factory=dict)   # distribution -> the requirement line
     dropped: list[str] = field(default_factory=list)        # requirement lines left out, with the reason
 
@@ -562,7 +671,8 @@ def _existing_recipe(name: str, pkgs_dir: Path) -> str | None:
 
 
 def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str | None = None,
-                      pkg_type: str = "optional") -> Created:
+                      pkg_type: str = "optional", source: str = "auto",
+                      python_version: tuple[int, int] = sys.version_info[:2]) -> Created:
     """A new recipe from the package index: version, sha256, install-requires, and as dependencies
     the runtime requirements a supported Python and platform needs plus the sdist's
     ``build-system.requires`` (order-only, after ``$(PYTHON_TOOLCHAIN)``, as Sage writes them)."""
@@ -580,13 +690,38 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
     if not files:
         raise FetchError(f"the package index has no project {name!r}; check the spelling"
                          f" (./sage --package create NAME --pypi takes the project's name on the index)")
-    candidates = _released_files(files)
+    released = _released_files(files)
+    for kinds in released.values():
+        kinds["platform"] = _fitting_platform_wheels(kinds.get("platform", []), python_version)
+    usable = ("sdist", "wheel", "platform") if source == "auto" else \
+        ("sdist",) if source == "sdist" else ("wheel", "platform")
+    candidates = {v: kinds for v, kinds in released.items() if any(kinds.get(k) for k in usable)}
+    if not candidates:
+        what = {"auto": "sdist or wheel", "sdist": "sdist",
+                "wheel": f"pure-Python wheel or Linux/macOS wheel for Python {python_version[0]}.{python_version[1]}"}
+        raise FetchError(f"the package index has no {what[source]} of {name}"
+                         + ("" if source == "auto" else f"; try --source {'wheel' if source == 'sdist' else 'sdist'}"))
     chosen = _chosen_version(name, version, candidates)
-    kind = "sdist" if "sdist" in candidates[chosen] else "wheel"
-    filename, url = candidates[chosen][kind]
+    kinds = candidates[chosen]
+    kind = next(k for k in usable if kinds.get(k))
+    platform_wheels = kinds["platform"] if kind == "platform" else []
+    filename, url = platform_wheels[0][:2] if platform_wheels else kinds[kind]
     file = upstream / filename
     if not file.is_file():
         fetching.download_url(url, file)
+    if kind == "sdist" and source == "auto" and kinds.get("platform"):
+        rust = sorted(_RUST_BUILDERS & {_recipe_name(re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0])
+                                        for r in _build_requires(file)})
+        if rust:
+            # as passagemath's recipes of Rust projects (rpds_py): their wheels, one per platform;
+            # a source build needs the Rust toolchain and the crates' registry
+            kind, platform_wheels = "platform", kinds["platform"]
+            filename, url = platform_wheels[0][:2]
+            file = upstream / filename
+            if not file.is_file():
+                fetching.download_url(url, file)
+            print(f"{name} {chosen} builds with {', '.join(rust)} (Rust): its recipe installs its"
+                  f" {len(platform_wheels)} platform wheel(s); --source sdist builds it from source instead")
     metadata = _read_metadata(file)
     dist_name = metadata.get("Name", name)
     recipe = pkgs_dir / _recipe_name(dist_name)
@@ -595,7 +730,7 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
                           f" ./sage --package update {recipe.name} VERSION")
     runtime = classify(metadata.get_all("Requires-Dist") or [])
     build = classify(_build_requires(file)) if kind == "sdist" else []
-    created = Created(recipe, recipe.name)
+    created = Created(recipe, recipe.name, str(chosen))
     deps, backends, notes = [], [], []
     for requirements, names, what in ((runtime, deps, "requires"), (build, backends, "build-system.requires")):
         for req in requirements:
@@ -613,16 +748,61 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
     recipe.mkdir(parents=True)
     (recipe / "type").write_text(pkg_type + "\n")
     (recipe / "package-version.txt").write_text(f"{chosen}\n")
-    pattern = filename.replace(str(chosen), "VERSION")
-    write_checksums(recipe, pattern, fetching.compute_checksums(file)["sha256"])
+    if platform_wheels:
+        _write_platform_sections(recipe, platform_wheels, upstream)
+    else:
+        pattern = filename.replace(str(chosen), "VERSION")
+        write_checksums(recipe, pattern, fetching.compute_checksums(file)["sha256"])
     (recipe / "install-requires.txt").write_text(f"{dist_name} >={chosen}\n")
     # a wheel is installed by pip, which the graph adds itself
-    line = " ".join(["$(PYTHON)", *deps, *([] if kind == "wheel" else ["|", "$(PYTHON_TOOLCHAIN)", *backends])])
+    line = " ".join(["$(PYTHON)", *deps, *([] if kind in ("wheel", "platform") else
+                                          ["|", "$(PYTHON_TOOLCHAIN)", *backends])])
     (recipe / "dependencies").write_text(
         f"{line}\n\n----------\nAll lines of this file are ignored except the first.\n"
         f"Written by ./sage --package create from {filename}'s metadata:\n" + "".join(n + "\n" for n in notes))
     (recipe / "SPKG.rst").write_text(_spkg_rst(dist_name, metadata))
     return created
+
+
+#: Build backends that compile Rust: a source build needs cargo and the crates' registry.
+_RUST_BUILDERS = frozenset({"maturin", "setuptools_rust"})
+_WHEEL_PLATFORMS = ("manylinux", "musllinux", "linux_", "macosx")
+
+
+def _fitting_platform_wheels(wheels: list, python_version: tuple[int, int]) -> list:
+    """The platform wheels a recipe for ``python_version`` lists, one section each (Linux and
+    macOS, as passagemath's recipes): CPython's own tag, its stable ABI (abi3) or a py3 tag."""
+    major, minor = python_version
+    fitting = []
+    for filename, url, tags in wheels:
+        for tag in tags:
+            if not tag.platform.startswith(_WHEEL_PLATFORMS):
+                continue
+            interpreter = tag.interpreter
+            if interpreter in (f"cp{major}{minor}", f"py{major}", f"py{major}{minor}") or (
+                    tag.abi == "abi3" and interpreter.startswith(f"cp{major}")
+                    and interpreter[3:].isdigit() and int(interpreter[3:]) <= minor):
+                fitting.append((filename, url))
+                break
+    return sorted(fitting)
+
+
+def _write_platform_sections(recipe: Path, wheels: list[tuple[str, str]], upstream: Path) -> None:
+    """checksums.ini with a section per platform wheel, as passagemath writes them; sage-spkg
+    installs the one the target Python supports best. The sha256 is the index's (its link's
+    ``#sha256=``), else that of the file, downloaded."""
+    from sage_build.pipeline import fetch as fetching
+
+    sections = []
+    for filename, url in wheels:
+        sha256 = fetching.url_hashes(url).get("sha256")
+        if sha256 is None:
+            file = upstream / filename
+            if not file.is_file():
+                fetching.download_url(url, file)
+            sha256 = fetching.compute_checksums(file)["sha256"]
+        sections.append(f"[{filename}]\ntarball={filename}\nsha256={sha256}\n")
+    (recipe / "checksums.ini").write_text("\n".join(sections))
 
 
 def _build_requires(sdist: Path) -> list[str]:
@@ -665,8 +845,8 @@ def _sdist_member(sdist: Path, name: str) -> str | None:
 
 
 def _released_files(files: list[tuple[str, str]]) -> dict:
-    """{version: {"sdist" or "wheel": (filename, url)}} of the index's final releases: sdists and
-    pure-Python wheels."""
+    """{version: {"sdist" or "wheel": (filename, url), "platform": [(filename, url, tags)]}} of the
+    index's final releases: sdists, pure-Python wheels and platform wheels."""
     from packaging.utils import parse_sdist_filename, parse_wheel_filename
     from packaging.version import InvalidVersion
 
@@ -676,6 +856,8 @@ def _released_files(files: list[tuple[str, str]]) -> dict:
             if filename.endswith(".whl"):
                 _, ver, _, tags = parse_wheel_filename(filename)
                 if not any(t.abi == "none" and t.platform == "any" for t in tags):
+                    if not ver.is_prerelease and not ver.is_devrelease:
+                        candidates.setdefault(ver, {}).setdefault("platform", []).append((filename, url, tags))
                     continue
                 kind = "wheel"
             elif filename.endswith((".tar.gz", ".zip")):
@@ -691,12 +873,31 @@ def _released_files(files: list[tuple[str, str]]) -> dict:
     return candidates
 
 
-def _chosen_version(name: str, version: str | None, candidates: dict):
-    """The version asked for, else the newest released."""
-    from packaging.version import Version
+def _is_specifier(version: str | None) -> bool:
+    """'>=4,<5' (a range: the newest release in it) rather than '4.0' (that release)."""
+    return bool(version) and version.lstrip()[:1] in "<>=!~"
 
+
+def _chosen_version(name: str, version: str | None, candidates: dict):
+    """The version asked for, the newest release in a range asked for, else the newest released."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    if _is_specifier(version):
+        try:
+            wanted = SpecifierSet(version)
+        except InvalidSpecifier:
+            raise RecipeError(f"{version!r} is not a version range (e.g. '>=4,<5')") from None
+        fitting = [v for v in candidates if v in wanted]
+        if not fitting:
+            newest = ", ".join(str(v) for v in sorted(candidates)[-5:]) or "none"
+            raise FetchError(f"no release of {name} on the index fits {version} (the newest: {newest})")
+        return max(fitting)
     if version:
-        chosen = Version(version)
+        try:
+            chosen = Version(version)
+        except InvalidVersion:
+            raise RecipeError(f"{version!r} is not a version (e.g. 4.0) or a range (e.g. '>=4,<5')") from None
         if chosen not in candidates:
             raise FetchError(f"{name} {version} has no sdist or pure-Python wheel on the index")
         return chosen

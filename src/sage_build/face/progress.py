@@ -59,10 +59,52 @@ class Progress:
                 self.done.add(name)
                 self.running.pop(name, None)
 
+    def seconds_left(self, jobs: int, now: float, dependencies=None) -> float | None:
+        """The time left, from how long each package took before (the plan's estimates; a package
+        never built counts as the median of those known): the work left spread over ``jobs``, but
+        never less than the longest chain of packages left (``dependencies(name)``: what a
+        package needs; without it, the longest single package). None while nothing is known."""
+        known = sorted(p.estimate for p in self.planned if p.estimate)
+        if not known:
+            return None
+        typical = known[len(known) // 2]
+        finished = self.done | set(self.failed)
+        left: dict[str, float] = {}
+        for item in self.planned:
+            if item.name in finished:
+                continue
+            expected = item.estimate or typical
+            if item.name in self.began:
+                expected = max(0.0, expected - (now - self.began[item.name]))
+            left[item.name] = expected
+        if not left:
+            return 0.0
+        return max(sum(left.values()) / max(1, jobs), _longest_chain(left, dependencies))
+
     def took(self, event: dict) -> float:
         """Seconds from the package's first phase to ``event``, an end."""
         end = float(event.get("time", time.time()))
         return end - self.began.get(str(event.get("package")), float(event.get("start", end)))
+
+
+def _longest_chain(left: dict[str, float], dependencies) -> float:
+    """The longest chain of dependent packages among ``left`` (name -> seconds), by seconds."""
+    if dependencies is None:
+        return max(left.values())
+    chain: dict[str, float] = {}
+    for start in left:
+        stack = [(start, False)]
+        while stack:   # depth first without recursion: a tree may chain hundreds of packages
+            name, expanded = stack.pop()
+            if name in chain:
+                continue
+            needs = [d for d in dependencies(name) if d in left and d != name]
+            if expanded:
+                chain[name] = left[name] + max((chain.get(d, 0.0) for d in needs), default=0.0)
+                continue
+            stack.append((name, True))
+            stack.extend((d, False) for d in needs if d not in chain)
+    return max(chain.values())
 
 
 def _follow(events_file: Path, offset: int, session: str, stop: threading.Event, handle_event) -> None:
@@ -100,9 +142,17 @@ class _Display:
     """What the person watching sees: a tqdm bar on a terminal, else timestamped lines: one a
     package and outcome, or (``verbose``, V=1) one a phase as well."""
 
-    def __init__(self, terminal: bool, out, verbose: bool = False) -> None:
-        self.terminal, self.out, self.verbose = terminal, out, verbose
+    def __init__(self, terminal: bool, out, verbose: bool = False, jobs: int = 1) -> None:
+        self.terminal, self.out, self.verbose, self.jobs = terminal, out, verbose, jobs
         self.bar = None
+        self.dependencies = None   # the graph's, once the plan is known: the ETA's critical path
+
+    def above(self, line: str) -> None:
+        """A line of make's own output (its errors) above the bar, never written across it."""
+        if self.bar is not None:
+            self.bar.write(line, file=self.out)
+        else:
+            print(line, file=self.out, flush=True)
 
     def show(self, state: Progress, event: dict | None) -> None:
         if self.terminal:
@@ -118,7 +168,7 @@ class _Display:
             width = _columns(self.out)
             self.bar = tqdm(total=state.total(), unit="pkg", file=self.out, dynamic_ncols=width > 0,
                             ncols=None if width > 0 else 80,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         if self.bar is None:
             return
         if event is not None and event.get("event") == events.END:
@@ -135,6 +185,8 @@ class _Display:
         now = ", ".join(f"{n} ({p})" for n, p in sorted(state.running.items()))
         failed = f"{len(state.failed)} failed; " if state.failed else ""
         self.bar.set_description_str(f"{failed}building: {now}" if now else f"{failed}building", refresh=False)
+        left = state.seconds_left(self.jobs, time.time(), self.dependencies)
+        self.bar.set_postfix_str("" if left is None else f"about {_duration(left)} left", refresh=False)
         self.bar.refresh()
 
     def _print_line(self, state: Progress, event: dict) -> None:
@@ -158,6 +210,21 @@ class _Display:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _jobs(make_command: list[str], makeflags: str) -> int:
+    """make's -jN, from its command line or (under an outer make) MAKEFLAGS; 1 without."""
+    for word in reversed(make_command[1:]):
+        match = re.fullmatch(r"-j\s*(\d+)|--jobs=(\d+)", word)
+        if match:
+            return int(match.group(1) or match.group(2))
+    match = re.search(r"(?:^|\s)-j\s*(\d+)", " " + makeflags)
+    return int(match.group(1)) if match else 1
 
 
 def _columns(out) -> int:
@@ -219,12 +286,14 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
         env[settings.QUIET] = "1" if terminal else settings.QUIET_BUT_WARNINGS
         make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     state = Progress(planned=[])
-    display = _Display(terminal, out, verbose)
+    display = _Display(terminal, out, verbose, jobs=_jobs(make_command, os.environ.get("MAKEFLAGS", "")))
     lock = threading.Lock()
 
     def on_plan(plan: list) -> None:
         with lock:
             state.planned = plan
+            if beside.graph is not None:
+                display.dependencies = _dependencies_of(beside.graph)
             display.show(state, None)
 
     beside = _PlanBesideMake(planner, plan_file, on_plan)
@@ -238,10 +307,24 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(events_file, offset, session, stop, handle), daemon=True)
     follower.start()
+    # On a terminal make's own messages ("*** Error 1") come through the display, above the bar.
+    process = subprocess.Popen(make_command, env=env, pass_fds=_jobserver_fds(os.environ.get("MAKEFLAGS", "")),
+                               stderr=subprocess.PIPE if terminal else None)
+    relay = None
+    if terminal:
+        def relay_stderr() -> None:
+            for raw in process.stderr:
+                with lock:
+                    display.above(raw.decode(errors="replace").rstrip("\n"))
+        relay = threading.Thread(target=relay_stderr, daemon=True)
+        relay.start()
     try:
-        code = subprocess.run(make_command, env=env, pass_fds=_jobserver_fds(os.environ.get("MAKEFLAGS", ""))).returncode
+        code = process.wait()
     except KeyboardInterrupt:
+        process.wait()
         code = 130
+    if relay is not None:
+        relay.join()
     stop.set()
     follower.join()
     display.close()

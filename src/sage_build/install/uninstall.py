@@ -18,8 +18,9 @@ import contextlib
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from sage_build.base.errors import UninstallError
 from sage_build.base.killpoint import reach
@@ -144,3 +145,56 @@ def remove_files(layout: Layout, files: list[str]) -> None:
             except OSError:
                 break
             directory = directory.parent
+
+
+@dataclass(frozen=True)
+class ForeignDistribution:
+    """A distribution in the prefix that another installer (pip, uv, ...) put there."""
+    name: str
+    version: str
+    dist_info: Path
+    installer: str
+
+
+def foreign_distributions(site_dirs: Iterable[Path], project: str) -> list[ForeignDistribution]:
+    """The installations of ``project`` in ``site_dirs`` that sage-build did not make: its
+    RECORD-driven uninstall knows nothing of them, and they collide with its install."""
+    from packaging.utils import canonicalize_name
+
+    wanted = canonicalize_name(project)
+    found = []
+    for site in dict.fromkeys(site_dirs):
+        for dist_info in sorted(Path(site).glob("*.dist-info")):
+            name, _, version = dist_info.name[: -len(".dist-info")].rpartition("-")
+            if canonicalize_name(name) != wanted:
+                continue
+            try:
+                installer = (dist_info / "INSTALLER").read_text(errors="replace").strip() or "an unknown installer"
+            except OSError:
+                installer = "an unknown installer"
+            if installer != "sage-build":
+                found.append(ForeignDistribution(name, version, dist_info, installer))
+    return found
+
+
+def remove_foreign(layout: Layout, dist: ForeignDistribution, *, work_dir: Path,
+                   say: Callable[[str], None] = print) -> None:
+    """Remove ``dist`` as pip would before installing another version of it: by its RECORD,
+    with the same spkg-piprm as our own uninstalls (files inside the prefix only; a file another
+    distribution lists stays)."""
+    script = work_dir / f"{PIPRM}-{dist.name}"
+    script.write_text(render_piprm(package=dist.name, version=dist.version, python=layout.python,
+                                   prefix=layout.prefix,
+                                   distributions=[(dist.name, dist.version,
+                                                   str(dist.dist_info.relative_to(layout.local)))]))
+    result = subprocess.run([str(layout.python), str(script)], env=inherited_environment(),
+                            capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        say(f"  {line}")
+    if result.returncode != 0:
+        raise UninstallError(
+            f"{dist.name} {dist.version}, which {dist.installer} installed in the prefix, could not be"
+            f" removed to make room for sage-build's: {result.stderr.strip()[-1000:]}\n"
+            f"Remove it with `{layout.python} -m pip uninstall {dist.name}` (or delete {dist.dist_info}"
+            f" and its files), then build again."
+        )

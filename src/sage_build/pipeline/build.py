@@ -16,7 +16,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 from sage_build.base.errors import BuildError
 from sage_build.base.layout import source_root, tool_bin_dir
@@ -79,6 +79,10 @@ def build_environment(
         "VIRTUAL_ENV": str(local),
         "PYTHONNOUSERSITE": "1",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # Sage's configure defaults (--disable-editable, wheels on), which sage-build-env exports
+        # when unset: passagemath's sagemath_* spkg-install builds nothing without SAGE_WHEELS=yes
+        "SAGE_EDITABLE": base.get("SAGE_EDITABLE") or "no",
+        "SAGE_WHEELS": base.get("SAGE_WHEELS") or "yes",
     })
     env.update(OFFLINE_ENVIRONMENT)
     include, lib = f"-I{local / 'include'}", f"-L{local / 'lib'} -Wl,-rpath,{prefix / 'lib'}"
@@ -146,7 +150,16 @@ def installed_distributions(python: Path, site_dirs: list[Path] | None = None) -
     return {canonicalize_name(name): version for name, version in json.loads(result.stdout).items()}
 
 
-def unmet_requirements(requires: list[str], installed: Mapping[str, str], markers: Mapping[str, str]) -> list[str]:
+class Unmet(NamedTuple):
+    """A requirement the prefix does not satisfy: ``text`` as shown, the distribution's
+    normalised ``name``, the version ``found`` (None: not installed) and the ``specifier`` wanted."""
+    text: str
+    name: str
+    found: str | None
+    specifier: str
+
+
+def unmet_requirements(requires: list[str], installed: Mapping[str, str], markers: Mapping[str, str]) -> list[Unmet]:
     """The requirements of ``requires`` that ``installed`` does not satisfy."""
     # Imported here, not at the top: sage-spkg imports this module for every package, and
     # build_wheel calls this while the backend's interpreter starts.
@@ -158,15 +171,17 @@ def unmet_requirements(requires: list[str], installed: Mapping[str, str], marker
         try:
             req = Requirement(line)
         except InvalidRequirement:
-            unmet.append(f"{line} (not a valid requirement)")
+            name = re.split(r"[\s<>=!~;\[(]", line, maxsplit=1)[0]
+            unmet.append(Unmet(f"{line} (not a valid requirement)", canonicalize_name(name), None, ""))
             continue
         if req.marker is not None and not req.marker.evaluate(dict(markers, extra="")):
             continue
-        version = installed.get(canonicalize_name(req.name))
+        name = canonicalize_name(req.name)
+        version = installed.get(name)
         if version is None:
-            unmet.append(f"{req} (not installed)")
+            unmet.append(Unmet(f"{req} (not installed)", name, None, str(req.specifier)))
         elif req.specifier and not req.specifier.contains(version, prereleases=True):
-            unmet.append(f"{req} (found {version})")
+            unmet.append(Unmet(f"{req} (found {version})", name, version, str(req.specifier)))
     return unmet
 
 
@@ -201,13 +216,13 @@ class _LoggedRunner:
 
 def build_wheel(
     source_dir: Path, dist_dir: Path, *, python: Path, env: Mapping[str, str], log: PackageLog,
-    markers: Mapping[str, str], requirement_hint=None, site_dirs: list[Path] | None = None,
+    markers: Mapping[str, str], advise: Callable[[Unmet], str] | None = None, site_dirs: list[Path] | None = None,
     started: Callable[[], None] | None = None,
 ) -> Path:
     """Build a wheel from ``source_dir`` into ``dist_dir`` with PEP 517, no isolation.
 
-    ``requirement_hint(name)`` may return the recipe that provides a distribution, for the
-    error message when a build requirement is missing. ``site_dirs``: see installed_distributions.
+    ``advise(unmet)`` says what to do about a build requirement the prefix does not satisfy
+    (the recipe to add, a version conflict's ways out), for the error message. ``site_dirs``: see installed_distributions.
     ``started()`` is called once the backend's process runs: work of this process that would
     delay its start (the interpreter lock is shared) can begin then.
     """
@@ -237,7 +252,7 @@ def build_wheel(
             try:
                 installed = installed_distributions(python, site_dirs)
                 _check_requirements(system["requires"], installed, markers, "build-system.requires",
-                                    requirement_hint)
+                                    advise)
             except BaseException:
                 runner.stop()
                 raise
@@ -257,7 +272,7 @@ def build_wheel(
         except (subprocess.CalledProcessError, pyproject_hooks.BackendUnavailable):
             dynamic = []
         _check_requirements(dynamic, installed, markers, "the backend's get_requires_for_build_wheel",
-                            requirement_hint)
+                            advise)
         raise BuildError(f"the PEP 517 build of {source_dir} failed (exit {error.returncode})") from None
     wheel = dist_dir / name
     if not wheel.is_file():
@@ -278,19 +293,16 @@ def source_date_epoch(source_dir: Path) -> int:
     return max(newest, 315532800)  # zip cannot store times before 1980
 
 
-def _check_requirements(requires, installed, markers, what, requirement_hint) -> None:
+def _check_requirements(requires, installed, markers, what, advise) -> None:
     unmet = unmet_requirements(list(requires), installed, markers)
     if not unmet:
         return
-    from packaging.utils import canonicalize_name
-
-    advice = []
-    for item in unmet:
-        name = canonicalize_name(re.split(r"[\s<>=!~;\[(]", item, maxsplit=1)[0])
-        recipe = requirement_hint(name) if requirement_hint else None
-        advice.append(f"{item}: add '{recipe}' to the recipe's dependencies" if recipe
-                      else f"{item}: no recipe provides it; add one (./sage --package create {name} --pypi)")
+    advice = [advise(item) if advise else default_advice(item) for item in unmet]
     raise BuildError(f"{what} is not satisfied in the prefix:\n  " + "\n  ".join(advice))
+
+
+def default_advice(item: Unmet) -> str:
+    return f"{item.text}: no recipe provides it; add one (./sage --package create {item.name} --pypi)"
 
 
 def run_script(script: Path, *, build_dir: Path, env: Mapping[str, str], log: PackageLog, name: str,

@@ -419,11 +419,11 @@ def _find_links_page(link: str, *, timeout: float, retries: int) -> list[tuple[s
 
 
 def _lookup(
-    filename: str, name: str, index: IndexConfig, *, timeout: float, retries: int
+    filename: str, name: str, index: IndexConfig, *, timeout: float, retries: int, sha256: str | None = None
 ) -> Iterator[tuple[Source, str | None, str, bool]]:
-    """Yield (where, url, "", False) for each listing of ``filename`` and
-    (where, None, reason, absent) where it is not found; ``absent`` tells
-    "not there" from "could not look"."""
+    """Yield (where, url, "", False) for each listing of ``filename`` (or, with ``sha256``, of the
+    file the index lists with that hash under another name) and (where, None, reason, absent)
+    where it is not found; ``absent`` tells "not there" from "could not look"."""
     for index_url in index.index_urls:
         try:
             page, links = _project_page(index_url, name, timeout=timeout, retries=retries)
@@ -431,7 +431,7 @@ def _lookup(
             where = Source("index", _join(index_url, canonicalize_name(name), ""))
             yield where, None, str(exc), exc.not_found
             continue
-        yield from _offered("index", page, links, filename)
+        yield from _offered("index", page, links, filename, sha256)
     for link in index.find_links:
         local = _local_path(link)
         if local is not None and local.is_dir():
@@ -447,14 +447,19 @@ def _lookup(
         except _Failed as exc:
             yield Source("find-links", link), None, str(exc), exc.not_found
             continue
-        yield from _offered("find-links", link, links, filename)
+        yield from _offered("find-links", link, links, filename, sha256)
 
 
 
-def _offered(kind: str, page: str, links, filename: str):
+def _offered(kind: str, page: str, links, filename: str, sha256: str | None = None):
     """The sources a listing page (an index's project page, a find-links page) offers for
-    ``filename``, or the page itself as a miss when it does not list it."""
+    ``filename``, or the page itself as a miss when it does not list it.  A recipe may name its
+    file otherwise than the index does (Sage's ``Babel-2.18.0-py3-none-any.whl`` for the index's
+    normalized ``babel-2.18.0-...``, ``py3-none-any`` for ``py2.py3-none-any``): the listing's
+    ``#sha256=`` identifies the same file, which is verified again after the download."""
     urls = [url for fname, url in links if fname == filename]
+    if not urls and sha256:
+        urls = [url for _, url in links if url_hashes(url).get("sha256") == sha256.lower()]
     if not urls:
         yield Source(kind, page), None, f"{filename} not listed", True
     for url in urls:
@@ -515,7 +520,8 @@ def list_project_files(name: str, index: IndexConfig, timeout: float = 60) -> li
     return list(files)
 
 
-def _fragment_hashes(url: str) -> dict[str, str]:
+def url_hashes(url: str) -> dict[str, str]:
+    """The hashes an index link carries in its fragment (``#sha256=...``), by algorithm."""
     fragment = urllib.parse.urlsplit(url).fragment
     return {
         k.lower(): v.lower()
@@ -742,12 +748,12 @@ def fetch(
                 if not config.index_urls and not config.find_links:
                     tried.append((Source("index", f"for {index_name}"), "no index configured (pip --no-index)"))
                 for where, url, reason, _ in _lookup(
-                    tarball, index_name, config, timeout=timeout, retries=retries
+                    tarball, index_name, config, timeout=timeout, retries=retries, sha256=wanted.get("sha256")
                 ):
                     if url is None:
                         tried.append((where, reason))
                     else:
-                        yield _Candidate(where, from_url(url), _fragment_hashes(url))
+                        yield _Candidate(where, from_url(url), url_hashes(url))
         if upstream_url:
             yield _Candidate(Source("upstream_url", upstream_url), from_url(upstream_url), {})
         if debian_source:

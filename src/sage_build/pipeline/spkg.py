@@ -9,6 +9,7 @@ last, so it exists only if everything before it succeeded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
-from sage_build.pipeline.build import build_environment, build_wheel, run_script, source_date_epoch
+from sage_build.pipeline.build import Unmet, default_advice, build_environment, build_wheel, run_script, source_date_epoch
 from sage_build.recipes.checksums import verified_cached
 from sage_build.configure.config import Config
 from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
@@ -36,7 +37,7 @@ from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
 from sage_build.recipes.recipe import Kind, Package, load_packages
 from sage_build.install.target import TargetPython, query_python
-from sage_build.install.uninstall import PIPRM, render_piprm, uninstall
+from sage_build.install.uninstall import PIPRM, foreign_distributions, remove_foreign, render_piprm, uninstall
 from sage_build.pipeline.unpack import apply_patches, unpack_source
 
 MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
@@ -157,6 +158,7 @@ class Spkg:
             if not uninstall(self.layout, self.pkg.name, say=self.log.line):
                 # no stamp: what an install from before stamps left, Sage's spkg-legacy-uninstall removes
                 self._maintainer_script("spkg-legacy-uninstall", env)
+            self._replace_foreign(wheels, target)
         files, distributions = self._install(wheels, staging, previous, target, env)
         test_result = self._check(env)
         with self.phase(events.RECORD):
@@ -167,6 +169,25 @@ class Spkg:
         if not self.keep_build:
             shutil.rmtree(self.build_dir, ignore_errors=True)
         return stamp
+
+    def _replace_foreign(self, wheels: list[Path], target: TargetPython) -> None:
+        """What another installer (``pip install`` in the prefix) put there of the distributions
+        about to be installed goes first, as pip and uv replace an installed version; else every
+        file of it would be a collision. A staged install starts from an empty tree: nothing to do."""
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+        if self.layout.destdir is not None:
+            return
+        sites = [Path(target.paths[key]) for key in ("purelib", "platlib")]
+        for wheel in wheels:
+            try:
+                project = parse_wheel_filename(wheel.name)[0]
+            except InvalidWheelFilename:
+                continue
+            for dist in foreign_distributions(sites, project):
+                self.log.line(f"replacing {dist.name} {dist.version}, which {dist.installer} installed in"
+                              f" the prefix, as pip would")
+                remove_foreign(self.layout, dist, work_dir=self.build_dir, say=self.log.line)
 
     def _target(self) -> TargetPython:
         try:
@@ -180,9 +201,11 @@ class Spkg:
     def _fetch_unpack_build(self, target: TargetPython, env: dict) -> list[Path]:
         """The fetch, unpack and build phases; the wheels built (a script may build none)."""
         dist_dir = self.build_dir / "dist"
-        kind = self.pkg.kind
         with self.phase(events.FETCH):
+            # a checksums.ini with a wheel per platform: this target's (or the sdist, a normal build)
+            self.pkg = self.pkg.for_target(target.tags)
             sources = self._fetch(target)
+        kind = self.pkg.kind
         if kind in (Kind.NORMAL, Kind.SCRIPT):
             with self.phase(events.UNPACK):
                 self._unpack(sources)
@@ -206,11 +229,21 @@ class Spkg:
     def _check_built(self, wheels: list[Path], staging: Path) -> None:
         """A build that succeeded but made nothing to install fails its build phase after all."""
         kind = self.pkg.kind
+        # Sage's meta packages (_bootstrap, _recommended...: no version, "Nothing to do") exist
+        # for their dependencies; a recipe with a version is meant to install something.
+        if self.pkg.version is None:
+            return
         if kind in (Kind.NORMAL, Kind.SCRIPT) and not self.pkg.is_python and not wheels \
                 and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
             raise PhaseFailed(events.BUILD, BuildError(
                 "the build succeeded but installed nothing: its spkg-install must install into"
                 " $SAGE_DESTDIR (sdh_make_install does) or store a wheel"))
+        if kind is Kind.NORMAL and self.pkg.is_python and not wheels and "spkg-install" in self.pkg.scripts \
+                and not any(p.is_file() or p.is_symlink() for p in staging.rglob("*")):
+            # Its own spkg-install chose to install nothing on this platform (Sage's appnope:
+            # "Not OS X, skipping"); as in Sage, the package counts as installed.
+            self.log.line("spkg-install built no wheel and installed nothing: the package is installed empty")
+            return
         if kind in (Kind.NORMAL, Kind.WHEEL, Kind.PIP) and self.pkg.is_python and not wheels:
             raise PhaseFailed(events.BUILD, BuildError("the build produced no wheel"))
 
@@ -302,7 +335,7 @@ class Spkg:
         else:
             src = self.build_dir / "src"
             if (self.pkg.path / "src").exists():
-                shutil.copytree(self.pkg.path / "src", src, symlinks=True)
+                _copy_recipe_src(self.pkg.path / "src", src)
             else:
                 src.mkdir()
         patches = sorted((self.pkg.path / "patches").glob("*.patch")) if self.pkg.has_patches else []
@@ -333,7 +366,7 @@ class Spkg:
                     unpacked.mkdir()
                     src = unpack_source(source, unpacked)
                     build_wheel(src, dist_dir, python=self.layout.python, env=env, log=self.log,
-                                markers=target.markers, requirement_hint=self._recipe_for,
+                                markers=target.markers, advise=self._advise,
                                 site_dirs=self._site_dirs(target), started=self._preload)
         elif kind in (Kind.NORMAL, Kind.SCRIPT):
             scripts = [s for s in ("spkg-build", "spkg-install") if self.pkg.script_path(s)]
@@ -343,7 +376,7 @@ class Spkg:
                                name=script, started=self._preload)
             else:
                 build_wheel(self.build_dir / "src", dist_dir, python=self.layout.python, env=env, log=self.log,
-                            markers=target.markers, requirement_hint=self._recipe_for,
+                            markers=target.markers, advise=self._advise,
                             site_dirs=self._site_dirs(target), started=self._preload)
 
     def _preload(self) -> None:
@@ -358,16 +391,40 @@ class Spkg:
         return [self.layout.staged(Path(p)) for p in dict.fromkeys(_final_paths(target, self.layout)[k]
                                                                     for k in ("purelib", "platlib"))]
 
+    @functools.cached_property
+    def _recipes(self) -> dict[str, Package]:
+        return load_packages(self.layout.pkgs_dir)
+
     def _recipe_for(self, distribution: str) -> str | None:
-        """The recipe that provides a Python distribution (for 'add X to dependencies' advice)."""
+        """The recipe that provides a Python distribution (normalised name)."""
         from packaging.utils import canonicalize_name
 
-        for name, pkg in load_packages(self.layout.pkgs_dir).items():
+        for name, pkg in self._recipes.items():
             if pkg.distribution_name and canonicalize_name(pkg.distribution_name) == distribution:
                 return name
             if canonicalize_name(name) == distribution:
                 return name
         return None
+
+    def _advise(self, unmet: Unmet) -> str:
+        """What to do about a build requirement the prefix does not satisfy, with the commands."""
+        recipe = self._recipe_for(unmet.name)
+        if recipe is None:
+            return default_advice(unmet)
+        me = self.pkg.name
+        if unmet.found is None:
+            return f"{unmet.text}: add '{recipe}' to the recipe's dependencies (build/pkgs/{me}/dependencies)"
+        others = sorted(name for name, pkg in self._recipes.items()
+                        if name not in (me, recipe) and recipe in pkg.dependencies.tokens())
+        also = f"; {', '.join(others[:8])}{' ...' if len(others) > 8 else ''} need{'s' if len(others) == 1 else ''} it too" \
+            if others else ""
+        return (f"{unmet.text}: a version conflict: the distribution has {unmet.name} {unmet.found}"
+                f" (recipe {recipe}{also}), {me} wants {unmet.name}{unmet.specifier}.\n"
+                f"    Either take the newest release of {recipe} that fits:"
+                f" ./sage --package update {recipe} '{unmet.specifier}'"
+                + (" (what needs it is rebuilt with it)" if others else "")
+                + f"\n    or a release of {me} that accepts {unmet.name} {unmet.found}:"
+                  f" ./sage --package update {me} VERSION")
 
     def _store_wheel(self, wheel: Path) -> Path:
         """Move a built wheel into var/lib/sage/wheels: never half a wheel there.
@@ -490,6 +547,29 @@ class Spkg:
             f"To reproduce: make {self.pkg.name}   (or: {tool_root()}/build/bin/sage-spkg -s"
             f" {self.pkg.name}, which keeps the build directory {self.build_dir})\n"
         )
+
+
+def _copy_recipe_src(source: Path, dest: Path) -> None:
+    """A recipe's ``src`` (a script package's source, often a link into the tree's pkgs/) copied
+    into the build directory, links kept; a relative link that leads out of ``src`` (passagemath's
+    ``sage -> ../../src/sage``, ``bin/sage-env-config -> ../../../src/bin/...``) would dangle in
+    the copy, so it becomes an absolute link to where it leads in the tree (Sage's sage-spkg
+    links the whole directory instead; copying keeps the build's own files out of the tree)."""
+    real = source.resolve()
+    shutil.copytree(real, dest, symlinks=True)
+    for directory, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            link = Path(directory, name)
+            if not link.is_symlink():
+                continue
+            target = os.readlink(link)
+            if os.path.isabs(target):
+                continue
+            original = real / link.relative_to(dest)
+            lands = Path(os.path.normpath(original.parent / target))
+            if lands != real and real not in lands.parents:
+                link.unlink()
+                link.symlink_to(lands)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

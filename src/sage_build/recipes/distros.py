@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -76,12 +77,31 @@ def system_package_names(packages: Iterable[Package], system: str) -> list[str]:
     return list(names)
 
 
-def install_command(system: str, names: list[str], *, sudo: bool = False, yes: bool = False) -> str:
-    """The shell command that installs ``names`` on ``system``."""
+#: How each system refreshes its package lists (Sage's ``update`` command); the others have none.
+UPDATE_COMMANDS: dict[str, str] = {
+    "debian": "apt-get update", "arch": "pacman -Sy", "opensuse": "zypper refresh",
+    "homebrew": "brew update", "alpine": "apk update", "void": "xbps-install -S",
+    "freebsd": "pkg update", "macports": "port selfupdate", "mingw": "pacman -Sy",
+}
+
+
+def install_command(system: str, names: list[str], *, sudo: bool = False, yes: bool = False,
+                    no_install_recommends: bool = False) -> str:
+    """The shell command that installs ``names`` on ``system`` (names shell-quoted)."""
     if system not in INSTALL_COMMANDS:
         raise KeyError(system)
     command, needs_root = INSTALL_COMMANDS[system]
     if yes and system in ("debian", "fedora", "opensuse", "void"):
         command += " -y"
+    if no_install_recommends and system == "debian":
+        command += " --no-install-recommends"
     prefix = "sudo " if sudo and needs_root else ""
-    return f"{prefix}{command} {' '.join(names)}"
+    return f"{prefix}{command} {' '.join(shlex.quote(name) for name in names)}"
+
+
+def update_command(system: str, *, sudo: bool = False) -> str | None:
+    """The shell command that refreshes ``system``'s package lists; None where there is none."""
+    if system not in UPDATE_COMMANDS:
+        return None
+    needs_root = INSTALL_COMMANDS.get(system, ("", False))[1]
+    return ("sudo " if sudo and needs_root else "") + UPDATE_COMMANDS[system]

@@ -12,8 +12,10 @@ import enum
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from sage_build.base.errors import RecipeError
 
@@ -65,6 +67,13 @@ class Dependencies:
                 + (self.build or ()) + self.build_order_only)
 
 
+class UpstreamFile(NamedTuple):
+    """One section of a sectioned ``checksums.ini``: a platform's wheel, or the sdist."""
+    tarball_pattern: str
+    checksums: dict[str, str]
+    upstream_url_pattern: str | None
+
+
 #: The lists of ``src/pyproject.toml.m4`` that sage_bootstrap reads (build/sage_bootstrap/package.py).
 PYPROJECT_KEYS = ("requires", "build-requires", "host-requires", "dependencies", "test")
 
@@ -93,6 +102,47 @@ class Package:
     src_build_files: tuple[str, ...] = ()   # src/pyproject.toml (from its .m4), src/MANIFEST.in: present ones
     purl_file: str | None = None            # purl.txt's first line
     uses_python_package_check: bool = False  # spkg-configure.m4 calls SAGE_PYTHON_PACKAGE_CHECK (sage_bootstrap's)
+    # every section of a checksums.ini with more than one (platform wheels); the fields above are
+    # the first one's until for_target chooses
+    upstream_files: tuple[UpstreamFile, ...] = ()
+
+    def for_target(self, tags: Sequence[str]) -> Package:
+        """The recipe with the upstream file this target Python installs: among the sections of
+        its checksums.ini, the wheel whose tags the target supports best (``tags`` in the target's
+        order of preference, packaging.tags.sys_tags), else the sdist section.  Raises RecipeError
+        naming the recipe when none fits.  A recipe with one file is returned as it is."""
+        if not self.upstream_files:
+            return self
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+        from packaging.version import InvalidVersion
+
+        rank = {tag: number for number, tag in enumerate(tags)}
+        best: tuple[int, UpstreamFile] | None = None
+        sdist = None
+        for upstream in self.upstream_files:
+            filename = substitute_version(upstream.tarball_pattern, self.upstream_version or "")
+            if not filename.endswith(".whl"):
+                sdist = sdist or upstream
+                continue
+            try:
+                wheel_tags = parse_wheel_filename(filename)[3]
+            except (InvalidWheelFilename, InvalidVersion) as error:
+                raise RecipeError(f"{self.path}/checksums.ini: [{filename}] is not a valid wheel file name"
+                                  f" ({error}); fix the section's name and tarball=") from None
+            fit = min((rank[str(tag)] for tag in wheel_tags if str(tag) in rank), default=None)
+            if fit is not None and (best is None or fit < best[0]):
+                best = (fit, upstream)
+        choice = best[1] if best is not None else sdist
+        if choice is None:
+            raise RecipeError(
+                f"package '{self.name}': none of the {len(self.upstream_files)} wheels in"
+                f" {self.path}/checksums.ini fits the target Python (its best tag: {tags[0] if tags else '?'}),"
+                f" and no sdist section is listed to build from; add this platform's wheel or the sdist"
+                f" to checksums.ini (./sage --package fix-checksum {self.name} fills in its sha256),"
+                f" or take {self.name} from the system"
+            )
+        return replace(self, tarball_pattern=choice.tarball_pattern, checksums=choice.checksums,
+                       upstream_url_pattern=choice.upstream_url_pattern)
 
     @property
     def sage_distribution(self) -> str | None:
@@ -244,11 +294,36 @@ def scan_recipe(path: Path) -> dict[str, bytes]:
     return files
 
 
+#: Recipe files that describe a package without changing how it builds: its documentation, the
+#: names of its system equivalents, the system check configure runs (its decision is an input of
+#: the binary cache's key on its own, as the configuration), its type (standard/optional).
+NOT_BUILD_INPUTS = ("SPKG.rst", "SPKG.txt", "README", "README.md", "README.rst", "spkg-configure.m4", "type",
+                    "purl.txt", "trees.txt")
+NOT_BUILD_INPUT_DIRS = ("distros/",)
+
+
+def build_input_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The files of a recipe (from :func:`scan_recipe`) that change its build, as they count: every
+    file but :data:`NOT_BUILD_INPUTS` and what is under :data:`NOT_BUILD_INPUT_DIRS`; of a
+    dependency file, only the first line (Sage ignores the rest). Anything else counts, so a new
+    kind of recipe file rebuilds rather than being missed."""
+    kept = {}
+    for rel, data in files.items():
+        if rel in NOT_BUILD_INPUTS or rel.startswith(NOT_BUILD_INPUT_DIRS):
+            continue
+        if rel.startswith("dependencies"):
+            data = data.split(b"\n", 1)[0].strip()
+        kept[rel] = data
+    return kept
+
+
 def hash_files(files: dict[str, bytes]) -> str:
-    """The recipe hash: names and contents of its files."""
+    """The recipe hash (make's rebuild trigger and part of the binary cache's key): names and
+    contents of the recipe's build inputs (:func:`build_input_files`)."""
+    inputs = build_input_files(files)
     digest = hashlib.sha256()
-    for rel in sorted(files):
-        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    for rel in sorted(inputs):
+        digest.update(rel.encode() + b"\0" + inputs[rel] + b"\0")
     return digest.hexdigest()
 
 
@@ -429,23 +504,24 @@ def parse_checksums(text: str, where: str) -> dict[str, str]:
 _SECTION = re.compile(r"^\[(?P<section>[-a-zA-Z0-9_.]*)\]\s*$")
 
 
-def parse_checksums_sections(text: str, where: str) -> dict[str, str]:
-    """The primary tarball's ``checksums.ini`` values.  A current Sage tree may list its files in
-    sections (``[pythran-0.18.1-py3-none-any.whl]`` then ``tarball=``, ``sha256=`` ...; several for
-    platform wheels): without values before the first section, the first section is the primary
-    one, as sage_bootstrap's ``source`` decides the recipe's kind from it.  Choosing a platform's
-    wheel among several sections is not done yet: the first one is used."""
+def parse_checksums_all(text: str, where: str) -> list[tuple[str, dict[str, str]]]:
+    """Every file of ``checksums.ini``: (where, values) per section, in the file's order.  A current
+    Sage tree may list its files in sections (``[pythran-0.18.1-py3-none-any.whl]`` then
+    ``tarball=``, ``sha256=`` ...; one per platform for binary wheels).  Values before the first
+    section make the one (primary) file; a file without sections is one file too."""
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if _SECTION.match(line.strip())]
     if not starts:
-        return parse_checksums(text, where)
+        return [(where, parse_checksums(text, where))]
     head = parse_checksums("\n".join(lines[:starts[0]]), where)
     if head:
-        return head
-    end = starts[1] if len(starts) > 1 else len(lines)
-    section = lines[starts[0]].strip()
-    values = parse_checksums("\n".join([""] * (starts[0] + 1) + lines[starts[0] + 1:end]), f"{where} {section}")
-    return values
+        return [(where, head)]
+    files = []
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        here = f"{where} {lines[start].strip()}"
+        # blank lines keep parse_checksums' line numbers those of the file
+        files.append((here, parse_checksums("\n".join([""] * (start + 1) + lines[start + 1:end]), here)))
+    return files
 
 
 def _check_checksum_value(key: str, value: str, where: str) -> None:
@@ -470,6 +546,22 @@ def _check_tarball_name(pattern: str, version: str | None, where: str, name: str
                 f"{where}: tarball={pattern!r} is not a plain file name; it names a file in upstream/,"
                 f" so write the file name alone (no '/', not '..'), e.g. tarball={name}-VERSION.tar.gz"
             )
+
+
+def _upstream_file(where: str, values: dict[str, str], version: str | None, name: str) -> UpstreamFile:
+    """One section of a sectioned checksums.ini, checked as the primary file is."""
+    tarball = values.get("tarball")
+    if tarball is None:
+        raise RecipeError(f"{where}: a section without a 'tarball=' line naming its file")
+    _check_tarball_name(tarball, version, where, name)
+    sums = {}
+    for key in CHECKSUM_KEYS:
+        if key in values:
+            _check_checksum_value(key, values[key], where)
+            sums[key] = values[key].lower()
+    if not sums:
+        raise RecipeError(f"{where}: {tarball!r} has no checksum (sha256=...); run ./sage --package fix-checksum {name}")
+    return UpstreamFile(tarball, sums, values.get("upstream_url"))
 
 
 def load_package(path: Path) -> Package:
@@ -507,10 +599,14 @@ def load_package(path: Path) -> Package:
 
     checksums: dict[str, str] = {}
     tarball_pattern = upstream_url = debian_source = None
+    upstream_files: tuple[UpstreamFile, ...] = ()
     checksums_text = _read("checksums.ini")
     if checksums_text is not None:
         where_ini = f"{path}/checksums.ini"
-        values = parse_checksums_sections(checksums_text, where_ini)
+        sections = parse_checksums_all(checksums_text, where_ini)
+        values = sections[0][1]
+        if len(sections) > 1:
+            upstream_files = tuple(_upstream_file(here, section, version, name) for here, section in sections)
         tarball_pattern = values.get("tarball")
         upstream_url = values.get("upstream_url")
         debian_source = values.get("debian_source")
@@ -607,6 +703,7 @@ def load_package(path: Path) -> Package:
         src_build_files=tuple(src_build_files),
         purl_file=purl_file or None,
         uses_python_package_check=b"SAGE_PYTHON_PACKAGE_CHECK" in files.get("spkg-configure.m4", b""),
+        upstream_files=upstream_files,
     )
 
 

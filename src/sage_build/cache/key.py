@@ -1,0 +1,171 @@
+"""A package's build inputs and its binary-cache key: the one definition (#20 item 1).
+
+The key is the sha256 of a canonical JSON document of everything that changes what a build
+produces: the recipe's build inputs (the recipe hash make rebuilds on, which covers the version,
+the scripts, patches and the upstream checksums), the target Python (version, implementation, its
+most specific wheel tag: ABI and platform, glibc's version among them), the compiler and the C
+library, the settings a build reads (flags, ``SAGE_FAT_BINARY``, the CPU), what configure took from
+the system for a dependency, sage-build's own build-relevant version, and the keys of every
+dependency. Not inputs: SPKG.rst and the other documentation of a recipe, ``-jN``, the build
+directory, the time.
+
+A Python package installs from a wheel, which names no prefix: its key names none. A staged
+package (files installed into the prefix by a script) is keyed on the prefix, as its files may
+name it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from sage_build.base.layout import tool_bin_dir
+from sage_build.configure.config import Config
+from sage_build.install.target import TargetPython
+from sage_build.recipes.graph import PYTHON_PSEUDO, Graph, is_verbatim
+
+#: sage-build's own build-relevant version: raise it when a change of sage-build changes what a
+#: build produces (the environment of build commands, wheel normalisation, ...), so that no cache
+#: serves an artifact that the new sage-build would build differently.
+BUILD_FORMAT = 1
+
+#: The settings of the environment a build reads (compilers and their flags, Sage's switches).
+#: ``MAKEFLAGS``/``SAGE_NUM_THREADS`` (the -jN) are not among them: they change how fast, not what.
+BUILD_SETTINGS = ("CC", "CXX", "FC", "CPP", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "FCFLAGS", "FFLAGS",
+                  "SAGE_FAT_BINARY", "SAGE_DEBUG", "SAGE_TUNE", "SAGE_BUILD_TYPE", "SOURCE_DATE_EPOCH")
+
+
+@dataclass(frozen=True)
+class PackageKey:
+    """A package's key and the inputs it was computed from (``inputs`` is what ``--explain`` shows)."""
+
+    name: str
+    version: str
+    key: str
+    inputs: dict = field(default_factory=dict, compare=False)
+
+
+def environment_inputs(config: Config, target: TargetPython, environ: Mapping[str, str]) -> dict:
+    """The inputs every package of a configured tree shares: target Python, compiler, libc, settings."""
+    return {
+        "sage-build": BUILD_FORMAT,
+        "dist-helpers": _file_sha256(tool_bin_dir() / "sage-dist-helpers"),
+        "python": {"implementation": target.implementation, "version": target.version,
+                   "tag": target.tags[0] if target.tags else ""},
+        "machine": platform.machine(),
+        "libc": " ".join(platform.libc_ver()).strip(),
+        "compiler": compiler_version(environ.get("CC", "cc")),
+        "settings": {name: environ[name] for name in BUILD_SETTINGS if environ.get(name)},
+        "system-site-packages": config.system_site_packages,
+    }
+
+
+def tree_keys(config: Config, environ: Mapping[str, str], names: list[str] | None = None) -> dict[str, PackageKey]:
+    """Every package's key in a configured tree, as ``make build`` would build it now (the recipes
+    as they are, the enabled packages of the Makefile or of the configure make will run first).
+    The public entry (the CI generator calls it); ``environ``: the environment make runs in."""
+    from sage_build.configure.build_plan import build_state
+
+    state = build_state(config)
+    return package_keys(config, state.graph, target_of(config), environ, enabled=state.enabled, names=names)
+
+
+def target_of(config: Config) -> TargetPython:
+    """The target Python of a tree: the prefix's, described when its venv was made; before that,
+    the interpreter configure chose (the venv is made from it: same version and tags)."""
+    try:
+        return TargetPython.load(config.layout().target_file)
+    except FileNotFoundError:
+        from sage_build.install.target import query_python
+
+        return query_python(config.python)
+
+
+def package_keys(config: Config, graph: Graph, target: TargetPython, environ: Mapping[str, str], *,
+                 enabled: set[str] | None = None, names: list[str] | None = None) -> dict[str, PackageKey]:
+    """The key of every package of ``names`` (default: every package built from source) and of
+    what they depend on, in a configured tree. ``environ`` is the environment a build starts from."""
+    shared = environment_inputs(config, target, environ)
+    built = set(graph.packages) - set(config.from_system)
+    keys: dict[str, PackageKey] = {}
+    wanted = names if names is not None else sorted(built)
+    for name in graph.topological_order(graph.closure(wanted)):
+        if name in built:
+            keys[name] = _package_key(config, graph, name, shared, keys, enabled)
+    return keys
+
+
+def _package_key(config: Config, graph: Graph, name: str, shared: dict, keys: dict[str, PackageKey],
+                 enabled: set[str] | None) -> PackageKey:
+    pkg = graph.packages[name]
+    normal, order_only = graph.dependencies(name, enabled=enabled)
+    dependencies = {}
+    for dep in normal + order_only:
+        if dep == PYTHON_PSEUDO:
+            continue  # the target Python is an input of its own
+        if is_verbatim(dep):
+            dependencies[dep] = "verbatim"
+        elif dep in keys:
+            dependencies[dep] = keys[dep].key
+        elif dep in config.from_system:
+            # what configure found on the system, and why (its version where the check says one)
+            dependencies[dep] = {"system": config.system_detection.get(dep, ["system", ""])}
+        else:
+            dependencies[dep] = "absent"
+    inputs = {
+        "package": name,
+        "version": pkg.stamp_version,
+        "recipe": pkg.content_hash,
+        "upstream": dict(sorted(pkg.checksums.items())),
+        "prefix": "none: a wheel" if pkg.is_python else config.prefix,
+        "environment": shared,
+        "dependencies": dict(sorted(dependencies.items())),
+    }
+    return PackageKey(name, pkg.stamp_version, key_of(inputs), inputs)
+
+
+def key_of(inputs: dict) -> str:
+    """The key of a document of inputs: sha256 of its canonical JSON."""
+    return hashlib.sha256(canonical_json(inputs)).hexdigest()
+
+
+def canonical_json(document: object) -> bytes:
+    """One byte string per document: sorted keys, no spaces, UTF-8."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compiler_version(cc: str) -> str:
+    """The C compiler's first line of ``--version`` ("" when there is none)."""
+    try:
+        result = subprocess.run([*cc.split(), "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return ""
+    lines = result.stdout.splitlines()
+    return lines[0].strip() if result.returncode == 0 and lines else ""
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def explain(key: PackageKey) -> str:
+    """The inputs of a key, one per line, for ``./sage --cache key PKG --explain``."""
+    lines = [f"{key.name}-{key.version}: {key.key}"]
+
+    def walk(value: object, path: str) -> None:
+        if isinstance(value, dict) and value:
+            for name in sorted(value):
+                walk(value[name], f"{path}.{name}" if path else name)
+        else:
+            lines.append(f"  {path} = {json.dumps(value)}")
+
+    walk(key.inputs, "")
+    return "\n".join(lines)

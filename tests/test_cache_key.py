@@ -1,0 +1,129 @@
+"""The one definition of a package's build inputs (#20 item 1): make's recipe hash and the binary
+cache's key change with every input and stay with every non-input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, add_recipe, python_recipe
+from sage_build.recipes.recipe import recipe_hash
+
+
+def _recipe(tmp_path):
+    return add_recipe(tmp_path, "alpha", version="1.0", files={
+        "checksums.ini": "tarball=alpha-VERSION.tar.gz\nsha256=" + "a" * 64 + "\n",
+        "spkg-install.in": "sdh_make_install\n",
+        "patches/fix.patch": "--- a\n+++ b\n",
+        "SPKG.rst": "alpha\n=====\n",
+        "distros/debian.txt": "libalpha-dev\n",
+        "spkg-configure.m4": "SAGE_SPKG_CONFIGURE([alpha], [])\n",
+    })
+
+
+@pytest.mark.parametrize("rel, text", [
+    ("package-version.txt", "1.1\n"),
+    ("checksums.ini", "tarball=alpha-VERSION.tar.gz\nsha256=" + "b" * 64 + "\n"),
+    ("spkg-install.in", "sdh_make_install -j1\n"),
+    ("patches/fix.patch", "--- a\n+++ c\n"),
+    ("patches/new.patch", "--- x\n"),
+    ("dependencies", "$(PYTHON) zlib\n"),
+    ("dependencies_order_only", "gmp\n"),
+    ("install-requires.txt", "alpha >=1.1\n"),
+    ("a-file-nobody-knows", "x\n"),  # unknown files count: a rebuild too many beats a stale cache
+])
+def test_an_input_changes_the_recipe_hash(tmp_path, rel, text):
+    recipe = _recipe(tmp_path)
+    before = recipe_hash(recipe)
+    (recipe / rel).parent.mkdir(parents=True, exist_ok=True)
+    (recipe / rel).write_text(text)
+    assert recipe_hash(recipe) != before
+
+
+@pytest.mark.parametrize("rel, text", [
+    ("SPKG.rst", "alpha\n=====\n\nRewritten.\n"),
+    ("distros/fedora.txt", "alpha-devel\n"),
+    ("distros/debian.txt", "libalpha2-dev\n"),
+    ("spkg-configure.m4", "SAGE_SPKG_CONFIGURE([alpha], [sage_spkg_install_alpha=yes])\n"),
+    ("type", "optional\n"),
+    ("dependencies", "$(PYTHON)\n\n----------\nAll lines of this file are ignored except the first.\n"),
+])
+def test_a_non_input_leaves_the_recipe_hash(tmp_path, rel, text):
+    recipe = _recipe(tmp_path)
+    before = recipe_hash(recipe)
+    (recipe / rel).parent.mkdir(parents=True, exist_ok=True)
+    (recipe / rel).write_text(text)
+    assert recipe_hash(recipe) == before
+
+
+# -- the key of a configured tree: ./sage --cache key ------------------------------------------
+
+def _keys(tree, *names, env=None) -> dict[str, str]:
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", *names],
+                            env=dict(tree.env, **(env or {})), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return dict(line.split() for line in result.stdout.splitlines())
+
+
+@pytest.fixture
+def chain(tree):
+    """base <- mid <- top, and side alone: Python packages from sdists, one staged script package."""
+    python_recipe(tree.root, "base", "1.0", {"base/__init__.py": ""})
+    python_recipe(tree.root, "mid", "1.0", {"mid/__init__.py": ""}, deps="$(PYTHON) base")
+    python_recipe(tree.root, "top", "1.0", {"top/__init__.py": ""}, deps="$(PYTHON) mid")
+    add_recipe(tree.root, "side", deps="", files={
+        "spkg-install": 'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share" && echo x > "$SAGE_DESTDIR$SAGE_LOCAL/share/side"\n'})
+    tree.configure()
+    return tree
+
+
+def test_the_key_changes_with_each_input_and_with_a_dependency(chain):
+    tree = chain
+    before = _keys(tree, "base", "mid", "top", "side")
+    assert len(set(before.values())) == 4 and all(len(k) == 64 for k in before.values())
+    # a build setting changes every key
+    for variable, value in (("CFLAGS", "-O3"), ("SAGE_FAT_BINARY", "yes"), ("LDFLAGS", "-Wl,-z,now"),
+                            ("CC", "cc -m64")):
+        changed = _keys(tree, "base", "side", env={variable: value})
+        assert changed["base"] != before["base"] and changed["side"] != before["side"], variable
+    # a recipe input of base changes base and everything above it, not side
+    (tree.root / "build/pkgs/base/spkg-check").write_text("true\n")
+    after = _keys(tree, "base", "mid", "top", "side")
+    assert {n for n in after if after[n] != before[n]} == {"base", "mid", "top"}
+    # the version
+    (tree.root / "build/pkgs/top/package-version.txt").write_text("1.1\n")
+    assert _keys(tree, "top")["top"] != after["top"]
+
+
+def test_the_key_stays_with_non_inputs(chain):
+    tree = chain
+    before = _keys(tree, "base", "mid", "side")
+    (tree.root / "build/pkgs/base/SPKG.rst").write_text("base\n====\n\nNew words.\n")
+    (tree.root / "build/pkgs/base/distros").mkdir()
+    (tree.root / "build/pkgs/base/distros/debian.txt").write_text("python3-base\n")
+    (tree.root / "build/pkgs/base/dependencies").write_text("$(PYTHON)\n\n----------\nA comment.\n")
+    time.sleep(0.05)  # "the time"
+    again = _keys(tree, "base", "mid", "side", env={"MAKEFLAGS": "-j7", "SAGE_NUM_THREADS": "7",
+                                                    "SAGE_BUILD_DIR": str(tree.root / "elsewhere")})
+    assert again == before
+
+
+def test_a_staged_package_is_keyed_on_the_prefix_a_wheel_is_not(chain, tmp_path):
+    tree = chain
+    out = tree.sage("--cache", "key", "side", "base", "--explain").stdout
+    assert f'prefix = "{tree.prefix}"' in out and 'prefix = "none: a wheel"' in out
+    before = _keys(tree, "base", "side")
+    tree.configure(f"--prefix={tmp_path / 'other'}")
+    after = _keys(tree, "base", "side")
+    assert after["base"] == before["base"] and after["side"] != before["side"]
+
+
+def test_key_of_an_unknown_package_says_so(chain):
+    result = chain.sage("--cache", "key", "bsae", check=False)
+    assert result.returncode == 1 and "there is no package 'bsae'" in result.stderr and "base" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = chain.sage("--cache", "frobnicate", check=False)
+    assert result.returncode == 1 and "unknown ./sage --cache command 'frobnicate'" in result.stderr
