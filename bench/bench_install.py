@@ -73,9 +73,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 # --- set-up: wheels and tools ----------------------------------------------------------------
 
-def read_wheel_list() -> list[tuple[str, str]]:
+def read_wheel_list(path: Path = WHEEL_LIST) -> list[tuple[str, str]]:
     pins = []
-    for line in WHEEL_LIST.read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Benchmark: the user's path of installing wheels (issue #19, item 1): N wheel-kind recipes
-installed by `make -jN` through the generated Makefile, against pip one call and uv one call.
+installed by `make -jN` through the generated Makefile and through the top-level one, against pip
+one call and uv one call.
 
-The wheels of bench/wheels.txt (or the first ``--limit``) become wheel-kind recipes (the wheel
-is the recipe's upstream file, linked from the bench cache) of a distribution tree, configured and
-with its prefix's venv made before the timing; the timed run is `make -jN -f build/make/Makefile
-PKG...` with `SAGE_BYTECODE_LEVELS` 0 or none. Beside it, as bench/bench_install.py does them:
+The wheels of bench/wheels-make.txt (50, numpy, scipy, sympy, jax ... among them; ``--wheels``
+names another list, e.g. bench/wheels.txt; ``--limit`` takes the first N) become wheel-kind
+recipes (the wheel is the recipe's upstream file, linked from the bench cache) of a distribution
+tree, configured and with its prefix's venv made before the timing; the timed run is `make -jN -f
+build/make/Makefile PKG...` (the generated Makefile) or `make -C TREE -jN PKG...` (the top-level
+Makefile, linked into the tree as a distribution links sage-build: it checks the generated
+Makefile and runs sage-progress around it), with `SAGE_BYTECODE_LEVELS` 0 or none. Beside it, as bench/bench_install.py does them:
 `pip install --no-deps` (one call, `--no-compile` without byte-code) and `uv pip install --no-deps`
 (one call, cold cache, `--compile-bytecode` with byte-code) into a fresh venv. Rounds interleave
-the six configurations (rotated each round); each round's ratios uv/sage-build and pip/sage-build
+the eight configurations (rotated each round); each round's ratios uv/sage-build and pip/sage-build
 are given (above 1: sage-build is faster). Nothing is deleted before a timed run (every tree and
 prefix goes at the end: see bench_install.py's RUN_FOOTPRINT); the other processes' CPU use during
 each run and the load average before it are recorded beside it.
 
-    .venv/bin/python bench/bench_make_install.py [--runs 3] [--limit N] [--jobs 2] [--no-readme]
+    .venv/bin/python bench/bench_make_install.py [--runs 3] [--limit N] [--jobs 2] [--wheels FILE] [--no-readme]
 
 Wheels, pip and uv as for bench/bench_install.py (~/.cache/sage-build-bench). Writes its section
 of bench/README.md.
@@ -47,11 +51,19 @@ from readme_section import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL_PYTHON = REPO / ".venv" / "bin" / "python"
-TOOLS = ("sage-build", "pip", "uv")
+TOOLS = ("sage-build", "sage-build top", "pip", "uv")  # generated Makefile, top-level Makefile
+WHEEL_SET = REPO / "bench" / "wheels-make.txt"
 
 
 def recipe_name(wheel: Path) -> str:
     return "w_" + wheel.name.split("-")[0].lower().replace(".", "_")
+
+
+def link_top_level(root: Path) -> None:
+    """The top-level Makefile, configure.py and build/bin linked into the tree (as tests' Tree.top_level)."""
+    for name in ("Makefile", "configure.py"):
+        (root / name).symlink_to(REPO / name)
+    (root / "build" / "bin").symlink_to(REPO / "build" / "bin")
 
 
 def make_tree(root: Path, wheels: list[Path]) -> list[str]:
@@ -103,10 +115,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="only the first N wheels")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--wheels", type=Path, default=WHEEL_SET, help="the list of wheels (name==version lines)")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
     subprocess.run([str(TOOL_PYTHON), "-m", "compileall", "-q", str(REPO / "src")], check=True)
-    pins = read_wheel_list()
+    pins = read_wheel_list(args.wheels.resolve())
     wheels = fetch_wheels(pins[: args.limit] if args.limit else pins)
     venv = tools_venv()
     work = Path(tempfile.mkdtemp(prefix="bench_make_install-")).resolve()
@@ -119,15 +132,19 @@ def main() -> int:
         for round_ in range(args.runs):
             order = configs[round_ % len(configs):] + configs[: round_ % len(configs)]
             for tool, bytecode in order:
-                label = f"{tool}-{'bc0' if bytecode else 'nobc'}-{round_}"
-                if tool == "sage-build":
+                label = f"{tool.replace(' ', '-')}-{'bc0' if bytecode else 'nobc'}-{round_}"
+                if tool.startswith("sage-build"):
                     root = work / label
                     names = make_tree(root, wheels)
                     environ = user_env(root, SAGE_BYTECODE_LEVELS="0" if bytecode else "none")
+                    if tool == "sage-build top":
+                        link_top_level(root)
+                        command = ["make", "-C", str(root), f"-j{args.jobs}", *names]
+                    else:
+                        command = ["make", f"-j{args.jobs}", "-f", str(root / "build/make/Makefile"), *names]
 
-                    def run(root=root, names=names, environ=environ) -> None:
-                        result = subprocess.run(["make", f"-j{args.jobs}", "-f", str(root / "build/make/Makefile"),
-                                                 *names], env=environ, capture_output=True, text=True)
+                    def run(command=command, environ=environ) -> None:
+                        result = subprocess.run(command, env=environ, capture_output=True, text=True)
                         if result.returncode != 0:
                             raise SystemExit(f"make failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
                 else:
@@ -140,7 +157,7 @@ def main() -> int:
                 load = os.getloadavg()[0]
                 elapsed, others = timed(run)
                 times[(tool, bytecode)].append((elapsed, others, load))
-                print(f"round {round_ + 1}/{args.runs}: {tool:<10} byte-code {'0   ' if bytecode else 'none'} "
+                print(f"round {round_ + 1}/{args.runs}: {tool:<14} byte-code {'0   ' if bytecode else 'none'} "
                       f"{elapsed:7.2f} s (other processes {others:.2f} cores, load before {load:.2f})",
                       file=sys.stderr, flush=True)
     finally:
@@ -149,29 +166,32 @@ def main() -> int:
     lines = [
         f"## The user's path: {len(wheels)} wheel recipes through `make -j{args.jobs}` (bench/bench_make_install.py)",
         "",
-        f"{len(wheels)} wheels of bench/wheels.txt as wheel-kind recipes, installed by `make -j{args.jobs}` through "
-        "the generated Makefile into a fresh prefix (tree configured and venv made beforehand), against `pip install "
+        f"{len(wheels)} wheels of bench/{args.wheels.name} as wheel-kind recipes, installed by `make -j{args.jobs}` "
+        "through the generated Makefile (sage-build) and through the top-level Makefile (sage-build top: `make -C TREE`, "
+        "which checks the generated Makefile and runs sage-progress) into a fresh prefix (tree configured and venv "
+        "made beforehand), against `pip install "
         "--no-deps` one call and `uv pip install --no-deps` one call (cold cache), byte-code level 0 (pip's default, "
         f"uv `--compile-bytecode`) and none; {args.runs} interleaved rounds, nothing deleted before a timed run. "
         f"Each time: wall seconds (other processes' cores busy meanwhile; load average before). {os.cpu_count()} "
         "cores.",
         "",
         f"    .venv/bin/python bench/bench_make_install.py --runs {args.runs} --jobs {args.jobs}"
-        + (f" --limit {args.limit}" if args.limit else ""),
+        + (f" --limit {args.limit}" if args.limit else "")
+        + (f" --wheels bench/{args.wheels.name}" if args.wheels.resolve() != WHEEL_SET else ""),
         "",
         "| byte-code | tool | median | runs | uv / sage-build per round | pip / sage-build per round |",
         "| --- | --- | ---: | --- | --- | --- |",
     ]
     for bytecode in (True, False):
-        ours = [t for t, _, _ in times[("sage-build", bytecode)]]
         for tool in TOOLS:
             runs = times[(tool, bytecode)]
             cells = ", ".join(f"{t:.1f} ({o:.2f}; {load:.1f})" for t, o, load in runs)
+            ours = [t for t, _, _ in runs]
             ratios = {other: ", ".join(f"{t / s:.2f}" for (t, _, _), s in zip(times[(other, bytecode)], ours))
                       for other in ("uv", "pip")}
-            lines.append(f"| {'0' if bytecode else 'none'} | {tool} | {statistics.median(t for t, _, _ in runs):.1f} s "
-                         f"| {cells} | {ratios['uv'] if tool == 'sage-build' else ''} | "
-                         f"{ratios['pip'] if tool == 'sage-build' else ''} |")
+            mine = tool.startswith("sage-build")
+            lines.append(f"| {'0' if bytecode else 'none'} | {tool} | {statistics.median(ours):.1f} s "
+                         f"| {cells} | {ratios['uv'] if mine else ''} | {ratios['pip'] if mine else ''} |")
     body = "\n".join(lines)
     print(body)
     if not args.no_readme:

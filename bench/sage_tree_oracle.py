@@ -94,6 +94,10 @@ EXPLAINED = {
     "symengine_py": "Sage's slip: its file says SAGE_PYTHON_PACKAGE_CHECK([symengine]), which sets "
                     "sage_spkg_install_symengine, so symengine_py's own variable stays 'no' and Sage takes "
                     "it from the system without looking; we build it (nothing checked that it is there)",
+    "importlib_resources": "with --enable-system-site-packages on pyenv's 3.12.1: Sage's check reads the line "
+                           "with the system Python's own `packaging`, which that Python lacks; its fallback then "
+                           "refuses any line with a version or a marker. Ours evaluates the marker "
+                           "(python_version<\"3.12\" is false on 3.12: nothing is required, so nothing to build)",
     "rpy2": "its REQUIRED-CHECK reads R's and libR's versions with $(R --version | sed ...) and "
             "$(pkg-config ...), command substitutions our reader does not run; libR is not on this machine, "
             "so Sage finds rpy2 not required; ours is 'not understood' and builds it (it is standard)",

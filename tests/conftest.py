@@ -262,3 +262,49 @@ def pytest_collection_modifyitems(session, config, items):
     and the short ones fill the other workers around them, instead of a long test starting
     last and running alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def fake_system_python(root: Path, dists: dict[str, str]) -> tuple[Path, Path]:
+    """A Python installation of its own, made of the test interpreter's binary (copied) and
+    standard library (linked), whose site-packages holds ``dists`` (name: version, each a
+    module ``name`` with ``__version__``): a "system" Python for --with-python. A venv of the
+    test's own interpreter would not do: a venv made from a venv sees the base installation.
+    Returns the interpreter and its site-packages directory."""
+    base = Path(sys.base_prefix)
+    short = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    binary = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    site = Path(subprocess.run([str(binary), "-I", "-c", "import site, sys; print(site.getsitepackages([sys.argv[1]])[0])",
+                                str(root)], capture_output=True, text=True, check=True).stdout.strip())
+
+    def mirror(source: Path, target: Path) -> None:
+        """Link source's entries into target; directories on the way to ``site`` are made, not linked."""
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in source.iterdir():
+            if entry.name in ("site-packages", "dist-packages"):
+                continue
+            if site == target / entry.name or (target / entry.name) in site.parents:
+                mirror(entry, target / entry.name)
+            elif not (target / entry.name).exists():
+                (target / entry.name).symlink_to(entry)
+
+    for libdir in ("lib", "lib64"):
+        if (base / libdir).is_dir():
+            mirror(base / libdir, root / libdir)
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(binary, root / "bin" / short)
+    (root / "bin" / "python3").symlink_to(short)
+    site.mkdir(parents=True, exist_ok=True)
+    for name, version in dists.items():
+        add_fake_distribution(site, name, version)
+    return root / "bin" / "python3", site
+
+
+def add_fake_distribution(site: Path, name: str, version: str, *, module: bool = True) -> None:
+    """An installed distribution ``name`` (its dist-info, with top_level.txt) and, if
+    ``module``, its module."""
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
+    if module:
+        (site / f"{name}.py").write_text(f"__version__ = {version!r}\n")

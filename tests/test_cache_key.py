@@ -3,6 +3,7 @@ cache's key change with every input and stay with every non-input."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -127,3 +128,23 @@ def test_key_of_an_unknown_package_says_so(chain):
     assert "Traceback" not in result.stderr
     result = chain.sage("--cache", "frobnicate", check=False)
     assert result.returncode == 1 and "unknown ./sage --cache command 'frobnicate'" in result.stderr
+
+
+def test_a_tree_hashed_before_20_rebuilds_nothing_on_upgrade(chain):
+    """Stored hashes of the old definition (every recipe file) of unchanged recipes are replaced
+    without a new time: `git pull && make` rebuilds nothing; a changed recipe still rebuilds."""
+    from sage_build.recipes.recipe import hash_files_before_20, scan_recipe
+
+    tree = chain
+    tree.make("build")
+    hashes = tree.root / "build/make/hashes"
+    for name in ("base", "mid", "side"):
+        old = hash_files_before_20(scan_recipe(tree.root / "build/pkgs" / name))
+        times = (hashes / name).stat()
+        (hashes / name).write_text(old + "\n")
+        os.utime(hashes / name, ns=(times.st_atime_ns, times.st_mtime_ns))
+    (tree.root / "build/pkgs/side/spkg-check").write_text("true\n")  # side changed meanwhile
+    tree.configure()
+    out = tree.make("build").stdout
+    assert "sage-spkg base" not in out and "sage-spkg mid" not in out and "sage-spkg side" in out
+    assert (hashes / "base").read_text().strip() != hash_files_before_20(scan_recipe(tree.root / "build/pkgs/base"))

@@ -63,6 +63,8 @@ def test_paths_cannot_leave_the_store(tmp_path):
 
 def test_credentials_never_show(tmp_path):
     assert display_url("https://user:s3cret@cache.example/x") == "https://cache.example/x"
+    assert display_url("https://cache.example:8443/x?X-Amz-Signature=s3cret") == "https://cache.example:8443/x"
+    assert display_url("file:///srv/cache") == "file:///srv/cache"
     with pytest.raises(CacheError) as error:
         has_key("http://user:s3cret@127.0.0.1:9/x", "k")  # nothing listens on port 9
     assert "s3cret" not in str(error.value) and "cannot be reached" in str(error.value)

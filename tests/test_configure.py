@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Tree, add_recipe, python_recipe
+from conftest import ROOT, Tree, add_recipe, fake_system_python, python_recipe
 
 
 def _config(tree):
@@ -125,12 +125,13 @@ def test_force_fails_naming_every_missing_package(tree):
     assert not (tree.root / "build" / "make").exists()
 
 
-def test_python_system_detection(tree):
-    # The tool's interpreter has packaging installed: present; a too new requirement: too old.
+def test_python_system_detection(tree, tmp_path):
+    # The "system" Python has packaging 21.0 and jinja2 3.0: present; a too new requirement: too old.
+    python, _ = fake_system_python(tmp_path / "system", {"packaging": "21.0", "jinja2": "3.0"})
     add_recipe(tree.root, "packaging", version="1.0", install_requires="packaging >=20")
     add_recipe(tree.root, "jinja2", version="1.0", install_requires="jinja2 >=999")
     add_recipe(tree.root, "nosuch", version="1.0", install_requires="no-such-distribution-xyz")
-    result = tree.configure("--with-python", sys.executable, "--with-system-packaging", "--with-system-jinja2",
+    result = tree.configure("--with-python", str(python), "--with-system-packaging", "--with-system-jinja2",
                             "--with-system-nosuch", quiet=False)
     config = _config(tree)
     assert config["from_system"] == ["packaging"]

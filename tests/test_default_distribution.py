@@ -8,6 +8,7 @@ be reached.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -78,7 +79,9 @@ def test_default_distribution_builds_and_imports(tmp_path):
     c_ext = tree.python("import yaml, yaml._yaml, markupsafe._speedups; print(yaml.__with_libyaml__)")
     assert c_ext.stdout.strip() == "True", c_ext.stderr
     ldd = subprocess.run(["ldd", str(next(site.glob("yaml/_yaml*.so")))], capture_output=True, text=True).stdout
-    assert str(tree.prefix / "lib" / "libyaml.so") in ldd  # our libyaml, not the system's
+    # our libyaml, not the system's (found through the $ORIGIN-relative RUNPATH: #20's relocation)
+    found = [line.split("=>")[1].split("(")[0].strip() for line in ldd.splitlines() if "libyaml" in line and "=>" in line]
+    assert [os.path.realpath(f) for f in found] == [os.path.realpath(tree.prefix / "lib" / "libyaml.so")], ldd
     # pip in the prefix lists exactly the installed packages with their versions
     listed = json.loads(tree.python("import runpy, sys; sys.argv = ['pip', 'list', '--format', 'json'];"
                                     "runpy.run_module('pip', run_name='__main__')").stdout)

@@ -392,6 +392,15 @@ def test_create_takes_a_rust_projects_platform_wheels_as_sections(configured, tm
     tree.configure()
     tree.make("rusty")
     assert tree.python(f"import rusty; assert rusty.tag == {f'{cp}-{cp}-manylinux_2_17_{arch}'!r}").returncode == 0
+    # update lists the new release's wheels for the same Python, in the same way
+    newer = make_wheel(files / "2", "rusty", "2.0", {"rusty/__init__.py": b"tag = 'two'\n"},
+                       tag=f"{cp}-{cp}-manylinux_2_17_{arch}")
+    _use_index(monkeypatch, _local_index(tmp_path / "i2", {"rusty": [sdist, *wheels.values(), newer]}))
+    tree.sage("--package", "update", "rusty", "2.0")
+    assert (recipe / "checksums.ini").read_text() == f"[{newer.name}]\ntarball={newer.name}\nsha256={sha256(newer)}\n"
+    refused = tree.sage("--package", "update", "rusty", "3.0", check=False)
+    assert refused.returncode == 1 and "no platform wheel of rusty 3.0 for Python" in refused.stderr
+    assert (recipe / "package-version.txt").read_text() == "2.0\n"
     # --source sdist insists on building it
     (tree.root / "build/pkgs/rusty").rename(tmp_path / "rusty-recipe")
     tree.sage("--package", "create", "rusty", "--pypi", "--source", "sdist")

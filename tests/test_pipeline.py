@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, add_recipe, make_sdist, python_recipe
+from conftest import ROOT, add_recipe, make_sdist, make_wheel, python_recipe
 
 
 def test_build_installs_wheels_and_records_only_the_wheel(tree):
@@ -302,13 +302,14 @@ def test_sage_python_and_shell_use_the_prefix(tree):
 
 
 _LATER_MODULES = ("installer", "jinja2", "packaging.requirements", "pyproject_hooks")
-_PRELOADED = ("installer", "jinja2")
+_PRELOADED = ("installer",)
 
 
 def test_sage_spkg_starts_without_the_later_phases_modules_and_preloads_them():
     """sage-spkg starts once per package: installer, jinja2 and packaging's requirement parser
-    (60-70 ms together) are not on every package's start-up path; installer and jinja2 load in
-    a background thread (the build loads the other two while the backend starts)."""
+    (60-70 ms together) are not on every package's start-up path; installer loads in a background
+    thread (the build loads the others while the backend starts); spkg-piprm is rendered without
+    jinja2 (issue #19), so nothing loads it."""
     code = f"""
 import sys
 from pathlib import Path
@@ -323,6 +324,7 @@ print(sorted(m for m in {_PRELOADED!r} if m in sys.modules))
     before, after = result.stdout.splitlines()
     assert before == "[]"
     assert after == repr(sorted(_PRELOADED))
+    assert "jinja2" not in after
 
 
 def test_exit_now_flushes_the_standard_streams_and_keeps_the_code():
@@ -334,3 +336,30 @@ def test_exit_now_flushes_the_standard_streams_and_keeps_the_code():
     assert result.returncode == 3
     assert result.stdout == "x" * 1000
     assert result.stderr == "done"
+
+
+# What a wheel-kind package's sage-spkg does not need (issue #19): argparse for make's one-word
+# call, the dependency graph, unpacking, TOML, packaging's parsers, jinja2 for spkg-piprm.
+_NOT_ON_THE_WHEEL_PATH = ("argparse", "sage_build.recipes.graph", "sage_build.pipeline.unpack", "tarfile",
+                          "tomllib", "packaging.tags", "packaging.version", "jinja2", "platform")
+
+
+def test_a_wheel_kind_package_loads_only_what_it_needs(tree):
+    wheel = make_wheel(tree.root / "tmp", "lean", "1.0", {"lean/__init__.py": b"L = 1\n"})
+    add_recipe(tree.root, "lean", version="1.0", tarball=wheel)
+    tree.configure()
+    tree.make("python3-venv")
+    result = tree.make("lean", extra_env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.split("|")[2].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:") and line.count("|") == 2}
+    assert "sage_build.pipeline.spkg" in imported and "installer" in imported  # the report is read
+    assert sorted(m for m in _NOT_ON_THE_WHEEL_PATH if m in imported) == []
+    assert tree.python("import lean; print(lean.L)").stdout.strip() == "1"
+    assert (tree.prefix / "var/lib/sage/scripts/lean/spkg-piprm").is_file()
+
+
+def test_make_s_one_word_call_reads_its_arguments_as_argparse_does():
+    from sage_build.face.spkg_command import make_call_arguments, parse_arguments
+
+    for name in ("six", "python3-venv", "a.b_c", "x y"):
+        assert vars(make_call_arguments(name)) == vars(parse_arguments([name]))

@@ -492,3 +492,16 @@ def test_a_cxx_only_header_is_found_in_cxx_only(tmp_path):
     flags = {"CPPFLAGS": f"-I{include}"}
     assert probes.header("sbcxx.h", flags, "C++")
     assert not probes.header("sbcxx.h", flags, "C")
+
+
+def test_pkg_config_is_known_to_the_checks_as_configure_ac_sets_it(tmp_path):
+    """pkgconf's check: AS_IF([test -z "$PKG_CONFIG"], [sage_spkg_install_pkgconf=yes])."""
+    body = 'AS_IF([test -z "$PKG_CONFIG"], [sage_spkg_install_foo=yes])'
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "pkg-config").write_text("#!/bin/sh\necho 1.8.1\n")
+    (fake / "pkg-config").chmod(0o755)
+    assert not run(body, Probes({**os.environ, "PATH": str(fake)})).install
+    assert not run(body, Probes({**os.environ, "PATH": str(tmp_path), "PKG_CONFIG": "/opt/pc"})).install
+    outcome = run(body, Probes({**os.environ, "PATH": str(tmp_path / "empty")}))
+    assert outcome.install and outcome.reason != "the checks passed"

@@ -27,6 +27,7 @@ def test_write_then_read_round_trip(tmp_path):
     assert data["test_result"] == "passed"
     assert data["sage_version"] == f"sage-build {__version__}"
     assert set(data) >= {"install_date", "system_uname"}
+    assert data["system_uname"].split() == [word for field in os.uname() for word in field.split()]
     assert json.loads(stamp.read_text()) == data  # Sage's JSON, nothing else in the file
     assert [p for p in os.listdir(stamp.parent) if TMP_MARK in p] == []
 
@@ -89,3 +90,18 @@ def test_stale_wheels_names_wheels_whose_distribution_is_gone(tmp_path):
         "share/not-a-wheel.txt",
     ])
     assert stale_wheels(layout, stamp, site) == ["gone-3.0-py3-none-any.whl"]
+
+
+def test_write_manifest_starts_no_process(tmp_path, monkeypatch):
+    """platform.uname() runs `uname -p` for the processor: a fork of sage-spkg per package."""
+    import subprocess
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    monkeypatch.setattr(os, "fork", refuse)
+    import platform
+
+    platform._uname_cache = None  # a cached answer would hide the call
+    write_manifest(_layout(tmp_path), "pkg", "1.0", [])

@@ -150,3 +150,65 @@ def test_uninstall_stamp_only_keeps_the_files(tmp_path):
     assert (layout.local / "bin/foo").read_text() == "bin/foo"
     assert said == ["foo: removed the stamp only (-k); the files stay"]
     assert uninstall(layout, "foo", stamp_only=True, say=said.append) is False
+
+
+def _jinja2_piprm(**values) -> str:
+    """spkg-piprm as jinja2 renders its template (what render_piprm did before issue #19)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("sage_build.install", "templates"),
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("spkg-piprm.j2").render(
+        package=values["package"], version=values["version"], python=str(values["python"]),
+        prefix=str(values["prefix"]), distributions=[list(d) for d in values["distributions"]],
+        removed_nothing=uninstall_module.PIPRM_REMOVED_NOTHING)
+
+
+HOSTILE_PIPRMS = [
+    dict(package="six", version="1.17.0", python=Path("/p/bin/python3"), prefix=Path("/p"),
+         distributions=[("six", "1.17.0", "lib/python3.11/site-packages/six-1.17.0.dist-info")]),
+    # quotes, HTML's specials, braces, non-ASCII, backslashes: escaped as jinja2's tojson does
+    dict(package="a_b", version="1.0.post1+local", python=Path("/o'd \"dir\"/{{x}}/bin/python3"),
+         prefix=Path("/o'd \"dir\"/<&>/{{ package }}/préfixe\\x"),
+         distributions=[("n'a<m>e&", "2", "lib/python3.11/site-packages/{% raw %}.dist-info"),
+                        ("z", "3", "lib/ü\\\"/z-3.dist-info")]),
+    dict(package="empty", version="0", python=Path("/p/bin/python3"), prefix=Path("/p"), distributions=[]),
+]
+
+
+def test_render_piprm_is_what_jinja2_renders(tmp_path):
+    for values in HOSTILE_PIPRMS:
+        ours = uninstall_module.render_piprm(**values)
+        assert ours == _jinja2_piprm(**values)
+        assert str(values["prefix"]) in ours or "\\" in str(values["prefix"]) or "'" in str(values["prefix"])
+        compile(ours, "spkg-piprm", "exec")  # a Python program, whatever the values
+
+
+def test_render_piprm_needs_no_jinja2():
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from sage_build.install.uninstall import render_piprm;"
+            "render_piprm(package='p', version='1', python=Path('/p/bin/python3'), prefix=Path('/p'),"
+            " distributions=[('p', '1', 'x')]); print('jinja2' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(uninstall_module.__file__).parents[2])})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_render_piprm_refuses_a_template_it_cannot_render(tmp_path, monkeypatch):
+    import pytest
+
+    from sage_build.base.errors import UninstallError
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    fake_module = tmp_path / "uninstall.py"
+    monkeypatch.setattr(uninstall_module, "__file__", str(fake_module))
+    values = HOSTILE_PIPRMS[0]
+    for text, message in (("{{ nope }}\n", "'nope' is undefined"), ("{% if x %}{% endif %}\n", "only"),
+                          ("{{ package | upper }}\n", "only")):
+        (templates / uninstall_module.PIPRM_TEMPLATE).write_text(text)
+        with pytest.raises(UninstallError, match=message):
+            uninstall_module.render_piprm(**values)

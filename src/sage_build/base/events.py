@@ -10,7 +10,9 @@ Fields of every event: ``event`` (:data:`START` or :data:`END`), ``phase`` (one 
 :data:`PHASES`), ``package``, ``version``, ``session`` (one ``make`` run), ``run`` (one
 sage-spkg), ``time``, ``log``; a start also has ``reason`` (why it builds); an end has
 ``start``, ``duration`` and ``outcome`` (:data:`OK` or :data:`FAILED`; a failed one also
-``error``, the reason, possibly several lines).
+``error``, the reason, possibly several lines). Once a package was pulled from a binary cache
+(#20), its events from the end of that fetch on also have ``cache``: the cache's URL, without
+credentials.
 Standard library only.
 """
 

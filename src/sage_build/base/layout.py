@@ -158,6 +158,11 @@ class Layout(TreeLayout):
     def stamp(self, name: str, version: str) -> Path:
         return self.installed_dir / f"{name}-{version}"
 
+    def cache_record(self, name: str, version: str) -> Path:
+        """The binary-cache key (and its inputs) recorded when this version of the package was
+        built: what ``./sage --cache push`` publishes it under (#20)."""
+        return self.var_sage / "cache-keys" / f"{name}-{version}.json"
+
     def log_file(self, name: str, version: str) -> Path:
         return self.logs_dir / f"{name}-{version}.log"
 

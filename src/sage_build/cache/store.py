@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Protocol
 
@@ -60,14 +58,15 @@ class Store(Protocol):
 
 
 def display_url(url: str) -> str:
-    """A URL without the user name and password it may carry: what logs, events and errors show."""
+    """A URL without the user name, password and query it may carry (a signed URL's credentials
+    are in its query): what logs, events and errors show."""
     parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
+    if parts.username is None and parts.password is None and not parts.query:
         return url
     host = parts.hostname or ""
     if parts.port:
         host += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def open_store(url: str) -> Store:
@@ -167,6 +166,9 @@ class HttpStore:
         self.url = display_url(self.base)
 
     def _get(self, path: str, method: str = "GET") -> bytes | None:
+        import urllib.error  # only when an HTTP cache is used: sage-spkg imports this module
+        import urllib.request
+
         request = urllib.request.Request(self.base + path, method=method)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:

@@ -30,6 +30,10 @@ class Config:
     system_detection: dict[str, list[str]] = field(default_factory=dict)
     system_site_packages: bool = False
     python_version: str = ""
+    # the binary caches `make build` pulls from, and the keys it trusts (#20); the environment's
+    # SAGE_BINARY_CACHE / SAGE_BINARY_CACHE_TRUSTED_KEYS replace them when set
+    binary_cache: list[str] = field(default_factory=list)
+    binary_cache_trusted_keys: list[str] = field(default_factory=list)
 
     def layout(self, destdir: str | os.PathLike[str] | None = None, build_dir: Path | None = None) -> Layout:
         """The paths of this configuration; staged under ``destdir`` if given (the face passes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,6 @@ from sage_build.configure.probes import CACHE_FILE, Probes, run_check
 from sage_build.recipes.spkg_configure_m4 import Check, load_check, m4_dir_of, tree_macros
 from typing import Collection, Mapping
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 
 @dataclass
 class Options:
@@ -37,6 +36,8 @@ class Options:
     quiet: bool = False
     help: bool = False
     system_site_packages: bool = False
+    binary_cache: list[str] = field(default_factory=list)
+    binary_cache_trusted_keys: list[str] = field(default_factory=list)
 
 
 def parse_options(argv: list[str]) -> Options:
@@ -66,6 +67,10 @@ def parse_options(argv: list[str]) -> Options:
             options.upstream_dir = needs_value()
         elif name == "--mirror":
             options.mirrors.append(needs_value())
+        elif name == "--with-binary-cache":
+            options.binary_cache.append(needs_value())
+        elif name == "--with-binary-cache-trusted-key":
+            options.binary_cache_trusted_keys.append(needs_value())
         elif arg in ("--enable-system-site-packages", "--disable-system-site-packages"):
             options.system_site_packages = arg.startswith("--enable")
         elif _per_package_option(options, arg, name, value if sep else None):
@@ -122,6 +127,13 @@ class Result:
     target_cache: str | None = None   # a new entry of build/make/target-cache.json
     system: dict[str, SystemStatus] = field(default_factory=dict)   # the spkg-configure.m4 packages
     probe_cache: str | None = None    # build/make/config.cache's new text
+    # Sage's hint (SAGE_NEED_SYSTEM_PACKAGES): the spkg-configure.m4 packages built from source
+    # that the system could provide, standard ones and optional ones
+    need_system: list[str] = field(default_factory=list)
+    need_system_optional: list[str] = field(default_factory=list)
+    # the recipes with our own detection (spkg-configure.yaml, install-requires.txt) built from
+    # source: --with-system-PKG=yes would take them from the system once it has them
+    could_use_system: list[str] = field(default_factory=list)
 
 
 def configure(argv: list[str], sage_root: Path) -> Result:
@@ -169,12 +181,16 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     target_cache = layout.make_dir / "target-cache.json"
     target, cache_entry = _cached_query(python, target_cache)
 
-    interpreter = target.executable if options.python else python
-    detections = _detect(packages, {n: v for n, v in with_system.items() if n not in checks}, interpreter)
-    installed = installed_versions(layout, packages)
+    # The Python checks run in a venv made by the interpreter that makes the prefix's venv
+    # (Sage's PYTHON_FOR_VENV): Config.python, a wrapper or a shim as given; a bare name from PATH
+    found = shutil.which(python) if options.python and os.sep not in python else None
+    interpreter = str(Path(found or python).absolute()) if options.python else sys.executable
     probes = Probes(inherited_environment() if environ is None else environ, layout.make_dir / CACHE_FILE)
+    detections = _detect(packages, {n: v for n, v in with_system.items() if n not in checks}, interpreter,
+                         probes, target.markers)
+    installed = installed_versions(layout, packages)
     system = decide_system(graph, checks, with_system, installed, probes,
-                           site_packages=options.system_site_packages, python=interpreter)
+                           site_packages=options.system_site_packages, python=interpreter, markers=target.markers)
     forced_missing = [
         f"{name}: {detections[name].reason}" for name, value in sorted(with_system.items())
         if value == "force" and name in detections and not detections[name].found
@@ -199,7 +215,7 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     config = Config(
         sage_root=str(sage_root),
         prefix=str(prefix),
-        python=str(Path(python).absolute()) if options.python else sys.executable,
+        python=interpreter,
         argv=list(argv),
         upstream_dir=str(upstream_dir) if upstream_dir else None,
         mirrors=options.mirrors,
@@ -211,6 +227,8 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
             n in detections and n not in checks and not (packages[n].path / "spkg-configure.yaml").is_file()
             for n, p in decisions.items() if p.from_system),
         python_version=target.version,
+        binary_cache=options.binary_cache,
+        binary_cache_trusted_keys=options.binary_cache_trusted_keys,
     )
     try:
         makefile = render_makefile(
@@ -220,8 +238,35 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     except ValueError as error:
         raise ConfigureError(str(error)) from None
 
+    need, need_optional = need_system_packages(graph, checks, system, with_system, decisions,
+                                               site_packages=options.system_site_packages)
+    could = sorted(name for name, decision in decisions.items()
+                   if decision.enabled and not decision.from_system and name not in checks and name not in installed
+                   and has_system_check(packages[name]) and with_system.get(name) != "no")
     return Result(config=config, decisions=decisions, detections=detections, makefile=makefile, graph=graph,
-                  warnings=warnings, target_cache=cache_entry, system=system, probe_cache=probes.cache_text())
+                  warnings=warnings, target_cache=cache_entry, system=system, probe_cache=probes.cache_text(),
+                  need_system=need, need_system_optional=need_optional, could_use_system=could)
+
+
+def need_system_packages(graph: Graph, checks: dict[str, Check], system: dict[str, SystemStatus],
+                         with_system: dict[str, str], decisions: dict[str, PackageDecision], *,
+                         site_packages: bool) -> tuple[list[str], list[str]]:
+    """Sage's SAGE_NEED_SYSTEM_PACKAGES (m4/sage_spkg_collect.m4), standard and optional: the
+    packages with a spkg-configure.m4 built from source whose sage_use_system is yes or force.
+    Not those installed in the prefix (they stay), nor a Python package without
+    --enable-system-site-packages (its default is no), nor one whose --with-system is no; and
+    not one whose spkg-configure.m4 is not understood (a system package would not change it)."""
+    standard: list[str] = []
+    optional: list[str] = []
+    for name in sorted(system):
+        status = system[name].status
+        if status in ("installed", "not understood") or decisions[name].from_system:
+            continue
+        default = "no" if checks[name].python_check and not site_packages else "yes"
+        if with_system.get(name, default) == "no":
+            continue
+        (standard if graph.packages[name].type in ("base", "standard") else optional).append(name)
+    return standard, optional
 
 
 def _cached_query(python: str, cache: Path):
@@ -249,11 +294,12 @@ def _cached_query(python: str, cache: Path):
     return target, json.dumps({"key": key, "target": target._asdict()})
 
 
-def _detect(packages: dict[str, Package], with_system: dict[str, str], python: str) -> dict[str, Detection]:
+def _detect(packages: dict[str, Package], with_system: dict[str, str], python: str, probes: Probes,
+            markers: Mapping[str, str]) -> dict[str, Detection]:
     wanted = [packages[n] for n, v in with_system.items() if v != "no"]
     # A recipe's own spkg-configure.yaml wins; else its install-requires.txt asks the target Python.
     declared = [p for p in wanted if (p.path / "spkg-configure.yaml").is_file()]
-    detections = detect_python([p for p in wanted if p not in declared], python)
+    detections = detect_python([p for p in wanted if p not in declared], python, probes, markers)
     for pkg in declared:
         detections[pkg.name] = detect_declared(pkg)
     return detections
@@ -277,8 +323,13 @@ def _decide(pkg: Package, enable: str | None, detection: Detection | None, insta
     else:
         enabled = enable == "yes"
         reason = _how_built(pkg) if enabled else "disabled"
-    from_system = bool(detection and detection.found)
-    if from_system:
+    # Sage's rule: a package sage-build installed in the prefix stays built from source
+    # (the spkg-configure.m4 ones are decided so in decide_system already).
+    from_system = bool(detection and detection.found) and not installed
+    if detection is not None and installed and enabled:
+        reason = f"{_how_built(pkg)}: installed in the prefix by sage-build, it stays so" + (
+            f" (the system has it: {detection.reason})" if detection.found else "")
+    elif from_system:
         reason = f"from system ({detection.reason})"
     elif detection is not None and enabled:
         reason = f"{_how_built(pkg)} (system: {detection.reason})"
@@ -315,19 +366,17 @@ class SystemStatus:
 
 
 def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str, str], installed,
-                  probes: Probes, *, site_packages: bool, python: str) -> dict[str, SystemStatus]:
+                  probes: Probes, *, site_packages: bool, python: str,
+                  markers: Mapping[str, str] | None = None) -> dict[str, SystemStatus]:
     """Sage's decisions (m4/sage_spkg_configure.m4) for the packages with a spkg-configure.m4."""
     result: dict[str, SystemStatus] = {}
     python_found: dict[str, Detection] = {}
     if site_packages:
-        wanted = [graph.packages[n] for n, c in checks.items() if c.python_check and graph.packages[n].install_requires]
-        invalid = {}   # Sage's check fails on a line packaging cannot read: the package is built
-        for pkg in wanted:
-            try:
-                Requirement(pkg.install_requires[0])
-            except InvalidRequirement:
-                invalid[pkg.name] = Detection(False, f"{pkg.install_requires[0]!r} is not a PEP 508 requirement")
-        python_found = {**detect_python([p for p in wanted if p.name not in invalid], python), **invalid}
+        # one throw-away venv answers for every SAGE_PYTHON_PACKAGE_CHECK (Sage makes one per check)
+        wanted = [graph.packages[n] for n, c in checks.items()
+                  if c.python_check and graph.packages[n].install_requires and n not in installed
+                  and with_system.get(n) != "no"]
+        python_found = detect_python(wanted, python, probes, markers)
 
     def python_check(name: str) -> tuple[bool, str]:
         if not site_packages:

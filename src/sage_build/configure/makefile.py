@@ -17,7 +17,7 @@ from sage_build.recipes.graph import PYTHON_PSEUDO, Graph, is_verbatim
 from sage_build.base.atomic import write_atomic
 from sage_build.base.layout import tool_bin_dir
 from sage_build.configure.build_plan import priorities
-from sage_build.recipes.recipe import recipe_hash
+from sage_build.recipes.recipe import hash_files_before_20, recipe_hash, scan_recipe
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,14 @@ def render_makefile(
         packages.append({
             "name": name,
             "stamp": f"$(INST)/{name}-{pkg.stamp_version}" if name in built else "",
+            "source_stamp": f"$(INST)/{name}-{pkg.stamp_version}",
             "built": name in built,
             "reason": decisions[name].reason,
             "prerequisites": prerequisites,
         })
     build_order = by_priority([name for name in enabled if name in built])
-    phony = [f"{n}{suffix}" for n in sorted(graph.packages) for suffix in ("", "-no-deps", "-uninstall", "-clean")]
+    phony = [f"{n}{suffix}" for n in sorted(graph.packages)
+             for suffix in ("", "-no-deps", "-uninstall", "-clean", "-from-source")]
     return _environment().get_template("Makefile.j2").render(
         argv_text=" ".join(shlex.quote(a) for a in ["./configure.py", *argv]),
         sage_root=_make_path(sage_root),
@@ -160,7 +162,15 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 def update_recipe_hash(hashes_dir: Path, name: str, pkg_path: Path, content_hash: str | None = None) -> bool:
     """Refresh ``hashes/<name>`` (only if the recipe's content changed) and touch ``<name>.checked``."""
-    changed = write_if_changed(hashes_dir / name, (content_hash or recipe_hash(pkg_path)) + "\n")
+    path = hashes_dir / name
+    new = content_hash or recipe_hash(pkg_path)
+    before = _stored_before_20(path, pkg_path, new)
+    changed = write_if_changed(path, new + "\n")
+    if before is not None:
+        # Only the hash's definition changed (#20), not the recipe: make keeps seeing the old time,
+        # so `git pull && make` rebuilds nothing for it.
+        os.utime(path, ns=before)
+        changed = False
     # Exactly as new as the newest recipe file (its prerequisites in the Makefile), not "now":
     # then it is not newer than an unchanged hashes/<name>, and `make -q` sees nothing to do.
     checked = hashes_dir / f"{name}.checked"
@@ -169,6 +179,18 @@ def update_recipe_hash(hashes_dir: Path, name: str, pkg_path: Path, content_hash
     if newest is not None:
         os.utime(checked, ns=(newest, newest))
     return changed
+
+
+def _stored_before_20(path: Path, pkg_path: Path, new: str) -> tuple[int, int] | None:
+    """The (atime, mtime) of a stored hash that is the pre-#20 hash of this very recipe."""
+    try:
+        stored = path.read_text().strip()
+        times = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stored == new or stored != hash_files_before_20(scan_recipe(pkg_path)):
+        return None
+    return times.st_atime_ns, times.st_mtime_ns
 
 
 def newest_recipe_mtime_ns(pkg_path: Path) -> int | None:

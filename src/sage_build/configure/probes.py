@@ -75,6 +75,13 @@ class Probes:
             self.changed = True
         return self.answers[question]
 
+    def ask_checked(self, question: str, compute: Callable[[], object], fresh: Callable[[object], bool]) -> object:
+        """An answer that depends on files the environment does not name (a Python's
+        site-packages): a cached one is used only while ``fresh(answer)`` holds."""
+        if question in self.answers and not fresh(self.answers[question]):
+            del self.answers[question]
+        return self._ask(question, compute)
+
     # -- the questions --------------------------------------------------------------------
 
     def _run(self, command: list[str], cwd: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess | None:
@@ -258,7 +265,7 @@ class Outcome:
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.notes[-3:]) or "the checks passed"
+        return "; ".join(self.notes[-3:]) or ("the check sets sage_spkg_install" if self.install else "the checks passed")
 
 
 class _Break(Exception):
@@ -284,7 +291,9 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
     notes: list[str] = []
     known: dict[str, Callable[[], str]] = {
         "host": probes.host,
-        "PKG_CONFIG": lambda: probes.program("pkg-config") or "",
+        # set by Sage's configure.ac before the checks (PKG_PROG_PKG_CONFIG): the environment's,
+        # else pkg-config on PATH (pkgconf's check reads it)
+        "PKG_CONFIG": lambda: probes.environ.get("PKG_CONFIG") or probes.program("pkg-config") or "",
         **(context or {}),
     }
 

@@ -1,7 +1,9 @@
 """Detecting packages the system already provides (configure's --with-system-PKG).
 
-Python packages: a distribution in the target interpreter that satisfies the
-recipe's install-requires.txt.  Other packages: the declarative checks of the
+Python packages (:func:`detect_python`): a distribution that a venv made from the target
+interpreter with its system site packages sees, in the range of the recipe's
+version_requirements.txt (install-requires.txt), as Sage's SAGE_PYTHON_PACKAGE_CHECK decides.
+Other packages: the declarative checks of the
 recipe's ``spkg-configure.yaml``::
 
     executable: cmake >= 3.20     # a program on PATH, its `--version` output
@@ -14,19 +16,23 @@ Each key takes one value or a list; every check must pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from sage_build.base.errors import RecipeError
+from sage_build.configure.probes import Probes
 from sage_build.recipes.recipe import Package
 
 CHECK_FILE = "spkg-configure.yaml"
@@ -183,45 +189,152 @@ def detect_declared(pkg: Package) -> Detection:
     return Detection(True, "; ".join(found))
 
 
-_PYTHON_QUERY = r"""
-import json, sys
-from importlib import metadata
-result = {}
-for name in json.loads(sys.argv[1]):
+# Run by the throw-away venv's interpreter (standard library only, as SAGE_PYTHON_PACKAGE_CHECK's
+# snippet): the directories it sees (with their mtimes, taken first: a package installed or
+# removed there changes its directory), and each distribution's version and top-level modules.
+_SITE_QUERY = r"""
+import json, os, sys
+from importlib import metadata, util
+names, venv = json.loads(sys.argv[1]), os.path.realpath(sys.argv[2])
+dirs = {}
+for entry in sys.path:
+    real = os.path.realpath(entry) if entry else ""
+    if real and os.path.isdir(real) and not (real + os.sep).startswith(venv + os.sep):
+        dirs[real] = os.stat(real).st_mtime_ns
+found = {}
+for name in names:
     try:
-        result[name] = metadata.version(name)
+        dist = metadata.distribution(name)
     except metadata.PackageNotFoundError:
-        result[name] = None
-print(json.dumps(result))
+        found[name] = None
+        continue
+    # top-level names only: finding a dotted name would import (run) its parent package
+    top = list(dict.fromkeys(t.split(".")[0] for t in (dist.read_text("top_level.txt") or "").split()))
+    if not top:
+        for path in dist.files or ():
+            first = path.parts[0] if path.parts else ""
+            if first.endswith((".dist-info", ".egg-info", ".data", ".pth")) or first in ("..", "__pycache__"):
+                continue
+            module = first.split(".")[0]
+            if module.isidentifier() and module not in top:
+                top.append(module)
+    modules = {}
+    for module in top:
+        try:
+            modules[module] = util.find_spec(module) is not None
+        except Exception:
+            modules[module] = False
+    found[name] = {"version": dist.version, "modules": modules}
+print(json.dumps({"dirs": dirs, "found": found}))
 """
 
+# The environment variables that would let the check see what the prefix's venv does not:
+# sage-spkg drops them from every build too (pipeline.build).
+_PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONSAFEPATH", "PYTHONUSERBASE")
 
-def detect_python(packages: Iterable[Package], python: str) -> dict[str, Detection]:
-    """Check, in one run of the target interpreter, which Python packages it already has."""
-    wanted: dict[str, Requirement] = {}
+
+def _scan_site(python: str, names: list[str], environ: Mapping[str, str]) -> dict:
+    """What a venv made from ``python`` with its system site packages sees, as Sage's
+    SAGE_PYTHON_PACKAGE_CHECK runs it: a throw-away venv, the user's site (``pip install --user``,
+    PYTHONUSERBASE) made harmless."""
+    with tempfile.TemporaryDirectory(prefix="sage-build-site-check-") as tmp:
+        venv = Path(tmp) / "config.venv"
+        env = {k: v for k, v in environ.items() if k not in _PYTHON_VARIABLES}
+        # Sage poisons PYTHONUSERBASE (sage-env does the same at run time); -I and
+        # PYTHONNOUSERSITE keep the user's site out as well, as sage-spkg's builds do.
+        env.update(PYTHONUSERBASE=str(Path(tmp) / "no-user-base"), PYTHONNOUSERSITE="1")
+        try:
+            made = subprocess.run([python, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+                                  capture_output=True, text=True, timeout=300, env=env, cwd=tmp)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return {"error": f"cannot make a venv with {python}: {error}"}
+        if made.returncode != 0:
+            return {"error": f"cannot make a venv with {python}: {made.stderr.strip()[-300:]}"}
+        try:
+            ran = subprocess.run([str(venv / "bin" / "python3"), "-I", "-c", _SITE_QUERY, json.dumps(names), str(venv)],
+                                 capture_output=True, text=True, timeout=300, env=env, cwd=tmp)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return {"error": f"the venv of {python} does not run: {error}"}
+        if ran.returncode != 0:
+            return {"error": f"cannot list the distributions {python} provides: {ran.stderr.strip()[-300:]}"}
+        return json.loads(ran.stdout)
+
+
+def _still_fresh(answer: object) -> bool:
+    """A cached scan holds while no directory it saw has changed (a failure is asked again)."""
+    if not isinstance(answer, dict) or "dirs" not in answer:
+        return False
+    try:
+        return all(os.stat(d).st_mtime_ns == mtime for d, mtime in answer["dirs"].items())
+    except OSError:
+        return False
+
+
+def _requirements_file(pkg: Package) -> Path:
+    for name in ("install-requires.txt", "version_requirements.txt"):   # the order recipes.recipe reads them
+        if (pkg.path / name).is_file():
+            return pkg.path / name
+    return pkg.path / "version_requirements.txt"
+
+
+def detect_python(packages: Iterable[Package], python: str, probes: Probes,
+                  markers: Mapping[str, str] | None = None) -> dict[str, Detection]:
+    """Which Python packages the system provides to a venv made from ``python`` with its system
+    site packages (``--enable-system-site-packages``), as Sage's SAGE_PYTHON_PACKAGE_CHECK
+    decides: every line of the recipe's version_requirements.txt (install-requires.txt) whose
+    marker holds for ``markers`` (the target's) is installed in a version of its range, and
+    its modules can be found. Asked once in a throw-away venv; cached in ``probes``."""
+    wanted: dict[str, list[Requirement]] = {}
+    detections: dict[str, Detection] = {}
     for pkg in packages:
+        requirements = []
         for line in pkg.install_requires:
             try:
-                wanted[pkg.name] = Requirement(line)
+                requirements.append(Requirement(line))
             except InvalidRequirement as error:
-                raise RecipeError(f"{pkg.path}/install-requires.txt: {line!r} is not a PEP 508 requirement ({error})") from None
-            break
-    if not wanted:
-        return {}
-    names = sorted({req.name for req in wanted.values()})
-    result = subprocess.run(
-        [python, "-c", _PYTHON_QUERY, json.dumps(names)], capture_output=True, text=True, timeout=120,
-    )
-    if result.returncode != 0:
-        raise RecipeError(f"cannot list the distributions of {python}: {result.stderr.strip()[-500:]}")
-    versions = json.loads(result.stdout)
-    detections = {}
-    for pkg_name, req in wanted.items():
-        version = versions.get(req.name)
-        if version is None:
-            detections[pkg_name] = Detection(False, f"{req.name} is not installed in {python}")
-        elif req.specifier and not req.specifier.contains(version, prereleases=True):
-            detections[pkg_name] = Detection(False, f"{req.name} {version} does not satisfy {req}")
+                why = str(error).splitlines()[0] if str(error) else "invalid"   # packaging adds a caret line
+                detections[pkg.name] = Detection(False, f"{_requirements_file(pkg)}: {line!r} is not a PEP 508"
+                                                        f" requirement ({why}); fix the line")
+                break
         else:
-            detections[pkg_name] = Detection(True, f"{req.name} {version}")
+            if requirements:
+                wanted[pkg.name] = requirements
+            else:
+                detections[pkg.name] = Detection(False, f"{pkg.path} has no version_requirements.txt to check against")
+    if not wanted:
+        return detections
+    names = sorted({canonicalize_name(r.name) for reqs in wanted.values() for r in reqs})
+    try:
+        real = os.path.realpath(python)
+        info = os.stat(real)
+    except OSError as error:
+        return {**detections, **{n: Detection(False, f"{python}: {error.strerror}") for n in wanted}}
+    digest = hashlib.sha256(json.dumps(names).encode()).hexdigest()[:16]
+    scan = probes.ask_checked(f"python site-packages {real} {info.st_mtime_ns} {info.st_size} {digest}",
+                              lambda: _scan_site(python, names, probes.environ), _still_fresh)
+    assert isinstance(scan, dict)
+    if "error" in scan:
+        return {**detections, **{n: Detection(False, scan["error"]) for n in wanted}}
+    for pkg_name, requirements in wanted.items():
+        detections[pkg_name] = _judge(requirements, scan["found"], python, markers)
     return detections
+
+
+def _judge(requirements: list[Requirement], found: Mapping[str, dict | None], python: str,
+           markers: Mapping[str, str] | None) -> Detection:
+    seen = []
+    for req in requirements:
+        if req.marker is not None and not req.marker.evaluate(dict(markers) if markers else None):
+            continue
+        dist = found.get(canonicalize_name(req.name))
+        if dist is None:
+            return Detection(False, f"{req.name} is not installed among the system site packages of {python}")
+        version = dist["version"]
+        if req.specifier and not req.specifier.contains(version, prereleases=True):
+            return Detection(False, f"{req.name} {version} does not satisfy {req}")
+        modules = dist["modules"]
+        if modules and not any(modules.values()):
+            return Detection(False, f"{req.name} {version} is installed but its module"
+                                    f" {', '.join(sorted(modules))} cannot be imported")
+        seen.append(f"{req.name} {version}")
+    return Detection(True, ", ".join(seen) or "no requirement applies to this Python")

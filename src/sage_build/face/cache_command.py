@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Mapping
 
 from sage_build.base.errors import SageBuildError
@@ -31,6 +32,12 @@ def cache_main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
     command, rest = argv[0], argv[1:]
     if command == "key":
         return key_command(rest, environ)
+    if command == "keygen":
+        return keygen_command(rest)
+    if command == "push":
+        return push_command(rest, environ)
+    if command == "gc":
+        return gc_command(rest)
     raise SageBuildError(f"unknown ./sage --cache command {command!r}\n{USAGE}")
 
 
@@ -57,4 +64,116 @@ def key_command(argv: list[str], environ: Mapping[str, str]) -> int:
         names.append(name)
     for name in names:
         print(explain(keys[name]) if args.explain else f"{name} {keys[name].key}")
+    return 0
+
+
+def cache_settings(environ: Mapping[str, str], config=None):
+    """The binary-cache settings of the environment (SAGE_BINARY_CACHE and its family), else of the
+    configuration (configure's --with-binary-cache...); a bad value is an error naming the variable."""
+    from sage_build.cache.entry import MODES, CacheSettings, read_signing_key
+
+    mode = environ.get("SAGE_BINARY_CACHE_MODE", "") or "auto"
+    if mode not in MODES:
+        raise SageBuildError(f"SAGE_BINARY_CACHE_MODE={mode!r}: use one of {', '.join(MODES)}")
+    trust_value = environ.get("SAGE_BINARY_CACHE_TRUST", "")
+    if trust_value not in ("", "signed", "unsigned"):
+        raise SageBuildError(f"SAGE_BINARY_CACHE_TRUST={trust_value!r}: use 'unsigned' (take unsigned entries,"
+                             " for a cache of your own) or leave it unset")
+    signing = environ.get("SAGE_BINARY_CACHE_SIGNING_KEY", "")
+    return CacheSettings(
+        urls=tuple(environ["SAGE_BINARY_CACHE"].split() if "SAGE_BINARY_CACHE" in environ
+                   else getattr(config, "binary_cache", []) or []),
+        mode=mode,
+        push=environ.get("SAGE_BINARY_CACHE_PUSH", "").strip(),
+        unsigned=trust_value == "unsigned",
+        trusted_keys=tuple(environ["SAGE_BINARY_CACHE_TRUSTED_KEYS"].split()
+                           if "SAGE_BINARY_CACHE_TRUSTED_KEYS" in environ
+                           else getattr(config, "binary_cache_trusted_keys", []) or []),
+        signing_key=read_signing_key(signing) if signing else "",
+    )
+
+
+def keygen_command(argv: list[str]) -> int:
+    from sage_build.base.atomic import write_atomic
+    from sage_build.cache.trust import generate_key
+
+    if len(argv) != 2 or argv[0].startswith("-"):
+        raise SageBuildError("usage: ./sage --cache keygen NAME DIR")
+    name, directory = argv[0], Path(argv[1])
+    secret, public = generate_key(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / f"{name}.secret").exists():
+        raise SageBuildError(f"{directory / (name + '.secret')} exists already; choose another name or directory")
+    write_atomic(directory / f"{name}.secret", (secret + "\n").encode(), mode=0o600)
+    write_atomic(directory / f"{name}.public", (public + "\n").encode())
+    print(f"secret key: {directory / (name + '.secret')} (SAGE_BINARY_CACHE_SIGNING_KEY of the pushing machine)")
+    print(f"public key: {public}\n  (SAGE_BINARY_CACHE_TRUSTED_KEYS of the machines that pull)")
+    return 0
+
+
+def push_command(argv: list[str], environ: Mapping[str, str]) -> int:
+    """Publish installed packages under the keys recorded when they were built."""
+    from sage_build.base.errors import CacheError
+    from sage_build.cache.entry import push_installed
+
+    names = [a for a in argv if not a.startswith("-")]
+    if len(names) != len(argv):
+        raise SageBuildError(f"./sage --cache push takes package names only, not {next(a for a in argv if a.startswith('-'))!r}")
+    config = load_config(settings.sage_root(environ))
+    cache = cache_settings(environ, config)
+    if not cache.push:
+        raise SageBuildError("set SAGE_BINARY_CACHE_PUSH to the cache to push to (file:///dir, s3://bucket/prefix)")
+    layout = settings.layout_of(config, environ=environ)
+    packages = load_packages(layout.pkgs_dir)
+    chosen = []
+    for given in names:
+        name = resolve(given, packages)
+        if name is None:
+            raise SageBuildError(unknown_package_message(given, packages, "build/pkgs"))
+        chosen.append(name)
+    if not names:  # every installed package whose build recorded a key
+        chosen = sorted(n for n, pkg in packages.items() if layout.cache_record(n, pkg.stamp_version).is_file()
+                        and layout.stamp(n, pkg.stamp_version).is_file())
+    failed = 0
+    for name in chosen:
+        try:
+            print(f"{name}: {push_installed(layout, packages[name], cache)}")
+        except CacheError as error:
+            failed += 1
+            print(f"sage: {name}: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def gc_command(argv: list[str]) -> int:
+    from sage_build.cache.gc import collect_garbage, read_roots
+    from sage_build.cache.store import open_store
+
+    parser = argparse.ArgumentParser(prog="./sage --cache gc",
+                                     description="Delete the entries of a binary cache that no kept key names,"
+                                                 " and the artifacts no remaining entry names, once older than"
+                                                 " the grace period.")
+    parser.add_argument("url")
+    parser.add_argument("--keep", action="append", required=True, metavar="KEYS",
+                        help="a file of the keys to keep (./sage --cache key --all > KEYS, one per"
+                             " configuration); '-' reads them from standard input; may be repeated")
+    parser.add_argument("--grace", type=float, required=True, metavar="DAYS",
+                        help="delete nothing younger than this (a push running now is younger)")
+    parser.add_argument("-n", "--dry-run", action="store_true", help="say what would go, delete nothing")
+    args = parser.parse_args(argv)
+    if args.grace < 0:
+        raise SageBuildError(f"--grace {args.grace}: a number of days, 0 or more")
+    keep: set[str] = set()
+    for name in args.keep:
+        try:
+            keep |= read_roots(sys.stdin.read() if name == "-" else Path(name).read_text())
+        except OSError as error:
+            raise SageBuildError(f"--keep {name}: cannot read it ({error.strerror})") from None
+    if not keep:
+        raise SageBuildError(f"--keep {' '.join(args.keep)}: no key in it; refusing to delete every entry"
+                             " (write the keys with ./sage --cache key --all)")
+    store = open_store(args.url)
+    result = collect_garbage(store, keep, args.grace, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{store.url}: kept {result.kept} entries; {verb} {len(result.entries)} entries,"
+          f" {len(result.artifacts)} artifacts, {len(result.other)} temporaries")
     return 0

@@ -142,10 +142,21 @@ def install_command(args: list[str], *, force: bool) -> int:
         if packages[name].type in ("optional", "experimental"):
             print(f"sage: {name} is {packages[name].type}; installing it as asked."
                   " It stays installed across `make build` (if_installed).")
+    # Sage: an explicit request installs the package even when configure takes it from the
+    # system (the system check is for `make build`); make's PKG-from-source goal builds it.
+    try:
+        from_system = set(load_config(settings.sage_root()).from_system)
+        for name in names:
+            if name in from_system:
+                print(f"sage: {name} is taken from the system; building it from source as asked")
+    except SageBuildError:
+        # not configured yet: make configures first (a Makefile with these goals), and may take them from the system
+        from_system = set(names)
+    targets = [f"{name}-from-source" if name in from_system else name for name in names]
     os.environ.update(env_updates)
     # A variable, not make's -W: -W is not passed down to the sub-makes of the top-level Makefile.
     extra = [f"SAGE_FORCE={' '.join(names)}"] if force else []
-    return _make(names, extra)
+    return _make(targets, extra)
 
 
 PLAN_HELP = """usage: ./sage --plan [PKG...]
@@ -177,14 +188,37 @@ def plan_main(targets: list[str]) -> int:
     if not plan:
         print("nothing to build: everything is up to date")
         return 0
+    cached = _in_binary_cache(config, [p.name for p in plan])
     width = max(len(f"{p.name}-{p.version}") for p in plan)
     for index, item in enumerate(plan, start=1):
         estimate = f"~{item.estimate:.0f}s" if item.estimate is not None else "?"
-        print(f"{index:4d}. {f'{item.name}-{item.version}'.ljust(width)}  {estimate:>7}  {item.reason}")
+        source = "" if cached is None else ("from cache" if item.name in cached else "build") + ": "
+        print(f"{index:4d}. {f'{item.name}-{item.version}'.ljust(width)}  {estimate:>7}  {source}{item.reason}")
     known = [p.estimate for p in plan if p.estimate is not None]
     print(f"{len(plan)} package(s) to build; {sum(known):.0f}s of build time known from past builds"
           + (f" ({len(plan) - len(known)} never built here)" if len(known) < len(plan) else ""))
     return 0
+
+
+def _in_binary_cache(config, names: list[str]) -> set[str] | None:
+    """Which of ``names`` a binary cache of SAGE_BINARY_CACHE has (a lookup of their keys, no
+    signature checked); None when no cache is used. An unreachable cache is a warning."""
+    from sage_build.base.errors import CacheError
+    from sage_build.cache.key import tree_keys
+    from sage_build.cache.store import has_key
+    from sage_build.face.cache_command import cache_settings
+
+    cache = cache_settings(os.environ, config)
+    if not cache.pulls:
+        return None
+    keys = tree_keys(config, os.environ, names=names)
+    found = set()
+    for url in cache.urls:
+        try:
+            found |= {name for name in names if name in keys and name not in found and has_key(url, keys[name].key)}
+        except CacheError as error:
+            print(f"sage: warning: {error}", file=sys.stderr)
+    return found
 
 
 def _exec_in_prefix(command: list[str]) -> int:

@@ -55,11 +55,23 @@ System packages:
 
   --enable-system-site-packages
                           let spkg-configure.m4's SAGE_PYTHON_PACKAGE_CHECK take
-                          Python packages from the target Python [no]
+                          Python packages from the site-packages of the
+                          --with-python interpreter when they meet the recipe's
+                          version_requirements.txt (checked in a throw-away
+                          venv; your user site does not count); the prefix's
+                          venv then sees that site-packages [no]
 
 Downloads:
   --mirror=URL            a mirror to try before the package index and upstream
                           URLs; repeat for several, tried in order
+
+Binary cache (README, "Binary cache"; the environment's SAGE_BINARY_CACHE and
+SAGE_BINARY_CACHE_TRUSTED_KEYS, when set, replace these):
+  --with-binary-cache=URL a binary cache `make build` pulls from before it builds
+                          (file:///dir, https://host/path, s3://bucket/prefix);
+                          repeat for several, the first hit wins
+  --with-binary-cache-trusted-key=NAME:BASE64
+                          a public key whose signatures the pulls accept; repeat
 
 PKG is a directory name under build/pkgs (e.g. six, libyaml); '-' and '_' are
 interchangeable.  `make reconfigure' repeats the last call.
@@ -78,7 +90,6 @@ def print_summary(result: Result, out: TextIO, environ: Mapping[str, str] = os.e
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3], file=out)
     built = [packages[n] for n, p in decisions.items() if p.enabled and not p.from_system]
     system = distros.guess_package_system(environ)
-    names = distros.system_package_names(built, system)
     print(f"\nprefix: {Path(result.config.prefix)} (a virtual environment of Python {result.config.python_version})",
           file=out)
     enabled_count = sum(p.enabled for p in decisions.values())
@@ -87,11 +98,13 @@ def print_summary(result: Result, out: TextIO, environ: Mapping[str, str] = os.e
     print(f"{enabled_count} packages enabled (make builds {len(built) + 1}: these and the virtual environment"
           f" {PYTHON_PSEUDO}): {len(built) - wheels} to build from source, {wheels} wheels to install,"
           f" {sum(p.from_system for p in decisions.values())} from the system", file=out)
+    names = distros.system_package_names([packages[n] for n in result.could_use_system], system)
     if names and system in distros.INSTALL_COMMANDS:
         print(f"\nTo use the system's packages instead of building them ({system}), install:\n  "
               + distros.install_command(system, names, sudo=os.geteuid() != 0)
               + "\nthen re-run configure with --with-system-PKG=yes for those packages.", file=out)
     print_system_table(result, out)
+    print_system_hint(result, system, out)
     for warning in result.graph.warnings:
         print(f"configure: warning: {warning}", file=out)
 
@@ -109,6 +122,32 @@ def print_system_table(result: Result, out: TextIO, verbose: bool = False) -> No
     print("\nspkg-configure.m4 (system detection):", file=out)
     for key, names in groups.items():
         print(f"  {key:18} {len(names):4}" + (f"  {' '.join(names)}" if verbose and names else ""), file=out)
+
+
+def print_system_hint(result: Result, system: str, out: TextIO) -> None:
+    """Sage's last words (SAGE_SYSTEM_PACKAGE_NOTICE): the spkg-configure.m4 packages that found
+    no system package, and the command that installs them on this system (their distros/*.txt)."""
+    need, optional = result.need_system, result.need_system_optional
+    if not need and not optional:
+        return
+    print("\nnotice: the following SPKGs did not find equivalent system packages:\n  "
+          + " ".join(need + optional), file=out)
+    if system not in distros.INSTALL_COMMANDS:
+        print(f"(the package system of this machine is {system}: no install command is known for it)", file=out)
+        return
+    hinted = False
+    for names, why in ((need, "is recommended and may avoid having to build them (though some may have to be"
+                              " built anyway)"),
+                       (optional, "may provide additional optional features")):
+        system_names = distros.system_package_names([result.graph.packages[n] for n in names], system)
+        if system_names:
+            hinted = True
+            print(f"\nhint: installing the following system packages ({system}), if not already present, {why}:\n  "
+                  + distros.install_command(system, system_names, sudo=os.geteuid() != 0), file=out)
+    if hinted:
+        print("\nhint: after installation, re-run configure using:\n  make reconfigure", file=out)
+    else:
+        print(f"No equivalent system packages for {system} are known to these recipes", file=out)
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:

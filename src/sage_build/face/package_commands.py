@@ -584,7 +584,10 @@ def update(pkg: Package, version: str, upstream: Path) -> None:
     """A new version: the tarball and its checksum first (nothing changes if it cannot be had),
     then package-version.txt and the requirement files that name the old version."""
     upstream_version = re.sub(r"\.p\d+$", "", version)
-    if pkg.tarball_pattern is not None:
+    checksums = pkg.path / "checksums.ini"
+    if checksums.is_file() and checksums.read_text().lstrip().startswith("["):   # a section per file
+        _update_platform_sections(pkg, upstream_version, upstream)
+    elif pkg.tarball_pattern is not None:
         _update_tarball(pkg, version, upstream_version, upstream)
     (pkg.path / "package-version.txt").write_text(version + "\n")
     refreshed = _refresh_requirement_files(pkg, upstream_version)
@@ -620,6 +623,40 @@ def _refresh_requirement_files(pkg: Package, upstream_version: str) -> list[str]
             path.write_text("".join(new_lines))
             changed.append(filename)
     return changed
+
+
+def _update_platform_sections(pkg: Package, upstream_version: str, upstream: Path) -> None:
+    """A recipe with a section per file (a wheel per platform, as passagemath's): the new release's
+    files of the same kinds (platform wheels for the same Python, a pure wheel, the sdist), listed
+    the same way; the recipe is unchanged if it has none."""
+    from packaging.version import Version
+
+    from sage_build.pipeline import fetch as fetching
+
+    project = pkg.distribution_name or pkg.name
+    released = _released_files(fetching.list_project_files(project, fetching.IndexConfig.from_pip()))
+    kinds = released.get(Version(upstream_version), {})
+    old = [u.tarball_pattern for u in pkg.upstream_files] or [pkg.tarball_pattern or ""]
+    wheels = sorted({w for v in _python_versions_of(pkg)
+                     for w in _fitting_platform_wheels(kinds.get("platform", []), v)})
+    # what else the sections listed: a pure-Python wheel, the sdist
+    wheels += [kinds[k] for k in ("wheel", "sdist") if k in kinds and any(
+        name.endswith("-none-any.whl") if k == "wheel" else not name.endswith(".whl") for name in old)]
+    if not wheels:
+        versions = ", ".join(f"{a}.{b}" for a, b in _python_versions_of(pkg))
+        raise FetchError(f"{pkg.name}: the package index has no platform wheel of {project} {upstream_version}"
+                         f" for Python {versions}; the recipe is unchanged")
+    _write_platform_sections(pkg.path, wheels, upstream)
+
+
+def _python_versions_of(pkg: Package) -> list[tuple[int, int]]:
+    """The Pythons a recipe's platform wheels are for (their cpXY tags), this one's if none says."""
+    found = set()
+    for pattern in [u.tarball_pattern for u in pkg.upstream_files] or [pkg.tarball_pattern or ""]:
+        match = re.search(r"-cp(\d)(\d+)-", pattern)
+        if match:
+            found.add((int(match.group(1)), int(match.group(2))))
+    return sorted(found) or [sys.version_info[:2]]
 
 
 def _update_tarball(pkg: Package, version: str, upstream_version: str, upstream: Path) -> None:

@@ -177,7 +177,8 @@ class _Display:
                 self.bar.write(f"FAILED {event.get('package')}-{event.get('version')} in phase"
                                f" '{event.get('phase')}' after {state.took(event):.1f}s", file=self.out)
             elif event.get("phase") == events.RECORD:
-                self.bar.write(f"built  {event.get('package')}-{event.get('version')}"
+                done = "cached" if event.get("cache") else "built "  # pulled from a binary cache (#20)
+                self.bar.write(f"{done} {event.get('package')}-{event.get('version')}"
                                f" in {state.took(event):.1f}s", file=self.out)
         if self.bar.total != state.total():
             self.bar.total = state.total()
@@ -198,7 +199,8 @@ class _Display:
                 print(f"[{stamp}] {what}: FAILED in phase '{event.get('phase')}' after {state.took(event):.1f}s"
                       f" (log: {event.get('log')})", file=self.out, flush=True)
             elif event.get("event") == events.END and event.get("phase") == events.RECORD:
-                print(f"[{stamp}] {what}: built in {state.took(event):.1f}s ({len(state.done)}{total})",
+                done = "from the binary cache" if event.get("cache") else "built"
+                print(f"[{stamp}] {what}: {done} in {state.took(event):.1f}s ({len(state.done)}{total})",
                       file=self.out, flush=True)
         elif event.get("event") == events.START:
             print(f"[{stamp}] {what}: {event.get('phase')} ...", file=self.out, flush=True)
@@ -436,14 +438,17 @@ def plan_for(targets: list[str]):
     layout = settings.layout_of(config)
     state = build_state(config)
     names: set[str] = set()
+    # PKG-from-source (./sage -i of a package taken from the system) builds it anyway
+    from_source = {t.removesuffix("-from-source") for t in targets if t.endswith("-from-source")}
     for target in targets or ["build"]:
         if target == "build":
             names |= state.enabled
         elif target in state.graph.packages:
             names.add(target)
+    names |= from_source & set(state.graph.packages)
     forced = [name for name in settings.forced() if name in state.graph.packages]
     names |= set(forced)
-    plan = make_plan(layout, state.graph, sorted(names), state.built, enabled=state.enabled,
+    plan = make_plan(layout, state.graph, sorted(names), state.built | from_source, enabled=state.enabled,
                      reconfigured=state.reconfigured, forced=forced)
     if names and not layout.installed_stamps(PYTHON_PSEUDO):
         plan.insert(0, PlanItem(PYTHON_PSEUDO, config.python_version, "the prefix has no virtual environment yet", 1.0))

@@ -6,11 +6,12 @@ here as a :class:`~sage_build.pipeline.spkg.SpkgSettings`.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import ContextManager, Mapping
 
 from sage_build.base.errors import SageBuildError
@@ -19,12 +20,13 @@ from sage_build.base.lock import locked
 from sage_build.base.makeflags import make_dry_run
 from sage_build.configure.config import Config, load_config
 from sage_build.face import settings
+from sage_build.face.cache_command import cache_settings
 from sage_build.pipeline.spkg import PhaseFailed, Spkg, SpkgSettings
-from sage_build.recipes.graph import PYTHON_PSEUDO
-from sage_build.recipes.recipe import Package, load_package
+from sage_build.recipes.recipe import PYTHON_PSEUDO, Package, load_package
 
 
-def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check: bool = False) -> SpkgSettings:
+def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check: bool = False,
+                  config: Config | None = None) -> SpkgSettings:
     """What a sage-spkg run is told: its options (-s, -c) and the environment (make's, sage-progress's)."""
     quiet = environ.get(settings.QUIET) in ("1", settings.QUIET_BUT_WARNINGS)
     sage_check = environ.get("SAGE_CHECK")
@@ -40,6 +42,7 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
         echo_warnings=environ.get(settings.QUIET) == settings.QUIET_BUT_WARNINGS,
         bytecode_levels=environ.get("SAGE_BYTECODE_LEVELS", "0"),
         collisions=settings.collisions(environ),
+        cache=cache_settings(environ, config),
     )
 
 
@@ -53,19 +56,13 @@ def package_lock(layout: Layout, name: str) -> ContextManager[bool]:
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
-    parser = argparse.ArgumentParser(
-        prog="sage-spkg",
-        description="Build and install one package of the distribution: fetch, unpack, build,"
-                    " uninstall the old version, install, record. Normally run by make.",
-    )
-    parser.add_argument("package", help="the package name (a directory of build/pkgs)")
-    parser.add_argument("-s", "--keep-build", action="store_true", help="keep the build directory")
-    parser.add_argument("-c", "--check", action="store_true", help="run spkg-check (as SAGE_CHECK=yes)")
-    parser.add_argument("--destdir", help="install into this staging root (as make's DESTDIR)")
-    parser.add_argument("--build-only", metavar="DIR", type=Path,
-                        help="only build: put the package's wheel(s) into DIR; install nothing")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0] and not argv[0].startswith("-"):
+        # make's call: one package name and no option.  argparse (with gettext and locale) is
+        # not worth its import for that, once a package (issue #19); help and options use it.
+        args = make_call_arguments(argv[0])
+    else:
+        args = parse_arguments(argv)
     dry_run = make_dry_run(environ)
     if dry_run:
         print(f"sage-spkg {args.package}  (make -{dry_run}: not run"
@@ -76,8 +73,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         config = load_config(settings.sage_root(environ))
         layout = settings.layout_of(config, args.destdir, environ)
         pkg = _package(args.package, config, layout)
-        spkg = Spkg(config, layout, pkg, spkg_settings(environ, keep_build=args.keep_build, check=args.check),
-                    build_only=args.build_only)
+        spkg_options = spkg_settings(environ, keep_build=args.keep_build, check=args.check, config=config)
+        if pkg.name in settings.forced(environ):  # ./sage -f: rebuilt from source, whatever a cache holds
+            spkg_options = dataclasses.replace(spkg_options, cache=dataclasses.replace(spkg_options.cache, urls=()))
+        spkg = Spkg(config, layout, pkg, spkg_options, build_only=args.build_only)
     except OSError as error:
         print(f"sage-spkg: error: {args.package}: {error.strerror or error}: {error.filename or ''}",
               file=sys.stderr)
@@ -101,6 +100,30 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         print(f"sage-spkg: error: {pkg.name}: {error.strerror or error}: {error.filename or ''};"
               f" check that you may write to {layout.local}", file=sys.stderr)
         return 1
+
+
+def parse_arguments(argv: list[str]):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="sage-spkg",
+        description="Build and install one package of the distribution: fetch, unpack, build,"
+                    " uninstall the old version, install, record. Normally run by make.",
+    )
+    parser.add_argument("package", help="the package name (a directory of build/pkgs)")
+    parser.add_argument("-s", "--keep-build", action="store_true", help="keep the build directory")
+    parser.add_argument("-c", "--check", action="store_true", help="run spkg-check (as SAGE_CHECK=yes)")
+    parser.add_argument("--destdir", help="install into this staging root (as make's DESTDIR)")
+    parser.add_argument("--build-only", metavar="DIR", type=Path,
+                        help="only build: put the package's wheel(s) into DIR; install nothing")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser.parse_args(argv)
+
+
+def make_call_arguments(package: str) -> SimpleNamespace:
+    """What parse_arguments returns for ``[package]``."""
+    return SimpleNamespace(package=package, keep_build=False, check=False, destdir=None, build_only=None,
+                           debug=False)
 
 
 def _package(name: str, config: Config, layout: Layout) -> Package:

@@ -30,6 +30,7 @@ class Bar:
     end: float
     failed: bool
     name: str = field(default="", compare=False)  # the package's name, without its version
+    cached: bool = field(default=False, compare=False)  # pulled from a binary cache (#20)
 
 
 def _label(name: object, version: object) -> str:
@@ -47,7 +48,7 @@ def bars_from_events(events: list[dict]) -> list[Bar]:
         bars.append(Bar(
             package=_label(event.get("package"), event.get("version")), phase=str(event.get("phase")),
             start=start, end=float(event.get("time", start)), failed=event.get("outcome") == ev.FAILED,
-            name=str(event.get("package")),
+            name=str(event.get("package")), cached=bool(event.get("cache")),
         ))
     return sorted(bars, key=lambda b: (b.start, b.package))
 
@@ -120,7 +121,9 @@ def render(events: list[dict], dependencies: Dependencies | None = None) -> str:
         y = index * row + 4
         mark = package in critical
         weight = ' font-weight="bold"' if mark else ""
-        parts.append(f'<text x="4" y="{y + 13}"{weight} class="label">{"★ " if mark else ""}{html.escape(package)}</text>')
+        cached = " (from cache)" if any(b.cached for b in bars if b.package == package) else ""
+        parts.append(f'<text x="4" y="{y + 13}"{weight} class="label">{"★ " if mark else ""}{html.escape(package)}'
+                     f'{cached}</text>')
         for bar in (b for b in bars if b.package == package):
             x = label + (bar.start - t0) * scale
             w = max((bar.end - bar.start) * scale, 1.0)

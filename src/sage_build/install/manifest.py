@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -26,7 +25,9 @@ def write_manifest(layout: Layout, name: str, version: str, files: list[str], te
         "package_name": name,
         "package_version": version,
         "install_date": time.strftime("%a %b %d %H:%M:%S %Z %Y"),
-        "system_uname": " ".join(platform.uname()),
+        # as `uname -snrvm`: platform.uname() would also ask for the processor, which runs
+        # `uname -p` in a child process on Linux, every package (issue #19)
+        "system_uname": " ".join(os.uname()),
         "sage_version": f"sage-build {__version__}",
         "test_result": test_result,
         "files": sorted(files),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,6 +42,13 @@ print(json.dumps({
 """
 
 
+# A wheel file name that PEP 427 and packaging take without a doubt: a name without "__", a plain
+# release version (N.N...[aN|bN|rcN][.postN][.devN]), an optional build tag, three tag sets.
+_SIMPLE_WHEEL_NAME = re.compile(
+    r"(?!.*__)[A-Za-z0-9_.]+-\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?"
+    r"(?:-\d[A-Za-z0-9_.]*)?" + r"-(\w+(?:\.\w+)*)" * 3 + r"\.whl", re.ASCII)
+
+
 class TargetPython(NamedTuple):
     executable: str
     version: str
@@ -63,6 +71,14 @@ class TargetPython(NamedTuple):
 
     def supports_wheel(self, filename: str) -> bool:
         """Whether a wheel file name's tags fit this interpreter."""
+        simple = _SIMPLE_WHEEL_NAME.fullmatch(filename)
+        if simple:
+            # packaging's parser (what answers otherwise) costs its tags, logging, platform and
+            # version modules: a sixth of a wheel-kind package's sage-spkg (issue #19).  A name
+            # this pattern takes, packaging takes too, with these tags.
+            supported = set(self.tags)
+            python, abi, platform = (simple[i].lower().split(".") for i in (1, 2, 3))
+            return any(f"{p}-{a}-{t}" in supported for p in python for a in abi for t in platform)
         from packaging.utils import InvalidWheelFilename, parse_wheel_filename
         from packaging.version import InvalidVersion
 
@@ -101,3 +117,25 @@ def query_python(executable: str | os.PathLike[str]) -> TargetPython:
     if tuple(info.version_info[:2]) < (3, 10):
         raise ConfigureError(f"{executable} is Python {info.version}; sage-build needs Python >= 3.10")
     return info
+
+
+def set_system_site_packages(venv: Path, on: bool) -> bool:
+    """Make the venv see its base Python's site-packages or not, as ``venv
+    --system-site-packages`` would have made it (its pyvenv.cfg; Python reads it at each start).
+    configure's --enable-system-site-packages may change after the venv was made; the packages
+    it takes from the system must be visible there. Returns whether the file changed."""
+    import re
+
+    config = venv / "pyvenv.cfg"
+    try:
+        text = config.read_text()
+    except FileNotFoundError:
+        return False
+    value = "true" if on else "false"
+    line = re.compile(r"^(\s*include-system-site-packages\s*=\s*)(\S*)[ \t]*$", re.MULTILINE)
+    new = line.sub(lambda m: m.group(1) + value, text) if line.search(text) else \
+        text + ("" if text.endswith("\n") or not text else "\n") + f"include-system-site-packages = {value}\n"
+    if new == text:
+        return False
+    write_atomic(config, new.encode())
+    return True

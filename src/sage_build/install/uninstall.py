@@ -15,7 +15,9 @@ of the package simply runs them all again to complete a removal a kill cut short
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -35,15 +37,36 @@ PIPRM_REMOVED_NOTHING = 3  # spkg-piprm's exit status when it failed before remo
 
 def render_piprm(*, package: str, version: str, python: Path, prefix: Path,
                  distributions: list[tuple[str, str, str]]) -> str:
-    """The text of a package's spkg-piprm (``distributions``: name, version, dist-info dir under prefix)."""
-    import jinja2
+    """The text of a package's spkg-piprm (``distributions``: name, version, dist-info dir under prefix).
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("sage_build.install", "templates"),
-                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    return env.get_template("spkg-piprm.j2").render(
-        package=package, version=version, python=str(python), prefix=str(prefix),
-        distributions=[list(d) for d in distributions], removed_nothing=PIPRM_REMOVED_NOTHING,
-    )
+    templates/spkg-piprm.j2 is written in jinja2's syntax but uses only ``{{ name }}`` and
+    ``{{ name | tojson }}``: those two are substituted here as jinja2 renders them, because
+    importing jinja2 was most of the record phase of every Python package (issue #19;
+    tests/test_unit_uninstall.py compares the result with jinja2's rendering)."""
+    values = {"package": package, "version": version, "python": str(python), "prefix": str(prefix),
+              "distributions": [list(d) for d in distributions], "removed_nothing": PIPRM_REMOVED_NOTHING}
+    template = (Path(__file__).parent / "templates" / PIPRM_TEMPLATE).read_text(encoding="utf-8")
+
+    def substitute(match: re.Match) -> str:
+        if match[1] not in values:  # as jinja2's StrictUndefined
+            raise UninstallError(f"{PIPRM_TEMPLATE}: '{match[1]}' is undefined")
+        value = values[match[1]]
+        return _tojson(value) if match[2] else str(value)
+
+    rest = _PLACEHOLDER.sub("", template)
+    if "{{" in rest or "{%" in rest or "{#" in rest:
+        raise UninstallError(f"{PIPRM_TEMPLATE}: only {{{{ name }}}} and {{{{ name | tojson }}}} are rendered")
+    return _PLACEHOLDER.sub(substitute, template)
+
+
+PIPRM_TEMPLATE = "spkg-piprm.j2"
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*(?:\|\s*(tojson)\s*)?\}\}")
+
+
+def _tojson(value: object) -> str:
+    """jinja2's ``tojson`` filter: sorted keys, and HTML's special characters escaped."""
+    return (json.dumps(value, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026").replace("'", "\\u0027"))
 
 
 def begin_removal(layout: Layout, name: str) -> dict[Path, Path]:
@@ -159,22 +182,28 @@ class ForeignDistribution:
 def foreign_distributions(site_dirs: Iterable[Path], project: str) -> list[ForeignDistribution]:
     """The installations of ``project`` in ``site_dirs`` that sage-build did not make: its
     RECORD-driven uninstall knows nothing of them, and they collide with its install."""
-    from packaging.utils import canonicalize_name
-
-    wanted = canonicalize_name(project)
+    wanted = _canonical(project)
     found = []
     for site in dict.fromkeys(site_dirs):
         for dist_info in sorted(Path(site).glob("*.dist-info")):
             name, _, version = dist_info.name[: -len(".dist-info")].rpartition("-")
-            if canonicalize_name(name) != wanted:
+            if _canonical(name) != wanted:
                 continue
+            # Without INSTALLER it is no other installer's finished install: ours, cut short by a
+            # kill (installer writes INSTALLER and RECORD last), which our own recovery completes.
             try:
-                installer = (dist_info / "INSTALLER").read_text(errors="replace").strip() or "an unknown installer"
+                installer = (dist_info / "INSTALLER").read_text(errors="replace").strip()
             except OSError:
-                installer = "an unknown installer"
-            if installer != "sage-build":
+                continue
+            if installer and installer != "sage-build":
                 found.append(ForeignDistribution(name, version, dist_info, installer))
     return found
+
+
+def _canonical(name: str) -> str:
+    """PEP 503's normal form of a distribution name (packaging.utils.canonicalize_name's rule;
+    packaging's module is not imported on a wheel-kind package's path: see #19)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def remove_foreign(layout: Layout, dist: ForeignDistribution, *, work_dir: Path,

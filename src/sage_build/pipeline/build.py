@@ -22,12 +22,6 @@ from sage_build.base.errors import BuildError
 from sage_build.base.layout import source_root, tool_bin_dir
 from sage_build.base.makeflags import job_budget
 from sage_build.pipeline.package_log import PackageLog
-from sage_build.pipeline.normalize import normalize_wheel
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 BIN_DIR = tool_bin_dir()
 #: Builds run without network: sage-spkg fetched everything beforehand. Proxies point at a
@@ -109,6 +103,12 @@ def read_build_system(source_dir: Path) -> dict:
         if not (source_dir / "setup.py").is_file():
             raise BuildError(f"{source_dir} has neither pyproject.toml nor setup.py: not a Python source tree")
         return dict(_LEGACY_BACKEND)
+    # imported here: a wheel-kind package reads no pyproject.toml, and tomllib (with datetime)
+    # was a tenth of its sage-spkg's start (issue #19)
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
     try:
         data = tomllib.loads(pyproject.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
@@ -277,6 +277,8 @@ def build_wheel(
     wheel = dist_dir / name
     if not wheel.is_file():
         raise BuildError(f"the build backend reported {name}, but {wheel} does not exist")
+    from sage_build.pipeline.normalize import normalize_wheel  # zipfile & co: only for a wheel we built
+
     normalize_wheel(wheel, int(env.get("SOURCE_DATE_EPOCH") or source_date_epoch(source_dir)))
     return wheel
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from sage_build.cache.entry import CacheSettings, Pulled
 from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
 from sage_build.pipeline.build import Unmet, default_advice, build_environment, build_wheel, run_script, source_date_epoch
 from sage_build.recipes.checksums import verified_cached
 from sage_build.configure.config import Config
 from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
-from sage_build.recipes.graph import PYTHON_PSEUDO
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import Layout, tool_bin_dir, tool_root
 from sage_build.base import events
@@ -35,10 +35,9 @@ from sage_build.pipeline.package_log import PackageLog
 from sage_build.base.jobserver import build_share
 from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
-from sage_build.recipes.recipe import Kind, Package, load_packages
-from sage_build.install.target import TargetPython, query_python
+from sage_build.recipes.recipe import PYTHON_PSEUDO, Kind, Package, load_packages
+from sage_build.install.target import TargetPython, query_python, set_system_site_packages
 from sage_build.install.uninstall import PIPRM, foreign_distributions, remove_foreign, render_piprm, uninstall
-from sage_build.pipeline.unpack import apply_patches, unpack_source
 
 MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
 
@@ -65,6 +64,7 @@ class SpkgSettings:
     # As written (SAGE_BYTECODE_LEVELS): the install phase parses it, so a bad value fails that phase.
     bytecode_levels: str = "0"
     collisions: str = "error"  # what an install does with another package's file (install_wheel)
+    cache: CacheSettings = CacheSettings()  # binary caches to pull from and push to (#20)
 
 
 class Spkg:
@@ -140,6 +140,10 @@ class Spkg:
 
     def _run(self) -> Path:
         target = self._target()
+        # configure's --enable-system-site-packages may have changed since the venv was made
+        if set_system_site_packages(self.layout.local, self.config.system_site_packages):
+            self.log.line(f"{self.layout.local / 'pyvenv.cfg'}: include-system-site-packages ="
+                          f" {'true' if self.config.system_site_packages else 'false'}, as configured")
         shutil.rmtree(self.build_dir, ignore_errors=True)
         self.build_dir.mkdir(parents=True)
         env = build_environment(
@@ -147,10 +151,15 @@ class Spkg:
             build_dir=self.build_dir, pkg_name=self.pkg.name, pkg_version=self.version,
             base=self.settings.environ,
         )
-        wheels = self._fetch_unpack_build(target, env)
+        staging = self.build_dir / "inst"
+        key = self._cache_key(target) if self.build_only is None else None
+        pulled = self._pull(key, staging) if key is not None and self.settings.cache.pulls else None
+        if pulled is None:
+            wheels = self._fetch_unpack_build(target, env)
+        else:
+            wheels = pulled.wheels
         if self.build_only is not None:
             return self._hand_over(wheels)
-        staging = self.build_dir / "inst"
         self._check_built(wheels, staging)
         with self.phase(events.UNINSTALL_OLD):
             previous = self._keep_previous()
@@ -160,30 +169,100 @@ class Spkg:
                 self._maintainer_script("spkg-legacy-uninstall", env)
             self._replace_foreign(wheels, target)
         files, distributions = self._install(wheels, staging, previous, target, env)
-        test_result = self._check(env)
+        test_result = self._check(env) if pulled is None else ""
         with self.phase(events.RECORD):
             self._record_scripts(distributions)
             reach("record-scripts")
+            from sage_build.cache.entry import write_record
+
+            # this build's key and what it installed (push checks that the stamp is this build's);
+            # none when it has no key, so that push never takes an older build's
+            write_record(self.layout.cache_record(self.pkg.name, self.version), key, self.layout.local, files)
             stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
             reach("record-manifest")
+        if pulled is None and key is not None and self.settings.cache.push:
+            self._push(files)
         if not self.keep_build:
             shutil.rmtree(self.build_dir, ignore_errors=True)
         return stamp
+
+    # -- the binary cache (#20) ---------------------------------------------------------
+
+    def _cache_key(self, target: TargetPython):
+        """This build's binary-cache key (cache.key), recorded with the stamp; None if it cannot be
+        computed and no cache is used (a build never fails for a key it does not need)."""
+        from sage_build.cache.key import package_keys
+        from sage_build.configure.build_plan import enabled_in_makefile
+        from sage_build.recipes.graph import load_graph
+
+        try:
+            graph = load_graph(self.layout.pkgs_dir)
+            enabled = enabled_in_makefile(self.layout) if self.layout.makefile.is_file() else None
+            keys = package_keys(self.config, graph, target, self.settings.environ, enabled=enabled,
+                                names=[self.pkg.name])
+            return keys.get(self.pkg.name)
+        except (SageBuildError, OSError) as error:
+            if self.settings.cache.used:
+                raise PhaseFailed(events.FETCH, error) from error
+            return None
+
+    def _pull(self, key, staging: Path) -> Pulled | None:
+        """The fetch phase from the binary caches: the first that has the key, verified. A miss, an
+        unreachable cache or an entry refused is a line of the log in ``auto`` mode (the package
+        then builds), an error in ``only`` mode."""
+        from sage_build.base.errors import CacheError
+        from sage_build.cache.entry import pull, unpack_staged
+        from sage_build.cache.store import display_url
+
+        cache = self.settings.cache
+        problems = []
+        # what the install and record phases import loads meanwhile (reading and hashing the
+        # artifacts mostly waits for the disk); a miss only wasted a thread (preload's description)
+        self._preload()
+        with self.phase(events.FETCH):
+            for url in cache.urls:
+                try:
+                    pulled = pull(url, key.key, self.pkg.name, self.build_dir / "cache", cache)
+                    if pulled is not None and pulled.staged is not None:
+                        unpack_staged(pulled.staged, staging / self.layout.prefix.relative_to(self.layout.prefix.anchor))
+                except CacheError as error:
+                    shutil.rmtree(staging, ignore_errors=True)  # nothing of a refused entry is installed
+                    problems.append(str(error))
+                    self.log.line(f"Warning: binary cache: {error}", always=not self.settings.quiet)
+                    continue
+                if pulled is None:
+                    problems.append(f"{display_url(url)} has no entry of key {key.key}")
+                    continue
+                self.log.line(f"from the binary cache {pulled.url} (key {key.key})", always=not self.settings.quiet)
+                self.event_fields["cache"] = pulled.url
+                return pulled
+            if cache.mode == "only":
+                raise CacheError(f"{self.pkg.name}: SAGE_BINARY_CACHE_MODE=only and no binary cache has it:\n  "
+                                 + "\n  ".join(problems) + f"\n(./sage --cache key {self.pkg.name} --explain"
+                                 " lists what its key is made of)")
+            self.log.line(f"not in a binary cache (key {key.key[:16]}...): building it")
+        return None
+
+    def _push(self, files: list[str]) -> None:
+        """After a local build, publish it to SAGE_BINARY_CACHE_PUSH; a failure is a warning."""
+        from sage_build.base.errors import CacheError
+        from sage_build.cache.entry import push_installed
+
+        try:
+            said = push_installed(self.layout, self.pkg, self.settings.cache)
+        except (CacheError, OSError) as error:
+            said = f"not pushed: {error}"
+        self.log.line(f"binary cache: {said}", always=not self.settings.quiet)
 
     def _replace_foreign(self, wheels: list[Path], target: TargetPython) -> None:
         """What another installer (``pip install`` in the prefix) put there of the distributions
         about to be installed goes first, as pip and uv replace an installed version; else every
         file of it would be a collision. A staged install starts from an empty tree: nothing to do."""
-        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
         if self.layout.destdir is not None:
             return
         sites = [Path(target.paths[key]) for key in ("purelib", "platlib")]
         for wheel in wheels:
-            try:
-                project = parse_wheel_filename(wheel.name)[0]
-            except InvalidWheelFilename:
-                continue
+            project = wheel.name.split("-", 1)[0]   # a wheel file name starts with its distribution's
             for dist in foreign_distributions(sites, project):
                 self.log.line(f"replacing {dist.name} {dist.version}, which {dist.installer} installed in"
                               f" the prefix, as pip would")
@@ -212,7 +291,23 @@ class Spkg:
             env.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(self.build_dir / "src")))
         with self.phase(events.BUILD):
             self._build(kind, sources, target, env, dist_dir)
-        return sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
+            wheels = sorted(dist_dir.glob("*.whl")) if dist_dir.is_dir() else []
+            if kind is not Kind.WHEEL:
+                self._relocate(wheels, target, env)
+        return wheels
+
+    def _relocate(self, wheels: list[Path], target: TargetPython, env: dict) -> None:
+        """RUNPATHs into the prefix become $ORIGIN-relative (cache.relocate): the wheel then serves
+        any prefix from a binary cache, and installs here the same."""
+        from sage_build.cache.relocate import relocate_wheel
+        from sage_build.pipeline.normalize import normalize_wheel
+
+        platlib = _final_paths(target, self.layout)["platlib"]
+        for wheel in wheels:
+            changed = relocate_wheel(wheel, self.layout.prefix, platlib)
+            if changed:
+                normalize_wheel(wheel, int(env.get("SOURCE_DATE_EPOCH") or time.time()))
+                self.log.line(f"relocated {wheel.name}: RUNPATH of {', '.join(changed)} relative to $ORIGIN")
 
     def _hand_over(self, wheels: list[Path]) -> Path:
         """--build-only: the wheels go to the directory asked for; nothing is installed."""
@@ -330,6 +425,9 @@ class Spkg:
         return [path]
 
     def _unpack(self, sources: list[Path]) -> None:
+        # tarfile & co: imported by the packages that unpack something, not by a wheel-kind one
+        from sage_build.pipeline.unpack import apply_patches, unpack_source
+
         if sources:
             src = unpack_source(sources[0], self.build_dir)
         else:
@@ -362,6 +460,8 @@ class Spkg:
                 if source.name.endswith(".whl"):
                     shutil.copy2(source, dist_dir / source.name)
                 else:
+                    from sage_build.pipeline.unpack import unpack_source
+
                     unpacked = self.build_dir / f"sdist-{source.name}"
                     unpacked.mkdir()
                     src = unpack_source(source, unpacked)
@@ -682,7 +782,7 @@ def fetch_pip_package(pkg: Package, layout: Layout, target: TargetPython, log: P
 def preload() -> threading.Thread:
     """Import what the install and record phases need, in a background thread.
 
-    sage-spkg runs once per package, and these imports (installer, jinja2 for spkg-piprm) are
+    sage-spkg runs once per package, and these imports (installer and what it needs) are
     a noticeable share of a small package's time when made in line (bench/README.md,
     "Measurements behind the design").  Started once the build's process runs
     (the backend's interpreter, a script), they overlap with it, as sage-spkg only waits for it
@@ -694,11 +794,10 @@ def preload() -> threading.Thread:
     def load() -> None:
         import importlib
 
-        for name in ("sage_build.install.wheel", "jinja2"):
-            try:
-                importlib.import_module(name)
-            except Exception:  # the phase that needs it reports it
-                pass
+        try:
+            importlib.import_module("sage_build.install.wheel")
+        except Exception:  # the phase that needs it reports it
+            pass
 
     thread = threading.Thread(target=load, name="preload")
     thread.start()

@@ -31,12 +31,9 @@ from typing import Iterable
 
 from sage_build.base.errors import RecipeError
 from sage_build.recipes.makevars import MakeVariables, read_make_variables
-from sage_build.recipes.recipe import (
-    Kind, Package, RecipeProblem, load_packages, parse_dependency_line, settle_problems,
+from sage_build.recipes.recipe import (  # noqa: F401  (PYTHON_PSEUDO: the graph's name for it too)
+    PYTHON_PSEUDO, Kind, Package, RecipeProblem, load_packages, parse_dependency_line, settle_problems,
 )
-
-#: The pseudo-package that makes the prefix's virtual environment ($(PYTHON)).
-PYTHON_PSEUDO = "python3-venv"
 
 #: Build backends installed from upstream wheels; without a tree's own definition,
 #: $(PYTHON_TOOLCHAIN) is those present.

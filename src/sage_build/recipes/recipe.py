@@ -19,6 +19,9 @@ from typing import NamedTuple
 
 from sage_build.base.errors import RecipeError
 
+#: The pseudo-package that makes the prefix's virtual environment ($(PYTHON)).  Defined here, not
+#: in graph.py, so that sage-spkg, which needs the name but no graph, does not import the graph.
+PYTHON_PSEUDO = "python3-venv"
 TYPES = ("base", "standard", "optional", "experimental")
 CHECKSUM_KEYS = ("sha256", "sha1", "md5", "cksum")
 SCRIPT_NAMES = (
@@ -812,6 +815,15 @@ def bad_name_reason(name: str) -> str | None:
 
 def _suggested_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_.]", "_", name.lower()).lstrip(".") or "_"
+
+
+def hash_files_before_20(files: dict[str, bytes]) -> str:
+    """The recipe hash as it was before issue #20 (every file of the recipe counted), to recognise
+    a tree's stored hashes of unchanged recipes on upgrade (configure.makefile.update_recipe_hash)."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel] + b"\0")
+    return digest.hexdigest()
 
 
 def recipe_hash(pkg_path: Path) -> str:

@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""Profile: where one small wheel-kind package's wall time goes (issue #19, item 1).
+
+six's wheel becomes a wheel-kind recipe of a fresh distribution tree (configured, its prefix's
+venv made, untimed); then, round after round, `make -f build/make/Makefile w_six` installs it
+into the prefix where it is not yet present (the untimed `make w_six-uninstall` before each
+round removes it; nothing else is deleted before a timed run).
+
+* plain rounds: the wall time of that make, as a user gets it (median);
+* traced rounds (interleaved with the plain ones): the same make under
+  `strace -f --seccomp-bpf -e trace=execve,exit_group` (only those two system calls stop the
+  processes), whose timestamps, with the package's events in logs/events.jsonl (the same
+  clock), cut the run into: make until it starts sage-spkg, the interpreter's start and
+  sage-spkg's imports and set-up until its first phase, each phase, the idle gaps between
+  phases, after the last phase until sage-spkg exits, make's end; and every other process
+  started on the way (make's `date`, the recipe hash, a `uname` ...);
+* the interpreter alone (`python -c pass`, the tool venv's) and `python -X importtime` of
+  sage-spkg's entry module, in fresh processes: the imports' share of the start;
+* with --instructions: every process of one make under `valgrind --tool=callgrind
+  --trace-children=yes`, instructions per command (decisions on a loaded machine).
+
+Load average before each timed round is printed beside its figure.  With --against DIR (another
+sage-build checkout with its own .venv, e.g. a worktree of main) a second tree configured by
+that checkout runs in the same interleaved rounds (A/B).
+
+    .venv/bin/python bench/profile_one_package.py [--rounds 9] [--against DIR] [--instructions] [--no-readme]
+
+Writes its section of bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_install import fetch_wheels  # bench/ is on sys.path: the script's directory
+from bench_make_install import make_tree, user_env
+from readme_section import write_section
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = "w_six"
+
+
+def checkout_python(checkout: Path) -> Path:
+    return checkout / ".venv" / "bin" / "python"
+
+
+def make_tree_of(checkout: Path, root: Path, wheel: Path) -> None:
+    """make_tree, configured by ``checkout``'s configure.py (its Makefile runs that checkout)."""
+    import bench_make_install
+
+    saved = bench_make_install.TOOL_PYTHON, bench_make_install.REPO
+    bench_make_install.TOOL_PYTHON, bench_make_install.REPO = checkout_python(checkout), checkout
+    try:
+        make_tree(root, [wheel])
+    finally:
+        bench_make_install.TOOL_PYTHON, bench_make_install.REPO = saved
+
+
+LAST_CPU = [0.0]  # CPU seconds (user + system) of the last run_make's processes
+
+
+def run_make(root: Path, goal: str, trace: Path | None = None) -> float:
+    command = ["make", "-s", "-f", str(root / "build/make/Makefile"), goal]
+    if trace is not None:
+        command = ["strace", "-f", "-ttt", "-s", "512", "--seccomp-bpf", "-e", "trace=execve,exit_group", "-o", str(trace),
+                   *command]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = subprocess.run(command, env=user_env(root), capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU[0] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+TRACE_LINE = re.compile(r"^(\d+)\s+(\d+\.\d+)\s+(.*)$")
+
+
+def read_trace(trace: Path) -> dict[int, dict]:
+    """pid -> {"exec": time of its last successful execve, "argv": its command, "exit": exit time}."""
+    procs: dict[int, dict] = {}
+    pending: dict[int, tuple[float, str]] = {}
+    for line in trace.read_text().splitlines():
+        match = TRACE_LINE.match(line)
+        if not match:
+            continue
+        pid, when, rest = int(match[1]), float(match[2]), match[3]
+        proc = procs.setdefault(pid, {"exec": None, "argv": "", "exit": None, "first": when})
+        if rest.startswith("execve("):
+            if rest.endswith("= 0"):
+                proc["exec"], proc["argv"] = when, _argv(rest)
+            elif "<unfinished" in rest:
+                pending[pid] = (when, _argv(rest))
+        elif "execve resumed" in rest and rest.endswith("= 0") and pid in pending:
+            proc["exec"], proc["argv"] = pending.pop(pid)
+        elif rest.startswith("+++ exited") or rest.startswith("+++ killed"):
+            proc["exit"] = when
+    return procs
+
+
+def _argv(call: str) -> str:
+    match = re.search(r'\[(.*?)\]', call)
+    words = re.findall(r'"((?:[^"\\]|\\.)*)"', match[1]) if match else []
+    return " ".join(Path(words[0]).name if i == 0 else (Path(w).name if "/" in w else w)
+                    for i, w in enumerate(words[:3]))
+
+
+def run_events(root: Path, since: float) -> list[dict]:
+    events = []
+    with open(root / "logs" / "events.jsonl") as stream:
+        for line in stream:
+            event = json.loads(line)
+            if event.get("package") == PACKAGE and event["time"] >= since:
+                events.append(event)
+    return events
+
+
+def breakdown(root: Path, trace: Path, since: float) -> list[tuple[str, float]]:
+    """The traced run cut into consecutive pieces (name, seconds), process start to exit."""
+    procs = read_trace(trace)
+    make_pid = next(iter(procs))  # the first line's: the traced make itself
+    make = procs[make_pid]
+    spkg = [p for p in procs.values() if "sage-spkg" in p["argv"]]
+    if len(spkg) != 1:
+        raise SystemExit(f"expected one sage-spkg in the trace, found {len(spkg)}: {trace}")
+    spkg = spkg[0]
+    events = run_events(root, since)
+    starts = [e for e in events if e["event"] == "start"]
+    ends = {e["phase"]: e for e in events if e["event"] == "end"}
+    pieces: list[tuple[str, float]] = []
+    others = [p for pid, p in sorted(procs.items(), key=lambda kv: kv[1]["first"])
+              if pid != make_pid and p is not spkg and p["exec"] is not None]
+    before = [p for p in others if p["exec"] < spkg["exec"]]
+    inside = [p for p in others if p["exec"] >= spkg["exec"]]
+    pieces.append(("make: start until it runs sage-spkg" + (f" (incl. {', '.join(p['argv'] for p in before)})"
+                                                           if before else ""), spkg["exec"] - make["exec"]))
+    pieces.append(("sage-spkg: interpreter start, imports, set-up until the first phase",
+                   starts[0]["time"] - spkg["exec"]))
+    previous_end = None
+    for start in starts:
+        phase = start["phase"]
+        if previous_end is not None:
+            pieces.append((f"  idle gap before {phase}", start["time"] - previous_end))
+        end = ends[phase]
+        children = [p["argv"] for p in inside if start["time"] <= p["exec"] <= end["time"]]
+        pieces.append((f"phase {phase}" + (f" (runs {', '.join(children)})" if children else ""),
+                       end["time"] - start["time"]))
+        previous_end = end["time"]
+    after = [p["argv"] for p in inside if p["exec"] > previous_end]
+    pieces.append(("sage-spkg: after the last phase until its exit" + (f" (runs {', '.join(after)})" if after else ""),
+                   spkg["exit"] - previous_end))
+    pieces.append(("make: after sage-spkg until its exit", make["exit"] - spkg["exit"]))
+    return pieces
+
+
+def interpreter_start(python: Path, runs: int) -> tuple[float, float]:
+    """Median wall of `python -c pass` and of importing sage-spkg's entry, fresh processes."""
+    plain, entry = [], []
+    src = str(REPO / "src")
+    for _ in range(runs):
+        for times, code in ((plain, "pass"), (entry, f"import sys; sys.path.insert(0, {src!r}); "
+                                                     "import sage_build.face.spkg_command")):
+            start = time.perf_counter()
+            subprocess.run([str(python), "-c", code], check=True)
+            times.append(time.perf_counter() - start)
+    return statistics.median(plain), statistics.median(entry)
+
+
+def top_imports(python: Path, limit: int = 12) -> list[tuple[int, str]]:
+    """The slowest top-level imports (cumulative microseconds) of sage-spkg's entry module."""
+    result = subprocess.run(
+        [str(python), "-X", "importtime", "-c",
+         f"import sys; sys.path.insert(0, {str(REPO / 'src')!r}); import sage_build.face.spkg_command"],
+        capture_output=True, text=True, check=True)
+    rows = []
+    for line in result.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2].rstrip()
+            depth = (len(name) - len(name.lstrip())) // 2
+            if depth <= 1:
+                rows.append((int(parts[1]), name.strip()))
+    return sorted(rows, reverse=True)[:limit]
+
+
+def instructions(root: Path, out: Path) -> list[tuple[str, int]]:
+    """Instructions (callgrind's Ir) of every process of one make of the package."""
+    out.mkdir(parents=True, exist_ok=True)
+    run_make(root, f"{PACKAGE}-uninstall")
+    command = ["valgrind", "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={out}/cg.%p",
+               "make", "-s", "-f", str(root / "build/make/Makefile"), PACKAGE]
+    result = subprocess.run(command, env=user_env(root), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"valgrind failed:\n{result.stderr[-3000:]}")
+    rows = []
+    for path in sorted(out.glob("cg.*")):
+        cmd, total = "", 0
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("cmd:"):
+                cmd = " ".join(Path(w).name if "/" in w else w for w in line[4:].split()[:3])
+            elif line.startswith("totals:") or line.startswith("summary:"):
+                total = int(line.split()[1])
+        rows.append((cmd, total))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--against", type=Path, help="another sage-build checkout (with .venv) for A/B rounds")
+    parser.add_argument("--instructions", action="store_true", help="callgrind instruction counts too (slow)")
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args()
+    lines: list[str] = []
+    out = lines.append
+    (wheel,) = fetch_wheels([("six", "1.17.0")])
+    work = Path(tempfile.mkdtemp(prefix="profile_one_package-")).resolve()
+    checkouts = {"this": REPO}
+    if args.against:
+        checkouts["against"] = args.against.resolve()
+    walls: dict[str, list[tuple[float, float]]] = {k: [] for k in checkouts}
+    cpus: dict[str, list[float]] = {k: [] for k in checkouts}
+    traced: dict[str, list[float]] = {k: [] for k in checkouts}
+    pieces: dict[str, list[list[tuple[str, float]]]] = {k: [] for k in checkouts}
+    try:
+        roots = {}
+        for name, checkout in checkouts.items():
+            subprocess.run([str(checkout_python(checkout)), "-m", "compileall", "-q", str(checkout / "src")],
+                           check=True)
+            roots[name] = work / name
+            make_tree_of(checkout, roots[name], wheel)
+            run_make(roots[name], PACKAGE)  # a first install: the hash, the page cache
+        for round_ in range(args.rounds):
+            names = list(checkouts) if round_ % 2 == 0 else list(reversed(checkouts))
+            for name in names:
+                root = roots[name]
+                for mode in ("plain", "traced"):
+                    run_make(root, f"{PACKAGE}-uninstall")
+                    load = os.getloadavg()[0]
+                    if mode == "plain":
+                        walls[name].append((run_make(root, PACKAGE), load))
+                        cpus[name].append(LAST_CPU[0])
+                        print(f"round {round_ + 1}/{args.rounds} {name}: {walls[name][-1][0] * 1000:6.1f} ms "
+                              f"(load before {load:.2f})", file=sys.stderr, flush=True)
+                    else:
+                        trace = work / f"trace-{name}-{round_}"
+                        since = time.time()
+                        traced[name].append(run_make(root, PACKAGE, trace))
+                        pieces[name].append(breakdown(root, trace, since))
+        for name, checkout in checkouts.items():
+            python = checkout_python(checkout)
+            out(f"\n### {name}: {checkout.name} ({_commit(checkout)})\n")
+            wall = [w for w, _ in walls[name]]
+            out(f"make {PACKAGE} (a fresh install), {args.rounds} rounds: median {statistics.median(wall) * 1000:.1f} ms"
+                  f" (min {min(wall) * 1000:.1f}, max {max(wall) * 1000:.1f}; load before "
+                  f"{min(l for _, l in walls[name]):.2f}-{max(l for _, l in walls[name]):.2f});"
+                  f" under strace: median {statistics.median(traced[name]) * 1000:.1f} ms; CPU time (user + system, its "
+                  f"processes): median {statistics.median(cpus[name]) * 1000:.1f} ms")
+            out("\nwhere it goes (traced rounds, median ms of each piece):\n")
+            labels = [label for label, _ in max(pieces[name], key=len)]
+            for i, label in enumerate(labels):
+                values = [p[i][1] for p in pieces[name] if len(p) > i and p[i][0] == label]
+                if not values:  # the piece's label changed between rounds (a child seen once)
+                    values = [p[i][1] for p in pieces[name] if len(p) > i]
+                out(f"    {statistics.median(values) * 1000:7.1f}  {label}")
+            total = statistics.median(sum(v for _, v in p) for p in pieces[name])
+            out(f"    {total * 1000:7.1f}  total (make's exec to make's exit)")
+            plain, entry = interpreter_start(python, 7)
+            out(f"\ninterpreter alone (python -c pass): {plain * 1000:.1f} ms; with sage-spkg's entry module "
+                  f"imported: {entry * 1000:.1f} ms (imports {1000 * (entry - plain):.1f} ms); slowest imports "
+                  "(python -X importtime, cumulative us):\n")
+            for micros, module in top_imports(python):
+                out(f"    {micros:8d}  {module}")
+            if args.instructions:
+                out("\ninstructions (callgrind) per process of one make:\n")
+                rows = instructions(roots[name], work / f"callgrind-{name}")
+                for cmd, total in rows:
+                    out(f"    {total / 1e6:9.1f} M  {cmd}")
+                out(f"    {sum(t for _, t in rows) / 1e6:9.1f} M  total")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    command = f"    .venv/bin/python bench/profile_one_package.py --rounds {args.rounds}" + (
+        f" --against {args.against}" if args.against else "") + (" --instructions" if args.instructions else "")
+    text = "\n".join([
+        "## #19 per-package cost: one wheel-kind package through make (bench/profile_one_package.py)",
+        "",
+        f"six's wheel as a wheel-kind recipe, `make {PACKAGE}` through the generated Makefile into a prefix where it "
+        "is not installed (a fresh install; the untimed `make w_six-uninstall` before each round), plain and under "
+        f"strace in interleaved rounds; load average before each round given. {os.cpu_count()} cores.",
+        "",
+        command,
+        *lines,
+    ])
+    print(text)
+    if not args.no_readme:
+        write_section("profile_one_package", text)
+    return 0
+
+
+def _commit(checkout: Path) -> str:
+    result = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return result.stdout.strip() + (" + changes" if dirty else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

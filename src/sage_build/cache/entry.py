@@ -1,0 +1,285 @@
+"""A binary-cache entry: its manifest, pushing one, pulling one (#20 items 3-5).
+
+An entry is the signed manifest ``v1/<key>.json``::
+
+    {"manifest": {"format": 1, "key": ..., "package": ..., "version": ...,
+                  "artifacts": [{"name": "x-1.0-py3-none-any.whl", "kind": "wheel", "sha256": ..., "size": ...}],
+                  "tags": [...], "inputs": {...}, "builder": {...}, "time": ...},
+     "signatures": [{"key": "NAME", "sig": "BASE64"}]}
+
+and its artifacts ``v1/blobs/<sha256>``: the wheel of a Python package, or for a staged package a
+tarball of its files (paths relative to the prefix; its key names the prefix). The artifacts go
+first and the manifest last, each written once (see :mod:`sage_build.cache.store`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sage_build.base.errors import CacheError
+from sage_build.cache import trust
+from sage_build.cache.key import BUILD_FORMAT, canonical_json
+from sage_build.cache.store import Store, blob_path, display_url, manifest_path, open_store
+
+FORMAT = 1
+MODES = ("auto", "only", "never")
+WHEEL, STAGED = "wheel", "staged"
+STAGED_NAME = "staged.tar.gz"
+_ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+!-]*\.(whl|tar\.gz)$")
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """What a build is told about binary caches (``face`` reads it from the environment)."""
+
+    urls: tuple[str, ...] = ()        # SAGE_BINARY_CACHE: pulled from, first hit wins
+    mode: str = "auto"                # SAGE_BINARY_CACHE_MODE: auto, only (a miss is an error), never
+    push: str = ""                    # SAGE_BINARY_CACHE_PUSH: pushed to after each local build
+    unsigned: bool = False            # SAGE_BINARY_CACHE_TRUST=unsigned: take unsigned entries
+    trusted_keys: tuple[str, ...] = field(default=(), repr=False)  # SAGE_BINARY_CACHE_TRUSTED_KEYS
+    signing_key: str = field(default="", repr=False)  # the secret key (SAGE_BINARY_CACHE_SIGNING_KEY's file)
+
+    @property
+    def pulls(self) -> bool:
+        return bool(self.urls) and self.mode != "never"
+
+    @property
+    def used(self) -> bool:
+        return self.pulls or bool(self.push)
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """A verified entry, its artifacts written to a directory."""
+
+    url: str
+    manifest: dict
+    wheels: list[Path]
+    staged: Path | None  # the staged files' tarball
+
+
+def make_manifest(key: str, package: str, version: str, inputs: dict, artifacts: list[tuple[str, str, bytes]],
+                  tags: list[str]) -> dict:
+    """The manifest of an entry; ``artifacts``: (name, kind, bytes)."""
+    return {
+        "format": FORMAT, "key": key, "package": package, "version": version,
+        "artifacts": [{"name": name, "kind": kind, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                      for name, kind, data in artifacts],
+        "tags": tags, "inputs": inputs,
+        "builder": {"sage-build": BUILD_FORMAT, "machine": platform.machine(), "python": platform.python_version()},
+        "time": round(time.time()),
+    }
+
+
+def push(store: Store, manifest: dict, artifacts: list[tuple[str, str, bytes]], signing_key: str = "") -> bool:
+    """Publish an entry: the artifacts (content-addressed), then the manifest, signed with
+    ``signing_key`` when given. False when the key has an entry already (it stays as it was)."""
+    path = manifest_path(manifest["key"])
+    try:
+        if store.exists(path):
+            return False
+    except CacheError:
+        pass  # a directory not made yet: the writes make it, or fail saying why
+    for (_, _, data), described in zip(artifacts, manifest["artifacts"]):
+        store.write_once(blob_path(described["sha256"]), data)
+    signatures = [trust.sign(canonical_json(manifest), signing_key)] if signing_key else []
+    document = {"manifest": manifest, "signatures": signatures}
+    return store.write_once(path, json.dumps(document, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def pull(url: str, key: str, package: str, directory: Path, settings: CacheSettings) -> Pulled | None:
+    """The entry of ``key`` from the cache at ``url``, verified, its artifacts written into
+    ``directory``; None when the cache has none. CacheError when it cannot be reached or its entry
+    is not to be trusted (unsigned, unknown key, bad signature, an artifact missing, truncated or
+    changed): the message says which."""
+    store = open_store(url)
+    where = f"{display_url(url)}: the entry of {package} ({key[:16]}...)"
+    raw = store.read(manifest_path(key))
+    if raw is None:
+        return None
+    try:
+        document = json.loads(raw)
+        manifest = document["manifest"]
+        signatures = document.get("signatures", [])
+        artifacts = manifest["artifacts"]
+        assert isinstance(manifest, dict) and isinstance(artifacts, list) and artifacts
+    except (ValueError, KeyError, TypeError, AssertionError, AttributeError):
+        raise CacheError(f"{where} is not a manifest sage-build wrote (unreadable JSON or fields missing)") from None
+    if not settings.unsigned:
+        trust.verify(canonical_json(manifest), signatures, list(settings.trusted_keys), where)
+    if manifest.get("key") != key or manifest.get("package") != package or manifest.get("format") != FORMAT:
+        raise CacheError(f"{where} describes another entry ({manifest.get('package')!r}, key"
+                         f" {str(manifest.get('key'))[:16]}...)")
+    directory.mkdir(parents=True, exist_ok=True)
+    wheels, staged = [], None
+    for artifact in artifacts:
+        name, kind, digest = artifact.get("name", ""), artifact.get("kind"), artifact.get("sha256", "")
+        if not isinstance(name, str) or not _ARTIFACT_NAME.match(name) or kind not in (WHEEL, STAGED) \
+                or not re.fullmatch(r"[0-9a-f]{64}", str(digest)):
+            raise CacheError(f"{where} names an artifact sage-build does not take: {name!r} ({kind})")
+        data = store.read(blob_path(digest))
+        if data is None:
+            raise CacheError(f"{where}: its artifact {name} is missing")
+        if len(data) != artifact.get("size") or hashlib.sha256(data).hexdigest() != digest:
+            raise CacheError(f"{where}: its artifact {name} does not match the manifest's sha256 and size"
+                             f" ({len(data)} bytes): truncated or changed")
+        (directory / name).write_bytes(data)
+        if kind == WHEEL:
+            wheels.append(directory / name)
+        else:
+            staged = directory / name
+    return Pulled(display_url(url), manifest, wheels, staged)
+
+
+def staged_tarball(root: Path, files: list[str]) -> bytes:
+    """A reproducible tarball of ``files`` (relative to ``root``, the prefix), links kept."""
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for rel in sorted(files):
+            info = tar.gettarinfo(str(root / rel), arcname=rel)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            if info.isreg():
+                with open(root / rel, "rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def unpack_staged(tarball: Path, destination: Path) -> None:
+    """Unpack a staged package's tarball into ``destination`` (the staging tree's prefix); the
+    tarfile "data" filter refuses absolute names, '..', links out of it and devices."""
+    import tarfile
+
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(tarball) as tar:
+            tar.extractall(destination, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise CacheError(f"{tarball.name}: cannot unpack the cached files: {error}") from None
+
+
+def read_signing_key(path: str) -> str:
+    """The secret key in a file (SAGE_BINARY_CACHE_SIGNING_KEY names it)."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as error:
+        raise CacheError(f"SAGE_BINARY_CACHE_SIGNING_KEY={path}: cannot read it ({error.strerror})") from None
+    trust.parse_key(text, f"SAGE_BINARY_CACHE_SIGNING_KEY={path}")
+    if os.stat(path).st_mode & 0o077:
+        raise CacheError(f"SAGE_BINARY_CACHE_SIGNING_KEY={path}: others may read this secret key; chmod 600 it")
+    return text
+
+
+def write_record(path: Path, key, local: Path, files: list[str]) -> None:
+    """Record the key (a cache.key.PackageKey) a package was built under, with the stamp's files and
+    the sha256 of its wheels, right before its stamp is written; no key: remove the record."""
+    from sage_build.base.atomic import write_atomic
+
+    if key is None:
+        path.unlink(missing_ok=True)
+        return
+    record = {"key": key.key, "inputs": key.inputs, "files": sorted(files), "wheels": _wheel_hashes(local, files)}
+    write_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+
+
+def _wheel_hashes(local: Path, files: list[str]) -> dict[str, str]:
+    hashes = {}
+    for rel in files:
+        if rel.endswith(".whl"):
+            try:
+                hashes[rel] = hashlib.sha256((local / rel).read_bytes()).hexdigest()
+            except OSError:
+                hashes[rel] = ""  # gone: matches no recorded build
+    return hashes
+
+
+def read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text())
+        return record if isinstance(record, dict) and isinstance(record.get("key"), str) else None
+    except (OSError, ValueError):
+        return None
+
+
+def installed_artifacts(local: Path, prefix: Path, files: list[str], package: str, *,
+                        keyed_on_prefix: bool) -> list[tuple[str, str, bytes]]:
+    """An installed package's artifacts, from its stamp's ``files`` (relative to ``local``, the
+    prefix as written now): its stored wheels; every other file goes into one staged tarball.
+    A wheel that names the prefix (a RUNPATH, a script) cannot serve another prefix and its key
+    names none: CacheError (relocation is not done yet)."""
+    import zipfile
+
+    artifacts, others = [], []
+    needle = str(prefix).encode()
+    for rel in files:
+        path = local / rel
+        if rel.endswith(".whl") and rel.startswith("var/lib/sage/wheels/"):
+            data = path.read_bytes()
+            if not keyed_on_prefix:
+                with zipfile.ZipFile(io.BytesIO(data)) as wheel:
+                    for member in wheel.namelist():
+                        if needle in wheel.read(member):
+                            raise CacheError(f"{package}: {path.name}'s {member} names the prefix {prefix}; such a"
+                                             " wheel cannot serve another prefix yet (relocation: #20 item 2),"
+                                             " so it is not pushed")
+            artifacts.append((path.name, WHEEL, data))
+        elif os.path.lexists(path) and not (path.is_dir() and not path.is_symlink()):
+            if not keyed_on_prefix and path.is_file() and not path.is_symlink() and needle in path.read_bytes():
+                raise CacheError(f"{package}: its file {rel} names the prefix {prefix}; it cannot serve another"
+                                 " prefix yet (relocation: #20 item 2), so it is not pushed")
+            others.append(rel)
+    if others:
+        artifacts.append((STAGED_NAME, STAGED, staged_tarball(local, others)))
+    return artifacts
+
+
+def push_installed(layout, pkg, settings: CacheSettings, url: str | None = None) -> str:
+    """Publish an installed package (``layout``: base.layout.Layout, ``pkg``: recipes.recipe.Package)
+    under the key recorded when it was built, to ``url`` (default: the settings' push URL). What
+    happened, in words; CacheError when it cannot be pushed."""
+    from sage_build.install.manifest import read_manifest
+
+    url = url or settings.push
+    stamp = layout.stamp(pkg.name, pkg.stamp_version)
+    if not stamp.is_file():
+        raise CacheError(f"{pkg.name}-{pkg.stamp_version} is not installed: nothing to push")
+    record = read_record(layout.cache_record(pkg.name, pkg.stamp_version))
+    if record is None:
+        raise CacheError(f"{pkg.name}-{pkg.stamp_version} has no key recorded by its build: rebuild it"
+                         f" (./sage -f {pkg.name}) to push it")
+    inputs = record.get("inputs", {})
+    files = read_manifest(stamp).get("files", [])
+    if record.get("files") != sorted(files) or record.get("wheels") != _wheel_hashes(layout.local, files):
+        raise CacheError(f"{pkg.name}-{pkg.stamp_version}: what is installed is not what the recorded build made"
+                         f" (a build interrupted, or files changed since): rebuild it (./sage -f {pkg.name}) to push it")
+    keyed_on_prefix = inputs.get("prefix") == str(layout.prefix)
+    artifacts = installed_artifacts(layout.local, layout.prefix, files, pkg.name, keyed_on_prefix=keyed_on_prefix)
+    if not artifacts:
+        raise CacheError(f"{pkg.name}-{pkg.stamp_version} installed nothing: nothing to push")
+    tags = sorted({tag for name, kind, _ in artifacts if kind == WHEEL for tag in _wheel_tags(name)})
+    if any(kind == STAGED for _, kind, _ in artifacts):
+        tags.append(str(inputs.get("environment", {}).get("python", {}).get("tag", "")))
+    manifest = make_manifest(record["key"], pkg.name, pkg.stamp_version, inputs, artifacts, tags)
+    store = open_store(url)
+    if push(store, manifest, artifacts, settings.signing_key):
+        return f"pushed to {store.url} (key {record['key']})"
+    return f"{store.url} has it already (key {record['key']})"
+
+
+def _wheel_tags(filename: str) -> list[str]:
+    from packaging.utils import parse_wheel_filename
+
+    return [str(tag) for tag in parse_wheel_filename(filename)[3]]

@@ -1,0 +1,81 @@
+"""Housekeeping of a binary cache (#20 item 6): mark from the keys that a set of configurations
+needs, delete what nothing references and is older than a grace period.
+
+Entries go before artifacts, so a reader never finds a manifest whose artifact is gone; an
+artifact that a push is writing now is referenced by no manifest yet but is younger than the grace
+period, so it stays (a grace of at least a day is sensible: longer than any push).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+
+from sage_build.cache.store import LAYOUT, Store, age_days, blob_path, is_temporary
+
+_MANIFEST = re.compile(rf"^{LAYOUT}/([0-9a-f]{{64}})\.json$")
+
+
+@dataclass
+class Collected:
+    kept: int = 0
+    entries: list[str] = field(default_factory=list)    # the keys of the entries deleted
+    artifacts: list[str] = field(default_factory=list)  # the sha256 of the artifacts deleted
+    other: list[str] = field(default_factory=list)      # temporaries of killed pushes
+
+
+def collect_garbage(store: Store, keep: set[str], grace_days: float, *, dry_run: bool = False,
+                    now: float | None = None) -> Collected:
+    """Delete the entries whose key is not in ``keep`` and the artifacts no remaining entry names,
+    when older than ``grace_days``. An entry that cannot be read keeps every artifact (when in doubt,
+    keep)."""
+    now = time.time() if now is None else now
+    objects = store.list(f"{LAYOUT}/")
+    result = Collected()
+    referenced: set[str] = set()
+    unreadable = False
+    for path, mtime in objects:
+        match = _MANIFEST.match(path)
+        if not match:
+            continue
+        key = match.group(1)
+        if key not in keep and age_days(mtime, now) > grace_days:
+            result.entries.append(key)
+            if not dry_run:
+                store.delete(path)
+            continue
+        result.kept += 1
+        try:
+            document = json.loads(store.read(path) or b"")
+            referenced |= {a["sha256"] for a in document["manifest"]["artifacts"]}
+        except (ValueError, KeyError, TypeError):
+            unreadable = True
+    for path, mtime in objects:
+        old = age_days(mtime, now) > grace_days
+        if is_temporary(path):
+            if old:
+                result.other.append(path)
+                if not dry_run:
+                    store.delete(path)
+            continue
+        if not path.startswith(f"{LAYOUT}/blobs/") or unreadable:
+            continue
+        digest = path.rsplit("/", 1)[1]
+        if digest not in referenced and old and path == blob_path(digest):
+            result.artifacts.append(digest)
+            if not dry_run:
+                store.delete(path)
+    return result
+
+
+def read_roots(text: str) -> set[str]:
+    """The keys of a roots file: one a line, as ``./sage --cache key --all`` prints them
+    (``NAME KEY``) or the key alone; blank lines and ``#`` comments are skipped."""
+    keys = set()
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and re.fullmatch(r"[0-9a-f]{64}", words[-1]):
+            keys.add(words[-1])
+    return keys

@@ -1,0 +1,252 @@
+"""The binary cache end to end (#20 items 4, 5, 7): `make build` pushes, another tree with another
+prefix pulls in `only` mode and builds nothing, its prefix equal to a from-source build; entries
+that are not to be trusted are refused (and rebuilt in `auto`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Tree, add_recipe, python_recipe
+
+pytestmark = pytest.mark.slow
+
+
+def _recipes(root: Path) -> None:
+    python_recipe(root, "base", "1.0", {"base/__init__.py": "X = 1\n"})
+    python_recipe(root, "mid", "1.0", {"mid/__init__.py": "import base\n"}, deps="$(PYTHON) base")
+    add_recipe(root, "side", deps="", files={
+        "spkg-install": 'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share/side" && echo "made for $SAGE_LOCAL" >'
+                        ' "$SAGE_DESTDIR$SAGE_LOCAL/share/side/note"\n'})
+
+
+def _tree(path: Path, prefix: Path | None = None, recipes_from: Tree | None = None) -> Tree:
+    """A tree with the recipes; ``recipes_from``: a clone of another tree's (the same sdists: the
+    test's sdists are not reproducible)."""
+    tree = Tree(path)
+    if prefix is not None:
+        tree.prefix = prefix
+    if recipes_from is None:
+        _recipes(tree.root)
+    else:
+        for rel in ("build/pkgs", "upstream"):
+            shutil.copytree(recipes_from.root / rel, tree.root / rel, dirs_exist_ok=True)
+    tree.configure()
+    return tree
+
+
+def _built(result) -> list[str]:
+    return sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith("sage-spkg "))
+
+
+def _from_cache(tree: Tree) -> set[str]:
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    return {e["package"] for e in events if e.get("cache") and e["phase"] == "fetch" and e["event"] == "end"}
+
+
+def _files(prefix: Path, named: Path | None = None) -> dict[str, bytes]:
+    """The prefix's files (what packages installed), the prefix's path (``named``: as its files
+    name it) made neutral; byte-code and its RECORD lines left out (their headers hold the time
+    the source was installed)."""
+    found = {}
+    for path in sorted(prefix.rglob("*")):
+        rel = str(path.relative_to(prefix))
+        if path.is_dir() or rel.startswith(("var/", "bin/", "pyvenv.cfg", "lib64")) or "__pycache__" in rel:
+            continue
+        data = path.read_bytes().replace(str(named or prefix).encode(), b"PREFIX")
+        if rel.endswith(".dist-info/RECORD"):
+            data = b"\n".join(line for line in data.split(b"\n") if b"__pycache__" not in line)
+        found[rel] = data
+    return found
+
+
+@pytest.fixture
+def signing(tmp_path):
+    keys = tmp_path / "keys"
+    subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "keygen", "test-1", str(keys)], check=True,
+                   capture_output=True)
+    return {"secret": str(keys / "test-1.secret"), "public": (keys / "test-1.public").read_text().strip()}
+
+
+def test_push_then_another_prefix_pulls_everything_in_only_mode(tmp_path, signing):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    first = _tree(tmp_path / "one")
+    push_env = {"SAGE_BINARY_CACHE_PUSH": f"file://{cache}", "SAGE_BINARY_CACHE_SIGNING_KEY": signing["secret"]}
+    first.make("build", extra_env=push_env)
+    manifests = sorted(p.name for p in (cache / "v1").glob("*.json"))
+    assert len(manifests) == 3, manifests
+    # the same prefix path in a second clone: everything, the staged package too
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local-two", recipes_from=first)
+    pull_env = {"SAGE_BINARY_CACHE": f"file://{cache}", "SAGE_BINARY_CACHE_MODE": "only",
+                "SAGE_BINARY_CACHE_TRUSTED_KEYS": signing["public"]}
+    plan = second.sage("--plan").stdout  # (the plan's environment has no cache: says build)
+    assert "base-1.0" in plan
+    result = second.make("build", extra_env=pull_env, check=False)
+    # side is keyed on its prefix: another prefix has no entry of it, and `only` says so
+    assert result.returncode != 0
+    assert "SAGE_BINARY_CACHE_MODE=only and no binary cache has it" in (result.stdout + result.stderr)
+    assert _from_cache(second) >= {"base", "mid"}
+    # the same prefix in a third tree: all three from the cache, nothing built
+    (tmp_path / "one-prefix").mkdir()
+    third = _tree(tmp_path / "three", prefix=first.prefix, recipes_from=first)  # first's prefix, moved away
+    shutil.move(str(first.prefix), str(tmp_path / "one-prefix" / "local"))
+    third.make("build", extra_env=pull_env)
+    assert _from_cache(third) == {"base", "mid", "side"}
+    assert not list((third.prefix / "var/tmp/sage/build").glob("*/src")) if (third.prefix / "var/tmp/sage/build").exists() else True
+    assert third.python("import mid, base; print(base.X)").stdout.strip() == "1"
+    assert _files(third.prefix) == _files(tmp_path / "one-prefix" / "local", named=first.prefix)
+    assert len(_files(third.prefix)) >= 9
+    # the stamp lists only the wheel, as a local build's
+    stamp = json.loads(third.stamp("base", "1.0").read_text())
+    assert [f for f in stamp["files"] if f.endswith(".whl")] == stamp["files"]
+
+
+def test_auto_mode_pulls_what_it_can_and_builds_the_rest(tmp_path):
+    cache = tmp_path / "cache"
+    first = _tree(tmp_path / "one")
+    first.make("build")  # no cache: then ./sage --cache push publishes the keys recorded by the build
+    env = {"SAGE_BINARY_CACHE_PUSH": str(cache), "SAGE_BINARY_CACHE": f"file://{cache}",
+           "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    pushed = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "push"], env=dict(first.env, **env),
+                            capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
+    assert sorted(line.split(":")[0] for line in pushed.stdout.splitlines()) == ["base", "mid", "side"]
+    again = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "push", "base"],
+                           env=dict(first.env, **env), capture_output=True, text=True)
+    assert "has it already" in again.stdout
+
+    # another prefix: the plan says what comes from the cache; side (keyed on its prefix) builds
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    plan = subprocess.run([sys.executable, str(ROOT / "sage"), "--plan"], env=dict(second.env, **env),
+                          capture_output=True, text=True).stdout
+    lines = {line.split()[1]: line for line in plan.splitlines() if line.strip()[:1].isdigit()}
+    assert "from cache" in lines["base-1.0"] and "from cache" in lines["mid-1.0"], plan
+    assert "build: " in lines["side-none"], plan
+    second.make("build", extra_env=env)
+    assert _from_cache(second) == {"base", "mid"}
+    assert second.python("import mid").returncode == 0
+
+    # a changed recipe: that package and its dependents build, the rest is pulled
+    changed = _tree(tmp_path / "changed", prefix=tmp_path / "changed" / "local", recipes_from=first)
+    (changed.root / "build/pkgs/base/spkg-check").write_text("true\n")
+    changed.make("build", extra_env=env)
+    assert _from_cache(changed) == set() and _built_from_source(changed) == {"base", "mid", "side"}
+    changed = _tree(tmp_path / "changed2", prefix=tmp_path / "changed2" / "local", recipes_from=first)
+    (changed.root / "build/pkgs/mid/spkg-check").write_text("true\n")
+    changed.make("build", extra_env=env)
+    assert _from_cache(changed) == {"base"} and _built_from_source(changed) == {"mid", "side"}
+
+    # a corrupted artifact: refused, the package rebuilt; its dependent still pulled
+    blob = next(iter(json.loads(p.read_text())["manifest"]["artifacts"][0]["sha256"]
+                     for p in (cache / "v1").glob("*.json") if '"package": "base"' in p.read_text()))
+    (cache / "v1/blobs" / blob).write_bytes(b"garbage")
+    third = _tree(tmp_path / "three", prefix=tmp_path / "three" / "local", recipes_from=first)
+    third.make("build", extra_env=env)
+    assert _from_cache(third) == {"mid"} and _built_from_source(third) == {"base", "side"}
+    assert "does not match the manifest's sha256" in (third.root / "logs/pkgs/base-1.0.log").read_text()
+    assert third.python("import mid, base").returncode == 0
+
+
+def _built_from_source(tree: Tree) -> set[str]:
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    return {e["package"] for e in events if e["phase"] == "build" and e["event"] == "end" and e["outcome"] == "ok"}
+
+
+def test_bad_settings_are_told_clearly(tmp_path):
+    tree = _tree(tmp_path / "one")
+    for variable, value, message in (
+            ("SAGE_BINARY_CACHE_MODE", "sometimes", "SAGE_BINARY_CACHE_MODE='sometimes': use one of auto, only, never"),
+            ("SAGE_BINARY_CACHE_TRUST", "everything", "SAGE_BINARY_CACHE_TRUST='everything'"),
+            ("SAGE_BINARY_CACHE_SIGNING_KEY", str(tmp_path / "none.secret"), "cannot read it")):
+        result = tree.make("base", extra_env={variable: value}, check=False)
+        assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+    # an unreachable cache: a warning in auto, an error in only
+    env = {"SAGE_BINARY_CACHE": str(tmp_path / "nowhere"), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    only = tree.make("base", extra_env=dict(env, SAGE_BINARY_CACHE_MODE="only"), check=False)
+    assert only.returncode != 0 and "is not a directory" in (tree.root / "logs/pkgs/base-1.0.log").read_text()
+    tree.make("base", extra_env=env)
+    assert tree.python("import base").returncode == 0
+
+
+def test_forced_builds_from_source_and_the_display_says_what_came_from_the_cache(tmp_path):
+    import io
+
+    from sage_build.face.progress import Progress, _Display
+    from sage_build.face.timeline import render
+
+    cache = tmp_path / "cache"
+    first = _tree(tmp_path / "one")
+    env = {"SAGE_BINARY_CACHE_PUSH": str(cache), "SAGE_BINARY_CACHE": str(cache), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    first.make("base", extra_env=env)
+    assert (tmp_path / "one/logs/events.jsonl").exists() and len(list((cache / "v1").glob("*.json"))) == 1
+    (first.root / "logs/events.jsonl").unlink()
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "-f", "base"], env=dict(first.env, **env),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert _from_cache(first) == set() and _built_from_source(first) == {"base"}
+    # another prefix pulls it; the line and the timeline say so
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    second.make("base", extra_env=env)
+    events = [json.loads(line) for line in (second.root / "logs/events.jsonl").read_text().splitlines()]
+    out = io.StringIO()
+    display, state = _Display(terminal=False, out=out), Progress(planned=[])
+    for event in events:
+        state.apply(event)
+        display.show(state, event)
+    assert "base-1.0: from the binary cache in" in out.getvalue()
+    assert "python3-venv" in out.getvalue() and "built in" in out.getvalue()
+    assert "base-1.0 (from cache)" in render(events)
+
+
+def test_concurrent_pushes_of_the_same_packages_are_harmless(tmp_path):
+    first = _tree(tmp_path / "one")
+    first.make("build")
+    for round_ in range(4):
+        cache = tmp_path / f"cache{round_}"
+        env = dict(first.env, SAGE_BINARY_CACHE_PUSH=str(cache))
+        pushes = [subprocess.Popen([sys.executable, str(ROOT / "sage"), "--cache", "push"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outputs = [p.communicate() + (p.returncode,) for p in pushes]
+        assert all(code == 0 for _, _, code in outputs), outputs
+        said = "".join(out for out, _, _ in outputs)
+        assert said.count("pushed to") + said.count("has it already") == 9 and said.count("pushed to") == 3
+        assert len(list((cache / "v1").glob("*.json"))) == 3
+        assert not [p for p in cache.rglob("*") if ".sbtmp-" in p.name]
+    from sage_build.cache.entry import CacheSettings, pull
+
+    key = json.loads((first.prefix / "var/lib/sage/cache-keys/base-1.0.json").read_text())["key"]
+    assert pull(str(cache), key, "base", tmp_path / "out", CacheSettings(unsigned=True)).wheels
+    # an installed wheel that is not what the recorded build made is not pushed
+    stored = next((first.prefix / "var/lib/sage/wheels").glob("base-*.whl"))
+    stored.write_bytes(stored.read_bytes() + b"changed")
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "push", "base"],
+                            env=dict(first.env, SAGE_BINARY_CACHE_PUSH=str(tmp_path / "other")), capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "is not what the recorded build made" in result.stderr, result.stderr
+
+
+def test_the_configuration_names_the_cache_and_the_environment_overrides_it(tmp_path, signing):
+    cache = tmp_path / "cache"
+    first = _tree(tmp_path / "one")
+    first.make("base", extra_env={"SAGE_BINARY_CACHE_PUSH": str(cache),
+                                  "SAGE_BINARY_CACHE_SIGNING_KEY": signing["secret"]})
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    second.configure(f"--with-binary-cache=file://{cache}", f"--with-binary-cache-trusted-key={signing['public']}")
+    assert "from cache" in second.sage("--plan", "base").stdout
+    second.make("base", extra_env={"SAGE_BINARY_CACHE": ""})  # the environment's empty list wins: build
+    assert _from_cache(second) == set() and _built_from_source(second) == {"base"}
+    (second.root / "logs/events.jsonl").unlink()
+    second.sage("-f", "base")  # forced: from source
+    assert _built_from_source(second) == {"base"}
+    (second.root / "logs/events.jsonl").unlink()
+    shutil.rmtree(second.prefix)
+    second.make("base")
+    assert _from_cache(second) == {"base"}

@@ -1,0 +1,105 @@
+"""The binary cache on an S3-compatible store (#20 items 3, 7): moto's server, started here; the
+tests skip cleanly without moto or boto3."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import ROOT
+
+pytest.importorskip("boto3", reason="S3 needs boto3 (pip install boto3)")
+pytest.importorskip("moto.server", reason="the S3 tests need moto's server (pip install 'moto[server]')")
+
+from sage_build.base.errors import CacheError  # noqa: E402
+from sage_build.cache.entry import CacheSettings, make_manifest, pull, push  # noqa: E402
+from sage_build.cache.store import has_key, manifest_path, open_store  # noqa: E402
+from sage_build.cache.trust import generate_key  # noqa: E402
+
+
+@pytest.fixture
+def s3(monkeypatch, tmp_path):
+    """A moto S3 server on a free port, its bucket, and the environment boto3 reads."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "s3cr3t-testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="cache")
+        yield env
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_push_and_pull_through_s3_write_once(s3, tmp_path):
+    secret, public = generate_key("ci-1")
+    url = "s3://cache/sage"
+    artifacts = [("base-1.0-py3-none-any.whl", "wheel", b"wheel bytes" * 1000)]
+    manifest = make_manifest("c" * 64, "base", "1.0", {}, artifacts, [])
+    assert not has_key(url, "c" * 64)
+    assert push(open_store(url), manifest, artifacts, secret)
+    assert has_key(url, "c" * 64)
+    pulled = pull(url, "c" * 64, "base", tmp_path / "out", CacheSettings(urls=(url,), trusted_keys=(public,)))
+    assert pulled.wheels[0].read_bytes() == b"wheel bytes" * 1000
+    # write-once: If-None-Match: * keeps the first manifest
+    store = open_store(url)
+    before = store.read(manifest_path("c" * 64))
+    assert store.write_once(manifest_path("c" * 64), b"other") is False
+    assert store.read(manifest_path("c" * 64)) == before
+    # concurrent pushes of one new key: one wins, the entry is whole
+    other = [("mid-1.0-py3-none-any.whl", "wheel", b"mid" * 5000)]
+    with ThreadPoolExecutor(6) as pool:
+        won = list(pool.map(lambda _: push(open_store(url), make_manifest("d" * 64, "mid", "1.0", {}, other, []),
+                                           other, secret), range(6)))
+    assert won.count(True) == 1
+    assert pull(url, "d" * 64, "mid", tmp_path / "out2",
+                CacheSettings(urls=(url,), trusted_keys=(public,))).wheels[0].read_bytes() == b"mid" * 5000
+    assert {p for p, _ in store.list("v1/")} >= {manifest_path("c" * 64), manifest_path("d" * 64)}
+
+
+def test_an_unreachable_s3_store_is_an_error_without_credentials(s3, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(CacheError) as error:
+        has_key("s3://cache/sage", "c" * 64)
+    assert "s3cr3t" not in str(error.value) and "s3://cache/sage" in str(error.value)
+
+
+@pytest.mark.slow
+def test_make_build_pushes_to_s3_and_another_tree_pulls_everything(s3, tmp_path):
+    from test_binary_cache import _from_cache, _tree
+
+    secret_dir = tmp_path / "keys"
+    subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "keygen", "ci-1", str(secret_dir)], check=True,
+                   capture_output=True)
+    public = (secret_dir / "ci-1.public").read_text().strip()
+    first = _tree(tmp_path / "one")
+    first.make("build", extra_env=dict(s3, SAGE_BINARY_CACHE_PUSH="s3://cache/dist",
+                                       SAGE_BINARY_CACHE_SIGNING_KEY=str(secret_dir / "ci-1.secret")))
+    assert "s3cr3t" not in (first.root / "logs/events.jsonl").read_text()
+    assert "pushed to s3://cache/dist" in (first.root / "logs/pkgs/base-1.0.log").read_text()
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    env = dict(s3, SAGE_BINARY_CACHE="s3://cache/dist", SAGE_BINARY_CACHE_TRUSTED_KEYS=public)
+    second.make("base", "mid", extra_env=dict(env, SAGE_BINARY_CACHE_MODE="only"))
+    assert _from_cache(second) == {"base", "mid"}
+    assert second.python("import mid, base").returncode == 0
