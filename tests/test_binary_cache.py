@@ -111,9 +111,12 @@ def test_push_then_another_prefix_pulls_everything_in_only_mode(tmp_path, signin
 def test_auto_mode_pulls_what_it_can_and_builds_the_rest(tmp_path):
     cache = tmp_path / "cache"
     first = _tree(tmp_path / "one")
-    first.make("build")  # no cache: then ./sage --cache push publishes the keys recorded by the build
     env = {"SAGE_BINARY_CACHE_PUSH": str(cache), "SAGE_BINARY_CACHE": f"file://{cache}",
            "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    # a cache configured (empty: every package misses and builds), no push yet: the build records
+    # the keys that ./sage --cache push then publishes
+    cache.mkdir()
+    first.make("build", extra_env={k: v for k, v in env.items() if k != "SAGE_BINARY_CACHE_PUSH"})
     pushed = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "push"], env=dict(first.env, **env),
                             capture_output=True, text=True)
     assert pushed.returncode == 0, pushed.stderr
@@ -208,7 +211,8 @@ def test_forced_builds_from_source_and_the_display_says_what_came_from_the_cache
 
 def test_concurrent_pushes_of_the_same_packages_are_harmless(tmp_path):
     first = _tree(tmp_path / "one")
-    first.make("build")
+    (tmp_path / "empty").mkdir()
+    first.make("build", extra_env={"SAGE_BINARY_CACHE": f"file://{tmp_path / 'empty'}"})   # records the keys
     for round_ in range(4):
         cache = tmp_path / f"cache{round_}"
         env = dict(first.env, SAGE_BINARY_CACHE_PUSH=str(cache))
@@ -250,3 +254,16 @@ def test_the_configuration_names_the_cache_and_the_environment_overrides_it(tmp_
     shutil.rmtree(second.prefix)
     second.make("base")
     assert _from_cache(second) == {"base"}
+
+
+def test_a_build_without_a_cache_records_no_key_and_push_says_how(tmp_path):
+    """A build with no binary cache configured computes no key (#19: the key reads the whole graph
+    and runs the compiler, per package); pushing it afterwards says how to get one."""
+    first = _tree(tmp_path / "one")
+    first.make("build")
+    assert not list((first.prefix / "var/lib/sage").glob("cache-keys/*.json"))
+    result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "push", "base"],
+                            env=dict(first.env, SAGE_BINARY_CACHE_PUSH=str(tmp_path / "c")), capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "a key is recorded when a binary cache is configured" in result.stderr
+    assert f"SAGE_BINARY_CACHE_PUSH={tmp_path / 'c'} ./sage -f base" in result.stderr

@@ -71,3 +71,35 @@ def test_a_pure_wheel_is_left_alone(tmp_path):
     before = wheel.read_bytes()
     assert relocate_wheel(wheel, tmp_path / "prefix", str(tmp_path / "site")) == []
     assert wheel.read_bytes() == before
+
+
+def test_an_extension_built_against_the_systems_library_keeps_no_path_into_the_prefix(tmp_path):
+    """#22: with --with-system-X the extension links the system's library; the build's
+    -Wl,-rpath,<prefix>/lib is a path into our prefix that nothing there needs: it goes."""
+    prefix = tmp_path / "p" / "local"
+    system = tmp_path / "system"
+    data = _compile(tmp_path, system)   # libbar.so in 'system'; the prefix has no libbar
+    (tmp_path / "ext.c").write_text("int bar(void);\nint ext(void) { return bar() + 1; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", tmp_path / "ext2.so", tmp_path / "ext.c", f"-L{system / 'lib'}",
+                    "-lbar", f"-Wl,-rpath,{prefix / 'lib'}"], check=True)
+    (prefix / "lib").mkdir(parents=True)
+    site = prefix / "lib/python3.11/site-packages"
+    wheel = make_wheel(tmp_path / "dist", "ext", "1.0", {"ext/_ext.so": (tmp_path / "ext2.so").read_bytes()})
+    assert relocate_wheel(wheel, prefix, str(site)) == ["ext/_ext.so"]
+    with zipfile.ZipFile(wheel) as archive:
+        relocated = archive.read("ext/_ext.so")
+    assert str(prefix).encode() not in relocated
+    (tmp_path / "relocated.so").write_bytes(relocated)
+    runpath = subprocess.run([patchelf(), "--print-rpath", tmp_path / "relocated.so"], capture_output=True, text=True)
+    assert runpath.stdout.strip() == "$ORIGIN"
+    assert data  # the first object (linked into 'system') was only the library's builder
+
+
+def test_prefix_libraries_names_what_a_wheel_needs_from_the_prefix(tmp_path):
+    from sage_build.cache.relocate import prefix_libraries
+
+    prefix = tmp_path / "one" / "local"
+    wheel = make_wheel(tmp_path / "dist", "ext", "1.0", {"ext/_ext.so": _compile(tmp_path, prefix),
+                                                         "ext/pure.py": b""})
+    assert prefix_libraries(wheel, prefix) == {"ext/_ext.so": ["libbar.so"]}
+    assert prefix_libraries(wheel, tmp_path / "elsewhere") == {}

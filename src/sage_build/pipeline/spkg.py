@@ -152,7 +152,9 @@ class Spkg:
             base=self.settings.environ,
         )
         staging = self.build_dir / "inst"
-        key = self._cache_key(target) if self.build_only is None else None
+        # The key needs the whole graph and the compiler's version: computed only when a cache is
+        # used (#19: no per-package cost for a build without one)
+        key = self._cache_key(target) if self.build_only is None and self.settings.cache.used else None
         pulled = self._pull(key, staging) if key is not None and self.settings.cache.pulls else None
         if pulled is None:
             wheels = self._fetch_unpack_build(target, env)
