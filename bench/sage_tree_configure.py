@@ -4,7 +4,7 @@ Usage: .venv/bin/python bench/sage_tree_configure.py [TREE] [--write]
 
 Prints the table (from the system / built from source / not understood) and the cold (no
 build/make/config.cache) and warm (cache kept) configure times; --write puts them into
-bench/README.md. The oracle comparison with the tree's own ./configure is not done here.
+bench/README.md. The comparison with the tree's own ./configure: bench/sage_tree_oracle.py.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def main() -> int:
             f"| {counts['system']} | {counts['source'] + counts['installed']} | {counts['not understood']} "
             f"| {times[0]:.2f} s | {times[1]:.2f} s |\n\n"
             "Without --enable-system-site-packages (Python-checked packages are built). Cold: no\n"
-            "build/make/config.cache; warm: a reconfigure reading it. The oracle comparison with the\n"
-            "tree's own ./configure (issue 17, item 4) is not done yet.\n")
+            "build/make/config.cache; warm: a reconfigure reading it. The comparison with the tree's\n"
+            "own ./configure is bench/sage_tree_oracle.py's section (#17 oracle).\n")
     print(out.getvalue() + "\n" + body)
     if "--write" in sys.argv:
         write_section("sage-tree-configure", body)

@@ -180,6 +180,304 @@ def test_compile_and_link_programs_with_the_checks_flags(tmp_path):
     assert run('CPPFLAGS="-I/sbnope"\n' + link, probes).install   # the check's own CPPFLAGS: no sbfoo.h
 
 
+def run_full(text, probes, **kwargs):
+    """A whole spkg-configure.m4 (its REQUIRED-CHECK too), run."""
+    check = read_check(text, "foo")
+    assert check.understood, check.not_understood
+    kwargs.setdefault("dependency_built", lambda d: False)
+    return run_check(check, probes, python_check=lambda p: (False, "no site packages"), **kwargs)
+
+
+@pytest.mark.parametrize("host, required", [("x86_64-pc-linux-gnu", True), ("aarch64-apple-darwin23.1.0", True),
+                                            ("x86_64-unknown-freebsd14.0", False)])
+def test_required_check_as_case_on_host_and_spkg_require(host, required):
+    probes = Probes(dict(os.environ))
+    probes.host = lambda: host   # type: ignore[method-assign]
+    libuuid_form = """SAGE_SPKG_CONFIGURE([foo], [sage_spkg_install_foo=yes], [dnl REQUIRED-CHECK
+      AS_CASE([$host],
+        [*-*-linux*|*-*-darwin*], [],
+        [AS_VAR_SET([SPKG_REQUIRE], [no])])
+    ])"""
+    outcome = run_full(libuuid_form, probes)
+    assert outcome.install == required
+    assert ("not required on this system (its REQUIRED-CHECK)" in outcome.notes) != required
+    # appnope's form: not required unless on macOS; the REQUIRED-CHECK runs with --with-system-foo=no too
+    appnope_form = """SAGE_SPKG_CONFIGURE([foo], [SAGE_PYTHON_PACKAGE_CHECK([foo])], [
+      sage_require_foo=no
+      AS_CASE([$host], [*-*-darwin*], [sage_require_foo=yes])])"""
+    assert run_full(appnope_form, probes, use_system=False).install == ("darwin" in host)
+
+
+def test_a_command_condition_runs_the_program_configure_found(tmp_path):
+    import sys
+
+    probes = Probes(dict(os.environ))
+    importlib_form = """SAGE_SPKG_CONFIGURE([foo], [sage_spkg_install_foo=yes], [
+      AS_IF([test -z "${PYTHON_FOR_VENV}"], [sage_require_foo="no"], [
+        AS_IF(["${PYTHON_FOR_VENV}" -c "import sys; sys.exit(sys.version_info.minor < MINOR)" 2>& AS_MESSAGE_LOG_FD],
+              [sage_require_foo="no"])])])"""
+    here = sys.version_info.minor
+    for minor, required in ((here, False), (here + 1, True)):
+        outcome = run_full(importlib_form.replace("MINOR", str(minor)), probes, context={"PYTHON_FOR_VENV": lambda: sys.executable})
+        assert outcome.install == required, outcome.notes
+    assert not run_full(importlib_form, probes, context={"PYTHON_FOR_VENV": lambda: ""}).install   # our Python SPKG: not required
+    # a literal command is not run (only a program configure found)
+    assert not read_check("SAGE_SPKG_CONFIGURE([foo], [AS_IF([grep -q x /etc/passwd], [A=1])])", "foo").understood
+
+
+def test_feature_check_with_a_chain_of_and(tmp_path):
+    for name, status in (("sbgit", 0), ("sbbroken", 1)):
+        tool = tmp_path / name
+        tool.write_text(f"#!/bin/sh\necho {name} 2.0\nexit {status}\n")
+        tool.chmod(0o755)
+    probes = Probes({**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    git_form = """AC_CACHE_CHECK([for git], [ac_cv_path_GIT], [
+                AC_PATH_PROGS_FEATURE_CHECK([GIT], [TOOL],
+                [${ac_path_GIT} --version >/dev/null 2>/dev/null &&
+                      ac_cv_path_GIT=${ac_path_GIT} &&
+                      ac_path_GIT_found=:
+                ],
+                [sage_spkg_install_foo=yes; ac_cv_path_GIT=no])])"""
+    assert not run(git_form.replace("TOOL", "sbgit"), probes).install
+    assert run(git_form.replace("TOOL", "sbbroken"), probes).install
+    assert run(git_form.replace("TOOL", "sbnope_missing"), probes).install
+
+
+def test_path_prog_keeps_the_path_in_ac_cv_path(tmp_path):
+    tool = tmp_path / "sbconvert"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    probes = Probes({**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    imagemagick_form = """AC_PATH_PROG([CONVERT], [TOOL])
+       AS_IF([test -z "$ac_cv_path_CONVERT"], [sage_spkg_install_foo=yes])"""
+    assert not run(imagemagick_form.replace("TOOL", "sbconvert"), probes).install
+    assert run(imagemagick_form.replace("TOOL", "sbnope_missing"), probes).install
+
+
+def test_pkg_config_variable_is_the_program_configure_found(tmp_path):
+    pkgconf_form = "AS_IF([test -z \"$PKG_CONFIG\"], [sage_spkg_install_foo=yes])"
+    (tmp_path / "pkg-config").write_text("#!/bin/sh\n")
+    (tmp_path / "pkg-config").chmod(0o755)
+    assert not run(pkgconf_form, Probes({**os.environ, "PATH": str(tmp_path)})).install
+    assert run(pkgconf_form, Probes({**os.environ, "PATH": str(tmp_path / "empty")})).install
+
+
+@needs_cc
+def test_run_a_program_and_its_exit_status():
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler")
+    probes = Probes(dict(os.environ))
+    sqlite_form = """m4_pushdef([MIN_MAJOR], [3])
+      m4_pushdef([MIN], [MIN_MAJOR.1])
+      AC_MSG_CHECKING([foo >= ]MIN)
+      AC_RUN_IFELSE([
+        AC_LANG_PROGRAM([[#include <stdlib.h>]], [[
+          if (VALUE < ]]MIN_MAJOR[[) exit(1); else exit(0);
+        ]])],
+        [AC_MSG_RESULT([yes])],
+        [sage_spkg_install_foo=yes],
+        [AC_MSG_RESULT([cross compiling. assume yes])])
+      m4_popdef([MIN])"""
+    assert not run(sqlite_form.replace("VALUE", "3"), probes).install
+    assert run(sqlite_form.replace("VALUE", "2"), probes).install            # runs, exits 1
+    assert run(sqlite_form.replace("VALUE", "sbnope"), probes).install       # does not build
+
+
+@needs_cc
+def test_am_iconv_finds_the_c_librarys_iconv():
+    import platform
+
+    if platform.system() != "Linux":
+        pytest.skip("glibc's iconv")
+    iconv_form = """AM_ICONV
+    if test x"$am_cv_func_iconv" != xyes; then
+       sage_spkg_install_foo=yes
+    fi"""
+    assert not run(iconv_form, Probes(dict(os.environ))).install
+    assert run(iconv_form, Probes({**os.environ, "CPPFLAGS": "-DICONV_NOPE", "CXX": "sbnope-c++"})).install
+
+
+@needs_cc
+def test_gcc_stand_in_asks_both_compilers():
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler")
+    gcc_file = """AC_DEFUN([SAGE_MUST_INSTALL_GCC], [sage_spkg_install_gcc=yes])
+SAGE_SPKG_CONFIGURE_BASE([gcc], [
+    AX_COMPILER_VENDOR()
+    AX_CXX_COMPILE_STDCXX_17([], optional)
+], , , [CRTI=`$CC -print-file-name=crti.o`])"""
+    check = read_check(gcc_file, "gcc")
+    assert check.understood and [s.probe.lang for s in check.steps] == ["C++", "C"]
+    version = subprocess_version()
+    keep = lambda probes: run_check(check, probes, dependency_built=lambda d: False,  # noqa: E731
+                                    python_check=lambda p: (False, "")).install
+    assert keep(Probes(dict(os.environ))) == (not version_in_range(version)), version
+    assert keep(Probes({**os.environ, "CPPFLAGS": "-U__GNUC__"}))   # not a GNU-compatible compiler
+    assert not read_check(gcc_file.replace("[gcc]", "[gcc2]"), "gcc2").understood   # only gcc's own file
+
+
+def subprocess_version() -> tuple[int, int, bool]:
+    import subprocess
+
+    out = subprocess.run([os.environ.get("CC", "cc"), "-dM", "-E", "-"], input="", capture_output=True, text=True).stdout
+    macros = dict(line.split()[1:3] for line in out.splitlines() if len(line.split()) >= 3)
+    return int(macros.get("__GNUC__", 0)), int(macros.get("__GNUC_MINOR__", 0)), "__clang__" in out
+
+
+def version_in_range(version: tuple[int, int, bool]) -> bool:
+    major, minor, clang = version
+    return major > 0 and (clang or (10, 3) <= (major, minor) < (17, 0))
+
+
+def test_a_package_its_required_check_finds_not_required_is_not_built(tmp_path):
+    from conftest import add_recipe
+
+    from sage_build.configure.configure import decide
+
+    not_needed = """SAGE_SPKG_CONFIGURE([sbback], [SAGE_PYTHON_PACKAGE_CHECK([sbback])],
+        [AS_CASE([$host], [*-*-sbnope*], [], [AS_VAR_SET([SPKG_REQUIRE], [no])])])\n"""
+    add_recipe(tmp_path, "sbdep", deps="")
+    add_recipe(tmp_path, "sbback", deps="sbdep", files={"spkg-configure.m4": not_needed},
+               install_requires="sbback >= 1")
+    add_recipe(tmp_path, "sbneeded", deps="", install_requires="sbneeded >= 1",
+               files={"spkg-configure.m4": not_needed.replace("sbback", "sbneeded").replace("*-*-sbnope*", "*")})
+    result = decide([], tmp_path, environ=dict(os.environ))
+    # without --enable-system-site-packages a Python package is built, unless it is not needed at all;
+    # its dependency sbdep (built from source) does not change that: its file decides, as in Sage
+    assert result.system["sbback"].status == "system" and result.decisions["sbback"].from_system
+    assert "not required" in result.system["sbback"].reason
+    assert result.system["sbneeded"].status == "source" and not result.decisions["sbneeded"].from_system
+
+
+def test_python3_stand_in_asks_the_python_configure_uses(tmp_path):
+    import sys
+
+    here = sys.version_info[:2]
+    python3_file = """SAGE_SPKG_CONFIGURE([python3], [
+   m4_pushdef([MIN_VERSION],               [{low}])
+   m4_pushdef([LT_VERSION],                [{high}])
+   SAGE_CHECK_PYTHON_FOR_VENV([$ac_path_PYTHON3], MIN_VERSION, LT_VERSION, $check_modules, [])])"""
+    inside = python3_file.format(low=f"{here[0]}.{here[1]}.0", high=f"{here[0]}.{here[1] + 1}.0")
+    above = python3_file.format(low=f"{here[0]}.{here[1] + 1}.0", high=f"{here[0]}.{here[1] + 2}.0")
+    probes = Probes(dict(os.environ))
+
+    def install(text, python):
+        check = read_check(text, "python3")
+        assert check.understood
+        return run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""),
+                         context={"SAGE_PYTHON_CANDIDATE": lambda: python}).install
+    assert not install(inside, sys.executable)
+    assert install(above, sys.executable)                 # too old for the tree
+    assert install(inside, str(tmp_path / "sbnope-python"))   # no such program
+
+
+def test_a_statement_not_understood_matters_only_when_the_check_reaches_it():
+    probes = Probes(dict(os.environ))
+    rpy2_form = """SAGE_SPKG_CONFIGURE([foo], [SAGE_PYTHON_PACKAGE_CHECK([foo])], [
+      m4_pushdef([MINVER], ["3.5"])
+      PKG_CHECK_MODULES([R], [RMOD >= MINVER], [
+        AC_PATH_PROG([R_EXECUTABLE], [R])
+        R_VERSION=$($R_EXECUTABLE --version | sed -n 's/^R version \\([[0-9.]]*\\).*/\\1/p')
+        AS_VAR_SET([SPKG_REQUIRE], [yes])
+      ], [AS_VAR_SET([SPKG_REQUIRE], [no])])])"""
+    check = read_check(rpy2_form.replace("RMOD", "sbnope-libR"), "foo")
+    assert check.runnable and not check.understood and "R_VERSION" in check.unknown[0]
+    outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+    assert not outcome.install and not outcome.not_understood   # no libR: not required, the unknown line not reached
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed")
+    reached = read_check(rpy2_form.replace("RMOD", "sbr").replace('"3.5"', "0"), "foo")
+    env = os.environ.get("PKG_CONFIG_PATH", "")
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "sbr.pc"), "w") as pc:
+            pc.write("Name: sbr\nDescription: x\nVersion: 4.1\n")
+        probes = Probes({**os.environ, "PKG_CONFIG_PATH": f"{tmp}:{env}"})
+        outcome = run_check(reached, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+    assert outcome.install and "R_VERSION" in outcome.not_understood
+
+
+def test_macros_of_the_trees_m4_and_of_the_file(tmp_path):
+    """SAGE_CHECK_PARI_DEP (the tree's m4/), a macro the file AC_DEFUNs with m4_foreach (nauty's
+    form), nested m4_foreach with []-joined names (palp's form)."""
+    from sage_build.recipes.spkg_configure_m4 import load_check
+
+    (tmp_path / "m4").mkdir()
+    (tmp_path / "m4/sage_check_pari_dep.m4").write_text("""AC_DEFUN([SAGE_CHECK_PARI_DEP],[
+    AC_REQUIRE([SAGE_SPKG_CONFIGURE_PARI])
+    if test x$sage_spkg_install_pari = xyes; then
+        AC_MSG_RESULT([yes; install $1 as well])
+        [sage_spkg_install_]$1=yes
+    fi
+])
+""")
+    recipe = tmp_path / "build/pkgs/pari_galdata"
+    recipe.mkdir(parents=True)
+    (recipe / "spkg-configure.m4").write_text("SAGE_SPKG_CONFIGURE([pari_galdata], [\n SAGE_CHECK_PARI_DEP([pari_galdata])\n])\n")
+    check = load_check(recipe, "pari_galdata")
+    assert check.understood and check.requires == ("pari",), check.unknown
+    probes = Probes(dict(os.environ))
+    for pari_built in (True, False):
+        outcome = run_check(check, probes, dependency_built=lambda d: d == "pari" and pari_built, python_check=lambda p: (False, ""))
+        assert outcome.install == pari_built
+    assert not load_check(recipe, "pari_galdata") is None
+    (tmp_path / "m4/sage_check_pari_dep.m4").write_text("dnl gone\n")   # the tree changed: read again
+    assert not load_check(recipe, "pari_galdata").understood
+
+    for name in ("sbgeng", "sbnau-sbgentreeg", "sbnau-sbgeng"):
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    nauty_form = """AC_DEFUN([SB_TEST_PROGS], [
+    m4_foreach([nautyprog], [sbgeng, sbgentreeg], [
+      AC_PATH_PROG([$2]nautyprog, [[$1]nautyprog])
+      AS_IF([test x$[$2]nautyprog = x], [sage_spkg_install_foo=yes])
+    ])
+])
+SAGE_SPKG_CONFIGURE([foo], [
+  AC_PATH_PROG([GENGCHECK],[sbgeng])
+  AS_IF([test x$GENGCHECK = x], [SB_TEST_PROGS(sbnau-,nau)], [SB_TEST_PROGS(,foo)])])"""
+    check = read_check(nauty_form, "foo")
+    assert check.understood, check.unknown
+    probes = Probes({**os.environ, "PATH": str(tmp_path)})
+    outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+    assert outcome.install and "no sbgentreeg on PATH" in outcome.notes   # sbgeng found: the unprefixed ones
+    (tmp_path / "sbgeng").unlink()
+    outcome = run_check(check, Probes({**os.environ, "PATH": str(tmp_path)}), dependency_built=lambda d: False,
+                        python_check=lambda p: (False, ""))
+    assert not outcome.install, outcome.notes   # no sbgeng: the sbnau- ones, both there
+
+    palp_form = """m4_foreach([palpprog], [[sbpoly], [sbclass]], [
+       m4_foreach([suff], [4, 11], [
+           AC_PATH_PROG(PALP[]palpprog[]suff, [palpprog[-]suff[d.x]])
+           AS_IF([test "x$PALP[]palpprog[]suff" = "x"], [sage_spkg_install_foo=yes])
+       ])])"""
+    check = read_check(f"SAGE_SPKG_CONFIGURE([foo], [{palp_form}])", "foo")
+    assert check.understood, check.unknown
+    names = [s.probe.subject for s in check.steps if s.op == "probe"]
+    assert names == ["sbpoly-4d.x", "sbpoly-11d.x", "sbclass-4d.x", "sbclass-11d.x"]
+    assert [s.probe.var for s in check.steps if s.op == "probe"][0] == "PALPsbpoly4"
+
+
+def test_file_tests_as_var_if_and_options_not_given(tmp_path):
+    (tmp_path / "tex-chtml.js").write_text("x")
+    (tmp_path / "empty").write_text("")
+    probes = Probes(dict(os.environ))
+    mathjax_form = 'AS_IF([test -f "DIR/tex-chtml.js"], [], [sage_spkg_install_foo=yes])'
+    assert not run(mathjax_form.replace("DIR", str(tmp_path)), probes).install
+    assert run(mathjax_form.replace("DIR", str(tmp_path / "nope")), probes).install
+    assert shell_test(["-d", str(tmp_path)]) and not shell_test(["-f", str(tmp_path)]) and not shell_test(["-s", str(tmp_path / "empty")])
+    assert not shell_test(["-e", ""]) and not shell_test(["-r", str(tmp_path / "nope")])
+    debugpy_form = """SAGE_SPKG_CONFIGURE([foo], [sage_spkg_install_foo=yes], [
+      AC_REQUIRE([SAGE_SPKG_CONFIGURE_IPYKERNEL])
+      sage_require_foo=yes
+      AS_VAR_IF([sage_spkg_install_ipykernel], [no], [sage_require_foo=no])])"""
+    assert not run_full(debugpy_form, probes, dependency_built=lambda d: False).install   # system ipykernel: not needed
+    assert run_full(debugpy_form, probes, dependency_built=lambda d: d == "ipykernel").install
+    arg_with = """AC_ARG_WITH([sbfoo], [AS_HELP_STRING([--with-sbfoo], [x])], [A=given], [sage_spkg_install_foo=yes])"""
+    assert run(arg_with, probes).install
+    assert not read_check(f"SAGE_SPKG_CONFIGURE([foo], [AS_VAR_IF([X], [$Y], [])])", "foo").understood
+
+
 @needs_cc
 def test_a_cxx_only_header_is_found_in_cxx_only(tmp_path):
     """gmpxx.h includes <iosfwd>: the C compiler refuses it; Sage's checks run in C++."""

@@ -27,6 +27,7 @@ def test_python_package_check():
 def test_check_header_with_dnl_and_unquoted_name():
     result = check("dnl a comment, with (parens]\n  AC_CHECK_HEADER(foo.h, [], [sage_spkg_install_foo=yes])")
     assert result.understood, result.not_understood
+    # C++: Sage's configure.ac says AC_LANG(C++) before the packages' checks
     assert result.steps == (Step("probe", Probe("header", "foo.h", lang="C++"), missing=(INSTALL,)),)
 
 
@@ -92,10 +93,11 @@ def test_depcheck_records_the_order():
 
 def test_post_is_ignored_and_unknown_macros_are_not_understood():
     assert check("AC_CHECK_HEADER([foo.h])", ", [], [], [AC_SUBST([X], [y])]").understood
-    result = check("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [sage_spkg_install_foo=yes])")
-    assert not result.understood and "AC_RUN_IFELSE" in result.not_understood[0]
+    result = check("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [sage_spkg_install_foo=yes])\nAC_FOO([x])")
+    assert not result.understood and "AC_FOO" in result.unknown[0]
+    assert result.runnable and result.steps[-1] == Step("unknown", value="AC_FOO(...)")   # reached or not: run time
     assert not check("if test x = y; then foo; fi").understood   # foo: a command
-    assert not read_check("AC_DEFUN([X], [])\nSAGE_SPKG_CONFIGURE([foo], [])", "foo").understood
+    assert not read_check("AC_MSG_NOTICE([X])\nSAGE_SPKG_CONFIGURE([foo], [])", "foo").understood
 
 
 def test_unbalanced_quotes_are_not_understood():
@@ -124,7 +126,7 @@ def test_test_forms_inside_as_if():
     for cond in ('test "x$A" = xno', "test ! -n $A", "test x$A != x -a x$B != x", "test x$A = x || test -z $B",
                  "! test x$A = x", 'test x"$A" != x"none required"'):
         assert check(f"AS_IF([{cond}], [sage_spkg_install_foo=yes])").understood, cond
-    for cond in ("test -f /etc/x", "test $A -eq 1", "test $A == 1", "grep -q x y", "test `uname` = Linux",
+    for cond in ("test -L /etc/x", "test $A -eq 1", "test $A == 1", "grep -q x y", "test `uname` = Linux",
                  "test x$sage_spkg_install_bar = xno"):   # bar is not AC_REQUIRE'd
         assert not check(f"AS_IF([{cond}], [sage_spkg_install_foo=yes])").understood, cond
     assert check("AC_REQUIRE([SAGE_SPKG_CONFIGURE_BAR])\n"
@@ -139,21 +141,27 @@ def test_assignments_expand_variables():
 
 
 def test_compile_and_link_a_program_in_the_language_of_the_text():
-    # C++ unless the text says otherwise: Sage's configure.ac sets AC_LANG(C++) before the checks
-    result = check("""AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <gmp.h>
+    result = check("""AC_LANG_PUSH([C])
+        AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <gmp.h>
         #if X < 6
         # error old
         #endif]])], [], [sage_spkg_install_foo=yes])
-        AC_LANG_PUSH([C])
+        AC_LANG_PUSH([C++])
         LIBS="$LIBS -lfoo"
         AC_LINK_IFELSE([AC_LANG_PROGRAM([#include <foo.h>], [[int a@<:@2@:>@; f(a);]])], [], [sage_spkg_install_foo=yes])
+        AC_LANG_POP([C++])
         AC_LANG_POP([C])""")
     assert result.understood, result.not_understood
     compile_, _, link = result.steps
-    assert compile_.probe.kind == "compile" and compile_.probe.lang == "C++"
-    assert compile_.probe.subject == "#include <gmp.h>\n        #if X < 6\n        # error old\n        #endif\nint\nmain ()\n{\n\n  ;\n  return 0;\n}\n"
-    assert link.probe.kind == "link" and link.probe.lang == "C" and "int a[2]; f(a);" in link.probe.subject
-    assert "main (void)" in link.probe.subject
+    assert compile_.probe.kind == "compile" and compile_.probe.lang == "C"
+    assert compile_.probe.subject == "#include <gmp.h>\n        #if X < 6\n        # error old\n        #endif\nint\nmain (void)\n{\n\n  ;\n  return 0;\n}\n"
+    assert link.probe.kind == "link" and link.probe.lang == "C++" and "int a[2]; f(a);" in link.probe.subject
+    assert "main ()" in link.probe.subject
+    for body in ("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])], [], [], [], [])", "AC_LINK_IFELSE([AC_LANG_PROGRAM([AC_FOO], [])])",
+                 "AC_LANG_PUSH([Fortran])\nAC_COMPILE_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LANG_POP([C++])",
+                 "AC_COMPILE_IFELSE([int main;])"):
+        assert not check(body).understood, body
+
 
 
 def test_headers_and_libraries_are_probed_in_the_language_of_the_text():
@@ -165,8 +173,69 @@ def test_headers_and_libraries_are_probed_in_the_language_of_the_text():
     assert result.understood, result.not_understood
     assert [s.probe.lang for s in result.steps] == ["C++", "C", "C", "C++"]
 
+def test_known_macros_of_the_trees_m4_become_probes():
+    openssl = check("""AX_CHECK_OPENSSL([
+        AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[#include <openssl/ssl.h>]], [[SSL_new(0);]])], [], [sage_spkg_install_foo=yes])
+      ], [sage_spkg_install_foo=yes])""")
+    assert openssl.understood, openssl.not_understood
+    (header,) = openssl.steps
+    assert header.probe == Probe("header", "openssl/ssl.h", lang="C++") and header.missing == (INSTALL,)
+    (link,) = header.found
+    assert link.probe.subject == "SSL_new" and link.probe.libs == ("ssl",) and link.probe.other_libs == "-lcrypto"
+    assert link.found[0].probe.kind == "compile" and link.missing == (INSTALL,)
+    iconv = check("AM_ICONV\nif test x\"$am_cv_func_iconv\" != xyes; then sage_spkg_install_foo=yes; fi")
+    assert iconv.understood and iconv.steps[0].found[0].probe.libs == ("", "iconv")
 
-    for body in ("AC_RUN_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LINK_IFELSE([AC_LANG_PROGRAM([AC_FOO], [])])",
-                 "AC_LANG_PUSH([Fortran])\nAC_COMPILE_IFELSE([AC_LANG_PROGRAM([], [])])", "AC_LANG_POP([C])",
-                 "AC_COMPILE_IFELSE([int main;])"):
+
+def test_as_case_patterns_and_the_macro_names_of_sage_spkg_configure():
+    result = read_check("""SAGE_SPKG_CONFIGURE([foo], [], [
+        AS_CASE([$host], [*-*-linux*|*-*-darwin*], [], [*-cygwin], [AS_VAR_SET([SPKG_INSTALL], [yes])],
+                [AS_VAR_SET([SPKG_REQUIRE], [no])])])""", "foo")
+    assert result.understood, result.not_understood
+    (case,) = result.required
+    assert case.cond[0] == "match" and case.cond[2] == ("*-*-linux*", "*-*-darwin*") and case.found == ()
+    cygwin = case.missing[0]
+    assert cygwin.found == (INSTALL,) and cygwin.missing == (Step("set", var="sage_require_foo", value="no"),)
+    assert not check("AS_CASE([$a $b], [x], [])").understood   # two words
+
+
+def test_commands_and_chains():
+    result = check('AS_IF(["$PY" -c "import sys; sys.exit(1)" 2>& AS_MESSAGE_LOG_FD], [A=1])\n'
+                   "$P --version >/dev/null 2>/dev/null &&\n   B=2 &&\n   C=3")
+    assert result.understood, result.not_understood
+    first, chain = result.steps
+    assert first.cond[0] == "run" and [w[-1][2] for w in first.cond[1]] == ["PY", "-c", "import sys; sys.exit(1)"]
+    assert chain.cond == ("run", (((False, "var", "P"),), ((False, "lit", "--version"),)))
+    assert [s.var for s in chain.found] == ["B", "C"]
+    for body in ("$P x && rm -rf y", "rm -rf y && A=1", "A=1 && B=2", "$P `x`"):
         assert not check(body).understood, body
+
+
+def test_check_headers_with_includes_and_an_unquoted_pushdef_name():
+    result = check("""m4_pushdef(SB_MAJOR, [10])
+        AC_CHECK_HEADERS([a/x.h] [a/y.h], [], [sage_spkg_install_foo=yes],
+            [[#ifndef SB_GUARD
+              #include <a/setoper.h>
+              #endif]])
+        AC_CHECK_HEADER([a/z.h], [], [], [@%:@include <a/w.h> /* SB_MAJOR */])""")
+    assert result.understood, result.not_understood
+    loop, single = result.steps
+    assert [s.probe.kind for s in loop.found] == ["compile", "compile"]
+    assert loop.found[1].probe.subject.startswith("#ifndef SB_GUARD") and "#include <a/y.h>" in loop.found[1].probe.subject
+    assert single.probe.subject.startswith("#include <a/w.h> /* 10 */")
+    assert not check("AC_CHECK_HEADER([a.h], [], [], [AC_INCLUDES_DEFAULT])").understood   # a macro in the includes
+
+
+def test_a_program_named_after_a_found_one():
+    result = check("${ac_path_CURL}-config --checkfor 7.22 >/dev/null 2>/dev/null && ac_path_CURL_found=:")
+    assert result.understood, result.not_understood
+    assert result.steps[0].cond[1][0] == ((False, "var", "ac_path_CURL"), (False, "lit", "-config"))
+    assert not check("x${ac_path_CURL} --version && A=1").understood   # a literal program name
+
+
+def test_recursive_and_exploding_macros_end():
+    # without the reader's bound the second and third would expand 3**20 and 8**20 times
+    for defun in ("AC_DEFUN([SAGE_X], [SAGE_X])", "AC_DEFUN([SAGE_X], [SAGE_X\nSAGE_X\nSAGE_X])",
+                  "AC_DEFUN([SAGE_X], [m4_foreach([i], [1, 2, 3, 4, 5, 6, 7, 8], [SAGE_X])])"):
+        result = read_check(f"{defun}\nSAGE_SPKG_CONFIGURE([foo], [SAGE_X])", "foo")
+        assert not result.understood and "SAGE_X" in " ".join(result.unknown + result.not_understood)

@@ -21,8 +21,9 @@ from sage_build.configure.system import Detection, detect_declared, detect_pytho
 from sage_build.install.target import query_python
 from sage_build.base.commands import inherited_environment
 from sage_build.configure.probes import CACHE_FILE, Probes, run_check
-from sage_build.recipes.spkg_configure_m4 import Check, load_check
-from typing import Mapping
+from sage_build.recipes.spkg_configure_m4 import Check, load_check, m4_dir_of, tree_macros
+from typing import Collection, Mapping
+
 
 @dataclass
 class Options:
@@ -166,8 +167,9 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     packages = graph.packages
     enable = _resolve_names(options.enable, packages, "enable")
     with_system = _resolve_names(options.with_system, packages, "with-system")
+    macros = tree_macros(m4_dir_of(layout.pkgs_dir))   # read once, not once per file
     checks = {name: check for name, pkg in packages.items()
-              if not (pkg.path / "spkg-configure.yaml").is_file() and (check := load_check(pkg.path, name)) is not None}
+              if not (pkg.path / "spkg-configure.yaml").is_file() and (check := load_check(pkg.path, name, macros)) is not None}
     for name, value in with_system.items():
         if value != "no" and name not in checks and not has_system_check(packages[name]):
             raise ConfigureError(
@@ -207,7 +209,7 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     decisions = {}
     for name, pkg in packages.items():
         decisions[name] = _decide(pkg, enable.get(name), detections.get(name), name in installed)
-    _depcheck(graph, decisions)
+    _depcheck(graph, decisions, decided_by_m4=set(system))
 
     disabled_installed = sorted(name for name, value in enable.items() if value == "no" and name in installed)
     config = Config(
@@ -334,12 +336,14 @@ def _decide(pkg: Package, enable: str | None, detection: Detection | None, insta
     return PackageDecision(name=pkg.name, enabled=enabled, from_system=from_system, reason=reason)
 
 
-def _depcheck(graph: Graph, decisions: dict[str, PackageDecision]) -> None:
+def _depcheck(graph: Graph, decisions: dict[str, PackageDecision], decided_by_m4: Collection[str] = ()) -> None:
     """A package whose dependency is built from source is built from source too (Sage's DEPCHECK):
-    the system's copy was built against the system's dependency, not ours."""
+    the system's copy was built against the system's dependency, not ours. A package decided by
+    its spkg-configure.m4 is left as it decided: its SAGE_SPKG_DEPCHECK names the dependencies
+    that matter, as in Sage (a package it finds not required needs none)."""
     for name in graph.topological_order(graph.packages):
         decision = decisions[name]
-        if not decision.from_system:
+        if not decision.from_system or name in decided_by_m4:
             continue
         normal, _ = graph.dependencies(name)
         built = [d for d in normal if d in decisions and not decisions[d].from_system]
@@ -382,6 +386,11 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             return False, f"no version_requirements.txt for {name}"
         return found.found, found.reason
 
+    # configure.ac's variables that checks read: the Python of the venv when it is the system's
+    # (python3's spkg-configure.m4 decides), the Python that runs Sage's own tools
+    context = {"PYTHON_FOR_VENV": lambda: "" if built("python3") else python, "SAGE_BOOTSTRAP_PYTHON": lambda: python,
+               "SAGE_PYTHON_CANDIDATE": lambda: python}
+
     def built(name: str) -> bool:
         if name not in result:
             if name in checks:
@@ -395,19 +404,29 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
         setting = with_system.get(name, "no" if check.python_check and not site_packages else "yes")
         if name in installed:
             result[name] = SystemStatus("installed", "installed in the prefix by sage-build; it stays so")
-        elif not check.understood and setting == "force":
+        elif not check.runnable and setting == "force":
             # the check cannot be run: the user's word is the only way to the system's copy
             result[name] = SystemStatus("system", "--with-system-" + name + "=force; its spkg-configure.m4 is not"
                                         " understood (" + "; ".join(check.not_understood[:1]) + "), so unchecked")
-        elif not check.understood:
+        elif not check.runnable:
             result[name] = SystemStatus("not understood", "; ".join(check.not_understood[:2]))
-        elif setting == "no":
+        elif setting == "no" and not check.required:
             why = python_check(name)[1] if check.python_check and name not in with_system else "--with-system-" + name + "=no"
             result[name] = SystemStatus("source", why)
-        else:
+        else:   # a REQUIRED-CHECK runs even with --with-system-PKG=no: the package may not be needed
             result[name] = SystemStatus("source", "checking")   # a cycle in DEPCHECKs builds it
-            outcome = run_check(check, probes, dependency_built=built, python_check=python_check)
-            result[name] = SystemStatus("source" if outcome.install else "system", outcome.reason)
+            outcome = run_check(check, probes, dependency_built=built, python_check=python_check,
+                                use_system=setting != "no", context=context)
+            why = outcome.reason
+            if setting == "no" and outcome.install:
+                why = python_check(name)[1] if check.python_check and name not in with_system else "--with-system-" + name + "=no"
+            if outcome.not_understood and setting == "force":   # as above, found when the check reached it
+                result[name] = SystemStatus("system", "--with-system-" + name + "=force; its spkg-configure.m4 is not"
+                                            " understood (" + outcome.not_understood + "), so unchecked")
+            elif outcome.not_understood:   # the check reached a statement the reader does not understand
+                result[name] = SystemStatus("not understood", outcome.not_understood)
+            else:
+                result[name] = SystemStatus("source" if outcome.install else "system", why)
 
     for name in graph.topological_order(checks):
         if name not in result:

@@ -9,8 +9,11 @@ reconfigure asks the system nothing new.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import os
+import platform
 import re
 import shlex
 import shutil
@@ -94,7 +97,8 @@ class Probes:
         own = {k: v for k, v in (flags or {}).items() if k in env and v != env[k]}
         return {**env, **own}, (" " + json.dumps(own, sort_keys=True) if own else "")
 
-    def _build(self, source: str, extra: list[str], link: bool, flags: Mapping[str, str], lang: str = "C") -> bool:
+    def _build(self, source: str, extra: list[str], link: bool, flags: Mapping[str, str], lang: str = "C",
+               execute: bool = False) -> bool:
         cxx = lang == "C++"
         with tempfile.TemporaryDirectory(prefix="sage-build-probe-") as tmp:
             name = "conftest.cpp" if cxx else "conftest.c"
@@ -106,7 +110,10 @@ class Probes:
             else:
                 command += ["-c", name, "-o", "conftest.o"]
             result = self._run(command, cwd=tmp)
-            return result is not None and result.returncode == 0
+            if not execute or result is None or result.returncode != 0:
+                return result is not None and result.returncode == 0
+            ran = self._run([str(Path(tmp, "conftest"))], cwd=tmp, timeout=30)
+            return ran is not None and ran.returncode == 0
 
     def header(self, name: str, flags: Mapping[str, str] | None = None, lang: str = "C") -> bool:
         """Whether ``#include <name>`` compiles in ``lang`` (C or C++: autoconf's current language)."""
@@ -123,12 +130,30 @@ class Probes:
         return bool(self._ask(f"link {function} {' '.join(extra)}{_in(lang)}{words}",
                               lambda: self._build(source, extra, link=True, flags=build, lang=lang)))
 
-    def program_builds(self, source: str, lang: str, link: bool, flags: Mapping[str, str] | None = None) -> bool:
-        """Whether a program compiles (or links) in ``lang`` (C or C++): AC_COMPILE_IFELSE, AC_LINK_IFELSE."""
+    def program_builds(self, source: str, lang: str, link: bool, flags: Mapping[str, str] | None = None,
+                       execute: bool = False) -> bool:
+        """Whether a program compiles (or links, or links and runs with exit status 0) in ``lang``
+        (C or C++): AC_COMPILE_IFELSE, AC_LINK_IFELSE, AC_RUN_IFELSE."""
         build, words = self._flags(flags)
         digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-        return bool(self._ask(f"{'link' if link else 'compile'} {lang} program {digest}{words}",
-                              lambda: self._build(source, [], link=link, flags=build, lang=lang)))
+        kind = "run" if execute else "link" if link else "compile"
+        return bool(self._ask(f"{kind} {lang} program {digest}{words}",
+                              lambda: self._build(source, [], link=link or execute, flags=build, lang=lang, execute=execute)))
+
+    def command(self, argv: list[str]) -> bool:
+        """Whether a command (a program configure found, with its arguments) exits with 0."""
+        def compute():
+            result = self._run(argv, timeout=60)
+            return result is not None and result.returncode == 0
+        return bool(self._ask("run " + json.dumps(argv), compute))
+
+    def host(self) -> str:
+        """autoconf's $host, as config.guess spells it (cpu-vendor-os)."""
+        system = platform.system().lower()
+        machine = platform.machine() or "unknown"
+        if system == "darwin":
+            return f"{machine}-apple-darwin{platform.release()}"
+        return f"{machine}-pc-{system}-gnu" if system == "linux" else f"{machine}-unknown-{system}"
 
     def pkgconfig(self, module: str) -> str | None:
         """The module's version, None when pkg-config (or the module) is missing."""
@@ -185,6 +210,22 @@ def expand(word: Word, get: Callable[[str], str]) -> list[str]:
     return [text for text, kept in fields if kept]
 
 
+def _file_test(check: Callable[[Path], bool]) -> Callable[[Path], bool]:
+    def test(path: Path) -> bool:
+        try:
+            return check(path)
+        except OSError:
+            return False
+    return test
+
+
+_FILE_TESTS = {
+    "-f": _file_test(Path.is_file), "-d": _file_test(Path.is_dir), "-e": _file_test(Path.exists),
+    "-r": _file_test(lambda p: os.access(p, os.R_OK)), "-x": _file_test(lambda p: os.access(p, os.X_OK)),
+    "-s": _file_test(lambda p: p.stat().st_size > 0),
+}
+
+
 def shell_test(args: list[str]) -> bool:
     """``test ARGS`` succeeds (POSIX's rules by the number of arguments, XSI's -a and -o);
     a malformed test fails, as test's status 2 does in an ``if``."""
@@ -196,6 +237,8 @@ def shell_test(args: list[str]) -> bool:
     if n == 2:
         if args[0] == "!":
             return not shell_test(args[1:])
+        if args[0] in _FILE_TESTS:
+            return _FILE_TESTS[args[0]](Path(args[1])) if args[1] else False
         return {"-z": args[1] == "", "-n": args[1] != ""}.get(args[0], False)
     if n == 3 and args[1] in ("=", "!="):
         return (args[0] == args[2]) == (args[1] == "=")
@@ -218,6 +261,7 @@ def shell_test(args: list[str]) -> bool:
 class Outcome:
     install: bool           # Sage's sage_spkg_install_PKG: build from source
     notes: list[str] = field(default_factory=list)   # what was found and what was not
+    not_understood: str = ""   # the statement the check reached and this reader does not understand
 
     @property
     def reason(self) -> str:
@@ -228,14 +272,30 @@ class _Break(Exception):
     pass
 
 
+class _Unknown(Exception):
+    pass
+
+
 def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str], bool],
-              python_check: Callable[[str], tuple[bool, str]]) -> Outcome:
+              python_check: Callable[[str], tuple[bool, str]], use_system: bool = True,
+              context: Mapping[str, Callable[[], str]] | None = None) -> Outcome:
     """Run a check as Sage's configure would; ``dependency_built(dep)`` says whether a
     SAGE_SPKG_DEPCHECK dependency is built from source, ``python_check(pkg)`` runs
-    SAGE_PYTHON_PACKAGE_CHECK (found, why)."""
+    SAGE_PYTHON_PACKAGE_CHECK (found, why). The REQUIRED-CHECK runs first: a package it finds
+    not required is not installed (Sage's ``sage_require_PKG=no``); then, unless ``use_system``
+    is False (``--with-system-PKG=no``), the check. ``context`` gives configure's own variables
+    (``PYTHON_FOR_VENV``, ...); ``host`` and ``PKG_CONFIG`` are known here."""
     install_var = f"sage_spkg_install_{check.package}"
-    variables: dict[str, str] = {install_var: "no"}
+    require_var = f"sage_require_{check.package}"
+    variables: dict[str, str] = {install_var: "no", require_var: "yes"}
     notes: list[str] = []
+    known: dict[str, Callable[[], str]] = {
+        "host": probes.host,
+        # set by Sage's configure.ac before the checks (PKG_PROG_PKG_CONFIG): the environment's,
+        # else pkg-config on PATH (pkgconf's check reads it)
+        "PKG_CONFIG": lambda: probes.environ.get("PKG_CONFIG") or probes.program("pkg-config") or "",
+        **(context or {}),
+    }
 
     def get(var: str) -> str:
         other = var.removeprefix("sage_spkg_install_")
@@ -243,10 +303,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             return "yes" if dependency_built(other) else "no"
         if var not in variables and var in BUILD_VARIABLES:
             return probes.environ.get(var, "")
-        if var == "PKG_CONFIG" and var not in variables:
-            # set by Sage's configure.ac before the checks (PKG_PROG_PKG_CONFIG): the
-            # environment's, else pkg-config on PATH (pkgconf's check reads it)
-            return probes.environ.get("PKG_CONFIG") or probes.program("pkg-config") or ""
+        if var not in variables and var in known:
+            variables[var] = known[var]()
         return variables.get(var, "")
 
     def flags() -> dict[str, str]:
@@ -255,6 +313,14 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
     def holds(cond: tuple) -> bool:
         if cond[0] == "test":
             return shell_test([field for word in cond[1] for field in expand(word, get)])
+        if cond[0] == "match":
+            value = " ".join(expand(cond[1], get))
+            return any(fnmatch.fnmatchcase(value, pattern) for pattern in cond[2])
+        if cond[0] == "run":
+            argv = [field for word in cond[1] for field in expand(word, get)]
+            ok = bool(argv) and probes.command(argv)
+            notes.append(f"{' '.join(argv)[:60]} {'succeeds' if ok else 'fails'}")
+            return ok
         if cond[0] == "not":
             return not holds(cond[1])
         return holds(cond[1]) and holds(cond[2]) if cond[0] == "and" else holds(cond[1]) or holds(cond[2])
@@ -271,6 +337,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             variables[step.var] = _VAR_REF.sub(lambda m: get(m.group(1)), step.value)
         elif step.op == "break":
             raise _Break
+        elif step.op == "unknown":
+            raise _Unknown(step.value)
         elif step.op == "loop":
             try:
                 run(step.found)
@@ -314,11 +382,12 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
                 variables["LIBS"] = f"-l{lib} {get('LIBS')}"
             notes.append(f"{p.subject}{where} {'links' if lib is not None else 'does not link'}")
             branch(lib is not None, step)
-        elif p.kind in ("compile", "link"):
-            ok = probes.program_builds(p.subject, p.lang, p.kind == "link", flags())
+        elif p.kind in ("compile", "link", "run"):
+            ok = probes.program_builds(p.subject, p.lang, p.kind == "link", flags(), execute=p.kind == "run")
             first = next((line.strip() for line in p.subject.splitlines() if line.strip()), "")
-            notes.append(f"a {p.lang} program ({first[:40]}) {'builds' if ok else 'does not build'}" if p.kind == "compile"
-                         else f"a {p.lang} program ({first[:40]}) {'links' if ok else 'does not link'}")
+            verb = {"compile": ("builds", "does not build"), "link": ("links", "does not link"),
+                    "run": ("runs and succeeds", "does not build, run or succeed")}[p.kind][0 if ok else 1]
+            notes.append(f"a {p.lang} program ({first[:40]}) {verb}")
             branch(ok, step)
         elif p.kind == "pkgconfig":
             version = probes.pkgconfig(p.subject)
@@ -334,6 +403,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
                     continue
                 variables[p.var] = path
                 if not feature:
+                    # AC_PATH_PROG(S) keep the path in ac_cv_path_VAR too, AC_CHECK_PROG(S) in ac_cv_prog_VAR
+                    variables[("ac_cv_path_" if "PATH" in p.libs[0] else "ac_cv_prog_") + p.var] = path
                     notes.append(f"{name}: {path}")
                     run(step.found)
                     return
@@ -348,7 +419,18 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             run(step.missing)
 
     try:
-        run(check.steps)
-    except _Break:
-        pass
+        try:
+            run(check.required)
+        except _Break:
+            pass
+        if variables.get(require_var) == "no":
+            return Outcome(install=False, notes=notes + ["not required on this system (its REQUIRED-CHECK)"])
+        if not use_system:
+            return Outcome(install=True, notes=notes)
+        try:
+            run(check.steps)
+        except _Break:
+            pass
+    except _Unknown as unknown:   # Sage's configure would run it; we cannot say what it decides
+        return Outcome(install=True, notes=notes, not_understood=str(unknown))
     return Outcome(install=variables.get(install_var) == "yes", notes=notes)

@@ -2,22 +2,33 @@
 
 The file calls ``SAGE_SPKG_CONFIGURE([pkg], [checks], [required-checks], [pre], [post])``.
 Its checks are read into a small program (:class:`Check`): probes (a header compiles, a
-library links, a pkg-config module has a version, a program is on PATH), each with an action
-when found and one when missing, shell assignments (``sage_spkg_install_pkg=yes``), simple
-``AS_IF`` tests, ``SAGE_SPKG_DEPCHECK`` and ``SAGE_PYTHON_PACKAGE_CHECK``. configure runs the
-program with real probes (``configure.probes``). Whatever this reader does not understand is
-named in :attr:`Check.not_understood`, and configure builds that package from source.
+library links, a program builds, links or runs, a pkg-config module has a version, a program is
+on PATH), each with an action when found and one when missing, shell assignments
+(``sage_spkg_install_pkg=yes``), ``if``/``AS_IF``/``AS_CASE`` tests, commands of a program
+configure found (``"$PYTHON_FOR_VENV" -c ...``), ``SAGE_SPKG_DEPCHECK`` and
+``SAGE_PYTHON_PACKAGE_CHECK``. The REQUIRED-CHECK (and PRE) is read too: it may find the
+package not needed here. configure runs the program with real probes (``configure.probes``).
+
+A statement this reader does not understand becomes an ``unknown`` step (:attr:`Check.unknown`):
+the package is "not understood", and built from source, only when its check reaches it, as the
+shell runs only the branch taken. Text whose structure is not understood (quotes, an ``if``
+without ``fi``) makes the whole file not understood (:attr:`Check.not_understood`).
 
 m4's rules kept here: ``[...]`` quotes (nested; commas and parentheses inside are text),
-one level of quotes removed from each macro argument, unquoted parentheses nested in an
-argument, leading whitespace of an argument dropped, ``dnl`` comments.
+one level of quotes removed from each macro argument and from text m4 writes out, unquoted
+parentheses nested in an argument, leading whitespace of an argument dropped, ``dnl``
+comments, ``m4_pushdef`` of a plain value, ``m4_foreach``, and macros the tree's ``m4/*.m4``
+or the file itself AC_DEFUN (``$1``..``$9``, read again). gcc's and python3's files are
+programs of their own: stand-ins say what they decide (``_STAND_INS``).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
 from sage_build.base.errors import RecipeError
 
@@ -32,8 +43,10 @@ class Probe:
 
     kind: ``header`` (subject: the header), ``library`` (subject: a function; libs: the
     libraries to try, '' meaning none), ``pkgconfig`` (subject: the module; spec: comparisons),
-    ``program`` (subject: the program; sets ``var`` to its path), ``compile`` / ``link``
-    (subject: a program's source in ``lang``, C or C++). A library probe with var ``LIBS`` adds
+    ``program`` (subject: the program; sets ``var`` to its path), ``compile`` / ``link`` /
+    ``run`` (subject: a program's source in ``lang``, C or C++; ``run`` also runs it and asks
+    for exit status 0). Headers and libraries are tried in ``lang`` too (Sage's configure.ac
+    sets C++ before the checks). A library probe with var ``LIBS`` adds
     the library it found to LIBS (AC_SEARCH_LIBS, AC_CHECK_LIB without an action)."""
     kind: str
     subject: str
@@ -47,9 +60,11 @@ class Probe:
 @dataclass(frozen=True)
 class Step:
     """One statement. op is one of: ``probe`` (probe, then found / missing), ``set`` (var =
-    value, whose ``${name}`` are replaced by variables), ``if`` (cond, then found / missing), ``depcheck``
+    value, whose ``${name}`` are replaced by variables), ``if`` (cond, then found / missing;
+    cond may run a command), ``depcheck``
     (deps, then found), ``python`` (subject: the package), ``loop`` (found, until ``break``), ``break``, ``version`` (var = the
-    version printed by ``$program --version``), ``compare`` (cond holds the comparison)."""
+    version printed by ``$program --version``), ``compare`` (cond holds the comparison),
+    ``unknown`` (value: the statement this reader does not understand)."""
     op: str
     probe: Probe | None = None
     var: str = ""
@@ -64,19 +79,29 @@ class Step:
 class Check:
     package: str
     steps: tuple[Step, ...] = ()
-    required: tuple[Step, ...] = ()            # REQUIRED-CHECK
+    required: tuple[Step, ...] = ()            # REQUIRED-CHECK: may set sage_require_PKG=no
     requires: tuple[str, ...] = ()             # AC_REQUIRE'd / DEPCHECK'd packages (order)
     python_check: bool = False
-    not_understood: list[str] = field(default_factory=list)
+    not_understood: list[str] = field(default_factory=list)   # the text's structure: nothing runs
+    unknown: list[str] = field(default_factory=list)          # statements: "not understood" if reached
 
     @property
     def understood(self) -> bool:
+        """Every statement understood."""
+        return not self.not_understood and not self.unknown
+
+    @property
+    def runnable(self) -> bool:
+        """The structure understood: the check runs, and is not understood only if it reaches an
+        ``unknown`` step."""
         return not self.not_understood
 
 
 # --- m4 text --------------------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BRACKET = re.compile(r"[\[\]]")
+_ARG_SPECIAL = re.compile(r"[\[\](),]")
 _MACRO_PREFIXES = ("AC_", "AS_", "AX_", "AM_", "LT_", "PKG_", "SAGE_", "m4_", "WITH_SAGE_")
 
 
@@ -91,21 +116,24 @@ def _is_macro(name: str) -> bool:
 
 def unquote(text: str) -> str:
     """Remove one level of m4 quotes (every ``[``/``]`` at quote depth 0 and 1's brackets)."""
-    out, depth = [], 0
-    for char in text:
+    out, depth, start = [], 0, 0
+    for match in _BRACKET.finditer(text):   # jump from bracket to bracket: a reconfigure reads 348 files
+        char, at = match.group(0), match.start()
         if char == "[":
             depth += 1
             if depth == 1:
-                continue
-        elif char == "]":
+                out.append(text[start:at])
+                start = at + 1
+        else:
             depth -= 1
             if depth == 0:
-                continue
+                out.append(text[start:at])
+                start = at + 1
             if depth < 0:
                 raise ValueError("unbalanced ']'")
-        out.append(char)
     if depth:
         raise ValueError("unbalanced '['")
+    out.append(text[start:])
     return "".join(out)
 
 
@@ -116,9 +144,9 @@ def _quote_depth_after(bracket: str, depth: int) -> int:
 
 def split_args(text: str, start: int) -> tuple[list[str], int]:
     """The raw arguments of a macro call whose '(' is at ``start``; and the index after ')'."""
-    args, current, depth, quote, i = [], [], 0, 0, start + 1
-    while i < len(text):
-        char = text[i]
+    args, depth, quote, begin = [], 0, 0, start + 1
+    for match in _ARG_SPECIAL.finditer(text, start + 1):
+        char, at = match.group(0), match.start()
         if char in "[]":
             quote = _quote_depth_after(char, quote)
             if quote < 0:
@@ -128,21 +156,18 @@ def split_args(text: str, start: int) -> tuple[list[str], int]:
                 depth += 1
             elif char == ")":
                 if depth == 0:
-                    args.append("".join(current))
-                    return [a.lstrip() for a in args], i + 1
+                    args.append(text[begin:at])
+                    return [a.lstrip() for a in args], at + 1
                 depth -= 1
             elif char == "," and depth == 0:
-                args.append("".join(current))
-                current = []
-                i += 1
-                continue
-        current.append(char)
-        i += 1
+                args.append(text[begin:at])
+                begin = at + 1
     raise ValueError("a macro call is not closed: ')' is missing")
 
 
-def tokenize(text: str) -> list[tuple[str, object]]:
-    """Top-level items: ("macro", (name, [unquoted args])) or ("text", str)."""
+def tokenize(text: str, macros: Mapping[str, str] | frozenset = frozenset()) -> list[tuple[str, object]]:
+    """Top-level items: ("macro", (name, [unquoted args])) or ("text", str); a macro is a name
+    of autoconf's or Sage's families (``AC_``, ``SAGE_``...) or one of ``macros``."""
     items: list[tuple[str, object]] = []
     i, buffer, quote = 0, [], 0
     while i < len(text):
@@ -157,7 +182,7 @@ def tokenize(text: str) -> list[tuple[str, object]]:
             match = _NAME.match(text, i)
             name = match.group(0)
             after = match.end()
-            if _is_macro(name):
+            if _is_macro(name) or name in macros:
                 if buffer:
                     items.append(("text", "".join(buffer)))
                     buffer = []
@@ -257,15 +282,21 @@ def word_variables(word: Word) -> list[str]:
     return [text for _, kind, text in word if kind == "var"]
 
 
-_TEST_OPERATORS = {"-z", "-n", "-a", "-o", "=", "!=", "!"}
+_TEST_OPERATORS = {"-z", "-n", "-a", "-o", "=", "!=", "!", "-f", "-d", "-e", "-r", "-x", "-s"}   # and files: read only
+
+
+_REDIRECTION = re.compile(r"(?<!\S)\d?>&\s*\d(?!\S)|(?<!\S)\d?>\s*/dev/null(?!\S)")
 
 
 def read_condition(text: str) -> tuple | None:
     """A shell condition made of ``test`` commands joined by ``&&`` / ``||``, each maybe
     negated by ``!``: ``("test", words)``, ``("not", c)``, ``("and", a, b)``, ``("or", a, b)``.
-    ``test``'s own operators: ``=``, ``!=``, ``-z``, ``-n``, ``!``, ``-a``, ``-o``; None for
+    ``test``'s own operators: ``=``, ``!=``, ``-z``, ``-n``, ``!``, ``-a``, ``-o``. A command
+    whose program is a variable (a program configure found: ``"$PYTHON_FOR_VENV" -c "..."``,
+    ``$ac_path_GIT --version``) is ``("run", words)``: it holds when the command exits with 0;
+    its output redirections (to /dev/null, to the log's descriptor) are dropped. None for
     anything else (another command, another operator)."""
-    words = shell_words(" ".join(text.split()))
+    words = shell_words(" ".join(_REDIRECTION.sub(" ", text).split()))
     if not words:
         return None
     result, joiner, command = None, None, []
@@ -276,14 +307,17 @@ def read_condition(text: str) -> tuple | None:
         negate = command[:1] == [((False, "lit", "!"),)]
         if negate:
             command = command[1:]
-        if not command or command[0] != ((False, "lit", "test"),):
+        if command and [kind for _, kind, text in command[0] if kind == "var" or text][:1] == ["var"]:
+            cond: tuple = ("run", tuple(command))
+        elif not command or command[0] != ((False, "lit", "test"),):
             return None
-        args = tuple(command[1:])
+        else:
+            cond = ("test", tuple(command[1:]))
+        args = cond[1] if cond[0] == "test" else ()
         for arg in args:
             if len(arg) == 1 and arg[0][1] == "lit" and not arg[0][0] and arg[0][2] in ("==", "<", ">", "-eq", "-ne") \
                     or len(arg) == 1 and arg[0][1] == "lit" and arg[0][2].startswith("-") and arg[0][2] not in _TEST_OPERATORS:
                 return None   # a test this reader does not evaluate (files, numbers)
-        cond: tuple = ("test", args)
         if negate:
             cond = ("not", cond)
         result = cond if result is None else (joiner, result, cond)
@@ -292,8 +326,10 @@ def read_condition(text: str) -> tuple | None:
 
 
 def condition_variables(cond: tuple) -> list[str]:
-    if cond[0] == "test":
+    if cond[0] in ("test", "run"):
         return [v for word in cond[1] for v in word_variables(word)]
+    if cond[0] == "match":
+        return word_variables(cond[1])
     return [v for part in cond[1:] for v in condition_variables(part)]
 
 
@@ -307,32 +343,52 @@ _VERSION_CMD = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=`\s*"?\$\{?([A-Za-z_][A-
 
 
 class _Reader:
-    def __init__(self, package: str, where: str):
+    def __init__(self, package: str, where: str, macros: Mapping[str, str] | None = None):
         self.package = package
         self.where = where
+        self.macros = dict(macros or {})   # AC_DEFUN'd in the tree's m4/ and in the file: name -> body
+        self.depth = 0
+        self.expansions = 0   # a bound on macro expansions: a hostile file cannot make the reader loop
         self.problems: list[str] = []
+        self.unknown: list[str] = []
         self.requires: list[str] = []
         self.python = False
-        # autoconf's language: m4 state, so the order of the text decides. Sage's configure.ac
-        # sets AC_LANG(C++) before SAGE_SPKG_COLLECT runs the checks (gmp's gmpxx.h is C++).
+        # autoconf's language: m4 state, so the order of the text decides; Sage's configure.ac
+        # says AC_LANG(C++) before the packages' checks
         self.langs = ["C++"]
 
     def fail(self, what: str) -> tuple[Step, ...]:
+        """A statement this reader does not understand: an ``unknown`` step, which makes the
+        package "not understood" only when the check reaches it (a branch Sage's configure does
+        not take on this machine does not matter, as in the shell)."""
+        what = " ".join(what.split())[:160]
+        self.unknown.append(what)
+        return (Step("unknown", value=what),)
+
+    def broken(self, what: str) -> tuple[Step, ...]:
+        """Text whose structure is not understood (quotes, an if without its fi): the whole
+        check is not understood."""
         self.problems.append(" ".join(what.split())[:160])
         return ()
 
     def steps(self, text: str) -> tuple[Step, ...]:
         try:
-            items = tokenize(strip_dnl(text))
+            items = tokenize(strip_dnl(text), self.macros)
         except ValueError as error:
-            return self.fail(f"m4 quoting: {error}")
+            return self.broken(f"m4 quoting: {error}")
         # shell lines and macro calls, in order: a shell `if` may hold macros
         seq: list[tuple[str, object]] = []
         for kind, value in items:
             if kind == "macro":
                 seq.append(("macro", value))
                 continue
-            for line in re.split(r"[;\n]", re.sub(r"\\\n\s*", " ", value)):  # type: ignore[arg-type]
+            try:   # m4 writes text out without one level of quotes
+                value = unquote(value)  # type: ignore[arg-type]
+            except ValueError as error:
+                return self.broken(f"m4 quoting: {error}")
+            # a line ending in a backslash, && or || goes on on the next one
+            value = re.sub(r"(&&|\|\|)[ \t]*\n\s*", r"\1 ", re.sub(r"\\\n\s*", " ", value))  # type: ignore[arg-type]
+            for line in _split_commands(value):
                 line = line.strip()
                 keyword = re.match(r"(then|else)\s+(\S.*)", line)
                 if keyword:   # `then cmd` / `else cmd`: the keyword, then the command
@@ -341,7 +397,7 @@ class _Reader:
                     seq.append(("line", line))
         steps, end = self.block(seq, 0, ())
         if end < len(seq):
-            return self.fail(f"shell: {seq[end][1]} without its if")
+            return self.broken(f"shell: {seq[end][1]} without its if")
         return steps
 
     def block(self, seq: list[tuple[str, object]], i: int, stops: tuple[str, ...]) -> tuple[tuple[Step, ...], int]:
@@ -358,7 +414,7 @@ class _Reader:
             if first in stops:
                 break
             if first in ("then", "else", "elif", "fi"):
-                self.fail(f"shell: {value} without its if")
+                self.broken(f"shell: {value} without its if")
                 return tuple(out), len(seq)
             if first == "if":
                 step, i = self.shell_if(seq, i)
@@ -373,37 +429,51 @@ class _Reader:
         text = str(seq[i][1]).split(None, 1)[1] if len(str(seq[i][1]).split()) > 1 else ""
         cond = self.if_condition(text)
         if i + 1 >= len(seq) or seq[i + 1] != ("line", "then"):
-            self.fail(f"shell: if {text} (then is missing)")
+            self.broken(f"shell: if {text} (then is missing)")
             return (), len(seq)
         found, j = self.block(seq, i + 2, ("else", "elif", "fi"))
         missing: tuple[Step, ...] = ()
         if j < len(seq) and str(seq[j][1]).split()[0] == "elif":
             missing, j = self.shell_if(seq, j)
-            return ((Step("if", cond=cond, found=found, missing=missing),) if cond else ()), j
+            return self.if_step(cond, text, found, missing), j
         if j < len(seq) and seq[j] == ("line", "else"):
             missing, j = self.block(seq, j + 1, ("fi",))
         if j >= len(seq) or seq[j] != ("line", "fi"):
-            self.fail(f"shell: if {text} (fi is missing)")
+            self.broken(f"shell: if {text} (fi is missing)")
             return (), len(seq)
-        return ((Step("if", cond=cond, found=found, missing=missing),) if cond else ()), j + 1
+        return self.if_step(cond, text, found, missing), j + 1
 
-    def if_condition(self, text: str) -> tuple | None:
-        """The condition of an ``if`` or ``AS_IF`` (None after a failure is recorded)."""
+    def if_step(self, cond: tuple | str, text: str, found: tuple[Step, ...], missing: tuple[Step, ...]) -> tuple[Step, ...]:
+        if isinstance(cond, str):
+            return self.fail(f"condition: {text}{cond}")
+        return (Step("if", cond=cond, found=found, missing=missing),)
+
+    def if_condition(self, text: str) -> tuple | str:
+        """The condition of an ``if`` or ``AS_IF``; a string (why not) when it is not understood."""
         cond = read_condition(text)
         if cond is None:
-            self.fail(f"condition: {text}")
-            return None
+            return ""
         for var in condition_variables(cond):
             other = var.removeprefix("sage_spkg_install_")
             if other != var and other != self.package and other not in self.requires:
                 # Sage's variable of a package not AC_REQUIRE'd before: maybe not set yet
-                self.fail(f"condition: {text} (reads {var} without AC_REQUIRE)")
-                return None
+                return f" (reads {var} without AC_REQUIRE)"
         return cond
 
     def shell(self, line: str) -> list[Step]:
         if line == "break":
             return [Step("break")]
+        chain = _split_and(line)
+        if len(chain) > 1:   # `cmd && a=b && c=d`: each part runs when the one before succeeded
+            first = read_condition(chain[0]) if not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", chain[0]) else None
+            if first is None or first[0] != "run":
+                return list(self.fail(f"shell: {line}"))
+            rest: list[Step] = []
+            for part in chain[1:]:
+                if not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", part):
+                    return list(self.fail(f"shell: {line}"))
+                rest += self.shell(part)
+            return [Step("if", cond=first, found=tuple(rest))]
         version = _VERSION_CMD.match(line)
         if version:
             return [Step("version", var=version.group(1), value=version.group(2))]
@@ -412,8 +482,7 @@ class _Reader:
         if assign and words is not None and len(words) <= 1 and "&&" not in words and "||" not in words:
             value = "".join(text if kind == "lit" else "${" + text + "}" for _, kind, text in (words[0] if words else ()))  # type: ignore[union-attr]
             return [Step("set", var=assign.group(1), value=value)]
-        self.fail(f"shell: {line}")
-        return []
+        return list(self.fail(f"shell: {line}"))
 
     def macro(self, name: str, args: list[str]) -> tuple[Step, ...]:
         arg = lambda n: args[n] if len(args) > n else ""  # noqa: E731
@@ -433,34 +502,35 @@ class _Reader:
             self.requires += deps
             return (Step("depcheck", deps=deps, found=self.steps(arg(1))),)
         if name in ("AC_CHECK_HEADER", "AC_CHECK_HEADERS"):
-            if len(args) > 3 and arg(3):
-                return self.fail(f"{name} with includes")
+            includes = self.program_text(arg(3)) if arg(3).strip() else ""
             headers = arg(0).split()
-            if not headers:
-                return self.fail(f"{name} without a header")
+            if not headers or includes is None:
+                return self.fail(f"{name}({arg(0)})")
             found, missing = self.steps(arg(1)), self.steps(arg(2))
             if name == "AC_CHECK_HEADER" and len(headers) != 1:
                 return self.fail(f"{name}({arg(0)})")
-            each = tuple(Step("probe", Probe("header", h, lang=self.langs[-1]), found=found, missing=missing) for h in headers)
+            # with includes: they come first in the program that includes the header
+            each = tuple(Step("probe", Probe("compile", f"{includes}\n#include <{h}>\nint main(void) {{ return 0; }}\n", lang=self.langs[-1])
+                              if includes else Probe("header", h, lang=self.langs[-1]), found=found, missing=missing) for h in headers)
             return (Step("loop", found=each),) if name == "AC_CHECK_HEADERS" else each  # `break` ends the loop
         if name in ("AC_LANG_PUSH", "AC_LANG"):
             self.langs[-1:] = ([self.langs[-1]] if name == "AC_LANG_PUSH" else []) + [arg(0)]
             return ()
         if name == "AC_LANG_POP":
             if len(self.langs) < 2 or (arg(0) and arg(0) != self.langs[-1]):
-                return self.fail(f"AC_LANG_POP({arg(0)}) without its AC_LANG_PUSH")
+                return self.broken(f"AC_LANG_POP({arg(0)}) without its AC_LANG_PUSH")
             self.langs.pop()
             return ()
-        if name in ("AC_COMPILE_IFELSE", "AC_LINK_IFELSE"):
+        if name in ("AC_COMPILE_IFELSE", "AC_LINK_IFELSE", "AC_RUN_IFELSE"):
             source = self.lang_program(arg(0))
-            if source is None or self.langs[-1] not in ("C", "C++") or len(args) > 3:
+            # AC_RUN_IFELSE's 4th argument is for cross-compiling: not this machine's case
+            if source is None or self.langs[-1] not in ("C", "C++") or len(args) > (4 if name == "AC_RUN_IFELSE" else 3):
                 return self.fail(f"{name}(...) in {self.langs[-1]}")
-            kind = "compile" if name == "AC_COMPILE_IFELSE" else "link"
+            kind = {"AC_COMPILE_IFELSE": "compile", "AC_LINK_IFELSE": "link", "AC_RUN_IFELSE": "run"}[name]
             return (Step("probe", Probe(kind, source, lang=self.langs[-1]),
                          found=self.steps(arg(1)), missing=self.steps(arg(2))),)
         if name == "AC_SEARCH_LIBS":
-            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4), var="LIBS",
-                                        lang=self.langs[-1]),
+            return (Step("probe", Probe("library", arg(0), libs=("",) + tuple(arg(1).split()), other_libs=arg(4), var="LIBS", lang=self.langs[-1]),
                          found=self.steps(arg(2)), missing=self.steps(arg(3))),)
         if name == "AC_CHECK_LIB":
             default = "LIBS" if not arg(2).strip() else ""   # the default action adds -llib to LIBS
@@ -477,7 +547,8 @@ class _Reader:
             if name == "AC_CHECK_PROG" or (len(args) > 3 and arg(3)):
                 return self.fail(f"{name} with a value or a path")
             default = arg(2)
-            progs = arg(1).split()
+            progs = _plain(arg(1)).split()
+            args = [_plain(args[0])] + args[1:]
             if not progs or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", arg(0)):
                 return self.fail(f"{name}({', '.join(args)})")
             return (Step("probe", Probe("program", " ".join(progs), var=arg(0), libs=(name,)),
@@ -492,11 +563,72 @@ class _Reader:
             return self.steps(arg(0))
         if name == "AS_IF":
             return self.as_if(args)
+        if name == "AS_VAR_IF":   # AS_VAR_IF([var], [value], [if equal], [if not])
+            if not _NAME.fullmatch(arg(0)) or re.search(r"[\"'`$\\]", arg(1)):
+                return self.fail(f"AS_VAR_IF([{arg(0)}], [{arg(1)}])")
+            return self.if_step(self.if_condition(f'test "${{{arg(0)}}}" = "{arg(1)}"'), arg(0), self.steps(arg(2)), self.steps(arg(3)))
+        if name in ("AC_ARG_WITH", "AC_ARG_ENABLE"):
+            # our configure passes no such option to the checks: the action when it is not given
+            return self.steps(arg(3))
+        if name == "AS_CASE":
+            return self.as_case(args)
+        if name == "AM_ICONV":
+            # gettext's macro: iconv_open links, from the C library or -liconv; it says so in
+            # am_cv_func_iconv
+            return (Step("probe", Probe("header", "iconv.h", lang=self.langs[-1]), found=(
+                Step("probe", Probe("library", "iconv_open", libs=("", "iconv"), lang=self.langs[-1]),
+                     found=(Step("set", var="am_cv_func_iconv", value="yes"),),
+                     missing=(Step("set", var="am_cv_func_iconv", value="no"),)),),
+                missing=(Step("set", var="am_cv_func_iconv", value="no"),)),)
+        if name == "AX_CHECK_OPENSSL":
+            # autoconf-archive's macro: a program calling SSL_new links with -lssl -lcrypto
+            # (it asks pkg-config for the flags first; the default ones are the same here)
+            return (Step("probe", Probe("header", "openssl/ssl.h", lang=self.langs[-1]), found=(
+                Step("probe", Probe("library", "SSL_new", libs=("ssl",), other_libs="-lcrypto", lang=self.langs[-1]),
+                     found=self.steps(arg(0)), missing=self.steps(arg(1))),),
+                missing=self.steps(arg(1))),)
         if name == "AS_VAR_SET" and len(args) == 2 and _NAME.fullmatch(arg(0)):
             return tuple(self.shell(f"{arg(0)}={arg(1)}")) or ()
         if name in ("AX_COMPARE_VERSION", "AS_VERSION_COMPARE"):
             return self.compare(name, args)
+        if name in ("m4_foreach", "m4_foreach_w"):
+            return self.foreach(name, args)
+        if name in self.macros:
+            return self.expand_macro(name, args)
         return self.fail(f"{name}(...)")
+
+    def expand_macro(self, name: str, args: list[str]) -> tuple[Step, ...]:
+        """A macro AC_DEFUN'd in the tree's m4/ or in the file (SAGE_CHECK_PARI_DEP...): its body
+        with ``$1``..``$9`` replaced by the arguments, read again (m4's rescanning)."""
+        body = self.macros[name]
+        self.expansions += 1
+        if re.search(r"\$[#@*]", body) or self.depth > 20 or self.expansions > 2000:
+            return self.fail(f"{name}(...)")
+        expanded = re.sub(r"\$([1-9])", lambda m: args[int(m.group(1)) - 1] if int(m.group(1)) <= len(args) else "", body)
+        self.depth += 1
+        try:
+            return self.steps(expanded)
+        finally:
+            self.depth -= 1
+
+    def foreach(self, name: str, args: list[str]) -> tuple[Step, ...]:
+        """``m4_foreach([var], [a, b], [body])`` / ``m4_foreach_w([var], [a b], [body])``: the body
+        once per item, the name replaced by the item (as the macro m4 defines for it)."""
+        if len(args) != 3 or not _NAME.fullmatch(args[0]):
+            return self.fail(f"{name}(...)")
+        try:
+            if name == "m4_foreach_w":
+                items = unquote(args[1]).split()
+            else:
+                raw, _ = split_args("(" + args[1] + ")", 0) if args[1].strip() else ([], 0)
+                items = [unquote(item).strip() for item in raw]
+        except ValueError:
+            return self.fail(f"{name}({args[0]}, ...)")
+        word = re.compile(rf"(?<![A-Za-z0-9_$]){args[0]}(?![A-Za-z0-9_])")
+        self.expansions += len(items)
+        if self.expansions > 2000:
+            return self.fail(f"{name}({args[0]}, ...)")
+        return tuple(step for item in items for step in self.steps(word.sub(lambda _: item, args[2])))
 
     def lang_program(self, text: str) -> str | None:
         """The source of ``AC_LANG_PROGRAM([prologue], [body])`` or ``AC_LANG_SOURCE([text])``
@@ -511,21 +643,30 @@ class _Reader:
         if name not in ("AC_LANG_PROGRAM", "AC_LANG_SOURCE") or len(args) > (2 if name == "AC_LANG_PROGRAM" else 1):
             return None
         texts = []
-        for arg in args:   # m4 reads the expansion again: macros would expand, one level of quotes goes
-            try:
-                if any(kind == "macro" for kind, _ in tokenize(arg)):
-                    return None
-                arg = unquote(arg)
-            except ValueError:
+        for arg in args:
+            text = self.program_text(arg)
+            if text is None:
                 return None
-            for quadrigraph, char in (("@<:@", "["), ("@:>@", "]"), ("@S|@", "$"), ("@%:@", "#"), ("@&t@", "")):
-                arg = arg.replace(quadrigraph, char)
-            texts.append(arg)
+            texts.append(text)
         if name == "AC_LANG_SOURCE":
             return texts[0] + "\n" if texts else None
         prologue, body = (texts + ["", ""])[:2]
         main = "main ()" if self.langs[-1] == "C++" else "main (void)"
         return f"{prologue}\nint\n{main}\n{{\n{body}\n  ;\n  return 0;\n}}\n"
+
+    @staticmethod
+    def program_text(arg: str) -> str | None:
+        """A program's text from a macro argument: m4 reads the expansion again, so macros would
+        expand (None: not understood) and one level of quotes goes; then autoconf's quadrigraphs."""
+        try:
+            if any(kind == "macro" for kind, _ in tokenize(arg)):
+                return None
+            arg = unquote(arg)
+        except ValueError:
+            return None
+        for quadrigraph, char in (("@<:@", "["), ("@:>@", "]"), ("@S|@", "$"), ("@%:@", "#"), ("@&t@", "")):
+            arg = arg.replace(quadrigraph, char)
+        return arg
 
     def pkg_check(self, modules: str, found, missing) -> tuple[Step, ...]:
         words = modules.split()
@@ -533,6 +674,8 @@ class _Reader:
         i = 0
         while i < len(words):
             word = words[i]
+            if re.fullmatch(r'"[0-9][0-9.]*"', word):   # a version m4_pushdef'd with quotes
+                words[i] = word = word.strip('"')
             if not re.fullmatch(r"[A-Za-z0-9_.+-]+", word):
                 return self.fail(f"PKG_CHECK_MODULES module {word!r}")
             if i + 2 < len(words) + 0 and i + 1 < len(words) and words[i + 1] in (">=", "<=", "=", "<", ">", "!="):
@@ -556,14 +699,30 @@ class _Reader:
             inner = (Step("probe", Probe("pkgconfig", module, spec=tuple(spec)), found=inner, missing=missing),)
         return inner
 
+    def as_case(self, args: list[str]) -> tuple[Step, ...]:
+        """``AS_CASE([word], [pattern], [then], ..., [default])``: shell patterns (``|`` between
+        alternatives), the first that matches runs."""
+        word = shell_words(args[0]) if args else None
+        if not word or len(word) != 1 or isinstance(word[0], str):
+            return self.fail(f"AS_CASE([{args[0] if args else ''}])")
+        pairs, default = args[1:], ()
+        if len(pairs) % 2:
+            default = self.steps(pairs[-1])
+            pairs = pairs[:-1]
+        out: tuple[Step, ...] = default
+        for pattern, then in reversed(list(zip(pairs[::2], pairs[1::2]))):
+            out = (Step("if", cond=("match", word[0], tuple(pattern.split("|"))), found=self.steps(then), missing=out),)
+        return out
+
     def as_if(self, args: list[str]) -> tuple[Step, ...]:
         if not args or len(args) > 3:
             return self.fail("AS_IF with more than one condition")
-        cond = self.if_condition(args[0])
-        if cond is None:
-            return ()
-        return (Step("if", cond=cond, found=self.steps(args[1] if len(args) > 1 else ""),
-                     missing=self.steps(args[2] if len(args) > 2 else "")),)
+        try:   # the condition is written out: one more level of quotes goes
+            text = unquote(args[0])
+        except ValueError:
+            return self.fail(f"condition: {args[0]}")
+        return self.if_step(self.if_condition(text), text, self.steps(args[1] if len(args) > 1 else ""),
+                            self.steps(args[2] if len(args) > 2 else ""))
 
     def compare(self, name: str, args: list[str]) -> tuple[Step, ...]:
         left = re.fullmatch(r'"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?', args[0] if args else "")
@@ -583,13 +742,18 @@ class _Reader:
             Step("compare", cond=("eq", left.group(1), right), found=eq, missing=gt),)),)
 
 
-_PUSHDEF = re.compile(r"m4_(?:push)?def(?:ine)?\(\[([A-Za-z_][A-Za-z0-9_]*)\],\s*\[([^\[\]]*)\]\)")
-_POPDEF = re.compile(r"m4_popdef\(\[([A-Za-z_][A-Za-z0-9_]*)\]\)")
+_PUSHDEF = re.compile(r"m4_(?:push)?def(?:ine)?\(\[?([A-Za-z_][A-Za-z0-9_]*)\]?,\s*\[([^\[\]]*)\]\)")
+_POPDEF = re.compile(r"m4_popdef\(\[?([A-Za-z_][A-Za-z0-9_]*)\]?\)")
 
 
-def expand_defines(text: str) -> str:
+def expand_defines(text: str, package: str = "") -> str:
     """Expand ``m4_pushdef([NAME], [value])`` (a value without quotes) in the text after it, as
-    m4 would; the definition and ``m4_popdef`` calls are dropped."""
+    m4 would; the definition and ``m4_popdef`` calls are dropped. SAGE_SPKG_CONFIGURE's own
+    names (``SPKG_NAME``, ``SPKG_INSTALL``, ``SPKG_REQUIRE``, ``SPKG_USE_SYSTEM``) and
+    autoconf's descriptors (``AS_MESSAGE_LOG_FD``, ``AS_MESSAGE_FD``) are defined first."""
+    own = {"SPKG_NAME": package, "SPKG_INSTALL": f"sage_spkg_install_{package}", "SPKG_REQUIRE": f"sage_require_{package}",
+           "SPKG_USE_SYSTEM": f"sage_use_system_{package}", "AS_MESSAGE_LOG_FD": "5", "AS_MESSAGE_FD": "6"}
+    text = "".join(f"m4_pushdef([{name}], [{value}])" for name, value in own.items() if package or "FD" in name) + text
     text = _POPDEF.sub("", text)
     while True:
         match = _PUSHDEF.search(text)
@@ -601,14 +765,108 @@ def expand_defines(text: str) -> str:
     return text
 
 
-def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
-    """The check of one spkg-configure.m4's text."""
-    reader = _Reader(package, where)
+def _plain(text: str) -> str:
+    """A name's text as m4 reads it again (``[nauty-]geng`` is ``nauty-geng``)."""
     try:
-        items = tokenize(expand_defines(strip_dnl(text)))
+        return unquote(text)
+    except ValueError:
+        return text
+
+
+def _split_commands(text: str) -> list[str]:
+    """Shell text cut into commands at newlines and ``;`` outside quotes."""
+    out, current, quote = [], [], ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in ";\n":
+            out.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    return out + ["".join(current)]
+
+
+def _split_and(line: str) -> list[str]:
+    """A command line cut at ``&&`` outside quotes."""
+    out, current, quote, i = [], [], "", 0
+    while i < len(line):
+        char = line[i]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif line.startswith("&&", i):
+            out.append("".join(current).strip())
+            current, i = [], i + 2
+            continue
+        current.append(char)
+        i += 1
+    return out + ["".join(current).strip()]
+
+
+# gcc's spkg-configure.m4 is a program of its own (its own AC_DEFUNs around autoconf's compiler
+# macros: AX_COMPILER_VENDOR, AX_CXX_COMPILE_STDCXX_17, AX_GCC_VERSION); what it decides on a
+# machine without a gcc in the prefix is said here: the C and C++ compilers are GNU-compatible
+# (clang is), and a real GCC's version is at least 10.3 and below 17. Both compilers are asked, so
+# a C compiler of another version range fails too (Sage asks for the same version).
+_GCC_RANGE = """#if !defined(__GNUC__)
+# error not a GNU-compatible compiler
+#endif
+#if !defined(__clang__) && (__GNUC__ < 10 || (__GNUC__ == 10 && __GNUC_MINOR__ < 3) || __GNUC__ >= 17)
+# error GCC older than 10.3 or newer than 16.x
+#endif
+int main(void) { return 0; }
+"""
+_INSTALL_GCC = (Step("set", var="sage_spkg_install_gcc", value="yes"),)
+
+
+def _gcc_stand_in(text: str) -> tuple[Step, ...] | None:
+    if "SAGE_SPKG_CONFIGURE_BASE([gcc]" not in text:
+        return None
+    return (Step("probe", Probe("compile", _GCC_RANGE, lang="C++"), missing=_INSTALL_GCC),
+            Step("probe", Probe("compile", _GCC_RANGE, lang="C"), missing=_INSTALL_GCC))
+
+
+# python3's spkg-configure.m4 searches for a Python in [MIN_VERSION, LT_VERSION) that has the
+# modules Sage needs, in venvs (SAGE_CHECK_PYTHON_FOR_VENV from the tree's m4/). Here the Python
+# configure uses (--with-python, else our own interpreter) is asked the same: its version and
+# those modules; not its C extension build (Sage's --disable-python-distutils-check).
+_PYTHON_MODULES = "sqlite3, ctypes, math, hashlib, socket, zlib, ssl, _posixsubprocess, ensurepip"
+
+
+def _python3_stand_in(text: str) -> tuple[Step, ...] | None:
+    found = {name: re.search(rf"m4_pushdef\(\[{name}\],\s*\[([0-9.]+)\]\)", text) for name in ("MIN_VERSION", "LT_VERSION")}
+    if "SAGE_CHECK_PYTHON_FOR_VENV" not in text or not all(found.values()):
+        return None
+    low, high = (tuple(int(x) for x in found[n].group(1).split(".")) for n in ("MIN_VERSION", "LT_VERSION"))  # type: ignore[union-attr]
+    code = f"import sys, {_PYTHON_MODULES}; sys.exit(not ({low} <= sys.version_info[:3] < {high}))"
+    words = (((False, "var", "SAGE_PYTHON_CANDIDATE"),), ((False, "lit", "-c"),), ((True, "lit", code),))
+    return (Step("if", cond=("run", words), missing=(Step("set", var="sage_spkg_install_python3", value="yes"),)),)
+
+
+_STAND_INS = {"gcc": _gcc_stand_in, "python3": _python3_stand_in}
+
+
+def read_check(text: str, package: str, where: str = M4_FILE, macros: Mapping[str, str] | None = None) -> Check:
+    """The check of one spkg-configure.m4's text (gcc's and python3's: their stand-ins,
+    ``_STAND_INS``). ``macros``: the tree's own (``m4/*.m4``'s AC_DEFUNs, :func:`tree_macros`);
+    the file may define more before its SAGE_SPKG_CONFIGURE call."""
+    stand_in = _STAND_INS[package](text) if package in _STAND_INS else None
+    if stand_in is not None:
+        return Check(package, steps=stand_in)
+    reader = _Reader(package, where, macros)
+    try:
+        items = tokenize(expand_defines(strip_dnl(text), package))
     except ValueError as error:
         return Check(package, not_understood=[f"m4 quoting: {error}"])
     calls = [v for k, v in items if k == "macro"]
+    for name, args in calls:
+        if name == "AC_DEFUN" and len(args) == 2 and _NAME.fullmatch(args[0]):
+            reader.macros[args[0]] = args[1]
+    calls = [c for c in calls if c[0] != "AC_DEFUN"]
     others = [v for k, v in items if k == "text" and v.strip()]
     configure = [c for c in calls if c[0] in ("SAGE_SPKG_CONFIGURE", "SAGE_SPKG_CONFIGURE_BASE")]
     if len(configure) != 1 or others or len(calls) != 1:
@@ -617,17 +875,18 @@ def read_check(text: str, package: str, where: str = M4_FILE) -> Check:
     _, args = configure[0]
     if (args[0] if args else "") != package:
         reader.problems.append(f"SAGE_SPKG_CONFIGURE names {args[0] if args else '?'!r}, not {package!r}")
+    # Sage's order: PRE (always), the REQUIRED-CHECK, then the CHECK; PRE runs with the first
+    pre = reader.steps(args[3]) if len(args) > 3 else ()
+    required = pre + (reader.steps(args[2]) if len(args) > 2 else ())
     steps = reader.steps(args[1]) if len(args) > 1 else ()
-    required = reader.steps(args[2]) if len(args) > 2 else ()
-    if len(args) > 3 and args[3].strip():
-        reader.problems.append("PRE actions")   # run always; they may change the decision
     return Check(package, steps=steps, required=required, requires=tuple(dict.fromkeys(reader.requires)),
-                 python_check=reader.python, not_understood=reader.problems)
+                 python_check=reader.python, not_understood=reader.problems, unknown=reader.unknown)
     # POST (args[4]) runs after the decision and only substitutes variables: ignored.
 
 
-def load_check(pkg_path: Path, package: str) -> Check | None:
-    """The check of a recipe directory's spkg-configure.m4; None when it has none."""
+def load_check(pkg_path: Path, package: str, macros: Mapping[str, str] | None = None) -> Check | None:
+    """The check of a recipe directory's spkg-configure.m4; None when it has none. ``macros``:
+    the tree's (:func:`tree_macros`), read here when not given."""
     path = pkg_path / M4_FILE
     try:
         text = path.read_text()
@@ -635,4 +894,38 @@ def load_check(pkg_path: Path, package: str) -> Check | None:
         return None
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError(f"{path}: cannot read it ({error}); fix or remove the file") from None
-    return read_check(text, package, str(path))
+    if macros is None:
+        macros = tree_macros(m4_dir_of(pkg_path.parent))
+    return read_check(text, package, str(path), macros)
+
+
+def m4_dir_of(pkgs_dir: Path) -> Path:
+    """The tree's m4/ beside build/pkgs (through a link to another tree's build/pkgs too)."""
+    return pkgs_dir.resolve().parent.parent / "m4"
+
+
+def tree_macros(m4_dir: Path) -> dict[str, str]:
+    """The macros a tree's ``m4/*.m4`` files AC_DEFUN (name -> body), read once per state of the
+    directory (a reconfigure reads them for every spkg-configure.m4)."""
+    try:
+        files = sorted(m4_dir.glob("*.m4"))
+        stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        return {}
+    return _read_macros(m4_dir, stamp)
+
+
+@lru_cache(maxsize=4)
+def _read_macros(m4_dir: Path, stamp: tuple) -> dict[str, str]:
+    macros: dict[str, str] = {}
+    for name, *_ in stamp:
+        try:
+            text = (m4_dir / name).read_text()
+            # bootstrap's generated lists (sage_spkg_configures.m4, ...) define nothing: skip the reading
+            items = tokenize(strip_dnl(text)) if "AC_DEFUN(" in text else []
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue   # a file we cannot read defines nothing we use; its macros stay unknown
+        for kind, value in items:
+            if kind == "macro" and value[0] == "AC_DEFUN" and len(value[1]) == 2 and _NAME.fullmatch(value[1][0]):  # type: ignore[index]
+                macros.setdefault(value[1][0], value[1][1])  # type: ignore[index]
+    return macros
