@@ -163,6 +163,30 @@ def test_sdh_pip_install_builds_a_wheel_that_sage_spkg_installs(tree):
     assert manifest["files"] == ["var/lib/sage/wheels/gamma-1.0-py3-none-any.whl"]
 
 
+def test_sdh_pip_install_takes_a_build_requirement_at_another_version_as_sage_does(tree):
+    """passagemath's gmpy2 asks setuptools<80 and the tree has 83: Sage's sdh_pip_install (pip
+    --no-build-isolation) builds it; so do we, with a warning. A missing requirement stays an error,
+    and a recipe built by sage-build itself stays strict (the version-conflict message, #23)."""
+    python_recipe(tree.root, "alpha", "1.0", {"alpha/__init__.py": ""})
+    sdist = make_sdist(tree.root / "upstream", "gamma", "1.0", {"gamma/__init__.py": "G = 3\n"},
+                       build_requires="alpha<1")
+    add_recipe(tree.root, "gamma", version="1.0", tarball=sdist, deps="$(PYTHON) alpha",
+               files={"spkg-install.in": "cd src\nsdh_pip_install .\n"})
+    sdist = make_sdist(tree.root / "upstream", "strict", "1.0", {"strict/__init__.py": ""}, build_requires="alpha<1")
+    add_recipe(tree.root, "strict", version="1.0", tarball=sdist, deps="$(PYTHON) alpha")
+    sdist = make_sdist(tree.root / "upstream", "lacking", "1.0", {"lacking/__init__.py": ""}, build_requires="ghost")
+    add_recipe(tree.root, "lacking", version="1.0", tarball=sdist, files={"spkg-install.in": "cd src\nsdh_pip_install .\n"})
+    tree.configure()
+    tree.make("gamma")
+    assert "warning: build-system.requires: alpha<1 (found 1.0); built anyway" in \
+        (tree.root / "logs/pkgs/gamma-1.0.log").read_text()
+    assert tree.python("import gamma").returncode == 0
+    assert tree.make("strict", check=False).returncode != 0
+    assert "a version conflict" in (tree.root / "logs/pkgs/strict-1.0.log").read_text()
+    assert tree.make("lacking", check=False).returncode != 0
+    assert "ghost (not installed): add the recipe that provides it" in (tree.root / "logs/pkgs/lacking-1.0.log").read_text()
+
+
 def test_wheel_package_and_none_package(tree):
     built = make_sdist(tree.root / "tmp", "delta", "1.0", {"delta/__init__.py": ""})
     # build a wheel with the tiny backend directly: a wheel package installs it as it is

@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
     # Our stdout already goes into the package's log (the script runs under PackageLog.run).
     log = PackageLog(Path(os.devnull), "", echo=True, stream=sys.stdout)
     try:
+        # A recipe's own script (sdh_pip_install) builds as Sage's does, with pip
+        # --no-build-isolation: a build requirement at another version is not an error there.
         wheel = build_wheel(source, Path(environ["SAGE_SPKG_WHEELS"]), python=layout.python,
-                            env=environ, log=log, markers=target.markers)
+                            env=environ, log=log, markers=target.markers, versions_strict=False)
     except SageBuildError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1

@@ -217,12 +217,14 @@ class _LoggedRunner:
 def build_wheel(
     source_dir: Path, dist_dir: Path, *, python: Path, env: Mapping[str, str], log: PackageLog,
     markers: Mapping[str, str], advise: Callable[[Unmet], str] | None = None, site_dirs: list[Path] | None = None,
-    started: Callable[[], None] | None = None,
+    started: Callable[[], None] | None = None, versions_strict: bool = True,
 ) -> Path:
     """Build a wheel from ``source_dir`` into ``dist_dir`` with PEP 517, no isolation.
 
     ``advise(unmet)`` says what to do about a build requirement the prefix does not satisfy
-    (the recipe to add, a version conflict's ways out), for the error message. ``site_dirs``: see installed_distributions.
+    (the recipe to add, a version conflict's ways out), for the error message. ``versions_strict``
+    False: a build requirement present at another version is a warning, as for Sage's
+    ``sdh_pip_install`` (pip --no-build-isolation checks none); a missing one stays an error. ``site_dirs``: see installed_distributions.
     ``started()`` is called once the backend's process runs: work of this process that would
     delay its start (the interpreter lock is shared) can begin then.
     """
@@ -252,7 +254,7 @@ def build_wheel(
             try:
                 installed = installed_distributions(python, site_dirs)
                 _check_requirements(system["requires"], installed, markers, "build-system.requires",
-                                    advise)
+                                    advise, log, versions_strict)
             except BaseException:
                 runner.stop()
                 raise
@@ -272,7 +274,7 @@ def build_wheel(
         except (subprocess.CalledProcessError, pyproject_hooks.BackendUnavailable):
             dynamic = []
         _check_requirements(dynamic, installed, markers, "the backend's get_requires_for_build_wheel",
-                            advise)
+                            advise, log, versions_strict)
         raise BuildError(f"the PEP 517 build of {source_dir} failed (exit {error.returncode})") from None
     wheel = dist_dir / name
     if not wheel.is_file():
@@ -295,8 +297,15 @@ def source_date_epoch(source_dir: Path) -> int:
     return max(newest, 315532800)  # zip cannot store times before 1980
 
 
-def _check_requirements(requires, installed, markers, what, advise) -> None:
+def _check_requirements(requires, installed, markers, what, advise, log: PackageLog,
+                        versions_strict: bool = True) -> None:
     unmet = unmet_requirements(list(requires), installed, markers)
+    if not versions_strict:
+        for item in unmet:
+            if item.found is not None:
+                log.line(f"warning: {what}: {item.text}; built anyway, as Sage's"
+                         f" pip --no-build-isolation does")
+        unmet = [item for item in unmet if item.found is None]
     if not unmet:
         return
     advice = [advise(item) if advise else default_advice(item) for item in unmet]
@@ -304,7 +313,8 @@ def _check_requirements(requires, installed, markers, what, advise) -> None:
 
 
 def default_advice(item: Unmet) -> str:
-    return f"{item.text}: no recipe provides it; add one (./sage --package create {item.name} --pypi)"
+    return (f"{item.text}: add the recipe that provides it to the package's dependencies, or create one"
+            f" (./sage --package create {item.name} --pypi)")
 
 
 def run_script(script: Path, *, build_dir: Path, env: Mapping[str, str], log: PackageLog, name: str,
