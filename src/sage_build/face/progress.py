@@ -219,14 +219,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def _jobs(make_command: list[str], makeflags: str) -> int:
-    """make's -jN, from its command line or (under an outer make) MAKEFLAGS; 1 without."""
+def _jobs(make_command: list[str], environ) -> int:
+    """make's -jN from its command line, else the job budget an outer make gives (makeflags)."""
+    from sage_build.base.makeflags import job_budget
+
     for word in reversed(make_command[1:]):
         match = re.fullmatch(r"-j\s*(\d+)|--jobs=(\d+)", word)
         if match:
             return int(match.group(1) or match.group(2))
-    match = re.search(r"(?:^|\s)-j\s*(\d+)", " " + makeflags)
-    return int(match.group(1)) if match else 1
+    return job_budget(environ)
 
 
 def _columns(out) -> int:
@@ -288,7 +289,7 @@ def run(make_command: list[str], *, sage_root: Path, planner, terminal: bool | N
         env[settings.QUIET] = "1" if terminal else settings.QUIET_BUT_WARNINGS
         make_command = [make_command[0], "--silent", *make_command[1:]]  # the display says what runs
     state = Progress(planned=[])
-    display = _Display(terminal, out, verbose, jobs=_jobs(make_command, os.environ.get("MAKEFLAGS", "")))
+    display = _Display(terminal, out, verbose, jobs=_jobs(make_command, os.environ))
     lock = threading.Lock()
 
     def on_plan(plan: list) -> None:
