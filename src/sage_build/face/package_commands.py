@@ -415,11 +415,8 @@ def update_command(args, root: Path) -> int:
     pkg = _load(TreeLayout(root).pkgs_dir, args.package)
     version = args.version
     if _is_specifier(version):
-        from sage_build.pipeline import fetch as fetching
-
         project = pkg.distribution_name or pkg.name
-        files = fetching.list_project_files(project, fetching.IndexConfig.from_pip())
-        version = str(_chosen_version(project, version, _released_files(files)))
+        version = str(_chosen_version(project, version, _index_releases(project)))
         print(f"{pkg.name}: the newest release of {project} in {args.version} is {version}")
     update(pkg, version, _upstream_dir(root))
     return 0
@@ -694,11 +691,8 @@ def _update_platform_sections(pkg: Package, upstream_version: str, upstream: Pat
     the same way; the recipe is unchanged if it has none."""
     from packaging.version import Version
 
-    from sage_build.pipeline import fetch as fetching
-
     project = pkg.distribution_name or pkg.name
-    released = _released_files(fetching.list_project_files(project, fetching.IndexConfig.from_pip()))
-    kinds = released.get(Version(upstream_version), {})
+    kinds = _index_releases(project).get(Version(upstream_version), {})
     old = [u.tarball_pattern for u in pkg.upstream_files] or [pkg.tarball_pattern or ""]
     wheels = sorted({w for v in _python_versions_of(pkg)
                      for w in _fitting_platform_wheels(kinds.get("platform", []), v)})
@@ -810,8 +804,7 @@ def create_from_index(name: str, pkgs_dir: Path, upstream: Path, *, version: str
     if not file.is_file():
         fetching.download_url(url, file)
     if kind == "sdist" and source == "auto" and kinds.get("platform"):
-        rust = sorted(_RUST_BUILDERS & {_recipe_name(re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0])
-                                        for r in _build_requires(file)})
+        rust = sorted(_RUST_BUILDERS & {_recipe_name(r.name) for r in classify(_build_requires(file)) if r.kept})
         if rust:
             # as passagemath's recipes of Rust projects (rpds_py): their wheels, one per platform;
             # a source build needs the Rust toolchain and the crates' registry
@@ -942,6 +935,13 @@ def _sdist_member(sdist: Path, name: str) -> str | None:
             if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/" + name):
                 return archive.extractfile(member).read().decode(errors="replace")
     return None
+
+
+def _index_releases(project: str) -> dict:
+    """The final releases the index pip is configured with has of ``project`` (see _released_files)."""
+    from sage_build.pipeline import fetch as fetching
+
+    return _released_files(fetching.list_project_files(project, fetching.IndexConfig.from_pip()))
 
 
 def _released_files(files: list[tuple[str, str]]) -> dict:
