@@ -189,12 +189,12 @@ def test_learned_ordering_puts_long_chains_first(tree):
     assert build_line.index("slow_base") < build_line.index("slow_top") < build_line.index("aaa_quick")
 
 
-def test_terminal_display_shows_counts_and_running_packages(tree):
+def _terminal_display_of_make_build(tree):
+    """sage-progress's run() of `make build` in ``tree``, its terminal display written to a string."""
     import io
 
     from sage_build.face.progress import plan_for, run
 
-    _tree_with_chain(tree)
     out = io.StringIO()
     old = dict(os.environ)
     os.environ.update(tree.env)
@@ -204,6 +204,12 @@ def test_terminal_display_shows_counts_and_running_packages(tree):
     finally:
         os.environ.clear()
         os.environ.update(old)
+    return code, out
+
+
+def test_terminal_display_shows_counts_and_running_packages(tree):
+    _tree_with_chain(tree)
+    code, out = _terminal_display_of_make_build(tree)
     assert code == 0
     text = out.getvalue()
     assert "5/5" in text
@@ -292,21 +298,9 @@ def test_time_left_comes_from_learned_durations():
 
 def test_makes_own_errors_go_through_the_display(tree):
     """On a terminal make's stderr ("*** Error 1") is written above the bar, not across it."""
-    import io
-
-    from sage_build.face.progress import plan_for, run
-
     python_recipe(tree.root, "broken", "1.0", {"broken/__init__.py": ""}, fail="boom in broken")
     tree.configure()
-    out = io.StringIO()
-    old = dict(os.environ)
-    os.environ.update(tree.env)
-    try:
-        code = run(["make", "-f", str(tree.root / "build/make/Makefile"), "build"], sage_root=tree.root,
-                   planner=lambda: plan_for(["build"]), terminal=True, out=out)
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    code, out = _terminal_display_of_make_build(tree)
     assert code != 0
     lines = re.split(r"[\r\n]+", out.getvalue())
     assert any(re.match(r"make(\[\d+\])?: \*\*\* ", line) for line in lines), out.getvalue()
