@@ -65,7 +65,7 @@ class Pulled:
     staged: Path | None  # the staged files' tarball
 
 
-def key_module():
+def _key_module():
     """cache.key, imported when an entry is made or checked: its imports (the graph, platform) are
     not on the path of a build that uses no cache (#19)."""
     from sage_build.cache import key
@@ -81,7 +81,7 @@ def make_manifest(key: str, package: str, version: str, inputs: dict, artifacts:
         "artifacts": [{"name": name, "kind": kind, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
                       for name, kind, data in artifacts],
         "tags": tags, "inputs": inputs,
-        "builder": {"sage-build": key_module().BUILD_FORMAT, "machine": os.uname().machine,
+        "builder": {"sage-build": _key_module().BUILD_FORMAT, "machine": os.uname().machine,
                     "python": ".".join(map(str, sys.version_info[:3]))},
         "time": round(time.time()),
     }
@@ -98,7 +98,7 @@ def push(store: Store, manifest: dict, artifacts: list[tuple[str, str, bytes]], 
         pass  # a directory not made yet: the writes make it, or fail saying why
     for (_, _, data), described in zip(artifacts, manifest["artifacts"]):
         store.write_once(blob_path(described["sha256"]), data)
-    signatures = [trust.sign(key_module().canonical_json(manifest), signing_key)] if signing_key else []
+    signatures = [trust.sign(_key_module().canonical_json(manifest), signing_key)] if signing_key else []
     document = {"manifest": manifest, "signatures": signatures}
     return store.write_once(path, json.dumps(document, indent=1, sort_keys=True).encode() + b"\n")
 
@@ -122,7 +122,7 @@ def pull(url: str, key: str, package: str, directory: Path, settings: CacheSetti
     except (ValueError, KeyError, TypeError, AssertionError, AttributeError):
         raise CacheError(f"{where} is not a manifest sage-build wrote (unreadable JSON or fields missing)") from None
     if not settings.unsigned:
-        trust.verify(key_module().canonical_json(manifest), signatures, list(settings.trusted_keys), where)
+        trust.verify(_key_module().canonical_json(manifest), signatures, list(settings.trusted_keys), where)
     if manifest.get("key") != key or manifest.get("package") != package or manifest.get("format") != FORMAT:
         raise CacheError(f"{where} describes another entry ({manifest.get('package')!r}, key"
                          f" {str(manifest.get('key'))[:16]}...)")
