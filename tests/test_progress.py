@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from conftest import ROOT, python_recipe
+from conftest import ROOT, add_recipe, make_sdist, python_recipe
 from sage_build.base.events import record_event
 from sage_build.base.events import read_events
 from sage_build.face.timeline import write_timeline
@@ -262,8 +262,12 @@ def test_display_on_a_pty_keeps_a_line_a_package_and_counts_failures(tree, colum
 
 
 def test_display_of_a_forced_rebuild_has_a_total(tree):
-    # ./sage -f PKG (SAGE_FORCE): the plan has the forced package, the bar a total (not 0/?)
-    python_recipe(tree.root, "solo", "1.0", {"solo/__init__.py": ""})
+    # ./sage -f PKG (SAGE_FORCE): the plan has the forced package, the bar a total (not 0/?).
+    # Its build takes a second: the plan (made beside make) arrives while it runs, else a bar that
+    # closed before the plan came would rightly show no time left (it failed 1 in 3 so).
+    sdist = make_sdist(tree.root / "upstream", "solo", "1.0", {"solo/__init__.py": ""})
+    add_recipe(tree.root, "solo", version="1.0", tarball=sdist,
+               files={"spkg-install.in": "cd src\nsleep 1\nsdh_pip_install .\n"})
     tree.configure()
     tree.make("build")
     code, text = _progress_on_a_pty(tree, "SAGE_FORCE=solo", "solo", columns=80,
