@@ -19,11 +19,16 @@ round removes it; nothing else is deleted before a timed run).
 * with --instructions: every process of one make under `valgrind --tool=callgrind
   --trace-children=yes`, instructions per command (decisions on a loaded machine).
 
+* with --session: the same package as the last of a make session whose worker is up (the
+  session's first packages, a tiny wheel and a script that waits for the worker's socket, run
+  before it), with the worker and with SAGE_SPKG_WORKER=no in interleaved rounds, under the same
+  strace: w_six's sage-spkg from its exec to its exit, and make's whole run.
+
 Load average before each timed round is printed beside its figure.  With --against DIR (another
 sage-build checkout with its own .venv, e.g. a worktree of main) a second tree configured by
 that checkout runs in the same interleaved rounds (A/B).
 
-    .venv/bin/python bench/profile_one_package.py [--rounds 9] [--against DIR] [--instructions] [--no-readme]
+    .venv/bin/python bench/profile_one_package.py [--rounds 9] [--against DIR] [--instructions] [--session] [--no-readme]
 
 Writes its section of bench/README.md.
 """
@@ -217,11 +222,74 @@ def instructions(root: Path, out: Path) -> list[tuple[str, int]]:
     return rows
 
 
+WAIT_FOR_WORKER = ('[ "$SAGE_SPKG_WORKER" = no ] && exit 0; for i in $(seq 400); do'
+                   ' ls "$XDG_RUNTIME_DIR"/sage-build/*.sock >/dev/null 2>&1 && exit 0; sleep 0.05; done; exit 1\n')
+
+
+def _tiny_wheel(directory: Path) -> Path:
+    import zipfile
+
+    path = directory / "sbtiny-1.0-py3-none-any.whl"
+    files = {"sbtiny/__init__.py": "X = 1\n",
+             "sbtiny-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: sbtiny\nVersion: 1.0\n",
+             "sbtiny-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr("sbtiny-1.0.dist-info/RECORD", "".join(f"{n},," + "\n" for n in [*files, "sbtiny-1.0.dist-info/RECORD"]))
+    return path
+
+
+def session_tree(root: Path, wheel: Path, runtime: Path) -> dict[str, str]:
+    """The tree of make_tree plus a session's first packages before w_six; its environment."""
+    import hashlib
+
+    make_tree_of(REPO, root, wheel)
+    tiny = _tiny_wheel(root / "upstream")
+    for name, deps, files in (("w_tiny", "$(PYTHON)", {}), ("w_wait", "$(PYTHON) w_tiny", {"spkg-install": WAIT_FOR_WORKER})):
+        recipe = root / "build/pkgs" / name
+        recipe.mkdir(parents=True)
+        (recipe / "type").write_text("standard\n")
+        (recipe / "dependencies").write_text(deps + "\n")
+        for file, text in files.items():
+            (recipe / file).write_text(text)
+    digest = hashlib.sha256(tiny.read_bytes()).hexdigest()
+    (root / "build/pkgs/w_tiny/package-version.txt").write_text("1.0\n")
+    (root / "build/pkgs/w_tiny/checksums.ini").write_text(f"tarball=sbtiny-VERSION-py3-none-any.whl\nsha256={digest}\n")
+    (root / "build/pkgs" / PACKAGE / "dependencies").write_text("$(PYTHON) w_wait\n")
+    env = user_env(root, XDG_RUNTIME_DIR=str(runtime))
+    result = subprocess.run([str(checkout_python(REPO)), str(REPO / "configure.py"), f"--prefix={root / 'local'}",
+                             "--quiet"], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"configure failed:\n{result.stdout}\n{result.stderr}")
+    return env
+
+
+def session_round(root: Path, env: dict[str, str], trace: Path) -> tuple[float, float, bool]:
+    """One traced `make w_six` after its session's first packages: make's wall, w_six's sage-spkg
+    from exec to exit, and whether the worker ran it."""
+    makefile = str(root / "build/make/Makefile")
+    subprocess.run(["make", "-s", "-k", "-f", makefile, f"{PACKAGE}-uninstall", "w_wait-uninstall", "w_tiny-uninstall"],
+                   env=env, capture_output=True)
+    since = time.time()
+    start = time.perf_counter()
+    result = subprocess.run(["strace", "-f", "-ttt", "-s", "512", "--seccomp-bpf", "-e", "trace=execve,exit_group",
+                             "-o", str(trace), "make", "-s", "-f", makefile, PACKAGE], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"make {PACKAGE} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    spkg = [p for p in read_trace(trace).values() if p["argv"].endswith(f"sage-spkg {PACKAGE}") and p["exit"]]
+    worker = any(e.get("worker") for e in run_events(root, since))
+    return wall, spkg[-1]["exit"] - spkg[-1]["exec"], worker
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--against", type=Path, help="another sage-build checkout (with .venv) for A/B rounds")
     parser.add_argument("--instructions", action="store_true", help="callgrind instruction counts too (slow)")
+    parser.add_argument("--session", action="store_true",
+                        help="also the package as the last of a make session, with and without its worker")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
     lines: list[str] = []
@@ -290,9 +358,12 @@ def main() -> int:
                 for cmd, total in rows:
                     out(f"    {total / 1e6:9.1f} M  {cmd}")
                 out(f"    {sum(t for _, t in rows) / 1e6:9.1f} M  total")
+        if args.session:
+            session_figures(work, wheel, args.rounds, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     command = f"    .venv/bin/python bench/profile_one_package.py --rounds {args.rounds}" + (
+        " --session" if args.session else "") + (
         f" --against {args.against}" if args.against else "") + (" --instructions" if args.instructions else "")
     text = "\n".join([
         "## #19 per-package cost: one wheel-kind package through make (bench/profile_one_package.py)",
@@ -308,6 +379,39 @@ def main() -> int:
     if not args.no_readme:
         write_section("profile_one_package", text)
     return 0
+
+
+def session_figures(work: Path, wheel: Path, rounds: int, out) -> None:
+    runtime = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))  # short: a socket's path has 107 bytes
+    try:
+        root = work / "session"
+        env = session_tree(root, wheel, runtime)
+        subprocess.run(["make", "-s", "-f", str(root / "build/make/Makefile"), PACKAGE], env=env, check=True,
+                       capture_output=True)
+        figures: dict[str, list[tuple[float, float, float]]] = {"worker": [], "no": []}
+        for round_ in range(rounds):
+            for mode in ("worker", "no") if round_ % 2 == 0 else ("no", "worker"):
+                load = os.getloadavg()[0]
+                wall, spkg, by_worker = session_round(root, dict(env, SAGE_SPKG_WORKER=mode), work / "trace-session")
+                if by_worker != (mode == "worker"):
+                    raise SystemExit(f"round {round_ + 1} ({mode}): the worker ran w_six: {by_worker}")
+                figures[mode].append((spkg, wall, load))
+                print(f"session round {round_ + 1}/{rounds} {mode}: w_six's sage-spkg {spkg * 1000:6.1f} ms"
+                      f" (load before {load:.2f})", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    out(f"\n### {PACKAGE} as the last package of a make session ({_commit(REPO)})\n")
+    out("`make w_six` where w_six needs w_tiny (a tiny wheel, the session's first package) and w_wait (a script "
+        "that waits until the session's worker listens), all three uninstalled before each round (untimed); "
+        f"under strace (execve, exit_group only), {rounds} interleaved rounds, load before "
+        f"{min(l for v in figures.values() for *_, l in v):.2f}-{max(l for v in figures.values() for *_, l in v):.2f}.\n")
+    out("| | w_six's sage-spkg, exec to exit: median (min-max) | the whole make (3 packages): median |")
+    out("| --- | ---: | ---: |")
+    for mode, label in (("worker", "with the session's worker"), ("no", "`SAGE_SPKG_WORKER=no` (its own process)")):
+        spkg = [s for s, _, _ in figures[mode]]
+        wall = [w for _, w, _ in figures[mode]]
+        out(f"| {label} | {statistics.median(spkg) * 1000:.1f} ms ({min(spkg) * 1000:.1f}-{max(spkg) * 1000:.1f}) |"
+            f" {statistics.median(wall) * 1000:.0f} ms |")
 
 
 def _commit(checkout: Path) -> str:

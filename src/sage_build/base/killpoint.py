@@ -11,16 +11,16 @@ from __future__ import annotations
 import os
 import signal
 
-_WANTED = os.environ.get("SAGE_TEST_KILL_AT", "")
-_POINT, _, _COUNT = _WANTED.partition("#")
 _seen = 0
 
 
 def reach(point: str) -> None:
     """Die here (SIGKILL, no clean-up) if the tests asked for this point."""
     global _seen
-    if point != _POINT:
+    # Read at each point, not at import: the session worker imports this once for many packages.
+    wanted, _, count = os.environ.get("SAGE_TEST_KILL_AT", "").partition("#")
+    if point != wanted:
         return
     _seen += 1
-    if _seen >= (int(_COUNT) if _COUNT.isdigit() else 1):
+    if _seen >= (int(count) if count.isdigit() else 1):
         os.kill(os.getpid(), signal.SIGKILL)

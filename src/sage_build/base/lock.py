@@ -11,6 +11,8 @@ had to wait for another holder.  The locks built on it:
 * the package locks (``var/lib/sage/locks/<pkg>.lock``, ``face.spkg_command.package_lock``): one
   sage-spkg per package and prefix.
 * the download locks (``upstream/.<tarball>.lock``, ``pipeline.fetch``): one fetch per tarball.
+* a make session's worker lock (:func:`try_lock`, ``face.spkg_worker``): one worker a session,
+  held for the worker's life.
 
 The owner locks (``var/lib/sage/locks/owners/<pid>.lock``) stay in :mod:`sage_build.base.atomic`:
 they are held for a process's life, not a block, and the byte-code compiler, which imports
@@ -61,3 +63,18 @@ def prefix_lock(lock_file: Path | None, *, shared: bool) -> Iterator[None]:
         return
     with locked(lock_file, shared=shared):
         yield
+
+
+def try_lock(path: str | os.PathLike[str]) -> int | None:
+    """Take ``path``'s exclusive flock without waiting (the file is made if missing); return the
+    descriptor that holds it (closing it releases the lock), or None when another process holds it.
+
+    For a lock held for a whole process's life (a make session's worker), or a look whether
+    such a process is alive (take it and close it at once)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

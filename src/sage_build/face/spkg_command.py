@@ -26,7 +26,7 @@ from sage_build.recipes.recipe import PYTHON_PSEUDO, Package, load_package
 
 
 def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check: bool = False,
-                  config: Config | None = None) -> SpkgSettings:
+                  config: Config | None = None, worker: int = 0) -> SpkgSettings:
     """What a sage-spkg run is told: its options (-s, -c) and the environment (make's, sage-progress's)."""
     quiet = environ.get(settings.QUIET) in ("1", settings.QUIET_BUT_WARNINGS)
     sage_check = environ.get("SAGE_CHECK")
@@ -43,6 +43,7 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
         bytecode_levels=environ.get("SAGE_BYTECODE_LEVELS", "0"),
         collisions=settings.collisions(environ),
         cache=cache_settings(environ, config),
+        worker=worker,
     )
 
 
@@ -55,7 +56,8 @@ def package_lock(layout: Layout, name: str) -> ContextManager[bool]:
     return locked(layout.package_lock(name), on_wait=say)
 
 
-def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
+def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ, *, worker: int = 0) -> int:
+    """sage-spkg; ``worker``: the process id of the session worker this runs in (a fork of it), if any."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0] and not argv[0].startswith("-"):
         # make's call: one package name and no option.  argparse (with gettext and locale) is
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         config = load_config(settings.sage_root(environ))
         layout = settings.layout_of(config, args.destdir, environ)
         pkg = _package(args.package, config, layout)
-        spkg_options = spkg_settings(environ, keep_build=args.keep_build, check=args.check, config=config)
+        spkg_options = spkg_settings(environ, keep_build=args.keep_build, check=args.check, config=config,
+                                     worker=worker)
         if pkg.name in settings.forced(environ):  # ./sage -f: rebuilt from source, whatever a cache holds
             spkg_options = dataclasses.replace(spkg_options, cache=dataclasses.replace(spkg_options.cache, urls=()))
         spkg = Spkg(config, layout, pkg, spkg_options, build_only=args.build_only)

@@ -65,6 +65,7 @@ class SpkgSettings:
     bytecode_levels: str = "0"
     collisions: str = "error"  # what an install does with another package's file (install_wheel)
     cache: CacheSettings = CacheSettings()  # binary caches to pull from and push to (#20)
+    worker: int = 0  # the process id of the session worker that runs this package (#19), if one does
 
 
 class Spkg:
@@ -87,6 +88,8 @@ class Spkg:
         self.event_fields = {"package": pkg.name, "version": self.version, "log": str(self.log_path),
                              "session": settings.session,
                              "run": f"{os.getpid()}-{time.time():.3f}"}
+        if settings.worker:
+            self.event_fields["worker"] = settings.worker
         self.build_dir = layout.build_root / self.tag
         self._preloading: threading.Thread | None = None
 

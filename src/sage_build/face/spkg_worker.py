@@ -1,0 +1,419 @@
+"""The session worker (issue #19): one long-lived process per make session that forks sage-spkg.
+
+A package's own work is tens of milliseconds; starting an interpreter and importing what a
+build needs (installer, packaging, our modules) was most of sage-spkg's time, paid once per
+package.  The worker pays it once per make session (the model: Bazel's persistent workers,
+Gradle's daemon, a zygote): it imports everything, then forks one child per sage-spkg
+(:mod:`sage_build.face.spkg_client`), which takes the caller's descriptors, arguments,
+environment, working directory and umask and runs :func:`sage_build.face.spkg_command.main`
+as sage-spkg would have.  A fork shares nothing with its siblings: installs run side by
+side as before, each under its own package lock, and make's job budget is untouched (each
+child stands for one sage-spkg that make counts).
+
+What keeps it safe:
+
+- Its socket is in a directory only this user may enter (``spkg_client.runtime_dir``), and
+  both ends check the other's user id (``SO_PEERCRED``).
+- It dies with its session: it watches the top-level make (a pidfd) and ends when make has
+  ended and its last child has; it also ends after an hour without work.
+- A child dies with its caller and with the worker: when a sage-spkg ends before its child
+  (SIGKILL), the worker kills the child with SIGKILL, which is exactly the kill a sage-spkg
+  of its own would have taken (the kill-point tests cover every step of it); the kernel
+  kills the children of a killed worker (``PR_SET_PDEATHSIG``), and their callers fail.
+- The child joins its caller's process group, so Ctrl-C and make's signals reach it as they
+  reached sage-spkg.
+- It serves only the code it loaded: when a file of sage-build's own modules or the tool
+  environment's pins change, it refuses the next call (the caller runs the package itself),
+  stops taking calls and ends, and the session's next package starts a fresh one.
+
+Run by ``build/bin/sage-spkg-worker BASE MAKE_PID SRC``; ``BASE`` is
+``spkg_client.worker_base``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import gc
+import importlib
+import io
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from sage_build.base.atomic import move_atomic, tmp_name
+from sage_build.base.lock import try_lock
+from sage_build.face import spkg_client
+
+#: What a build may import, loaded before the first call; a module that cannot be imported
+#: here (an optional dependency) is imported by the child as usual, or reported by it.
+PRELOAD = (
+    "sage_build.face.spkg_command",
+    "sage_build.pipeline.spkg",
+    "sage_build.pipeline.build",
+    "sage_build.pipeline.fetch",
+    "sage_build.pipeline.unpack",
+    "sage_build.pipeline.normalize",
+    "sage_build.install.wheel",
+    "sage_build.install.bytecode",
+    "sage_build.install.manifest",
+    "sage_build.recipes.graph",
+    "sage_build.configure.build_plan",
+    "sage_build.cache.entry",
+    "sage_build.cache.key",
+    "sage_build.cache.store",
+    "sage_build.cache.relocate",
+    "sage_build.cache.trust",
+    "cryptography.exceptions",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "cryptography.hazmat.primitives.serialization",
+    "installer.scripts",
+    "packaging.utils",
+    "packaging.version",
+    "packaging.tags",
+    "concurrent.futures",
+    "subprocess",
+    "tarfile",
+    "zipfile",
+    "shutil",
+    "filecmp",
+    "csv",
+    "base64",
+    "tomllib",
+    "jinja2",
+)
+IDLE_SECONDS = 3600
+_PR_SET_PDEATHSIG = 1
+
+
+class Worker:
+    """The listening socket, the calls in progress, and the code they run."""
+
+    def __init__(self, base: str, make_pid: int, src: str) -> None:
+        self.base = base
+        self.src = os.path.realpath(src)
+        self.selector = selectors.DefaultSelector()
+        self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, caller's connection)
+        self.callers: dict[int, int] = {}  # connection's fd -> child's pidfd
+        self.listener: socket.socket | None = None
+        self.make = os.pidfd_open(make_pid)
+        self.fingerprint: dict[str, tuple[int, int]] = {}
+        self.last_work = time.monotonic()
+        self.session_ended = False
+
+    def listen(self) -> None:
+        path = self.base + ".sock"
+        temporary = tmp_name(path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(temporary)
+        os.chmod(temporary, 0o600)
+        listener.listen(64)
+        move_atomic(temporary, path)  # replaces the socket of a worker that was killed
+        self.socket_inode = os.stat(path).st_ino
+        self.listener = listener
+        self.selector.register(listener, selectors.EVENT_READ, "accept")
+        self.selector.register(self.make, selectors.EVENT_READ, "make")
+
+    def preload(self) -> None:
+        for name in PRELOAD:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
+        self.fingerprint = self.code_files()
+
+    def code_files(self) -> dict[str, tuple[int, int]]:
+        """sage-build's loaded modules and the tool environment's stamp, with their mtime and size."""
+        files = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
+        paths = [f for f in files if f and f.startswith(self.src + os.sep)]
+        paths.append(os.path.join(sys.prefix, ".sage-build-deps"))
+        found = {}
+        for path in paths:
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            found[path] = (info.st_mtime_ns, info.st_size)
+        return found
+
+    def stop_listening(self) -> None:
+        if self.listener is None:
+            return
+        self.selector.unregister(self.listener)
+        try:
+            if os.stat(self.base + ".sock").st_ino == self.socket_inode:  # not a successor's
+                os.unlink(self.base + ".sock")
+        except OSError:
+            pass
+        self.listener.close()
+        self.listener = None
+
+    def serve(self) -> None:
+        while self.listener is not None or self.children:
+            timeout = None if self.children else max(0.0, IDLE_SECONDS - (time.monotonic() - self.last_work))
+            events = self.selector.select(timeout)
+            if not events and not self.children:
+                break  # idle too long
+            for key, _ in events:
+                if key.data == "accept" and self.listener is not None:
+                    self.accept()
+                elif key.data == "make":
+                    self.selector.unregister(self.make)
+                    self.session_ended = True
+                    self.stop_listening()
+                elif key.data == "child":
+                    self.child_ended(key.fd)
+                elif key.data == "caller":
+                    self.caller_left(key.fd)
+        self.stop_listening()
+        # The session's files go with it; a worker that ends while make runs (idle, or its code
+        # changed) leaves the session's mark, so that the next package starts a fresh one.
+        for suffix in (".seen", ".lock", ".log") if self.session_ended else (".log",):
+            try:
+                if suffix != ".log" or os.path.getsize(self.base + suffix) == 0:
+                    os.unlink(self.base + suffix)
+            except OSError:
+                pass
+
+    def accept(self) -> None:
+        assert self.listener is not None
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        try:
+            self.start(connection)
+        except Exception:
+            traceback.print_exc()
+            connection.close()
+
+    def start(self, connection: socket.socket) -> None:
+        if spkg_client.peer_uid(connection) != os.getuid():
+            connection.close()
+            return
+        connection.settimeout(10)  # a caller sends its whole request at once
+        request, fds = _receive(connection)
+        try:
+            if request is None:
+                connection.close()
+                return
+            if self.code_files() != self.fingerprint:
+                connection.sendall(b"R sage-build changed\n")
+                connection.close()
+                self.stop_listening()
+                return
+            request["worker"] = os.getpid()
+            pid = os.fork()
+            if pid == 0:
+                _run_child(request, fds, self.make)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.last_work = time.monotonic()
+        pidfd = os.pidfd_open(pid)
+        connection.settimeout(None)
+        self.children[pidfd] = (pid, connection)
+        self.callers[connection.fileno()] = pidfd
+        self.selector.register(pidfd, selectors.EVENT_READ, "child")
+        self.selector.register(connection, selectors.EVENT_READ, "caller")
+        try:
+            connection.sendall(b"P %d\n" % pid)
+        except OSError:
+            pass  # the caller is gone: caller_left kills the child
+
+    def child_ended(self, pidfd: int) -> None:
+        pid, connection = self.children.pop(pidfd)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        del self.callers[connection.fileno()]
+        try:
+            self.selector.unregister(connection)
+        except KeyError:  # the caller had left (caller_left)
+            pass
+        try:
+            connection.sendall(b"S %d\n" % -code if code < 0 else b"X %d\n" % code)
+        except OSError:
+            pass
+        connection.close()
+        self.last_work = time.monotonic()
+
+    def caller_left(self, fd: int) -> None:
+        """The caller sent something or went away: it never sends after its request, so it died."""
+        pidfd = self.callers[fd]
+        pid, connection = self.children[pidfd]
+        try:
+            data = connection.recv(1)
+        except OSError:
+            data = b""
+        if data:
+            return
+        # As if the sage-spkg that asked had been killed, which is what happened to it; the
+        # commands it ran (a build backend, a script) go too, where a sage-spkg of its own would
+        # have left them running.
+        doomed = _descendants(pid)
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        for descendant in doomed:
+            try:
+                os.kill(descendant, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.selector.unregister(connection)  # child_ended reaps the child and closes it
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, from the process table."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def _receive(connection: socket.socket) -> tuple[dict | None, list[int]]:
+    """Read one request; return it parsed (None if it is not one) and the descriptors it carried."""
+    head, fds, _, _ = socket.recv_fds(connection, 4, spkg_client.MAX_FDS)
+    data = head
+    while len(data) < 4:
+        more = connection.recv(4 - len(data))
+        if not more:
+            return None, fds
+        data += more
+    size = int.from_bytes(data[:4], "big")
+    payload = bytearray()
+    while len(payload) < size:
+        more = connection.recv(min(size - len(payload), 1 << 16))
+        if not more:
+            return None, fds
+        payload += more
+    fields = bytes(payload).split(b"\0")
+    if fields[0] != spkg_client.PROTOCOL:
+        return None, fds
+    cwd, umask, pgid, count = fields[1], int(fields[2]), int(fields[3]), int(fields[4])
+    argv = [arg.decode("utf-8", "surrogateescape") for arg in fields[5:5 + count]]
+    at = 5 + count
+    fd_count = int(fields[at])
+    targets = [int(fd) for fd in fields[at + 1:at + 1 + fd_count]]
+    if len(targets) != len(fds):
+        return None, fds
+    environ = {}
+    for entry in fields[at + 1 + fd_count:]:
+        key, _, value = entry.partition(b"=")
+        environ[os.fsdecode(key)] = os.fsdecode(value)
+    return {"cwd": os.fsdecode(cwd), "umask": umask, "pgid": pgid, "argv": argv, "targets": targets,
+            "environ": environ}, fds
+
+
+def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
+    """In the forked child: become the caller's sage-spkg, run the package, exit."""
+    code = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != request["worker"]:  # the worker died before the line above
+            os._exit(1)
+        try:
+            os.setpgid(0, request["pgid"])
+        except OSError:  # the caller's group is in another session: its signals are forwarded
+            pass
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN,
+                       signal.SIGTTOU, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        _take_descriptors(fds, request["targets"])
+        os.chdir(request["cwd"])
+        os.umask(request["umask"])
+        os.environ.clear()
+        os.environ.update(request["environ"])
+        sys.argv = ["sage-spkg", *request["argv"]]
+        _reopen_standard_streams()
+        gc.enable()
+        from sage_build.face.spkg_command import main
+
+        code = main(request["argv"], os.environ, worker=request["worker"])
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    from sage_build.base.quick_exit import exit_now
+
+    exit_now(code)
+
+
+def _take_descriptors(received: list[int], targets: list[int]) -> None:
+    """Give the caller's descriptors their numbers, and close every other one (the worker's
+    socket, other callers' connections: a child holding them would keep them open)."""
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 1024) for fd in received]
+    keep = set(moved)
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    for fd, target in zip(moved, targets):
+        os.dup2(fd, target, inheritable=True)
+    for fd in moved:
+        if fd not in targets:
+            os.close(fd)
+
+
+def _reopen_standard_streams() -> None:
+    def stream(fd: int, mode: str, errors: str):
+        try:
+            os.fstat(fd)
+        except OSError:
+            return None
+        raw = io.open(fd, mode + "b", buffering=0 if mode == "w" else -1, closefd=False)
+        buffered = io.BufferedWriter(raw) if mode == "w" else raw
+        return io.TextIOWrapper(buffered, encoding=sys.getfilesystemencoding(), errors=errors,
+                                line_buffering=mode == "w" and raw.isatty(), write_through=False)
+
+    sys.stdin = stream(0, "r", "strict")
+    sys.stdout = stream(1, "w", "strict")
+    sys.stderr = stream(2, "w", "backslashreplace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    base, make_pid, src = argv if argv is not None else sys.argv[1:]
+    # One worker a session: its lock is held for its whole life.
+    if try_lock(base + ".lock") is None:
+        return 0
+    # Ctrl-C and job control reach make's whole process group, this process too: they are
+    # for the children, and the session ends with make.
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        worker = Worker(base, int(make_pid), src)
+    except (ProcessLookupError, ValueError):  # make has ended already
+        return 0
+    gc.disable()
+    worker.listen()
+    worker.preload()
+    gc.collect()
+    gc.freeze()  # what the imports made is shared with every child and never scanned again
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

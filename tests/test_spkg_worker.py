@@ -1,0 +1,323 @@
+"""The make session's sage-spkg worker (issue #19): used, equal, safe, and gone with its session.
+
+Each test gets its own runtime directory (XDG_RUNTIME_DIR), short enough for a socket path, so
+the sessions' files can be checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Tree, add_recipe, make_wheel
+from sage_build.face import spkg_client
+
+# A recipe that holds its sage-spkg until the session's worker listens: the packages after it
+# then go to the worker, whatever the load of the machine.
+WAIT_FOR_WORKER = ('[ "$SAGE_SPKG_WORKER" = no ] && exit 0; for i in $(seq 200); do ls "$XDG_RUNTIME_DIR"/sage-build/*.sock >/dev/null 2>&1 && exit 0;'
+                   ' sleep 0.05; done; echo "no worker came" >&2; exit 1\n')
+
+
+@pytest.fixture
+def runtime(monkeypatch) -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wheels(tree: Tree, names: list[str]) -> None:
+    for name in names:
+        wheel = make_wheel(tree.root / "tmp", name, "1.0", {f"{name}/__init__.py": f"NAME = {name!r}\n".encode()})
+        add_recipe(tree.root, name, version="1.0", tarball=wheel)
+
+
+def _session_tree(tree: Tree, later: list[str], *, waiter_deps: str = "$(PYTHON)") -> list[str]:
+    """first -> waiter -> each of ``later`` (wheels): the session's first package marks it, the second
+    starts the worker and waits for it, the rest go to it."""
+    _wheels(tree, ["first", *later])
+    add_recipe(tree.root, "waiter", deps=waiter_deps, files={"spkg-install": WAIT_FOR_WORKER})
+    for name in later:
+        (tree.root / "build/pkgs" / name / "dependencies").write_text("$(PYTHON) waiter\n")
+    (tree.root / "build/pkgs/waiter/dependencies").write_text("$(PYTHON) first\n")
+    tree.configure()
+    tree.make("python3-venv")
+    return ["first", "waiter", *later]
+
+
+def _record_events(tree: Tree) -> dict[str, dict]:
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    return {e["package"]: e for e in events if e["event"] == "end" and e["phase"] == "record"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_gone(pid: int, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_sessions_later_packages_run_in_its_worker_which_ends_with_make(tree, runtime):
+    names = _session_tree(tree, ["a", "b", "c", "d"])
+    result = tree.make(*names, jobs=2, extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    records = _record_events(tree)
+    assert "worker" not in records["first"] and "worker" not in records["waiter"]  # they ran on their own
+    workers = {records[name].get("worker") for name in "abcd"}
+    assert len(workers) == 1 and None not in workers  # one worker ran all four
+    (worker,) = workers
+    # the children wrote to make's output through the descriptors they were handed
+    for name in "abcd":
+        assert f"[{name}-1.0] installed in" in result.stdout
+        assert tree.python(f"import {name}; print({name}.NAME)").stdout.strip() == name
+    assert _wait_gone(worker), "the worker outlived its make"
+    assert _wait_gone(worker) and list((runtime / "sage-build").iterdir()) == []  # nothing left behind
+
+
+def test_a_worker_installs_what_a_sage_spkg_of_its_own_installs(tmp_path, runtime):
+    trees = []
+    for mode in ("worker", "no"):
+        tree = Tree(tmp_path / mode)
+        names = _session_tree(tree, ["a", "b", "c"])
+        tree.make(*names, extra_env={"XDG_RUNTIME_DIR": str(runtime), "SAGE_SPKG_WORKER": mode})
+        assert ("worker" in _record_events(tree)["c"]) == (mode == "worker")
+        trees.append(tree)
+
+    def files(tree: Tree) -> dict[str, bytes]:
+        site = tree.site_packages()
+        def content(path: Path) -> bytes:
+            data = path.read_bytes().replace(str(tree.prefix).encode(), b"PREFIX")
+            if path.name == "RECORD":  # byte-code names its source's path: the two prefixes differ
+                data = b"".join(line for line in data.splitlines(True) if b"__pycache__" not in line)
+            return data
+
+        return {str(p.relative_to(site)): content(p)
+                for p in sorted(site.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+    assert files(trees[0]) == files(trees[1])
+    stamps = [sorted(p.name for p in (t.prefix / "var/lib/sage/installed").iterdir()) for t in trees]
+    assert stamps[0] == stamps[1]
+
+
+def test_a_failure_and_a_kill_in_the_worker_are_the_callers(tree, runtime):
+    add_recipe(tree.root, "first", deps="$(PYTHON)", files={"spkg-install": "true\n"})
+    add_recipe(tree.root, "waiter", deps="$(PYTHON) first", files={"spkg-install": WAIT_FOR_WORKER})
+    add_recipe(tree.root, "broken", deps="$(PYTHON) waiter", files={"spkg-install": "echo broken on purpose; exit 3\n"})
+    _wheels(tree, ["a"])
+    (tree.root / "build/pkgs/a/dependencies").write_text("$(PYTHON) waiter\n")
+    tree.configure()
+    tree.make("python3-venv")
+    failed = tree.make("broken", check=False, extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert failed.returncode != 0
+    assert "broken on purpose" in failed.stdout + failed.stderr
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    assert any(e["package"] == "broken" and e.get("worker") and e.get("outcome") == "failed" for e in events)
+    assert not list((tree.prefix / "var/lib/sage/installed").glob("broken-*"))
+    # a kill point in a worker's child kills it; its sage-spkg dies of the same signal
+    tree.make("waiter-uninstall", "first-uninstall")
+    result = tree.make("a", check=False,
+                       extra_env={"XDG_RUNTIME_DIR": str(runtime), "SAGE_TEST_KILL_AT": "install-wheel"})
+    assert result.returncode != 0
+    assert "Killed" in result.stderr, result.stderr
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    assert any(e["package"] == "a" and e.get("worker") for e in events)
+    assert not tree.stamp("a", "1.0").exists()
+    tree.make("a", extra_env={"XDG_RUNTIME_DIR": str(runtime)})  # and the next make installs it
+    assert tree.python("import a; print(a.NAME)").stdout.strip() == "a"
+
+
+def _client_of(package: str) -> int | None:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"/sage-spkg") for arg in argv) and package.encode() in argv:
+            return int(entry)
+    return None
+
+
+def test_a_killed_sage_spkg_takes_its_child_and_the_childs_commands_with_it(tree, runtime):
+    marker = tree.root / "slow-started"
+    _session_tree(tree, [])
+    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": (
+        f'echo $$ > {marker}.pid\nsleep 60 &\necho $! > {marker}.sleep\ntouch {marker}\nwait\n')})
+    tree.configure()
+    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and make.poll() is None, make.communicate()
+            time.sleep(0.05)
+        client = _client_of("slow")
+        assert client is not None
+        events = (tree.root / "logs/events.jsonl").read_text().splitlines()
+        child = next(json.loads(e)["run"].split("-")[0] for e in events if '"slow"' in e and '"worker"' in e)
+        os.kill(client, signal.SIGKILL)
+        _, stderr = make.communicate(timeout=60)
+        assert make.returncode != 0
+        for pid in (int(child), int(marker.with_suffix(".pid").read_text()),
+                    int(Path(f"{marker}.sleep").read_text())):
+            assert _wait_gone(pid), f"process {pid} outlived the killed sage-spkg"
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    assert not list((tree.prefix / "var/lib/sage/installed").glob("slow*"))
+    # the next make builds it (the sleep is gone: a quick one now)
+    (tree.root / "build/pkgs/slow/spkg-install").write_text("true\n")
+    tree.make("slow", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+
+
+def test_killing_makes_process_group_leaves_no_process_and_the_next_session_sweeps(tree, runtime):
+    marker = tree.root / "slow-started"
+    _session_tree(tree, [])
+    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {marker}\nsleep 60\n"})
+    tree.configure()
+    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline and make.poll() is None
+        time.sleep(0.05)
+    events = (tree.root / "logs/events.jsonl").read_text().splitlines()
+    worker = next(json.loads(e)["worker"] for e in events if '"slow"' in e and '"worker"' in e)
+    os.killpg(make.pid, signal.SIGKILL)  # the terminal closed, the CI job was cancelled
+    make.wait()
+    assert _wait_gone(worker)
+    leftovers = [p.name for p in (runtime / "sage-build").iterdir()]
+    assert any(name.endswith(".sock") for name in leftovers)  # a killed worker cannot tidy up
+    (tree.root / "build/pkgs/slow/spkg-install").write_text("true\n")
+    tree.make("slow", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    remaining = [p.name for p in (runtime / "sage-build").iterdir()]
+    assert not set(leftovers) & set(remaining)  # the next session's first package swept them
+
+
+def test_a_worker_whose_code_changed_refuses_and_the_session_starts_another(tree, runtime):
+    stamp = Path(ROOT / ".venv" / ".sage-build-deps")
+    if not stamp.exists():
+        pytest.skip("no tool environment stamp")
+    # the third package touches the tool environment's stamp, as `git pull` changing the pins would
+    _wheels(tree, ["first", "a", "b", "c"])
+    add_recipe(tree.root, "waiter", deps="$(PYTHON) first", files={"spkg-install": WAIT_FOR_WORKER})
+    add_recipe(tree.root, "changer", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {stamp}\n"})
+    (tree.root / "build/pkgs/a/dependencies").write_text("$(PYTHON) changer\n")
+    (tree.root / "build/pkgs/b/dependencies").write_text("$(PYTHON) a\n")
+    (tree.root / "build/pkgs/c/dependencies").write_text("$(PYTHON) b\n")
+    tree.configure()
+    tree.make("python3-venv")
+    tree.make("c", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    records = _record_events(tree)
+    old = records["changer"].get("worker")
+    assert old  # the first worker ran it
+    assert "worker" not in records["a"]  # refused: run by its sage-spkg itself
+    assert records["c"].get("worker") != old  # a fresh worker (or none yet), never the stale one
+    assert _wait_gone(old)
+
+
+def test_the_runtime_directory_must_be_this_users_alone(tmp_path):
+    base = tmp_path / "xdg"
+    base.mkdir()
+    assert spkg_client.runtime_dir({"XDG_RUNTIME_DIR": str(base)}) == str(base / "sage-build")
+    assert (base / "sage-build").stat().st_mode & 0o777 == 0o700
+    os.chmod(base / "sage-build", 0o755)  # others may enter: not used
+    assert spkg_client.runtime_dir({"XDG_RUNTIME_DIR": str(base)}) is None
+    os.chmod(base / "sage-build", 0o700)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sage-build").symlink_to(base / "sage-build")  # a link planted there: not followed
+    assert spkg_client.runtime_dir({"XDG_RUNTIME_DIR": str(other)}) is None
+    if os.getuid() == 0:
+        os.chown(base / "sage-build", 65534, 65534)  # another user's directory
+        assert spkg_client.runtime_dir({"XDG_RUNTIME_DIR": str(base)}) is None
+
+
+def test_sessions_are_named_only_from_makes_variables(tmp_path):
+    src = str(ROOT / "src")
+    good = {"SAGE_MAKE_PID": "123", "SAGE_MAKE_STARTED": "1700000000.123456789"}
+    assert spkg_client.session_name(good, src).endswith("-123-1700000000.123456789")
+    for bad in ({}, {"SAGE_MAKE_PID": "123"}, dict(good, SAGE_MAKE_PID="../x"),
+                dict(good, SAGE_MAKE_STARTED="1/../../etc"), dict(good, SAGE_SPKG_WORKER="no")):
+        assert spkg_client.session_name(bad, src) is None
+    long = tmp_path / ("d" * 120)
+    long.mkdir()
+    assert spkg_client.worker_base(dict(good, XDG_RUNTIME_DIR=str(long)), src) is None  # too long for a socket
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs to become another user")
+def test_a_worker_serves_no_other_user(tree, runtime):
+    """Another user who reaches the socket (a directory made wrongly by hand) gets nothing run."""
+    names = _session_tree(tree, [])
+    add_recipe(tree.root, "holder", deps="$(PYTHON) waiter", files={"spkg-install": "sleep 3\n"})
+    tree.configure()
+    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), *names, "holder"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not list((runtime / "sage-build").glob("*.sock")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (path,) = (runtime / "sage-build").glob("*.sock")
+        os.chmod(runtime, 0o755)
+        os.chmod(runtime / "sage-build", 0o755)
+        os.chmod(path, 0o777)
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setuid(65534)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(str(path))
+                    request = spkg_client.encode_request(["holder"], {"PATH": "/bin"}, [])
+                    sock.sendall(len(request).to_bytes(4, "big") + request)
+                    sock.settimeout(10)
+                    answer = sock.recv(100)
+                os.write(writer, b"answer:" + answer)
+            except Exception as error:
+                os.write(writer, f"error:{error}".encode())
+            os._exit(0)
+        os.close(writer)
+        os.waitpid(pid, 0)
+        said = os.read(reader, 1000)
+        assert said in (b"answer:", b"error:[Errno 104] Connection reset by peer"), said
+    finally:
+        os.chmod(runtime / "sage-build", 0o700)
+        make.wait(timeout=60)
+    assert make.returncode == 0
+
+
+def test_a_worker_runs_a_sessions_packages_side_by_side(tree, runtime):
+    """Two packages under make -j2 each wait for the other to have started: a worker that ran
+    its calls one at a time would never let the second start (the scripts give up after 30 s)."""
+    _session_tree(tree, [])
+    for name, other in (("left", "right"), ("right", "left")):
+        add_recipe(tree.root, name, deps="$(PYTHON) waiter", files={"spkg-install": (
+            f'touch "$SAGE_ROOT/{name}.started"\n'
+            f'for i in $(seq 600); do [ -e "$SAGE_ROOT/{other}.started" ] && exit 0; sleep 0.05; done\n'
+            f'echo "{other} never started beside {name}" >&2; exit 1\n')})
+    tree.configure()
+    tree.make("left", "right", jobs=2, extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    records = _record_events(tree)
+    assert records["left"].get("worker") and records["left"]["worker"] == records["right"].get("worker")
