@@ -148,3 +148,86 @@ def test_a_tree_hashed_before_20_rebuilds_nothing_on_upgrade(chain):
     out = tree.make("build").stdout
     assert "sage-spkg base" not in out and "sage-spkg mid" not in out and "sage-spkg side" in out
     assert (hashes / "base").read_text().strip() != hash_files_before_20(scan_recipe(tree.root / "build/pkgs/base"))
+
+
+# -- compilers and the CPU (#20 item 1, leftovers) ----------------------------------------------
+
+def _fake_compiler(directory, name: str, version: str) -> str:
+    """A compiler whose --version says ``version`` (what the key asks)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(f"#!/bin/sh\necho '{version}'\necho 'Copyright: not part of the key'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("variable", ["CC", "CXX", "FC"])
+def test_each_compiler_s_version_is_an_input(chain, tmp_path, variable):
+    tree = chain
+    one = _fake_compiler(tmp_path / "one", "comp", f"{variable.lower()}-fake 1.0")
+    two = _fake_compiler(tmp_path / "two", "comp", f"{variable.lower()}-fake 2.0")
+    first = _keys(tree, "base", "side", env={variable: one})
+    # the same path, a new version (an upgraded compiler): the key changes
+    assert _keys(tree, "base", "side", env={variable: two}) != first
+    again = _keys(tree, "base", "side", env={variable: one})
+    assert again == first
+    out = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "side", "--explain"],
+                         env=dict(tree.env, **{variable: one}), capture_output=True, text=True).stdout
+    assert f'environment.compilers.{variable} = "{variable.lower()}-fake 1.0"' in out, out
+    assert "Copyright" not in out
+
+
+def test_an_unset_compiler_is_the_default_program_or_none(chain, tmp_path):
+    """Unset, CXX/FC are the programs build systems look for (c++, gfortran) when PATH has them;
+    a PATH without them has no such input, and a compiler that cannot run says so."""
+    tree = chain
+    bin_dir = tmp_path / "bin"
+    _fake_compiler(bin_dir, "gfortran", "GNU Fortran (fake) 99")
+    path = f"{bin_dir}:{tree.env['PATH']}"
+    out = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "side", "--explain"],
+                         env=dict(tree.env, PATH=path), capture_output=True, text=True).stdout
+    assert 'environment.compilers.FC = "GNU Fortran (fake) 99"' in out, out
+    from sage_build.cache.key import compilers
+
+    assert "FC" not in compilers({"PATH": str(tmp_path / "empty")})
+    broken = compilers({"PATH": "/nowhere", "FC": str(tmp_path / "missing-f95")})
+    assert broken["FC"] == f"{tmp_path / 'missing-f95'}: no --version"
+
+
+def test_native_flags_key_the_host_cpu(chain):
+    tree = chain
+    plain = tree.sage("--cache", "key", "base", "--explain").stdout
+    assert "cpu" not in plain
+    for flags in ("-O2 -march=native", "-mtune=native", "-mcpu=native -O3"):
+        out = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "base", "--explain"],
+                             env=dict(tree.env, CFLAGS=flags), capture_output=True, text=True).stdout
+        assert "environment.cpu.host = " in out and "-m...=native in the flags" in out, (flags, out)
+    out = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "base", "--explain"],
+                         env=dict(tree.env, CFLAGS="-march=x86-64-v2 -fnative-thing"), capture_output=True,
+                         text=True).stdout
+    assert "cpu" not in out  # a named target is a flag like any other (CFLAGS is in the key already)
+
+
+def test_a_recipe_that_tunes_unless_fat_binary_is_keyed_on_the_host_cpu(tree, monkeypatch):
+    """Sage's gmp, ntl, openblas ... tune for the host CPU unless SAGE_FAT_BINARY=yes: their scripts
+    read it. Their key names the host CPU (another CPU: another key); the others' do not."""
+    from sage_build.cache import key as cache_key
+    from sage_build.configure.config import load_config
+
+    add_recipe(tree.root, "gmp", deps="", files={
+        "spkg-install.in": 'if [ "$SAGE_FAT_BINARY" = yes ]; then EXTRA=--enable-fat; fi\nsdh_configure $EXTRA\n'})
+    add_recipe(tree.root, "plain", deps="gmp", files={"spkg-install.in": "sdh_configure\n"})
+    tree.configure()
+    config = load_config(tree.root)
+    keys = cache_key.tree_keys(config, tree.env)
+    assert keys["gmp"].inputs["cpu"]["host"] == cache_key.host_cpu() and "cpu" not in keys["plain"].inputs
+    monkeypatch.setattr(cache_key, "host_cpu", lambda: "another-cpu (Nobody)")
+    other = cache_key.tree_keys(config, tree.env)
+    # gmp changes, and plain with it (its dependency's key is one of its inputs)
+    assert other["gmp"].key != keys["gmp"].key and other["plain"].key != keys["plain"].key
+    fat = cache_key.tree_keys(config, dict(tree.env, SAGE_FAT_BINARY="yes"))
+    assert "cpu" not in fat["gmp"].inputs
+    monkeypatch.undo()
+    assert cache_key.tree_keys(config, dict(tree.env, SAGE_FAT_BINARY="yes"))["gmp"].key == fat["gmp"].key
+    out = tree.sage("--cache", "key", "gmp", "--explain").stdout
+    assert "cpu.because = \"its build tunes for the host CPU unless SAGE_FAT_BINARY=yes\"" in out, out
