@@ -3,6 +3,7 @@ cache's key change with every input and stay with every non-input."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,14 +113,25 @@ def test_the_key_stays_with_non_inputs(chain):
     assert again == before
 
 
-def test_a_staged_package_is_keyed_on_the_prefix_a_wheel_is_not(chain, tmp_path):
+def test_no_key_names_the_prefix_a_staged_package_s_prefix_key_does(chain, tmp_path):
+    """A staged package is relocated when pushed: its key names no prefix; its prefix key (for an
+    entry whose files could not be relocated) does."""
+    from sage_build.cache.key import tree_keys
+    from sage_build.configure.config import load_config
+
     tree = chain
     out = tree.sage("--cache", "key", "side", "base", "--explain").stdout
-    assert f'prefix = "{tree.prefix}"' in out and 'prefix = "none: a wheel"' in out
-    before = _keys(tree, "base", "side")
+    assert 'prefix = "none: relocated when pushed (else the prefix key)"' in out and 'prefix = "none: a wheel"' in out
+    assert "relocation: decided when it is pushed (it is not installed here)" in out
+    assert out.count("prefix key (an entry whose files could not be relocated) = ") == 1
+    before = tree_keys(load_config(tree.root), tree.env)
+    assert before["side"].prefix_key and not before["base"].prefix_key
+    assert str(tree.prefix) not in json.dumps(before["side"].inputs)
     tree.configure(f"--prefix={tmp_path / 'other'}")
-    after = _keys(tree, "base", "side")
-    assert after["base"] == before["base"] and after["side"] != before["side"]
+    after = tree_keys(load_config(tree.root), tree.env)
+    assert after["base"].key == before["base"].key and after["side"].key == before["side"].key
+    assert after["side"].prefix_key != before["side"].prefix_key
+    assert after["side"].candidates == [after["side"].key, after["side"].prefix_key]
 
 
 def test_key_of_an_unknown_package_says_so(chain):

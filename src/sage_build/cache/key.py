@@ -11,8 +11,10 @@ build-relevant version, and the keys of every dependency. Not inputs: SPKG.rst a
 directory, the time.
 
 A Python package installs from a wheel, which names no prefix: its key names none. A staged
-package (files installed into the prefix by a script) is keyed on the prefix, as its files may
-name it.
+package (files installed into the prefix by a script) is relocated when it is pushed
+(cache.relocate), so its key names no prefix either; when one of its files cannot be relocated, its
+entry goes under its *prefix key* instead, the key of the same inputs with the prefix: shared by
+trees of that prefix path only. A pull asks for the key, then the prefix key.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ BUILD_FORMAT = 1
 BUILD_SETTINGS = ("CC", "CXX", "FC", "CPP", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "FCFLAGS", "FFLAGS",
                   "SAGE_FAT_BINARY", "SAGE_DEBUG", "SAGE_TUNE", "SAGE_BUILD_TYPE", "SOURCE_DATE_EPOCH")
 
+#: A staged package's "prefix" input: none, its files are relocated when pushed (PackageKey.prefix_key
+#: is the key of an entry whose files could not be).
+RELOCATED = "none: relocated when pushed (else the prefix key)"
+
 #: The compilers a build may run: the variable, and the program build systems take when it is unset
 #: (autotools, meson, setuptools' C++ and numpy.distutils' Fortran look for these names).
 COMPILERS = (("CC", "cc"), ("CXX", "c++"), ("FC", "gfortran"))
@@ -63,6 +69,16 @@ class PackageKey:
     version: str
     key: str
     inputs: dict = field(default_factory=dict, compare=False)
+    prefix_key: str = ""  # a staged package's entry when a file cannot be relocated ("" a wheel)
+
+    @property
+    def candidates(self) -> list[str]:
+        """The keys an entry of this build may have, the one to prefer first."""
+        return [self.key] + ([self.prefix_key] if self.prefix_key else [])
+
+    def prefix_inputs(self, prefix: str) -> dict:
+        """The inputs of the prefix key."""
+        return {**self.inputs, "prefix": prefix}
 
 
 def environment_inputs(config: Config, target: TargetPython, environ: Mapping[str, str]) -> dict:
@@ -191,13 +207,14 @@ def _package_key(config: Config, graph: Graph, name: str, shared: dict, keys: di
         "version": pkg.stamp_version,
         "recipe": pkg.content_hash,
         "upstream": dict(sorted(pkg.checksums.items())),
-        "prefix": "none: a wheel" if pkg.is_python else config.prefix,
+        "prefix": "none: a wheel" if pkg.is_python else RELOCATED,
         "environment": shared,
         "dependencies": dict(sorted(dependencies.items())),
     }
     if "cpu" not in shared and tunes_for_host(pkg, shared["settings"]):
         inputs["cpu"] = {"host": host_cpu(), "because": "its build tunes for the host CPU unless SAGE_FAT_BINARY=yes"}
-    return PackageKey(name, pkg.stamp_version, key_of(inputs), inputs)
+    prefix_key = "" if pkg.is_python else key_of({**inputs, "prefix": config.prefix})
+    return PackageKey(name, pkg.stamp_version, key_of(inputs), inputs, prefix_key)
 
 
 def key_of(inputs: dict) -> str:
@@ -240,4 +257,6 @@ def explain(key: PackageKey) -> str:
             lines.append(f"  {path} = {json.dumps(value)}")
 
     walk(key.inputs, "")
+    if key.prefix_key:
+        lines.append(f"  prefix key (an entry whose files could not be relocated) = {key.prefix_key}")
     return "\n".join(lines)

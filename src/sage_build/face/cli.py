@@ -227,7 +227,8 @@ def _in_binary_cache(config, names: list[str]) -> set[str] | None:
     found = set()
     for url in cache.urls:
         try:
-            found |= {name for name in names if name in keys and name not in found and has_key(url, keys[name].key)}
+            found |= {name for name in names if name in keys and name not in found
+                      and any(has_key(url, key) for key in keys[name].candidates)}
         except CacheError as error:
             print(f"sage: warning: {error}", file=sys.stderr)
     return found

@@ -224,9 +224,12 @@ class Spkg:
         with self.phase(events.FETCH):
             for url in cache.urls:
                 try:
-                    pulled = pull(url, key.key, self.pkg.name, self.build_dir / "cache", cache)
+                    # the key, then (a staged tree that could not be relocated) the prefix key
+                    pulled = next(filter(None, (pull(url, candidate, self.pkg.name, self.build_dir / "cache", cache)
+                                                for candidate in key.candidates)), None)
                     if pulled is not None and pulled.staged is not None:
-                        unpack_staged(pulled.staged, staging / self.layout.prefix.relative_to(self.layout.prefix.anchor))
+                        unpack_staged(pulled.staged, staging / self.layout.prefix.relative_to(self.layout.prefix.anchor),
+                                      pulled.manifest.get("relocation"), self.layout.prefix)
                 except CacheError as error:
                     shutil.rmtree(staging, ignore_errors=True)  # nothing of a refused entry is installed
                     problems.append(str(error))
@@ -235,7 +238,8 @@ class Spkg:
                 if pulled is None:
                     problems.append(f"{display_url(url)} has no entry of key {key.key}")
                     continue
-                self.log.line(f"from the binary cache {pulled.url} (key {key.key})", always=not self.settings.quiet)
+                self.log.line(f"from the binary cache {pulled.url} (key {pulled.manifest['key']})",
+                              always=not self.settings.quiet)
                 self.event_fields["cache"] = pulled.url
                 return pulled
             if cache.mode == "only":
