@@ -260,3 +260,51 @@ def test_a_build_without_a_cache_records_no_key_and_push_says_how(tmp_path):
                             text=True)
     assert result.returncode == 1 and "a key is recorded when a binary cache is configured" in result.stderr
     assert f"SAGE_BINARY_CACHE_PUSH={tmp_path / 'c'} ./sage -f base" in result.stderr
+
+
+def test_sage_check_builds_what_has_tests_unless_only_and_says_when_tests_did_not_run(tmp_path):
+    """A pulled package has no build directory for its spkg-check. SAGE_CHECK=yes (its tests must
+    run and pass here) builds a package that has one, in auto mode; in only mode (build nothing) it
+    is pulled and the log, the events and the progress line say its tests did not run; so does
+    SAGE_CHECK=warn, which pulls."""
+    import io
+
+    from sage_build.face.progress import Progress, _Display
+
+    cache = tmp_path / "cache"
+    env = {"SAGE_BINARY_CACHE_PUSH": str(cache), "SAGE_BINARY_CACHE": str(cache), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    first = _tree(tmp_path / "one")
+    (first.root / "build/pkgs/base/spkg-check").write_text('echo "the tests of base ran"\n')
+    first.configure()
+    first.make("build", extra_env=env)
+    assert len(list((cache / "v1").glob("*.json"))) == 3
+
+    checking = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    plan = subprocess.run([sys.executable, str(ROOT / "sage"), "--plan"], env=dict(checking.env, SAGE_CHECK="yes", **env),
+                          capture_output=True, text=True).stdout
+    lines = {line.split()[1]: line for line in plan.splitlines() if line.strip()[:1].isdigit()}
+    assert "build: " in lines["base-1.0"] and "from cache" in lines["mid-1.0"], plan
+    checking.make("build", extra_env=dict(env, SAGE_CHECK="yes"))
+    assert _from_cache(checking) == {"mid", "side"} and _built_from_source(checking) == {"base"}
+    log = (checking.root / "logs/pkgs/base-1.0.log").read_text()
+    assert "SAGE_CHECK=yes: building from source rather than pulling" in log and "the tests of base ran" in log
+    assert json.loads(checking.stamp("base", "1.0").read_text())["test_result"] == "passed"
+    assert "tests not run" not in (checking.root / "logs/pkgs/mid-1.0.log").read_text()  # it has none
+
+    for mode, check in (("only", "yes"), ("auto", "warn")):
+        tree = _tree(tmp_path / f"{mode}-{check}", prefix=tmp_path / f"{mode}-{check}" / "local", recipes_from=first)
+        tree.make("build", extra_env=dict(env, SAGE_CHECK=check, SAGE_BINARY_CACHE_MODE=mode))
+        assert _from_cache(tree) == {"base", "mid", "side"}, (mode, check)
+        log = (tree.root / "logs/pkgs/base-1.0.log").read_text()
+        assert "tests not run: from the binary cache" in log and "the tests of base ran" not in log
+        events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+        assert {e["package"] for e in events if e.get("check")} == {"base"}
+        out = io.StringIO()
+        display, state = _Display(terminal=False, out=out), Progress(planned=[])
+        for event in events:
+            state.apply(event)
+            display.show(state, event)
+        said = [line for line in out.getvalue().splitlines() if "base-1.0:" in line]
+        assert any("from the binary cache in" in line and ", tests not run: from the binary cache" in line
+                   for line in said), said
+        assert json.loads(tree.stamp("base", "1.0").read_text())["test_result"] == ""
