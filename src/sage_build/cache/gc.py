@@ -30,13 +30,17 @@ def collect_garbage(store: Store, keep: set[str], grace_days: float, *, dry_run:
                     now: float | None = None) -> Collected:
     """Delete the entries whose key is not in ``keep`` and the artifacts no remaining entry names,
     when older than ``grace_days``. An entry that cannot be read keeps every artifact (when in doubt,
-    keep)."""
+    keep). The store is walked as it is listed (a page at a time from S3), the entries first (one
+    manifest read at a time), then the artifacts: what stays in memory is the set of artifacts the
+    kept entries name."""
     now = time.time() if now is None else now
-    objects = store.list(f"{LAYOUT}/")
     result = Collected()
     referenced: set[str] = set()
     unreadable = False
-    for path, mtime in objects:
+    for path, mtime in store.list(f"{LAYOUT}/", recursive=False):
+        if is_temporary(path):
+            _temporary(store, path, mtime, now, grace_days, result, dry_run)
+            continue
         match = _MANIFEST.match(path)
         if not match:
             continue
@@ -52,22 +56,27 @@ def collect_garbage(store: Store, keep: set[str], grace_days: float, *, dry_run:
             referenced |= {a["sha256"] for a in document["manifest"]["artifacts"]}
         except (ValueError, KeyError, TypeError):
             unreadable = True
-    for path, mtime in objects:
-        old = age_days(mtime, now) > grace_days
+    for path, mtime in store.list(f"{LAYOUT}/blobs/"):
         if is_temporary(path):
-            if old:
-                result.other.append(path)
-                if not dry_run:
-                    store.delete(path)
+            _temporary(store, path, mtime, now, grace_days, result, dry_run)
             continue
-        if not path.startswith(f"{LAYOUT}/blobs/") or unreadable:
+        if unreadable:
             continue
         digest = path.rsplit("/", 1)[1]
-        if digest not in referenced and old and path == blob_path(digest):
+        if digest not in referenced and age_days(mtime, now) > grace_days and path == blob_path(digest):
             result.artifacts.append(digest)
             if not dry_run:
                 store.delete(path)
     return result
+
+
+def _temporary(store: Store, path: str, mtime: float, now: float, grace_days: float, result: Collected,
+               dry_run: bool) -> None:
+    """A temporary of a push killed half-way: deleted once old."""
+    if age_days(mtime, now) > grace_days:
+        result.other.append(path)
+        if not dry_run:
+            store.delete(path)
 
 
 def read_roots(text: str) -> set[str]:
