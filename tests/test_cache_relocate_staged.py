@@ -163,6 +163,15 @@ def test_a_tampered_relocation_list_is_refused(tmp_path):
                   tmp_path / "new")
     assert (tmp_path / "ok/bin/s").read_text() == f"#!{tmp_path / 'new'}/bin/python3\n"
     assert os.access(tmp_path / "ok/bin/s", os.X_OK) == os.access(prefix / "bin/s", os.X_OK)
+    # a read-only file is relocated too
+    (prefix / "lib").mkdir()
+    (prefix / "lib/x.la").write_text(f"libdir='{prefix}/lib'\n")
+    (prefix / "lib/x.la").chmod(0o444)
+    staged = staged_tarball(prefix, ["lib/x.la"], prefix)
+    (tmp_path / "ro.tar.gz").write_bytes(staged.data)
+    unpack_staged(tmp_path / "ro.tar.gz", tmp_path / "ro", {"placeholder": PLACEHOLDER, "files": staged.templated},
+                  tmp_path / "new")
+    assert (tmp_path / "ro/lib/x.la").read_text() == f"libdir='{tmp_path / 'new'}/lib'\n"
     # an ELF object that holds the prefix beyond its RUNPATH cannot be relocated
     (tmp_path / "c.c").write_text(f'const char *where = "{prefix}/share";\n')
     subprocess.run(["cc", "-shared", "-fPIC", "-o", prefix / "libw.so", tmp_path / "c.c",

@@ -216,4 +216,7 @@ def fill_placeholder(root: Path, files: list[str], prefix: Path) -> None:
                 or (root / rel).is_symlink() or not (root / rel).is_file():
             raise CacheError(f"the entry names {rel!r} for relocation: not one of its files")
         path = root / rel
-        path.write_bytes(path.read_bytes().replace(PLACEHOLDER.encode(), str(prefix).encode()))
+        try:  # (tarfile's data filter made every file writable by its owner)
+            path.write_bytes(path.read_bytes().replace(PLACEHOLDER.encode(), str(prefix).encode()))
+        except OSError as error:
+            raise CacheError(f"cannot relocate {rel} of the entry: {error.strerror}") from None
