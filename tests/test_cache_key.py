@@ -243,3 +243,18 @@ def test_a_recipe_that_tunes_unless_fat_binary_is_keyed_on_the_host_cpu(tree, mo
     assert cache_key.tree_keys(config, dict(tree.env, SAGE_FAT_BINARY="yes"))["gmp"].key == fat["gmp"].key
     out = tree.sage("--cache", "key", "gmp", "--explain").stdout
     assert "cpu.because = \"its build tunes for the host CPU unless SAGE_FAT_BINARY=yes\"" in out, out
+
+
+def test_hostile_compiler_settings_give_a_key_not_a_traceback(chain, tmp_path):
+    """A compiler that is missing, fails, is quoted oddly or is not a program still gives a key
+    (the value says it has no --version); it is never run through a shell."""
+    tree = chain
+    marker = tmp_path / "ran"
+    for value in ("/nonexistent/cc", "cc '-unbalanced", f"cc; touch {marker}", "false", "", "   "):
+        result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "base", "--explain"],
+                                env=dict(tree.env, CXX=value), capture_output=True, text=True)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (value, result.stderr)
+        if value.strip():
+            assert f"environment.compilers.CXX = {json.dumps(value.strip() + ': no --version')}" in result.stdout \
+                or value.startswith("cc;"), (value, result.stdout)
+    assert not marker.exists()

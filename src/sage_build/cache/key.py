@@ -24,6 +24,7 @@ import hashlib
 import json
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -231,7 +232,7 @@ def canonical_json(document: object) -> bytes:
 def compiler_version(cc: str) -> str:
     """A compiler's first line of ``--version`` ("" when there is none); asked once per process."""
     try:
-        result = subprocess.run([*cc.split(), "--version"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([*shlex.split(cc), "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError, ValueError):
         return ""
     lines = result.stdout.splitlines()
