@@ -237,7 +237,8 @@ class Spkg:
                     self.log.line(f"Warning: binary cache: {error}", always=not self.settings.quiet)
                     continue
                 if pulled is None:
-                    problems.append(f"{display_url(url)} has no entry of key {key.key}")
+                    problems.append(f"{display_url(url)} has no entry of key {key.key}"
+                                    + (" nor of its prefix key" if key.prefix_key else ""))
                     continue
                 self.log.line(f"from the binary cache {pulled.url} (key {pulled.manifest['key']})",
                               always=not self.settings.quiet)
