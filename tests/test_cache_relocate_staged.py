@@ -145,12 +145,15 @@ def test_a_tampered_relocation_list_is_refused(tmp_path):
     (prefix / "bin").mkdir(parents=True)
     (prefix / "bin/s").write_text(f"#!{prefix}/bin/python3\n")
     (tmp_path / "outside").write_text(PLACEHOLDER)
-    staged = staged_tarball(prefix, ["bin/s"], prefix)
+    (prefix / "bin/link").symlink_to(prefix / "bin/s")  # absolute, into the prefix: made relative
+    staged = staged_tarball(prefix, ["bin/s", "bin/link"], prefix)
     assert staged.templated == ["bin/s"] and staged.problems == []
     (tmp_path / "t.tar.gz").write_bytes(staged.data)
     for relocation in ({"placeholder": PLACEHOLDER, "files": ["../outside"]},
                        {"placeholder": PLACEHOLDER, "files": ["/etc/passwd"]},
                        {"placeholder": PLACEHOLDER, "files": ["bin/missing"]},
+                       {"placeholder": PLACEHOLDER, "files": ["bin/link"]},  # a link, not a file of it
+                       {"placeholder": PLACEHOLDER, "files": [None]},
                        {"placeholder": "/other", "files": ["bin/s"]},
                        {"placeholder": PLACEHOLDER, "files": "bin/s"},
                        ["bin/s"]):
@@ -162,6 +165,7 @@ def test_a_tampered_relocation_list_is_refused(tmp_path):
     unpack_staged(tmp_path / "t.tar.gz", tmp_path / "ok", {"placeholder": PLACEHOLDER, "files": ["bin/s"]},
                   tmp_path / "new")
     assert (tmp_path / "ok/bin/s").read_text() == f"#!{tmp_path / 'new'}/bin/python3\n"
+    assert os.readlink(tmp_path / "ok/bin/link") == "s"
     assert os.access(tmp_path / "ok/bin/s", os.X_OK) == os.access(prefix / "bin/s", os.X_OK)
     # a read-only file is relocated too
     (prefix / "lib").mkdir()
