@@ -82,27 +82,20 @@ def test_push_then_another_prefix_pulls_everything_in_only_mode(tmp_path, signin
     first.make("build", extra_env=push_env)
     manifests = sorted(p.name for p in (cache / "v1").glob("*.json"))
     assert len(manifests) == 3, manifests
-    # the same prefix path in a second clone: everything, the staged package too
+    # another clone with another prefix path: everything, the staged package relocated
     second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local-two", recipes_from=first)
     pull_env = {"SAGE_BINARY_CACHE": f"file://{cache}", "SAGE_BINARY_CACHE_MODE": "only",
                 "SAGE_BINARY_CACHE_TRUSTED_KEYS": signing["public"]}
     plan = second.sage("--plan").stdout  # (the plan's environment has no cache: says build)
     assert "base-1.0" in plan
-    result = second.make("build", extra_env=pull_env, check=False)
-    # side is keyed on its prefix: another prefix has no entry of it, and `only` says so
-    assert result.returncode != 0
-    assert "SAGE_BINARY_CACHE_MODE=only and no binary cache has it" in (result.stdout + result.stderr)
-    assert _from_cache(second) >= {"base", "mid"}
-    # the same prefix in a third tree: all three from the cache, nothing built
-    (tmp_path / "one-prefix").mkdir()
-    third = _tree(tmp_path / "three", prefix=first.prefix, recipes_from=first)  # first's prefix, moved away
-    shutil.move(str(first.prefix), str(tmp_path / "one-prefix" / "local"))
-    third.make("build", extra_env=pull_env)
-    assert _from_cache(third) == {"base", "mid", "side"}
-    assert not list((third.prefix / "var/tmp/sage/build").glob("*/src")) if (third.prefix / "var/tmp/sage/build").exists() else True
-    assert third.python("import mid, base; print(base.X)").stdout.strip() == "1"
-    assert _files(third.prefix) == _files(tmp_path / "one-prefix" / "local", named=first.prefix)
-    assert len(_files(third.prefix)) >= 9
+    second.make("build", extra_env=pull_env)
+    assert _from_cache(second) == {"base", "mid", "side"}
+    assert not list((second.prefix / "var/tmp/sage/build").glob("*/src")) if (second.prefix / "var/tmp/sage/build").exists() else True
+    assert second.python("import mid, base; print(base.X)").stdout.strip() == "1"
+    assert (second.prefix / "share/side/note").read_text() == f"made for {second.prefix}\n"
+    assert _files(second.prefix) == _files(first.prefix)
+    assert len(_files(second.prefix)) >= 9
+    third = second
     # the stamp lists only the wheel, as a local build's
     stamp = json.loads(third.stamp("base", "1.0").read_text())
     assert [f for f in stamp["files"] if f.endswith(".whl")] == stamp["files"]
@@ -125,26 +118,26 @@ def test_auto_mode_pulls_what_it_can_and_builds_the_rest(tmp_path):
                            env=dict(first.env, **env), capture_output=True, text=True)
     assert "has it already" in again.stdout
 
-    # another prefix: the plan says what comes from the cache; side (keyed on its prefix) builds
+    # another prefix: the plan says what comes from the cache (side too: relocated)
     second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
     plan = subprocess.run([sys.executable, str(ROOT / "sage"), "--plan"], env=dict(second.env, **env),
                           capture_output=True, text=True).stdout
     lines = {line.split()[1]: line for line in plan.splitlines() if line.strip()[:1].isdigit()}
     assert "from cache" in lines["base-1.0"] and "from cache" in lines["mid-1.0"], plan
-    assert "build: " in lines["side-none"], plan
+    assert "from cache" in lines["side-none"], plan
     second.make("build", extra_env=env)
-    assert _from_cache(second) == {"base", "mid"}
+    assert _from_cache(second) == {"base", "mid", "side"}
     assert second.python("import mid").returncode == 0
 
     # a changed recipe: that package and its dependents build, the rest is pulled
     changed = _tree(tmp_path / "changed", prefix=tmp_path / "changed" / "local", recipes_from=first)
     (changed.root / "build/pkgs/base/spkg-check").write_text("true\n")
     changed.make("build", extra_env=env)
-    assert _from_cache(changed) == set() and _built_from_source(changed) == {"base", "mid", "side"}
+    assert _from_cache(changed) == {"side"} and _built_from_source(changed) == {"base", "mid"}
     changed = _tree(tmp_path / "changed2", prefix=tmp_path / "changed2" / "local", recipes_from=first)
     (changed.root / "build/pkgs/mid/spkg-check").write_text("true\n")
     changed.make("build", extra_env=env)
-    assert _from_cache(changed) == {"base"} and _built_from_source(changed) == {"mid", "side"}
+    assert _from_cache(changed) == {"base", "side"} and _built_from_source(changed) == {"mid"}
 
     # a corrupted artifact: refused, the package rebuilt; its dependent still pulled
     blob = next(iter(json.loads(p.read_text())["manifest"]["artifacts"][0]["sha256"]
@@ -152,7 +145,7 @@ def test_auto_mode_pulls_what_it_can_and_builds_the_rest(tmp_path):
     (cache / "v1/blobs" / blob).write_bytes(b"garbage")
     third = _tree(tmp_path / "three", prefix=tmp_path / "three" / "local", recipes_from=first)
     third.make("build", extra_env=env)
-    assert _from_cache(third) == {"mid"} and _built_from_source(third) == {"base", "side"}
+    assert _from_cache(third) == {"mid", "side"} and _built_from_source(third) == {"base"}
     assert "does not match the manifest's sha256" in (third.root / "logs/pkgs/base-1.0.log").read_text()
     assert third.python("import mid, base").returncode == 0
 
@@ -267,3 +260,51 @@ def test_a_build_without_a_cache_records_no_key_and_push_says_how(tmp_path):
                             text=True)
     assert result.returncode == 1 and "a key is recorded when a binary cache is configured" in result.stderr
     assert f"SAGE_BINARY_CACHE_PUSH={tmp_path / 'c'} ./sage -f base" in result.stderr
+
+
+def test_sage_check_builds_what_has_tests_unless_only_and_says_when_tests_did_not_run(tmp_path):
+    """A pulled package has no build directory for its spkg-check. SAGE_CHECK=yes (its tests must
+    run and pass here) builds a package that has one, in auto mode; in only mode (build nothing) it
+    is pulled and the log, the events and the progress line say its tests did not run; so does
+    SAGE_CHECK=warn, which pulls."""
+    import io
+
+    from sage_build.face.progress import Progress, _Display
+
+    cache = tmp_path / "cache"
+    env = {"SAGE_BINARY_CACHE_PUSH": str(cache), "SAGE_BINARY_CACHE": str(cache), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    first = _tree(tmp_path / "one")
+    (first.root / "build/pkgs/base/spkg-check").write_text('echo "the tests of base ran"\n')
+    first.configure()
+    first.make("build", extra_env=env)
+    assert len(list((cache / "v1").glob("*.json"))) == 3
+
+    checking = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    plan = subprocess.run([sys.executable, str(ROOT / "sage"), "--plan"], env=dict(checking.env, SAGE_CHECK="yes", **env),
+                          capture_output=True, text=True).stdout
+    lines = {line.split()[1]: line for line in plan.splitlines() if line.strip()[:1].isdigit()}
+    assert "build: " in lines["base-1.0"] and "from cache" in lines["mid-1.0"], plan
+    checking.make("build", extra_env=dict(env, SAGE_CHECK="yes"))
+    assert _from_cache(checking) == {"mid", "side"} and _built_from_source(checking) == {"base"}
+    log = (checking.root / "logs/pkgs/base-1.0.log").read_text()
+    assert "SAGE_CHECK=yes: building from source rather than pulling" in log and "the tests of base ran" in log
+    assert json.loads(checking.stamp("base", "1.0").read_text())["test_result"] == "passed"
+    assert "tests not run" not in (checking.root / "logs/pkgs/mid-1.0.log").read_text()  # it has none
+
+    for mode, check in (("only", "yes"), ("auto", "warn")):
+        tree = _tree(tmp_path / f"{mode}-{check}", prefix=tmp_path / f"{mode}-{check}" / "local", recipes_from=first)
+        tree.make("build", extra_env=dict(env, SAGE_CHECK=check, SAGE_BINARY_CACHE_MODE=mode))
+        assert _from_cache(tree) == {"base", "mid", "side"}, (mode, check)
+        log = (tree.root / "logs/pkgs/base-1.0.log").read_text()
+        assert "tests not run: from the binary cache" in log and "the tests of base ran" not in log
+        events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+        assert {e["package"] for e in events if e.get("check")} == {"base"}
+        out = io.StringIO()
+        display, state = _Display(terminal=False, out=out), Progress(planned=[])
+        for event in events:
+            state.apply(event)
+            display.show(state, event)
+        said = [line for line in out.getvalue().splitlines() if "base-1.0:" in line]
+        assert any("from the binary cache in" in line and ", tests not run: from the binary cache" in line
+                   for line in said), said
+        assert json.loads(tree.stamp("base", "1.0").read_text())["test_result"] == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -71,3 +72,29 @@ def test_gc_refuses_an_empty_root_set_and_bad_values(tmp_path):
     assert result.returncode == 1 and "cannot read it" in result.stderr and "Traceback" not in result.stderr
     result = _gc(cache, empty, "--grace", "-1")
     assert result.returncode == 1 and "0 or more" in result.stderr
+
+
+def test_gc_keeps_the_prefix_key_entry_of_a_kept_key(tmp_path):
+    """A staged package whose files could not be relocated has its entry under its prefix key; the
+    roots list the package's key, and gc keeps that entry (and its artifact) all the same."""
+    from sage_build.cache.key import RELOCATED, key_of
+
+    cache = tmp_path / "c"
+    inputs = {"package": "stuck", "version": "1.0", "prefix": "/opt/sage/local", "environment": {"x": 1}}
+    prefix_key, key = key_of(inputs), key_of(dict(inputs, prefix=RELOCATED))
+    other = dict(inputs, version="0.9")  # an older build's prefix-key entry: nothing keeps it
+    staged = [("staged.tar.gz", "staged", b"files")]
+    push(open_store(str(cache)), make_manifest(prefix_key, "stuck", "1.0", inputs, staged, []), staged)
+    old_staged = [("staged.tar.gz", "staged", b"old files")]
+    old_manifest = make_manifest(key_of(other), "stuck", "0.9", other, old_staged, [])
+    push(open_store(str(cache)), old_manifest, old_staged)
+    (cache / "v1" / f"{'e' * 64}.json").write_text("not json")  # unreadable and not kept: goes
+    _age(cache)
+    roots = tmp_path / "roots"
+    roots.write_text(f"stuck {key}\n")
+    result = _gc(cache, roots, "--grace", "1")
+    assert result.returncode == 0, result.stderr
+    assert (cache / manifest_path(prefix_key)).exists()
+    assert (cache / blob_path(old_manifest["artifacts"][0]["sha256"])).exists() is False
+    assert not (cache / manifest_path(key_of(other))).exists() and not (cache / manifest_path("e" * 64)).exists()
+    assert {p.name for p in (cache / "v1/blobs").iterdir()} == {hashlib.sha256(b"files").hexdigest()}

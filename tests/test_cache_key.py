@@ -3,6 +3,7 @@ cache's key change with every input and stay with every non-input."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,14 +113,25 @@ def test_the_key_stays_with_non_inputs(chain):
     assert again == before
 
 
-def test_a_staged_package_is_keyed_on_the_prefix_a_wheel_is_not(chain, tmp_path):
+def test_no_key_names_the_prefix_a_staged_package_s_prefix_key_does(chain, tmp_path):
+    """A staged package is relocated when pushed: its key names no prefix; its prefix key (for an
+    entry whose files could not be relocated) does."""
+    from sage_build.cache.key import tree_keys
+    from sage_build.configure.config import load_config
+
     tree = chain
     out = tree.sage("--cache", "key", "side", "base", "--explain").stdout
-    assert f'prefix = "{tree.prefix}"' in out and 'prefix = "none: a wheel"' in out
-    before = _keys(tree, "base", "side")
+    assert 'prefix = "none: relocated when pushed (else the prefix key)"' in out and 'prefix = "none: a wheel"' in out
+    assert "relocation: decided when it is pushed (it is not installed here)" in out
+    assert out.count("prefix key (an entry whose files could not be relocated) = ") == 1
+    before = tree_keys(load_config(tree.root), tree.env)
+    assert before["side"].prefix_key and not before["base"].prefix_key
+    assert str(tree.prefix) not in json.dumps(before["side"].inputs)
     tree.configure(f"--prefix={tmp_path / 'other'}")
-    after = _keys(tree, "base", "side")
-    assert after["base"] == before["base"] and after["side"] != before["side"]
+    after = tree_keys(load_config(tree.root), tree.env)
+    assert after["base"].key == before["base"].key and after["side"].key == before["side"].key
+    assert after["side"].prefix_key != before["side"].prefix_key
+    assert after["side"].candidates == [after["side"].key, after["side"].prefix_key]
 
 
 def test_key_of_an_unknown_package_says_so(chain):
@@ -148,3 +160,101 @@ def test_a_tree_hashed_before_20_rebuilds_nothing_on_upgrade(chain):
     out = tree.make("build").stdout
     assert "sage-spkg base" not in out and "sage-spkg mid" not in out and "sage-spkg side" in out
     assert (hashes / "base").read_text().strip() != hash_files_before_20(scan_recipe(tree.root / "build/pkgs/base"))
+
+
+# -- compilers and the CPU (#20 item 1, leftovers) ----------------------------------------------
+
+def _fake_compiler(directory, name: str, version: str) -> str:
+    """A compiler whose --version says ``version`` (what the key asks)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(f"#!/bin/sh\necho '{version}'\necho 'Copyright: not part of the key'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("variable", ["CC", "CXX", "FC"])
+def test_each_compiler_s_version_is_an_input(chain, tmp_path, variable):
+    tree = chain
+    one = _fake_compiler(tmp_path / "one", "comp", f"{variable.lower()}-fake 1.0")
+    two = _fake_compiler(tmp_path / "two", "comp", f"{variable.lower()}-fake 2.0")
+    first = _keys(tree, "base", "side", env={variable: one})
+    # the same path, a new version (an upgraded compiler): the key changes
+    assert _keys(tree, "base", "side", env={variable: two}) != first
+    again = _keys(tree, "base", "side", env={variable: one})
+    assert again == first
+    out = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "side", "--explain"],
+                         env=dict(tree.env, **{variable: one}), capture_output=True, text=True).stdout
+    assert f'environment.compilers.{variable} = "{variable.lower()}-fake 1.0"' in out, out
+    assert "Copyright" not in out
+
+
+def test_an_unset_compiler_is_the_default_program_or_none(chain, tmp_path):
+    """Unset, CXX/FC are the programs build systems look for (c++, gfortran) when PATH has them;
+    a PATH without them has no such input, and a compiler that cannot run says so."""
+    tree = chain
+    bin_dir = tmp_path / "bin"
+    _fake_compiler(bin_dir, "gfortran", "GNU Fortran (fake) 99")
+    path = f"{bin_dir}:{tree.env['PATH']}"
+    out = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "side", "--explain"],
+                         env=dict(tree.env, PATH=path), capture_output=True, text=True).stdout
+    assert 'environment.compilers.FC = "GNU Fortran (fake) 99"' in out, out
+    from sage_build.cache.key import compilers
+
+    assert "FC" not in compilers({"PATH": str(tmp_path / "empty")})
+    broken = compilers({"PATH": "/nowhere", "FC": str(tmp_path / "missing-f95")})
+    assert broken["FC"] == f"{tmp_path / 'missing-f95'}: no --version"
+
+
+def test_native_flags_key_the_host_cpu(chain):
+    tree = chain
+    plain = tree.sage("--cache", "key", "base", "--explain").stdout
+    assert "cpu" not in plain
+    for flags in ("-O2 -march=native", "-mtune=native", "-mcpu=native -O3"):
+        out = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "base", "--explain"],
+                             env=dict(tree.env, CFLAGS=flags), capture_output=True, text=True).stdout
+        assert "environment.cpu.host = " in out and "-m...=native in the flags" in out, (flags, out)
+    out = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "base", "--explain"],
+                         env=dict(tree.env, CFLAGS="-march=x86-64-v2 -fnative-thing"), capture_output=True,
+                         text=True).stdout
+    assert "cpu" not in out  # a named target is a flag like any other (CFLAGS is in the key already)
+
+
+def test_a_recipe_that_tunes_unless_fat_binary_is_keyed_on_the_host_cpu(tree, monkeypatch):
+    """Sage's gmp, ntl, openblas ... tune for the host CPU unless SAGE_FAT_BINARY=yes: their scripts
+    read it. Their key names the host CPU (another CPU: another key); the others' do not."""
+    from sage_build.cache import key as cache_key
+    from sage_build.configure.config import load_config
+
+    add_recipe(tree.root, "gmp", deps="", files={
+        "spkg-install.in": 'if [ "$SAGE_FAT_BINARY" = yes ]; then EXTRA=--enable-fat; fi\nsdh_configure $EXTRA\n'})
+    add_recipe(tree.root, "plain", deps="gmp", files={"spkg-install.in": "sdh_configure\n"})
+    tree.configure()
+    config = load_config(tree.root)
+    keys = cache_key.tree_keys(config, tree.env)
+    assert keys["gmp"].inputs["cpu"]["host"] == cache_key.host_cpu() and "cpu" not in keys["plain"].inputs
+    monkeypatch.setattr(cache_key, "host_cpu", lambda: "another-cpu (Nobody)")
+    other = cache_key.tree_keys(config, tree.env)
+    # gmp changes, and plain with it (its dependency's key is one of its inputs)
+    assert other["gmp"].key != keys["gmp"].key and other["plain"].key != keys["plain"].key
+    fat = cache_key.tree_keys(config, dict(tree.env, SAGE_FAT_BINARY="yes"))
+    assert "cpu" not in fat["gmp"].inputs
+    monkeypatch.undo()
+    assert cache_key.tree_keys(config, dict(tree.env, SAGE_FAT_BINARY="yes"))["gmp"].key == fat["gmp"].key
+    out = tree.sage("--cache", "key", "gmp", "--explain").stdout
+    assert "cpu.because = \"its build tunes for the host CPU unless SAGE_FAT_BINARY=yes\"" in out, out
+
+
+def test_hostile_compiler_settings_give_a_key_not_a_traceback(chain, tmp_path):
+    """A compiler that is missing, fails, is quoted oddly or is not a program still gives a key
+    (the value says it has no --version); it is never run through a shell."""
+    tree = chain
+    marker = tmp_path / "ran"
+    for value in ("/nonexistent/cc", "cc '-unbalanced", f"cc; touch {marker}", "false", "", "   "):
+        result = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "key", "base", "--explain"],
+                                env=dict(tree.env, CXX=value), capture_output=True, text=True)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (value, result.stderr)
+        if value.strip():
+            assert f"environment.compilers.CXX = {json.dumps(value.strip() + ': no --version')}" in result.stdout \
+                or value.startswith("cc;"), (value, result.stdout)
+    assert not marker.exists()

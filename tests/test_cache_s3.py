@@ -103,3 +103,56 @@ def test_make_build_pushes_to_s3_and_another_tree_pulls_everything(s3, tmp_path)
     second.make("base", "mid", extra_env=dict(env, SAGE_BINARY_CACHE_MODE="only"))
     assert _from_cache(second) == {"base", "mid"}
     assert second.python("import mid, base").returncode == 0
+
+
+def test_gc_pages_through_an_s3_store_reading_one_manifest_at_a_time(s3, tmp_path):
+    """gc of a bucket walks its listing a page at a time (the manifests first, without the blobs),
+    reads a kept entry's manifest as it comes, and deletes what no kept entry names."""
+    import time as clock
+
+    from sage_build.cache.gc import collect_garbage
+
+    url = "s3://cache/gc"
+    keys = [f"{i:x}" * 64 for i in range(12)]  # sorted as S3 lists them: 000..., 111..., ...
+    blobs = {}
+    for key in keys:
+        artifacts = [(f"p{key[0]}-1.0-py3-none-any.whl", "wheel", f"only {key[0]}".encode()),
+                     ("shared-1.0-py3-none-any.whl", "wheel", b"shared by all")]
+        manifest = make_manifest(key, "p", "1.0", {}, artifacts, [])
+        assert push(open_store(url), manifest, artifacts)
+        blobs[key] = manifest["artifacts"][0]["sha256"]
+    shared = manifest["artifacts"][1]["sha256"]
+    keep = set(keys[:2])
+    store = open_store(url)
+    store.page_size = 5
+    calls: list[str] = []
+    store.client.meta.events.register("before-parameter-build.s3.ListObjectsV2",
+                                      lambda params, **_: calls.append(f"list {params.get('Delimiter', '')}"))
+    reading = store.read
+    store.read = lambda path: calls.append(f"read {path}") or reading(path)
+
+    dry = collect_garbage(store, keep, 1, dry_run=True, now=clock.time() + 2 * 86400)
+    assert sorted(dry.entries) == sorted(keys[2:]) and sorted(dry.artifacts) == sorted(blobs[k] for k in keys[2:])
+    manifest_pages = [i for i, call in enumerate(calls) if call == "list /"]
+    reads = [i for i, call in enumerate(calls) if call.startswith("read ")]
+    # 12 manifests and the blobs/ common prefix, 5 a page: 3 pages; each manifest read (a kept
+    # one for its artifacts, another to see whether it is a kept key's prefix-key entry) before
+    # the next page is asked for
+    assert len(manifest_pages) == 3 and len(reads) == 12, calls
+    assert sum(read < manifest_pages[1] for read in reads) == 5, calls
+    assert sum(read < manifest_pages[2] for read in reads) == 10, calls
+    assert all(call == "list " for call in calls[manifest_pages[-1] + 1:] if call.startswith("list")), calls
+    assert not any("blobs" in call for call in calls if call.startswith("read")), calls
+
+    result = collect_garbage(store, keep, 1, now=clock.time() + 2 * 86400)
+    assert sorted(result.entries) == sorted(keys[2:]) and result.kept == 2
+    left = {path for path, _ in open_store(url).list("v1/")}
+    assert left == {manifest_path(k) for k in keep} | {f"v1/blobs/{blobs[k]}" for k in keep} | {f"v1/blobs/{shared}"}
+    # through the command, everything old and unkept goes (grace 0), kept entries stay
+    roots = tmp_path / "roots"
+    roots.write_text(f"{keys[0]}\n")
+    done = subprocess.run([sys.executable, str(ROOT / "sage"), "--cache", "gc", url, "--keep", str(roots),
+                           "--grace", "0"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    left = {path for path, _ in open_store(url).list("v1/")}
+    assert left == {manifest_path(keys[0]), f"v1/blobs/{blobs[keys[0]]}", f"v1/blobs/{shared}"}, left

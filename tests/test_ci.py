@@ -342,6 +342,10 @@ def test_lookup_asks_every_cache_and_passes_on_an_unreachable_one():
     found = cached_packages({"a": "k1", "b": "k2", "c": "k3"}, list(stores),
                             exists=lambda url, key: key in stores[url])
     assert found == {"a", "c"}
+    # a staged package's entry under its prefix key (files that could not be relocated) counts too
+    found = cached_packages({"a": ["k0", "k1"], "b": ["k2", "k9"], "c": ["k3", "k4"]}, list(stores),
+                            exists=lambda url, key: key in stores[url])
+    assert found == {"a", "c"}
 
     def unreachable(url, key):
         raise CacheError(f"binary cache {url}: cannot be reached")

@@ -170,8 +170,9 @@ class MemoryStore:
         self.objects[path] = data
         return True
 
-    def list(self, prefix):
-        return [(path, 0.0) for path in self.objects if path.startswith(prefix)]
+    def list(self, prefix, recursive=True):
+        return [(path, 0.0) for path in self.objects
+                if path.startswith(prefix) and (recursive or "/" not in path[len(prefix):])]
 
     def delete(self, path):
         self.objects.pop(path, None)

@@ -12,7 +12,9 @@ sage-spkg), ``time``, ``log``; a start also has ``reason`` (why it builds); an e
 ``start``, ``duration`` and ``outcome`` (:data:`OK` or :data:`FAILED`; a failed one also
 ``error``, the reason, possibly several lines). Once a package was pulled from a binary cache
 (#20), its events from the end of that fetch on also have ``cache``: the cache's URL, without
-credentials.  A package that a make session's worker ran (#19) has ``worker``, its process id.
+credentials; when its tests were asked for (SAGE_CHECK) and not run, its record events also have
+``check`` ("not run: from the binary cache").  A package that a make session's worker ran (#19)
+has ``worker``, its process id.
 Standard library only.
 """
 

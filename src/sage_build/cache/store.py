@@ -20,7 +20,7 @@ import os
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Protocol
+from typing import Iterable, Iterator, Protocol
 
 from sage_build.base.atomic import TMP_MARK, tmp_name
 from sage_build.base.errors import CacheError
@@ -50,8 +50,11 @@ class Store(Protocol):
     def write_once(self, path: str, data: bytes) -> bool:
         """Write the object unless it exists: True if written, False if it existed (left as it was)."""
 
-    def list(self, prefix: str) -> list[tuple[str, float]]:
-        """Every object under ``prefix``: (path, modification time in seconds since the epoch)."""
+    def list(self, prefix: str, recursive: bool = True) -> Iterable[tuple[str, float]]:
+        """Every object under ``prefix``: (path, modification time in seconds since the epoch),
+        produced as the listing goes (a page at a time from S3), so that a store of any size is
+        walked in bounded memory; ``recursive=False``: only the objects directly under it (the
+        manifests of ``v1/``, not its blobs)."""
 
     def delete(self, path: str) -> None:
         """Remove the object (gone already is fine)."""
@@ -142,17 +145,29 @@ class DirectoryStore:
         except OSError as error:
             raise CacheError(f"binary cache {self.url}: cannot write {path}: {error.strerror}") from None
 
-    def list(self, prefix: str) -> list[tuple[str, float]]:
-        found = []
+    def list(self, prefix: str, recursive: bool = True) -> Iterator[tuple[str, float]]:
         base = self._path(prefix)
+        if not recursive:
+            try:
+                entries = os.scandir(base)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            with entries:
+                for entry in entries:
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            yield str(Path(entry.path).relative_to(self.root)), entry.stat().st_mtime
+                    except FileNotFoundError:  # deleted meanwhile (gc, another gc)
+                        continue
+            return
         for directory, _, files in os.walk(base):
             for name in files:
                 full = Path(directory) / name
                 try:
-                    found.append((str(full.relative_to(self.root)), full.stat().st_mtime))
+                    mtime = full.stat().st_mtime
                 except FileNotFoundError:
                     continue
-        return found
+                yield str(full.relative_to(self.root)), mtime
 
     def delete(self, path: str) -> None:
         self._path(path).unlink(missing_ok=True)
@@ -191,7 +206,7 @@ class HttpStore:
         raise CacheError(f"binary cache {self.url}: an HTTP(S) cache is read-only; push to the directory or"
                          " S3 bucket that it serves")
 
-    def list(self, prefix: str) -> list[tuple[str, float]]:
+    def list(self, prefix: str, recursive: bool = True) -> list[tuple[str, float]]:
         raise CacheError(f"binary cache {self.url}: an HTTP(S) cache cannot be listed; collect garbage in"
                          " the directory or S3 bucket that it serves")
 
@@ -201,6 +216,9 @@ class HttpStore:
 
 class S3Store:
     """An S3-compatible store through boto3 (an optional dependency: ``pip install boto3``)."""
+
+    #: Objects a listing request asks for (S3's maximum): one page in memory at a time.
+    page_size = 1000
 
     def __init__(self, url: str):
         parts = urllib.parse.urlsplit(url)
@@ -259,17 +277,19 @@ class S3Store:
         except self._errors.BotoCoreError as error:
             raise self._fail("cannot be reached", error) from None
 
-    def list(self, prefix: str) -> list[tuple[str, float]]:
-        found = []
+    def list(self, prefix: str, recursive: bool = True) -> Iterator[tuple[str, float]]:
+        options = {"Bucket": self.bucket, "Prefix": self._key(prefix), "PaginationConfig": {"PageSize": self.page_size}}
+        if not recursive:
+            options["Delimiter"] = "/"  # what is deeper comes as CommonPrefixes, not listed
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
-            for page in pages:
+            # the paginator asks for the next page when this one is used up (deleting the objects
+            # already listed does not disturb its continuation token)
+            for page in self.client.get_paginator("list_objects_v2").paginate(**options):
                 for item in page.get("Contents", []):
                     rel = item["Key"][len(self.prefix) + 1:] if self.prefix else item["Key"]
-                    found.append((rel, item["LastModified"].timestamp()))
+                    yield rel, item["LastModified"].timestamp()
         except (self._errors.ClientError, self._errors.BotoCoreError) as error:
             raise self._fail("cannot list", error) from None
-        return found
 
     def delete(self, path: str) -> None:
         try:

@@ -78,7 +78,7 @@ def collect(store: Store, trusted_keys: list[str] | None = None) -> tuple[list[W
     are taken (SAGE_BINARY_CACHE_TRUST=unsigned, a cache of one's own)."""
     chosen: dict[tuple[str, str], Wheel] = {}
     skipped: list[str] = []
-    for path, _ in sorted(store.list(f"{LAYOUT}/")):
+    for path, _ in sorted(store.list(f"{LAYOUT}/", recursive=False)):  # the manifests, not the blobs
         if not _KEY_FILE.match(path):
             continue
         raw = store.read(path)

@@ -71,7 +71,22 @@ def key_command(argv: list[str], environ: Mapping[str, str]) -> int:
         names.append(name)
     for name in names:
         print(explain(keys[name]) if args.explain else f"{name} {keys[name].key}")
+        if args.explain and keys[name].prefix_key:
+            print(_relocation(config, environ, packages[name]))
     return 0
+
+
+def _relocation(config, environ: Mapping[str, str], pkg) -> str:
+    """Whether a staged package's installed files relocate, for --explain."""
+    from sage_build.cache.entry import relocation_problems
+
+    problems = relocation_problems(settings.layout_of(config, environ=environ), pkg)
+    if problems is None:
+        return "  relocation: decided when it is pushed (it is not installed here)"
+    if not problems:
+        return "  relocation: its installed files relocate; its entry goes under the key"
+    return ("  relocation: keyed on the prefix, as its installed files cannot all be relocated"
+            " (its entry goes under the prefix key):\n" + "\n".join(f"    {problem}" for problem in problems))
 
 
 def keygen_command(argv: list[str]) -> int:

@@ -79,7 +79,7 @@ def _cache_lookup(state: BuildState, targets: list[str], urls: str | None) -> Ca
 
     config = load_config(settings.sage_root())
     keys = package_keys(config, state.graph, target_of(config), os.environ, enabled=state.enabled, names=targets)
-    found = cached_packages({name: key.key for name, key in keys.items()}, urls.split())
+    found = cached_packages({name: key.candidates for name, key in keys.items()}, urls.split())
     return found.__contains__
 
 

@@ -223,11 +223,18 @@ def _in_binary_cache(config, names: list[str]) -> set[str] | None:
     cache = cache_settings(os.environ, config)
     if not cache.pulls:
         return None
+    if os.environ.get("SAGE_CHECK") == "yes" and cache.mode != "only":
+        # sage-spkg builds a package with a test suite, so that it runs (pipeline.spkg)
+        from sage_build.recipes.recipe import load_packages
+
+        packages = load_packages(config.layout().pkgs_dir)
+        names = [name for name in names if name not in packages or not packages[name].script_path("spkg-check")]
     keys = tree_keys(config, os.environ, names=names)
     found = set()
     for url in cache.urls:
         try:
-            found |= {name for name in names if name in keys and name not in found and has_key(url, keys[name].key)}
+            found |= {name for name in names if name in keys and name not in found
+                      and any(has_key(url, key) for key in keys[name].candidates)}
         except CacheError as error:
             print(f"sage: warning: {error}", file=sys.stderr)
     return found

@@ -178,8 +178,9 @@ class _Display:
                                f" '{event.get('phase')}' after {state.took(event):.1f}s", file=self.out)
             elif event.get("phase") == events.RECORD:
                 done = "cached" if event.get("cache") else "built "  # pulled from a binary cache (#20)
+                untested = " (tests not run: from the binary cache)" if event.get("check") else ""
                 self.bar.write(f"{done} {event.get('package')}-{event.get('version')}"
-                               f" in {state.took(event):.1f}s", file=self.out)
+                               f" in {state.took(event):.1f}s{untested}", file=self.out)
         if self.bar.total != state.total():
             self.bar.total = state.total()
         self.bar.n = len(state.done)
@@ -200,7 +201,8 @@ class _Display:
                       f" (log: {event.get('log')})", file=self.out, flush=True)
             elif event.get("event") == events.END and event.get("phase") == events.RECORD:
                 done = "from the binary cache" if event.get("cache") else "built"
-                print(f"[{stamp}] {what}: {done} in {state.took(event):.1f}s ({len(state.done)}{total})",
+                untested = ", tests not run: from the binary cache" if event.get("check") else ""
+                print(f"[{stamp}] {what}: {done} in {state.took(event):.1f}s{untested} ({len(state.done)}{total})",
                       file=self.out, flush=True)
         elif event.get("event") == events.START:
             print(f"[{stamp}] {what}: {event.get('phase')} ...", file=self.out, flush=True)

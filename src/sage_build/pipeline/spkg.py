@@ -158,7 +158,8 @@ class Spkg:
         # The key needs the whole graph and the compiler's version: computed only when a cache is
         # used (#19: no per-package cost for a build without one)
         key = self._cache_key(target) if self.build_only is None and self.settings.cache.used else None
-        pulled = self._pull(key, staging) if key is not None and self.settings.cache.pulls else None
+        pulls = key is not None and self.settings.cache.pulls and not self._check_needs_a_build()
+        pulled = self._pull(key, staging) if pulls else None
         if pulled is None:
             wheels = self._fetch_unpack_build(target, env)
         else:
@@ -174,7 +175,7 @@ class Spkg:
                 self._maintainer_script("spkg-legacy-uninstall", env)
             self._replace_foreign(wheels, target)
         files, distributions = self._install(wheels, staging, previous, target, env)
-        test_result = self._check(env) if pulled is None else ""
+        test_result = self._check(env) if pulled is None else self._not_checked()
         with self.phase(events.RECORD):
             self._record_scripts(distributions)
             reach("record-scripts")
@@ -227,18 +228,23 @@ class Spkg:
         with self.phase(events.FETCH):
             for url in cache.urls:
                 try:
-                    pulled = pull(url, key.key, self.pkg.name, self.build_dir / "cache", cache)
+                    # the key, then (a staged tree that could not be relocated) the prefix key
+                    pulled = next(filter(None, (pull(url, candidate, self.pkg.name, self.build_dir / "cache", cache)
+                                                for candidate in key.candidates)), None)
                     if pulled is not None and pulled.staged is not None:
-                        unpack_staged(pulled.staged, staging / self.layout.prefix.relative_to(self.layout.prefix.anchor))
+                        unpack_staged(pulled.staged, staging / self.layout.prefix.relative_to(self.layout.prefix.anchor),
+                                      pulled.manifest.get("relocation"), self.layout.prefix)
                 except CacheError as error:
                     shutil.rmtree(staging, ignore_errors=True)  # nothing of a refused entry is installed
                     problems.append(str(error))
                     self.log.line(f"Warning: binary cache: {error}", always=not self.settings.quiet)
                     continue
                 if pulled is None:
-                    problems.append(f"{display_url(url)} has no entry of key {key.key}")
+                    problems.append(f"{display_url(url)} has no entry of key {key.key}"
+                                    + (" nor of its prefix key" if key.prefix_key else ""))
                     continue
-                self.log.line(f"from the binary cache {pulled.url} (key {key.key})", always=not self.settings.quiet)
+                self.log.line(f"from the binary cache {pulled.url} (key {pulled.manifest['key']})",
+                              always=not self.settings.quiet)
                 self.event_fields["cache"] = pulled.url
                 return pulled
             if cache.mode == "only":
@@ -247,6 +253,24 @@ class Spkg:
                                  " lists what its key is made of)")
             self.log.line(f"not in a binary cache (key {key.key[:16]}...): building it")
         return None
+
+    def _check_needs_a_build(self) -> bool:
+        """SAGE_CHECK=yes asks that a package's spkg-check run and pass here; a pulled package has
+        no build directory to run it in, so in ``auto`` mode a package with a test suite builds
+        from source (``only`` builds nothing: it is pulled, untested, and says so)."""
+        if self.settings.check != "yes" or self.settings.cache.mode == "only" or not self.pkg.script_path("spkg-check"):
+            return False
+        self.log.line("SAGE_CHECK=yes: building from source rather than pulling from a binary cache, so that"
+                      " its spkg-check runs")
+        return True
+
+    def _not_checked(self) -> str:
+        """A pulled package's tests, asked for but not run: the log and its events say so."""
+        if self.check and self.pkg.script_path("spkg-check"):
+            self.log.line("tests not run: from the binary cache (spkg-check needs the build directory)",
+                          always=not self.settings.quiet)
+            self.event_fields["check"] = "not run: from the binary cache"
+        return ""
 
     def _push(self, files: list[str]) -> None:
         """After a local build, publish it to SAGE_BINARY_CACHE_PUSH; a failure is a warning."""
