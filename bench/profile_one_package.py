@@ -233,10 +233,18 @@ def _tiny_wheel(directory: Path) -> Path:
     files = {"sbtiny/__init__.py": "X = 1\n",
              "sbtiny-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: sbtiny\nVersion: 1.0\n",
              "sbtiny-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    import base64
+    import hashlib
+
+    def row(name: str, text: str) -> str:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        return f"{name},sha256={digest},{len(text.encode())}\n"
+
     with zipfile.ZipFile(path, "w") as archive:
         for name, text in files.items():
             archive.writestr(name, text)
-        archive.writestr("sbtiny-1.0.dist-info/RECORD", "".join(f"{n},," + "\n" for n in [*files, "sbtiny-1.0.dist-info/RECORD"]))
+        archive.writestr("sbtiny-1.0.dist-info/RECORD",
+                         "".join(row(n, t) for n, t in files.items()) + "sbtiny-1.0.dist-info/RECORD,,\n")
     return path
 
 
@@ -386,8 +394,10 @@ def session_figures(work: Path, wheel: Path, rounds: int, out) -> None:
     try:
         root = work / "session"
         env = session_tree(root, wheel, runtime)
-        subprocess.run(["make", "-s", "-f", str(root / "build/make/Makefile"), PACKAGE], env=env, check=True,
-                       capture_output=True)
+        first = subprocess.run(["make", "-s", "-f", str(root / "build/make/Makefile"), PACKAGE], env=env,
+                               capture_output=True, text=True)
+        if first.returncode != 0:
+            raise SystemExit(f"make {PACKAGE} failed:\n{first.stdout[-3000:]}\n{first.stderr[-3000:]}")
         figures: dict[str, list[tuple[float, float, float]]] = {"worker": [], "no": []}
         for round_ in range(rounds):
             for mode in ("worker", "no") if round_ % 2 == 0 else ("no", "worker"):

@@ -407,10 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ProcessLookupError, ValueError):  # make has ended already
         return 0
     gc.disable()
-    worker.listen()
     worker.preload()
     gc.collect()
     gc.freeze()  # what the imports made is shared with every child and never scanned again
+    # The socket appears once everything is loaded: until then a package runs on its own rather
+    # than waiting for the imports.
+    worker.listen()
     worker.serve()
     return 0
 
