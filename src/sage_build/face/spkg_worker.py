@@ -125,6 +125,14 @@ class Worker:
                 importlib.import_module(name)
             except Exception:
                 pass
+        try:
+            # A binary cache's key asks each compiler for its version: once a session, not a package
+            # (the children inherit the answers; a child whose CC differs asks its own).
+            from sage_build.cache.key import compilers
+
+            compilers(os.environ)
+        except Exception:
+            pass
         self.fingerprint = self.code_files()
 
     def code_files(self) -> dict[str, tuple[int, int]]:
