@@ -324,3 +324,33 @@ def test_a_worker_runs_a_sessions_packages_side_by_side(tree, runtime):
     tree.make("left", "right", jobs=2, extra_env={"XDG_RUNTIME_DIR": str(runtime)})
     records = _record_events(tree)
     assert records["left"].get("worker") and records["left"]["worker"] == records["right"].get("worker")
+
+
+def test_a_killed_worker_takes_its_children_and_their_callers_fail_cleanly(tree, runtime):
+    marker = tree.root / "slow-started"
+    _session_tree(tree, [])
+    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {marker}\nsleep 60\n"})
+    tree.configure()
+    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and make.poll() is None
+            time.sleep(0.05)
+        events = [json.loads(e) for e in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+        slow = next(e for e in events if e["package"] == "slow" and e.get("worker"))
+        child = int(slow["run"].split("-")[0])
+        os.kill(slow["worker"], signal.SIGKILL)  # the OOM killer, a stray pkill
+        _, stderr = make.communicate(timeout=60)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    assert make.returncode != 0
+    assert "the session's worker ended before the package was done" in stderr
+    assert _wait_gone(child)  # the kernel killed it with its worker
+    assert not list((tree.prefix / "var/lib/sage/installed").glob("slow*"))
+    (tree.root / "build/pkgs/slow/spkg-install").write_text("true\n")
+    tree.make("slow", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert list((tree.prefix / "var/lib/sage/installed").glob("slow*"))

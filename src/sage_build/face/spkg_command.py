@@ -112,6 +112,9 @@ def parse_arguments(argv: list[str]):
         prog="sage-spkg",
         description="Build and install one package of the distribution: fetch, unpack, build,"
                     " uninstall the old version, install, record. Normally run by make.",
+        epilog="Under make, from a session's second package on, `sage-spkg PKG` hands the package to the"
+               " session's worker (one process that has loaded sage-build once and forks a child per"
+               " package; it ends with make). SAGE_SPKG_WORKER=no runs every package in its own process.",
     )
     parser.add_argument("package", help="the package name (a directory of build/pkgs)")
     parser.add_argument("-s", "--keep-build", action="store_true", help="keep the build directory")
