@@ -173,8 +173,7 @@ class Tree:
     def env(self) -> dict[str, str]:
         env = dict(os.environ, SAGE_ROOT=str(self.root))
         # the tests may run under `make test`: their makes are not sub-makes of it
-        for variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "V", "DESTDIR", "SAGE_MAKE_STARTED",
-                         "SAGE_MAKE_PID"):
+        for variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "V", "DESTDIR", "SAGE_MAKE_STARTED"):
             env.pop(variable, None)
         return env
 

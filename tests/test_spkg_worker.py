@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -253,16 +254,31 @@ def test_the_runtime_directory_must_be_this_users_alone(tmp_path):
         assert spkg_client.runtime_dir({"XDG_RUNTIME_DIR": str(base)}) is None
 
 
-def test_sessions_are_named_only_from_makes_variables(tmp_path):
+def test_sessions_are_named_only_from_make_and_its_variable(tmp_path):
     src = str(ROOT / "src")
-    good = {"SAGE_MAKE_PID": "123", "SAGE_MAKE_STARTED": "1700000000.123456789"}
-    assert spkg_client.session_name(good, src).endswith("-123-1700000000.123456789")
-    for bad in ({}, {"SAGE_MAKE_PID": "123"}, dict(good, SAGE_MAKE_PID="../x"),
-                dict(good, SAGE_MAKE_STARTED="1/../../etc"), dict(good, SAGE_SPKG_WORKER="no")):
-        assert spkg_client.session_name(bad, src) is None
+    good = {"SAGE_MAKE_STARTED": "1700000000.123456789"}
+    assert spkg_client.session_name(good, src, 123).endswith("-123-1700000000.123456789")
+    for bad, make in (({}, 123), (good, None), (dict(good, SAGE_MAKE_STARTED="1/../../etc"), 123),
+                      (dict(good, SAGE_MAKE_STARTED=""), 123), (dict(good, SAGE_SPKG_WORKER="no"), 123)):
+        assert spkg_client.session_name(bad, src, make) is None
     long = tmp_path / ("d" * 120)
     long.mkdir()
-    assert spkg_client.worker_base(dict(good, XDG_RUNTIME_DIR=str(long)), src) is None  # too long for a socket
+    assert spkg_client.worker_base(dict(good, XDG_RUNTIME_DIR=str(long)), src, 123) is None  # too long for a socket
+    assert spkg_client.make_pid() is None  # pytest is no make
+
+
+def test_make_is_found_whether_or_not_it_ran_sage_spkg_through_a_shell(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import sys\nsys.path.insert(0, sys.argv[1])\n"
+                     "from sage_build.face.spkg_client import make_pid\nprint(make_pid())\n")
+    # a line without the shell's special characters is run by make itself; one with them, by sh -c
+    (tmp_path / "Makefile").write_text(
+        f"direct:\n\t{sys.executable} {probe} {ROOT / 'src'}\n"
+        f"shell:\n\t{sys.executable} {probe} {ROOT / 'src'} && true\n")
+    for goal in ("direct", "shell"):
+        make = subprocess.Popen(["make", "-s", "-C", str(tmp_path), goal], stdout=subprocess.PIPE, text=True)
+        out, _ = make.communicate(timeout=60)
+        assert out.strip() == str(make.pid), (goal, out)
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs to become another user")

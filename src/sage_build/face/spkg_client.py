@@ -1,7 +1,7 @@
 """sage-spkg's side of the session worker (issue #19): hand make's call to it, or say there is none.
 
-A make session (one top-level make, ``SAGE_MAKE_PID`` and ``SAGE_MAKE_STARTED`` in its
-environment) may have one long-lived worker, :mod:`sage_build.face.spkg_worker`, which has
+A make session (the make that runs sage-spkg, found among its parents, with the
+``SAGE_MAKE_STARTED`` that the generated Makefile exports) may have one long-lived worker, :mod:`sage_build.face.spkg_worker`, which has
 imported everything a package's build needs once and forks a child per package.  sage-spkg
 then only starts an interpreter, connects, passes its descriptors, arguments, environment and
 working directory, and waits for the child's exit status, which it makes its own.  Without a
@@ -27,9 +27,8 @@ if TYPE_CHECKING:
 
 #: ``no`` turns the worker off: every sage-spkg runs its package itself.
 SWITCH = "SAGE_SPKG_WORKER"
-#: The top-level make's process id and start time (the generated Makefile exports them): the
-#: session a worker serves and outlives by nothing.
-MAKE_PID = "SAGE_MAKE_PID"
+#: When the top-level make started (the generated Makefile exports it): with that make's process
+#: id, the session a worker serves and outlives by nothing.
 MAKE_STARTED = "SAGE_MAKE_STARTED"
 PROTOCOL = b"sage-spkg-worker/1"
 #: The most descriptors one message carries (Linux's SCM_MAX_FD is 253).
@@ -39,18 +38,36 @@ _TMP_NAME_EXTRA = 32  # what base.atomic.tmp_name adds to a name (a dot, a mark,
 _FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
 
 
-def session_name(environ: Mapping[str, str], src: str) -> str | None:
-    """The worker's name for this make session and this copy of sage-build, or None outside make."""
-    if environ.get(SWITCH) == "no":
+def make_pid() -> int | None:
+    """The make that runs this process: its parent, or its parent's parent when make ran it through
+    a shell; None when neither is a make (sage-spkg run by hand, by a script)."""
+    pid = os.getppid()
+    for _ in range(2):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                data = stat.read()
+        except OSError:
+            return None
+        name = data[data.find(b"(") + 1:data.rfind(b")")]
+        if name == b"make" or name == b"gmake":
+            return pid
+        pid = int(data[data.rfind(b")") + 2:].split()[1])
+    return None
+
+
+def session_name(environ: Mapping[str, str], src: str, make: int | None) -> str | None:
+    """The worker's name for this make session (``make``: its process id) and this copy of
+    sage-build, or None outside make."""
+    if environ.get(SWITCH) == "no" or make is None:
         return None
-    pid, started = environ.get(MAKE_PID, ""), environ.get(MAKE_STARTED, "")
-    if not pid.isdigit() or not started or not started.replace(".", "").isdigit():
+    started = environ.get(MAKE_STARTED, "")
+    if not started or not started.replace(".", "").isdigit():
         return None
     try:
         tool = os.stat(src)
     except OSError:
         return None
-    return f"w{tool.st_dev:x}-{tool.st_ino:x}-{pid}-{started}"
+    return f"w{tool.st_dev:x}-{tool.st_ino:x}-{make}-{started}"
 
 
 def runtime_dir(environ: Mapping[str, str]) -> str | None:
@@ -75,9 +92,9 @@ def runtime_dir(environ: Mapping[str, str]) -> str | None:
     return path
 
 
-def worker_base(environ: Mapping[str, str], src: str) -> str | None:
+def worker_base(environ: Mapping[str, str], src: str, make: int | None) -> str | None:
     """The path of this session's worker files without suffix (``.sock``, ``.lock`` ...), or None."""
-    name = session_name(environ, src)
+    name = session_name(environ, src, make)
     directory = runtime_dir(environ) if name else None
     if not directory:
         return None
@@ -126,7 +143,7 @@ def run_in_worker(argv: list[str], src: str, environ: Mapping[str, str] = os.env
     itself: nothing has happened yet).  The child's termination by a signal is passed on:
     this process then dies of the same signal, as make expects of the command it ran.
     """
-    base = worker_base(environ, src)
+    base = worker_base(environ, src, make_pid())
     if base is None:
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -218,7 +235,8 @@ def start_worker(src: str, python: str, script: str, environ: Mapping[str, str] 
     never uses); it marks the session instead and clears the marks of ended sessions.  The
     second starts it unless one runs or is starting (its lock is held).  The worker gets no
     descriptor of ours: make's output pipe and jobserver stay make's."""
-    base = worker_base(environ, src)
+    make = make_pid()
+    base = worker_base(environ, src, make)
     if base is None:
         return False
     try:
@@ -239,7 +257,7 @@ def start_worker(src: str, python: str, script: str, environ: Mapping[str, str] 
         return False
     os.close(held)
     with open(base + ".log", "ab") as log:
-        subprocess.Popen([python, script, base, environ[MAKE_PID], src], stdin=subprocess.DEVNULL,
+        subprocess.Popen([python, script, base, str(make), src], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=log, close_fds=True, cwd="/", env=dict(environ))
     return True
 

@@ -26,7 +26,7 @@ What keeps it safe:
   environment's pins change, it refuses the next call (the caller runs the package itself),
   stops taking calls and ends, and the session's next package starts a fresh one.
 
-Run by ``build/bin/sage-spkg-worker BASE MAKE_PID SRC``; ``BASE`` is
+Run by ``build/bin/sage-spkg-worker BASE MAKE_PID SRC`` (MAKE_PID: the session's make); ``BASE`` is
 ``spkg_client.worker_base``.
 """
 
