@@ -505,3 +505,37 @@ def test_pkg_config_is_known_to_the_checks_as_configure_ac_sets_it(tmp_path):
     assert not run(body, Probes({**os.environ, "PATH": str(tmp_path), "PKG_CONFIG": "/opt/pc"})).install
     outcome = run(body, Probes({**os.environ, "PATH": str(tmp_path / "empty")}))
     assert outcome.install and outcome.reason != "the checks passed"
+
+
+def test_a_backport_is_needed_when_the_venvs_python_is_older_than_python3s_check_wants(tmp_path):
+    """#18: passagemath's python3 check wants >= 3.12; on 3.11 it says "build from source", where
+    Sage's PYTHON_FOR_VENV is empty and importlib_metadata's REQUIRED-CHECK says "not needed". sage-build
+    makes the venv from the configured Python whatever python3's check says, so the backport is
+    needed by that venv (it was left out: "not reached"), and configure says the tree refuses it."""
+    import sys
+
+    from conftest import add_recipe
+
+    from sage_build.configure.configure import decide
+
+    here = sys.version_info[:2]
+    add_recipe(tmp_path, "python3", deps="", files={"spkg-configure.m4": f"""SAGE_SPKG_CONFIGURE([python3], [
+   m4_pushdef([MIN_VERSION], [{here[0]}.{here[1] + 1}.0])
+   m4_pushdef([LT_VERSION], [{here[0]}.{here[1] + 3}.0])
+   SAGE_CHECK_PYTHON_FOR_VENV([$ac_path_PYTHON3], MIN_VERSION, LT_VERSION, $check_modules, [])])"""})
+    backport = """SAGE_SPKG_CONFIGURE([NAME], [SAGE_PYTHON_PACKAGE_CHECK([NAME])], [
+      AS_IF([test -z "${PYTHON_FOR_VENV}"], [sage_require_NAME="no"], [
+        AS_IF(["${PYTHON_FOR_VENV}" -c "import sys; sys.exit(sys.version_info.minor < MINOR)"],
+              [sage_require_NAME="no"])])])"""
+    add_recipe(tmp_path, "sbbackport", install_requires="sbbackport >= 1",
+               files={"spkg-configure.m4": backport.replace("NAME", "sbbackport").replace("MINOR", str(here[1] + 1))})
+    add_recipe(tmp_path, "sbinstdlib", install_requires="sbinstdlib >= 1",
+               files={"spkg-configure.m4": backport.replace("NAME", "sbinstdlib").replace("MINOR", str(here[1]))})
+    result = decide([f"--with-python={sys.executable}"], tmp_path, environ=dict(os.environ))
+    assert result.system["python3"].status == "source"
+    assert result.system["sbbackport"].status == "source", result.system["sbbackport"]
+    assert result.decisions["sbbackport"].enabled and not result.decisions["sbbackport"].from_system
+    # the same form with a Python new enough: not needed, as before
+    assert result.system["sbinstdlib"].status == "system" and "not required" in result.system["sbinstdlib"].reason
+    warning = next(w for w in result.warnings if "python3 check" in w)
+    assert sys.executable in warning and "--with-python" in warning

@@ -191,6 +191,13 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     installed = installed_versions(layout, packages)
     system = decide_system(graph, checks, with_system, installed, probes,
                            site_packages=options.system_site_packages, python=interpreter, markers=target.markers)
+    refused = system.get("python3")
+    if refused is not None and refused.status == "source":
+        # python3-venv is made from this interpreter whatever python3's check says: say that the
+        # tree asks for another (passagemath wants >= 3.12), and how to give it one
+        warnings.append(f"the tree's python3 check does not accept {interpreter} (Python {target.version}:"
+                        f" {refused.reason}); the prefix's venv is made from it anyway; configure"
+                        f" --with-python=PATH with a Python the tree accepts")
     forced_missing = [
         f"{name}: {detections[name].reason}" for name, value in sorted(with_system.items())
         if value == "force" and name in detections and not detections[name].found
@@ -386,9 +393,12 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             return False, f"no version_requirements.txt for {name}"
         return found.found, found.reason
 
-    # configure.ac's variables that checks read: the Python of the venv when it is the system's
-    # (python3's spkg-configure.m4 decides), the Python that runs Sage's own tools
-    context = {"PYTHON_FOR_VENV": lambda: "" if built("python3") else python, "SAGE_BOOTSTRAP_PYTHON": lambda: python,
+    # configure.ac's variables that checks read. PYTHON_FOR_VENV is the Python the prefix's venv is
+    # made from: in Sage it is empty when python3 is built from source, but sage-build always makes
+    # the venv (python3-venv) from `python`, whatever python3's own check decides; a backport that
+    # is "not needed with our Python SPKG" (importlib_metadata on 3.11) is needed by this venv.
+    # SAGE_BOOTSTRAP_PYTHON runs Sage's own tools.
+    context = {"PYTHON_FOR_VENV": lambda: python, "SAGE_BOOTSTRAP_PYTHON": lambda: python,
                "SAGE_PYTHON_CANDIDATE": lambda: python}
 
     def built(name: str) -> bool:
