@@ -333,6 +333,9 @@ def main() -> int:
     parser.add_argument("--with-system", action="append", default=[], metavar="PKG",
                         help="configure with --with-system-PKG=force (the system has it, our reader does not"
                              " understand its spkg-configure.m4); repeatable")
+    parser.add_argument("--python", metavar="PATH",
+                        help="configure --with-python=PATH: the Python the prefix's venv is made from (passagemath's"
+                             " python3 check wants >= 3.12; the default is configure's own interpreter)")
     parser.add_argument("--report-only", type=Path, metavar="DIR",
                         help="report the last run in DIR (made by this script: DIR/run.json)")
     parser.add_argument("--write", action="store_true", help="write the README section")
@@ -350,6 +353,8 @@ def main() -> int:
         write_sage_conf(work, work / "local")
         bootstrap_s = time.time() - started
         forced = [f"--with-system-{name}=force" for name in args.with_system]
+        if args.python:
+            forced.insert(0, f"--with-python={args.python}")
         configure = subprocess.run([sys.executable, str(REPO / "configure.py"), f"--prefix={work / 'local'}", *forced],
                                    env=tree_env(work), capture_output=True, text=True)
         (work / "configure.log").write_text(configure.stdout + configure.stderr)
