@@ -539,3 +539,56 @@ def test_a_backport_is_needed_when_the_venvs_python_is_older_than_python3s_check
     assert result.system["sbinstdlib"].status == "system" and "not required" in result.system["sbinstdlib"].reason
     warning = next(w for w in result.warnings if "python3 check" in w)
     assert sys.executable in warning and "--with-python" in warning
+
+
+def test_the_hint_says_which_packages_the_system_has_in_a_version_the_tree_refuses(tmp_path):
+    """#18: configure's apt hint listed libfplll-dev and cmake, which were installed, only older
+    than passagemath asks: the notice now says so, with the version found and the one needed."""
+    import io
+    import sys
+
+    from conftest import add_recipe
+
+    from sage_build.configure.configure import decide
+    from sage_build.face.configure_command import print_system_hint
+
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed")
+    bin_dir, pc_dir = tmp_path / "bin", tmp_path / "pc"
+    bin_dir.mkdir()
+    pc_dir.mkdir()
+    tool = bin_dir / "sbtool"
+    tool.write_text("#!/bin/sh\necho 'sbtool version 3.25.1'\n")
+    tool.chmod(0o755)
+    (pc_dir / "sbold.pc").write_text("Name: sbold\nDescription: x\nVersion: 5.4.4\n")
+    (pc_dir / "sbnew.pc").write_text("Name: sbnew\nDescription: x\nVersion: 6.0\n")
+    pkg_form = """SAGE_SPKG_CONFIGURE([NAME], [PKG_CHECK_MODULES([X], [NAME >= 5.5.0], [], [sage_spkg_install_NAME=yes])])"""
+    # cmake's form in passagemath: a feature check of every cmake on PATH, its version compared
+    tool_form = """SAGE_SPKG_CONFIGURE([sbtool], [
+        AC_CACHE_CHECK([for sbtool >= 3.30], [ac_cv_path_SBTOOL], [
+            AC_PATH_PROGS_FEATURE_CHECK([SBTOOL], [sbtool], [
+                sbtool_version=`$ac_path_SBTOOL --version 2>&1 \\
+                    | $SED -n -e 's/sbtool version *\\([[0-9]]*\\.[[0-9]]*\\.[[0-9]]*\\)/\\1/p'`
+                AS_IF([test -n "$sbtool_version"], [
+                    AX_COMPARE_VERSION([$sbtool_version], [ge], [3.30], [
+                        ac_cv_path_SBTOOL="$ac_path_SBTOOL"
+                        ac_path_SBTOOL_found=:
+                    ])
+                ])
+            ])
+        ])
+        AS_IF([test -z "$ac_cv_path_SBTOOL"], [sage_spkg_install_sbtool=yes])])"""
+    for name, form in (("sbold", pkg_form), ("sbnew", pkg_form), ("sbabsent", pkg_form), ("sbtool", tool_form)):
+        add_recipe(tmp_path, name, deps="", files={"spkg-configure.m4": form.replace("NAME", name),
+                                                   "distros/debian.txt": f"lib{name}-dev\n"})
+    environ = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PKG_CONFIG_PATH": str(pc_dir)}
+    result = decide([f"--with-python={sys.executable}"], tmp_path, environ=environ)
+    assert {n: result.system[n].status for n in ("sbold", "sbnew", "sbabsent", "sbtool")} == {
+        "sbold": "source", "sbnew": "system", "sbabsent": "source", "sbtool": "source"}
+    for system in ("debian", "sbnope-os"):   # said also where no install command is known
+        out = io.StringIO()
+        print_system_hint(result, system, out)
+        text = out.getvalue()
+        assert "sbold: installed, but sbold 5.4.4 (pkg-config), the tree needs >= 5.5.0" in text, text
+        assert f"sbtool: installed, but {tool} 3.25.1, the tree needs >= 3.30" in text, text
+        assert "sbabsent: installed" not in text and "sbnew" not in text

@@ -195,9 +195,11 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     if refused is not None and refused.status == "source":
         # python3-venv is made from this interpreter whatever python3's check says: say that the
         # tree asks for another (passagemath wants >= 3.12), and how to give it one
-        warnings.append(f"the tree's python3 check does not accept {interpreter} (Python {target.version}:"
-                        f" {refused.reason}); the prefix's venv is made from it anyway; configure"
-                        f" --with-python=PATH with a Python the tree accepts")
+        python_warning = [f"the tree's python3 check ({packages['python3'].path / 'spkg-configure.m4'}) does not"
+                          f" accept {interpreter} (Python {target.version}); the prefix's venv is made from it"
+                          f" anyway; configure --with-python=PATH with a Python the tree accepts"]
+    else:
+        python_warning = []
     forced_missing = [
         f"{name}: {detections[name].reason}" for name, value in sorted(with_system.items())
         if value == "force" and name in detections and not detections[name].found
@@ -251,7 +253,7 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
                    if decision.enabled and not decision.from_system and name not in checks and name not in installed
                    and has_system_check(packages[name]) and with_system.get(name) != "no")
     return Result(config=config, decisions=decisions, detections=detections, makefile=makefile, graph=graph,
-                  warnings=warnings, target_cache=cache_entry, system=system, probe_cache=probes.cache_text(),
+                  warnings=warnings + python_warning, target_cache=cache_entry, system=system, probe_cache=probes.cache_text(),
                   need_system=need, need_system_optional=need_optional, could_use_system=could)
 
 
@@ -370,6 +372,8 @@ class SystemStatus:
     prefix by sage-build, it stays so, as in Sage); and why."""
     status: str
     reason: str
+    # built from source although the system has it, in a version the check refused (probes.Outcome)
+    refused: tuple[str, ...] = ()
 
 
 def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str, str], installed,
@@ -436,7 +440,8 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             elif outcome.not_understood:   # the check reached a statement the reader does not understand
                 result[name] = SystemStatus("not understood", outcome.not_understood)
             else:
-                result[name] = SystemStatus("source" if outcome.install else "system", why)
+                result[name] = SystemStatus("source" if outcome.install else "system", why,
+                                            tuple(outcome.refused) if setting != "no" else ())
 
     for name in graph.topological_order(checks):
         if name not in result:
