@@ -224,3 +224,23 @@ def test_a_script_recipes_src_links_out_of_it_still_lead_there_in_the_build(tree
     tree.make("sagemath_environment")
     assert (tree.prefix / "share/env").read_text() == "X = 1\n"
     assert (dist / "sage").readlink() == Path("../../src/sage")   # the tree is left as it was
+
+
+def test_download_fetches_the_section_the_build_chooses(tree):
+    """#18: `make download` / `./sage --package download` took the first section of a sectioned
+    checksums.ini (a macOS wheel), not this platform's, which the build then fetched again."""
+    upstream = tree.root / "upstream"
+    mine = _this_platform_wheel(upstream, "plat", "1.0", "WHERE = 'here'\n")
+    mac_name = "plat-1.0-py3-none-macosx_11_0_arm64.whl"   # listed first, nowhere to be had
+    recipe = add_recipe(tree.root, "plat", version="1.0", install_requires="plat")
+    sectioned(recipe, {mac_name: "1" * 64, mine.name: sha256(mine)})
+    tree.configure()
+    result = tree.sage("--package", "download", "plat", check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"plat: {mine}"
+    assert not (upstream / mac_name).exists()
+    # a section that no platform here fits is still a clear error naming the recipe
+    sectioned(recipe, {mac_name: "1" * 64, "plat-1.0-py3-none-win_amd64.whl": "2" * 64})
+    result = tree.sage("--package", "download", "plat", check=False)
+    assert result.returncode == 1 and "plat" in result.stderr and "fits the target Python" in result.stderr
+    assert "Traceback" not in result.stderr
