@@ -592,3 +592,41 @@ def test_the_hint_says_which_packages_the_system_has_in_a_version_the_tree_refus
         assert "sbold: installed, but sbold 5.4.4 (pkg-config), the tree needs >= 5.5.0" in text, text
         assert f"sbtool: installed, but {tool} 3.25.1, the tree needs >= 3.30" in text, text
         assert "sbabsent: installed" not in text and "sbnew" not in text
+
+
+def test_xz_is_not_needed_when_the_bootstrap_python_has_lzma(tmp_path):
+    """passagemath's xz/spkg-configure.m4 (Sage's #30948): xz is only a build-time unpacker, not
+    needed at all when sage-bootstrap-python can `import lzma`; else its CHECK looks for an xz
+    program >= 4.999.0."""
+    import sys
+
+    xz_form = """SAGE_SPKG_CONFIGURE([foo], [
+        AC_CACHE_CHECK([for xz >= 4.999.0], [ac_cv_path_XZ], [
+            AC_PATH_PROGS_FEATURE_CHECK([XZ], [sbxz], [
+              xz_version=`$ac_path_XZ --version 2>&1 | cut -d' ' -f4 | $SED -n 1p`
+              AS_IF([test -n "$xz_version"], [
+                  AX_COMPARE_VERSION([$xz_version], [ge], [4.999.0], [
+                      ac_cv_path_XZ="$ac_path_XZ"
+                      ac_path_XZ_found=:
+                  ])
+              ])
+            ])
+            AS_IF([test -z "$ac_cv_path_XZ"], [sage_spkg_install_foo=yes])
+        ])
+], [dnl REQUIRED-CHECK
+        AS_IF(["$SAGE_BOOTSTRAP_PYTHON" -c "import lzma" 2>& AS_MESSAGE_LOG_FD], [
+             sage_require_foo=no
+        ])
+])"""
+    no_lzma = tmp_path / "sbpython"
+    no_lzma.write_text("#!/bin/sh\nexit 1\n")   # a Python built without lzma, as far as the check sees
+    no_lzma.chmod(0o755)
+    old_xz = tmp_path / "bin/sbxz"
+    old_xz.parent.mkdir()
+    old_xz.write_text("#!/bin/sh\necho 'xz (XZ Utils) 4.2.0'\n")
+    old_xz.chmod(0o755)
+    probes = Probes({**os.environ, "PATH": f"{old_xz.parent}:{os.environ['PATH']}"})
+    with_lzma = run_full(xz_form, probes, context={"SAGE_BOOTSTRAP_PYTHON": lambda: sys.executable})
+    assert not with_lzma.install and "not required on this system (its REQUIRED-CHECK)" in with_lzma.notes
+    without = run_full(xz_form, probes, context={"SAGE_BOOTSTRAP_PYTHON": lambda: str(no_lzma)})
+    assert without.install and without.refused == [f"{old_xz} 4.2.0, the tree needs >= 4.999.0"], without
