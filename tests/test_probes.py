@@ -630,3 +630,33 @@ def test_xz_is_not_needed_when_the_bootstrap_python_has_lzma(tmp_path):
     assert not with_lzma.install and "not required on this system (its REQUIRED-CHECK)" in with_lzma.notes
     without = run_full(xz_form, probes, context={"SAGE_BOOTSTRAP_PYTHON": lambda: str(no_lzma)})
     assert without.install and without.refused == [f"{old_xz} 4.2.0, the tree needs >= 4.999.0"], without
+
+
+@pytest.mark.parametrize("version, install", [("8.0.2", False), ("7.2.0", True)])
+def test_a_version_from_a_command_substitution_with_its_option(tmp_path, version, install):
+    """qhull's form in passagemath: qhull_ver=$($QHULL -V | cut ...), compared (it was "not
+    understood"); the program is asked with the option the file gives (-V), not --version."""
+    qhull = tmp_path / "sbqhull"
+    qhull.write_text(f'#!/bin/sh\n[ "$1" = -V ] && echo "qhull_r {version} (2020.2.r 2020/08/31)" && exit 0\n'
+                     'echo "usage: sbqhull 1.0"; exit 1\n')
+    qhull.chmod(0o755)
+    form = """SAGE_SPKG_CONFIGURE([foo], [
+    m4_pushdef([SAGE_QHULL_MINVER],["8.0.2"])
+    AC_PATH_PROG([QHULL], [sbqhull])
+    AS_IF([test x$QHULL = x], [
+           sage_spkg_install_foo=yes
+    ], [
+           AC_MSG_CHECKING([whether qhull's version is good enough])
+           qhull_ver=$($QHULL -V | cut -d' ' -f2 2>& AS_MESSAGE_LOG_FD)
+           AX_COMPARE_VERSION([$qhull_ver], [ge], [$SAGE_QHULL_MINVER], [
+               AC_MSG_RESULT([yes])
+           ], [
+               sage_spkg_install_foo=yes
+           ])
+    ])
+    m4_popdef([SAGE_QHULL_MINVER])
+])"""
+    probes = Probes({**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    outcome = run_full(form, probes)
+    assert outcome.install == install, outcome
+    assert outcome.refused == ([f"{qhull} {version}, the tree needs >= 8.0.2"] if install else [])

@@ -168,14 +168,15 @@ class Probes:
     def program(self, name: str) -> str | None:
         return self._ask(f"program {name}", lambda: shutil.which(name, path=self.environ.get("PATH")))  # type: ignore[return-value]
 
-    def version(self, program: str) -> str:
+    def version(self, program: str, option: str = "--version") -> str:
         def compute():
-            result = self._run([program, "--version"], timeout=30)
+            result = self._run([program, option], timeout=30)
             if result is None:
                 return ""
             match = _VERSION.search(result.stdout + result.stderr)
             return match.group(1) if match else ""
-        return self._ask(f"version {program}", compute)  # type: ignore[return-value]
+        key = f"version {program}" if option == "--version" else f"version {program} {option}"
+        return self._ask(key, compute)  # type: ignore[return-value]
 
 
 def version_key(text: str) -> tuple[int, ...]:
@@ -363,7 +364,7 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             branch(ok, step)
         elif step.op == "version":
             program = variables.get(step.value, "")
-            variables[step.var] = probes.version(program) if program else ""
+            variables[step.var] = probes.version(program, *step.cond[:1]) if program else ""
             version_of[step.var] = program
         elif step.op == "depcheck":
             built = [d for d in step.deps if dependency_built(d)]
