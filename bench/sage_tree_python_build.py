@@ -159,10 +159,10 @@ def run_make(work: Path, targets: list[str], jobs: int, log: Path) -> tuple[floa
 
 # -- 3b. the item 3: ./sage -i, make PKG-uninstall of a package sharing files, pip check --
 
-# Three optional Python recipes of passagemath whose files the package index has, each pulling in
-# dependencies: notedown (an sdist) needs the optional pandoc_attributes (a zip sdist) and the
-# standard nbconvert; jupyter_jsmol (a wheel) needs ipywidgets; texttable (an sdist) needs nothing.
-INSTALL_OPTIONAL = ("notedown", "jupyter_jsmol", "texttable")
+# Three optional Python recipes of passagemath whose files the package index has: jupyter_jsmol (a
+# wheel; it needs ipywidgets, standard), matroid_database (a wheel), texttable (an sdist). notedown
+# was the first choice: its dependency pandoc_attributes is a git-commit zip the index does not have.
+INSTALL_OPTIONAL = ("jupyter_jsmol", "matroid_database", "texttable")
 # jupyterlab_mathjax2 puts its files into share/jupyter/labextensions/, as jupyterlab_widgets and
 # jupyterlab_pygments do; sphinxcontrib_jsmath is needed by sphinx (the uninstall must be refused).
 UNINSTALL_SHARED = "jupyterlab_mathjax2"
