@@ -3,8 +3,9 @@
 
 Usage::
 
-    .venv/bin/python bench/sage_tree_python_build.py TREE [--work DIR] [--jobs 2] [--no-readme]
-    .venv/bin/python bench/sage_tree_python_build.py --report-only DIR   # a run already made in DIR
+    .venv/bin/python bench/sage_tree_python_build.py TREE [--work DIR] [--jobs 2] [--python PATH]
+        [--with-system PKG]... [--write]
+    .venv/bin/python bench/sage_tree_python_build.py --report-only DIR [--item3] [--write]   # a run made in DIR
 
 TREE is an extracted Sage tree (``build m4 pkgs src`` of a snapshot of the public repository
 passagemath/passagemath; see bench/sage_tree_dependencies.py for how to get one; never commit it).
@@ -31,6 +32,10 @@ kept: it holds the prefix, the logs and the events), as a user's clone would be:
    failed, named), the wall time of the make, and the critical path of its timeline (the events
    of ``logs/events.jsonl``, the tree's dependency graph) against the makespan.  ``--write`` of the
    README section "sage-tree-python-build".
+
+Between 3 and 4, the issue's item 3 (``item3``): ``./sage -i`` of three optional Python recipes,
+``make PKG-uninstall`` of a package a standard one needs (refused) and of one that shares a
+directory with others (their files and imports checked), its reinstall, ``pip check``.
 """
 
 from __future__ import annotations
