@@ -244,3 +244,26 @@ def test_download_fetches_the_section_the_build_chooses(tree):
     result = tree.sage("--package", "download", "plat", check=False)
     assert result.returncode == 1 and "plat" in result.stderr and "fits the target Python" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_normal_recipes_files_are_beside_its_spkg_install(tree):
+    """#18: passagemath's matplotlib runs `python3 make-setup-config.py`, a file of its recipe:
+    Sage copies the recipe directory into the build directory (cp -RLp), sage-build did not, and
+    the build failed ("can't open file .../make-setup-config.py")."""
+    upstream = tree.root / "upstream"
+    sdist = make_sdist(upstream, "helped", "1.0", {"helped/__init__.py": "CONFIG = open(__file__[:-11] + 'setup.cfg').read().strip()\n"})
+    recipe = add_recipe(tree.root, "helped", version="1.0", tarball=sdist, install_requires="helped",
+                        files={"make-setup-config.py": "open('src/pkg/helped/setup.cfg', 'w').write('written by the recipe')\n",
+                               "data/more.txt": "a file in a directory of the recipe\n",
+                               "spkg-install.in": "python3 make-setup-config.py\ntest -f data/more.txt\ncd src\nsdh_pip_install .\n"})
+    (recipe / "linked.py").symlink_to(recipe / "make-setup-config.py")   # cp -L: copied as a file
+    tree.configure()
+    tree.make("helped")
+    assert tree.python("import helped; print(helped.CONFIG)").stdout.strip() == "written by the recipe"
+    # a link in the recipe that leads nowhere is a clear error naming it
+    (recipe / "linked.py").unlink()
+    (recipe / "linked.py").symlink_to(recipe / "sbnope-missing.py")
+    result = tree.sage("-f", "helped", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "linked.py" in output and "cannot copy it" in output
+    assert "Traceback" not in output
