@@ -3,6 +3,7 @@ wheel per platform (clarabel, cylp, rpds_py...), Sage's meta packages that insta
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -267,3 +268,21 @@ def test_a_normal_recipes_files_are_beside_its_spkg_install(tree):
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "linked.py" in output and "cannot copy it" in output
     assert "Traceback" not in output
+
+
+def test_sdh_pip_install_hands_config_settings_to_the_backend(tree):
+    """#18: passagemath's matplotlib runs `sdh_pip_install -C setup-args=-Dsystem-freetype=true ...`
+    (use the system's freetype and qhull): the settings were dropped, and meson went to download
+    freetype. pip's forms: `-C K=V`, `-CK=V`, `--config-settings K=V`, `--config-settings=K=V`;
+    a key given twice is a list, as pip gives it."""
+    upstream = tree.root / "upstream"
+    sdist = make_sdist(upstream, "configured", "1.0", {"configured/__init__.py": ""})
+    add_recipe(tree.root, "configured", version="1.0", tarball=sdist, install_requires="configured", files={
+        "spkg-install.in": "cd src\nsdh_pip_install --no-build-isolation -C setup-args=\"-Dsystem-freetype=true\""
+                           " -Csetup-args=-Dsystem-qhull=true --config-settings other=1 --config-settings=dashed=-x .\n"})
+    tree.configure()
+    tree.make("configured")
+    found = tree.python("import json, sysconfig, pathlib; print((pathlib.Path(sysconfig.get_paths()['purelib'])"
+                        " / 'tiny_config_settings_configured.json').read_text())").stdout
+    assert json.loads(found) == {"setup-args": ["-Dsystem-freetype=true", "-Dsystem-qhull=true"], "other": "1",
+                                 "dashed": "-x"}
