@@ -352,16 +352,20 @@ def cause_of(name: str, error: str, log_text: str, system: dict[str, list[str]])
     return "build error"
 
 
-def report(work: Path, since: float, until: float) -> tuple[str, dict]:
+def report(work: Path, since: float, until: float, later: float | None = None) -> tuple[str, dict]:
+    """The table and the facts of the make in [since, until]; ``later``: the end of a second make
+    (``--resume``): each package's outcome is its last one up to then, the timeline the first make's."""
     prefix = work / "local"
     graph = load_graph(work / "build/pkgs")
     by_group = groups(work)
     stamps = {p.name for p in (prefix / "var/lib/sage/installed").iterdir()} if (prefix / "var/lib/sage/installed").is_dir() else set()
-    events = [e for e in read_events(work / "logs/events.jsonl") if since <= float(e.get("time", 0)) <= until + 1]
+    all_events = [e for e in read_events(work / "logs/events.jsonl")
+                  if since <= float(e.get("time", 0)) <= (later or until) + 1]
+    events = [e for e in all_events if float(e.get("time", 0)) <= until + 1]
     config = work / "build/make/config.json"
     system = json.loads(config.read_text()).get("system_detection", {}) if config.is_file() else {}
     last: dict[str, dict] = {}
-    for e in events:
+    for e in all_events:
         if e.get("event") == "end":
             last[e["package"]] = e   # the package's last phase in the run
     status: dict[str, tuple[str, str]] = {}
@@ -471,6 +475,9 @@ def main() -> int:
                              " python3 check wants >= 3.12; the default is configure's own interpreter)")
     parser.add_argument("--report-only", type=Path, metavar="DIR",
                         help="report the last run in DIR (made by this script: DIR/run.json)")
+    parser.add_argument("--resume", metavar="WHY",
+                        help="with --report-only: run `make -k -jN` of the same targets again in DIR after a fix"
+                             " (WHY names it); the table then shows the outcome after it, the timeline the first make's")
     parser.add_argument("--item3", action="store_true",
                         help="with --report-only: (re)do the issue's item 3 (./sage -i, uninstalls, pip check) in DIR"
                              " first; a full run always does it after the make")
@@ -479,6 +486,12 @@ def main() -> int:
     if args.report_only:
         work = args.report_only.resolve()
         run = json.loads((work / "run.json").read_text())
+        if args.resume:
+            targets = [n for names in groups(work).values() for n in names]
+            start, end, code = run_make(work, targets, run["jobs"], work / "make-resumed.log")
+            run["resumed"] = {"start": start, "end": end, "make_exit": code, "why": args.resume,
+                              "load": os.getloadavg()}
+            (work / "run.json").write_text(json.dumps(run, indent=1))
         if args.item3:
             run["item3"] = item3(work, run["jobs"])
             (work / "run.json").write_text(json.dumps(run, indent=1))
@@ -508,7 +521,8 @@ def main() -> int:
         (work / "run.json").write_text(json.dumps(run, indent=1))
         run["item3"] = item3(work, args.jobs)
         (work / "run.json").write_text(json.dumps(run, indent=1))
-    table, facts = report(work, run["start"], run["end"])
+    resumed = run.get("resumed")
+    table, facts = report(work, run["start"], run["end"], resumed["end"] if resumed else None)
     text = render(table, facts, run, work)
     print(text)
     (work / "report.json").write_text(json.dumps({k: v for k, v in facts.items() if k != "spans"}, indent=1))
@@ -539,7 +553,7 @@ standard Python recipes into a fresh prefix).
 {table}
 
 - configure: `./configure.py --prefix=... {' '.join(run.get('configure', []))}`
-- wall time of the make: {run['end'] - run['start']:.0f} s (exit {run['make_exit']}); Sage's bootstrap step before it:
+- wall time of the make: {run['end'] - run['start']:.0f} s (exit {run['make_exit']}){resumed_line(run)}; Sage's bootstrap step before it:
   {run.get('bootstrap_s', 0):.0f} s
 - makespan of the timeline (first phase start to last phase end): {facts['makespan_s']:.0f} s; the phases'
   time added up: {facts['busy_s']:.0f} s
@@ -552,6 +566,16 @@ Every failed package of the run (wanted or pulled in as a dependency), by cause:
 
 {failure_lines or '- none'}
 {render_item3(run.get("item3"))}"""
+
+
+def resumed_line(run: dict) -> str:
+    """The second make (``--resume``), when there was one: the table counts its outcomes."""
+    again = run.get("resumed")
+    if not again:
+        return ""
+    return (f"; then, after {again['why']}, a second `make -k -j{run['jobs']}` of the same targets in the same prefix:"
+            f" {again['end'] - again['start']:.0f} s (exit {again['make_exit']}); the table shows the outcome after it,"
+            f" the timeline below is the first make's")
 
 
 def render_item3(result: dict | None) -> str:
