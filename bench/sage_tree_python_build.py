@@ -153,6 +153,16 @@ def groups(work: Path) -> dict[str, list[str]]:
     return found
 
 
+def configure_tree(work: Path, flags: list[str]) -> bool:
+    """Our ./configure.py in the work tree with ``flags``; its output into configure.log."""
+    configure = subprocess.run([sys.executable, str(REPO / "configure.py"), f"--prefix={work / 'local'}", *flags],
+                               env=tree_env(work), capture_output=True, text=True)
+    (work / "configure.log").write_text(configure.stdout + configure.stderr)
+    if configure.returncode != 0:
+        print(configure.stdout[-3000:], configure.stderr[-3000:], file=sys.stderr)
+    return configure.returncode == 0
+
+
 def run_make(work: Path, targets: list[str], jobs: int, log: Path) -> tuple[float, float, int]:
     """(start, end, exit code) of ``make -k -jN TARGETS``, output to ``log``."""
     start = time.time()
@@ -469,7 +479,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--with-system", action="append", default=[], metavar="PKG",
                         help="configure with --with-system-PKG=force (the system has it, our reader does not"
-                             " understand its spkg-configure.m4); repeatable")
+                             " understand its spkg-configure.m4); repeatable; with --resume: reconfigure so first")
     parser.add_argument("--python", metavar="PATH",
                         help="configure --with-python=PATH: the Python the prefix's venv is made from (passagemath's"
                              " python3 check wants >= 3.12; the default is configure's own interpreter)")
@@ -487,10 +497,18 @@ def main() -> int:
         work = args.report_only.resolve()
         run = json.loads((work / "run.json").read_text())
         if args.resume:
+            added = [f"--with-system-{name}=force" for name in args.with_system
+                     if f"--with-system-{name}=force" not in run["configure"]]
+            if added:   # the fix is a system package our reader does not understand the check of
+                if not configure_tree(work, run["configure"] + added):
+                    return 1
+                run["configure"] += added
             targets = [n for names in groups(work).values() for n in names]
             start, end, code = run_make(work, targets, run["jobs"], work / "make-resumed.log")
-            run["resumed"] = {"start": start, "end": end, "make_exit": code, "why": args.resume,
-                              "load": os.getloadavg()}
+            earlier = run.get("resumed", [])
+            earlier = [earlier] if isinstance(earlier, dict) else earlier   # one record before the list
+            run["resumed"] = [*earlier, {"start": start, "end": end, "make_exit": code, "why": args.resume,
+                                         "load": os.getloadavg(), "reconfigured": added}]
             (work / "run.json").write_text(json.dumps(run, indent=1))
         if args.item3:
             run["item3"] = item3(work, run["jobs"])
@@ -507,11 +525,7 @@ def main() -> int:
         forced = [f"--with-system-{name}=force" for name in args.with_system]
         if args.python:
             forced.insert(0, f"--with-python={args.python}")
-        configure = subprocess.run([sys.executable, str(REPO / "configure.py"), f"--prefix={work / 'local'}", *forced],
-                                   env=tree_env(work), capture_output=True, text=True)
-        (work / "configure.log").write_text(configure.stdout + configure.stderr)
-        if configure.returncode != 0:
-            print(configure.stdout[-3000:], configure.stderr[-3000:], file=sys.stderr)
+        if not configure_tree(work, forced):
             return 1
         targets = [n for names in groups(work).values() for n in names]
         start, end, code = run_make(work, targets, args.jobs, work / "make.log")
@@ -521,8 +535,8 @@ def main() -> int:
         (work / "run.json").write_text(json.dumps(run, indent=1))
         run["item3"] = item3(work, args.jobs)
         (work / "run.json").write_text(json.dumps(run, indent=1))
-    resumed = run.get("resumed")
-    table, facts = report(work, run["start"], run["end"], resumed["end"] if resumed else None)
+    resumed = _resumes(run)
+    table, facts = report(work, run["start"], run["end"], resumed[-1]["end"] if resumed else None)
     text = render(table, facts, run, work)
     print(text)
     (work / "report.json").write_text(json.dumps({k: v for k, v in facts.items() if k != "spans"}, indent=1))
@@ -568,14 +582,22 @@ Every failed package of the run (wanted or pulled in as a dependency), by cause:
 {render_item3(run.get("item3"))}"""
 
 
+def _resumes(run: dict) -> list[dict]:
+    again = run.get("resumed", [])
+    return [again] if isinstance(again, dict) else again
+
+
 def resumed_line(run: dict) -> str:
-    """The second make (``--resume``), when there was one: the table counts its outcomes."""
-    again = run.get("resumed")
-    if not again:
+    """The makes after the first (``--resume``), if any: the table counts their outcomes."""
+    lines = []
+    for again in _resumes(run):
+        why = again["why"] + (f" and a reconfigure with {' '.join(again['reconfigured'])}" if again.get("reconfigured") else "")
+        lines.append(f"after {why}, `make -k -j{run['jobs']}` of the same targets again in the same prefix:"
+                     f" {again['end'] - again['start']:.0f} s (exit {again['make_exit']})")
+    if not lines:
         return ""
-    return (f"; then, after {again['why']}, a second `make -k -j{run['jobs']}` of the same targets in the same prefix:"
-            f" {again['end'] - again['start']:.0f} s (exit {again['make_exit']}); the table shows the outcome after it,"
-            f" the timeline below is the first make's")
+    return ("; then " + "; then ".join(lines) + ". The table shows the outcome after the last one, the timeline"
+            " below is the first make's")
 
 
 def render_item3(result: dict | None) -> str:
