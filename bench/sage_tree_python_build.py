@@ -3,8 +3,9 @@
 
 Usage::
 
-    .venv/bin/python bench/sage_tree_python_build.py TREE [--work DIR] [--jobs 2] [--no-readme]
-    .venv/bin/python bench/sage_tree_python_build.py --report-only DIR   # a run already made in DIR
+    .venv/bin/python bench/sage_tree_python_build.py TREE [--work DIR] [--jobs 2] [--python PATH]
+        [--with-system PKG]... [--write]
+    .venv/bin/python bench/sage_tree_python_build.py --report-only DIR [--item3] [--write]   # a run made in DIR
 
 TREE is an extracted Sage tree (``build m4 pkgs src`` of a snapshot of the public repository
 passagemath/passagemath; see bench/sage_tree_dependencies.py for how to get one; never commit it).
@@ -31,6 +32,10 @@ kept: it holds the prefix, the logs and the events), as a user's clone would be:
    failed, named), the wall time of the make, and the critical path of its timeline (the events
    of ``logs/events.jsonl``, the tree's dependency graph) against the makespan.  ``--write`` of the
    README section "sage-tree-python-build".
+
+Between 3 and 4, the issue's item 3 (``item3``): ``./sage -i`` of three optional Python recipes,
+``make PKG-uninstall`` of a package a standard one needs (refused) and of one that shares a
+directory with others (their files and imports checked), its reinstall, ``pip check``.
 """
 
 from __future__ import annotations
@@ -148,6 +153,16 @@ def groups(work: Path) -> dict[str, list[str]]:
     return found
 
 
+def configure_tree(work: Path, flags: list[str]) -> bool:
+    """Our ./configure.py in the work tree with ``flags``; its output into configure.log."""
+    configure = subprocess.run([sys.executable, str(REPO / "configure.py"), f"--prefix={work / 'local'}", *flags],
+                               env=tree_env(work), capture_output=True, text=True)
+    (work / "configure.log").write_text(configure.stdout + configure.stderr)
+    if configure.returncode != 0:
+        print(configure.stdout[-3000:], configure.stderr[-3000:], file=sys.stderr)
+    return configure.returncode == 0
+
+
 def run_make(work: Path, targets: list[str], jobs: int, log: Path) -> tuple[float, float, int]:
     """(start, end, exit code) of ``make -k -jN TARGETS``, output to ``log``."""
     start = time.time()
@@ -155,6 +170,133 @@ def run_make(work: Path, targets: list[str], jobs: int, log: Path) -> tuple[floa
         code = subprocess.run(["make", "-f", str(work / "build/make/Makefile"), "-k", f"-j{jobs}", *targets],
                               cwd=work, env=tree_env(work), stdout=out, stderr=subprocess.STDOUT).returncode
     return start, time.time(), code
+
+
+# -- 3b. the issue's item 3: ./sage -i, make PKG-uninstall of a package sharing files, pip check --
+
+# Three optional Python recipes of passagemath whose files the package index has: jupyter_jsmol (a
+# wheel; it needs ipywidgets, standard), matroid_database (a wheel), texttable (an sdist). notedown
+# was the first choice: its dependency pandoc_attributes is a git-commit zip the index does not have.
+INSTALL_OPTIONAL = ("jupyter_jsmol", "matroid_database", "texttable")
+# jupyterlab_mathjax2 puts its files into share/jupyter/labextensions/, as jupyterlab_widgets and
+# jupyterlab_pygments do; sphinxcontrib_jsmath is needed by sphinx (the uninstall must be refused).
+UNINSTALL_SHARED = "jupyterlab_mathjax2"
+UNINSTALL_NEEDED = "sphinxcontrib_jsmath"
+
+_FILES_OF = r"""
+import importlib.metadata as md, json, os, sys
+out = {}
+for dist in sys.argv[1:]:
+    try:
+        d = md.distribution(dist)
+        out[dist] = sorted(os.path.normpath(str(d.locate_file(f))) for f in (d.files or []) if not f.name.endswith(".pyc"))
+    except md.PackageNotFoundError:
+        out[dist] = None
+print(json.dumps(out))
+"""
+
+
+def wheel_dists(prefix: Path, packages: list[str] | None = None) -> dict[str, str]:
+    """{recipe: its distribution's name} of the installed recipes (all, or ``packages``) whose
+    stamp names a wheel."""
+    from packaging.utils import parse_wheel_filename
+
+    dists: dict[str, str] = {}
+    installed = prefix / "var/lib/sage/installed"
+    for stamp in installed.iterdir() if installed.is_dir() else ():
+        try:
+            data = json.loads(stamp.read_text())
+        except (ValueError, OSError):
+            continue
+        name = data.get("package_name")
+        wheels = [f for f in data.get("files", []) if f.endswith(".whl")]
+        if name and wheels and (packages is None or name in packages):
+            dists[name] = str(parse_wheel_filename(Path(wheels[0]).name)[0])
+    return dists
+
+
+def files_of(prefix: Path, dists: dict[str, str]) -> dict[str, list[str] | None]:
+    """{recipe: the absolute paths of its distribution's files (no byte-code), None if not installed}."""
+    if not dists:
+        return {}
+    out = subprocess.run([str(prefix / "bin/python3"), "-c", _FILES_OF, *dists.values()],
+                         capture_output=True, text=True, cwd=prefix, check=True)
+    found = json.loads(out.stdout)
+    return {name: found.get(dist) for name, dist in dists.items()}
+
+
+def _shared_directories(target: list[str], others: dict[str, list[str] | None], prefix: Path) -> dict[str, str]:
+    """{other recipe: the deepest directory it shares with ``target``'s files}, outside
+    site-packages (every distribution shares that) and above the prefix's top directories."""
+    site = {str(Path(f).parent) for f in target if "site-packages" in f}
+    site = {d[: d.index("site-packages") + len("site-packages")] for d in site}
+    def ancestors(path: str) -> set[str]:
+        found, p = set(), Path(path).parent
+        # share/jupyter/labextensions, not share/ or share/jupyter/ (nor anything outside the prefix)
+        while prefix in p.parents and len(p.relative_to(prefix).parts) >= 3:
+            found.add(str(p))
+            p = p.parent
+        return found
+    mine = set().union(*(ancestors(f) for f in target if not any(f.startswith(s) for s in site))) if target else set()
+    shared = {}
+    for name, files in others.items():
+        common = set().union(*(ancestors(f) for f in files or [] if not any(f.startswith(s) for s in site))) & mine
+        if common:
+            shared[name] = max(common, key=len)
+    return shared
+
+
+def item3(work: Path, jobs: int) -> dict:
+    """The issue's item 3, after the make: ``./sage -i`` of INSTALL_OPTIONAL (with their
+    dependencies) and an import of each; ``make UNINSTALL_NEEDED-uninstall`` (refused: a
+    standard package needs it); ``make UNINSTALL_SHARED-uninstall``: its files go, those of the
+    packages sharing its directories and their imports stay, then ``make UNINSTALL_SHARED`` puts
+    it back; ``pip check`` in the prefix."""
+    prefix = work / "local"
+    env = dict(tree_env(work), SAGE_NUM_THREADS=str(jobs))
+    result: dict = {}
+    with open(work / "item3.log", "w") as log:
+        def run(command: list[str]) -> int:
+            log.write(f"\n$ {' '.join(command)}\n")
+            log.flush()
+            return subprocess.run(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+
+        before = set(wheel_dists(prefix))
+        code = run([str(REPO / "sage"), "-i", *INSTALL_OPTIONAL])
+        after = wheel_dists(prefix)
+        result["install"] = {"command": f"./sage -i {' '.join(INSTALL_OPTIONAL)}", "exit": code,
+                             "new": sorted(set(after) - before),
+                             "imports": import_check(prefix, [n for n in after if n not in before])}
+
+        make = ["make", "-f", str(work / "build/make/Makefile")]
+        needed = files_of(prefix, wheel_dists(prefix, [UNINSTALL_NEEDED])).get(UNINSTALL_NEEDED) or []
+        code = run([*make, f"{UNINSTALL_NEEDED}-uninstall"])
+        result["refused"] = {"command": f"make {UNINSTALL_NEEDED}-uninstall", "exit": code,
+                             "files_kept": sum(Path(f).exists() for f in needed), "files": len(needed)}
+
+        dists = wheel_dists(prefix)
+        files = files_of(prefix, dists)
+        target = files.pop(UNINSTALL_SHARED, None) or []
+        shared = _shared_directories(target, files, prefix)
+        code = run([*make, f"{UNINSTALL_SHARED}-uninstall"])
+        others = {name: files[name] or [] for name in shared}
+        result["uninstall"] = {
+            "command": f"make {UNINSTALL_SHARED}-uninstall", "exit": code, "files": len(target),
+            "files_left": sum(Path(f).exists() for f in target),
+            "shared": {name: {"directory": str(Path(d).relative_to(prefix)), "files": len(others[name]),
+                              "files_left": sum(Path(f).exists() for f in others[name])}
+                       for name, d in sorted(shared.items())},
+            "imports": import_check(prefix, sorted(shared)),
+        }
+        code = run([*make, UNINSTALL_SHARED])
+        result["reinstall"] = {"command": f"make {UNINSTALL_SHARED}", "exit": code,
+                               "files_back": sum(Path(f).exists() for f in target), "files": len(target)}
+        check = subprocess.run([str(prefix / "bin/python3"), "-m", "pip", "check"], capture_output=True, text=True,
+                               cwd=work, env=env)
+        log.write("\n$ pip check\n" + check.stdout + check.stderr)
+        result["pip_check"] = {"exit": check.returncode,
+                               "problems": [line for line in check.stdout.splitlines() if line.strip()]}
+    return result
 
 
 # -- 4. the report ----------------------------------------------------------------------------------
@@ -185,18 +327,7 @@ print(json.dumps(result))
 def import_check(prefix: Path, packages: list[str]) -> dict[str, str]:
     """{recipe: '' when every top-level module of its wheel imports in the prefix, else why}: the
     distribution comes from the wheel that the recipe's stamp names."""
-    from packaging.utils import parse_wheel_filename
-
-    dists: dict[str, str] = {}
-    for stamp in (prefix / "var/lib/sage/installed").iterdir():
-        try:
-            data = json.loads(stamp.read_text())
-        except (ValueError, OSError):
-            continue
-        if data.get("package_name") in packages:
-            wheels = [f for f in data.get("files", []) if f.endswith(".whl")]
-            if wheels:
-                dists[data["package_name"]] = str(parse_wheel_filename(Path(wheels[0]).name)[0])
+    dists = wheel_dists(prefix, packages)
     if not dists:
         return {}
     out = subprocess.run([str(prefix / "bin/python3"), "-c", _IMPORT_CHECK, *dists.values()],
@@ -209,13 +340,17 @@ def cause_of(name: str, error: str, log_text: str, system: dict[str, list[str]])
     """A failure's cause, from its event's error, its log and configure's system decision."""
     if "cannot fetch" in error:
         status, why = system.get(name, ["", ""])
+        if why.startswith("a Python package"):   # from the index, which does not have this file
+            wanted = re.search(r"cannot fetch (\S+)", error)
+            return f"upstream not reachable: the package index has no {wanted.group(1) if wanted else 'such file'}"
         if status == "not understood":
             return "upstream not reachable; system check not understood"
         if status == "source":
             dependency = re.search(r"its dependency (\S+) is built from source", why)
             if dependency:
                 return f"upstream not reachable; system check skipped: {dependency.group(1)} is built"
-            return "upstream not reachable; missing system package"
+            # configure's own words: what it found (a version too old, a header missing)
+            return f"upstream not reachable; missing system package (configure: {why})"
         return "upstream not reachable; no system check"
     if "none of the" in error and "wheels" in error:
         return "no wheel for this platform"
@@ -227,16 +362,20 @@ def cause_of(name: str, error: str, log_text: str, system: dict[str, list[str]])
     return "build error"
 
 
-def report(work: Path, since: float, until: float) -> tuple[str, dict]:
+def report(work: Path, since: float, until: float, later: float | None = None) -> tuple[str, dict]:
+    """The table and the facts of the make in [since, until]; ``later``: the end of a second make
+    (``--resume``): each package's outcome is its last one up to then, the timeline the first make's."""
     prefix = work / "local"
     graph = load_graph(work / "build/pkgs")
     by_group = groups(work)
     stamps = {p.name for p in (prefix / "var/lib/sage/installed").iterdir()} if (prefix / "var/lib/sage/installed").is_dir() else set()
-    events = [e for e in read_events(work / "logs/events.jsonl") if since <= float(e.get("time", 0)) <= until + 1]
+    all_events = [e for e in read_events(work / "logs/events.jsonl")
+                  if since <= float(e.get("time", 0)) <= (later or until) + 1]
+    events = [e for e in all_events if float(e.get("time", 0)) <= until + 1]
     config = work / "build/make/config.json"
     system = json.loads(config.read_text()).get("system_detection", {}) if config.is_file() else {}
     last: dict[str, dict] = {}
-    for e in events:
+    for e in all_events:
         if e.get("event") == "end":
             last[e["package"]] = e   # the package's last phase in the run
     status: dict[str, tuple[str, str]] = {}
@@ -263,8 +402,14 @@ def report(work: Path, since: float, until: float) -> tuple[str, dict]:
         return None
 
     for name in graph.packages:
+        decided = system.get(name, ["", ""])
         if installed(name):
             status[name] = ("built", "")
+        elif decided[0] == "system" and "not required" in decided[1]:
+            # a REQUIRED-CHECK said so (importlib_metadata on Python >= 3.13): make has nothing to do
+            status[name] = ("not needed", decided[1])
+        elif decided[0] == "system":
+            status[name] = ("from the system", decided[1])
         elif name in failed:
             e = last[name]
             log = Path(e.get("log", ""))
@@ -281,6 +426,8 @@ def report(work: Path, since: float, until: float) -> tuple[str, dict]:
         failures = Counter(status[n][1] for n in names if status[n][0] == "failed")
         skipped = Counter(_root_cause(n, status, first_failed_dependency) for n in names
                           if status[n][0] == "not attempted")
+        skipped.update(f"{status[n][0]}: {status[n][1]}" for n in names
+                       if status[n][0] in ("not needed", "from the system"))
         rows.append((group, len(names), len(built), failures, skipped))
     built_python = [n for g in GROUPS for n in by_group[g] if status[n][0] == "built"]
     imports = import_check(prefix, built_python)
@@ -317,7 +464,7 @@ def _counts(counter: Counter) -> str:
 
 
 def _table(rows) -> str:
-    lines = ["| group | recipes | built | failed (by cause) | not attempted (why: the failed dependency) |",
+    lines = ["| group | recipes | built | failed (by cause) | not attempted (why: the failed dependency; or not needed) |",
              "| --- | ---: | ---: | --- | --- |"]
     for group, total, built, failures, skipped in rows:
         lines.append(f"| {group}s | {total} | {built} | {sum(failures.values())}: {_counts(failures)} "
@@ -332,14 +479,40 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--with-system", action="append", default=[], metavar="PKG",
                         help="configure with --with-system-PKG=force (the system has it, our reader does not"
-                             " understand its spkg-configure.m4); repeatable")
+                             " understand its spkg-configure.m4); repeatable; with --resume: reconfigure so first")
+    parser.add_argument("--python", metavar="PATH",
+                        help="configure --with-python=PATH: the Python the prefix's venv is made from (passagemath's"
+                             " python3 check wants >= 3.12; the default is configure's own interpreter)")
     parser.add_argument("--report-only", type=Path, metavar="DIR",
                         help="report the last run in DIR (made by this script: DIR/run.json)")
+    parser.add_argument("--resume", metavar="WHY",
+                        help="with --report-only: run `make -k -jN` of the same targets again in DIR after a fix"
+                             " (WHY names it); the table then shows the outcome after it, the timeline the first make's")
+    parser.add_argument("--item3", action="store_true",
+                        help="with --report-only: (re)do the issue's item 3 (./sage -i, uninstalls, pip check) in DIR"
+                             " first; a full run always does it after the make")
     parser.add_argument("--write", action="store_true", help="write the README section")
     args = parser.parse_args()
     if args.report_only:
         work = args.report_only.resolve()
         run = json.loads((work / "run.json").read_text())
+        if args.resume:
+            added = [f"--with-system-{name}=force" for name in args.with_system
+                     if f"--with-system-{name}=force" not in run["configure"]]
+            if added:   # the fix is a system package our reader does not understand the check of
+                if not configure_tree(work, run["configure"] + added):
+                    return 1
+                run["configure"] += added
+            targets = [n for names in groups(work).values() for n in names]
+            start, end, code = run_make(work, targets, run["jobs"], work / "make-resumed.log")
+            earlier = run.get("resumed", [])
+            earlier = [earlier] if isinstance(earlier, dict) else earlier   # one record before the list
+            run["resumed"] = [*earlier, {"start": start, "end": end, "make_exit": code, "why": args.resume,
+                                         "load": os.getloadavg(), "reconfigured": added}]
+            (work / "run.json").write_text(json.dumps(run, indent=1))
+        if args.item3:
+            run["item3"] = item3(work, run["jobs"])
+            (work / "run.json").write_text(json.dumps(run, indent=1))
     else:
         if args.tree is None or not (args.tree / "build/pkgs").is_dir():
             parser.error("TREE must name an extracted Sage tree (build/pkgs, m4, pkgs, src); see --help")
@@ -350,19 +523,20 @@ def main() -> int:
         write_sage_conf(work, work / "local")
         bootstrap_s = time.time() - started
         forced = [f"--with-system-{name}=force" for name in args.with_system]
-        configure = subprocess.run([sys.executable, str(REPO / "configure.py"), f"--prefix={work / 'local'}", *forced],
-                                   env=tree_env(work), capture_output=True, text=True)
-        (work / "configure.log").write_text(configure.stdout + configure.stderr)
-        if configure.returncode != 0:
-            print(configure.stdout[-3000:], configure.stderr[-3000:], file=sys.stderr)
+        if args.python:
+            forced.insert(0, f"--with-python={args.python}")
+        if not configure_tree(work, forced):
             return 1
         targets = [n for names in groups(work).values() for n in names]
         start, end, code = run_make(work, targets, args.jobs, work / "make.log")
         run = {"start": start, "end": end, "make_exit": code, "jobs": args.jobs, "bootstrap_s": bootstrap_s,
-               "configure": forced,
+               "configure": forced, "load": os.getloadavg(),
                "bootstrap_failed": failed_bootstraps}
         (work / "run.json").write_text(json.dumps(run, indent=1))
-    table, facts = report(work, run["start"], run["end"])
+        run["item3"] = item3(work, args.jobs)
+        (work / "run.json").write_text(json.dumps(run, indent=1))
+    resumed = _resumes(run)
+    table, facts = report(work, run["start"], run["end"], resumed[-1]["end"] if resumed else None)
     text = render(table, facts, run, work)
     print(text)
     (work / "report.json").write_text(json.dumps({k: v for k, v in facts.items() if k != "spans"}, indent=1))
@@ -393,7 +567,7 @@ standard Python recipes into a fresh prefix).
 {table}
 
 - configure: `./configure.py --prefix=... {' '.join(run.get('configure', []))}`
-- wall time of the make: {run['end'] - run['start']:.0f} s (exit {run['make_exit']}); Sage's bootstrap step before it:
+- wall time of the make: {run['end'] - run['start']:.0f} s (exit {run['make_exit']}){resumed_line(run)}; Sage's bootstrap step before it:
   {run.get('bootstrap_s', 0):.0f} s
 - makespan of the timeline (first phase start to last phase end): {facts['makespan_s']:.0f} s; the phases'
   time added up: {facts['busy_s']:.0f} s
@@ -405,6 +579,49 @@ standard Python recipes into a fresh prefix).
 Every failed package of the run (wanted or pulled in as a dependency), by cause:
 
 {failure_lines or '- none'}
+{render_item3(run.get("item3"))}"""
+
+
+def _resumes(run: dict) -> list[dict]:
+    again = run.get("resumed", [])
+    return [again] if isinstance(again, dict) else again
+
+
+def resumed_line(run: dict) -> str:
+    """The makes after the first (``--resume``), if any: the table counts their outcomes."""
+    lines = []
+    for again in _resumes(run):
+        why = again["why"] + (f" and a reconfigure with {' '.join(again['reconfigured'])}" if again.get("reconfigured") else "")
+        lines.append(f"after {why}, `make -k -j{run['jobs']}` of the same targets again in the same prefix:"
+                     f" {again['end'] - again['start']:.0f} s (exit {again['make_exit']})")
+    if not lines:
+        return ""
+    return ("; then " + "; then ".join(lines) + ". The table shows the outcome after the last one, the timeline"
+            " below is the first make's")
+
+
+def render_item3(result: dict | None) -> str:
+    """The issue's item 3 as the script ran it after the make (``item3``)."""
+    if not result:
+        return ""
+    install, refused, uninstall, back, pip = (result[k] for k in ("install", "refused", "uninstall", "reinstall",
+                                                                   "pip_check"))
+    bad = {n: why for n, why in install["imports"].items() if why}
+    shared = "; ".join(f"{n} ({v['files_left']} of its {v['files']} files left, in {v['directory']})"
+                       for n, v in uninstall["shared"].items()) or "none found"
+    shared_bad = {n: why for n, why in uninstall["imports"].items() if why}
+    problems = "\n".join(f"  - `{line}`" for line in pip["problems"]) or "  - none"
+    return f"""
+Item 3, run by the script after the make:
+
+- `{install['command']}`: exit {install['exit']}; installed {len(install['new'])} recipes ({', '.join(install['new']) or '-'});
+  {len(install['imports']) - len(bad)} of {len(install['imports'])} import{(': not ' + '; '.join(f'{n} ({w})' for n, w in bad.items())) if bad else ''}
+- `{refused['command']}`: exit {refused['exit']} (refused when not 0); {refused['files_kept']} of its {refused['files']} files still there
+- `{uninstall['command']}`: exit {uninstall['exit']}; {uninstall['files'] - uninstall['files_left']} of its {uninstall['files']} files removed.
+  The packages sharing its directories: {shared}; they import: {'all' if not shared_bad else 'not ' + ', '.join(shared_bad)}
+- `{back['command']}` (reinstall): exit {back['exit']}; {back['files_back']} of its {back['files']} files back
+- `pip check` in the prefix: exit {pip['exit']}
+{problems}
 """
 
 

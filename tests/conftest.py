@@ -24,7 +24,7 @@ EXAMPLES = ROOT.parent / "shared" / "examples" / "sage-recipes"
 # A PEP 517 backend in ~40 lines of standard library: enough to build wheels of the tests'
 # own packages with the prefix's interpreter and no network.
 TINY_BACKEND = '''
-import base64, hashlib, os, zipfile
+import base64, hashlib, json, os, zipfile
 
 def _meta():
     meta = {}
@@ -59,6 +59,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         add(zf, dist_info + "/WHEEL", b"Wheel-Version: 1.0\\nGenerator: tiny\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
         if meta.get("script"):
             add(zf, dist_info + "/entry_points.txt", ("[console_scripts]\\n%s\\n" % meta["script"]).encode())
+        if config_settings:   # what the frontend passed (pip's -C), for the tests to see
+            add(zf, "tiny_config_settings_%s.json" % name, json.dumps(config_settings, sort_keys=True).encode())
         records.append(dist_info + "/RECORD,,")
         zf.writestr(dist_info + "/RECORD", "\\n".join(records) + "\\n")
     return filename

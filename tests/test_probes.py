@@ -505,3 +505,158 @@ def test_pkg_config_is_known_to_the_checks_as_configure_ac_sets_it(tmp_path):
     assert not run(body, Probes({**os.environ, "PATH": str(tmp_path), "PKG_CONFIG": "/opt/pc"})).install
     outcome = run(body, Probes({**os.environ, "PATH": str(tmp_path / "empty")}))
     assert outcome.install and outcome.reason != "the checks passed"
+
+
+def test_a_backport_is_needed_when_the_venvs_python_is_older_than_python3s_check_wants(tmp_path):
+    """#18: passagemath's python3 check wants >= 3.12; on 3.11 it says "build from source", where
+    Sage's PYTHON_FOR_VENV is empty and importlib_metadata's REQUIRED-CHECK says "not needed". sage-build
+    makes the venv from the configured Python whatever python3's check says, so the backport is
+    needed by that venv (it was left out: "not reached"), and configure says the tree refuses it."""
+    import sys
+
+    from conftest import add_recipe
+
+    from sage_build.configure.configure import decide
+
+    here = sys.version_info[:2]
+    add_recipe(tmp_path, "python3", deps="", files={"spkg-configure.m4": f"""SAGE_SPKG_CONFIGURE([python3], [
+   m4_pushdef([MIN_VERSION], [{here[0]}.{here[1] + 1}.0])
+   m4_pushdef([LT_VERSION], [{here[0]}.{here[1] + 3}.0])
+   SAGE_CHECK_PYTHON_FOR_VENV([$ac_path_PYTHON3], MIN_VERSION, LT_VERSION, $check_modules, [])])"""})
+    backport = """SAGE_SPKG_CONFIGURE([NAME], [SAGE_PYTHON_PACKAGE_CHECK([NAME])], [
+      AS_IF([test -z "${PYTHON_FOR_VENV}"], [sage_require_NAME="no"], [
+        AS_IF(["${PYTHON_FOR_VENV}" -c "import sys; sys.exit(sys.version_info.minor < MINOR)"],
+              [sage_require_NAME="no"])])])"""
+    add_recipe(tmp_path, "sbbackport", install_requires="sbbackport >= 1",
+               files={"spkg-configure.m4": backport.replace("NAME", "sbbackport").replace("MINOR", str(here[1] + 1))})
+    add_recipe(tmp_path, "sbinstdlib", install_requires="sbinstdlib >= 1",
+               files={"spkg-configure.m4": backport.replace("NAME", "sbinstdlib").replace("MINOR", str(here[1]))})
+    result = decide([f"--with-python={sys.executable}"], tmp_path, environ=dict(os.environ))
+    assert result.system["python3"].status == "source"
+    assert result.system["sbbackport"].status == "source", result.system["sbbackport"]
+    assert result.decisions["sbbackport"].enabled and not result.decisions["sbbackport"].from_system
+    # the same form with a Python new enough: not needed, as before
+    assert result.system["sbinstdlib"].status == "system" and "not required" in result.system["sbinstdlib"].reason
+    warning = next(w for w in result.warnings if "python3 check" in w)
+    assert sys.executable in warning and "--with-python" in warning
+
+
+def test_the_hint_says_which_packages_the_system_has_in_a_version_the_tree_refuses(tmp_path):
+    """#18: configure's apt hint listed libfplll-dev and cmake, which were installed, only older
+    than passagemath asks: the notice now says so, with the version found and the one needed."""
+    import io
+    import sys
+
+    from conftest import add_recipe
+
+    from sage_build.configure.configure import decide
+    from sage_build.face.configure_command import print_system_hint
+
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed")
+    bin_dir, pc_dir = tmp_path / "bin", tmp_path / "pc"
+    bin_dir.mkdir()
+    pc_dir.mkdir()
+    tool = bin_dir / "sbtool"
+    tool.write_text("#!/bin/sh\necho 'sbtool version 3.25.1'\n")
+    tool.chmod(0o755)
+    (pc_dir / "sbold.pc").write_text("Name: sbold\nDescription: x\nVersion: 5.4.4\n")
+    (pc_dir / "sbnew.pc").write_text("Name: sbnew\nDescription: x\nVersion: 6.0\n")
+    pkg_form = """SAGE_SPKG_CONFIGURE([NAME], [PKG_CHECK_MODULES([X], [NAME >= 5.5.0], [], [sage_spkg_install_NAME=yes])])"""
+    # cmake's form in passagemath: a feature check of every cmake on PATH, its version compared
+    tool_form = """SAGE_SPKG_CONFIGURE([sbtool], [
+        AC_CACHE_CHECK([for sbtool >= 3.30], [ac_cv_path_SBTOOL], [
+            AC_PATH_PROGS_FEATURE_CHECK([SBTOOL], [sbtool], [
+                sbtool_version=`$ac_path_SBTOOL --version 2>&1 \\
+                    | $SED -n -e 's/sbtool version *\\([[0-9]]*\\.[[0-9]]*\\.[[0-9]]*\\)/\\1/p'`
+                AS_IF([test -n "$sbtool_version"], [
+                    AX_COMPARE_VERSION([$sbtool_version], [ge], [3.30], [
+                        ac_cv_path_SBTOOL="$ac_path_SBTOOL"
+                        ac_path_SBTOOL_found=:
+                    ])
+                ])
+            ])
+        ])
+        AS_IF([test -z "$ac_cv_path_SBTOOL"], [sage_spkg_install_sbtool=yes])])"""
+    for name, form in (("sbold", pkg_form), ("sbnew", pkg_form), ("sbabsent", pkg_form), ("sbtool", tool_form)):
+        add_recipe(tmp_path, name, deps="", files={"spkg-configure.m4": form.replace("NAME", name),
+                                                   "distros/debian.txt": f"lib{name}-dev\n"})
+    environ = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PKG_CONFIG_PATH": str(pc_dir)}
+    result = decide([f"--with-python={sys.executable}"], tmp_path, environ=environ)
+    assert {n: result.system[n].status for n in ("sbold", "sbnew", "sbabsent", "sbtool")} == {
+        "sbold": "source", "sbnew": "system", "sbabsent": "source", "sbtool": "source"}
+    for system in ("debian", "sbnope-os"):   # said also where no install command is known
+        out = io.StringIO()
+        print_system_hint(result, system, out)
+        text = out.getvalue()
+        assert "sbold: installed, but sbold 5.4.4 (pkg-config), the tree needs >= 5.5.0" in text, text
+        assert f"sbtool: installed, but {tool} 3.25.1, the tree needs >= 3.30" in text, text
+        assert "sbabsent: installed" not in text and "sbnew" not in text
+
+
+def test_xz_is_not_needed_when_the_bootstrap_python_has_lzma(tmp_path):
+    """passagemath's xz/spkg-configure.m4 (Sage's #30948): xz is only a build-time unpacker, not
+    needed at all when sage-bootstrap-python can `import lzma`; else its CHECK looks for an xz
+    program >= 4.999.0."""
+    import sys
+
+    xz_form = """SAGE_SPKG_CONFIGURE([foo], [
+        AC_CACHE_CHECK([for xz >= 4.999.0], [ac_cv_path_XZ], [
+            AC_PATH_PROGS_FEATURE_CHECK([XZ], [sbxz], [
+              xz_version=`$ac_path_XZ --version 2>&1 | cut -d' ' -f4 | $SED -n 1p`
+              AS_IF([test -n "$xz_version"], [
+                  AX_COMPARE_VERSION([$xz_version], [ge], [4.999.0], [
+                      ac_cv_path_XZ="$ac_path_XZ"
+                      ac_path_XZ_found=:
+                  ])
+              ])
+            ])
+            AS_IF([test -z "$ac_cv_path_XZ"], [sage_spkg_install_foo=yes])
+        ])
+], [dnl REQUIRED-CHECK
+        AS_IF(["$SAGE_BOOTSTRAP_PYTHON" -c "import lzma" 2>& AS_MESSAGE_LOG_FD], [
+             sage_require_foo=no
+        ])
+])"""
+    no_lzma = tmp_path / "sbpython"
+    no_lzma.write_text("#!/bin/sh\nexit 1\n")   # a Python built without lzma, as far as the check sees
+    no_lzma.chmod(0o755)
+    old_xz = tmp_path / "bin/sbxz"
+    old_xz.parent.mkdir()
+    old_xz.write_text("#!/bin/sh\necho 'xz (XZ Utils) 4.2.0'\n")
+    old_xz.chmod(0o755)
+    probes = Probes({**os.environ, "PATH": f"{old_xz.parent}:{os.environ['PATH']}"})
+    with_lzma = run_full(xz_form, probes, context={"SAGE_BOOTSTRAP_PYTHON": lambda: sys.executable})
+    assert not with_lzma.install and "not required on this system (its REQUIRED-CHECK)" in with_lzma.notes
+    without = run_full(xz_form, probes, context={"SAGE_BOOTSTRAP_PYTHON": lambda: str(no_lzma)})
+    assert without.install and without.refused == [f"{old_xz} 4.2.0, the tree needs >= 4.999.0"], without
+
+
+@pytest.mark.parametrize("version, install", [("8.0.2", False), ("7.2.0", True)])
+def test_a_version_from_a_command_substitution_with_its_option(tmp_path, version, install):
+    """qhull's form in passagemath: qhull_ver=$($QHULL -V | cut ...), compared (it was "not
+    understood"); the program is asked with the option the file gives (-V), not --version."""
+    qhull = tmp_path / "sbqhull"
+    qhull.write_text(f'#!/bin/sh\n[ "$1" = -V ] && echo "qhull_r {version} (2020.2.r 2020/08/31)" && exit 0\n'
+                     'echo "usage: sbqhull 1.0"; exit 1\n')
+    qhull.chmod(0o755)
+    form = """SAGE_SPKG_CONFIGURE([foo], [
+    m4_pushdef([SAGE_QHULL_MINVER],["8.0.2"])
+    AC_PATH_PROG([QHULL], [sbqhull])
+    AS_IF([test x$QHULL = x], [
+           sage_spkg_install_foo=yes
+    ], [
+           AC_MSG_CHECKING([whether qhull's version is good enough])
+           qhull_ver=$($QHULL -V | cut -d' ' -f2 2>& AS_MESSAGE_LOG_FD)
+           AX_COMPARE_VERSION([$qhull_ver], [ge], [$SAGE_QHULL_MINVER], [
+               AC_MSG_RESULT([yes])
+           ], [
+               sage_spkg_install_foo=yes
+           ])
+    ])
+    m4_popdef([SAGE_QHULL_MINVER])
+])"""
+    probes = Probes({**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    outcome = run_full(form, probes)
+    assert outcome.install == install, outcome
+    assert outcome.refused == ([f"{qhull} {version}, the tree needs >= 8.0.2"] if install else [])

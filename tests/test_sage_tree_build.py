@@ -3,6 +3,7 @@ wheel per platform (clarabel, cylp, rpds_py...), Sage's meta packages that insta
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -224,3 +225,64 @@ def test_a_script_recipes_src_links_out_of_it_still_lead_there_in_the_build(tree
     tree.make("sagemath_environment")
     assert (tree.prefix / "share/env").read_text() == "X = 1\n"
     assert (dist / "sage").readlink() == Path("../../src/sage")   # the tree is left as it was
+
+
+def test_download_fetches_the_section_the_build_chooses(tree):
+    """#18: `make download` / `./sage --package download` took the first section of a sectioned
+    checksums.ini (a macOS wheel), not this platform's, which the build then fetched again."""
+    upstream = tree.root / "upstream"
+    mine = _this_platform_wheel(upstream, "plat", "1.0", "WHERE = 'here'\n")
+    mac_name = "plat-1.0-py3-none-macosx_11_0_arm64.whl"   # listed first, nowhere to be had
+    recipe = add_recipe(tree.root, "plat", version="1.0", install_requires="plat")
+    sectioned(recipe, {mac_name: "1" * 64, mine.name: sha256(mine)})
+    tree.configure()
+    result = tree.sage("--package", "download", "plat", check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"plat: {mine}"
+    assert not (upstream / mac_name).exists()
+    # a section that no platform here fits is still a clear error naming the recipe
+    sectioned(recipe, {mac_name: "1" * 64, "plat-1.0-py3-none-win_amd64.whl": "2" * 64})
+    result = tree.sage("--package", "download", "plat", check=False)
+    assert result.returncode == 1 and "plat" in result.stderr and "fits the target Python" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_normal_recipes_files_are_beside_its_spkg_install(tree):
+    """#18: passagemath's matplotlib runs `python3 make-setup-config.py`, a file of its recipe:
+    Sage copies the recipe directory into the build directory (cp -RLp), sage-build did not, and
+    the build failed ("can't open file .../make-setup-config.py")."""
+    upstream = tree.root / "upstream"
+    sdist = make_sdist(upstream, "helped", "1.0", {"helped/__init__.py": "CONFIG = open(__file__[:-11] + 'setup.cfg').read().strip()\n"})
+    recipe = add_recipe(tree.root, "helped", version="1.0", tarball=sdist, install_requires="helped",
+                        files={"make-setup-config.py": "open('src/pkg/helped/setup.cfg', 'w').write('written by the recipe')\n",
+                               "data/more.txt": "a file in a directory of the recipe\n",
+                               "spkg-install.in": "python3 make-setup-config.py\ntest -f data/more.txt\ncd src\nsdh_pip_install .\n"})
+    (recipe / "linked.py").symlink_to(recipe / "make-setup-config.py")   # cp -L: copied as a file
+    tree.configure()
+    tree.make("helped")
+    assert tree.python("import helped; print(helped.CONFIG)").stdout.strip() == "written by the recipe"
+    # a link in the recipe that leads nowhere is a clear error naming it
+    (recipe / "linked.py").unlink()
+    (recipe / "linked.py").symlink_to(recipe / "sbnope-missing.py")
+    result = tree.sage("-f", "helped", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "linked.py" in output and "cannot copy it" in output
+    assert "Traceback" not in output
+
+
+def test_sdh_pip_install_hands_config_settings_to_the_backend(tree):
+    """#18: passagemath's matplotlib runs `sdh_pip_install -C setup-args=-Dsystem-freetype=true ...`
+    (use the system's freetype and qhull): the settings were dropped, and meson went to download
+    freetype. pip's forms: `-C K=V`, `-CK=V`, `--config-settings K=V`, `--config-settings=K=V`;
+    a key given twice is a list, as pip gives it."""
+    upstream = tree.root / "upstream"
+    sdist = make_sdist(upstream, "configured", "1.0", {"configured/__init__.py": ""})
+    add_recipe(tree.root, "configured", version="1.0", tarball=sdist, install_requires="configured", files={
+        "spkg-install.in": "cd src\nsdh_pip_install --no-build-isolation -C setup-args=\"-Dsystem-freetype=true\""
+                           " -Csetup-args=-Dsystem-qhull=true --config-settings other=1 --config-settings=dashed=-x .\n"})
+    tree.configure()
+    tree.make("configured")
+    found = tree.python("import json, sysconfig, pathlib; print((pathlib.Path(sysconfig.get_paths()['purelib'])"
+                        " / 'tiny_config_settings_configured.json').read_text())").stdout
+    assert json.loads(found) == {"setup-args": ["-Dsystem-freetype=true", "-Dsystem-qhull=true"], "other": "1",
+                                 "dashed": "-x"}

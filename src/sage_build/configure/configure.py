@@ -191,6 +191,15 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
     installed = installed_versions(layout, packages)
     system = decide_system(graph, checks, with_system, installed, probes,
                            site_packages=options.system_site_packages, python=interpreter, markers=target.markers)
+    refused = system.get("python3")
+    if refused is not None and refused.status == "source":
+        # python3-venv is made from this interpreter whatever python3's check says: say that the
+        # tree asks for another (passagemath wants >= 3.12), and how to give it one
+        python_warning = [f"the tree's python3 check ({packages['python3'].path / 'spkg-configure.m4'}) does not"
+                          f" accept {interpreter} (Python {target.version}); the prefix's venv is made from it"
+                          f" anyway; configure --with-python=PATH with a Python the tree accepts"]
+    else:
+        python_warning = []
     forced_missing = [
         f"{name}: {detections[name].reason}" for name, value in sorted(with_system.items())
         if value == "force" and name in detections and not detections[name].found
@@ -244,7 +253,7 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
                    if decision.enabled and not decision.from_system and name not in checks and name not in installed
                    and has_system_check(packages[name]) and with_system.get(name) != "no")
     return Result(config=config, decisions=decisions, detections=detections, makefile=makefile, graph=graph,
-                  warnings=warnings, target_cache=cache_entry, system=system, probe_cache=probes.cache_text(),
+                  warnings=warnings + python_warning, target_cache=cache_entry, system=system, probe_cache=probes.cache_text(),
                   need_system=need, need_system_optional=need_optional, could_use_system=could)
 
 
@@ -363,6 +372,8 @@ class SystemStatus:
     prefix by sage-build, it stays so, as in Sage); and why."""
     status: str
     reason: str
+    # built from source although the system has it, in a version the check refused (probes.Outcome)
+    refused: tuple[str, ...] = ()
 
 
 def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str, str], installed,
@@ -386,9 +397,12 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             return False, f"no version_requirements.txt for {name}"
         return found.found, found.reason
 
-    # configure.ac's variables that checks read: the Python of the venv when it is the system's
-    # (python3's spkg-configure.m4 decides), the Python that runs Sage's own tools
-    context = {"PYTHON_FOR_VENV": lambda: "" if built("python3") else python, "SAGE_BOOTSTRAP_PYTHON": lambda: python,
+    # configure.ac's variables that checks read. PYTHON_FOR_VENV is the Python the prefix's venv is
+    # made from: in Sage it is empty when python3 is built from source, but sage-build always makes
+    # the venv (python3-venv) from `python`, whatever python3's own check decides; a backport that
+    # is "not needed with our Python SPKG" (importlib_metadata on 3.11) is needed by this venv.
+    # SAGE_BOOTSTRAP_PYTHON runs Sage's own tools.
+    context = {"PYTHON_FOR_VENV": lambda: python, "SAGE_BOOTSTRAP_PYTHON": lambda: python,
                "SAGE_PYTHON_CANDIDATE": lambda: python}
 
     def built(name: str) -> bool:
@@ -426,7 +440,8 @@ def decide_system(graph: Graph, checks: dict[str, Check], with_system: dict[str,
             elif outcome.not_understood:   # the check reached a statement the reader does not understand
                 result[name] = SystemStatus("not understood", outcome.not_understood)
             else:
-                result[name] = SystemStatus("source" if outcome.install else "system", why)
+                result[name] = SystemStatus("source" if outcome.install else "system", why,
+                                            tuple(outcome.refused) if setting != "no" else ())
 
     for name in graph.topological_order(checks):
         if name not in result:

@@ -168,18 +168,22 @@ class Probes:
     def program(self, name: str) -> str | None:
         return self._ask(f"program {name}", lambda: shutil.which(name, path=self.environ.get("PATH")))  # type: ignore[return-value]
 
-    def version(self, program: str) -> str:
+    def version(self, program: str, option: str = "--version") -> str:
         def compute():
-            result = self._run([program, "--version"], timeout=30)
+            result = self._run([program, option], timeout=30)
             if result is None:
                 return ""
             match = _VERSION.search(result.stdout + result.stderr)
             return match.group(1) if match else ""
-        return self._ask(f"version {program}", compute)  # type: ignore[return-value]
+        key = f"version {program}" if option == "--version" else f"version {program} {option}"
+        return self._ask(key, compute)  # type: ignore[return-value]
 
 
 def version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:6])
+
+
+_OP_SIGNS = {"lt": "<", "le": "<=", "eq": "=", "ne": "!=", "gt": ">", "ge": ">="}
 
 
 def compare_versions(found: str, op: str, wanted: str) -> bool:
@@ -262,6 +266,9 @@ class Outcome:
     install: bool           # Sage's sage_spkg_install_PKG: build from source
     notes: list[str] = field(default_factory=list)   # what was found and what was not
     not_understood: str = ""   # the statement the check reached and this reader does not understand
+    # what the system has in a version the check refused ("fplll 5.4.4 (pkg-config); the tree
+    # needs >= 5.5.0"): configure's hint says so instead of naming it as if it were missing
+    refused: list[str] = field(default_factory=list)
 
     @property
     def reason(self) -> str:
@@ -289,6 +296,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
     require_var = f"sage_require_{check.package}"
     variables: dict[str, str] = {install_var: "no", require_var: "yes"}
     notes: list[str] = []
+    refused: list[str] = []
+    version_of: dict[str, str] = {}   # a variable holding a program's version -> that program
     known: dict[str, Callable[[], str]] = {
         "host": probes.host,
         # set by Sage's configure.ac before the checks (PKG_PROG_PKG_CONFIG): the environment's,
@@ -349,10 +358,14 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
         elif step.op == "compare":
             op, var, wanted = step.cond
             found = variables.get(var, "")
-            branch(bool(found) and compare_versions(found, op, wanted), step)
+            ok = bool(found) and compare_versions(found, op, wanted)
+            if found and not ok:
+                refused.append(f"{version_of.get(var, var)} {found}, the tree needs {_OP_SIGNS.get(op, op)} {wanted}")
+            branch(ok, step)
         elif step.op == "version":
             program = variables.get(step.value, "")
-            variables[step.var] = probes.version(program) if program else ""
+            variables[step.var] = probes.version(program, *step.cond[:1]) if program else ""
+            version_of[step.var] = program
         elif step.op == "depcheck":
             built = [d for d in step.deps if dependency_built(d)]
             if built:
@@ -393,6 +406,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             version = probes.pkgconfig(p.subject)
             ok = version is not None and all(compare_versions(version, op, v) for op, v in p.spec)
             wanted = ", ".join(f"{op} {v}" for op, v in p.spec)
+            if version is not None and not ok:
+                refused.append(f"{p.subject} {version} (pkg-config), the tree needs {wanted}")
             notes.append(f"pkg-config {p.subject} {version or 'not found'}" + (f" (need {wanted})" if wanted and version else ""))
             branch(ok, step)
         elif p.kind == "program":
@@ -433,4 +448,5 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             pass
     except _Unknown as unknown:   # Sage's configure would run it; we cannot say what it decides
         return Outcome(install=True, notes=notes, not_understood=str(unknown))
-    return Outcome(install=variables.get(install_var) == "yes", notes=notes)
+    install = variables.get(install_var) == "yes"
+    return Outcome(install=install, notes=notes, refused=refused if install else [])

@@ -132,6 +132,12 @@ def print_system_hint(result: Result, system: str, out: TextIO) -> None:
         return
     print("\nnotice: the following SPKGs did not find equivalent system packages:\n  "
           + " ".join(need + optional), file=out)
+    too_old = [(n, result.system[n].refused) for n in need + optional if n in result.system and result.system[n].refused]
+    if too_old:
+        # installing these changes nothing: the system's version is the problem, not its absence
+        print("note: of these, the system already has some in a version the tree's check refuses"
+              " (installing them does not help; a newer release of the distribution may have them):\n"
+              + "\n".join(f"  {name}: installed, but {'; '.join(why)}" for name, why in too_old), file=out)
     if system not in distros.INSTALL_COMMANDS:
         print(f"(the package system of this machine is {system}: no install command is known for it)", file=out)
         return

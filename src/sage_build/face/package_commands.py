@@ -580,9 +580,15 @@ def download(args, root: Path, pkgs_dir: Path) -> int:
         raise SageBuildError(f"no such package: {', '.join(unknown)}")
     upstream, mirrors = _upstream_dir(root), _mirrors(root)
     failed: dict[str, str] = {}
+    tags: list[str] | None = None
     for name in names:
         pkg = packages[name]
         try:
+            if pkg.upstream_files:
+                # a wheel per platform (passagemath's checksums.ini sections): the file the
+                # build will fetch, not the first section
+                tags = _target_tags(root) if tags is None else tags
+                pkg = pkg.for_target(tags)
             if pkg.kind is Kind.PIP:
                 path = _download_pip(pkg, root, upstream)
             else:
@@ -600,6 +606,21 @@ def download(args, root: Path, pkgs_dir: Path) -> int:
             print(f"  {name}: {reason.splitlines()[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _target_tags(root: Path) -> list[str]:
+    """The wheel tags of the Python the build installs into (as sage-spkg chooses a section): the
+    prefix's venv once it exists, else the configured interpreter, else configure's default."""
+    from sage_build.install.target import TargetPython, query_python
+
+    try:
+        config = load_config(root)
+    except SageBuildError:
+        return query_python(sys.executable).tags
+    try:
+        return TargetPython.load(config.layout().target_file).tags
+    except FileNotFoundError:
+        return query_python(config.python).tags
 
 
 def _download_pip(pkg: Package, root: Path, upstream: Path):

@@ -218,6 +218,7 @@ def build_wheel(
     source_dir: Path, dist_dir: Path, *, python: Path, env: Mapping[str, str], log: PackageLog,
     markers: Mapping[str, str], advise: Callable[[Unmet], str] | None = None, site_dirs: list[Path] | None = None,
     started: Callable[[], None] | None = None, versions_strict: bool = True,
+    config_settings: Mapping[str, str | list[str]] | None = None,
 ) -> Path:
     """Build a wheel from ``source_dir`` into ``dist_dir`` with PEP 517, no isolation.
 
@@ -226,7 +227,8 @@ def build_wheel(
     False: a build requirement present at another version is a warning, as for Sage's
     ``sdh_pip_install`` (pip --no-build-isolation checks none); a missing one stays an error. ``site_dirs``: see installed_distributions.
     ``started()`` is called once the backend's process runs: work of this process that would
-    delay its start (the interpreter lock is shared) can begin then.
+    delay its start (the interpreter lock is shared) can begin then. ``config_settings``: PEP 517's,
+    for the backend (pip's ``-C``).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -246,7 +248,7 @@ def build_wheel(
             # The backend's interpreter starts first, and the build requirements are checked
             # while it loads (packaging's parser is slow to import, and this runs at every package);
             # a check that fails stops the backend, and its message is the error.
-            building = pool.submit(hooks.build_wheel, str(dist_dir))
+            building = pool.submit(hooks.build_wheel, str(dist_dir), dict(config_settings) if config_settings else None)
             building.add_done_callback(lambda _: runner.running.set())  # also when no process started
             runner.running.wait()
             if started is not None:
@@ -270,7 +272,7 @@ def build_wheel(
         # The backend's dynamic requirements are asked only now (one interpreter start less per
         # build): a missing one is the likeliest cause, and deserves the clearer message.
         try:
-            dynamic = hooks.get_requires_for_build_wheel()
+            dynamic = hooks.get_requires_for_build_wheel(dict(config_settings) if config_settings else None)
         except (subprocess.CalledProcessError, pyproject_hooks.BackendUnavailable):
             dynamic = []
         _check_requirements(dynamic, installed, markers, "the backend's get_requires_for_build_wheel",

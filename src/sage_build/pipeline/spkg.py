@@ -26,7 +26,7 @@ from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_n
 from sage_build.pipeline.build import Unmet, default_advice, build_environment, build_wheel, run_script, source_date_epoch
 from sage_build.recipes.checksums import verified_cached
 from sage_build.configure.config import Config
-from sage_build.base.errors import BuildError, FetchError, InstallError, SageBuildError
+from sage_build.base.errors import BuildError, FetchError, InstallError, RecipeError, SageBuildError
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import Layout, tool_bin_dir, tool_root
 from sage_build.base import events
@@ -458,6 +458,7 @@ class Spkg:
         from sage_build.pipeline.unpack import apply_patches, unpack_source
 
         if sources:
+            _copy_recipe_files(self.pkg.path, self.build_dir)
             src = unpack_source(sources[0], self.build_dir)
         else:
             src = self.build_dir / "src"
@@ -676,6 +677,24 @@ class Spkg:
             f"To reproduce: make {self.pkg.name}   (or: {tool_root()}/build/bin/sage-spkg -s"
             f" {self.pkg.name}, which keeps the build directory {self.build_dir})\n"
         )
+
+
+def _copy_recipe_files(recipe: Path, dest: Path) -> None:
+    """Sage's sage-spkg copies a package's whole recipe directory into its build directory before
+    it unpacks the tarball (``cp -RLp``, links resolved): a spkg-install may run a file beside it
+    (passagemath's matplotlib: ``python3 make-setup-config.py``). A recipe's ``src`` would clash
+    with the unpacked source: left out. (A script package gets only its ``src``, as in Sage.)"""
+    for entry in sorted(recipe.iterdir()):
+        if entry.name == "src":
+            continue
+        try:
+            if entry.is_dir():
+                shutil.copytree(entry, dest / entry.name, dirs_exist_ok=True)
+            else:
+                shutil.copy2(entry, dest / entry.name)
+        except (OSError, shutil.Error) as error:
+            raise RecipeError(f"{entry}: cannot copy it into the build directory {dest} ({error});"
+                              f" fix or remove it (a link that leads nowhere?)") from None
 
 
 def _copy_recipe_src(source: Path, dest: Path) -> None:

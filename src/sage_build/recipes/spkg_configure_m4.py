@@ -63,7 +63,7 @@ class Step:
     value, whose ``${name}`` are replaced by variables), ``if`` (cond, then found / missing;
     cond may run a command), ``depcheck``
     (deps, then found), ``python`` (subject: the package), ``loop`` (found, until ``break``), ``break``, ``version`` (var = the
-    version printed by ``$program --version``), ``compare`` (cond holds the comparison),
+    version printed by ``$program --version``, or the option in cond), ``compare`` (cond holds the comparison),
     ``unknown`` (value: the statement this reader does not understand)."""
     op: str
     probe: Probe | None = None
@@ -339,7 +339,10 @@ _IGNORED = {
     "AC_MSG_CHECKING", "AC_MSG_RESULT", "AC_MSG_NOTICE", "AC_MSG_WARN",
     "AC_SUBST", "AC_DEFINE", "AS_ECHO", "AC_LANG_ASSERT",
 }
-_VERSION_CMD = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=`\s*"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?\s+(--version|-version|-V)\b[^`]*`$""")
+# VAR=`$PROG --version | ...` or VAR=$($PROG -V | ...) (qhull's): the version $PROG prints when
+# asked with that option (the pipeline's cut/sed only pick it out of the text)
+_VERSION_CMD = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=(?:`\s*"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?\s+(--version|-version|-V)\b[^`]*`"""
+                          r"""|\$\(\s*"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?\s+(--version|-version|-V)\b[^()`]*\))$""")
 
 
 class _Reader:
@@ -476,7 +479,8 @@ class _Reader:
             return [Step("if", cond=first, found=tuple(rest))]
         version = _VERSION_CMD.match(line)
         if version:
-            return [Step("version", var=version.group(1), value=version.group(2))]
+            program, option = (version.group(2), version.group(3)) if version.group(2) else (version.group(4), version.group(5))
+            return [Step("version", var=version.group(1), value=program, cond=(option,) if option != "--version" else ())]
         assign = re.match(r"([A-Za-z_][A-Za-z0-9_]*)=(\S.*)?$", line)
         words = shell_words(assign.group(2) or "") if assign else None
         if assign and words is not None and len(words) <= 1 and "&&" not in words and "||" not in words:
@@ -730,6 +734,7 @@ class _Reader:
             return self.fail(f"{name}({', '.join(args)[:60]})")
         if name == "AX_COMPARE_VERSION":
             op, right = (args[1] if len(args) > 1 else ""), (args[2] if len(args) > 2 else "")
+            right = re.sub(r'^\$?"([0-9][0-9.]*)"$', r"\1", right)   # a quoted version, $"8.0.2" as m4 leaves it
             if op not in ("lt", "le", "eq", "ne", "gt", "ge") or not re.fullmatch(r"[0-9][0-9.]*", right):
                 return self.fail(f"{name}({', '.join(args)[:60]})")
             return (Step("compare", cond=(op, left.group(1), right), found=self.steps(args[3] if len(args) > 3 else ""),
@@ -760,7 +765,8 @@ def expand_defines(text: str, package: str = "") -> str:
         if not match:
             break
         name, value = match.group(1), match.group(2)
-        rest = re.sub(rf"(?<![A-Za-z0-9_$]){name}(?![A-Za-z0-9_])", lambda _: value, text[match.end():])
+        # m4 expands a name after `$` too: qhull's `$SAGE_QHULL_MINVER` is `$"8.0.2"` for the shell
+        rest = re.sub(rf"(?<![A-Za-z0-9_]){name}(?![A-Za-z0-9_])", lambda _: value, text[match.end():])
         text = text[:match.start()] + rest
     return text
 
