@@ -373,3 +373,24 @@ def test_a_killed_worker_takes_its_children_and_their_callers_fail_cleanly(tree,
     (tree.root / "build/pkgs/slow/spkg-install").write_text("true\n")
     tree.make("slow", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
     assert list((tree.prefix / "var/lib/sage/installed").glob("slow*"))
+
+
+def test_a_worker_sees_its_code_change_even_through_a_linked_source_directory(tmp_path, monkeypatch):
+    from sage_build.face.spkg_worker import Worker
+
+    real = tmp_path / "real"
+    (real / "sbprobe_pkg").mkdir(parents=True)
+    module = real / "sbprobe_pkg" / "__init__.py"
+    module.write_text("X = 1\n")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    monkeypatch.syspath_prepend(str(link))
+    import sbprobe_pkg  # noqa: F401  (loaded through the link, as a linked checkout's modules are)
+
+    worker = Worker(str(tmp_path / "w"), os.getpid(), str(link))
+    worker.preload()
+    assert any(path.endswith("sbprobe_pkg/__init__.py") for path in worker.code_paths)
+    assert worker.code_files() == worker.fingerprint
+    os.utime(module, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+    assert worker.code_files() != worker.fingerprint
+    os.close(worker.make)

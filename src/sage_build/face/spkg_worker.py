@@ -103,6 +103,7 @@ class Worker:
         self.listener: socket.socket | None = None
         self.make = os.pidfd_open(make_pid)
         self.fingerprint: dict[str, tuple[int, int]] = {}
+        self.code_paths: list[str] = []
         self.last_work = time.monotonic()
         self.session_ended = False
 
@@ -133,15 +134,15 @@ class Worker:
             compilers(os.environ)
         except Exception:
             pass
+        files = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
+        self.code_paths = [f for f in files if f and os.path.realpath(f).startswith(self.src + os.sep)]
+        self.code_paths.append(os.path.join(sys.prefix, ".sage-build-deps"))
         self.fingerprint = self.code_files()
 
     def code_files(self) -> dict[str, tuple[int, int]]:
         """sage-build's loaded modules and the tool environment's stamp, with their mtime and size."""
-        files = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
-        paths = [f for f in files if f and f.startswith(self.src + os.sep)]
-        paths.append(os.path.join(sys.prefix, ".sage-build-deps"))
         found = {}
-        for path in paths:
+        for path in self.code_paths:
             try:
                 info = os.stat(path)
             except OSError:
@@ -168,6 +169,10 @@ class Worker:
             if not events and not self.children:
                 break  # idle too long
             for key, _ in events:
+                # An event of this batch whose file was closed by an earlier one (a child and its
+                # caller ending together), its number perhaps taken again since: not ours any more.
+                if self.selector.get_map().get(key.fd) is not key:
+                    continue
                 if key.data == "accept" and self.listener is not None:
                     self.accept()
                 elif key.data == "make":
