@@ -30,6 +30,7 @@ WAIT_FOR_WORKER = ('[ "$SAGE_SPKG_WORKER" = no ] && exit 0; for i in $(seq 200);
 
 @pytest.fixture
 def runtime(monkeypatch) -> Path:
+    monkeypatch.delenv("SAGE_SPKG_WORKER", raising=False)  # these tests are of the worker, whatever the suite's setting
     directory = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
@@ -144,15 +145,18 @@ def test_a_failure_and_a_kill_in_the_worker_are_the_callers(tree, runtime):
     assert tree.python("import a; print(a.NAME)").stdout.strip() == "a"
 
 
-def _client_of(package: str) -> int | None:
+def _client_of(package: str, tree: Tree) -> int | None:
+    """The sage-spkg of ``package`` in ``tree`` (not another test's, running beside this one)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(arg.endswith(b"/sage-spkg") for arg in argv) and package.encode() in argv:
+        if (any(arg.endswith(b"/sage-spkg") for arg in argv) and package.encode() in argv
+                and f"SAGE_ROOT={tree.root}".encode() in environ):
             return int(entry)
     return None
 
@@ -171,7 +175,7 @@ def test_a_killed_sage_spkg_takes_its_child_and_the_childs_commands_with_it(tree
         while not marker.exists():
             assert time.monotonic() < deadline and make.poll() is None, make.communicate()
             time.sleep(0.05)
-        client = _client_of("slow")
+        client = _client_of("slow", tree)
         assert client is not None
         events = (tree.root / "logs/events.jsonl").read_text().splitlines()
         child = next(json.loads(e)["run"].split("-")[0] for e in events if '"slow"' in e and '"worker"' in e)
