@@ -394,3 +394,31 @@ def test_a_worker_sees_its_code_change_even_through_a_linked_source_directory(tm
     os.utime(module, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
     assert worker.code_files() != worker.fingerprint
     os.close(worker.make)
+
+
+@pytest.mark.parametrize("targets", [[1, 1026, 1030], [1025, 1030], [3, 1024], [1025]])
+def test_a_child_gets_each_descriptor_at_its_number_and_inheritable_even_above_1024(tmp_path, targets):
+    """The descriptors a child takes are moved out of the way first (to 1024 and up): a caller's
+    descriptor numbered there must neither overwrite another before it is placed nor stay close-on-exec."""
+    from sage_build.face.spkg_worker import _take_descriptors
+
+    files = [tmp_path / f"f{i}" for i in range(len(targets))]
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            received = [os.open(f, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) for f in files]
+            inodes = [os.fstat(fd).st_ino for fd in received]
+            keep = os.dup(writer)
+            pairs = sorted(zip([keep, *received], [keep, *targets]), key=lambda pair: pair[1])  # sorted, as sent
+            _take_descriptors([fd for fd, _ in pairs], [target for _, target in pairs])
+            report = [(os.fstat(t).st_ino == ino, os.get_inheritable(t)) for t, ino in zip(targets, inodes)]
+            os.write(keep, json.dumps(report).encode())
+        except BaseException as error:
+            os.write(keep if "keep" in dir() else writer, json.dumps(repr(error)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    report = json.loads(os.read(reader, 10000))
+    os.close(reader)
+    assert report == [[True, True]] * len(targets), report

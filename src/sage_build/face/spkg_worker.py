@@ -374,7 +374,10 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
 def _take_descriptors(received: list[int], targets: list[int]) -> None:
     """Give the caller's descriptors their numbers, and close every other one (the worker's
     socket, other callers' connections: a child holding them would keep them open)."""
-    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 1024) for fd in received]
+    # above every target: placing one must not overwrite another not yet placed, nor be a no-op
+    # dup2 that would leave it close-on-exec
+    above = max([1023, *targets]) + 1
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, above) for fd in received]
     keep = set(moved)
     for entry in os.listdir("/proc/self/fd"):
         fd = int(entry)
