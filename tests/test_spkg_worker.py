@@ -422,3 +422,30 @@ def test_a_child_gets_each_descriptor_at_its_number_and_inheritable_even_above_1
     report = json.loads(os.read(reader, 10000))
     os.close(reader)
     assert report == [[True, True]] * len(targets), report
+
+
+@pytest.mark.parametrize("stdin", ["devnull", "closed"])
+def test_a_worker_child_sees_the_callers_umask_environment_and_output_as_its_own(tmp_path, runtime, stdin):
+    """umask, odd environment values (not UTF-8, with '='), a lot of output and its last line
+    without a newline, stdin closed, an exit code: the same in a worker's child as on its own."""
+    probe = ('umask; echo "V=$(printf %s "$V" | od -An -tx1 | tr -d " \\n") W=$W"\n'
+             'seq 1 50000 | sed "s/^/line /"; seq 1 20000 | sed "s/^/err /" >&2\n'
+             'printf "LAST-OUT"; printf "LAST-ERR" >&2; exit 0\n')
+    seen = {}
+    for mode in ("worker", "no"):
+        tree = Tree(tmp_path / mode)
+        names = _session_tree(tree, [])
+        add_recipe(tree.root, "probe", deps="$(PYTHON) waiter", files={"spkg-install": probe})
+        tree.configure()
+        env = {os.fsencode(k): os.fsencode(v) for k, v in tree.env.items()}
+        env.update({b"XDG_RUNTIME_DIR": os.fsencode(str(runtime)), b"SAGE_SPKG_WORKER": mode.encode(),
+                    b"V": b"\xff\xfe caf\xc3\xa9", b"W": b"a=b==c"})
+        result = subprocess.run(["make", "-f", str(tree.root / "build/make/Makefile"), *names, "probe"], env=env,
+                                stdin=subprocess.DEVNULL, capture_output=True, preexec_fn=lambda: (
+                                    os.umask(0o027), stdin == "closed" and os.close(0)))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert ("worker" in _record_events(tree)["probe"]) == (mode == "worker")
+        log = b"".join(p.read_bytes() for p in (tree.root / "logs").rglob("probe*"))
+        seen[mode] = (result.stdout + result.stderr + log).replace(os.fsencode(str(tree.root)), b"ROOT")
+        for needle in (b"0027", b"LAST-OUT", b"LAST-ERR", b"line 50000", b"err 20000", b"V=fffe20636166c3a9 W=a=b==c"):
+            assert needle in seen[mode], (mode, needle)
