@@ -449,3 +449,35 @@ def test_a_worker_child_sees_the_callers_umask_environment_and_output_as_its_own
         seen[mode] = (result.stdout + result.stderr + log).replace(os.fsencode(str(tree.root)), b"ROOT")
         for needle in (b"0027", b"LAST-OUT", b"LAST-ERR", b"line 50000", b"err 20000", b"V=fffe20636166c3a9 W=a=b==c"):
             assert needle in seen[mode], (mode, needle)
+
+
+@pytest.mark.parametrize("how", ["SIGINT to make's group", "SIGTERM to sage-spkg"])
+def test_a_signal_while_a_worker_child_runs_interrupts_the_package(tree, runtime, how):
+    marker = tree.root / "slow-started"
+    _session_tree(tree, [])
+    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {marker}\nsleep 30\n"})
+    tree.configure()
+    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and make.poll() is None, make.communicate()
+            time.sleep(0.05)
+        events = [json.loads(e) for e in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+        assert any(e["package"] == "slow" and e.get("worker") for e in events)
+        started = time.monotonic()
+        if how.startswith("SIGINT"):
+            os.killpg(make.pid, signal.SIGINT)
+        else:
+            os.kill(_client_of("slow"), signal.SIGTERM)
+        stdout, stderr = make.communicate(timeout=60)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    assert make.returncode != 0
+    assert time.monotonic() - started < 20  # not after the sleep
+    if how.startswith("SIGINT"):
+        assert "[slow-none] interrupted; no stamp was written" in stdout + stderr, stdout + stderr
+    assert not list((tree.prefix / "var/lib/sage/installed").glob("slow*"))
