@@ -481,3 +481,27 @@ def test_a_signal_while_a_worker_child_runs_interrupts_the_package(tree, runtime
     if how.startswith("SIGINT"):
         assert "[slow-none] interrupted; no stamp was written" in stdout + stderr, stdout + stderr
     assert not list((tree.prefix / "var/lib/sage/installed").glob("slow*"))
+
+
+def test_a_compilers_version_is_asked_again_when_another_program_answers_to_its_name(tmp_path, monkeypatch):
+    """The worker asks the compilers once and its children inherit the answers: a compiler that a
+    package of the session installs (Sage's gcc, into local/bin, first on PATH) or a PATH that
+    differs must not be answered for by the one the worker saw."""
+    from sage_build.cache.key import compiler_version
+
+    def fake(directory: Path, version: str) -> None:
+        directory.mkdir(exist_ok=True)
+        path = directory / "sbfakecc"
+        path.unlink(missing_ok=True)
+        path.write_text(f"#!/bin/sh\necho 'sbfakecc {version}'\n")
+        path.chmod(0o755)
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    fake(old, "1.0")
+    monkeypatch.setenv("PATH", f"{old}{os.pathsep}{os.environ['PATH']}")
+    assert compiler_version("sbfakecc") == "sbfakecc 1.0"
+    fake(new, "2.0")
+    monkeypatch.setenv("PATH", f"{new}{os.pathsep}{old}{os.pathsep}{os.environ['PATH']}")
+    assert compiler_version("sbfakecc") == "sbfakecc 2.0"  # another program by that name now
+    fake(new, "3.0")
+    assert compiler_version("sbfakecc") == "sbfakecc 3.0"  # the program replaced (upgraded) in place
