@@ -505,3 +505,17 @@ def test_a_compilers_version_is_asked_again_when_another_program_answers_to_its_
     assert compiler_version("sbfakecc") == "sbfakecc 2.0"  # another program by that name now
     fake(new, "3.0")
     assert compiler_version("sbfakecc") == "sbfakecc 3.0"  # the program replaced (upgraded) in place
+
+
+def test_a_childs_standard_streams_are_those_a_sage_spkg_of_its_own_would_have(tmp_path):
+    """stderr line-buffered (a message is out before the next command writes, or a kill), and the
+    error handlers the interpreter picks for the locale (surrogateescape under C and C.UTF-8)."""
+    probe = ("import sys; print(repr((sys.stdin.errors, sys.stdout.errors, sys.stdout.line_buffering,"
+             " sys.stderr.errors, sys.stderr.line_buffering)), file=sys.stderr)")
+    code = ("import sys, os\nsys.path.insert(0, sys.argv[1])\n"
+            "from sage_build.face.spkg_worker import _reopen_standard_streams\n"
+            "_reopen_standard_streams()\n" + probe.replace("; ", "\n") + "\nos._exit(0)\n")
+    for env in ({"PATH": os.environ["PATH"]}, {"PATH": os.environ["PATH"], "LC_ALL": "C.UTF-8"}):
+        own = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+        child = subprocess.run([sys.executable, "-c", code, str(ROOT / "src")], env=env, capture_output=True, text=True)
+        assert child.stderr == own.stderr, env
