@@ -519,3 +519,29 @@ def test_a_childs_standard_streams_are_those_a_sage_spkg_of_its_own_would_have(t
         own = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
         child = subprocess.run([sys.executable, "-c", code, str(ROOT / "src")], env=env, capture_output=True, text=True)
         assert child.stderr == own.stderr, env
+
+
+@pytest.mark.parametrize("exit_with, code, said", [(None, 0, ""), (4, 4, ""), ("gave up on purpose", 1, "gave up on purpose\n")])
+def test_a_childs_system_exit_ends_it_as_it_ends_an_interpreter(tmp_path, monkeypatch, exit_with, code, said):
+    """sys.exit() is success, sys.exit(N) is N, sys.exit("why") says why and fails: as for a
+    sage-spkg of its own."""
+    from sage_build.face import spkg_command, spkg_worker
+
+    def main(argv, environ, worker=0):
+        raise SystemExit(exit_with)
+
+    monkeypatch.setattr(spkg_command, "main", main)
+    errors = tmp_path / "stderr"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            err = os.open(errors, os.O_WRONLY | os.O_CREAT, 0o600)
+            fds = [os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY), err]
+            request = {"worker": os.getppid(), "pgid": os.getpgrp(), "targets": [0, 1, 2], "cwd": str(tmp_path),
+                       "umask": 0o022, "environ": {"PATH": os.environ["PATH"]}, "argv": ["probe"]}
+            spkg_worker._run_child(request, fds, -1)
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == code
+    assert errors.read_text() == said

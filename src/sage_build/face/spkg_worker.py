@@ -362,8 +362,16 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
         from sage_build.face.spkg_command import main
 
         code = main(request["argv"], os.environ, worker=request["worker"])
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
+    except SystemExit as exit:  # as the interpreter ends: None is success, anything else is said
+        if exit.code is None or isinstance(exit.code, int):
+            code = exit.code or 0
+        else:
+            try:
+                if sys.stderr is not None:
+                    print(exit.code, file=sys.stderr)
+            except Exception:
+                pass
+            code = 1
     except BaseException:
         traceback.print_exc()
     from sage_build.base.quick_exit import exit_now
