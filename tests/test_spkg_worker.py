@@ -521,13 +521,16 @@ def test_a_childs_standard_streams_are_those_a_sage_spkg_of_its_own_would_have(t
         assert child.stderr == own.stderr, env
 
 
-@pytest.mark.parametrize("exit_with, code, said", [(None, 0, ""), (4, 4, ""), ("gave up on purpose", 1, "gave up on purpose\n")])
+@pytest.mark.parametrize("exit_with, code, said", [(None, 0, ""), (4, 4, ""), ("gave up on purpose", 1, "gave up on purpose\n"),
+                                                   (KeyboardInterrupt, -signal.SIGINT, "KeyboardInterrupt\n")])
 def test_a_childs_system_exit_ends_it_as_it_ends_an_interpreter(tmp_path, monkeypatch, exit_with, code, said):
-    """sys.exit() is success, sys.exit(N) is N, sys.exit("why") says why and fails: as for a
-    sage-spkg of its own."""
+    """sys.exit() is success, sys.exit(N) is N, sys.exit("why") says why and fails, an uncaught
+    KeyboardInterrupt kills it with SIGINT after its traceback: as for a sage-spkg of its own."""
     from sage_build.face import spkg_command, spkg_worker
 
     def main(argv, environ, worker=0):
+        if exit_with is KeyboardInterrupt:
+            raise KeyboardInterrupt
         raise SystemExit(exit_with)
 
     monkeypatch.setattr(spkg_command, "main", main)
@@ -544,4 +547,5 @@ def test_a_childs_system_exit_ends_it_as_it_ends_an_interpreter(tmp_path, monkey
             os._exit(99)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == code
-    assert errors.read_text() == said
+    text = errors.read_text()
+    assert (text.endswith(said) and "Traceback" in text) if exit_with is KeyboardInterrupt else text == said

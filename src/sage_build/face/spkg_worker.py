@@ -223,7 +223,10 @@ class Worker:
             request["worker"] = os.getpid()
             pid = os.fork()
             if pid == 0:
-                _run_child(request, fds, self.make)
+                try:
+                    _run_child(request, fds, self.make)
+                finally:  # nothing a child raises may return it into the worker's loop
+                    os._exit(1)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -372,8 +375,16 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
             except Exception:
                 pass
             code = 1
-    except BaseException:
+    except BaseException as error:
         traceback.print_exc()
+        if isinstance(error, KeyboardInterrupt):  # as the interpreter ends then: killed by SIGINT
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
     from sage_build.base.quick_exit import exit_now
 
     exit_now(code)
