@@ -428,7 +428,7 @@ def test_a_child_gets_each_descriptor_at_its_number_and_inheritable_even_above_1
 def test_a_worker_child_sees_the_callers_umask_environment_and_output_as_its_own(tmp_path, runtime, stdin):
     """umask, odd environment values (not UTF-8, with '='), a lot of output and its last line
     without a newline, stdin closed, an exit code: the same in a worker's child as on its own."""
-    probe = ('umask; echo "V=$(printf %s "$V" | od -An -tx1 | tr -d " \\n") W=$W"\n'
+    probe = ('umask; echo "V=$(printf %s "$V" | od -An -tx1 | tr -d " \\n") W=$W BIG=${#BIG} E=[${E-unset}]"\n'
              'seq 1 50000 | sed "s/^/line /"; seq 1 20000 | sed "s/^/err /" >&2\n'
              'printf "LAST-OUT"; printf "LAST-ERR" >&2; exit 0\n')
     seen = {}
@@ -439,7 +439,8 @@ def test_a_worker_child_sees_the_callers_umask_environment_and_output_as_its_own
         tree.configure()
         env = {os.fsencode(k): os.fsencode(v) for k, v in tree.env.items()}
         env.update({b"XDG_RUNTIME_DIR": os.fsencode(str(runtime)), b"SAGE_SPKG_WORKER": mode.encode(),
-                    b"V": b"\xff\xfe caf\xc3\xa9", b"W": b"a=b==c"})
+                    b"V": b"\xff\xfe caf\xc3\xa9", b"W": b"a=b==c", b"E": b"",
+                    **{b"BIG%d" % i: b"x" * 100_000 for i in range(15)}, b"BIG": b"y" * 120_000})
         result = subprocess.run(["make", "-f", str(tree.root / "build/make/Makefile"), *names, "probe"], env=env,
                                 stdin=subprocess.DEVNULL, capture_output=True, preexec_fn=lambda: (
                                     os.umask(0o027), stdin == "closed" and os.close(0)))
@@ -447,7 +448,7 @@ def test_a_worker_child_sees_the_callers_umask_environment_and_output_as_its_own
         assert ("worker" in _record_events(tree)["probe"]) == (mode == "worker")
         log = b"".join(p.read_bytes() for p in (tree.root / "logs").rglob("probe*"))
         seen[mode] = (result.stdout + result.stderr + log).replace(os.fsencode(str(tree.root)), b"ROOT")
-        for needle in (b"0027", b"LAST-OUT", b"LAST-ERR", b"line 50000", b"err 20000", b"V=fffe20636166c3a9 W=a=b==c"):
+        for needle in (b"0027", b"LAST-OUT", b"LAST-ERR", b"line 50000", b"err 20000", b"V=fffe20636166c3a9 W=a=b==c BIG=120000 E=[]"):
             assert needle in seen[mode], (mode, needle)
 
 
@@ -549,3 +550,23 @@ def test_a_childs_system_exit_ends_it_as_it_ends_an_interpreter(tmp_path, monkey
     assert os.waitstatus_to_exitcode(status) == code
     text = errors.read_text()
     assert (text.endswith(said) and "Traceback" in text) if exit_with is KeyboardInterrupt else text == said
+
+
+def test_two_makes_of_one_tree_at_once_each_with_its_worker(tree, runtime):
+    _session_tree(tree, ["a", "b", "c", "d"])
+    makes = [subprocess.Popen(["make", "-j2", "-f", str(tree.root / "build/make/Makefile"), *targets],
+                              env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for targets in (["a", "b"], ["c", "d"])]
+    for make in makes:
+        out, err = make.communicate(timeout=120)
+        assert make.returncode == 0, out[-3000:] + err[-3000:]
+    for name in "abcd":
+        assert tree.python(f"import {name}; print({name}.NAME)").stdout.strip() == name
+        assert len(list((tree.prefix / "var/lib/sage/installed").glob(f"{name}-*"))) == 1
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    workers = {e.get("worker") for e in events if e["package"] in "abcd" and e.get("worker")}
+    assert len(workers) >= 1
+    for worker in workers:
+        assert _wait_gone(worker)
+    assert list((runtime / "sage-build").iterdir()) == []
