@@ -570,3 +570,21 @@ def test_two_makes_of_one_tree_at_once_each_with_its_worker(tree, runtime):
     for worker in workers:
         assert _wait_gone(worker)
     assert list((runtime / "sage-build").iterdir()) == []
+
+
+@pytest.mark.parametrize("extra", [200, 300])
+def test_a_caller_with_many_descriptors_runs_in_the_worker_or_on_its_own(tree, runtime, extra):
+    _session_tree(tree, [])
+    add_recipe(tree.root, "probe", deps="$(PYTHON) waiter", files={"spkg-install": "echo probe ran\n"})
+    tree.configure()
+    fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(extra)]
+    try:
+        result = subprocess.run(["make", "-f", str(tree.root / "build/make/Makefile"), "probe"],
+                                env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)), capture_output=True, text=True,
+                                pass_fds=fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "probe ran" in result.stdout + result.stderr
+    assert ("worker" in _record_events(tree)["probe"]) == (extra <= spkg_client.MAX_FDS - 10)
