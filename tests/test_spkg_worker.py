@@ -588,3 +588,84 @@ def test_a_caller_with_many_descriptors_runs_in_the_worker_or_on_its_own(tree, r
     assert result.returncode == 0, result.stderr[-3000:]
     assert "probe ran" in result.stdout + result.stderr
     assert ("worker" in _record_events(tree)["probe"]) == (extra <= spkg_client.MAX_FDS - 10)
+
+
+def test_a_signal_for_sage_spkg_before_its_child_has_started_reaches_the_child(runtime):
+    """SIGTERM (sent to sage-spkg alone) that arrives after the request went and before the worker
+    said which child runs it must not be lost: the child would build and stamp the package."""
+    import threading
+
+    src = str(ROOT / "src")
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    fake_make = os.getpid()
+    base = spkg_client.worker_base(env, src, fake_make)
+    assert base
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(base + ".sock")
+    listener.listen(1)
+    client = subprocess.Popen([sys.executable, "-c", (
+        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+        f"spkg_client.make_pid = lambda: {fake_make}\n"
+        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
+        env=env)
+    result = {}
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        head, fds, _, _ = socket.recv_fds(connection, 4, 300)
+        for fd in fds:
+            os.close(fd)
+        size = int.from_bytes(head, "big")
+        while size > 0:
+            size -= len(connection.recv(size))
+        time.sleep(0.3)  # the caller waits for "P" with its handlers in place
+        client.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        child = subprocess.Popen(["sleep", "30"])
+        connection.sendall(b"P %d\n" % child.pid)
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        result["child"] = child.returncode
+        connection.sendall(b"S %d\n" % -child.returncode if child.returncode < 0 else b"X 0\n")
+        connection.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(timeout=30)
+    client.wait(timeout=30)
+    listener.close()
+    assert result["child"] == -signal.SIGTERM
+    assert client.returncode == -signal.SIGTERM
+
+
+def test_a_signal_before_a_refusal_is_not_lost_when_sage_spkg_runs_the_package_itself(runtime):
+    src = str(ROOT / "src")
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    fake_make = os.getpid()
+    base = spkg_client.worker_base(env, src, fake_make)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(base + ".sock")
+    listener.listen(1)
+    client = subprocess.Popen([sys.executable, "-c", (
+        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+        f"spkg_client.make_pid = lambda: {fake_make}\n"
+        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nprint('ran the package itself')\n"
+        f"os._exit(99 if code is None else code)\n")], env=env, stdout=subprocess.PIPE, text=True)
+    connection, _ = listener.accept()
+    head, fds, _, _ = socket.recv_fds(connection, 4, 300)
+    for fd in fds:
+        os.close(fd)
+    size = int.from_bytes(head, "big")
+    while size > 0:
+        size -= len(connection.recv(size))
+    time.sleep(0.3)
+    client.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    connection.sendall(b"R sage-build changed\n")
+    out, _ = client.communicate(timeout=30)
+    connection.close()
+    listener.close()
+    assert client.returncode == -signal.SIGTERM and "ran the package itself" not in out
