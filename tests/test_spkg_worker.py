@@ -542,7 +542,8 @@ def test_a_childs_system_exit_ends_it_as_it_ends_an_interpreter(tmp_path, monkey
             err = os.open(errors, os.O_WRONLY | os.O_CREAT, 0o600)
             fds = [os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY), err]
             request = {"worker": os.getppid(), "pgid": os.getpgrp(), "targets": [0, 1, 2], "cwd": str(tmp_path),
-                       "umask": 0o022, "environ": {"PATH": os.environ["PATH"]}, "argv": ["probe"]}
+                       "umask": 0o022, "environ": {"PATH": os.environ["PATH"]}, "argv": ["probe"],
+                       "sigmask": signal.pthread_sigmask(signal.SIG_BLOCK, [])}
             spkg_worker._run_child(request, fds, -1)
         finally:
             os._exit(99)
@@ -669,3 +670,49 @@ def test_a_signal_before_a_refusal_is_not_lost_when_sage_spkg_runs_the_package_i
     connection.close()
     listener.close()
     assert client.returncode == -signal.SIGTERM and "ran the package itself" not in out
+
+
+def test_a_ctrl_c_while_the_worker_forks_the_child_is_not_lost(runtime):
+    """The child starts with the worker's dispositions (SIGINT ignored) until it has set its own:
+    a Ctrl-C in between must still interrupt it."""
+    from sage_build.face import spkg_command, spkg_worker
+
+    src = str(ROOT / "src")
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    fake_make = os.getpid()
+    base = spkg_client.worker_base(env, src, fake_make)
+    worker = os.fork()
+    if worker == 0:
+        try:
+            real_cdll = spkg_worker.ctypes.CDLL
+
+            def slow_cdll(*args, **kwargs):  # the child's first step, made slow: the window
+                time.sleep(1)
+                return real_cdll(*args, **kwargs)
+
+            spkg_worker.ctypes.CDLL = slow_cdll
+            spkg_command.main = lambda argv, environ, worker=0: (time.sleep(3), 0)[1]
+            for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+                signal.signal(signum, signal.SIG_IGN)
+            server = spkg_worker.Worker(base, fake_make, src)
+            server.listen()
+            server.serve()
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(base + ".sock"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        client = subprocess.Popen([sys.executable, "-c", (
+            f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+            f"spkg_client.make_pid = lambda: {fake_make}\n"
+            f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
+            env=env, start_new_session=True)
+        time.sleep(0.6)  # the child exists and sleeps in its first step
+        os.killpg(client.pid, signal.SIGINT)
+        client.wait(timeout=30)
+        assert client.returncode == -signal.SIGINT
+    finally:
+        os.kill(worker, signal.SIGKILL)
+        os.waitpid(worker, 0)

@@ -88,6 +88,9 @@ PRELOAD = (
     "jinja2",
 )
 IDLE_SECONDS = 3600
+#: What a caller or its process group may send its child (the ones the worker ignores among them).
+_CHILD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
+                  signal.SIGTTIN, signal.SIGTTOU}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -221,12 +224,19 @@ class Worker:
                 self.stop_listening()
                 return
             request["worker"] = os.getpid()
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    _run_child(request, fds, self.make)
-                finally:  # nothing a child raises may return it into the worker's loop
-                    os._exit(1)
+            # The child starts with the worker's dispositions (SIGINT ignored): a signal that comes
+            # before it has set its own waits, blocked, instead of being lost (a blocked signal is
+            # never discarded as ignored); the child unblocks it once its handlers are in place.
+            request["sigmask"] = signal.pthread_sigmask(signal.SIG_BLOCK, _CHILD_SIGNALS)
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        _run_child(request, fds, self.make)
+                    finally:  # nothing a child raises may return it into the worker's loop
+                        os._exit(1)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, request["sigmask"])
         finally:
             for fd in fds:
                 os.close(fd)
@@ -354,6 +364,7 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, request["sigmask"])  # what came meanwhile arrives now
         _take_descriptors(fds, request["targets"])
         os.chdir(request["cwd"])
         os.umask(request["umask"])
