@@ -716,3 +716,26 @@ def test_a_ctrl_c_while_the_worker_forks_the_child_is_not_lost(runtime):
     finally:
         os.kill(worker, signal.SIGKILL)
         os.waitpid(worker, 0)
+
+
+@pytest.mark.parametrize("planted", ["file", "stale socket", "directory", "fifo"])
+def test_what_is_planted_at_the_sockets_path_makes_sage_spkg_run_the_package_itself(runtime, planted):
+    src = str(ROOT / "src")
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    fake_make = os.getpid()
+    path = spkg_client.worker_base(env, src, fake_make) + ".sock"
+    if planted == "file":
+        Path(path).write_text("not a socket\n")
+    elif planted == "stale socket":
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+            dead.bind(path)
+    elif planted == "directory":
+        os.mkdir(path)
+    else:
+        os.mkfifo(path)
+    client = subprocess.run([sys.executable, "-c", (
+        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+        f"spkg_client.make_pid = lambda: {fake_make}\n"
+        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
+        env=env, timeout=30)
+    assert client.returncode == 99
