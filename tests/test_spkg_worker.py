@@ -708,11 +708,13 @@ def test_a_ctrl_c_while_the_worker_forks_the_child_is_not_lost(runtime):
             f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
             f"spkg_client.make_pid = lambda: {fake_make}\n"
             f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
-            env=env, start_new_session=True)
+            env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
         time.sleep(0.6)  # the child exists and sleeps in its first step
         os.killpg(client.pid, signal.SIGINT)
-        client.wait(timeout=30)
+        _, stderr = client.communicate(timeout=30)
         assert client.returncode == -signal.SIGINT
+        # the child said it (its traceback); its caller dies of the same signal without a word
+        assert stderr.count("KeyboardInterrupt") == 1 and "spkg_client" not in stderr, stderr
     finally:
         os.kill(worker, signal.SIGKILL)
         os.waitpid(worker, 0)

@@ -211,8 +211,12 @@ def _wait_for_child(sock: _socket.socket, argv: list[str]) -> int | None:
                 return None
             elif kind == b"X":
                 return int(value)
-            elif kind == b"S":
+            elif kind == b"S":  # the child said what it had to; this process only dies of it
                 _restore_signals()
+                try:
+                    _signal.signal(int(value), _signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
                 os.kill(os.getpid(), int(value))
                 return 128 + int(value)
     if not child:  # it ended (or could not fork) before it started anything: run the package here

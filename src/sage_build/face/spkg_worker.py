@@ -364,7 +364,6 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_SETMASK, request["sigmask"])  # what came meanwhile arrives now
         _take_descriptors(fds, request["targets"])
         os.chdir(request["cwd"])
         os.umask(request["umask"])
@@ -372,6 +371,8 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
         os.environ.update(request["environ"])
         sys.argv = ["sage-spkg", *request["argv"]]
         _reopen_standard_streams()
+        # what came meanwhile arrives now, where the caller's streams are this process's
+        signal.pthread_sigmask(signal.SIG_SETMASK, request["sigmask"])
         gc.enable()
         from sage_build.face.spkg_command import main
 
