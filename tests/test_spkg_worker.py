@@ -741,3 +741,20 @@ def test_what_is_planted_at_the_sockets_path_makes_sage_spkg_run_the_package_its
         f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
         env=env, timeout=30)
     assert client.returncode == 99
+
+
+def test_a_wrapped_compilers_version_is_asked_again_when_the_wrapped_one_changes(tmp_path, monkeypatch):
+    from sage_build.cache.key import compiler_version
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "sbwrap"
+    wrapper.write_text('#!/bin/sh\nexec "$@"\n')
+    wrapper.chmod(0o755)
+    inner = bin_dir / "sbinnercc"
+    for version in ("1.0", "2.0"):
+        inner.unlink(missing_ok=True)
+        inner.write_text(f"#!/bin/sh\necho 'sbinnercc {version}'\n")
+        inner.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        assert compiler_version("sbwrap sbinnercc") == f"sbinnercc {version}"

@@ -237,14 +237,15 @@ def compiler_version(cc: str) -> str:
         words = shlex.split(cc)
     except ValueError:
         words = []
-    program = shutil.which(words[0]) if words else None
     identity: tuple = ()
-    if program:
-        try:
-            info = os.stat(program)
-            identity = (os.path.realpath(program), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
-        except OSError:
-            pass
+    for word in words:  # the program, and the one a wrapper runs ("ccache gcc")
+        program = shutil.which(word) if not word.startswith("-") else None
+        if program:
+            try:
+                info = os.stat(program)
+            except OSError:
+                continue
+            identity += (os.path.realpath(program), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
     return _compiler_version(cc, identity)
 
 
