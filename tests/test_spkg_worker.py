@@ -758,3 +758,19 @@ def test_a_wrapped_compilers_version_is_asked_again_when_the_wrapped_one_changes
         inner.chmod(0o755)
         monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
         assert compiler_version("sbwrap sbinnercc") == f"sbinnercc {version}"
+
+
+def test_make_n_q_t_in_a_session_with_a_worker_run_no_package(tree, runtime):
+    names = _session_tree(tree, ["a"])
+    add_recipe(tree.root, "late", deps="$(PYTHON) a", files={"spkg-install": "echo late ran\n"})
+    tree.configure()
+    tree.make(*names, extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    makefile = str(tree.root / "build/make/Makefile")
+    env = dict(tree.env, XDG_RUNTIME_DIR=str(runtime))
+    for flag, ok in (("-n", True), ("-q", False), ("-t", False)):
+        result = subprocess.run(["make", flag, "-f", makefile, "late"], env=env, capture_output=True, text=True)
+        assert (result.returncode == 0) == ok, (flag, result.stderr)
+        assert "late ran" not in result.stdout + result.stderr
+        assert not list((tree.prefix / "var/lib/sage/installed").glob("late*"))
+    tree.make("late", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert list((tree.prefix / "var/lib/sage/installed").glob("late*"))
