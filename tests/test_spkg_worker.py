@@ -791,3 +791,31 @@ def test_a_package_installs_with_makes_stderr_closed(tree, runtime, mode):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert ("worker" in _record_events(tree)["probe"]) == (mode == "worker")
     assert tree.stamp("probe", "none").exists() or list((tree.prefix / "var/lib/sage/installed").glob("probe*"))
+
+
+@pytest.mark.parametrize("payload", [b"sage-spkg-worker/1\0/\0not a number", b"sage-spkg-worker/1\0/\0" + b"18", b"partial"])
+def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_worker(tmp_path, payload):
+    """The worker must not keep a caller's descriptor (make's output pipe: its reader would wait
+    for the worker's end) when the request that carried it cannot be read."""
+    from sage_build.face.spkg_worker import Worker
+
+    worker = Worker(str(tmp_path / "w"), os.getpid(), str(ROOT / "src"))
+    ours, theirs = socket.socketpair()
+    reader, writer = os.pipe()
+    size = len(payload) + (100 if payload == b"partial" else 0)  # partial: announces more than it sends
+    ours.sendmsg([size.to_bytes(4, "big") + payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, writer.to_bytes(4, sys.byteorder))])
+    ours.shutdown(socket.SHUT_WR)
+    os.close(writer)
+    try:
+        worker.start(theirs)
+    except Exception:
+        pass
+    os.set_blocking(reader, False)
+    try:
+        assert os.read(reader, 1) == b""  # EOF: no writer left
+    except BlockingIOError:
+        pytest.fail("the worker kept the caller's descriptor")
+    finally:
+        os.close(reader)
+        ours.close()
+        os.close(worker.make)

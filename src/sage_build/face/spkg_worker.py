@@ -316,35 +316,45 @@ def _descendants(pid: int) -> list[int]:
 def _receive(connection: socket.socket) -> tuple[dict | None, list[int]]:
     """Read one request; return it parsed (None if it is not one) and the descriptors it carried."""
     head, fds, _, _ = socket.recv_fds(connection, 4, spkg_client.MAX_FDS)
+    try:
+        request = _read_request(connection, head)
+    except (OSError, ValueError, IndexError):  # cut off, too slow, or not a request: its descriptors are closed
+        return None, fds
+    if request is None or len(request["targets"]) != len(fds):
+        return None, fds
+    return request, fds
+
+
+def _read_request(connection: socket.socket, head: bytes) -> dict | None:
     data = head
     while len(data) < 4:
         more = connection.recv(4 - len(data))
         if not more:
-            return None, fds
+            return None
         data += more
     size = int.from_bytes(data[:4], "big")
     payload = bytearray()
     while len(payload) < size:
         more = connection.recv(min(size - len(payload), 1 << 16))
         if not more:
-            return None, fds
+            return None
         payload += more
     fields = bytes(payload).split(b"\0")
     if fields[0] != spkg_client.PROTOCOL:
-        return None, fds
+        return None
     cwd, umask, pgid, count = fields[1], int(fields[2]), int(fields[3]), int(fields[4])
     argv = [arg.decode("utf-8", "surrogateescape") for arg in fields[5:5 + count]]
     at = 5 + count
     fd_count = int(fields[at])
     targets = [int(fd) for fd in fields[at + 1:at + 1 + fd_count]]
-    if len(targets) != len(fds):
-        return None, fds
+    if len(targets) != fd_count:
+        return None
     environ = {}
     for entry in fields[at + 1 + fd_count:]:
         key, _, value = entry.partition(b"=")
         environ[os.fsdecode(key)] = os.fsdecode(value)
     return {"cwd": os.fsdecode(cwd), "umask": umask, "pgid": pgid, "argv": argv, "targets": targets,
-            "environ": environ}, fds
+            "environ": environ}
 
 
 def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
