@@ -512,11 +512,12 @@ def test_a_childs_standard_streams_are_those_a_sage_spkg_of_its_own_would_have(t
     """stderr line-buffered (a message is out before the next command writes, or a kill), and the
     error handlers the interpreter picks for the locale (surrogateescape under C and C.UTF-8)."""
     probe = ("import sys; print(repr((sys.stdin.errors, sys.stdout.errors, sys.stdout.line_buffering,"
-             " sys.stderr.errors, sys.stderr.line_buffering)), file=sys.stderr)")
+             " sys.stderr.errors, sys.stderr.line_buffering, sys.stdout.encoding)), file=sys.stderr)")
     code = ("import sys, os\nsys.path.insert(0, sys.argv[1])\n"
             "from sage_build.face.spkg_worker import _reopen_standard_streams\n"
             "_reopen_standard_streams()\n" + probe.replace("; ", "\n") + "\nos._exit(0)\n")
-    for env in ({"PATH": os.environ["PATH"]}, {"PATH": os.environ["PATH"], "LC_ALL": "C.UTF-8"}):
+    for env in ({"PATH": os.environ["PATH"]}, {"PATH": os.environ["PATH"], "LC_ALL": "C.UTF-8"},
+                {"PATH": os.environ["PATH"], "PYTHONIOENCODING": "latin-1"}):
         own = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
         child = subprocess.run([sys.executable, "-c", code, str(ROOT / "src")], env=env, capture_output=True, text=True)
         assert child.stderr == own.stderr, env

@@ -438,22 +438,20 @@ def _reopen_standard_streams() -> None:
     """The streams an interpreter of its own would open: stderr line-buffered whatever it is
     (a message is out before a command writes after it, or a kill), the others when a terminal;
     the error handlers the interpreter chose for the locale (surrogateescape under C and C.UTF-8)."""
-    def stream(fd: int, mode: str, errors: str, line_buffering: bool = False):
+    def stream(fd: int, mode: str, original, errors: str, line_buffering: bool = False):
         try:
             os.fstat(fd)
         except OSError:
             return None
         raw = io.open(fd, mode + "b", buffering=0 if mode == "w" else -1, closefd=False)
         buffered = io.BufferedWriter(raw) if mode == "w" else raw
-        return io.TextIOWrapper(buffered, encoding=sys.getfilesystemencoding(), errors=errors,
+        return io.TextIOWrapper(buffered, encoding=getattr(original, "encoding", None) or sys.getfilesystemencoding(),
+                                errors=getattr(original, "errors", None) or errors,
                                 line_buffering=mode == "w" and (line_buffering or raw.isatty()), write_through=False)
 
-    def errors(original, default: str) -> str:
-        return getattr(original, "errors", None) or default
-
-    sys.stdin = stream(0, "r", errors(sys.__stdin__, "strict"))
-    sys.stdout = stream(1, "w", errors(sys.__stdout__, "strict"))
-    sys.stderr = stream(2, "w", errors(sys.__stderr__, "backslashreplace"), line_buffering=True)
+    sys.stdin = stream(0, "r", sys.__stdin__, "strict")
+    sys.stdout = stream(1, "w", sys.__stdout__, "strict")
+    sys.stderr = stream(2, "w", sys.__stderr__, "backslashreplace", line_buffering=True)
 
 
 def main(argv: list[str] | None = None) -> int:
