@@ -820,3 +820,15 @@ def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_wo
         os.close(reader)
         ours.close()
         os.close(worker.make)
+
+
+def test_many_packages_side_by_side_in_one_worker(tree, runtime):
+    later = [f"p{i}" for i in range(12)]
+    names = _session_tree(tree, later)
+    result = tree.make(*names, jobs=4, extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    records = _record_events(tree)
+    assert all(records[name].get("worker") for name in later)
+    for name in later:
+        assert f"[{name}-1.0] installed in" in result.stdout
+        assert len(list((tree.prefix / "var/lib/sage/installed").glob(f"{name}-*"))) == 1
+    assert tree.python("import " + ", ".join(later) + "; print('ok')").stdout.strip() == "ok"
