@@ -398,3 +398,441 @@ def test_a_worker_sees_its_code_change_even_through_a_linked_source_directory(tm
     os.utime(module, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
     assert worker.code_files() != worker.fingerprint
     os.close(worker.make)
+
+
+@pytest.mark.parametrize("targets", [[1, 1026, 1030], [1025, 1030], [3, 1024], [1025]])
+def test_a_child_gets_each_descriptor_at_its_number_and_inheritable_even_above_1024(tmp_path, targets):
+    """The descriptors a child takes are moved out of the way first (to 1024 and up): a caller's
+    descriptor numbered there must neither overwrite another before it is placed nor stay close-on-exec."""
+    from sage_build.face.spkg_worker import _take_descriptors
+
+    files = [tmp_path / f"f{i}" for i in range(len(targets))]
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            received = [os.open(f, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) for f in files]
+            inodes = [os.fstat(fd).st_ino for fd in received]
+            keep = os.dup(writer)
+            pairs = sorted(zip([keep, *received], [keep, *targets]), key=lambda pair: pair[1])  # sorted, as sent
+            _take_descriptors([fd for fd, _ in pairs], [target for _, target in pairs])
+            report = [(os.fstat(t).st_ino == ino, os.get_inheritable(t)) for t, ino in zip(targets, inodes)]
+            os.write(keep, json.dumps(report).encode())
+        except BaseException as error:
+            os.write(keep if "keep" in dir() else writer, json.dumps(repr(error)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    report = json.loads(os.read(reader, 10000))
+    os.close(reader)
+    assert report == [[True, True]] * len(targets), report
+
+
+@pytest.mark.parametrize("stdin", ["devnull", "closed"])
+def test_a_worker_child_sees_the_callers_umask_environment_and_output_as_its_own(tmp_path, runtime, stdin):
+    """umask, odd environment values (not UTF-8, with '='), a lot of output and its last line
+    without a newline, stdin closed, an exit code: the same in a worker's child as on its own."""
+    probe = ('umask; echo "V=$(printf %s "$V" | od -An -tx1 | tr -d " \\n") W=$W BIG=${#BIG} E=[${E-unset}]"\n'
+             'seq 1 50000 | sed "s/^/line /"; seq 1 20000 | sed "s/^/err /" >&2\n'
+             'printf "LAST-OUT"; printf "LAST-ERR" >&2; exit 0\n')
+    seen = {}
+    for mode in ("worker", "no"):
+        tree = Tree(tmp_path / mode)
+        names = _session_tree(tree, [])
+        add_recipe(tree.root, "probe", deps="$(PYTHON) waiter", files={"spkg-install": probe})
+        tree.configure()
+        env = {os.fsencode(k): os.fsencode(v) for k, v in tree.env.items()}
+        env.update({b"XDG_RUNTIME_DIR": os.fsencode(str(runtime)), b"SAGE_SPKG_WORKER": mode.encode(),
+                    b"V": b"\xff\xfe caf\xc3\xa9", b"W": b"a=b==c", b"E": b"",
+                    **{b"BIG%d" % i: b"x" * 100_000 for i in range(15)}, b"BIG": b"y" * 120_000})
+        result = subprocess.run(["make", "-f", str(tree.root / "build/make/Makefile"), *names, "probe"], env=env,
+                                stdin=subprocess.DEVNULL, capture_output=True, preexec_fn=lambda: (
+                                    os.umask(0o027), stdin == "closed" and os.close(0)))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert ("worker" in _record_events(tree)["probe"]) == (mode == "worker")
+        log = b"".join(p.read_bytes() for p in (tree.root / "logs").rglob("probe*"))
+        seen[mode] = (result.stdout + result.stderr + log).replace(os.fsencode(str(tree.root)), b"ROOT")
+        for needle in (b"0027", b"LAST-OUT", b"LAST-ERR", b"line 50000", b"err 20000", b"V=fffe20636166c3a9 W=a=b==c BIG=120000 E=[]"):
+            assert needle in seen[mode], (mode, needle)
+
+
+@pytest.mark.parametrize("how", ["SIGINT to make's group", "SIGTERM to sage-spkg"])
+def test_a_signal_while_a_worker_child_runs_interrupts_the_package(tree, runtime, how):
+    marker = tree.root / "slow-started"
+    _session_tree(tree, [])
+    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {marker}\nsleep 30\n"})
+    tree.configure()
+    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and make.poll() is None, make.communicate()
+            time.sleep(0.05)
+        events = [json.loads(e) for e in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+        assert any(e["package"] == "slow" and e.get("worker") for e in events)
+        started = time.monotonic()
+        if how.startswith("SIGINT"):
+            os.killpg(make.pid, signal.SIGINT)
+        else:
+            os.kill(_client_of("slow"), signal.SIGTERM)
+        stdout, stderr = make.communicate(timeout=60)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    assert make.returncode != 0
+    assert time.monotonic() - started < 20  # not after the sleep
+    if how.startswith("SIGINT"):
+        assert "[slow-none] interrupted; no stamp was written" in stdout + stderr, stdout + stderr
+    assert not list((tree.prefix / "var/lib/sage/installed").glob("slow*"))
+
+
+def test_a_compilers_version_is_asked_again_when_another_program_answers_to_its_name(tmp_path, monkeypatch):
+    """The worker asks the compilers once and its children inherit the answers: a compiler that a
+    package of the session installs (Sage's gcc, into local/bin, first on PATH) or a PATH that
+    differs must not be answered for by the one the worker saw."""
+    from sage_build.cache.key import compiler_version
+
+    def fake(directory: Path, version: str) -> None:
+        directory.mkdir(exist_ok=True)
+        path = directory / "sbfakecc"
+        path.unlink(missing_ok=True)
+        path.write_text(f"#!/bin/sh\necho 'sbfakecc {version}'\n")
+        path.chmod(0o755)
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    fake(old, "1.0")
+    monkeypatch.setenv("PATH", f"{old}{os.pathsep}{os.environ['PATH']}")
+    assert compiler_version("sbfakecc") == "sbfakecc 1.0"
+    fake(new, "2.0")
+    monkeypatch.setenv("PATH", f"{new}{os.pathsep}{old}{os.pathsep}{os.environ['PATH']}")
+    assert compiler_version("sbfakecc") == "sbfakecc 2.0"  # another program by that name now
+    fake(new, "3.0")
+    assert compiler_version("sbfakecc") == "sbfakecc 3.0"  # the program replaced (upgraded) in place
+
+
+def test_a_childs_standard_streams_are_those_a_sage_spkg_of_its_own_would_have(tmp_path):
+    """stderr line-buffered (a message is out before the next command writes, or a kill), and the
+    error handlers the interpreter picks for the locale (surrogateescape under C and C.UTF-8)."""
+    probe = ("import sys; print(repr((sys.stdin.errors, sys.stdout.errors, sys.stdout.line_buffering,"
+             " sys.stderr.errors, sys.stderr.line_buffering, sys.stdout.encoding)), file=sys.stderr)")
+    code = ("import sys, os\nsys.path.insert(0, sys.argv[1])\n"
+            "from sage_build.face.spkg_worker import _reopen_standard_streams\n"
+            "_reopen_standard_streams()\n" + probe.replace("; ", "\n") + "\nos._exit(0)\n")
+    for env in ({"PATH": os.environ["PATH"]}, {"PATH": os.environ["PATH"], "LC_ALL": "C.UTF-8"},
+                {"PATH": os.environ["PATH"], "PYTHONIOENCODING": "latin-1"}):
+        own = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+        child = subprocess.run([sys.executable, "-c", code, str(ROOT / "src")], env=env, capture_output=True, text=True)
+        assert child.stderr == own.stderr, env
+
+
+@pytest.mark.parametrize("exit_with, code, said", [(None, 0, ""), (4, 4, ""), ("gave up on purpose", 1, "gave up on purpose\n"),
+                                                   (KeyboardInterrupt, -signal.SIGINT, "KeyboardInterrupt\n")])
+def test_a_childs_system_exit_ends_it_as_it_ends_an_interpreter(tmp_path, monkeypatch, exit_with, code, said):
+    """sys.exit() is success, sys.exit(N) is N, sys.exit("why") says why and fails, an uncaught
+    KeyboardInterrupt kills it with SIGINT after its traceback: as for a sage-spkg of its own."""
+    from sage_build.face import spkg_command, spkg_worker
+
+    def main(argv, environ, worker=0):
+        if exit_with is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        raise SystemExit(exit_with)
+
+    monkeypatch.setattr(spkg_command, "main", main)
+    errors = tmp_path / "stderr"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            err = os.open(errors, os.O_WRONLY | os.O_CREAT, 0o600)
+            fds = [os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY), err]
+            request = {"worker": os.getppid(), "pgid": os.getpgrp(), "targets": [0, 1, 2], "cwd": str(tmp_path),
+                       "umask": 0o022, "environ": {"PATH": os.environ["PATH"]}, "argv": ["probe"],
+                       "sigmask": signal.pthread_sigmask(signal.SIG_BLOCK, [])}
+            spkg_worker._run_child(request, fds, -1)
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == code
+    text = errors.read_text()
+    assert (text.endswith(said) and "Traceback" in text) if exit_with is KeyboardInterrupt else text == said
+
+
+def test_two_makes_of_one_tree_at_once_each_with_its_worker(tree, runtime):
+    _session_tree(tree, ["a", "b", "c", "d"])
+    makes = [subprocess.Popen(["make", "-j2", "-f", str(tree.root / "build/make/Makefile"), *targets],
+                              env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for targets in (["a", "b"], ["c", "d"])]
+    for make in makes:
+        out, err = make.communicate(timeout=120)
+        assert make.returncode == 0, out[-3000:] + err[-3000:]
+    for name in "abcd":
+        assert tree.python(f"import {name}; print({name}.NAME)").stdout.strip() == name
+        assert len(list((tree.prefix / "var/lib/sage/installed").glob(f"{name}-*"))) == 1
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    workers = {e.get("worker") for e in events if e["package"] in "abcd" and e.get("worker")}
+    assert len(workers) >= 1
+    for worker in workers:
+        assert _wait_gone(worker)
+    assert list((runtime / "sage-build").iterdir()) == []
+
+
+@pytest.mark.parametrize("extra", [200, 300])
+def test_a_caller_with_many_descriptors_runs_in_the_worker_or_on_its_own(tree, runtime, extra):
+    _session_tree(tree, [])
+    add_recipe(tree.root, "probe", deps="$(PYTHON) waiter", files={"spkg-install": "echo probe ran\n"})
+    tree.configure()
+    fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(extra)]
+    try:
+        result = subprocess.run(["make", "-f", str(tree.root / "build/make/Makefile"), "probe"],
+                                env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)), capture_output=True, text=True,
+                                pass_fds=fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "probe ran" in result.stdout + result.stderr
+    assert ("worker" in _record_events(tree)["probe"]) == (extra <= spkg_client.MAX_FDS - 10)
+
+
+def test_a_signal_for_sage_spkg_before_its_child_has_started_reaches_the_child(runtime):
+    """SIGTERM (sent to sage-spkg alone) that arrives after the request went and before the worker
+    said which child runs it must not be lost: the child would build and stamp the package."""
+    import threading
+
+    src = str(ROOT / "src")
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    fake_make = os.getpid()
+    base = spkg_client.worker_base(env, src, fake_make)
+    assert base
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(base + ".sock")
+    listener.listen(1)
+    client = subprocess.Popen([sys.executable, "-c", (
+        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+        f"spkg_client.make_pid = lambda: {fake_make}\n"
+        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
+        env=env)
+    result = {}
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        head, fds, _, _ = socket.recv_fds(connection, 4, 300)
+        for fd in fds:
+            os.close(fd)
+        size = int.from_bytes(head, "big")
+        while size > 0:
+            size -= len(connection.recv(size))
+        time.sleep(0.3)  # the caller waits for "P" with its handlers in place
+        client.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        child = subprocess.Popen(["sleep", "30"])
+        connection.sendall(b"P %d\n" % child.pid)
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        result["child"] = child.returncode
+        connection.sendall(b"S %d\n" % -child.returncode if child.returncode < 0 else b"X 0\n")
+        connection.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(timeout=30)
+    client.wait(timeout=30)
+    listener.close()
+    assert result["child"] == -signal.SIGTERM
+    assert client.returncode == -signal.SIGTERM
+
+
+def test_a_signal_before_a_refusal_is_not_lost_when_sage_spkg_runs_the_package_itself(runtime):
+    src = str(ROOT / "src")
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    fake_make = os.getpid()
+    base = spkg_client.worker_base(env, src, fake_make)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(base + ".sock")
+    listener.listen(1)
+    client = subprocess.Popen([sys.executable, "-c", (
+        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+        f"spkg_client.make_pid = lambda: {fake_make}\n"
+        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nprint('ran the package itself')\n"
+        f"os._exit(99 if code is None else code)\n")], env=env, stdout=subprocess.PIPE, text=True)
+    connection, _ = listener.accept()
+    head, fds, _, _ = socket.recv_fds(connection, 4, 300)
+    for fd in fds:
+        os.close(fd)
+    size = int.from_bytes(head, "big")
+    while size > 0:
+        size -= len(connection.recv(size))
+    time.sleep(0.3)
+    client.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    connection.sendall(b"R sage-build changed\n")
+    out, _ = client.communicate(timeout=30)
+    connection.close()
+    listener.close()
+    assert client.returncode == -signal.SIGTERM and "ran the package itself" not in out
+
+
+def test_a_ctrl_c_while_the_worker_forks_the_child_is_not_lost(runtime):
+    """The child starts with the worker's dispositions (SIGINT ignored) until it has set its own:
+    a Ctrl-C in between must still interrupt it."""
+    from sage_build.face import spkg_command, spkg_worker
+
+    src = str(ROOT / "src")
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    fake_make = os.getpid()
+    base = spkg_client.worker_base(env, src, fake_make)
+    worker = os.fork()
+    if worker == 0:
+        try:
+            real_cdll = spkg_worker.ctypes.CDLL
+
+            def slow_cdll(*args, **kwargs):  # the child's first step, made slow: the window
+                time.sleep(1)
+                return real_cdll(*args, **kwargs)
+
+            spkg_worker.ctypes.CDLL = slow_cdll
+            spkg_command.main = lambda argv, environ, worker=0: (time.sleep(3), 0)[1]
+            for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+                signal.signal(signum, signal.SIG_IGN)
+            server = spkg_worker.Worker(base, fake_make, src)
+            server.listen()
+            server.serve()
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(base + ".sock"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        client = subprocess.Popen([sys.executable, "-c", (
+            f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+            f"spkg_client.make_pid = lambda: {fake_make}\n"
+            f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
+            env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.6)  # the child exists and sleeps in its first step
+        os.killpg(client.pid, signal.SIGINT)
+        _, stderr = client.communicate(timeout=30)
+        assert client.returncode == -signal.SIGINT
+        # the child said it (its traceback); its caller dies of the same signal without a word
+        assert stderr.count("KeyboardInterrupt") == 1 and "spkg_client" not in stderr, stderr
+    finally:
+        os.kill(worker, signal.SIGKILL)
+        os.waitpid(worker, 0)
+
+
+@pytest.mark.parametrize("planted", ["file", "stale socket", "directory", "fifo"])
+def test_what_is_planted_at_the_sockets_path_makes_sage_spkg_run_the_package_itself(runtime, planted):
+    src = str(ROOT / "src")
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    fake_make = os.getpid()
+    path = spkg_client.worker_base(env, src, fake_make) + ".sock"
+    if planted == "file":
+        Path(path).write_text("not a socket\n")
+    elif planted == "stale socket":
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+            dead.bind(path)
+    elif planted == "directory":
+        os.mkdir(path)
+    else:
+        os.mkfifo(path)
+    client = subprocess.run([sys.executable, "-c", (
+        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+        f"spkg_client.make_pid = lambda: {fake_make}\n"
+        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
+        env=env, timeout=30)
+    assert client.returncode == 99
+
+
+def test_a_wrapped_compilers_version_is_asked_again_when_the_wrapped_one_changes(tmp_path, monkeypatch):
+    from sage_build.cache.key import compiler_version
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "sbwrap"
+    wrapper.write_text('#!/bin/sh\nexec "$@"\n')
+    wrapper.chmod(0o755)
+    inner = bin_dir / "sbinnercc"
+    for version in ("1.0", "2.0"):
+        inner.unlink(missing_ok=True)
+        inner.write_text(f"#!/bin/sh\necho 'sbinnercc {version}'\n")
+        inner.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        assert compiler_version("sbwrap sbinnercc") == f"sbinnercc {version}"
+
+
+def test_make_n_q_t_in_a_session_with_a_worker_run_no_package(tree, runtime):
+    names = _session_tree(tree, ["a"])
+    add_recipe(tree.root, "late", deps="$(PYTHON) a", files={"spkg-install": "echo late ran\n"})
+    tree.configure()
+    tree.make(*names, extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    makefile = str(tree.root / "build/make/Makefile")
+    env = dict(tree.env, XDG_RUNTIME_DIR=str(runtime))
+    for flag, ok in (("-n", True), ("-q", False), ("-t", False)):
+        result = subprocess.run(["make", flag, "-f", makefile, "late"], env=env, capture_output=True, text=True)
+        assert (result.returncode == 0) == ok, (flag, result.stderr)
+        assert "late ran" not in result.stdout + result.stderr
+        assert not list((tree.prefix / "var/lib/sage/installed").glob("late*"))
+    tree.make("late", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert list((tree.prefix / "var/lib/sage/installed").glob("late*"))
+
+
+@pytest.mark.parametrize("mode", ["worker", "no"])
+def test_a_package_installs_with_makes_stderr_closed(tree, runtime, mode):
+    """sys.stderr is None then: sage-spkg (its exit, the client's last flush) failed with exit 1
+    after the package was installed.  (A closed stdout still fails: package_log writes to it.)"""
+    closed = 2
+    names = _session_tree(tree, [])
+    add_recipe(tree.root, "probe", deps="$(PYTHON) waiter", files={"spkg-install": "echo probe ran\n"})
+    tree.configure()
+    result = subprocess.run(["make", "-s", "-f", str(tree.root / "build/make/Makefile"), *names, "probe"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime), SAGE_SPKG_WORKER=mode),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: os.close(closed))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert ("worker" in _record_events(tree)["probe"]) == (mode == "worker")
+    assert tree.stamp("probe", "none").exists() or list((tree.prefix / "var/lib/sage/installed").glob("probe*"))
+
+
+@pytest.mark.parametrize("payload", [b"sage-spkg-worker/1\0/\0not a number", b"sage-spkg-worker/1\0/\0" + b"18", b"partial"])
+def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_worker(tmp_path, payload):
+    """The worker must not keep a caller's descriptor (make's output pipe: its reader would wait
+    for the worker's end) when the request that carried it cannot be read."""
+    from sage_build.face.spkg_worker import Worker
+
+    worker = Worker(str(tmp_path / "w"), os.getpid(), str(ROOT / "src"))
+    ours, theirs = socket.socketpair()
+    reader, writer = os.pipe()
+    size = len(payload) + (100 if payload == b"partial" else 0)  # partial: announces more than it sends
+    ours.sendmsg([size.to_bytes(4, "big") + payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, writer.to_bytes(4, sys.byteorder))])
+    ours.shutdown(socket.SHUT_WR)
+    os.close(writer)
+    try:
+        worker.start(theirs)
+    except Exception:
+        pass
+    os.set_blocking(reader, False)
+    try:
+        assert os.read(reader, 1) == b""  # EOF: no writer left
+    except BlockingIOError:
+        pytest.fail("the worker kept the caller's descriptor")
+    finally:
+        os.close(reader)
+        ours.close()
+        os.close(worker.make)
+
+
+def test_many_packages_side_by_side_in_one_worker(tree, runtime):
+    later = [f"p{i}" for i in range(12)]
+    names = _session_tree(tree, later)
+    result = tree.make(*names, jobs=4, extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    records = _record_events(tree)
+    assert all(records[name].get("worker") for name in later)
+    for name in later:
+        assert f"[{name}-1.0] installed in" in result.stdout
+        assert len(list((tree.prefix / "var/lib/sage/installed").glob(f"{name}-*"))) == 1
+    assert tree.python("import " + ", ".join(later) + "; print('ok')").stdout.strip() == "ok"

@@ -21,7 +21,8 @@ def exit_now(code: int) -> NoReturn:
     release_owner_lock()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: the descriptor was closed when the process started
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: nothing left to say
             pass
     os._exit(code)

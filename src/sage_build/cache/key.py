@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import platform
 import re
 import shlex
@@ -228,9 +229,28 @@ def canonical_json(document: object) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-@functools.lru_cache(maxsize=None)
 def compiler_version(cc: str) -> str:
-    """A compiler's first line of ``--version`` ("" when there is none); asked once per process."""
+    """A compiler's first line of ``--version`` ("" when there is none); asked once per process and
+    program: a session's worker asks once for its children, and the program that answers to the
+    name may change meanwhile (a package installs its own compiler first on PATH, an upgrade)."""
+    try:
+        words = shlex.split(cc)
+    except ValueError:
+        words = []
+    identity: tuple = ()
+    for word in words:  # the program, and the one a wrapper runs ("ccache gcc")
+        program = shutil.which(word) if not word.startswith("-") else None
+        if program:
+            try:
+                info = os.stat(program)
+            except OSError:
+                continue
+            identity += (os.path.realpath(program), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+    return _compiler_version(cc, identity)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_version(cc: str, identity: tuple) -> str:
     try:
         result = subprocess.run([*shlex.split(cc), "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError, ValueError):

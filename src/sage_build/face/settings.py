@@ -47,7 +47,7 @@ def forced(environ: Mapping[str, str] = os.environ) -> list[str]:
 def echo_to_terminal(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether build output goes to the terminal as well as to the log: with ``V=1``, or when
     standard output is not a terminal."""
-    return verbose(environ) or not sys.stdout.isatty()
+    return verbose(environ) or sys.stdout is None or not sys.stdout.isatty()
 
 
 def collisions(environ: Mapping[str, str] = os.environ) -> str:

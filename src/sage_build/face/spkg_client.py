@@ -168,11 +168,16 @@ def run_in_worker(argv: list[str], src: str, environ: Mapping[str, str] = os.env
 
 def _wait_for_child(sock: _socket.socket, argv: list[str]) -> int | None:
     child = 0
+    pending: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
         # A signal for the whole process group (Ctrl-C) reaches the child itself when it joined
-        # ours; one sent to this process alone is passed on.
-        if child and (signum not in (_signal.SIGINT, _signal.SIGQUIT) or _pgid(child) != os.getpgrp()):
+        # ours; one sent to this process alone is passed on.  One that comes before the worker
+        # has said which child runs the package is passed on as soon as it has: the child may
+        # not have joined our group, or set its handlers, when the signal came.
+        if not child:
+            pending.append(signum)
+        elif signum not in (_signal.SIGINT, _signal.SIGQUIT) or _pgid(child) != os.getpgrp():
             try:
                 os.kill(child, signum)
             except ProcessLookupError:
@@ -194,19 +199,29 @@ def _wait_for_child(sock: _socket.socket, argv: list[str]) -> int | None:
             kind, _, value = line.partition(b" ")
             if kind == b"P":
                 child = int(value)
+                for signum in pending:
+                    try:
+                        os.kill(child, signum)
+                    except ProcessLookupError:
+                        pass
+                pending.clear()
             elif kind == b"R":  # refused before anything ran (e.g. sage-build's code changed)
                 sock.close()
-                _restore_signals()
+                _restore_signals(pending)
                 return None
             elif kind == b"X":
                 return int(value)
-            elif kind == b"S":
+            elif kind == b"S":  # the child said what it had to; this process only dies of it
                 _restore_signals()
+                try:
+                    _signal.signal(int(value), _signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
                 os.kill(os.getpid(), int(value))
                 return 128 + int(value)
     if not child:  # it ended (or could not fork) before it started anything: run the package here
         sock.close()
-        _restore_signals()
+        _restore_signals(pending)
         return None
     package = argv[0] if argv else "?"
     print(f"sage-spkg: error: {package}: the session's worker ended before the package was done"
@@ -222,9 +237,13 @@ def _pgid(pid: int) -> int:
         return -1
 
 
-def _restore_signals() -> None:
+def _restore_signals(pending: list[int] | tuple[int, ...] = ()) -> None:
+    """Back to the interpreter's handlers; the signals that came meanwhile (``pending``) are this
+    process's again: sage-spkg, about to run the package itself, is interrupted or ends."""
     for signum in _FORWARDED:
         _signal.signal(signum, _signal.default_int_handler if signum == _signal.SIGINT else _signal.SIG_DFL)
+    for signum in pending:
+        os.kill(os.getpid(), signum)
 
 
 def start_worker(src: str, python: str, script: str, environ: Mapping[str, str] = os.environ) -> bool:

@@ -88,6 +88,9 @@ PRELOAD = (
     "jinja2",
 )
 IDLE_SECONDS = 3600
+#: What a caller or its process group may send its child (the ones the worker ignores among them).
+_CHILD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
+                  signal.SIGTTIN, signal.SIGTTOU}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -221,9 +224,19 @@ class Worker:
                 self.stop_listening()
                 return
             request["worker"] = os.getpid()
-            pid = os.fork()
-            if pid == 0:
-                _run_child(request, fds, self.make)
+            # The child starts with the worker's dispositions (SIGINT ignored): a signal that comes
+            # before it has set its own waits, blocked, instead of being lost (a blocked signal is
+            # never discarded as ignored); the child unblocks it once its handlers are in place.
+            request["sigmask"] = signal.pthread_sigmask(signal.SIG_BLOCK, _CHILD_SIGNALS)
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        _run_child(request, fds, self.make)
+                    finally:  # nothing a child raises may return it into the worker's loop
+                        os._exit(1)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, request["sigmask"])
         finally:
             for fd in fds:
                 os.close(fd)
@@ -303,35 +316,45 @@ def _descendants(pid: int) -> list[int]:
 def _receive(connection: socket.socket) -> tuple[dict | None, list[int]]:
     """Read one request; return it parsed (None if it is not one) and the descriptors it carried."""
     head, fds, _, _ = socket.recv_fds(connection, 4, spkg_client.MAX_FDS)
+    try:
+        request = _read_request(connection, head)
+    except (OSError, ValueError, IndexError):  # cut off, too slow, or not a request: its descriptors are closed
+        return None, fds
+    if request is None or len(request["targets"]) != len(fds):
+        return None, fds
+    return request, fds
+
+
+def _read_request(connection: socket.socket, head: bytes) -> dict | None:
     data = head
     while len(data) < 4:
         more = connection.recv(4 - len(data))
         if not more:
-            return None, fds
+            return None
         data += more
     size = int.from_bytes(data[:4], "big")
     payload = bytearray()
     while len(payload) < size:
         more = connection.recv(min(size - len(payload), 1 << 16))
         if not more:
-            return None, fds
+            return None
         payload += more
     fields = bytes(payload).split(b"\0")
     if fields[0] != spkg_client.PROTOCOL:
-        return None, fds
+        return None
     cwd, umask, pgid, count = fields[1], int(fields[2]), int(fields[3]), int(fields[4])
     argv = [arg.decode("utf-8", "surrogateescape") for arg in fields[5:5 + count]]
     at = 5 + count
     fd_count = int(fields[at])
     targets = [int(fd) for fd in fields[at + 1:at + 1 + fd_count]]
-    if len(targets) != len(fds):
-        return None, fds
+    if len(targets) != fd_count:
+        return None
     environ = {}
     for entry in fields[at + 1 + fd_count:]:
         key, _, value = entry.partition(b"=")
         environ[os.fsdecode(key)] = os.fsdecode(value)
     return {"cwd": os.fsdecode(cwd), "umask": umask, "pgid": pgid, "argv": argv, "targets": targets,
-            "environ": environ}, fds
+            "environ": environ}
 
 
 def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
@@ -358,14 +381,32 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
         os.environ.update(request["environ"])
         sys.argv = ["sage-spkg", *request["argv"]]
         _reopen_standard_streams()
+        # what came meanwhile arrives now, where the caller's streams are this process's
+        signal.pthread_sigmask(signal.SIG_SETMASK, request["sigmask"])
         gc.enable()
         from sage_build.face.spkg_command import main
 
         code = main(request["argv"], os.environ, worker=request["worker"])
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    except BaseException:
+    except SystemExit as exit:  # as the interpreter ends: None is success, anything else is said
+        if exit.code is None or isinstance(exit.code, int):
+            code = exit.code or 0
+        else:
+            try:
+                if sys.stderr is not None:
+                    print(exit.code, file=sys.stderr)
+            except Exception:
+                pass
+            code = 1
+    except BaseException as error:
         traceback.print_exc()
+        if isinstance(error, KeyboardInterrupt):  # as the interpreter ends then: killed by SIGINT
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
     from sage_build.base.quick_exit import exit_now
 
     exit_now(code)
@@ -374,7 +415,10 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
 def _take_descriptors(received: list[int], targets: list[int]) -> None:
     """Give the caller's descriptors their numbers, and close every other one (the worker's
     socket, other callers' connections: a child holding them would keep them open)."""
-    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 1024) for fd in received]
+    # above every target: placing one must not overwrite another not yet placed, nor be a no-op
+    # dup2 that would leave it close-on-exec
+    above = max([1023, *targets]) + 1
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, above) for fd in received]
     keep = set(moved)
     for entry in os.listdir("/proc/self/fd"):
         fd = int(entry)
@@ -391,19 +435,23 @@ def _take_descriptors(received: list[int], targets: list[int]) -> None:
 
 
 def _reopen_standard_streams() -> None:
-    def stream(fd: int, mode: str, errors: str):
+    """The streams an interpreter of its own would open: stderr line-buffered whatever it is
+    (a message is out before a command writes after it, or a kill), the others when a terminal;
+    the error handlers the interpreter chose for the locale (surrogateescape under C and C.UTF-8)."""
+    def stream(fd: int, mode: str, original, errors: str, line_buffering: bool = False):
         try:
             os.fstat(fd)
         except OSError:
             return None
         raw = io.open(fd, mode + "b", buffering=0 if mode == "w" else -1, closefd=False)
         buffered = io.BufferedWriter(raw) if mode == "w" else raw
-        return io.TextIOWrapper(buffered, encoding=sys.getfilesystemencoding(), errors=errors,
-                                line_buffering=mode == "w" and raw.isatty(), write_through=False)
+        return io.TextIOWrapper(buffered, encoding=getattr(original, "encoding", None) or sys.getfilesystemencoding(),
+                                errors=getattr(original, "errors", None) or errors,
+                                line_buffering=mode == "w" and (line_buffering or raw.isatty()), write_through=False)
 
-    sys.stdin = stream(0, "r", "strict")
-    sys.stdout = stream(1, "w", "strict")
-    sys.stderr = stream(2, "w", "backslashreplace")
+    sys.stdin = stream(0, "r", sys.__stdin__, "strict")
+    sys.stdout = stream(1, "w", sys.__stdout__, "strict")
+    sys.stderr = stream(2, "w", sys.__stderr__, "backslashreplace", line_buffering=True)
 
 
 def main(argv: list[str] | None = None) -> int:
