@@ -219,18 +219,33 @@ def test_killing_makes_process_group_leaves_no_process_and_the_next_session_swee
     assert not set(leftovers) & set(remaining)  # the next session's first package swept them
 
 
-def test_a_worker_whose_code_changed_refuses_and_the_session_starts_another(tree, runtime):
-    stamp = Path(ROOT / ".venv" / ".sage-build-deps")
-    if not stamp.exists():
-        pytest.skip("no tool environment stamp")
-    # the third package touches the tool environment's stamp, as `git pull` changing the pins would
+def _private_checkout(where: Path) -> Path:
+    """A copy of sage-build's code (src, build/bin, configure.py) that shares the tool environment:
+    a test may change its code without the other tests' workers seeing it."""
+    shutil.copytree(ROOT / "src", where / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "build" / "bin", where / "build" / "bin", symlinks=True)
+    for name in ("configure.py", "pyproject.toml", "build/tool-requirements.txt"):
+        shutil.copy2(ROOT / name, where / name)
+    # byte-code now: with PYTHONDONTWRITEBYTECODE every process would compile the copy again
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(where / "src")], check=True)
+    return where
+
+
+def test_a_worker_whose_code_changed_refuses_and_the_session_starts_another(tree, runtime, tmp_path):
+    checkout = _private_checkout(tmp_path / "sage-build")
+    changed = checkout / "src/sage_build/face/spkg_command.py"  # a module every worker has loaded
+    # the third package changes sage-build's code, as a `git pull` in the middle of a build would
     _wheels(tree, ["first", "a", "b", "c"])
     add_recipe(tree.root, "waiter", deps="$(PYTHON) first", files={"spkg-install": WAIT_FOR_WORKER})
-    add_recipe(tree.root, "changer", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {stamp}\n"})
+    add_recipe(tree.root, "changer", deps="$(PYTHON) waiter", files={"spkg-install": f"echo >> {changed}\n"})
     (tree.root / "build/pkgs/a/dependencies").write_text("$(PYTHON) changer\n")
     (tree.root / "build/pkgs/b/dependencies").write_text("$(PYTHON) a\n")
     (tree.root / "build/pkgs/c/dependencies").write_text("$(PYTHON) b\n")
-    tree.configure()
+    env = dict(tree.env, SAGE_BUILD_TOOL_ENV=str(ROOT / ".venv"))
+    configured = subprocess.run([sys.executable, str(checkout / "configure.py"), f"--prefix={tree.prefix}", "--quiet"],
+                                env=env, capture_output=True, text=True)
+    assert configured.returncode == 0, configured.stderr
+    assert f"SAGE_BUILD_BIN := {checkout / 'build/bin'}" in (tree.root / "build/make/Makefile").read_text()
     tree.make("python3-venv")
     tree.make("c", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
     records = _record_events(tree)
@@ -476,7 +491,7 @@ def test_a_signal_while_a_worker_child_runs_interrupts_the_package(tree, runtime
         if how.startswith("SIGINT"):
             os.killpg(make.pid, signal.SIGINT)
         else:
-            os.kill(_client_of("slow"), signal.SIGTERM)
+            os.kill(_client_of("slow", tree), signal.SIGTERM)
         stdout, stderr = make.communicate(timeout=60)
     finally:
         if make.poll() is None:
