@@ -161,20 +161,31 @@ def _client_of(package: str, tree: Tree) -> int | None:
     return None
 
 
-def test_a_killed_sage_spkg_takes_its_child_and_the_childs_commands_with_it(tree, runtime):
+def _slow_make(tree: Tree, runtime: Path, script: str, *, output=subprocess.PIPE) -> subprocess.Popen:
+    """Start `make slow` in the background, `slow` being a package that the session's worker runs,
+    whose spkg-install is ``script`` (``{marker}`` in it: the path it touches once it runs); return
+    the make once that mark exists."""
     marker = tree.root / "slow-started"
     _session_tree(tree, [])
-    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": (
-        f'echo $$ > {marker}.pid\nsleep 60 &\necho $! > {marker}.sleep\ntouch {marker}\nwait\n')})
+    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": script.format(marker=marker)})
     tree.configure()
     make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
                             env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=output, stderr=output, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        if time.monotonic() > deadline or make.poll() is not None:
+            if make.poll() is None:
+                os.killpg(make.pid, signal.SIGKILL)
+            raise AssertionError(f"slow never started: {make.communicate()}")
+        time.sleep(0.05)
+    return make
+
+
+def test_a_killed_sage_spkg_takes_its_child_and_the_childs_commands_with_it(tree, runtime):
+    marker = tree.root / "slow-started"
+    make = _slow_make(tree, runtime, "echo $$ > {marker}.pid\nsleep 60 &\necho $! > {marker}.sleep\ntouch {marker}\nwait\n")
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert time.monotonic() < deadline and make.poll() is None, make.communicate()
-            time.sleep(0.05)
         client = _client_of("slow", tree)
         assert client is not None
         events = (tree.root / "logs/events.jsonl").read_text().splitlines()
@@ -195,17 +206,7 @@ def test_a_killed_sage_spkg_takes_its_child_and_the_childs_commands_with_it(tree
 
 
 def test_killing_makes_process_group_leaves_no_process_and_the_next_session_sweeps(tree, runtime):
-    marker = tree.root / "slow-started"
-    _session_tree(tree, [])
-    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {marker}\nsleep 60\n"})
-    tree.configure()
-    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
-                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert time.monotonic() < deadline and make.poll() is None
-        time.sleep(0.05)
+    make = _slow_make(tree, runtime, "touch {marker}\nsleep 60\n", output=subprocess.DEVNULL)
     events = (tree.root / "logs/events.jsonl").read_text().splitlines()
     worker = next(json.loads(e)["worker"] for e in events if '"slow"' in e and '"worker"' in e)
     os.killpg(make.pid, signal.SIGKILL)  # the terminal closed, the CI job was cancelled
@@ -365,18 +366,8 @@ def test_a_worker_runs_a_sessions_packages_side_by_side(tree, runtime):
 
 
 def test_a_killed_worker_takes_its_children_and_their_callers_fail_cleanly(tree, runtime):
-    marker = tree.root / "slow-started"
-    _session_tree(tree, [])
-    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {marker}\nsleep 60\n"})
-    tree.configure()
-    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
-                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    make = _slow_make(tree, runtime, "touch {marker}\nsleep 60\n")
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert time.monotonic() < deadline and make.poll() is None
-            time.sleep(0.05)
         events = [json.loads(e) for e in (tree.root / "logs/events.jsonl").read_text().splitlines()]
         slow = next(e for e in events if e["package"] == "slow" and e.get("worker"))
         child = int(slow["run"].split("-")[0])
@@ -473,18 +464,8 @@ def test_a_worker_child_sees_the_callers_umask_environment_and_output_as_its_own
 
 @pytest.mark.parametrize("how", ["SIGINT to make's group", "SIGTERM to sage-spkg"])
 def test_a_signal_while_a_worker_child_runs_interrupts_the_package(tree, runtime, how):
-    marker = tree.root / "slow-started"
-    _session_tree(tree, [])
-    add_recipe(tree.root, "slow", deps="$(PYTHON) waiter", files={"spkg-install": f"touch {marker}\nsleep 30\n"})
-    tree.configure()
-    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "slow"],
-                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    make = _slow_make(tree, runtime, "touch {marker}\nsleep 30\n")
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert time.monotonic() < deadline and make.poll() is None, make.communicate()
-            time.sleep(0.05)
         events = [json.loads(e) for e in (tree.root / "logs/events.jsonl").read_text().splitlines()]
         assert any(e["package"] == "slow" and e.get("worker") for e in events)
         started = time.monotonic()
