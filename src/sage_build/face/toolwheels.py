@@ -63,8 +63,9 @@ def _wanted(pyproject: Path) -> list[str]:
         raise SageBuildError("refreshing the pins needs Python 3.11 or later (tomllib)") from None
     data = tomllib.loads(pyproject.read_text())
     project = data["project"]
-    return [*data["build-system"]["requires"], *project["dependencies"],
-            *project.get("optional-dependencies", {}).get("test", [])]
+    extras = project.get("optional-dependencies", {})
+    return [*data["build-system"]["requires"], *project["dependencies"], *extras.get("test", []),
+            *extras.get("speed", [])]
 
 
 def refresh_lock(pyproject: Path, lock: Path) -> dict[tuple[str, str], set[str]]:

@@ -41,6 +41,7 @@ from sage_build.base.errors import InstallError
 from sage_build.base.killpoint import reach
 from sage_build.base.layout import owners_dir_of, source_root
 from sage_build.base.lock import prefix_lock
+from sage_build.install.inflate import InflatingReader, inflate
 from sage_build.install.zip_local_header import LOCAL_HEADER_SIZE, data_offset, encoded_name
 
 INSTALLER_NAME = b"sage-build\n"
@@ -237,7 +238,7 @@ def _read_member(fd: int, item: zipfile.ZipInfo) -> bytes:
     if item.compress_type == zipfile.ZIP_DEFLATED:
         # At most one byte more than the index promises: a member that inflates beyond its
         # declared size (a zip bomb) stops there instead of filling the memory.
-        data = zlib.decompressobj(-15).decompress(raw, item.file_size + 1)
+        data = inflate(raw, item.file_size, item.filename)
     else:
         data = raw
     if len(data) != item.file_size:
@@ -245,13 +246,21 @@ def _read_member(fd: int, item: zipfile.ZipInfo) -> bytes:
     return data
 
 
+def _member_stream(fd: int, item: zipfile.ZipInfo) -> InflatingReader:
+    """A big deflated member, inflated as it is read (with pread: no seeks)."""
+    head = os.pread(fd, LOCAL_HEADER_SIZE + len(encoded_name(item)), item.header_offset)
+    start = item.header_offset + data_offset(head, item)
+    return InflatingReader(fd, start, item.compress_size, item.file_size, item.filename)
+
+
 class CheckedWheelFile(WheelSource):
     """A wheel whose members are checked against RECORD as they are read (one pass).
 
     installer's abstract :class:`~installer.sources.WheelSource`, implemented over the
     :mod:`zipfile` index and our own file descriptor.  Members are read whole with pread
-    (up to 16 MiB; bigger ones stream through zipfile), so each is checked before any of it
-    is written."""
+    (up to 16 MiB), so each is checked before any of it is written; bigger ones are inflated
+    as they are written (:mod:`~sage_build.install.inflate`) and checked at their end, before
+    anything is published."""
 
     def __init__(self, file: BinaryIO, archive: zipfile.ZipFile, path: str):
         distribution, version = parse_wheel_filename(os.path.basename(path))[:2]
@@ -317,8 +326,8 @@ class CheckedWheelFile(WheelSource):
             if checked and not record[1]:
                 raise InstallError(f"{wheel}: {path} is not listed with a hash in the wheel's RECORD;"
                                    " nothing was installed")
-            if (item.file_size <= _WHOLE_MEMBER and not item.flag_bits & 0x21
-                    and item.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)):
+            plain = not item.flag_bits & 0x21 and item.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+            if plain and item.file_size <= _WHOLE_MEMBER:
                 data = _read_member(fd, item)
                 if not checked:
                     if zlib.crc32(data) != item.CRC:
@@ -329,6 +338,8 @@ class CheckedWheelFile(WheelSource):
                 if _b64(hashlib.new(algorithm, data).digest()) != value:
                     raise _tampered(wheel, path)
                 yield record, _CheckedMember(data, algorithm, value), is_executable
+            elif checked and plain and item.compress_type == zipfile.ZIP_DEFLATED:
+                yield record, _HashCheckingReader(_member_stream(fd, item), path, record[1], wheel), is_executable
             else:
                 with archive.open(item) as stream:
                     yield record, _HashCheckingReader(stream, path, record[1], wheel) if checked else stream, \
