@@ -13,8 +13,6 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import html.parser
-import http.client
 import json
 import os
 import posixpath
@@ -24,9 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +167,7 @@ def _local_path(url: str) -> Path | None:
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             return None
-        return Path(urllib.request.url2pathname(parts.path))
+        return Path(urllib.parse.unquote(parts.path))  # urllib.request.url2pathname on POSIX
     if parts.scheme == "":
         return Path(url.split("#", 1)[0])
     return None
@@ -185,6 +181,9 @@ def _join(base: str, *names: str) -> str:
 
 
 def _transient(exc: BaseException) -> bool:
+    import http.client
+    import urllib.error
+
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500 or exc.code == 429
     return isinstance(
@@ -193,6 +192,8 @@ def _transient(exc: BaseException) -> bool:
 
 
 def _reason(exc: BaseException, timeout: float) -> _Failed:
+    import urllib.error
+
     if isinstance(exc, _Failed):
         return exc
     if isinstance(exc, urllib.error.HTTPError):
@@ -204,6 +205,8 @@ def _reason(exc: BaseException, timeout: float) -> _Failed:
 
 
 def _retrying(action: Callable[[], T], timeout: float, retries: int) -> T:
+    import http.client
+
     for attempt in range(retries + 1):
         try:
             return action()
@@ -219,6 +222,8 @@ def _retrying(action: Callable[[], T], timeout: float, retries: int) -> T:
 
 
 def _open(url: str, timeout: float, accept: str | None = None, start: int = 0) -> http.client.HTTPResponse:
+    import urllib.request  # with http.client and ssl: only when something is downloaded
+
     headers = {"User-Agent": _USER_AGENT}
     if accept:
         headers["Accept"] = accept
@@ -261,6 +266,9 @@ def _download(url: str, part: Path, *, timeout: float, retries: int, progress: b
         except OSError as exc:
             raise _Failed(f"cannot copy: {exc}") from exc
         return
+
+    import http.client
+    import urllib.error
 
     def attempt() -> None:
         # An interrupted download resumes where it stopped (HTTP Range); a server that
@@ -313,20 +321,29 @@ def _read(url: str, *, timeout: float, retries: int, accept: str | None = None) 
 # Package indexes (PEP 503 HTML, PEP 691 JSON) and find-links
 
 
-class _AnchorParser(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.base: str | None = None
-        self.hrefs: list[str] = []
+def _anchors(text: str) -> tuple[str | None, list[str]]:
+    """An HTML page's ``<base href>`` (or None) and its ``<a href>`` values, in order."""
+    import html.parser
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        href = dict(attrs).get("href")
-        if not href:
-            return
-        if tag == "base" and self.base is None:
-            self.base = href
-        elif tag == "a":
-            self.hrefs.append(href)
+    class AnchorParser(html.parser.HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.base: str | None = None
+            self.hrefs: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            href = dict(attrs).get("href")
+            if not href:
+                return
+            if tag == "base" and self.base is None:
+                self.base = href
+            elif tag == "a":
+                self.hrefs.append(href)
+
+    parser = AnchorParser()
+    parser.feed(text)
+    parser.close()
+    return parser.base, parser.hrefs
 
 
 def _filename(url: str) -> str:
@@ -334,12 +351,10 @@ def _filename(url: str) -> str:
 
 
 def _parse_html(text: str, page_url: str) -> list[tuple[str, str]]:
-    parser = _AnchorParser()
-    parser.feed(text)
-    parser.close()
-    base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url
+    page_base, hrefs = _anchors(text)
+    base = urllib.parse.urljoin(page_url, page_base) if page_base else page_url
     links = []
-    for href in parser.hrefs:
+    for href in hrefs:
         url = urllib.parse.urljoin(base, href)
         if name := _filename(url):
             links.append((name, url))
