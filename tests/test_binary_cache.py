@@ -308,3 +308,96 @@ def test_sage_check_builds_what_has_tests_unless_only_and_says_when_tests_did_no
         assert any("from the binary cache in" in line and ", tests not run: from the binary cache" in line
                    for line in said), said
         assert json.loads(tree.stamp("base", "1.0").read_text())["test_result"] == ""
+
+
+def _fetch_starts(tree: Tree) -> dict[str, int]:
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    counts: dict[str, int] = {}
+    for e in events:
+        if e["phase"] == "fetch" and e["event"] == "start":
+            counts[e["package"]] = counts.get(e["package"], 0) + 1
+    return counts
+
+
+def _phase_end(tree: Tree, package: str, phase: str) -> float:
+    events = [json.loads(line) for line in (tree.root / "logs/events.jsonl").read_text().splitlines()]
+    return max(e["time"] for e in events if e["package"] == package and e["phase"] == phase and e["event"] == "end")
+
+
+def test_a_cache_pulls_ahead_of_the_build_order(tmp_path, signing):
+    """With a binary cache, make pulls what is not installed yet ahead of the dependency order (a
+    pulled wheel needs nothing installed before it), side by side within -jN, as Nix substitutes
+    before it builds; each package's rule then runs nothing. A package with an install-time script
+    of its own (which may run what it depends on) is pulled in order."""
+    cache = tmp_path / "cache"
+    first = _tree(tmp_path / "one")
+    # base installs slowly, and only after what its postinst needs: mid, which needs base, is pulled
+    # ahead and installed before base is
+    (first.root / "build/pkgs/base/spkg-postinst").write_text("sleep 2\n")
+    first.configure()
+    first.make("build", extra_env={"SAGE_BINARY_CACHE_PUSH": str(cache),
+                                   "SAGE_BINARY_CACHE_SIGNING_KEY": signing["secret"]})
+    env = {"SAGE_BINARY_CACHE": f"file://{cache}", "SAGE_BINARY_CACHE_MODE": "only",
+           "SAGE_BINARY_CACHE_TRUSTED_KEYS": signing["public"]}
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    result = second.make("build", jobs=2, extra_env=env)
+    assert _from_cache(second) == {"base", "mid", "side"}
+    assert _fetch_starts(second) == {"base": 1, "mid": 1, "side": 1}  # one sage-spkg each, no second call
+    assert "[mid-1.0] pulled ahead of the build order and installed" in result.stdout, result.stdout
+    assert "[side-none] pulled ahead of the build order and installed" in result.stdout
+    assert "[base-1.0] pulled ahead" not in result.stdout and "[base-1.0] installed" in result.stdout
+    assert _phase_end(second, "mid", "install") < _phase_end(second, "base", "install")
+    pulled = {p.name for p in (second.prefix / "var/tmp/sage/pulled-ahead").glob("*/*")}
+    assert pulled == {"mid", "side"}
+    assert second.python("import mid, base; print(base.X)").stdout.strip() == "1"
+    assert _files(second.prefix) == _files(first.prefix)
+    # nothing left to do: no package runs, none is pulled ahead again
+    again = second.make("build", jobs=2, extra_env=env)
+    assert _fetch_starts(second) == {"base": 1, "mid": 1, "side": 1}, again.stdout
+    # no cache, mode never or SAGE_PULL_AHEAD=no: the packages' own rules, in order
+    for tree_name, extra in (("never", {"SAGE_BINARY_CACHE_MODE": "never"}), ("no", {"SAGE_PULL_AHEAD": "no"})):
+        tree = _tree(tmp_path / tree_name, prefix=tmp_path / tree_name / "local", recipes_from=first)
+        result = tree.make("build", jobs=2, extra_env=dict(env, **extra))
+        assert "pulled ahead" not in result.stdout and not (tree.prefix / "var/tmp/sage/pulled-ahead").exists()
+        assert _phase_end(tree, "base", "install") < _phase_end(tree, "mid", "install")
+
+
+def test_a_pull_ahead_miss_builds_in_order_or_fails_once_in_only_mode(tmp_path):
+    cache = tmp_path / "cache"
+    env = {"SAGE_BINARY_CACHE": str(cache), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    first = _tree(tmp_path / "one")
+    first.make("build", extra_env=dict(env, SAGE_BINARY_CACHE_PUSH=str(cache)))
+    # base changed: its key (and mid's, which includes it) misses; side is pulled ahead
+    changed = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    (changed.root / "build/pkgs/base/spkg-check").write_text("true\n")
+    result = changed.make("build", jobs=2, extra_env=env)
+    assert _from_cache(changed) == {"side"} and _built_from_source(changed) == {"base", "mid"}
+    assert _phase_end(changed, "base", "install") < _phase_end(changed, "mid", "install")
+    assert "[side-none] pulled ahead" in result.stdout and "[mid-1.0] installed" in result.stdout
+    assert changed.python("import mid").returncode == 0
+    # only: the misses fail in their own rules, each said once; nothing half-installed
+    strict = _tree(tmp_path / "three", prefix=tmp_path / "three" / "local", recipes_from=changed)
+    result = strict.make("build", jobs=2, check=False, extra_env=dict(env, SAGE_BINARY_CACHE_MODE="only"))
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and said.count("Error: base-1.0 failed in phase 'fetch'") == 1, said
+    assert "Traceback" not in said
+    assert not (strict.prefix / "var/lib/sage/installed/base-1.0").exists()
+
+
+@pytest.mark.parametrize("point", ["install-published", "record-manifest"])
+def test_a_kill_during_a_pull_ahead_leaves_nothing_half_installed(tmp_path, point):
+    cache = tmp_path / "cache"
+    env = {"SAGE_BINARY_CACHE": str(cache), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    first = _tree(tmp_path / "one")
+    first.make("build", extra_env=dict(env, SAGE_BINARY_CACHE_PUSH=str(cache)))
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    killed = second.make("mid", check=False, extra_env=dict(env, SAGE_TEST_KILL_AT=point))
+    assert killed.returncode != 0
+    markers = list((second.prefix / "var/tmp/sage/pulled-ahead").glob("*/*"))
+    stamps = {p.name for p in (second.prefix / "var/lib/sage/installed").iterdir() if not p.name.startswith(".")}
+    # a marker only beside its stamp (a kill between the two leaves the stamp alone)
+    assert all(f"{m.name}-1.0" in stamps for m in markers), (markers, stamps)
+    second.make("mid", extra_env=env)
+    assert second.python("import mid, base").returncode == 0
+    assert _files(second.prefix, second.prefix) == {k: v for k, v in _files(first.prefix).items()
+                                                    if not k.startswith("share/side")}

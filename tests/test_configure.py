@@ -164,7 +164,7 @@ def test_makefile_targets_and_order(tree):
         assert f"\n{target}" in makefile
     assert "$(inst_top): $(HASHES)/top $(PYTHON) $(inst_mid) | $(inst_base)" in makefile
     dry = tree.make("-n", "build").stdout
-    commands = [line.split()[-1] for line in dry.splitlines() if line.startswith(f"{sys.executable} {ROOT}/build/bin/sage-spkg")]
+    commands = [line.split()[-1] for line in dry.splitlines() if line.startswith(f"{sys.executable} -S {ROOT}/build/bin/sage-spkg")]
     assert commands == ["python3-venv", "base", "mid", "top"]
     assert "not run" not in dry  # make -n starts no sage-spkg at all (PLUS)
     assert not tree.prefix.exists()  # -n built nothing

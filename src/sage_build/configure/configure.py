@@ -243,6 +243,7 @@ def decide(argv: list[str], sage_root: Path, environ: Mapping[str, str] | None =
         makefile = render_makefile(
             graph, decisions, sage_root=sage_root, prefix=prefix, python_version=target.version,
             argv=list(argv), disabled_installed=disabled_installed, durations=learned_durations(layout),
+            binary_cache_configured=bool(options.binary_cache),
         )
     except ValueError as error:
         raise ConfigureError(str(error)) from None

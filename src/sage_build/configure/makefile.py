@@ -52,6 +52,7 @@ def render_makefile(
     argv: list[str],
     disabled_installed: list[str] = (),
     durations: dict[str, float] | None = None,
+    binary_cache_configured: bool = False,
 ) -> str:
     """The text of build/make/Makefile."""
     built = {name for name, decision in decisions.items() if not decision.from_system}
@@ -107,6 +108,11 @@ def render_makefile(
         phony=phony,
         build_stamps=[f"$(inst_{name})" for name in build_order],
         disabled_installed=list(disabled_installed),
+        binary_cache_configured=binary_cache_configured,
+        # Pulled from a binary cache ahead of the build order: what needs nothing installed first to
+        # be installed (no install-time script of its own, which may run what it depends on).
+        pull_ahead=[name for name in build_order if not any(
+            graph.packages[name].script_path(script) for script in ("spkg-preinst", "spkg-postinst"))],
     )
 
 

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 # The sage-progress -> sage-spkg contract: written by face.progress, read by face.spkg_command.
 SESSION = "SAGE_BUILD_SESSION"  # the build session the events of a sage-spkg run belong to
 PLAN = "SAGE_BUILD_PLAN"  # a JSON file {package: the plan's reason to build it}
+# Set by the generated Makefile's pull-ahead rules (#20): the file that tells make a package was
+# pulled from a binary cache ahead of the build order; such a run builds nothing.
+PULL_AHEAD = "SAGE_SPKG_PULL_AHEAD"
 QUIET = "SAGE_BUILD_QUIET"  # "1": the progress display replaces sage-spkg's own lines;
 # "warnings": so do sage-progress's lines (off a terminal, V=0), but warnings are still shown
 QUIET_BUT_WARNINGS = "warnings"

@@ -31,6 +31,7 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
     quiet = environ.get(settings.QUIET) in ("1", settings.QUIET_BUT_WARNINGS)
     sage_check = environ.get("SAGE_CHECK")
     plan_file = environ.get(settings.PLAN)
+    pull_ahead = environ.get(settings.PULL_AHEAD)
     return SpkgSettings(
         environ=environ,
         keep_build=keep_build or environ.get("SAGE_KEEP_BUILT_SPKGS") == "yes",
@@ -44,6 +45,7 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
         collisions=settings.collisions(environ),
         cache=cache_settings(environ, config),
         worker=worker,
+        pull_ahead=Path(pull_ahead) if pull_ahead else None,
     )
 
 
@@ -164,7 +166,7 @@ def _run_locked(spkg: Spkg, args, started: float) -> int:
     if not quiet and not spkg.log.echo and sys.stdout.isatty():
         print(f"[{spkg.tag}] building (log: {spkg.log_path})", flush=True)
     try:
-        spkg.run()
+        stamp = spkg.run()
     except PhaseFailed as failure:
         if args.debug:
             raise
@@ -177,7 +179,8 @@ def _run_locked(spkg: Spkg, args, started: float) -> int:
     except KeyboardInterrupt:
         print(f"\n[{spkg.tag}] interrupted; no stamp was written", file=sys.stderr)
         return 130
-    if not quiet:
-        done = "built" if args.build_only else "installed"
+    if not quiet and stamp is not None:  # None: a pull ahead had nothing to pull
+        done = "built" if args.build_only else "pulled ahead of the build order and installed" \
+            if spkg.settings.pull_ahead else "installed"
         print(f"[{spkg.tag}] {done} in {time.time() - started:.1f}s", flush=True)
     return 0

@@ -66,6 +66,9 @@ class SpkgSettings:
     collisions: str = "error"  # what an install does with another package's file (install_wheel)
     cache: CacheSettings = CacheSettings()  # binary caches to pull from and push to (#20)
     worker: int = 0  # the process id of the session worker that runs this package (#19), if one does
+    # A pull ahead of the build order (#20): only from a binary cache, nothing on a miss; this file
+    # then says so to make (the generated Makefile's PULLED directory).
+    pull_ahead: Path | None = None
 
 
 class Spkg:
@@ -116,7 +119,8 @@ class Spkg:
 
     # -- the pipeline ---------------------------------------------------------
 
-    def run(self) -> Path:
+    def run(self) -> Path | None:
+        """The package's stamp; None for a pull ahead that found nothing to pull."""
         os.truncate(self.log_path, 0)  # a fresh log per build (under the package lock)
         try:
             if self.pkg.name == PYTHON_PSEUDO:
@@ -141,7 +145,7 @@ class Spkg:
         with self.phase(events.RECORD):
             return write_manifest(self.layout, self.pkg.name, self.version, [])
 
-    def _run(self) -> Path:
+    def _run(self) -> Path | None:
         target = self._target()
         # configure's --enable-system-site-packages may have changed since the venv was made
         if set_system_site_packages(self.layout.local, self.config.system_site_packages):
@@ -160,6 +164,10 @@ class Spkg:
         key = self._cache_key(target) if self.build_only is None and self.settings.cache.used else None
         pulls = key is not None and self.settings.cache.pulls and not self._check_needs_a_build()
         pulled = self._pull(key, staging) if pulls else None
+        if pulled is None and self.settings.pull_ahead is not None:
+            # nothing to pull: make builds it in its dependencies' order
+            shutil.rmtree(self.build_dir, ignore_errors=True)
+            return None
         if pulled is None:
             wheels = self._fetch_unpack_build(target, env)
         else:
@@ -186,6 +194,8 @@ class Spkg:
             write_record(self.layout.cache_record(self.pkg.name, self.version), key, self.layout.local, files)
             stamp = write_manifest(self.layout, self.pkg.name, self.version, files, test_result)
             reach("record-manifest")
+            if self.settings.pull_ahead is not None:
+                self._say_pulled_ahead(self.settings.pull_ahead)
         if pulled is None and key is not None and self.settings.cache.push:
             self._push(files)
         if not self.keep_build:
@@ -247,12 +257,23 @@ class Spkg:
                               always=not self.settings.quiet)
                 self.event_fields["cache"] = pulled.url
                 return pulled
-            if cache.mode == "only":
+            if cache.mode == "only" and self.settings.pull_ahead is None:  # a pull ahead: its build says it
                 raise CacheError(f"{self.pkg.name}: SAGE_BINARY_CACHE_MODE=only and no binary cache has it:\n  "
                                  + "\n  ".join(problems) + f"\n(./sage --cache key {self.pkg.name} --explain"
                                  " lists what its key is made of)")
             self.log.line(f"not in a binary cache (key {key.key[:16]}...): building it")
         return None
+
+    def _say_pulled_ahead(self, marker: Path) -> None:
+        """Tell make that this package was pulled ahead of the build order (its stamp is written
+        first: a kill in between makes the package's own rule find it built meanwhile). The
+        markers of earlier sessions, one directory each, go once they are a day old."""
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(marker, b"")
+        for other in marker.parent.parent.iterdir():
+            with contextlib.suppress(OSError):
+                if other != marker.parent and time.time() - other.stat().st_mtime > 86400:
+                    shutil.rmtree(other)
 
     def _check_needs_a_build(self) -> bool:
         """SAGE_CHECK=yes asks that a package's spkg-check run and pass here; a pulled package has
