@@ -98,3 +98,53 @@ def test_the_share_borrows_free_tokens_and_gives_them_back():
 def test_makeflags_of_one_job_have_no_jobserver():
     assert _makeflags_with(" -j2 --jobserver-auth=3,4", 1, "7,8").split() == []
     assert _makeflags_with(" -j2 --jobserver-auth=3,4", 2, "7,8").split() == ["-j2", "--jobserver-auth=7,8"]
+
+
+def test_an_install_borrows_free_tokens_for_its_byte_code_and_gives_them_back():
+    import os
+
+    from sage_build.base.jobserver import borrowed
+
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"+")  # make -j5, three other jobs running: one token free
+    try:
+        with borrowed({"MAKEFLAGS": f" -j5 --jobserver-auth={read_fd},{write_fd}"}, 3) as extra:
+            assert extra == 1
+            os.set_blocking(read_fd, False)
+            with pytest.raises(BlockingIOError):
+                os.read(read_fd, 1)
+        assert os.read(read_fd, 10) == b"+"
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    with borrowed({"MAKEFLAGS": "", "SAGE_NUM_THREADS": "3"}, 5) as extra:
+        assert extra == 2  # no jobserver: what the budget allows
+    with borrowed({"MAKEFLAGS": ""}, 5) as extra:
+        assert extra == 0
+
+
+def _compiled_in(tree, name: str) -> str:
+    log = (tree.root / f"logs/pkgs/{name}-1.0.log").read_text()
+    return next(line.split("] ", 1)[1] for line in log.splitlines() if "] installed " in line)
+
+
+@pytest.mark.slow
+def test_a_big_wheels_byte_code_uses_only_the_free_job_slots(tree, tmp_path):
+    """`make -j2`: a big wheel compiles its byte-code in two processes when it is alone, in one
+    when another package holds the second slot (before: always two, three processes on two slots)."""
+    from conftest import make_wheel
+
+    files = {f"big/m{i}.py": f"X = {i}\n".encode() for i in range(400)}
+    wheel = make_wheel(tmp_path / "w", "big", "1.0", files)
+    add_recipe(tree.root, "big", version="1.0", tarball=wheel)
+    add_recipe(tree.root, "holder", version="1.0", deps="", files={"spkg-install": (
+        'mkdir -p "$SAGE_DESTDIR$SAGE_LOCAL/share" && echo x > "$SAGE_DESTDIR$SAGE_LOCAL/share/holder"\n'
+        f'for i in $(seq 100); do [ -e "$SAGE_LOCAL/var/lib/sage/installed/big-1.0" ] && exit 0; sleep 0.1; done\n')})
+    tree.configure()
+    tree.make("python3-venv")
+    tree.make("big", jobs=2)
+    assert _compiled_in(tree, "big") == "installed big-1.0-py3-none-any.whl (byte-code compiled in 2 processes)"
+    tree.make("big-uninstall")
+    tree.make("holder", "big", jobs=2)  # holder waits until big is installed: it holds its slot throughout
+    assert _compiled_in(tree, "big") == "installed big-1.0-py3-none-any.whl"
+    assert tree.python("import big.m399; print(big.m399.X)").stdout.strip() == "399"

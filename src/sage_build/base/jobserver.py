@@ -13,6 +13,9 @@
   exactly the share: a pipe holding ``share - 1`` tokens, named in MAKEFLAGS' ``--jobserver-auth``
   and passed to the build's processes (:func:`open_fds`).
 
+An install borrows the same way, for as long as it compiles a big wheel's byte-code in several
+processes (:func:`borrowed`).
+
 Borrowed tokens go back to make when the build ends, also on an error; a SIGKILLed build loses
 them (make then runs that session with fewer slots). Reading make's pipe without blocking needs a
 file description of our own, from Linux's /proc/self/fd; where there is none the share is one
@@ -135,4 +138,22 @@ def build_share(environ: Mapping[str, str]) -> Iterator[dict[str, str]]:
     finally:
         for fd in pipe:
             os.close(fd)
+        _give_back(write_end, tokens)
+
+
+@contextmanager
+def borrowed(environ: Mapping[str, str], want: int) -> Iterator[int]:
+    """Up to ``want`` jobs more than the one a sage-spkg has, for a while (an install compiling a
+    big wheel's byte-code, #19): the tokens free in make's jobserver now, given back at the end;
+    without make's jobserver, what the budget allows. Yields how many it got."""
+    want = max(0, min(want, job_budget(environ) - 1))
+    ends = _ends(jobserver_auth(environ.get("MAKEFLAGS", ""))) if want else None
+    if ends is None:
+        yield want
+        return
+    read_path, write_end = ends
+    tokens = _borrow(read_path, want)
+    try:
+        yield len(tokens)
+    finally:
         _give_back(write_end, tokens)

@@ -22,7 +22,7 @@ import time
 import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, ContextManager, Iterable
 
 # installer's public API only (its documented abstract classes and public functions), so that
 # any installer in pyproject.toml's range works: tests/test_installer_api.py checks no private name is used.
@@ -359,7 +359,8 @@ class AtomicDestination(WheelDestination):
     def __init__(self, scheme_dict: dict[str, str], *, interpreter: str, script_kind: str, installing: str,
                  python: Path, collisions: str = "error", bytecode_levels: Iterable[int] = (0,),
                  lock_file: Path | None = None, compile_workers: int = 1, compile_here: bool = False,
-                 destdir: str | None = None, hash_algorithm: str = "sha256"):
+                 destdir: str | None = None, hash_algorithm: str = "sha256",
+                 borrow_jobs: Callable[[int], ContextManager[int]] | None = None):
         self.scheme_dict = scheme_dict  # final locations (RECORD, byte-code, shebangs)
         self.interpreter, self.script_kind = interpreter, script_kind
         self.hash_algorithm = hash_algorithm
@@ -367,6 +368,8 @@ class AtomicDestination(WheelDestination):
         # The scheme directories as written now: under DESTDIR when staging.
         self.real_dirs = {scheme: _under_destdir(directory, destdir) for scheme, directory in scheme_dict.items()}
         self.compile_workers = compile_workers
+        self.borrow_jobs = borrow_jobs  # more job slots for a while: yields how many it got
+        self.compiled_in = 0  # how many processes compiled the byte-code (0: none was compiled)
         self.compile_here = compile_here
         self.installing = installing
         self.python = python
@@ -564,8 +567,14 @@ class AtomicDestination(WheelDestination):
                 refuse_links_out(cache, self.root, checked=self.link_checked, installing=self.installing)
                 self.ready_dirs.add(cache)
                 cleanup_stale_temporaries(cache, self.owners_dir, self._owner_alive)
-        # A big wheel (sympy ...) compiles in several interpreters at once, within the job budget.
-        workers = max(1, min(self.compile_workers, len(sources) // 150))
+        # A big wheel (sympy ...) compiles in several interpreters at once, with the job slots that
+        # are free now (make's jobserver: what other packages do not use), given back afterwards.
+        wanted = max(1, min(self.compile_workers, len(sources) // 150))
+        with self.borrow_jobs(wanted - 1) if self.borrow_jobs else contextlib.nullcontext(wanted - 1) as extra:
+            return self._compile_in(sources, 1 + extra)
+
+    def _compile_in(self, sources: list, workers: int) -> list[tuple[Scheme, RecordEntry]]:
+        self.compiled_in = workers
         chunks = [sources[i::workers] for i in range(workers)]
         levels = list(self.bytecode_levels)
         if self.compile_here:
@@ -654,22 +663,25 @@ def find_owner(path: Path, site_dirs: Iterable[Path], destdir: str | None = None
 
 
 class InstalledWheel:
-    def __init__(self, name: str, version: str, dist_info: Path, files: list[str]):
+    def __init__(self, name: str, version: str, dist_info: Path, files: list[str], compiled_in: int = 0):
         self.name, self.version = name, version
         self.dist_info = dist_info  # as written now (staged if DESTDIR)
         self.files = files
+        self.compiled_in = compiled_in  # how many processes compiled its byte-code (0: none)
 
 
 def install_wheel(
     wheel: Path, *, paths: dict[str, str], python_final: Path, python_now: Path,
     collisions: str, destdir: Path | None = None, lock_file: Path | None = None,
     bytecode_levels: Iterable[int] = (0,), compile_workers: int = 1, compile_here: bool = False,
+    borrow_jobs: Callable[[int], ContextManager[int]] | None = None,
 ) -> InstalledWheel:
     """Install ``wheel`` into the scheme ``paths`` (the target's sysconfig paths, final locations).
 
     ``python_final`` goes into script shebangs; ``python_now`` compiles byte-code, or this
     process does if ``compile_here`` (``python_now`` writes the same byte-code as we do), in up
-    to ``compile_workers`` processes.  ``collisions`` (SAGE_INSTALL_COLLISIONS, which the face
+    to ``compile_workers`` processes: as many as ``borrow_jobs(wanted - 1)`` yields more slots
+    (none without it) while they compile.  ``collisions`` (SAGE_INSTALL_COLLISIONS, which the face
     reads): 'error' refuses a file another package installed, 'warn' keeps it and says so.
     """
     if collisions not in ("error", "warn"):
@@ -695,7 +707,7 @@ def install_wheel(
             scheme, interpreter=str(python_final), script_kind="posix", installing=f"{name} {version}",
             python=python_now, collisions=collisions, bytecode_levels=bytecode_levels,
             lock_file=lock_file, destdir=str(destdir) if destdir else None,
-            compile_workers=compile_workers,
+            compile_workers=compile_workers, borrow_jobs=borrow_jobs,
             compile_here=compile_here,
         )
         if destination.owners_dir is not None:
@@ -710,7 +722,8 @@ def install_wheel(
                 raise
             raise InstallError(f"installing {wheel.name} failed: {error}; nothing of it was kept") from None
     root = Path(destination.real_path(Scheme("purelib"), dist_info))
-    return InstalledWheel(name=name, version=version, dist_info=root, files=destination.published)
+    return InstalledWheel(name=name, version=version, dist_info=root, files=destination.published,
+                          compiled_in=destination.compiled_in)
 
 
 def _same_version(a: str, b: str) -> bool:

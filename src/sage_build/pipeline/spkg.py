@@ -32,7 +32,7 @@ from sage_build.base.layout import Layout, tool_bin_dir, tool_root
 from sage_build.base import events
 from sage_build.base.events import record_event
 from sage_build.pipeline.package_log import PackageLog
-from sage_build.base.jobserver import build_share
+from sage_build.base.jobserver import borrowed, build_share
 from sage_build.base.makeflags import job_budget
 from sage_build.install.manifest import read_manifest, write_manifest
 from sage_build.recipes.recipe import PYTHON_PSEUDO, Kind, Package, load_packages
@@ -418,7 +418,8 @@ class Spkg:
                     stored.unlink(missing_ok=True)  # no manifest will name it
                     raise
                 reach("install-wheel")
-                self.log.line(f"installed {stored.name}")
+                self.log.line(f"installed {stored.name}" + (f" (byte-code compiled in {installed.compiled_in}"
+                                                            " processes)" if installed.compiled_in > 1 else ""))
                 published.append(stored.name)
                 files.append(str(stored.relative_to(self.layout.local)))
                 distributions.append((installed.name, installed.version,
@@ -667,6 +668,7 @@ class Spkg:
 
         return {"bytecode_levels": parse_levels(self.settings.bytecode_levels, "SAGE_BYTECODE_LEVELS"),
                 "collisions": self.settings.collisions, "compile_workers": job_budget(self.settings.environ),
+                "borrow_jobs": functools.partial(borrowed, self.settings.environ),
                 "compile_here": target.compiles_like_us()}
 
     def _maintainer_script(self, script: str, env: dict) -> None:
