@@ -244,3 +244,45 @@ def test_a_makefile_in_without_python_toolchain_keeps_our_default(tmp_path):
     graph = load_graph(tmp_path / "build" / "pkgs")
     assert graph.toolchain == ("setuptools",)
     assert graph.dependencies("app") == ([], ["setuptools"])
+
+
+def test_a_remembered_graph_is_read_again_whenever_the_recipes_change(tmp_path):
+    """A session's worker keeps a tree's graph for the binary cache's keys (#19); any change to what
+    load_graph reads must be seen: an edit of the same size, a new file, a new recipe, a file behind
+    a link, the make variables."""
+    import os
+    import time
+
+    from sage_build.recipes.graph import load_graph_remembered
+
+    root = tmp_path / "tree"
+    pkgs = root / "build" / "pkgs"
+    add_recipe(root, "alpha", version="1.0", deps="")
+    add_recipe(root, "beta", version="1.0", deps="alpha")
+    outside = tmp_path / "shared-patch"
+    outside.write_text("one\n")
+    (pkgs / "beta" / "patches").mkdir()
+    os.symlink(outside, pkgs / "beta" / "patches" / "fix.patch")
+    first = load_graph_remembered(pkgs)
+    assert load_graph_remembered(pkgs) is first  # unchanged: no read
+
+    def changed(edit) -> None:
+        before = load_graph_remembered(pkgs)
+        time.sleep(0.02)  # the kernel's timestamps are coarse (jiffies): make could not tell either
+        edit()
+        after = load_graph_remembered(pkgs)
+        assert after is not before
+        assert load_graph_remembered(pkgs) is after
+
+    version = pkgs / "alpha" / "package-version.txt"
+    changed(lambda: version.write_text("2.0\n"))  # same size as "1.0\n"
+    assert load_graph_remembered(pkgs).packages["alpha"].version == "2.0"
+    changed(lambda: (pkgs / "alpha" / "spkg-check").write_text("true\n"))
+    changed(lambda: add_recipe(root, "gamma", version="1.0", deps="beta"))
+    assert "gamma" in load_graph_remembered(pkgs).packages
+    hash_before = load_graph_remembered(pkgs).packages["beta"].content_hash
+    changed(lambda: outside.write_text("two\n"))
+    assert load_graph_remembered(pkgs).packages["beta"].content_hash != hash_before
+    changed(lambda: (root / "build" / "variables.mk").write_text("BLAS = openblas\n"))
+    changed(lambda: (pkgs / "gamma" / "type").unlink())
+    assert "gamma" not in load_graph_remembered(pkgs).packages

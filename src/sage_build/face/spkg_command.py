@@ -107,6 +107,22 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ,
         return 1
 
 
+def remember_tree(environ: Mapping[str, str]) -> None:
+    """In a session's worker, once per tree: load what each package of a tree that uses a binary
+    cache would otherwise read whole for its key (the recipe graph), so that the worker's children
+    inherit it (recipes.graph.load_graph_remembered checks that it is still the tree's)."""
+    if not os.path.isabs(environ.get("SAGE_ROOT", "")):
+        return
+    from sage_build.recipes.graph import load_graph_remembered
+
+    try:
+        config = load_config(settings.sage_root(environ))
+        if cache_settings(environ, config).used:
+            load_graph_remembered(settings.layout_of(config, None, environ).pkgs_dir)
+    except (SageBuildError, OSError):
+        pass  # the package's own run says what is wrong
+
+
 def parse_arguments(argv: list[str]):
     import argparse
 

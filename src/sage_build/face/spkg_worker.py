@@ -109,6 +109,7 @@ class Worker:
         self.code_paths: list[str] = []
         self.last_work = time.monotonic()
         self.session_ended = False
+        self.trees: set[str] = set()  # the SAGE_ROOTs whose recipe graph this worker has loaded
 
     def listen(self) -> None:
         path = self.base + ".sock"
@@ -251,6 +252,12 @@ class Worker:
             connection.sendall(b"P %d\n" % pid)
         except OSError:
             pass  # the caller is gone: caller_left kills the child
+        root = request["environ"].get("SAGE_ROOT", "")
+        if root not in self.trees:  # while the child runs: the next ones inherit the tree's graph
+            self.trees.add(root)
+            from sage_build.face.spkg_command import remember_tree
+
+            remember_tree(request["environ"])
 
     def child_ended(self, pidfd: int) -> None:
         pid, connection = self.children.pop(pidfd)

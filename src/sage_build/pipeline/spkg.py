@@ -209,10 +209,10 @@ class Spkg:
         computed and no cache is used (a build never fails for a key it does not need)."""
         from sage_build.cache.key import package_keys
         from sage_build.configure.build_plan import enabled_in_makefile
-        from sage_build.recipes.graph import load_graph
+        from sage_build.recipes.graph import load_graph_remembered
 
         try:
-            graph = load_graph(self.layout.pkgs_dir)
+            graph = load_graph_remembered(self.layout.pkgs_dir)
             enabled = enabled_in_makefile(self.layout) if self.layout.makefile.is_file() else None
             keys = package_keys(self.config, graph, target, self.settings.environ, enabled=enabled,
                                 names=[self.pkg.name])

@@ -32,7 +32,7 @@ from typing import Iterable
 from sage_build.base.errors import RecipeError
 from sage_build.recipes.makevars import MakeVariables, read_make_variables
 from sage_build.recipes.recipe import (  # noqa: F401  (PYTHON_PSEUDO: the graph's name for it too)
-    PYTHON_PSEUDO, Kind, Package, RecipeProblem, load_packages, parse_dependency_line, settle_problems,
+    PYTHON_PSEUDO, Kind, Package, RecipeProblem, load_packages, parse_dependency_line, recipes_state, settle_problems,
 )
 
 #: Build backends installed from upstream wheels; without a tree's own definition,
@@ -387,6 +387,32 @@ def _file_of(pkg: Package, token: str) -> str:
             if entry == token or token in entry:
                 return f"{pkg.path}/src/pyproject.toml.m4, line {line}"
     return f"{pkg.path}/dependencies"
+
+
+_remembered: dict[Path, tuple[tuple, Graph]] = {}
+
+
+def load_graph_remembered(pkgs_dir: Path) -> Graph:
+    """:func:`load_graph`, remembered by this process for as long as the recipes and the make
+    variables are unchanged (their :func:`~sage_build.recipes.recipe.recipes_state`: stats, no
+    reads). A session's worker loads its tree once and every package's child reuses it, for the
+    binary cache's key (#19: a whole tree read per package was 30 ms on 40 recipes, 360 ms on 625)."""
+    from sage_build.recipes.makevars import SOURCES
+
+    variables = []
+    for relative in SOURCES:
+        try:
+            info = (pkgs_dir.parent / relative).stat()
+            variables.append((relative, info.st_ino, info.st_size, info.st_mtime_ns))
+        except OSError:
+            pass
+    state = (tuple(variables), recipes_state(pkgs_dir))
+    remembered = _remembered.get(pkgs_dir)
+    if remembered is not None and remembered[0] == state:
+        return remembered[1]
+    graph = load_graph(pkgs_dir)
+    _remembered[pkgs_dir] = (state, graph)
+    return graph
 
 
 def load_graph(pkgs_dir: Path, warnings: list[str] | None = None) -> Graph:

@@ -12,7 +12,7 @@ import enum
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -276,9 +276,9 @@ def is_python_package(pkg: Package) -> bool:
     return bool(_SDH_PIP.search(install.read_text(errors="replace")))
 
 
-def scan_recipe(path: Path) -> dict[str, bytes]:
-    """Every file of a recipe (relative name -> bytes), read once; an in-tree ``src/`` is left out."""
-    files: dict[str, bytes] = {}
+def _recipe_entries(path: Path) -> Iterator[tuple[str, os.DirEntry]]:
+    """A recipe's files and directories (relative name, entry), links followed; an in-tree
+    ``src/`` is left out."""
     stack = [("", str(path))]
     while stack:
         prefix, directory = stack.pop()
@@ -290,11 +290,37 @@ def scan_recipe(path: Path) -> dict[str, bytes]:
             rel = prefix + entry.name
             if entry.is_dir():
                 if rel not in ("src", "__pycache__"):
+                    yield rel + "/", entry
                     stack.append((rel + "/", entry.path))
             elif entry.is_file():
-                with open(entry.path, "rb") as handle:
-                    files[rel] = handle.read()
+                yield rel, entry
+
+
+def scan_recipe(path: Path) -> dict[str, bytes]:
+    """Every file of a recipe (relative name -> bytes), read once; an in-tree ``src/`` is left out."""
+    files: dict[str, bytes] = {}
+    for rel, entry in _recipe_entries(path):
+        if not rel.endswith("/"):
+            with open(entry.path, "rb") as handle:
+                files[rel] = handle.read()
     return files
+
+
+def recipes_state(pkgs_dir: Path) -> tuple:
+    """What :func:`load_packages` reads, as make sees a change: every recipe file and directory it
+    walks, with inode, size and modification time (links followed). Equal states, equal packages."""
+    info = pkgs_dir.stat()
+    state: list[tuple] = [("", info.st_ino, info.st_mtime_ns)]
+    for path in package_dirs(pkgs_dir):
+        info = path.stat()
+        state.append((path.name, info.st_ino, info.st_mtime_ns))
+        for rel, entry in _recipe_entries(path):
+            try:
+                info = entry.stat()
+            except OSError:
+                continue
+            state.append((rel, info.st_ino, info.st_size, info.st_mtime_ns))
+    return tuple(state)
 
 
 #: Recipe files that describe a package without changing how it builds: its documentation, the
