@@ -5,12 +5,14 @@ wheels, side by side in one run.
 
 A distribution tree (a copy of build/pkgs, configured with --upstream-dir) is built once from
 source with SAGE_BINARY_CACHE_PUSH (signed with a fresh key): the warm cache; its wheels are also
-copied into one flat directory for uv. Then rounds interleave three configurations, each on a fresh
+copied into one flat directory for uv. Then rounds interleave four configurations, each on a fresh
 prefix at the same path (the previous prefix is moved aside, untimed, and deleted at the end):
 
 - **from source**: `make -jN -f <tree>/build/make/Makefile build`, no cache;
 - **from cache**: the same command with SAGE_BINARY_CACHE=<dir> SAGE_BINARY_CACHE_MODE=only and the
   public key trusted (every package must come from the cache: checked from logs/events.jsonl);
+- **cache in order**: the same with SAGE_PULL_AHEAD=no (each package pulled by its own rule, in
+  the dependency order, as before the pull ahead);
 - **uv**: `python -m venv --without-pip` (untimed) then ONE timed `uv pip install --no-deps
   --no-index --find-links DIR --compile-bytecode --cache-dir FRESH` of every wheel's distribution.
 
@@ -44,7 +46,7 @@ from readme_section import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL_PYTHON = REPO / ".venv" / "bin" / "python"
-CONFIGS = ("source", "cache", "uv")
+CONFIGS = ("source", "cache", "cache in order", "uv")
 IMPORT_CHECK = "import yaml._yaml, markupsafe._speedups; assert yaml.__with_libyaml__"
 
 
@@ -105,7 +107,7 @@ def main() -> int:
         times: dict[str, list[tuple[float, float]]] = {c: [] for c in CONFIGS}
         counter = 0
         for round_ in range(args.runs):
-            order = CONFIGS[round_ % 3:] + CONFIGS[: round_ % 3]
+            order = CONFIGS[round_ % len(CONFIGS):] + CONFIGS[: round_ % len(CONFIGS)]
             for config in order:
                 counter += 1
                 if prefix.exists():
@@ -122,9 +124,11 @@ def main() -> int:
                         run(command, env=base_env)
                 else:
                     env = dict(base_env)
-                    if config == "cache":
+                    if config.startswith("cache"):
                         env.update(SAGE_BINARY_CACHE=str(cache), SAGE_BINARY_CACHE_MODE="only",
                                    SAGE_BINARY_CACHE_TRUSTED_KEYS=public)
+                    if config == "cache in order":
+                        env.update(SAGE_PULL_AHEAD="no")
 
                     def go(env=env) -> None:
                         make_build(tree, args.jobs, env)
@@ -136,12 +140,12 @@ def main() -> int:
                     built = {e["package"] for e in events if e["phase"] == "build" and e["event"] == "end"}
                     pulled = {e["package"] for e in events if e.get("cache") and e["phase"] == "fetch"
                               and e["event"] == "end"}
-                    if config == "cache" and (built or pulled != set(packages)):
+                    if config.startswith("cache") and (built or pulled != set(packages)):
                         raise SystemExit(f"the cache run built {sorted(built)}; pulled {len(pulled)} of {len(packages)}")
                     if config == "source" and pulled:
                         raise SystemExit(f"the source run pulled {sorted(pulled)}")
                 times[config].append((elapsed, others))
-                log(f"round {round_ + 1}/{args.runs}: {config:<6} {elapsed:7.2f} s (other processes {others:.2f} cores)")
+                log(f"round {round_ + 1}/{args.runs}: {config:<14} {elapsed:7.2f} s (other processes {others:.2f} cores)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -165,7 +169,9 @@ def main() -> int:
         "| configuration | median | runs |",
         "| --- | ---: | --- |",
     ]
-    for config, label in (("source", "from source"), ("cache", "from the binary cache"), ("uv", "uv, same wheels")):
+    for config, label in (("source", "from source"), ("cache", "from the binary cache"),
+                          ("cache in order", "from the binary cache, in dependency order (SAGE_PULL_AHEAD=no)"),
+                          ("uv", "uv, same wheels")):
         cells = ", ".join(f"{t:.1f} ({o:.2f})" for t, o in times[config])
         lines.append(f"| {label} | {median(config):.1f} s | {cells} |")
     lines += [
@@ -174,6 +180,8 @@ def main() -> int:
         " target >= 10x)",
         f"- from cache / uv: {median('cache') / median('uv'):.2f}x (per round: {per_round('cache', 'uv')};"
         " target <= 1.5x)",
+        f"- in dependency order / pulled ahead: {median('cache in order') / median('cache'):.2f}x (per round:"
+        f" {per_round('cache in order', 'cache')})",
     ]
     body = "\n".join(lines)
     print(body)
