@@ -542,8 +542,8 @@ def test_a_childs_system_exit_ends_it_as_it_ends_an_interpreter(tmp_path, monkey
         try:
             err = os.open(errors, os.O_WRONLY | os.O_CREAT, 0o600)
             fds = [os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY), err]
-            request = {"worker": os.getppid(), "pgid": os.getpgrp(), "targets": [0, 1, 2], "cwd": str(tmp_path),
-                       "umask": 0o022, "environ": {"PATH": os.environ["PATH"]}, "argv": ["probe"],
+            request = {"worker": os.getppid(), "pgid": os.getpgrp(), "targets": [0, 1, 2], "cwd": os.fsencode(str(tmp_path)),
+                       "umask": 0o022, "environ": {b"PATH": os.environb[b"PATH"]}, "argv": ["probe"],
                        "sigmask": signal.pthread_sigmask(signal.SIG_BLOCK, [])}
             spkg_worker._run_child(request, fds, -1)
         finally:
@@ -800,7 +800,8 @@ def test_a_package_installs_with_makes_stdout_or_stderr_closed(tree, runtime, mo
     assert "probe ran" in (tree.root / "logs/pkgs/probe-none.log").read_text()  # the log has what was not shown
 
 
-@pytest.mark.parametrize("payload", [b"sage-spkg-worker/1\0/\0not a number", b"sage-spkg-worker/1\0/\0" + b"18", b"partial"])
+@pytest.mark.parametrize("payload", [spkg_client.PROTOCOL + b"\0utf-8\0/\0not a number",
+                                     spkg_client.PROTOCOL + b"\0utf-8\0/\0" + b"18", b"partial"])
 def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_worker(tmp_path, payload):
     """The worker must not keep a caller's descriptor (make's output pipe: its reader would wait
     for the worker's end) when the request that carried it cannot be read."""
@@ -838,3 +839,64 @@ def test_many_packages_side_by_side_in_one_worker(tree, runtime):
         assert f"[{name}-1.0] installed in" in result.stdout
         assert len(list((tree.prefix / "var/lib/sage/installed").glob(f"{name}-*"))) == 1
     assert tree.python("import " + ", ".join(later) + "; print('ok')").stdout.strip() == "ok"
+
+
+@pytest.fixture(scope="module")
+def latin1_locale(tmp_path_factory) -> dict[str, str]:
+    """An ISO-8859-1 locale made for the test (this machine has only C and C.UTF-8): there, Python
+    decodes file names as Latin-1, not UTF-8."""
+    where = tmp_path_factory.mktemp("locale")
+    made = subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(where / "en_US.ISO-8859-1")],
+                          capture_output=True)
+    env = {"LOCPATH": str(where), "LC_ALL": "en_US.ISO-8859-1"}
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                           env=dict(os.environ, **env), capture_output=True, text=True)
+    if made.returncode != 0 or probe.stdout.strip() != "iso8859-1":
+        pytest.skip(f"no Latin-1 locale could be made here: {made.stderr[-300:]!r}")
+    return env
+
+
+LOCALES = {"C": {"LC_ALL": "C"}, "C, no UTF-8 mode": {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},
+           "C.UTF-8": {"LC_ALL": "C.UTF-8"}, "Latin-1": None}
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_a_session_in_a_working_directory_whose_name_is_not_utf8(tree, runtime, locale, request):
+    """make run from `caf\\xe9` (Latin-1 bytes): the worker's child must enter the very directory its
+    caller was in, whatever the locale decodes the name to."""
+    env = LOCALES[locale] or request.getfixturevalue("latin1_locale")
+    names = _session_tree(tree, ["a", "b"])
+    here = os.path.join(os.fsencode(str(tree.root)), b"caf\xe9")
+    os.mkdir(here)
+    environ = {**{os.fsencode(k): os.fsencode(v) for k, v in tree.env.items() if k not in ("LANG", "LANGUAGE")
+                  and not k.startswith("LC_")},
+               b"XDG_RUNTIME_DIR": os.fsencode(str(runtime)), **{k.encode(): v.encode() for k, v in env.items()}}
+    environ.pop(b"PYTHONIOENCODING", None)
+    result = subprocess.run([b"make", b"-f", os.fsencode(str(tree.root / "build/make/Makefile")), *map(str.encode, names)],
+                            cwd=here, env=environ, capture_output=True)
+    assert result.returncode == 0, (result.stdout[-2000:] + result.stderr[-3000:]).decode("latin-1")
+    records = _record_events(tree)
+    assert records["a"].get("worker") and records["b"].get("worker")
+    for name in ("a", "b"):
+        assert tree.python(f"import {name}; print({name}.NAME)").stdout.strip() == name
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_a_request_carries_the_working_directory_and_arguments_as_bytes(tmp_path, locale, request):
+    """What the client sends is what the worker reads back, byte for byte, whatever either side's locale."""
+    from sage_build.face.spkg_worker import _read_request
+
+    env = LOCALES[locale] or request.getfixturevalue("latin1_locale")
+    here = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9 \xc3\xa9")
+    os.mkdir(here)
+    script = (f"import os, sys\nsys.path.insert(0, {str(ROOT / 'src')!r})\nfrom sage_build.face import spkg_client\n"
+              "sys.stdout.buffer.write(spkg_client.encode_request([os.fsdecode(b'pkg\\xe9')], os.environ, []))\n")
+    sent = subprocess.run([sys.executable, "-c", script], cwd=here, capture_output=True,
+                          env={"PATH": os.environ["PATH"], "V": "caf\xe9", **env}).stdout
+    theirs, ours = socket.socketpair()
+    with theirs, ours:
+        theirs.sendall(len(sent).to_bytes(4, "big") + sent)
+        parsed = _read_request(ours, b"")
+    assert parsed is not None
+    assert parsed["cwd"] == here
+    assert [os.fsencode(arg) for arg in parsed["argv"]] == [b"pkg\xe9"]

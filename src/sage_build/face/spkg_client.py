@@ -30,7 +30,7 @@ SWITCH = "SAGE_SPKG_WORKER"
 #: When the top-level make started (the generated Makefile exports it): with that make's process
 #: id, the session a worker serves and outlives by nothing.
 MAKE_STARTED = "SAGE_MAKE_STARTED"
-PROTOCOL = b"sage-spkg-worker/1"
+PROTOCOL = b"sage-spkg-worker/2"
 #: The most descriptors one message carries (Linux's SCM_MAX_FD is 253).
 MAX_FDS = 250
 _SOCKET_PATH_MAX = 107  # sun_path, less its final NUL
@@ -126,11 +126,15 @@ def inherited_fds(exclude: int) -> list[int]:
 
 
 def encode_request(argv: list[str], environ: Mapping[str, str], fds: list[int]) -> bytes:
-    """The request: NUL-separated fields, the environment's ``KEY=VALUE`` last."""
+    """The request: NUL-separated fields, the environment's ``KEY=VALUE`` last.
+
+    Names go as the bytes the system gave (the working directory, the arguments, the environment):
+    the worker decodes nothing, so a name that is not UTF-8 arrives as it left whatever the locale.
+    The file system encoding goes too: a worker whose interpreter decodes names otherwise refuses."""
     mask = os.umask(0)
     os.umask(mask)
-    fields = [PROTOCOL, os.getcwd().encode("utf-8", "surrogateescape"), b"%d" % mask, b"%d" % os.getpgrp(),
-              b"%d" % len(argv), *(arg.encode("utf-8", "surrogateescape") for arg in argv),
+    fields = [PROTOCOL, sys.getfilesystemencoding().encode(), os.getcwdb(), b"%d" % mask, b"%d" % os.getpgrp(),
+              b"%d" % len(argv), *(os.fsencode(arg) for arg in argv),
               b"%d" % len(fds), *(b"%d" % fd for fd in fds)]
     fields += [os.fsencode(key) + b"=" + os.fsencode(value) for key, value in environ.items()]
     return b"\0".join(fields)

@@ -223,6 +223,12 @@ class Worker:
                 connection.close()
                 self.stop_listening()
                 return
+            if request["encoding"] != sys.getfilesystemencoding():
+                # the child would read the caller's names (arguments, the environment as str)
+                # otherwise than the caller's own interpreter: the caller runs its package itself
+                connection.sendall(b"R another file system encoding\n")
+                connection.close()
+                return
             request["worker"] = os.getpid()
             # The child starts with the worker's dispositions (SIGINT ignored): a signal that comes
             # before it has set its own waits, blocked, instead of being lost (a blocked signal is
@@ -342,9 +348,11 @@ def _read_request(connection: socket.socket, head: bytes) -> dict | None:
     fields = bytes(payload).split(b"\0")
     if fields[0] != spkg_client.PROTOCOL:
         return None
-    cwd, umask, pgid, count = fields[1], int(fields[2]), int(fields[3]), int(fields[4])
-    argv = [arg.decode("utf-8", "surrogateescape") for arg in fields[5:5 + count]]
-    at = 5 + count
+    # The names stay bytes (the directory, the environment); the arguments are decoded as the
+    # caller's interpreter did, which start() checks is this one's way (``encoding``).
+    encoding, cwd, umask, pgid, count = fields[1].decode("ascii"), fields[2], int(fields[3]), int(fields[4]), int(fields[5])
+    argv = [os.fsdecode(arg) for arg in fields[6:6 + count]]
+    at = 6 + count
     fd_count = int(fields[at])
     targets = [int(fd) for fd in fields[at + 1:at + 1 + fd_count]]
     if len(targets) != fd_count:
@@ -352,8 +360,8 @@ def _read_request(connection: socket.socket, head: bytes) -> dict | None:
     environ = {}
     for entry in fields[at + 1 + fd_count:]:
         key, _, value = entry.partition(b"=")
-        environ[os.fsdecode(key)] = os.fsdecode(value)
-    return {"cwd": os.fsdecode(cwd), "umask": umask, "pgid": pgid, "argv": argv, "targets": targets,
+        environ[key] = value
+    return {"encoding": encoding, "cwd": cwd, "umask": umask, "pgid": pgid, "argv": argv, "targets": targets,
             "environ": environ}
 
 
@@ -377,8 +385,8 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
         _take_descriptors(fds, request["targets"])
         os.chdir(request["cwd"])
         os.umask(request["umask"])
-        os.environ.clear()
-        os.environ.update(request["environ"])
+        os.environb.clear()
+        os.environb.update(request["environ"])
         sys.argv = ["sage-spkg", *request["argv"]]
         _reopen_standard_streams()
         # what came meanwhile arrives now, where the caller's streams are this process's
