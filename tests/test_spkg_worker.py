@@ -227,6 +227,9 @@ def _private_checkout(where: Path) -> Path:
     shutil.copytree(ROOT / "build" / "bin", where / "build" / "bin", symlinks=True)
     for name in ("configure.py", "pyproject.toml", "build/tool-requirements.txt"):
         shutil.copy2(ROOT / name, where / name)
+    # the generated Makefile runs the checkout's .venv/bin/python: without the link, the first make
+    # made a tool environment of its own (half a minute)
+    (where / ".venv").symlink_to(ROOT / ".venv")
     # byte-code now: with PYTHONDONTWRITEBYTECODE every process would compile the copy again
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(where / "src")], check=True)
     return where
