@@ -903,3 +903,57 @@ def test_a_request_carries_the_working_directory_and_arguments_as_bytes(tmp_path
     assert parsed is not None
     assert parsed["cwd"] == here
     assert [os.fsencode(arg) for arg in parsed["argv"]] == [b"pkg\xe9"]
+
+
+# The session's first package plants something at the path of the worker's socket (the session's
+# .seen mark exists by then: its sage-spkg made it); the second waits until a worker answers there
+# or the session is marked as having none, at most 10 s.
+PLANT = {
+    "directory": 'mkdir "$sock"',
+    "file": 'echo not a socket > "$sock"',
+    "fifo": 'mkfifo "$sock"',
+    "stale socket": 'python3 -c "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" "$sock"',
+    "directory at the log": 'mkdir "${sock%.sock}.log"',  # where the worker's stderr goes
+}
+WAIT_FOR_ANSWER = '''python3 - <<'EOF'
+import glob, os, socket, sys, time
+(seen,) = glob.glob(os.environ["XDG_RUNTIME_DIR"] + "/sage-build/*.seen")
+base = seen[:-len(".seen")]
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline and not os.path.exists(base + ".off") and not os.path.isdir(base + ".log"):
+    try:
+        socket.socket(socket.AF_UNIX).connect(base + ".sock")
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+EOF
+'''
+
+
+@pytest.mark.parametrize("planted", list(PLANT))
+def test_what_is_planted_at_the_sockets_path_costs_the_session_one_worker_start(tree, runtime, tmp_path, planted):
+    checkout = _private_checkout(tmp_path / "sage-build")
+    starts = tmp_path / "starts"
+    worker_script = checkout / "build/bin/sage-spkg-worker"
+    worker_script.write_text(worker_script.read_text().replace(
+        "import sys\n", f"import sys\nwith open({str(starts)!r}, 'a') as f: f.write('started\\n')\n", 1))
+    add_recipe(tree.root, "first", files={"spkg-install": 'set -e; for seen in "$XDG_RUNTIME_DIR"/sage-build/*.seen; do'
+                                                          ' sock="${seen%.seen}.sock"; done\n' + PLANT[planted] + "\n"})
+    add_recipe(tree.root, "waiter", deps="$(PYTHON) first", files={"spkg-install": WAIT_FOR_ANSWER})
+    later = ["a", "b", "c", "d"]
+    _wheels(tree, later)
+    for name, before in zip(later, ["waiter", *later]):
+        (tree.root / "build/pkgs" / name / "dependencies").write_text(f"$(PYTHON) {before}\n")
+    env = dict(tree.env, SAGE_BUILD_TOOL_ENV=str(ROOT / ".venv"))
+    configured = subprocess.run([sys.executable, str(checkout / "configure.py"), f"--prefix={tree.prefix}", "--quiet"],
+                                env=env, capture_output=True, text=True)
+    assert configured.returncode == 0, configured.stderr
+    tree.make("python3-venv")
+    tree.make("d", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    for name in later:
+        assert tree.python(f"import {name}; print({name}.NAME)").stdout.strip() == name
+    # the second package's, and no later one's; none without a log to write to
+    assert (starts.read_text().count("started") if starts.exists() else 0) == (planted != "directory at the log")
+    records = _record_events(tree)
+    # what is not a directory is replaced by the worker's socket; a directory is left alone
+    assert all(bool(records[name].get("worker")) == (not planted.startswith("directory")) for name in later)

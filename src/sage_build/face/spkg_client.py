@@ -31,6 +31,9 @@ SWITCH = "SAGE_SPKG_WORKER"
 #: id, the session a worker serves and outlives by nothing.
 MAKE_STARTED = "SAGE_MAKE_STARTED"
 PROTOCOL = b"sage-spkg-worker/2"
+#: The mark of a session that has no worker (beside its ``.seen``): one that could not listen
+#: left it, and no later package of the session starts another that would fail the same way.
+NO_WORKER = ".off"
 #: The most descriptors one message carries (Linux's SCM_MAX_FD is 253).
 MAX_FDS = 250
 _SOCKET_PATH_MAX = 107  # sun_path, less its final NUL
@@ -275,13 +278,24 @@ def start_worker(src: str, python: str, script: str, environ: Mapping[str, str] 
 
     from sage_build.base.lock import try_lock
 
-    held = try_lock(base + ".lock")
+    try:
+        held = try_lock(base + ".lock")
+    except OSError:
+        return False
     if held is None:  # the worker lives or is starting
         return False
-    os.close(held)
-    with open(base + ".log", "ab") as log:
-        subprocess.Popen([python, script, base, str(make), src], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=log, close_fds=True, cwd="/", env=dict(environ))
+    try:
+        # asked under the lock, which a worker that failed holds until it has left the mark
+        if os.path.lexists(base + NO_WORKER):
+            return False
+    finally:
+        os.close(held)
+    try:
+        with open(base + ".log", "ab") as log:
+            subprocess.Popen([python, script, base, str(make), src], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=log, close_fds=True, cwd="/", env=dict(environ))
+    except OSError:  # something planted at the log's path: this package runs, as every one without a worker
+        return False
     return True
 
 

@@ -117,7 +117,12 @@ class Worker:
         listener.bind(temporary)
         os.chmod(temporary, 0o600)
         listener.listen(64)
-        move_atomic(temporary, path)  # replaces the socket of a worker that was killed
+        try:
+            move_atomic(temporary, path)  # replaces the socket of a worker that was killed, a file
+        except OSError:  # a directory, say: not ours to remove
+            listener.close()
+            os.unlink(temporary)
+            raise
         self.socket_inode = os.stat(path).st_ino
         self.listener = listener
         self.selector.register(listener, selectors.EVENT_READ, "accept")
@@ -481,7 +486,18 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()  # what the imports made is shared with every child and never scanned again
     # The socket appears once everything is loaded: until then a package runs on its own rather
     # than waiting for the imports.
-    worker.listen()
+    try:
+        worker.listen()
+    except OSError as error:
+        # Every later package of the session would start a worker that fails the same way: the
+        # mark (left while the lock is held) tells them to run on their own at once.
+        print(f"sage-spkg-worker: cannot listen at {base}.sock: {error.strerror or error}; this make"
+              f" session's packages run in their own processes", file=sys.stderr)
+        try:
+            os.close(os.open(base + spkg_client.NO_WORKER, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError:
+            pass
+        return 1
     worker.serve()
     return 0
 
