@@ -817,10 +817,10 @@ def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_wo
     ours.sendmsg([size.to_bytes(4, "big") + payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, writer.to_bytes(4, sys.byteorder))])
     ours.shutdown(socket.SHUT_WR)
     os.close(writer)
-    try:
-        worker.start(theirs)
-    except Exception:
-        pass
+    fd = theirs.fileno()
+    worker.begin(theirs)
+    while fd in worker.incoming:  # read as the worker's loop would, to the caller's end
+        worker.receive(fd)
     os.set_blocking(reader, False)
     try:
         assert os.read(reader, 1) == b""  # EOF: no writer left
@@ -887,7 +887,7 @@ def test_a_session_in_a_working_directory_whose_name_is_not_utf8(tree, runtime, 
 @pytest.mark.parametrize("locale", list(LOCALES))
 def test_a_request_carries_the_working_directory_and_arguments_as_bytes(tmp_path, locale, request):
     """What the client sends is what the worker reads back, byte for byte, whatever either side's locale."""
-    from sage_build.face.spkg_worker import _read_request
+    from sage_build.face.spkg_worker import _parse_request
 
     env = LOCALES[locale] or request.getfixturevalue("latin1_locale")
     here = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9 \xc3\xa9")
@@ -896,10 +896,7 @@ def test_a_request_carries_the_working_directory_and_arguments_as_bytes(tmp_path
               "sys.stdout.buffer.write(spkg_client.encode_request([os.fsdecode(b'pkg\\xe9')], os.environ, []))\n")
     sent = subprocess.run([sys.executable, "-c", script], cwd=here, capture_output=True,
                           env={"PATH": os.environ["PATH"], "V": "caf\xe9", **env}).stdout
-    theirs, ours = socket.socketpair()
-    with theirs, ours:
-        theirs.sendall(len(sent).to_bytes(4, "big") + sent)
-        parsed = _read_request(ours, b"")
+    parsed = _parse_request(sent)
     assert parsed is not None
     assert parsed["cwd"] == here
     assert [os.fsencode(arg) for arg in parsed["argv"]] == [b"pkg\xe9"]
@@ -957,3 +954,68 @@ def test_what_is_planted_at_the_sockets_path_costs_the_session_one_worker_start(
     records = _record_events(tree)
     # what is not a directory is replaced by the worker's socket; a directory is left alone
     assert all(bool(records[name].get("worker")) == (not planted.startswith("directory")) for name in later)
+
+
+def test_a_caller_that_sends_its_request_slowly_delays_no_other_call(tree, runtime):
+    """A connection that sends half a request and stalls (a stopped or swapped-out sage-spkg, a
+    stray client) must not hold up the session's other packages while the worker waits for the rest."""
+    _session_tree(tree, ["a", "b"])
+    go = tree.root / "go"
+    add_recipe(tree.root, "gate", deps="$(PYTHON) waiter", files={"spkg-install": (
+        f'touch "{go}.waiting"; for i in $(seq 1200); do [ -e "{go}" ] && exit 0; sleep 0.05; done; exit 1\n')})
+    for name in ("a", "b"):
+        (tree.root / "build/pkgs" / name / "dependencies").write_text("$(PYTHON) gate\n")
+    (tree.root / "build/pkgs/b/dependencies").write_text("$(PYTHON) a\n")
+    tree.configure()
+    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "b"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    staller = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{go}.waiting").exists():
+            assert time.monotonic() < deadline and make.poll() is None, make.communicate()
+            time.sleep(0.05)
+        (path,) = (runtime / "sage-build").glob("*.sock")
+        staller.connect(str(path))
+        staller.sendall((1000).to_bytes(4, "big") + spkg_client.PROTOCOL)  # and nothing more
+        time.sleep(0.3)  # the worker has accepted it and waits for the rest
+        released = time.monotonic()
+        go.touch()
+        out, err = make.communicate(timeout=120)
+        took = time.monotonic() - released
+    finally:
+        staller.close()
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    assert make.returncode == 0, out[-2000:] + err[-2000:]
+    records = _record_events(tree)
+    assert records["a"].get("worker") and records["b"].get("worker")
+    assert took < 5, f"the session's last two packages took {took:.1f} s behind a stalled caller"
+
+
+def test_a_request_not_whole_in_time_is_dropped_with_the_callers_descriptors(tmp_path):
+    from sage_build.face.spkg_worker import Worker
+
+    worker = Worker(str(tmp_path / "w"), os.getpid(), str(ROOT / "src"))
+    ours, theirs = socket.socketpair()
+    reader, writer = os.pipe()
+    ours.sendmsg([(1000).to_bytes(4, "big") + spkg_client.PROTOCOL],
+                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, writer.to_bytes(4, sys.byteorder))])
+    os.close(writer)
+    try:
+        fd = theirs.fileno()
+        worker.begin(theirs)
+        worker.receive(fd)
+        assert fd in worker.incoming  # it waits for the rest, and for nobody else
+        worker.incoming[fd].deadline = time.monotonic() - 1  # the caller's time is up
+        worker.drop_late_requests()
+        assert fd not in worker.incoming
+        os.set_blocking(reader, False)
+        assert os.read(reader, 1) == b""  # the caller's descriptor is closed in the worker
+        ours.settimeout(5)
+        assert ours.recv(1) == b""  # and so is its connection: it runs its package itself
+    finally:
+        os.close(reader)
+        ours.close()
+        os.close(worker.make)

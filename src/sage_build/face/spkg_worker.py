@@ -88,6 +88,11 @@ PRELOAD = (
     "jinja2",
 )
 IDLE_SECONDS = 3600
+#: How long a caller may take to send its request (it sends it at once: one that takes longer is
+#: stopped or gone, and its connection is closed; the others are served meanwhile).
+REQUEST_SECONDS = 10
+#: The most a request may weigh (its environment, mostly: a few kB, 1.6 MB in a test).
+REQUEST_MAX = 1 << 26
 #: What a caller or its process group may send its child (the ones the worker ignores among them).
 _CHILD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
                   signal.SIGTTIN, signal.SIGTTOU}
@@ -103,6 +108,7 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, caller's connection)
         self.callers: dict[int, int] = {}  # connection's fd -> child's pidfd
+        self.incoming: dict[int, _Incoming] = {}  # connection's fd -> its request, while it is read
         self.listener: socket.socket | None = None
         self.make = os.pidfd_open(make_pid)
         self.fingerprint: dict[str, tuple[int, int]] = {}
@@ -172,9 +178,15 @@ class Worker:
 
     def serve(self) -> None:
         while self.listener is not None or self.children:
-            timeout = None if self.children else max(0.0, IDLE_SECONDS - (time.monotonic() - self.last_work))
+            now = time.monotonic()
+            timeout = None if self.children else max(0.0, IDLE_SECONDS - (now - self.last_work))
+            if self.incoming:
+                first = max(0.0, min(incoming.deadline for incoming in self.incoming.values()) - now)
+                timeout = first if timeout is None else min(timeout, first)
             events = self.selector.select(timeout)
-            if not events and not self.children:
+            self.drop_late_requests()
+            if not events and not self.children and not self.incoming \
+                    and time.monotonic() - self.last_work >= IDLE_SECONDS:
                 break  # idle too long
             for key, _ in events:
                 # An event of this batch whose file was closed by an earlier one (a child and its
@@ -191,6 +203,10 @@ class Worker:
                     self.child_ended(key.fd)
                 elif key.data == "caller":
                     self.caller_left(key.fd)
+                elif key.data == "request":
+                    self.receive(key.fd)
+        for fd in list(self.incoming):  # their callers find the connection closed: they run their packages
+            self.drop_request(fd)
         self.stop_listening()
         # The session's files go with it; a worker that ends while make runs (idle, or its code
         # changed) leaves the session's mark, so that the next package starts a fresh one.
@@ -207,32 +223,76 @@ class Worker:
             connection, _ = self.listener.accept()
         except OSError:
             return
+        self.begin(connection)
+
+    def begin(self, connection: socket.socket) -> None:
+        """Take a caller's connection: its request is read as it comes (:meth:`receive`)."""
+        if spkg_client.peer_uid(connection) != os.getuid():
+            connection.close()
+            return
+        # The request is read as it comes, beside the other calls: a caller that sends slowly
+        # (stopped, swapped out) holds up nobody but itself.
+        connection.setblocking(False)
+        self.incoming[connection.fileno()] = _Incoming(connection, time.monotonic() + REQUEST_SECONDS)
+        self.selector.register(connection, selectors.EVENT_READ, "request")
+
+    def receive(self, fd: int) -> None:
+        """Read what a caller sent of its request; run it once it is whole."""
+        incoming = self.incoming[fd]
         try:
-            self.start(connection)
+            data, fds, _, _ = socket.recv_fds(incoming.connection, 1 << 16, spkg_client.MAX_FDS)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, fds = b"", []
+        incoming.fds += fds
+        incoming.data += data
+        size = int.from_bytes(incoming.data[:4], "big") if len(incoming.data) >= 4 else REQUEST_MAX
+        if data and len(incoming.data) < 4 + size <= 4 + REQUEST_MAX:
+            return  # more to come
+        connection, fds = incoming.connection, incoming.fds
+        self.selector.unregister(connection)
+        del self.incoming[fd]
+        try:
+            # cut off (the caller went), too big, or more than it announced: not a request
+            request = _parse_request(bytes(incoming.data[4:])) if len(incoming.data) == 4 + size else None
+        except (ValueError, IndexError, UnicodeDecodeError):
+            request = None
+        if request is None or len(request["targets"]) != len(fds):
+            for descriptor in fds:  # the caller's (make's output pipe among them): not ours to keep
+                os.close(descriptor)
+            connection.close()
+            return
+        connection.setblocking(True)
+        try:
+            self.start(connection, request, fds)
         except Exception:
             traceback.print_exc()
             connection.close()
 
-    def start(self, connection: socket.socket) -> None:
-        if spkg_client.peer_uid(connection) != os.getuid():
-            connection.close()
-            return
-        connection.settimeout(10)  # a caller sends its whole request at once
-        request, fds = _receive(connection)
+    def drop_late_requests(self) -> None:
+        now = time.monotonic()
+        for fd in [fd for fd, incoming in self.incoming.items() if incoming.deadline <= now]:
+            self.drop_request(fd)
+
+    def drop_request(self, fd: int) -> None:
+        incoming = self.incoming.pop(fd)
+        self.selector.unregister(incoming.connection)
+        for descriptor in incoming.fds:
+            os.close(descriptor)
+        incoming.connection.close()
+
+    def start(self, connection: socket.socket, request: dict, fds: list[int]) -> None:
+        """Run a whole request: a child for it, or a refusal."""
         try:
-            if request is None:
-                connection.close()
-                return
             if self.code_files() != self.fingerprint:
-                connection.sendall(b"R sage-build changed\n")
-                connection.close()
+                _refuse(connection, b"sage-build changed")
                 self.stop_listening()
                 return
             if request["encoding"] != sys.getfilesystemencoding():
                 # the child would read the caller's names (arguments, the environment as str)
                 # otherwise than the caller's own interpreter: the caller runs its package itself
-                connection.sendall(b"R another file system encoding\n")
-                connection.close()
+                _refuse(connection, b"another file system encoding")
                 return
             request["worker"] = os.getpid()
             # The child starts with the worker's dispositions (SIGINT ignored): a signal that comes
@@ -324,33 +384,29 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _receive(connection: socket.socket) -> tuple[dict | None, list[int]]:
-    """Read one request; return it parsed (None if it is not one) and the descriptors it carried."""
-    head, fds, _, _ = socket.recv_fds(connection, 4, spkg_client.MAX_FDS)
+def _refuse(connection: socket.socket, why: bytes) -> None:
+    """Tell a caller to run its package itself (nothing was started), if it still listens."""
     try:
-        request = _read_request(connection, head)
-    except (OSError, ValueError, IndexError):  # cut off, too slow, or not a request: its descriptors are closed
-        return None, fds
-    if request is None or len(request["targets"]) != len(fds):
-        return None, fds
-    return request, fds
+        connection.sendall(b"R " + why + b"\n")
+    except OSError:
+        pass
+    connection.close()
 
 
-def _read_request(connection: socket.socket, head: bytes) -> dict | None:
-    data = head
-    while len(data) < 4:
-        more = connection.recv(4 - len(data))
-        if not more:
-            return None
-        data += more
-    size = int.from_bytes(data[:4], "big")
-    payload = bytearray()
-    while len(payload) < size:
-        more = connection.recv(min(size - len(payload), 1 << 16))
-        if not more:
-            return None
-        payload += more
-    fields = bytes(payload).split(b"\0")
+class _Incoming:
+    """A request while it is read: what came so far, the descriptors that came with it, and when
+    its caller's time is up."""
+
+    def __init__(self, connection: socket.socket, deadline: float) -> None:
+        self.connection = connection
+        self.deadline = deadline
+        self.data = bytearray()
+        self.fds: list[int] = []
+
+
+def _parse_request(payload: bytes) -> dict | None:
+    """A request's fields (``spkg_client.encode_request``), or None if it is not one."""
+    fields = payload.split(b"\0")
     if fields[0] != spkg_client.PROTOCOL:
         return None
     # The names stay bytes (the directory, the environment); the arguments are decoded as the
