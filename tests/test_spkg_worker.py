@@ -1019,3 +1019,57 @@ def test_a_request_not_whole_in_time_is_dropped_with_the_callers_descriptors(tmp
         os.close(reader)
         ours.close()
         os.close(worker.make)
+
+
+@pytest.mark.parametrize("where", ["one target", "the whole session"])
+def test_a_make_targets_python_settings_reach_the_interpreter_that_runs_its_package(tree, runtime, tmp_path, where):
+    """A PYTHONPATH that make exports for one package applies to the interpreter that runs it: a
+    worker's child started with the worker's, so that package runs in its own process; the same
+    settings for every package keep the worker."""
+    site = tmp_path / "site"
+    site.mkdir()
+    loaded = tmp_path / "loaded"
+    (site / "sitecustomize.py").write_text(
+        f"import os\nwith open({str(loaded)!r}, 'a') as f:\n    f.write(f'{{os.getpid()}}\\n')\n")
+    names = _session_tree(tree, ["probe", "after"])
+    (tree.root / "build/pkgs/after/dependencies").write_text("$(PYTHON) probe\n")
+    extra = tmp_path / "extra.mk"
+    extra.write_text(f"$(inst_probe): export PYTHONPATH := {site}\n" if where == "one target" else "")
+    env = dict(tree.env, XDG_RUNTIME_DIR=str(runtime))
+    if where == "the whole session":
+        env["PYTHONPATH"] = str(site)
+    result = subprocess.run(["make", "-f", str(tree.root / "build/make/Makefile"), "-f", str(extra), *names],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    records = _record_events(tree)
+    probe = records["probe"].get("worker") or int(records["probe"]["run"].split("-")[0])
+    assert str(probe) in loaded.read_text().split()  # the interpreter that ran probe had the target's setting
+    assert bool(records["probe"].get("worker")) == (where == "the whole session")
+    assert records["after"].get("worker")  # and the worker goes on serving the others
+
+
+@pytest.mark.parametrize("differs", ["encoding", "PYTHONHASHSEED", "PYTHONWARNINGS unset", "LC_ALL"])
+def test_a_worker_refuses_a_caller_whose_own_interpreter_would_have_started_otherwise(tmp_path, monkeypatch, differs):
+    from sage_build.face.spkg_worker import Worker
+
+    monkeypatch.setenv("PYTHONWARNINGS", "default")
+    worker = Worker(str(tmp_path / "w"), os.getpid(), str(ROOT / "src"))
+    environ = dict(os.environb)
+    request = {"encoding": sys.getfilesystemencoding(), "environ": environ, "argv": ["probe"], "targets": []}
+    if differs == "encoding":
+        request["encoding"] = "iso8859-1"
+    elif differs == "PYTHONHASHSEED":
+        environ[b"PYTHONHASHSEED"] = b"7"
+    elif differs == "PYTHONWARNINGS unset":
+        del environ[b"PYTHONWARNINGS"]
+    else:
+        environ[b"LC_ALL"] = b"C" if environ.get(b"LC_ALL") != b"C" else b"C.UTF-8"
+    ours, theirs = socket.socketpair()
+    try:
+        worker.start(theirs, request, [])
+        ours.settimeout(5)
+        assert ours.recv(100).startswith(b"R ")  # nothing forked: the caller runs its package itself
+        assert not worker.children
+    finally:
+        ours.close()
+        os.close(worker.make)

@@ -45,6 +45,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Mapping
 
 from sage_build.base.atomic import move_atomic, tmp_name
 from sage_build.base.lock import try_lock
@@ -97,6 +98,15 @@ REQUEST_MAX = 1 << 26
 _CHILD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
                   signal.SIGTTIN, signal.SIGTTOU}
 _PR_SET_PDEATHSIG = 1
+#: The locale's variables: an interpreter reads them as it starts (its encodings), as PYTHON*.
+_LOCALE_VARIABLES = (b"LC_ALL", b"LC_CTYPE", b"LANG", b"LOCPATH")
+
+
+def interpreter_settings(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """The part of an environment that an interpreter applies as it starts and a forked child
+    cannot take on afterwards: ``PYTHON*`` (PYTHONPATH, PYTHONHASHSEED, PYTHONWARNINGS ...) and the
+    locale.  A caller whose settings differ from the worker's runs its package in its own process."""
+    return {key: value for key, value in environ.items() if key.startswith(b"PYTHON") or key in _LOCALE_VARIABLES}
 
 
 class Worker:
@@ -115,6 +125,7 @@ class Worker:
         self.code_paths: list[str] = []
         self.last_work = time.monotonic()
         self.session_ended = False
+        self.settings = interpreter_settings(os.environb)  # as the worker's interpreter started
 
     def listen(self) -> None:
         path = self.base + ".sock"
@@ -293,6 +304,11 @@ class Worker:
                 # the child would read the caller's names (arguments, the environment as str)
                 # otherwise than the caller's own interpreter: the caller runs its package itself
                 _refuse(connection, b"another file system encoding")
+                return
+            if interpreter_settings(request["environ"]) != self.settings:
+                # e.g. a make target's own PYTHONPATH or PYTHONWARNINGS: the child is an interpreter
+                # that started with the worker's; the caller's own interpreter started with them
+                _refuse(connection, b"other Python or locale settings")
                 return
             request["worker"] = os.getpid()
             # The child starts with the worker's dispositions (SIGINT ignored): a signal that comes
