@@ -682,7 +682,9 @@ def test_a_ctrl_c_while_the_worker_forks_the_child_is_not_lost(runtime):
     from sage_build.face import spkg_command, spkg_worker
 
     src = str(ROOT / "src")
-    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime),
+           # the worker (a fork of this process) serves a caller whose interpreter started as its own
+           **{os.fsdecode(k): os.fsdecode(v) for k, v in spkg_worker.interpreter_settings(os.environb).items()}}
     fake_make = os.getpid()
     base = spkg_client.worker_base(env, src, fake_make)
     worker = os.fork()
