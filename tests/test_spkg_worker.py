@@ -806,7 +806,7 @@ def test_a_package_installs_with_makes_stdout_or_stderr_closed(tree, runtime, mo
 
 
 @pytest.mark.parametrize("payload", [spkg_client.PROTOCOL + b"\0utf-8\0/\0not a number",
-                                     spkg_client.PROTOCOL + b"\0utf-8\0/\0" + b"18", b"partial"])
+                                     spkg_client.PROTOCOL + b"\0utf-8\0/\0" + b"18", b"partial", b"huge", b"longer"])
 def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_worker(tmp_path, payload):
     """The worker must not keep a caller's descriptor (make's output pipe: its reader would wait
     for the worker's end) when the request that carried it cannot be read."""
@@ -815,14 +815,24 @@ def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_wo
     worker = Worker(str(tmp_path / "w"), os.getpid(), str(ROOT / "src"))
     ours, theirs = socket.socketpair()
     reader, writer = os.pipe()
-    size = len(payload) + (100 if payload == b"partial" else 0)  # partial: announces more than it sends
+    # partial: announces more than it sends; huge: 4 GB, more than any request may weigh (nothing is
+    # kept waiting for it); longer: a whole request and more than it announced
+    size = {b"partial": len(payload) + 100, b"huge": (1 << 32) - 1}.get(payload, len(payload))
+    if payload == b"longer":
+        payload = spkg_client.encode_request(["probe"], {"PATH": "/bin"}, [1])
+        size = len(payload)
+        payload += b"\0more"
     ours.sendmsg([size.to_bytes(4, "big") + payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, writer.to_bytes(4, sys.byteorder))])
-    ours.shutdown(socket.SHUT_WR)
+    if payload != b"huge":  # the huge one must be refused without waiting for the caller's end
+        ours.shutdown(socket.SHUT_WR)
     os.close(writer)
     fd = theirs.fileno()
     worker.begin(theirs)
-    while fd in worker.incoming:  # read as the worker's loop would, to the caller's end
+    for _ in range(100):  # read as the worker's loop would, to the caller's end
+        if fd not in worker.incoming:
+            break
         worker.receive(fd)
+    assert fd not in worker.incoming  # given up, not waiting for more
     os.set_blocking(reader, False)
     try:
         assert os.read(reader, 1) == b""  # EOF: no writer left
