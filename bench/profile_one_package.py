@@ -119,6 +119,8 @@ def read_trace(trace: Path) -> dict[int, dict]:
 def _argv(call: str) -> str:
     match = re.search(r'\[(.*?)\]', call)
     words = re.findall(r'"((?:[^"\\]|\\.)*)"', match[1]) if match else []
+    # the interpreter's options are not words of the command (make runs `python -S sage-spkg PKG`)
+    words = words[:1] + [w for w in words[1:] if not w.startswith("-")]
     return " ".join(Path(words[0]).name if i == 0 else (Path(w).name if "/" in w else w)
                     for i, w in enumerate(words[:3]))
 

@@ -325,6 +325,17 @@ def test_progress_bar_on_stderr(server: Server, upstream: Path, capsys: pytest.C
     assert TARBALL in capsys.readouterr().err
 
 
+def test_a_download_with_standard_error_closed(server: Server, upstream: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process started with its stderr closed has sys.stderr None (make run with `2>&-`):
+    the default progress decision must not ask it whether it is a terminal."""
+    write(server.root / TARBALL, CONTENT)
+    monkeypatch.setattr(sys, "stderr", None)
+    assert fetch(TARBALL, EXPECTED, package="foo", upstream_dir=upstream, mirrors=[server.url]).read_bytes() == CONTENT
+    got = fetch_mod.download_url(server.url + "/" + TARBALL, tmp_path / "again" / TARBALL)
+    assert got.read_bytes() == CONTENT
+
+
 def test_tarball_must_be_a_file_name(upstream: Path) -> None:
     with pytest.raises(FetchError, match="not a plain file name"):
         fetch("../evil.tar.gz", EXPECTED, package="foo", upstream_dir=upstream)

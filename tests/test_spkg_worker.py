@@ -227,6 +227,9 @@ def _private_checkout(where: Path) -> Path:
     shutil.copytree(ROOT / "build" / "bin", where / "build" / "bin", symlinks=True)
     for name in ("configure.py", "pyproject.toml", "build/tool-requirements.txt"):
         shutil.copy2(ROOT / name, where / name)
+    # the generated Makefile runs the checkout's .venv/bin/python: without the link, the first make
+    # made a tool environment of its own (half a minute)
+    (where / ".venv").symlink_to(ROOT / ".venv")
     # byte-code now: with PYTHONDONTWRITEBYTECODE every process would compile the copy again
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(where / "src")], check=True)
     return where
@@ -542,8 +545,8 @@ def test_a_childs_system_exit_ends_it_as_it_ends_an_interpreter(tmp_path, monkey
         try:
             err = os.open(errors, os.O_WRONLY | os.O_CREAT, 0o600)
             fds = [os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY), err]
-            request = {"worker": os.getppid(), "pgid": os.getpgrp(), "targets": [0, 1, 2], "cwd": str(tmp_path),
-                       "umask": 0o022, "environ": {"PATH": os.environ["PATH"]}, "argv": ["probe"],
+            request = {"worker": os.getppid(), "pgid": os.getpgrp(), "targets": [0, 1, 2], "cwd": os.fsencode(str(tmp_path)),
+                       "umask": 0o022, "environ": {b"PATH": os.environb[b"PATH"]}, "argv": ["probe"],
                        "sigmask": signal.pthread_sigmask(signal.SIG_BLOCK, [])}
             spkg_worker._run_child(request, fds, -1)
         finally:
@@ -679,7 +682,9 @@ def test_a_ctrl_c_while_the_worker_forks_the_child_is_not_lost(runtime):
     from sage_build.face import spkg_command, spkg_worker
 
     src = str(ROOT / "src")
-    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime)}
+    env = {"PATH": os.environ["PATH"], "SAGE_MAKE_STARTED": "1700000000.5", "XDG_RUNTIME_DIR": str(runtime),
+           # the worker (a fork of this process) serves a caller whose interpreter started as its own
+           **{os.fsdecode(k): os.fsdecode(v) for k, v in spkg_worker.interpreter_settings(os.environb).items()}}
     fake_make = os.getpid()
     base = spkg_client.worker_base(env, src, fake_make)
     worker = os.fork()
@@ -777,24 +782,31 @@ def test_make_n_q_t_in_a_session_with_a_worker_run_no_package(tree, runtime):
     assert list((tree.prefix / "var/lib/sage/installed").glob("late*"))
 
 
+@pytest.mark.parametrize("closed", [(2,), (1,), (1, 2)], ids=["stderr", "stdout", "both"])
 @pytest.mark.parametrize("mode", ["worker", "no"])
-def test_a_package_installs_with_makes_stderr_closed(tree, runtime, mode):
-    """sys.stderr is None then: sage-spkg (its exit, the client's last flush) failed with exit 1
-    after the package was installed.  (A closed stdout still fails: package_log writes to it.)"""
-    closed = 2
+def test_a_package_installs_with_makes_stdout_or_stderr_closed(tree, runtime, mode, closed):
+    """sys.stdout or sys.stderr is None then (as under a make run with `>&-`): sage-spkg (the
+    package's log echo, its phase lines, its exit, the client's last flush) failed after, or
+    before, the package was installed."""
     names = _session_tree(tree, [])
     add_recipe(tree.root, "probe", deps="$(PYTHON) waiter", files={"spkg-install": "echo probe ran\n"})
     tree.configure()
+
+    def close() -> None:
+        for fd in closed:
+            os.close(fd)
+
     result = subprocess.run(["make", "-s", "-f", str(tree.root / "build/make/Makefile"), *names, "probe"],
                             env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime), SAGE_SPKG_WORKER=mode),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: os.close(closed))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=close)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert ("worker" in _record_events(tree)["probe"]) == (mode == "worker")
-    assert tree.stamp("probe", "none").exists() or list((tree.prefix / "var/lib/sage/installed").glob("probe*"))
+    assert list((tree.prefix / "var/lib/sage/installed").glob("probe*"))
+    assert "probe ran" in (tree.root / "logs/pkgs/probe-none.log").read_text()  # the log has what was not shown
 
 
-@pytest.mark.parametrize("payload", [b"sage-spkg-worker/1\0/\0not a number", b"sage-spkg-worker/1\0/\0" + b"18", b"partial"])
+@pytest.mark.parametrize("payload", [spkg_client.PROTOCOL + b"\0utf-8\0/\0not a number",
+                                     spkg_client.PROTOCOL + b"\0utf-8\0/\0" + b"18", b"partial", b"huge", b"longer"])
 def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_worker(tmp_path, payload):
     """The worker must not keep a caller's descriptor (make's output pipe: its reader would wait
     for the worker's end) when the request that carried it cannot be read."""
@@ -803,14 +815,24 @@ def test_a_malformed_or_cut_request_leaves_no_descriptor_of_the_caller_in_the_wo
     worker = Worker(str(tmp_path / "w"), os.getpid(), str(ROOT / "src"))
     ours, theirs = socket.socketpair()
     reader, writer = os.pipe()
-    size = len(payload) + (100 if payload == b"partial" else 0)  # partial: announces more than it sends
+    # partial: announces more than it sends; huge: 4 GB, more than any request may weigh (nothing is
+    # kept waiting for it); longer: a whole request and more than it announced
+    size = {b"partial": len(payload) + 100, b"huge": (1 << 32) - 1}.get(payload, len(payload))
+    if payload == b"longer":
+        payload = spkg_client.encode_request(["probe"], {"PATH": "/bin"}, [1])
+        size = len(payload)
+        payload += b"\0more"
     ours.sendmsg([size.to_bytes(4, "big") + payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, writer.to_bytes(4, sys.byteorder))])
-    ours.shutdown(socket.SHUT_WR)
+    if payload != b"huge":  # the huge one must be refused without waiting for the caller's end
+        ours.shutdown(socket.SHUT_WR)
     os.close(writer)
-    try:
-        worker.start(theirs)
-    except Exception:
-        pass
+    fd = theirs.fileno()
+    worker.begin(theirs)
+    for _ in range(100):  # read as the worker's loop would, to the caller's end
+        if fd not in worker.incoming:
+            break
+        worker.receive(fd)
+    assert fd not in worker.incoming  # given up, not waiting for more
     os.set_blocking(reader, False)
     try:
         assert os.read(reader, 1) == b""  # EOF: no writer left
@@ -832,3 +854,234 @@ def test_many_packages_side_by_side_in_one_worker(tree, runtime):
         assert f"[{name}-1.0] installed in" in result.stdout
         assert len(list((tree.prefix / "var/lib/sage/installed").glob(f"{name}-*"))) == 1
     assert tree.python("import " + ", ".join(later) + "; print('ok')").stdout.strip() == "ok"
+
+
+@pytest.fixture(scope="module")
+def latin1_locale(tmp_path_factory) -> dict[str, str]:
+    """An ISO-8859-1 locale made for the test (this machine has only C and C.UTF-8): there, Python
+    decodes file names as Latin-1, not UTF-8."""
+    where = tmp_path_factory.mktemp("locale")
+    made = subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(where / "en_US.ISO-8859-1")],
+                          capture_output=True)
+    env = {"LOCPATH": str(where), "LC_ALL": "en_US.ISO-8859-1"}
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                           env=dict(os.environ, **env), capture_output=True, text=True)
+    if made.returncode != 0 or probe.stdout.strip() != "iso8859-1":
+        pytest.skip(f"no Latin-1 locale could be made here: {made.stderr[-300:]!r}")
+    return env
+
+
+LOCALES = {"C": {"LC_ALL": "C"}, "C, no UTF-8 mode": {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},
+           "C.UTF-8": {"LC_ALL": "C.UTF-8"}, "Latin-1": None}
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_a_session_in_a_working_directory_whose_name_is_not_utf8(tree, runtime, locale, request):
+    """make run from `caf\\xe9` (Latin-1 bytes): the worker's child must enter the very directory its
+    caller was in, whatever the locale decodes the name to."""
+    env = LOCALES[locale] or request.getfixturevalue("latin1_locale")
+    names = _session_tree(tree, ["a", "b"])
+    here = os.path.join(os.fsencode(str(tree.root)), b"caf\xe9")
+    os.mkdir(here)
+    environ = {**{os.fsencode(k): os.fsencode(v) for k, v in tree.env.items() if k not in ("LANG", "LANGUAGE")
+                  and not k.startswith("LC_")},
+               b"XDG_RUNTIME_DIR": os.fsencode(str(runtime)), **{k.encode(): v.encode() for k, v in env.items()}}
+    environ.pop(b"PYTHONIOENCODING", None)
+    result = subprocess.run([b"make", b"-f", os.fsencode(str(tree.root / "build/make/Makefile")), *map(str.encode, names)],
+                            cwd=here, env=environ, capture_output=True)
+    assert result.returncode == 0, (result.stdout[-2000:] + result.stderr[-3000:]).decode("latin-1")
+    records = _record_events(tree)
+    assert records["a"].get("worker") and records["b"].get("worker")
+    for name in ("a", "b"):
+        assert tree.python(f"import {name}; print({name}.NAME)").stdout.strip() == name
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_a_request_carries_the_working_directory_and_arguments_as_bytes(tmp_path, locale, request):
+    """What the client sends is what the worker reads back, byte for byte, whatever either side's locale."""
+    from sage_build.face.spkg_worker import _parse_request
+
+    env = LOCALES[locale] or request.getfixturevalue("latin1_locale")
+    here = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9 \xc3\xa9")
+    os.mkdir(here)
+    script = (f"import os, sys\nsys.path.insert(0, {str(ROOT / 'src')!r})\nfrom sage_build.face import spkg_client\n"
+              "sys.stdout.buffer.write(spkg_client.encode_request([os.fsdecode(b'pkg\\xe9')], os.environ, []))\n")
+    sent = subprocess.run([sys.executable, "-c", script], cwd=here, capture_output=True,
+                          env={"PATH": os.environ["PATH"], "V": "caf\xe9", **env}).stdout
+    parsed = _parse_request(sent)
+    assert parsed is not None
+    assert parsed["cwd"] == here
+    assert [os.fsencode(arg) for arg in parsed["argv"]] == [b"pkg\xe9"]
+
+
+# The session's first package plants something at the path of the worker's socket (the session's
+# .seen mark exists by then: its sage-spkg made it); the second waits until a worker answers there
+# or the session is marked as having none, at most 10 s.
+PLANT = {
+    "directory": 'mkdir "$sock"',
+    "file": 'echo not a socket > "$sock"',
+    "fifo": 'mkfifo "$sock"',
+    "stale socket": 'python3 -c "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" "$sock"',
+    "directory at the log": 'mkdir "${sock%.sock}.log"',  # where the worker's stderr goes
+}
+WAIT_FOR_ANSWER = '''python3 - <<'EOF'
+import glob, os, socket, sys, time
+(seen,) = glob.glob(os.environ["XDG_RUNTIME_DIR"] + "/sage-build/*.seen")
+base = seen[:-len(".seen")]
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline and not os.path.exists(base + ".off") and not os.path.isdir(base + ".log"):
+    try:
+        socket.socket(socket.AF_UNIX).connect(base + ".sock")
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+EOF
+'''
+
+
+@pytest.mark.parametrize("planted", list(PLANT))
+def test_what_is_planted_at_the_sockets_path_costs_the_session_one_worker_start(tree, runtime, tmp_path, planted):
+    checkout = _private_checkout(tmp_path / "sage-build")
+    starts = tmp_path / "starts"
+    worker_script = checkout / "build/bin/sage-spkg-worker"
+    worker_script.write_text(worker_script.read_text().replace(
+        "import sys\n", f"import sys\nwith open({str(starts)!r}, 'a') as f: f.write('started\\n')\n", 1))
+    add_recipe(tree.root, "first", files={"spkg-install": 'set -e; for seen in "$XDG_RUNTIME_DIR"/sage-build/*.seen; do'
+                                                          ' sock="${seen%.seen}.sock"; done\n' + PLANT[planted] + "\n"})
+    add_recipe(tree.root, "waiter", deps="$(PYTHON) first", files={"spkg-install": WAIT_FOR_ANSWER})
+    later = ["a", "b", "c", "d"]
+    _wheels(tree, later)
+    for name, before in zip(later, ["waiter", *later]):
+        (tree.root / "build/pkgs" / name / "dependencies").write_text(f"$(PYTHON) {before}\n")
+    env = dict(tree.env, SAGE_BUILD_TOOL_ENV=str(ROOT / ".venv"))
+    configured = subprocess.run([sys.executable, str(checkout / "configure.py"), f"--prefix={tree.prefix}", "--quiet"],
+                                env=env, capture_output=True, text=True)
+    assert configured.returncode == 0, configured.stderr
+    tree.make("python3-venv")
+    tree.make("d", extra_env={"XDG_RUNTIME_DIR": str(runtime)})
+    for name in later:
+        assert tree.python(f"import {name}; print({name}.NAME)").stdout.strip() == name
+    # the second package's, and no later one's; none without a log to write to
+    assert (starts.read_text().count("started") if starts.exists() else 0) == (planted != "directory at the log")
+    records = _record_events(tree)
+    # what is not a directory is replaced by the worker's socket; a directory is left alone
+    assert all(bool(records[name].get("worker")) == (not planted.startswith("directory")) for name in later)
+
+
+def test_a_caller_that_sends_its_request_slowly_delays_no_other_call(tree, runtime):
+    """A connection that sends half a request and stalls (a stopped or swapped-out sage-spkg, a
+    stray client) must not hold up the session's other packages while the worker waits for the rest."""
+    _session_tree(tree, ["a", "b"])
+    go = tree.root / "go"
+    add_recipe(tree.root, "gate", deps="$(PYTHON) waiter", files={"spkg-install": (
+        f'touch "{go}.waiting"; for i in $(seq 1200); do [ -e "{go}" ] && exit 0; sleep 0.05; done; exit 1\n')})
+    for name in ("a", "b"):
+        (tree.root / "build/pkgs" / name / "dependencies").write_text("$(PYTHON) gate\n")
+    (tree.root / "build/pkgs/b/dependencies").write_text("$(PYTHON) a\n")
+    tree.configure()
+    make = subprocess.Popen(["make", "-f", str(tree.root / "build/make/Makefile"), "b"],
+                            env=dict(tree.env, XDG_RUNTIME_DIR=str(runtime)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    staller = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{go}.waiting").exists():
+            assert time.monotonic() < deadline and make.poll() is None, make.communicate()
+            time.sleep(0.05)
+        (path,) = (runtime / "sage-build").glob("*.sock")
+        staller.connect(str(path))
+        staller.sendall((1000).to_bytes(4, "big") + spkg_client.PROTOCOL)  # and nothing more
+        time.sleep(0.3)  # the worker has accepted it and waits for the rest
+        released = time.monotonic()
+        go.touch()
+        out, err = make.communicate(timeout=120)
+        took = time.monotonic() - released
+    finally:
+        staller.close()
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    assert make.returncode == 0, out[-2000:] + err[-2000:]
+    records = _record_events(tree)
+    assert records["a"].get("worker") and records["b"].get("worker")
+    assert took < 5, f"the session's last two packages took {took:.1f} s behind a stalled caller"
+
+
+def test_a_request_not_whole_in_time_is_dropped_with_the_callers_descriptors(tmp_path):
+    from sage_build.face.spkg_worker import Worker
+
+    worker = Worker(str(tmp_path / "w"), os.getpid(), str(ROOT / "src"))
+    ours, theirs = socket.socketpair()
+    reader, writer = os.pipe()
+    ours.sendmsg([(1000).to_bytes(4, "big") + spkg_client.PROTOCOL],
+                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, writer.to_bytes(4, sys.byteorder))])
+    os.close(writer)
+    try:
+        fd = theirs.fileno()
+        worker.begin(theirs)
+        worker.receive(fd)
+        assert fd in worker.incoming  # it waits for the rest, and for nobody else
+        worker.incoming[fd].deadline = time.monotonic() - 1  # the caller's time is up
+        worker.drop_late_requests()
+        assert fd not in worker.incoming
+        os.set_blocking(reader, False)
+        assert os.read(reader, 1) == b""  # the caller's descriptor is closed in the worker
+        ours.settimeout(5)
+        assert ours.recv(1) == b""  # and so is its connection: it runs its package itself
+    finally:
+        os.close(reader)
+        ours.close()
+        os.close(worker.make)
+
+
+@pytest.mark.parametrize("where", ["one target", "the whole session"])
+def test_a_make_targets_python_settings_reach_the_interpreter_that_runs_its_package(tree, runtime, tmp_path, where):
+    """A PYTHONPATH that make exports for one package applies to the interpreter that runs it: a
+    worker's child started with the worker's, so that package runs in its own process; the same
+    settings for every package keep the worker."""
+    site = tmp_path / "site"
+    site.mkdir()
+    loaded = tmp_path / "loaded"
+    (site / "sitecustomize.py").write_text(
+        f"import os\nwith open({str(loaded)!r}, 'a') as f:\n    f.write(f'{{os.getpid()}}\\n')\n")
+    names = _session_tree(tree, ["probe", "after"])
+    (tree.root / "build/pkgs/after/dependencies").write_text("$(PYTHON) probe\n")
+    extra = tmp_path / "extra.mk"
+    extra.write_text(f"$(inst_probe): export PYTHONPATH := {site}\n" if where == "one target" else "")
+    env = dict(tree.env, XDG_RUNTIME_DIR=str(runtime))
+    if where == "the whole session":
+        env["PYTHONPATH"] = str(site)
+    result = subprocess.run(["make", "-f", str(tree.root / "build/make/Makefile"), "-f", str(extra), *names],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    records = _record_events(tree)
+    probe = records["probe"].get("worker") or int(records["probe"]["run"].split("-")[0])
+    assert str(probe) in loaded.read_text().split()  # the interpreter that ran probe had the target's setting
+    assert bool(records["probe"].get("worker")) == (where == "the whole session")
+    assert records["after"].get("worker")  # and the worker goes on serving the others
+
+
+@pytest.mark.parametrize("differs", ["encoding", "PYTHONHASHSEED", "PYTHONWARNINGS unset", "LC_ALL"])
+def test_a_worker_refuses_a_caller_whose_own_interpreter_would_have_started_otherwise(tmp_path, monkeypatch, differs):
+    from sage_build.face.spkg_worker import Worker
+
+    monkeypatch.setenv("PYTHONWARNINGS", "default")
+    worker = Worker(str(tmp_path / "w"), os.getpid(), str(ROOT / "src"))
+    environ = dict(os.environb)
+    request = {"encoding": sys.getfilesystemencoding(), "environ": environ, "argv": ["probe"], "targets": []}
+    if differs == "encoding":
+        request["encoding"] = "iso8859-1"
+    elif differs == "PYTHONHASHSEED":
+        environ[b"PYTHONHASHSEED"] = b"7"
+    elif differs == "PYTHONWARNINGS unset":
+        del environ[b"PYTHONWARNINGS"]
+    else:
+        environ[b"LC_ALL"] = b"C" if environ.get(b"LC_ALL") != b"C" else b"C.UTF-8"
+    ours, theirs = socket.socketpair()
+    try:
+        worker.start(theirs, request, [])
+        ours.settimeout(5)
+        assert ours.recv(100).startswith(b"R ")  # nothing forked: the caller runs its package itself
+        assert not worker.children
+    finally:
+        ours.close()
+        os.close(worker.make)

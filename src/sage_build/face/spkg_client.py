@@ -30,7 +30,10 @@ SWITCH = "SAGE_SPKG_WORKER"
 #: When the top-level make started (the generated Makefile exports it): with that make's process
 #: id, the session a worker serves and outlives by nothing.
 MAKE_STARTED = "SAGE_MAKE_STARTED"
-PROTOCOL = b"sage-spkg-worker/1"
+PROTOCOL = b"sage-spkg-worker/2"
+#: The mark of a session that has no worker (beside its ``.seen``): one that could not listen
+#: left it, and no later package of the session starts another that would fail the same way.
+NO_WORKER = ".off"
 #: The most descriptors one message carries (Linux's SCM_MAX_FD is 253).
 MAX_FDS = 250
 _SOCKET_PATH_MAX = 107  # sun_path, less its final NUL
@@ -126,11 +129,15 @@ def inherited_fds(exclude: int) -> list[int]:
 
 
 def encode_request(argv: list[str], environ: Mapping[str, str], fds: list[int]) -> bytes:
-    """The request: NUL-separated fields, the environment's ``KEY=VALUE`` last."""
+    """The request: NUL-separated fields, the environment's ``KEY=VALUE`` last.
+
+    Names go as the bytes the system gave (the working directory, the arguments, the environment):
+    the worker decodes nothing, so a name that is not UTF-8 arrives as it left whatever the locale.
+    The file system encoding goes too: a worker whose interpreter decodes names otherwise refuses."""
     mask = os.umask(0)
     os.umask(mask)
-    fields = [PROTOCOL, os.getcwd().encode("utf-8", "surrogateescape"), b"%d" % mask, b"%d" % os.getpgrp(),
-              b"%d" % len(argv), *(arg.encode("utf-8", "surrogateescape") for arg in argv),
+    fields = [PROTOCOL, sys.getfilesystemencoding().encode(), os.getcwdb(), b"%d" % mask, b"%d" % os.getpgrp(),
+              b"%d" % len(argv), *(os.fsencode(arg) for arg in argv),
               b"%d" % len(fds), *(b"%d" % fd for fd in fds)]
     fields += [os.fsencode(key) + b"=" + os.fsencode(value) for key, value in environ.items()]
     return b"\0".join(fields)
@@ -271,13 +278,24 @@ def start_worker(src: str, python: str, script: str, environ: Mapping[str, str] 
 
     from sage_build.base.lock import try_lock
 
-    held = try_lock(base + ".lock")
+    try:
+        held = try_lock(base + ".lock")
+    except OSError:
+        return False
     if held is None:  # the worker lives or is starting
         return False
-    os.close(held)
-    with open(base + ".log", "ab") as log:
-        subprocess.Popen([python, script, base, str(make), src], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=log, close_fds=True, cwd="/", env=dict(environ))
+    try:
+        # asked under the lock, which a worker that failed holds until it has left the mark
+        if os.path.lexists(base + NO_WORKER):
+            return False
+    finally:
+        os.close(held)
+    try:
+        with open(base + ".log", "ab") as log:
+            subprocess.Popen([python, script, base, str(make), src], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=log, close_fds=True, cwd="/", env=dict(environ))
+    except OSError:  # something planted at the log's path: this package runs, as every one without a worker
+        return False
     return True
 
 

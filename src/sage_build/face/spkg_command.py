@@ -46,6 +46,9 @@ def spkg_settings(environ: Mapping[str, str], *, keep_build: bool = False, check
         cache=cache_settings(environ, config),
         worker=worker,
         pull_ahead=Path(pull_ahead) if pull_ahead else None,
+        output=sys.stdout,  # None when make's output is closed: the lines go to the log only
+        terminal=sys.stdout is not None and sys.stdout.isatty(),
+        progress=sys.stderr is not None and sys.stderr.isatty(),
     )
 
 
@@ -179,7 +182,7 @@ def _built_meanwhile(layout: Layout, pkg: Package, waited: bool, started: float,
 
 def _run_locked(spkg: Spkg, args, started: float) -> int:
     quiet = spkg.settings.quiet
-    if not quiet and not spkg.log.echo and sys.stdout.isatty():
+    if not quiet and not spkg.log.echo and spkg.settings.terminal:
         print(f"[{spkg.tag}] building (log: {spkg.log_path})", flush=True)
     try:
         stamp = spkg.run()

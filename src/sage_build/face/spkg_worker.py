@@ -45,6 +45,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Mapping
 
 from sage_build.base.atomic import move_atomic, tmp_name
 from sage_build.base.lock import try_lock
@@ -88,10 +89,24 @@ PRELOAD = (
     "jinja2",
 )
 IDLE_SECONDS = 3600
+#: How long a caller may take to send its request (it sends it at once: one that takes longer is
+#: stopped or gone, and its connection is closed; the others are served meanwhile).
+REQUEST_SECONDS = 10
+#: The most a request may weigh (its environment, mostly: a few kB, 1.6 MB in a test).
+REQUEST_MAX = 1 << 26
 #: What a caller or its process group may send its child (the ones the worker ignores among them).
 _CHILD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
                   signal.SIGTTIN, signal.SIGTTOU}
 _PR_SET_PDEATHSIG = 1
+#: The locale's variables: an interpreter reads them as it starts (its encodings), as PYTHON*.
+_LOCALE_VARIABLES = (b"LC_ALL", b"LC_CTYPE", b"LANG", b"LOCPATH")
+
+
+def interpreter_settings(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """The part of an environment that an interpreter applies as it starts and a forked child
+    cannot take on afterwards: ``PYTHON*`` (PYTHONPATH, PYTHONHASHSEED, PYTHONWARNINGS ...) and the
+    locale.  A caller whose settings differ from the worker's runs its package in its own process."""
+    return {key: value for key, value in environ.items() if key.startswith(b"PYTHON") or key in _LOCALE_VARIABLES}
 
 
 class Worker:
@@ -103,13 +118,15 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, caller's connection)
         self.callers: dict[int, int] = {}  # connection's fd -> child's pidfd
+        self.incoming: dict[int, _Incoming] = {}  # connection's fd -> its request, while it is read
         self.listener: socket.socket | None = None
         self.make = os.pidfd_open(make_pid)
         self.fingerprint: dict[str, tuple[int, int]] = {}
         self.code_paths: list[str] = []
         self.last_work = time.monotonic()
         self.session_ended = False
-        self.trees: set[str] = set()  # the SAGE_ROOTs whose recipe graph this worker has loaded
+        self.trees: set[bytes] = set()  # the SAGE_ROOTs whose recipe graph this worker has loaded
+        self.settings = interpreter_settings(os.environb)  # as the worker's interpreter started
 
     def listen(self) -> None:
         path = self.base + ".sock"
@@ -118,7 +135,12 @@ class Worker:
         listener.bind(temporary)
         os.chmod(temporary, 0o600)
         listener.listen(64)
-        move_atomic(temporary, path)  # replaces the socket of a worker that was killed
+        try:
+            move_atomic(temporary, path)  # replaces the socket of a worker that was killed, a file
+        except OSError:  # a directory, say: not ours to remove
+            listener.close()
+            os.unlink(temporary)
+            raise
         self.socket_inode = os.stat(path).st_ino
         self.listener = listener
         self.selector.register(listener, selectors.EVENT_READ, "accept")
@@ -168,9 +190,15 @@ class Worker:
 
     def serve(self) -> None:
         while self.listener is not None or self.children:
-            timeout = None if self.children else max(0.0, IDLE_SECONDS - (time.monotonic() - self.last_work))
+            now = time.monotonic()
+            timeout = None if self.children else max(0.0, IDLE_SECONDS - (now - self.last_work))
+            if self.incoming:
+                first = max(0.0, min(incoming.deadline for incoming in self.incoming.values()) - now)
+                timeout = first if timeout is None else min(timeout, first)
             events = self.selector.select(timeout)
-            if not events and not self.children:
+            self.drop_late_requests()
+            if not events and not self.children and not self.incoming \
+                    and time.monotonic() - self.last_work >= IDLE_SECONDS:
                 break  # idle too long
             for key, _ in events:
                 # An event of this batch whose file was closed by an earlier one (a child and its
@@ -187,6 +215,10 @@ class Worker:
                     self.child_ended(key.fd)
                 elif key.data == "caller":
                     self.caller_left(key.fd)
+                elif key.data == "request":
+                    self.receive(key.fd)
+        for fd in list(self.incoming):  # their callers find the connection closed: they run their packages
+            self.drop_request(fd)
         self.stop_listening()
         # The session's files go with it; a worker that ends while make runs (idle, or its code
         # changed) leaves the session's mark, so that the next package starts a fresh one.
@@ -203,26 +235,81 @@ class Worker:
             connection, _ = self.listener.accept()
         except OSError:
             return
+        self.begin(connection)
+
+    def begin(self, connection: socket.socket) -> None:
+        """Take a caller's connection: its request is read as it comes (:meth:`receive`)."""
+        if spkg_client.peer_uid(connection) != os.getuid():
+            connection.close()
+            return
+        # The request is read as it comes, beside the other calls: a caller that sends slowly
+        # (stopped, swapped out) holds up nobody but itself.
+        connection.setblocking(False)
+        self.incoming[connection.fileno()] = _Incoming(connection, time.monotonic() + REQUEST_SECONDS)
+        self.selector.register(connection, selectors.EVENT_READ, "request")
+
+    def receive(self, fd: int) -> None:
+        """Read what a caller sent of its request; run it once it is whole."""
+        incoming = self.incoming[fd]
         try:
-            self.start(connection)
+            data, fds, _, _ = socket.recv_fds(incoming.connection, 1 << 16, spkg_client.MAX_FDS)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, fds = b"", []
+        incoming.fds += fds
+        incoming.data += data
+        size = int.from_bytes(incoming.data[:4], "big") if len(incoming.data) >= 4 else REQUEST_MAX
+        if data and len(incoming.data) < 4 + size <= 4 + REQUEST_MAX:
+            return  # more to come
+        connection, fds = incoming.connection, incoming.fds
+        self.selector.unregister(connection)
+        del self.incoming[fd]
+        try:
+            # cut off (the caller went), too big, or more than it announced: not a request
+            request = _parse_request(bytes(incoming.data[4:])) if len(incoming.data) == 4 + size else None
+        except (ValueError, IndexError, UnicodeDecodeError):
+            request = None
+        if request is None or len(request["targets"]) != len(fds):
+            for descriptor in fds:  # the caller's (make's output pipe among them): not ours to keep
+                os.close(descriptor)
+            connection.close()
+            return
+        connection.setblocking(True)
+        try:
+            self.start(connection, request, fds)
         except Exception:
             traceback.print_exc()
             connection.close()
 
-    def start(self, connection: socket.socket) -> None:
-        if spkg_client.peer_uid(connection) != os.getuid():
-            connection.close()
-            return
-        connection.settimeout(10)  # a caller sends its whole request at once
-        request, fds = _receive(connection)
+    def drop_late_requests(self) -> None:
+        now = time.monotonic()
+        for fd in [fd for fd, incoming in self.incoming.items() if incoming.deadline <= now]:
+            self.drop_request(fd)
+
+    def drop_request(self, fd: int) -> None:
+        incoming = self.incoming.pop(fd)
+        self.selector.unregister(incoming.connection)
+        for descriptor in incoming.fds:
+            os.close(descriptor)
+        incoming.connection.close()
+
+    def start(self, connection: socket.socket, request: dict, fds: list[int]) -> None:
+        """Run a whole request: a child for it, or a refusal."""
         try:
-            if request is None:
-                connection.close()
-                return
             if self.code_files() != self.fingerprint:
-                connection.sendall(b"R sage-build changed\n")
-                connection.close()
+                _refuse(connection, b"sage-build changed")
                 self.stop_listening()
+                return
+            if request["encoding"] != sys.getfilesystemencoding():
+                # the child would read the caller's names (arguments, the environment as str)
+                # otherwise than the caller's own interpreter: the caller runs its package itself
+                _refuse(connection, b"another file system encoding")
+                return
+            if interpreter_settings(request["environ"]) != self.settings:
+                # e.g. a make target's own PYTHONPATH or PYTHONWARNINGS: the child is an interpreter
+                # that started with the worker's; the caller's own interpreter started with them
+                _refuse(connection, b"other Python or locale settings")
                 return
             request["worker"] = os.getpid()
             # The child starts with the worker's dispositions (SIGINT ignored): a signal that comes
@@ -252,12 +339,13 @@ class Worker:
             connection.sendall(b"P %d\n" % pid)
         except OSError:
             pass  # the caller is gone: caller_left kills the child
-        root = request["environ"].get("SAGE_ROOT", "")
+        root = request["environ"].get(b"SAGE_ROOT", b"")
         if root not in self.trees:  # while the child runs: the next ones inherit the tree's graph
             self.trees.add(root)
             from sage_build.face.spkg_command import remember_tree
 
-            remember_tree(request["environ"])
+            # the caller's file system encoding is ours (checked above)
+            remember_tree({os.fsdecode(k): os.fsdecode(v) for k, v in request["environ"].items()})
 
     def child_ended(self, pidfd: int) -> None:
         pid, connection = self.children.pop(pidfd)
@@ -320,38 +408,36 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _receive(connection: socket.socket) -> tuple[dict | None, list[int]]:
-    """Read one request; return it parsed (None if it is not one) and the descriptors it carried."""
-    head, fds, _, _ = socket.recv_fds(connection, 4, spkg_client.MAX_FDS)
+def _refuse(connection: socket.socket, why: bytes) -> None:
+    """Tell a caller to run its package itself (nothing was started), if it still listens."""
     try:
-        request = _read_request(connection, head)
-    except (OSError, ValueError, IndexError):  # cut off, too slow, or not a request: its descriptors are closed
-        return None, fds
-    if request is None or len(request["targets"]) != len(fds):
-        return None, fds
-    return request, fds
+        connection.sendall(b"R " + why + b"\n")
+    except OSError:
+        pass
+    connection.close()
 
 
-def _read_request(connection: socket.socket, head: bytes) -> dict | None:
-    data = head
-    while len(data) < 4:
-        more = connection.recv(4 - len(data))
-        if not more:
-            return None
-        data += more
-    size = int.from_bytes(data[:4], "big")
-    payload = bytearray()
-    while len(payload) < size:
-        more = connection.recv(min(size - len(payload), 1 << 16))
-        if not more:
-            return None
-        payload += more
-    fields = bytes(payload).split(b"\0")
+class _Incoming:
+    """A request while it is read: what came so far, the descriptors that came with it, and when
+    its caller's time is up."""
+
+    def __init__(self, connection: socket.socket, deadline: float) -> None:
+        self.connection = connection
+        self.deadline = deadline
+        self.data = bytearray()
+        self.fds: list[int] = []
+
+
+def _parse_request(payload: bytes) -> dict | None:
+    """A request's fields (``spkg_client.encode_request``), or None if it is not one."""
+    fields = payload.split(b"\0")
     if fields[0] != spkg_client.PROTOCOL:
         return None
-    cwd, umask, pgid, count = fields[1], int(fields[2]), int(fields[3]), int(fields[4])
-    argv = [arg.decode("utf-8", "surrogateescape") for arg in fields[5:5 + count]]
-    at = 5 + count
+    # The names stay bytes (the directory, the environment); the arguments are decoded as the
+    # caller's interpreter did, which start() checks is this one's way (``encoding``).
+    encoding, cwd, umask, pgid, count = fields[1].decode("ascii"), fields[2], int(fields[3]), int(fields[4]), int(fields[5])
+    argv = [os.fsdecode(arg) for arg in fields[6:6 + count]]
+    at = 6 + count
     fd_count = int(fields[at])
     targets = [int(fd) for fd in fields[at + 1:at + 1 + fd_count]]
     if len(targets) != fd_count:
@@ -359,8 +445,8 @@ def _read_request(connection: socket.socket, head: bytes) -> dict | None:
     environ = {}
     for entry in fields[at + 1 + fd_count:]:
         key, _, value = entry.partition(b"=")
-        environ[os.fsdecode(key)] = os.fsdecode(value)
-    return {"cwd": os.fsdecode(cwd), "umask": umask, "pgid": pgid, "argv": argv, "targets": targets,
+        environ[key] = value
+    return {"encoding": encoding, "cwd": cwd, "umask": umask, "pgid": pgid, "argv": argv, "targets": targets,
             "environ": environ}
 
 
@@ -384,8 +470,8 @@ def _run_child(request: dict, fds: list[int], make_pidfd: int) -> None:
         _take_descriptors(fds, request["targets"])
         os.chdir(request["cwd"])
         os.umask(request["umask"])
-        os.environ.clear()
-        os.environ.update(request["environ"])
+        os.environb.clear()
+        os.environb.update(request["environ"])
         sys.argv = ["sage-spkg", *request["argv"]]
         _reopen_standard_streams()
         # what came meanwhile arrives now, where the caller's streams are this process's
@@ -480,7 +566,18 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()  # what the imports made is shared with every child and never scanned again
     # The socket appears once everything is loaded: until then a package runs on its own rather
     # than waiting for the imports.
-    worker.listen()
+    try:
+        worker.listen()
+    except OSError as error:
+        # Every later package of the session would start a worker that fails the same way: the
+        # mark (left while the lock is held) tells them to run on their own at once.
+        print(f"sage-spkg-worker: cannot listen at {base}.sock: {error.strerror or error}; this make"
+              f" session's packages run in their own processes", file=sys.stderr)
+        try:
+            os.close(os.open(base + spkg_client.NO_WORKER, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError:
+            pass
+        return 1
     worker.serve()
     return 0
 

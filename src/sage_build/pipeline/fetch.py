@@ -233,6 +233,12 @@ def _open(url: str, timeout: float, accept: str | None = None, start: int = 0) -
     return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - URLs from config
 
 
+def _stderr_is_terminal() -> bool:
+    """The callers' default for a progress bar: standard error is a terminal (it may be closed:
+    sys.stderr is None then)."""
+    return sys.stderr is not None and sys.stderr.isatty()
+
+
 def _copy_stream(src: BinaryIO, dst: BinaryIO, total: int | None, desc: str, progress: bool) -> int:
     bar = None
     if progress:
@@ -297,7 +303,7 @@ def download_url(url: str, dest: Path, *, timeout: float = 60, retries: int = 2,
     for ./sage --package create/update, which compute the checksum afterwards."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if progress is None:
-        progress = sys.stderr.isatty()
+        progress = _stderr_is_terminal()
     try:
         with replacing(dest) as part:
             _download(url.split("#", 1)[0], Path(part), timeout=timeout, retries=retries, progress=progress,
@@ -743,7 +749,7 @@ def fetch(
     else:
         tried.append((cached, "not present"))
 
-    show = sys.stderr.isatty() if progress is None else progress
+    show = _stderr_is_terminal() if progress is None else progress
 
     def from_url(url: str) -> Callable[[Path], None]:
         return lambda part: _download(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections import deque
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
@@ -28,13 +27,15 @@ class PackageLog:
 
     def __init__(self, path: Path, tag: str, echo: bool, stream: TextIO | None = None,
                  echo_warnings: bool = False):
-        """``echo``: the lines reach ``stream`` (standard output) too (the face decides:
-        ``face.settings.echo_to_terminal``); ``echo_warnings``: only the :data:`WARNING_LINE` ones do."""
+        """``echo``: the lines reach ``stream`` (the face's standard output) too (the face decides:
+        ``face.settings.echo_to_terminal``); ``echo_warnings``: only the :data:`WARNING_LINE` ones do.
+        Without a ``stream`` (standard output closed, as under a make run with ``>&-``) they are only
+        logged."""
         self.path = path
         self.tag = tag
         self.echo = echo
         self.echo_warnings = echo_warnings
-        self.stream = stream or sys.stdout
+        self.stream = stream
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", encoding="utf-8", errors="replace")
         self._tail: deque[str] = deque(maxlen=200)
@@ -54,7 +55,7 @@ class PackageLog:
             prefixed = f"[{self.tag}] {part}" if self.tag else part
             self._file.write(prefixed + "\n")
             self._tail.append(part)
-            if self.echo or always or (self.echo_warnings and WARNING_LINE.match(part)):
+            if self.stream is not None and (self.echo or always or (self.echo_warnings and WARNING_LINE.match(part))):
                 self.stream.write(prefixed + "\n")
                 self.stream.flush()
         self._file.flush()

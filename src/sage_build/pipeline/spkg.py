@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, TextIO
 
 from sage_build.cache.entry import CacheSettings, Pulled
 from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
@@ -69,6 +69,11 @@ class SpkgSettings:
     # A pull ahead of the build order (#20): only from a binary cache, nothing on a miss; this file
     # then says so to make (the generated Makefile's PULLED directory).
     pull_ahead: Path | None = None
+    # Where the lines shown go: the face's standard output, None when there is none (a make run
+    # with its output closed, `>&-`: the package still builds, its lines go to its log only).
+    output: TextIO | None = None
+    terminal: bool = False  # ``output`` is a terminal: each phase's first line is shown there
+    progress: bool = False  # a download shows its progress on standard error (a terminal)
 
 
 class Spkg:
@@ -84,7 +89,7 @@ class Spkg:
         self.keep_build = settings.keep_build
         self.check = bool(settings.check)
         self.log_path = layout.log_file(pkg.name, self.version)
-        self.log = PackageLog(self.log_path, self.tag, echo=settings.echo,
+        self.log = PackageLog(self.log_path, self.tag, echo=settings.echo, stream=settings.output,
                               echo_warnings=settings.echo_warnings)
         self.events = layout.events_file
         self.reason = reason or _reason_from_plan(pkg.name, settings.plan_file) or _local_reason(layout, pkg)
@@ -99,7 +104,7 @@ class Spkg:
     @contextlib.contextmanager
     def phase(self, name: str):
         start = time.time()
-        self.log.line(f"--- {name} ---", always=not self.log.echo and sys.stdout.isatty()
+        self.log.line(f"--- {name} ---", always=not self.log.echo and self.settings.terminal
                       and not self.settings.quiet)
         record_event(self.events, **self.event_fields, phase=name, event=events.START, time=start, reason=self.reason)
         try:
@@ -470,7 +475,7 @@ class Spkg:
         path = fetching.fetch(
             pkg.tarball, pkg.checksums, package=pkg.name, upstream_dir=self.layout.upstream,
             mirrors=self.config.mirrors, index_name=(pkg.distribution_name or pkg.name) if pkg.is_python else None,
-            upstream_url=pkg.upstream_url, debian_source=pkg.debian_source,
+            upstream_url=pkg.upstream_url, debian_source=pkg.debian_source, progress=self.settings.progress,
         )
         self.log.line(f"using {path} (checksum verified)")
         return [path]
