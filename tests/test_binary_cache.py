@@ -401,3 +401,22 @@ def test_a_kill_during_a_pull_ahead_leaves_nothing_half_installed(tmp_path, poin
     assert second.python("import mid, base").returncode == 0
     assert _files(second.prefix, second.prefix) == {k: v for k, v in _files(first.prefix).items()
                                                     if not k.startswith("share/side")}
+
+
+def test_a_stray_pull_ahead_marker_never_leaves_a_package_uninstalled(tmp_path):
+    """The file that tells make a package was pulled ahead is only a shortcut: found where no stamp
+    is (planted, or the package uninstalled meanwhile), the package's own rule installs it."""
+    cache = tmp_path / "cache"
+    env = {"SAGE_BINARY_CACHE": str(cache), "SAGE_BINARY_CACHE_TRUST": "unsigned"}
+    first = _tree(tmp_path / "one")
+    first.make("build", extra_env=dict(env, SAGE_BINARY_CACHE_PUSH=str(cache)))
+    second = _tree(tmp_path / "two", prefix=tmp_path / "two" / "local", recipes_from=first)
+    second.make("python3-venv")
+    started = "1700000000.123456789"
+    planted = second.prefix / "var/tmp/sage/pulled-ahead" / started / "base"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("")
+    result = second.make("mid", extra_env=dict(env, SAGE_MAKE_STARTED=started))
+    assert second.stamp("base", "1.0").is_file(), result.stdout
+    assert second.python("import mid, base").returncode == 0
+    assert json.loads(second.stamp("base", "1.0").read_text())["files"]  # a real manifest, not a touched file
