@@ -420,3 +420,14 @@ def test_a_stray_pull_ahead_marker_never_leaves_a_package_uninstalled(tmp_path):
     assert second.stamp("base", "1.0").is_file(), result.stdout
     assert second.python("import mid, base").returncode == 0
     assert json.loads(second.stamp("base", "1.0").read_text())["files"]  # a real manifest, not a touched file
+
+
+def test_a_pull_ahead_variable_in_makes_environment_changes_nothing(tmp_path):
+    """SAGE_SPKG_PULL_AHEAD belongs to the pull-ahead rules alone: exported by mistake, it would make
+    every package a pull that builds nothing, and make would end with nothing installed."""
+    tree = _tree(tmp_path / "one")
+    stray = tmp_path / "stray"
+    result = tree.make("build", extra_env={"SAGE_SPKG_PULL_AHEAD": str(stray)})
+    assert tree.python("import mid, base").returncode == 0, result.stdout
+    assert (tree.prefix / "share/side/note").is_file()
+    assert not stray.exists()
