@@ -114,6 +114,15 @@ def test_an_install_borrows_free_tokens_for_its_byte_code_and_gives_them_back():
             with pytest.raises(BlockingIOError):
                 os.read(read_fd, 1)
         assert os.read(read_fd, 10) == b"+"
+        # an install that fails while it compiles gives them back too
+        os.set_blocking(read_fd, True)
+        os.write(write_fd, b"++")
+        with pytest.raises(RuntimeError):
+            with borrowed({"MAKEFLAGS": f" -j3 --jobserver-auth={read_fd},{write_fd}"}, 5) as extra:
+                assert extra == 2
+                raise RuntimeError("a broken member")
+        os.set_blocking(read_fd, False)
+        assert os.read(read_fd, 10) == b"++"
     finally:
         os.close(read_fd)
         os.close(write_fd)
