@@ -333,7 +333,7 @@ def test_a_cache_pulls_ahead_of_the_build_order(tmp_path, signing):
     first = _tree(tmp_path / "one")
     # base installs slowly, and only after what its postinst needs: mid, which needs base, is pulled
     # ahead and installed before base is
-    (first.root / "build/pkgs/base/spkg-postinst").write_text("sleep 2\n")
+    (first.root / "build/pkgs/base/spkg-postinst").write_text("sleep 1\n")
     first.configure()
     first.make("build", extra_env={"SAGE_BINARY_CACHE_PUSH": str(cache),
                                    "SAGE_BINARY_CACHE_SIGNING_KEY": signing["secret"]})
