@@ -107,6 +107,18 @@ def _give_back(write_end: int | str, tokens: bytes) -> None:
         os.close(fd)
 
 
+@contextmanager
+def _tokens(ends: tuple[str, int | str], want: int) -> Iterator[bytes]:
+    """Up to ``want`` tokens free in make's jobserver now (``ends``: see :func:`_ends`), given back
+    at the end, also on an error."""
+    read_path, write_end = ends
+    tokens = _borrow(read_path, want)
+    try:
+        yield tokens
+    finally:
+        _give_back(write_end, tokens)
+
+
 def _makeflags_with(makeflags: str, jobs: int, auth: str) -> str:
     """MAKEFLAGS with make's -jN and jobserver replaced by ours (none for one job)."""
     words = _AUTH.sub("", _JOBS.sub(r"\1", makeflags)).split()
@@ -126,19 +138,17 @@ def build_share(environ: Mapping[str, str]) -> Iterator[dict[str, str]]:
         jobs = str(budget)
         yield {"SAGE_NUM_THREADS": jobs, "CMAKE_BUILD_PARALLEL_LEVEL": jobs, "MAX_JOBS": jobs}
         return
-    read_path, write_end = ends
-    tokens = _borrow(read_path, budget - 1)
-    share = 1 + len(tokens)
-    pipe = os.pipe()
-    try:
-        os.write(pipe[1], b"+" * (share - 1))
-        jobs = str(share)
-        yield {"SAGE_NUM_THREADS": jobs, "CMAKE_BUILD_PARALLEL_LEVEL": jobs, "MAX_JOBS": jobs,
-               "MAKEFLAGS": _makeflags_with(makeflags, share, f"{pipe[0]},{pipe[1]}")}
-    finally:
-        for fd in pipe:
-            os.close(fd)
-        _give_back(write_end, tokens)
+    with _tokens(ends, budget - 1) as tokens:
+        share = 1 + len(tokens)
+        pipe = os.pipe()
+        try:
+            os.write(pipe[1], b"+" * (share - 1))
+            jobs = str(share)
+            yield {"SAGE_NUM_THREADS": jobs, "CMAKE_BUILD_PARALLEL_LEVEL": jobs, "MAX_JOBS": jobs,
+                   "MAKEFLAGS": _makeflags_with(makeflags, share, f"{pipe[0]},{pipe[1]}")}
+        finally:
+            for fd in pipe:
+                os.close(fd)
 
 
 @contextmanager
@@ -151,9 +161,5 @@ def borrowed(environ: Mapping[str, str], want: int) -> Iterator[int]:
     if ends is None:
         yield want
         return
-    read_path, write_end = ends
-    tokens = _borrow(read_path, want)
-    try:
+    with _tokens(ends, want) as tokens:
         yield len(tokens)
-    finally:
-        _give_back(write_end, tokens)

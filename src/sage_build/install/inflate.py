@@ -87,8 +87,6 @@ class InflatingReader(io.RawIOBase):
             if not data and not pending:
                 break
         self._produced += len(data)
-        if not data and self._produced != self._size:
-            raise zipfile.BadZipFile(f"{self._name} does not have the size the archive's index gives")
-        if self._produced > self._size:
+        if self._produced > self._size or (not data and self._produced != self._size):
             raise zipfile.BadZipFile(f"{self._name} does not have the size the archive's index gives")
         return data

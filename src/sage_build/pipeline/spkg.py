@@ -273,8 +273,7 @@ class Spkg:
         """Tell make that this package was pulled ahead of the build order (its stamp is written
         first: a kill in between makes the package's own rule find it built meanwhile). The
         markers of earlier sessions, one directory each, go once they are a day old."""
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(marker, b"")
+        write_atomic(marker, b"")  # (it makes the session's directory)
         for other in marker.parent.parent.iterdir():
             with contextlib.suppress(OSError):
                 if other != marker.parent and time.time() - other.stat().st_mtime > 86400:
