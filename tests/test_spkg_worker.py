@@ -60,6 +60,28 @@ def _record_events(tree: Tree) -> dict[str, dict]:
     return {e["package"]: e for e in events if e["event"] == "end" and e["phase"] == "record"}
 
 
+def _hand_made_client(src: str, fake_make: int, *, say: str = "") -> list[str]:
+    """A sage-spkg client of make ``fake_make``, as a command: it hands the package 'probe' to the
+    session's worker and exits as the worker says, or with 99 where it would run the package itself
+    (after printing ``say``, if given)."""
+    return [sys.executable, "-c", (
+        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
+        f"spkg_client.make_pid = lambda: {fake_make}\n"
+        f"code = spkg_client.run_in_worker(['probe'], {src!r})\n"
+        + (f"print({say!r})\n" if say else "") + "os._exit(99 if code is None else code)\n")]
+
+
+def _take_request(connection: socket.socket) -> None:
+    """Read a caller's whole request as a worker does (for a hand-made worker), closing the
+    descriptors it passed."""
+    head, fds, _, _ = socket.recv_fds(connection, 4, 300)
+    for fd in fds:
+        os.close(fd)
+    size = int.from_bytes(head, "big")
+    while size > 0:
+        size -= len(connection.recv(size))
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -608,21 +630,12 @@ def test_a_signal_for_sage_spkg_before_its_child_has_started_reaches_the_child(r
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(base + ".sock")
     listener.listen(1)
-    client = subprocess.Popen([sys.executable, "-c", (
-        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
-        f"spkg_client.make_pid = lambda: {fake_make}\n"
-        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
-        env=env)
+    client = subprocess.Popen(_hand_made_client(src, fake_make), env=env)
     result = {}
 
     def serve() -> None:
         connection, _ = listener.accept()
-        head, fds, _, _ = socket.recv_fds(connection, 4, 300)
-        for fd in fds:
-            os.close(fd)
-        size = int.from_bytes(head, "big")
-        while size > 0:
-            size -= len(connection.recv(size))
+        _take_request(connection)
         time.sleep(0.3)  # the caller waits for "P" with its handlers in place
         client.send_signal(signal.SIGTERM)
         time.sleep(0.5)
@@ -654,18 +667,10 @@ def test_a_signal_before_a_refusal_is_not_lost_when_sage_spkg_runs_the_package_i
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(base + ".sock")
     listener.listen(1)
-    client = subprocess.Popen([sys.executable, "-c", (
-        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
-        f"spkg_client.make_pid = lambda: {fake_make}\n"
-        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nprint('ran the package itself')\n"
-        f"os._exit(99 if code is None else code)\n")], env=env, stdout=subprocess.PIPE, text=True)
+    client = subprocess.Popen(_hand_made_client(src, fake_make, say="ran the package itself"), env=env,
+                              stdout=subprocess.PIPE, text=True)
     connection, _ = listener.accept()
-    head, fds, _, _ = socket.recv_fds(connection, 4, 300)
-    for fd in fds:
-        os.close(fd)
-    size = int.from_bytes(head, "big")
-    while size > 0:
-        size -= len(connection.recv(size))
+    _take_request(connection)
     time.sleep(0.3)
     client.send_signal(signal.SIGTERM)
     time.sleep(0.3)
@@ -710,11 +715,8 @@ def test_a_ctrl_c_while_the_worker_forks_the_child_is_not_lost(runtime):
         while not os.path.exists(base + ".sock"):
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        client = subprocess.Popen([sys.executable, "-c", (
-            f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
-            f"spkg_client.make_pid = lambda: {fake_make}\n"
-            f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
-            env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+        client = subprocess.Popen(_hand_made_client(src, fake_make), env=env, start_new_session=True,
+                                  stderr=subprocess.PIPE, text=True)
         time.sleep(0.6)  # the child exists and sleeps in its first step
         os.killpg(client.pid, signal.SIGINT)
         _, stderr = client.communicate(timeout=30)
@@ -741,11 +743,7 @@ def test_what_is_planted_at_the_sockets_path_makes_sage_spkg_run_the_package_its
         os.mkdir(path)
     else:
         os.mkfifo(path)
-    client = subprocess.run([sys.executable, "-c", (
-        f"import os, sys\nsys.path.insert(0, {src!r})\nfrom sage_build.face import spkg_client\n"
-        f"spkg_client.make_pid = lambda: {fake_make}\n"
-        f"code = spkg_client.run_in_worker(['probe'], {src!r})\nos._exit(99 if code is None else code)\n")],
-        env=env, timeout=30)
+    client = subprocess.run(_hand_made_client(src, fake_make), env=env, timeout=30)
     assert client.returncode == 99
 
 
