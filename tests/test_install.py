@@ -184,16 +184,28 @@ def test_tree_equals_pips(prefix, tmp_path):
 def test_sigkill_at_random_points_then_rerun_equals_clean_install(prefix, clean_prefix, tmp_path):
     wheels = shared_wheels(tmp_path / "wheels", 4)
     clean = copy_prefix(clean_prefix, tmp_path / "clean")
+    # Kill points spread over the part of an install that writes (timed on this machine now: the
+    # start and imports, up to a wheel that is not there; a whole install) and a little past it,
+    # where a kill must change nothing.
+    started = time.monotonic()
+    assert install(clean, tmp_path / "not-there-1.0-py3-none-any.whl").returncode != 0
+    before_writing = time.monotonic() - started
+    started = time.monotonic()
     assert install(clean, *wheels).returncode == 0
+    whole = time.monotonic() - started
     expected = {k: v for k, v in _tree(clean).items()}
     rng = random.Random(1)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    outcomes = []  # what each kill left: nothing yet, part of the install, all of it
     for attempt in range(50):
         process = subprocess.Popen([sys.executable, "-m", "sage_build.install", "--prefix", str(prefix),
                                     *map(str, wheels)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.05, 0.6))
+        time.sleep(rng.uniform(0.8 * before_writing, 1.1 * whole))
         process.send_signal(signal.SIGKILL)
         process.wait()
+        records = len(list(site(prefix).glob("p*.dist-info/RECORD")))
+        outcomes.append("all" if records == len(wheels) else "part" if records or (site(prefix) / "ns").exists()
+                        else "none")
         # no torn file: every published file is complete (only temporaries may be partial)
         for file in site(prefix).rglob("*.h"):
             assert file.read_bytes().startswith(b"#define") and file.read_bytes().endswith(b"\n")
@@ -204,6 +216,8 @@ def test_sigkill_at_random_points_then_rerun_equals_clean_install(prefix, clean_
         assert got == expected, attempt
         assert not [p for p in prefix.rglob("*") if ".sbtmp-" in p.name]
         subprocess.run(["rm", "-rf", str(site(prefix) / "ns")] + [str(p) for p in site(prefix).glob("p*.dist-info")])
+    # the kills must land inside installs often, or the test shows nothing
+    assert outcomes.count("part") >= 8, {kind: outcomes.count(kind) for kind in ("none", "part", "all")}
 
 
 def test_fsync_option_installs_the_same_tree(prefix, tmp_path):
