@@ -138,3 +138,15 @@ def test_a_staged_tarball_that_would_escape_is_refused(tmp_path):
     with pytest.raises(CacheError, match="cannot unpack the cached files"):
         unpack_staged(tmp_path / "staged.tar.gz", tmp_path / "a" / "b" / "prefix")
     assert not (tmp_path / "a" / "escaped").exists() and not (tmp_path / "escaped").exists()
+
+
+def test_the_signing_key_stays_out_of_the_settings_text(keys):
+    # a traceback or a log line that shows the settings (or sage-spkg's, which hold them) must not
+    # show the secret key, nor the trusted keys' list
+    from sage_build.pipeline.spkg import SpkgSettings
+
+    (secret, public), _ = keys
+    settings = CacheSettings(urls=("file:///c",), push="file:///c", trusted_keys=(public,), signing_key=secret)
+    for text in (repr(settings), str(settings), repr(SpkgSettings(environ={}, cache=settings))):
+        assert secret not in text and public not in text, text
+        assert "file:///c" in text

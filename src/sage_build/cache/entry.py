@@ -24,8 +24,8 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from sage_build.base.errors import CacheError
 from sage_build.cache import trust
@@ -38,16 +38,19 @@ STAGED_NAME = "staged.tar.gz"
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+!-]*\.(whl|tar\.gz)$")
 
 
-@dataclass(frozen=True)
-class CacheSettings:
+class CacheSettings(NamedTuple):
     """What a build is told about binary caches (``face`` reads it from the environment)."""
 
     urls: tuple[str, ...] = ()        # SAGE_BINARY_CACHE: pulled from, first hit wins
     mode: str = "auto"                # SAGE_BINARY_CACHE_MODE: auto, only (a miss is an error), never
     push: str = ""                    # SAGE_BINARY_CACHE_PUSH: pushed to after each local build
     unsigned: bool = False            # SAGE_BINARY_CACHE_TRUST=unsigned: take unsigned entries
-    trusted_keys: tuple[str, ...] = field(default=(), repr=False)  # SAGE_BINARY_CACHE_TRUSTED_KEYS
-    signing_key: str = field(default="", repr=False)  # the secret key (SAGE_BINARY_CACHE_SIGNING_KEY's file)
+    trusted_keys: tuple[str, ...] = ()  # SAGE_BINARY_CACHE_TRUSTED_KEYS
+    signing_key: str = ""             # the secret key (SAGE_BINARY_CACHE_SIGNING_KEY's file)
+
+    def __repr__(self) -> str:  # the keys stay out of tracebacks and logs
+        return (f"CacheSettings(urls={self.urls!r}, mode={self.mode!r}, push={self.push!r},"
+                f" unsigned={self.unsigned!r})")
 
     @property
     def pulls(self) -> bool:
@@ -58,8 +61,7 @@ class CacheSettings:
         return self.pulls or bool(self.push)
 
 
-@dataclass(frozen=True)
-class Pulled:
+class Pulled(NamedTuple):
     """A verified entry, its artifacts written to a directory."""
 
     url: str
@@ -151,11 +153,10 @@ def pull(url: str, key: str, package: str, directory: Path, settings: CacheSetti
     return Pulled(display_url(url), manifest, wheels, staged)
 
 
-@dataclass(frozen=True)
-class StagedTarball:
+class StagedTarball(NamedTuple):
     data: bytes
-    templated: list[str] = field(default_factory=list)  # files whose text holds the placeholder
-    problems: list[str] = field(default_factory=list)   # "FILE: why it cannot be relocated"
+    templated: list[str]  # files whose text holds the placeholder
+    problems: list[str]   # "FILE: why it cannot be relocated"
 
 
 def staged_tarball(root: Path, files: list[str], prefix: Path | None = None) -> StagedTarball:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from sage_build.base.atomic import write_atomic
 from sage_build.base.errors import ConfigureError
@@ -15,25 +15,26 @@ ENABLE_VALUES = ("yes", "no", "if_installed")
 SYSTEM_VALUES = ("yes", "no", "force")
 
 
-@dataclass
-class Config:
+class Config(NamedTuple):
+    """build/make/config.json as read; its lists and mappings are shared when empty and never changed."""
+
     sage_root: str
     prefix: str
     python: str                      # the interpreter the prefix's venv is made from
-    argv: list[str] = field(default_factory=list)   # configure's arguments, for `make reconfigure`
+    argv: list[str] = []             # configure's arguments, for `make reconfigure`
     upstream_dir: str | None = None
-    mirrors: list[str] = field(default_factory=list)
-    enable: dict[str, str] = field(default_factory=dict)   # explicit --enable/--disable
-    with_system: dict[str, str] = field(default_factory=dict)
-    from_system: list[str] = field(default_factory=list)   # packages taken from the system
+    mirrors: list[str] = []
+    enable: dict[str, str] = {}      # explicit --enable/--disable
+    with_system: dict[str, str] = {}
+    from_system: list[str] = []      # packages taken from the system
     # spkg-configure.m4's decision per package: [status, why] (system, source, not understood, installed)
-    system_detection: dict[str, list[str]] = field(default_factory=dict)
+    system_detection: dict[str, list[str]] = {}
     system_site_packages: bool = False
     python_version: str = ""
     # the binary caches `make build` pulls from, and the keys it trusts (#20); the environment's
     # SAGE_BINARY_CACHE / SAGE_BINARY_CACHE_TRUSTED_KEYS replace them when set
-    binary_cache: list[str] = field(default_factory=list)
-    binary_cache_trusted_keys: list[str] = field(default_factory=list)
+    binary_cache: list[str] = []
+    binary_cache_trusted_keys: list[str] = []
 
     def layout(self, destdir: str | os.PathLike[str] | None = None, build_dir: Path | None = None) -> Layout:
         """The paths of this configuration; staged under ``destdir`` if given (the face passes
@@ -47,7 +48,7 @@ class Config:
         )
 
     def write(self, path: Path) -> None:
-        write_atomic(path, (json.dumps(asdict(self), indent=1, sort_keys=True) + "\n").encode())
+        write_atomic(path, (json.dumps(self._asdict(), indent=1, sort_keys=True) + "\n").encode())
 
 
 def config_path(sage_root: Path) -> Path:
@@ -63,5 +64,5 @@ def load_config(sage_root: Path) -> Config:
         raise ConfigureError(f"{path} does not exist: run ./configure.py first (or `make build`, which runs it)") from None
     except (ValueError, OSError) as error:
         raise ConfigureError(f"{path} is unreadable ({error}): run ./configure.py again") from None
-    known = set(Config.__dataclass_fields__)
+    known = set(Config._fields)
     return Config(**{k: v for k, v in data.items() if k in known})

@@ -6,7 +6,6 @@ here as a :class:`~sage_build.pipeline.spkg.SpkgSettings`.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ,
         spkg_options = spkg_settings(environ, keep_build=args.keep_build, check=args.check, config=config,
                                      worker=worker)
         if pkg.name in settings.forced(environ):  # ./sage -f: rebuilt from source, whatever a cache holds
-            spkg_options = dataclasses.replace(spkg_options, cache=dataclasses.replace(spkg_options.cache, urls=()))
+            spkg_options = spkg_options._replace(cache=spkg_options.cache._replace(urls=()))
         spkg = Spkg(config, layout, pkg, spkg_options, build_only=args.build_only)
     except OSError as error:
         print(f"sage-spkg: error: {args.package}: {error.strerror or error}: {error.filename or ''}",

@@ -20,9 +20,8 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from sage_build.base.errors import UninstallError
 from sage_build.base.killpoint import reach
@@ -170,8 +169,7 @@ def remove_files(layout: Layout, files: list[str]) -> None:
             directory = directory.parent
 
 
-@dataclass(frozen=True)
-class ForeignDistribution:
+class ForeignDistribution(NamedTuple):
     """A distribution in the prefix that another installer (pip, uv, ...) put there."""
     name: str
     version: str

@@ -17,9 +17,8 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, TextIO
+from typing import Mapping, NamedTuple, TextIO
 
 from sage_build.cache.entry import CacheSettings, Pulled
 from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
@@ -48,8 +47,7 @@ class PhaseFailed(SageBuildError):
         super().__init__(f"phase '{phase}': {error}")
 
 
-@dataclass(frozen=True)
-class SpkgSettings:
+class SpkgSettings(NamedTuple):
     """What the command tells one sage-spkg run (``face.spkg_command`` reads it from its arguments
     and the environment, once); nothing in the pipeline reads the environment itself."""
 

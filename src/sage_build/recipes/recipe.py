@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,8 +45,7 @@ class Kind(enum.Enum):
     NONE = "none"      # nothing to build (only metadata such as distros/)
 
 
-@dataclass(frozen=True)
-class Dependencies:
+class Dependencies(NamedTuple):
     """The parsed first lines of ``dependencies`` and of the extra dependency files, as written.
 
     Entries are tokens (see :func:`parse_dependency_line`): package names, make variables
@@ -81,27 +79,28 @@ class UpstreamFile(NamedTuple):
 PYPROJECT_KEYS = ("requires", "build-requires", "host-requires", "dependencies", "test")
 
 
-@dataclass(frozen=True)
-class Package:
+class Package(NamedTuple):
+    """A recipe as read (``load_package``); its mappings are shared when empty and never changed."""
+
     name: str
     path: Path
     type: str
     version: str | None               # with the .pN patch level, as in package-version.txt
     tarball_pattern: str | None        # as written, with the literal VERSION
-    checksums: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, str] = {}
     upstream_url_pattern: str | None = None
     debian_source: str | None = None
     dependencies: Dependencies = Dependencies()
     install_requires: tuple[str, ...] = ()  # PEP 508 lines, comments dropped
     requirements: tuple[str, ...] = ()      # pip package: lines of requirements.txt
     scripts: frozenset[str] = frozenset()   # names of the spkg-* scripts present (without .in)
-    distros: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    distros: dict[str, tuple[str, ...]] = {}
     has_patches: bool = False
     has_src: bool = False
     content_hash: str = ""   # see hash_files: a rebuild follows a change of it
     # src/pyproject.toml.m4 as sage_bootstrap reads it: key -> ((entry, line number), ...); an
     # entry is a recipe name (SPKG_INSTALL_REQUIRES_<name>) or a PURL (pkg:pypi/<distribution>).
-    pyproject: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    pyproject: dict[str, tuple[tuple[str, int], ...]] = {}
     src_build_files: tuple[str, ...] = ()   # src/pyproject.toml (from its .m4), src/MANIFEST.in: present ones
     purl_file: str | None = None            # purl.txt's first line
     uses_python_package_check: bool = False  # spkg-configure.m4 calls SAGE_PYTHON_PACKAGE_CHECK (sage_bootstrap's)
@@ -144,8 +143,8 @@ class Package:
                 f" to checksums.ini (./sage --package fix-checksum {self.name} fills in its sha256),"
                 f" or take {self.name} from the system"
             )
-        return replace(self, tarball_pattern=choice.tarball_pattern, checksums=choice.checksums,
-                       upstream_url_pattern=choice.upstream_url_pattern)
+        return self._replace(tarball_pattern=choice.tarball_pattern, checksums=choice.checksums,
+                             upstream_url_pattern=choice.upstream_url_pattern)
 
     @property
     def sage_distribution(self) -> str | None:
@@ -747,8 +746,7 @@ def package_dirs(pkgs_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: p.name)
 
 
-@dataclass(frozen=True)
-class RecipeProblem:
+class RecipeProblem(NamedTuple):
     """Why one recipe cannot be used: its message names the file, the line and what to do."""
 
     name: str
