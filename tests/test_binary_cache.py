@@ -217,7 +217,8 @@ def test_concurrent_pushes_of_the_same_packages_are_harmless(tmp_path):
         assert said.count("pushed to") + said.count("has it already") == 9 and said.count("pushed to") == 3
         assert len(list((cache / "v1").glob("*.json"))) == 3
         assert not [p for p in cache.rglob("*") if ".sbtmp-" in p.name]
-    from sage_build.cache.entry import CacheSettings, pull
+    from sage_build.cache.entry import pull
+    from sage_build.cache.settings import CacheSettings
 
     key = json.loads((first.prefix / "var/lib/sage/cache-keys/base-1.0.json").read_text())["key"]
     assert pull(str(cache), key, "base", tmp_path / "out", CacheSettings(unsigned=True)).wheels

@@ -17,7 +17,8 @@ pytest.importorskip("boto3", reason="S3 needs boto3 (pip install boto3)")
 pytest.importorskip("moto.server", reason="the S3 tests need moto's server (pip install 'moto[server]')")
 
 from sage_build.base.errors import CacheError  # noqa: E402
-from sage_build.cache.entry import CacheSettings, make_manifest, pull, push  # noqa: E402
+from sage_build.cache.entry import make_manifest, pull, push  # noqa: E402
+from sage_build.cache.settings import CacheSettings  # noqa: E402
 from sage_build.cache.store import has_key, manifest_path, open_store  # noqa: E402
 from sage_build.cache.trust import generate_key  # noqa: E402
 

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from sage_build.base.errors import CacheError
-from sage_build.cache.entry import CacheSettings, make_manifest, pull, push
+from sage_build.cache.entry import make_manifest, pull, push
+from sage_build.cache.settings import CacheSettings
 from sage_build.cache.store import blob_path, manifest_path, open_store
 from sage_build.cache.trust import generate_key
 

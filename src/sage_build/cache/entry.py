@@ -29,36 +29,14 @@ from typing import NamedTuple
 
 from sage_build.base.errors import CacheError
 from sage_build.cache import trust
+from sage_build.cache.record import read_record, wheel_hashes
+from sage_build.cache.settings import CacheSettings
 from sage_build.cache.store import Store, blob_path, display_url, manifest_path, open_store
 
 FORMAT = 1
-MODES = ("auto", "only", "never")
 WHEEL, STAGED = "wheel", "staged"
 STAGED_NAME = "staged.tar.gz"
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+!-]*\.(whl|tar\.gz)$")
-
-
-class CacheSettings(NamedTuple):
-    """What a build is told about binary caches (``face`` reads it from the environment)."""
-
-    urls: tuple[str, ...] = ()        # SAGE_BINARY_CACHE: pulled from, first hit wins
-    mode: str = "auto"                # SAGE_BINARY_CACHE_MODE: auto, only (a miss is an error), never
-    push: str = ""                    # SAGE_BINARY_CACHE_PUSH: pushed to after each local build
-    unsigned: bool = False            # SAGE_BINARY_CACHE_TRUST=unsigned: take unsigned entries
-    trusted_keys: tuple[str, ...] = ()  # SAGE_BINARY_CACHE_TRUSTED_KEYS
-    signing_key: str = ""             # the secret key (SAGE_BINARY_CACHE_SIGNING_KEY's file)
-
-    def __repr__(self) -> str:  # the keys stay out of tracebacks and logs
-        return (f"CacheSettings(urls={self.urls!r}, mode={self.mode!r}, push={self.push!r},"
-                f" unsigned={self.unsigned!r})")
-
-    @property
-    def pulls(self) -> bool:
-        return bool(self.urls) and self.mode != "never"
-
-    @property
-    def used(self) -> bool:
-        return self.pulls or bool(self.push)
 
 
 class Pulled(NamedTuple):
@@ -226,39 +204,6 @@ def read_signing_key(path: str) -> str:
     return text
 
 
-def write_record(path: Path, key, local: Path, files: list[str]) -> None:
-    """Record the key (a cache.key.PackageKey) a package was built under, with the stamp's files and
-    the sha256 of its wheels, right before its stamp is written; no key: remove the record."""
-    from sage_build.base.atomic import write_atomic
-
-    if key is None:
-        path.unlink(missing_ok=True)
-        return
-    record = {"key": key.key, "inputs": key.inputs, "files": sorted(files), "wheels": _wheel_hashes(local, files)}
-    if key.prefix_key:
-        record["prefix_key"] = key.prefix_key
-    write_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
-
-
-def _wheel_hashes(local: Path, files: list[str]) -> dict[str, str]:
-    hashes = {}
-    for rel in files:
-        if rel.endswith(".whl"):
-            try:
-                hashes[rel] = hashlib.sha256((local / rel).read_bytes()).hexdigest()
-            except OSError:
-                hashes[rel] = ""  # gone: matches no recorded build
-    return hashes
-
-
-def read_record(path: Path) -> dict | None:
-    try:
-        record = json.loads(path.read_text())
-        return record if isinstance(record, dict) and isinstance(record.get("key"), str) else None
-    except (OSError, ValueError):
-        return None
-
-
 def installed_artifacts(local: Path, prefix: Path, files: list[str], package: str, *,
                         keyed_on_prefix: bool) -> tuple[list[tuple[str, str, bytes]], StagedTarball | None]:
     """An installed package's artifacts, from its stamp's ``files`` (relative to ``local``, the
@@ -308,7 +253,7 @@ def push_installed(layout, pkg, settings: CacheSettings, url: str | None = None)
                          f" SAGE_BINARY_CACHE_PUSH={url or 'URL'} ./sage -f {pkg.name}, to push it")
     inputs = record.get("inputs", {})
     files = read_manifest(stamp).get("files", [])
-    if record.get("files") != sorted(files) or record.get("wheels") != _wheel_hashes(layout.local, files):
+    if record.get("files") != sorted(files) or record.get("wheels") != wheel_hashes(layout.local, files):
         raise CacheError(f"{pkg.name}-{pkg.stamp_version}: what is installed is not what the recorded build made"
                          f" (a build interrupted, or files changed since): rebuild it (./sage -f {pkg.name}) to push it")
     # a record from before staged trees were relocated: its key names the prefix

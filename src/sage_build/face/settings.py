@@ -77,7 +77,7 @@ def layout_of(config: Config, destdir: str | os.PathLike[str] | None = None,
 def cache_settings(environ: Mapping[str, str], config=None):
     """The binary-cache settings of the environment (SAGE_BINARY_CACHE and its family), else of the
     configuration (configure's --with-binary-cache...); a bad value is an error naming the variable."""
-    from sage_build.cache.entry import MODES, CacheSettings, read_signing_key
+    from sage_build.cache.settings import MODES, CacheSettings
 
     mode = environ.get("SAGE_BINARY_CACHE_MODE", "") or "auto"
     if mode not in MODES:
@@ -87,6 +87,8 @@ def cache_settings(environ: Mapping[str, str], config=None):
         raise SageBuildError(f"SAGE_BINARY_CACHE_TRUST={trust_value!r}: use 'unsigned' (take unsigned entries,"
                              " for a cache of your own) or leave it unset")
     signing = environ.get("SAGE_BINARY_CACHE_SIGNING_KEY", "")
+    if signing:  # the entries' module, for a build that signs what it pushes: a build without loads none
+        from sage_build.cache.entry import read_signing_key
     return CacheSettings(
         urls=tuple(environ["SAGE_BINARY_CACHE"].split() if "SAGE_BINARY_CACHE" in environ
                    else getattr(config, "binary_cache", []) or []),

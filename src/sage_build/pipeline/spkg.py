@@ -18,9 +18,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Mapping, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Mapping, NamedTuple, TextIO
 
-from sage_build.cache.entry import CacheSettings, Pulled
+from sage_build.cache.settings import CacheSettings
 from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
 from sage_build.pipeline.build import Unmet, default_advice, build_environment, build_wheel, run_script, source_date_epoch
 from sage_build.recipes.checksums import verified_cached
@@ -37,6 +37,10 @@ from sage_build.install.manifest import read_manifest, write_manifest
 from sage_build.recipes.recipe import PYTHON_PSEUDO, Kind, Package, load_packages
 from sage_build.install.target import TargetPython, query_python, set_system_site_packages
 from sage_build.install.uninstall import PIPRM, foreign_distributions, remove_foreign, render_piprm, uninstall
+
+if TYPE_CHECKING:
+    from sage_build.cache.entry import Pulled  # imported when a build pulls or pushes (#19)
+
 
 MAINTAINER_SCRIPTS = ("spkg-preinst", "spkg-postinst", "spkg-prerm", "spkg-postrm")
 
@@ -190,7 +194,7 @@ class Spkg:
         with self.phase(events.RECORD):
             self._record_scripts(distributions)
             reach("record-scripts")
-            from sage_build.cache.entry import write_record
+            from sage_build.cache.record import write_record
 
             # this build's key and what it installed (push checks that the stamp is this build's);
             # none when it has no key, so that push never takes an older build's
