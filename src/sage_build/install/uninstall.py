@@ -59,6 +59,7 @@ def render_piprm(*, package: str, version: str, python: Path, prefix: Path,
 
 
 PIPRM_TEMPLATE = "spkg-piprm.j2"
+_SEPARATORS = re.compile(r"[-_.]+")  # PEP 503: a run of them is one '-'
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*(?:\|\s*(tojson)\s*)?\}\}")
 
 
@@ -183,10 +184,18 @@ def foreign_distributions(site_dirs: Iterable[Path], project: str) -> list[Forei
     wanted = _canonical(project)
     found = []
     for site in dict.fromkeys(site_dirs):
-        for dist_info in sorted(Path(site).glob("*.dist-info")):
-            name, _, version = dist_info.name[: -len(".dist-info")].rpartition("-")
+        # Every build asks, with every installed distribution beside it: names first, paths only
+        # for the matches.
+        try:
+            with os.scandir(site) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(".dist-info"))
+        except OSError:  # no such site directory (yet)
+            continue
+        for entry in names:
+            name, _, version = entry[: -len(".dist-info")].rpartition("-")
             if _canonical(name) != wanted:
                 continue
+            dist_info = Path(site) / entry
             # Without INSTALLER it is no other installer's finished install: ours, cut short by a
             # kill (installer writes INSTALLER and RECORD last), which our own recovery completes.
             try:
@@ -201,7 +210,7 @@ def foreign_distributions(site_dirs: Iterable[Path], project: str) -> list[Forei
 def _canonical(name: str) -> str:
     """PEP 503's normal form of a distribution name (packaging.utils.canonicalize_name's rule;
     packaging's module is not imported on a wheel-kind package's path: see #19)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return _SEPARATORS.sub("-", name).lower()
 
 
 def remove_foreign(layout: Layout, dist: ForeignDistribution, *, work_dir: Path,
