@@ -25,9 +25,12 @@ def make_dry_run(environ: Mapping[str, str]) -> str:
     return next((flag for flag in "nqt" if flag in letters), "")
 
 
+_JOBS = re.compile(r"(?:^|\s)-j\s*(\d+)")
+
+
 def job_budget(environ: Mapping[str, str]) -> int:
     """How many jobs a build may run at once: make's -jN, else SAGE_NUM_THREADS, else 1."""
-    match = re.search(r"(?:^|\s)-j\s*(\d+)", " " + environ.get("MAKEFLAGS", ""))
+    match = _JOBS.search(" " + environ.get("MAKEFLAGS", ""))
     if match:
         return max(1, int(match.group(1)))
     try:

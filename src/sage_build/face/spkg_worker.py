@@ -81,6 +81,7 @@ PRELOAD = (
     "subprocess",
     "tarfile",
     "zipfile",
+    "encodings.cp437",  # the codec of a zip member's name without the UTF-8 flag: else each child loads it
     "shutil",
     "filecmp",
     "csv",

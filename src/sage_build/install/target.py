@@ -47,6 +47,7 @@ print(json.dumps({
 _SIMPLE_WHEEL_NAME = re.compile(
     r"(?!.*__)[A-Za-z0-9_.]+-\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?"
     r"(?:-\d[A-Za-z0-9_.]*)?" + r"-(\w+(?:\.\w+)*)" * 3 + r"\.whl", re.ASCII)
+_SYSTEM_SITE_PACKAGES_LINE = re.compile(r"^(\s*include-system-site-packages\s*=\s*)(\S*)[ \t]*$", re.MULTILINE)
 
 
 class TargetPython(NamedTuple):
@@ -124,15 +125,13 @@ def set_system_site_packages(venv: Path, on: bool) -> bool:
     --system-site-packages`` would have made it (its pyvenv.cfg; Python reads it at each start).
     configure's --enable-system-site-packages may change after the venv was made; the packages
     it takes from the system must be visible there. Returns whether the file changed."""
-    import re
-
     config = venv / "pyvenv.cfg"
     try:
         text = config.read_text()
     except FileNotFoundError:
         return False
     value = "true" if on else "false"
-    line = re.compile(r"^(\s*include-system-site-packages\s*=\s*)(\S*)[ \t]*$", re.MULTILINE)
+    line = _SYSTEM_SITE_PACKAGES_LINE
     new = line.sub(lambda m: m.group(1) + value, text) if line.search(text) else \
         text + ("" if text.endswith("\n") or not text else "\n") + f"include-system-site-packages = {value}\n"
     if new == text:

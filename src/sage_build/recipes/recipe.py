@@ -32,6 +32,9 @@ _PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 # Sage's rule for the name of a recipe directory: make takes it as a target and a variable name
 # (a space, ':', '$', '#' or a leading '-' breaks the Makefile).
 _RECIPE_NAME = re.compile(r"^[a-z0-9_][a-z0-9_.]*$")
+_PATCH_LEVEL = re.compile(r"\.p\d+$")  # package-version.txt's .pN: not the upstream version
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_VERSION_TEXT = re.compile(r"[A-Za-z0-9_.+~-]+")
 _SDH_PIP = re.compile(r"\bsdh_(pip_install|setup_bdist_wheel|store_and_pip_install_wheel|pip_editable_install)\b")
 
 
@@ -172,7 +175,7 @@ class Package(NamedTuple):
         """The version without Sage's ``.pN`` patch level: what the tarball name uses."""
         if self.version is None:
             return None
-        return re.sub(r"\.p\d+$", "", self.version)
+        return _PATCH_LEVEL.sub("", self.version)
 
     @property
     def stamp_version(self) -> str:
@@ -555,7 +558,7 @@ def parse_checksums_all(text: str, where: str) -> list[tuple[str, dict[str, str]
 def _check_checksum_value(key: str, value: str, where: str) -> None:
     lengths = {"sha256": 64, "sha1": 40, "md5": 32}
     if key in lengths:
-        if len(value) != lengths[key] or not re.fullmatch(r"[0-9a-fA-F]+", value):
+        if len(value) != lengths[key] or not _HEX.fullmatch(value):
             raise RecipeError(
                 f"{where}: {key}={value!r} is not a {lengths[key]}-digit hexadecimal {key} sum;"
                 f" run ./sage --package fix-checksum to recompute it"
@@ -567,7 +570,7 @@ def _check_checksum_value(key: str, value: str, where: str) -> None:
 def _check_tarball_name(pattern: str, version: str | None, where: str, name: str) -> None:
     """A tarball is a file directly in upstream/: a path in its name would make every tool
     (the cache look-up, fetch, unpack) use a file elsewhere."""
-    upstream_version = re.sub(r"\.p\d+$", "", version or "")
+    upstream_version = _PATCH_LEVEL.sub("", version or "")
     for text in (pattern, substitute_version(pattern, upstream_version)):
         if "/" in text or "\0" in text or text in ("", ".", ".."):
             raise RecipeError(
@@ -622,7 +625,7 @@ def load_package(path: Path) -> Package:
         if not lines:
             raise RecipeError(f"{path}/package-version.txt is empty: write the version of {where}")
         version = lines[0]
-        if not re.fullmatch(r"[A-Za-z0-9_.+~-]+", version):
+        if not _VERSION_TEXT.fullmatch(version):
             raise RecipeError(f"{path}/package-version.txt: {version!r} is not a valid version")
 
     checksums: dict[str, str] = {}
