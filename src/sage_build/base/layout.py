@@ -7,12 +7,11 @@ install (``DESTDIR``) changes one object and not every caller.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class TreeLayout:
+class TreeLayout(NamedTuple):
     """The paths of a distribution tree (``SAGE_ROOT``) alone: what a command knows before a
     configuration (and so a prefix) exists.  :class:`Layout` adds the prefix."""
 
@@ -67,12 +66,26 @@ class TreeLayout:
         return self.sage_root / "upstream"
 
 
-@dataclass(frozen=True)
-class Layout(TreeLayout):
+class Layout(NamedTuple):
+    """The tree's paths (those of :class:`TreeLayout`) and the prefix's."""
+
+    sage_root: Path
     prefix: Path              # SAGE_LOCAL as the installed tree will see it
     destdir: Path | None = None  # staging root; None installs in place
     upstream_dir: Path | None = None
     build_dir: Path | None = None  # where packages are built, if not the prefix's (SAGE_BUILD_DIR)
+
+    # The tree's paths are TreeLayout's own (they read sage_root alone): one definition of each.
+    pkgs_dir = TreeLayout.pkgs_dir
+    make_dir = TreeLayout.make_dir
+    makefile = TreeLayout.makefile
+    hashes_dir = TreeLayout.hashes_dir
+    config_file = TreeLayout.config_file
+    logs_root = TreeLayout.logs_root
+    logs_dir = TreeLayout.logs_dir
+    events_file = TreeLayout.events_file
+    timeline_file = TreeLayout.timeline_file
+    plan_file = TreeLayout.plan_file
 
     def staged(self, path: Path) -> Path:
         """Where a path of the final prefix is written now (under DESTDIR when staging)."""
@@ -138,7 +151,7 @@ class Layout(TreeLayout):
 
     @property
     def upstream(self) -> Path:
-        return self.upstream_dir or super().upstream
+        return self.upstream_dir or TreeLayout.upstream.fget(self)
 
     @property
     def python_final(self) -> Path:
