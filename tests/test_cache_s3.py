@@ -67,12 +67,15 @@ def test_push_and_pull_through_s3_write_once(s3, tmp_path):
     before = store.read(manifest_path("c" * 64))
     assert store.write_once(manifest_path("c" * 64), b"other") is False
     assert store.read(manifest_path("c" * 64)) == before
-    # concurrent pushes of one new key: one wins, the entry is whole
+    # concurrent pushes of one new key: the entry is whole and verifies. S3 lets one of them write
+    # the manifest; moto's server checks If-None-Match and then writes, without a lock, so there two
+    # may both write (one whole signed manifest replacing another): this asserts no more than what
+    # the emulator gives. (A directory store's one winner: test_cache_store's concurrent writers.)
     other = [("mid-1.0-py3-none-any.whl", "wheel", b"mid" * 5000)]
     with ThreadPoolExecutor(6) as pool:
         won = list(pool.map(lambda _: push(open_store(url), make_manifest("d" * 64, "mid", "1.0", {}, other, []),
                                            other, secret), range(6)))
-    assert won.count(True) == 1
+    assert won.count(True) >= 1
     assert pull(url, "d" * 64, "mid", tmp_path / "out2",
                 CacheSettings(urls=(url,), trusted_keys=(public,))).wheels[0].read_bytes() == b"mid" * 5000
     assert {p for p, _ in store.list("v1/")} >= {manifest_path("c" * 64), manifest_path("d" * 64)}
