@@ -181,26 +181,33 @@ def test_tree_equals_pips(prefix, tmp_path):
 
 
 @pytest.mark.slow
+def _start_writing(prefix: Path, wheels: list[Path], env: dict) -> subprocess.Popen:
+    """An install of ``wheels``, returned once it has begun to write (its first staged file's
+    directory is there) or has ended."""
+    process = subprocess.Popen([sys.executable, "-m", "sage_build.install", "--prefix", str(prefix),
+                                *map(str, wheels)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (site(prefix) / "ns").exists() and process.poll() is None:
+        time.sleep(0.001)
+    return process
+
+
 def test_sigkill_at_random_points_then_rerun_equals_clean_install(prefix, clean_prefix, tmp_path):
     wheels = shared_wheels(tmp_path / "wheels", 4)
     clean = copy_prefix(clean_prefix, tmp_path / "clean")
-    # Kill points spread over the part of an install that writes (timed on this machine now: the
-    # start and imports, up to a wheel that is not there; a whole install) and a little past it,
-    # where a kill must change nothing.
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    # Kill points spread over the part of an install that writes, from the moment it begins
+    # (watched, not guessed: the interpreter's start takes what the machine's load makes it) to a
+    # little past the time that part took in a whole install here, where a kill must change nothing.
+    writing = _start_writing(clean, wheels, env)
     started = time.monotonic()
-    assert install(clean, tmp_path / "not-there-1.0-py3-none-any.whl").returncode != 0
-    before_writing = time.monotonic() - started
-    started = time.monotonic()
-    assert install(clean, *wheels).returncode == 0
-    whole = time.monotonic() - started
+    assert writing.wait() == 0
+    write_time = time.monotonic() - started
     expected = {k: v for k, v in _tree(clean).items()}
     rng = random.Random(1)
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     outcomes = []  # what each kill left: nothing yet, part of the install, all of it
     for attempt in range(50):
-        process = subprocess.Popen([sys.executable, "-m", "sage_build.install", "--prefix", str(prefix),
-                                    *map(str, wheels)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.8 * before_writing, 1.1 * whole))
+        process = _start_writing(prefix, wheels, env)
+        time.sleep(rng.uniform(0.0, 1.2 * write_time))
         process.send_signal(signal.SIGKILL)
         process.wait()
         records = len(list(site(prefix).glob("p*.dist-info/RECORD")))
