@@ -86,9 +86,11 @@ def cache_settings(environ: Mapping[str, str], config=None):
     if trust_value not in ("", "signed", "unsigned"):
         raise SageBuildError(f"SAGE_BINARY_CACHE_TRUST={trust_value!r}: use 'unsigned' (take unsigned entries,"
                              " for a cache of your own) or leave it unset")
-    signing = environ.get("SAGE_BINARY_CACHE_SIGNING_KEY", "")
+    signing, signing_key = environ.get("SAGE_BINARY_CACHE_SIGNING_KEY", ""), ""
     if signing:  # the entries' module, for a build that signs what it pushes: a build without loads none
         from sage_build.cache.entry import read_signing_key
+
+        signing_key = read_signing_key(signing)
     return CacheSettings(
         urls=tuple(environ["SAGE_BINARY_CACHE"].split() if "SAGE_BINARY_CACHE" in environ
                    else getattr(config, "binary_cache", []) or []),
@@ -98,5 +100,5 @@ def cache_settings(environ: Mapping[str, str], config=None):
         trusted_keys=tuple(environ["SAGE_BINARY_CACHE_TRUSTED_KEYS"].split()
                            if "SAGE_BINARY_CACHE_TRUSTED_KEYS" in environ
                            else getattr(config, "binary_cache_trusted_keys", []) or []),
-        signing_key=read_signing_key(signing) if signing else "",
+        signing_key=signing_key,
     )

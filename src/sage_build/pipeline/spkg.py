@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, NamedTuple, TextIO
 
+from sage_build.cache.record import write_record
 from sage_build.cache.settings import CacheSettings
 from sage_build.base.atomic import TMP_MARK, hold_owner_lock, move_atomic, tmp_name, write_atomic
 from sage_build.pipeline.build import Unmet, default_advice, build_environment, build_wheel, run_script, source_date_epoch
@@ -194,8 +195,6 @@ class Spkg:
         with self.phase(events.RECORD):
             self._record_scripts(distributions)
             reach("record-scripts")
-            from sage_build.cache.record import write_record
-
             # this build's key and what it installed (push checks that the stamp is this build's);
             # none when it has no key, so that push never takes an older build's
             write_record(self.layout.cache_record(self.pkg.name, self.version), key, self.layout.local, files)
