@@ -63,3 +63,42 @@ def test_the_fast_path_takes_the_usual_names():
                 max_size=14).map(lambda parts: "".join(parts) + ".whl"))
 def test_supports_wheel_answers_as_packaging_on_generated_names(filename):
     assert our_answer(filename) == packaging_answer(filename)
+
+
+def test_canonical_name_follows_packaging_rule():
+    from packaging.utils import canonicalize_name
+
+    from sage_build.install.target import canonical_name
+
+    for name in ("Foo", "foo_bar", "foo.bar", "Foo-._Bar", "zope.interface", "ruamel.yaml.clib", "A__B--C..D", "x"):
+        assert canonical_name(name) == canonicalize_name(name), name
+
+
+def test_dist_infos_lists_each_site_once_and_skips_what_is_not_a_dist_info(tmp_path):
+    from sage_build.install.target import dist_infos
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for site, names in ((first, ("Foo_Bar-1.0.dist-info", "six-1.17.0.dist-info", "nodash.dist-info",
+                                  "six-1.17.0.data", "pkg")), (second, ("zope.interface-6.0.dist-info",))):
+        for name in names:
+            (site / name).mkdir(parents=True)
+    (first / "stray-2.0.dist-info.txt").write_text("")
+    missing = tmp_path / "not-made-yet"
+    found = list(dist_infos([first, missing, second, first]))
+    assert found == [(first, "Foo_Bar", "1.0"), (first, "six", "1.17.0"), (second, "zope.interface", "6.0")]
+
+
+def test_installed_distributions_and_foreign_ones_read_the_same_listing(tmp_path):
+    from sage_build.install.uninstall import foreign_distributions
+    from sage_build.pipeline.build import installed_distributions
+
+    site = tmp_path / "site-packages"
+    for name, installer in (("Foo_Bar-1.0", "pip"), ("six-1.17.0", "sage-build"), ("half-2.0", None)):
+        (site / f"{name}.dist-info").mkdir(parents=True)
+        if installer:
+            (site / f"{name}.dist-info" / "INSTALLER").write_text(installer + "\n")
+    assert installed_distributions(tmp_path / "no-python", [site]) == {"foo-bar": "1.0", "six": "1.17.0", "half": "2.0"}
+    foreign = foreign_distributions([site], "foo.bar")
+    assert [(d.name, d.version, d.installer, d.dist_info) for d in foreign] == [
+        ("Foo_Bar", "1.0", "pip", site / "Foo_Bar-1.0.dist-info")]
+    assert foreign_distributions([site], "six") == [] and foreign_distributions([site], "half") == []

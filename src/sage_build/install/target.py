@@ -10,7 +10,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import packaging
 
@@ -47,6 +47,7 @@ print(json.dumps({
 _SIMPLE_WHEEL_NAME = re.compile(
     r"(?!.*__)[A-Za-z0-9_.]+-\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?"
     r"(?:-\d[A-Za-z0-9_.]*)?" + r"-(\w+(?:\.\w+)*)" * 3 + r"\.whl", re.ASCII)
+_NAME_SEPARATORS = re.compile(r"[-_.]+")  # PEP 503: a run of them is one '-'
 _SYSTEM_SITE_PACKAGES_LINE = re.compile(r"^(\s*include-system-site-packages\s*=\s*)(\S*)[ \t]*$", re.MULTILINE)
 
 
@@ -104,6 +105,31 @@ class TargetPython(NamedTuple):
         from sage_build.install.bytecode import fingerprint
 
         return bool(self.bytecode) and self.bytecode == fingerprint()
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503's normal form of a distribution name (packaging.utils.canonicalize_name's rule,
+    without importing packaging's module on a wheel-kind package's path: see #19)."""
+    return _NAME_SEPARATORS.sub("-", name).lower()
+
+
+def dist_infos(site_dirs: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, str, str]]:
+    """(site directory, name as written, version) of every ``NAME-VERSION.dist-info`` directory
+    in ``site_dirs``, each site directory once; one that does not exist (yet) has none.
+
+    Every build asks this with every installed distribution beside it, so it reads names and
+    makes paths of the site directories only."""
+    for site in dict.fromkeys(site_dirs):
+        try:
+            with os.scandir(site) as entries:
+                names = sorted(entry.name for entry in entries if entry.name.endswith(".dist-info"))
+        except OSError:
+            continue
+        directory = Path(site)
+        for entry in names:
+            name, dash, version = entry[: -len(".dist-info")].rpartition("-")
+            if dash:
+                yield directory, name, version
 
 
 def query_python(executable: str | os.PathLike[str]) -> TargetPython:

@@ -29,6 +29,7 @@ from sage_build.base.commands import inherited_environment
 from sage_build.base.layout import Layout
 from sage_build.base.lock import prefix_lock
 from sage_build.install.manifest import read_manifest
+from sage_build.install.target import canonical_name, dist_infos
 
 PIPRM = "spkg-piprm"
 PIPRM_REMOVED_NOTHING = 3  # spkg-piprm's exit status when it failed before removing anything
@@ -59,7 +60,6 @@ def render_piprm(*, package: str, version: str, python: Path, prefix: Path,
 
 
 PIPRM_TEMPLATE = "spkg-piprm.j2"
-_SEPARATORS = re.compile(r"[-_.]+")  # PEP 503: a run of them is one '-'
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*(?:\|\s*(tojson)\s*)?\}\}")
 
 
@@ -181,36 +181,21 @@ class ForeignDistribution(NamedTuple):
 def foreign_distributions(site_dirs: Iterable[Path], project: str) -> list[ForeignDistribution]:
     """The installations of ``project`` in ``site_dirs`` that sage-build did not make: its
     RECORD-driven uninstall knows nothing of them, and they collide with its install."""
-    wanted = _canonical(project)
+    wanted = canonical_name(project)
     found = []
-    for site in dict.fromkeys(site_dirs):
-        # Every build asks, with every installed distribution beside it: names first, paths only
-        # for the matches.
-        try:
-            with os.scandir(site) as entries:
-                names = sorted(e.name for e in entries if e.name.endswith(".dist-info"))
-        except OSError:  # no such site directory (yet)
+    for site, name, version in dist_infos(site_dirs):
+        if canonical_name(name) != wanted:
             continue
-        for entry in names:
-            name, _, version = entry[: -len(".dist-info")].rpartition("-")
-            if _canonical(name) != wanted:
-                continue
-            dist_info = Path(site) / entry
-            # Without INSTALLER it is no other installer's finished install: ours, cut short by a
-            # kill (installer writes INSTALLER and RECORD last), which our own recovery completes.
-            try:
-                installer = (dist_info / "INSTALLER").read_text(errors="replace").strip()
-            except OSError:
-                continue
-            if installer and installer != "sage-build":
-                found.append(ForeignDistribution(name, version, dist_info, installer))
+        dist_info = site / f"{name}-{version}.dist-info"
+        # Without INSTALLER it is no other installer's finished install: ours, cut short by a
+        # kill (installer writes INSTALLER and RECORD last), which our own recovery completes.
+        try:
+            installer = (dist_info / "INSTALLER").read_text(errors="replace").strip()
+        except OSError:
+            continue
+        if installer and installer != "sage-build":
+            found.append(ForeignDistribution(name, version, dist_info, installer))
     return found
-
-
-def _canonical(name: str) -> str:
-    """PEP 503's normal form of a distribution name (packaging.utils.canonicalize_name's rule;
-    packaging's module is not imported on a wheel-kind package's path: see #19)."""
-    return _SEPARATORS.sub("-", name).lower()
 
 
 def remove_foreign(layout: Layout, dist: ForeignDistribution, *, work_dir: Path,

@@ -21,6 +21,7 @@ from typing import Callable, Mapping, NamedTuple
 from sage_build.base.errors import BuildError
 from sage_build.base.layout import source_root, tool_bin_dir
 from sage_build.base.makeflags import job_budget
+from sage_build.install.target import canonical_name, dist_infos
 from sage_build.pipeline.package_log import PackageLog
 
 BIN_DIR = tool_bin_dir()
@@ -134,16 +135,10 @@ def installed_distributions(python: Path, site_dirs: list[Path] | None = None) -
 
     With ``site_dirs`` (the prefix's own site-packages, when it sees no others) the dist-info
     directory names answer without starting the interpreter."""
+    if site_dirs is not None:
+        return {canonical_name(name): version for _, name, version in dist_infos(site_dirs)}
     from packaging.utils import canonicalize_name
 
-    if site_dirs is not None:
-        found: dict[str, str] = {}
-        for site in site_dirs:
-            for entry in (os.scandir(site) if site.is_dir() else ()):
-                if entry.name.endswith(".dist-info") and "-" in entry.name:
-                    name, version = entry.name[: -len(".dist-info")].rsplit("-", 1)
-                    found[canonicalize_name(name)] = version
-        return found
     result = subprocess.run([str(python), "-c", _INSTALLED_QUERY], capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"cannot list the distributions installed in {python}: {result.stderr.strip()[-500:]}")
