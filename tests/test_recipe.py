@@ -166,3 +166,12 @@ def test_dependency_line_only_first_line_counts():
     assert parse_dependency_line("a b | c\nd e\n", "f") == (("a", "b"), ("c",))
     assert parse_dependency_line("", "f") == ((), ())
     assert parse_dependency_line("# none\n", "f") == ((), ())
+
+
+def test_upstream_version_drops_only_a_final_patch_level():
+    from sage_build.recipes.recipe import upstream_version_of
+
+    assert upstream_version_of("1.2.3.p4") == "1.2.3"
+    assert upstream_version_of("1.2.3.p12") == "1.2.3"
+    for kept in ("1.2.3", "1.2.p", "1.2.3.post1", "2.p1x", "1.p2.3", "1.2.3p4"):
+        assert upstream_version_of(kept) == kept

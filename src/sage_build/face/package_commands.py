@@ -23,7 +23,7 @@ from sage_build.face.cli import _error
 from sage_build.install.manifest import installed_versions
 from sage_build.recipes.graph import Graph, load_graph
 from sage_build.recipes.recipe import (
-    TYPES, Kind, Package, load_package, load_packages, parse_checksums, substitute_version,
+    TYPES, Kind, Package, load_package, load_packages, parse_checksums, substitute_version, upstream_version_of,
 )
 
 
@@ -664,7 +664,7 @@ def fix_checksum(pkg: Package, upstream: Path) -> None:
 def update(pkg: Package, version: str, upstream: Path) -> None:
     """A new version: the tarball and its checksum first (nothing changes if it cannot be had),
     then package-version.txt and the requirement files that name the old version."""
-    upstream_version = re.sub(r"\.p\d+$", "", version)
+    upstream_version = upstream_version_of(version)
     checksums = pkg.path / "checksums.ini"
     if checksums.is_file() and checksums.read_text().lstrip().startswith("["):   # a section per file
         _update_platform_sections(pkg, upstream_version, upstream)
@@ -683,7 +683,7 @@ def _refresh_requirement_files(pkg: Package, upstream_version: str) -> list[str]
 
     if not pkg.version:
         return []
-    old = re.sub(r"\.p\d+$", "", pkg.version)
+    old = upstream_version_of(pkg.version)
     if old == upstream_version:
         return []
     distribution = canonicalize_name(pkg.sage_distribution or pkg.name)

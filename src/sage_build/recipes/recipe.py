@@ -175,7 +175,7 @@ class Package(NamedTuple):
         """The version without Sage's ``.pN`` patch level: what the tarball name uses."""
         if self.version is None:
             return None
-        return _PATCH_LEVEL.sub("", self.version)
+        return upstream_version_of(self.version)
 
     @property
     def stamp_version(self) -> str:
@@ -236,6 +236,11 @@ class Package(NamedTuple):
 
 
 _VERSION_VARIABLE = re.compile(r"\$\{(VERSION(?:_MAJOR|_MINOR|_MICRO)?)\}|(VERSION(?:_MAJOR|_MINOR|_MICRO)?)")
+
+
+def upstream_version_of(version: str) -> str:
+    """A package-version.txt version without Sage's ``.pN`` patch level: the upstream version."""
+    return _PATCH_LEVEL.sub("", version)
 
 
 def substitute_version(pattern: str, upstream_version: str) -> str:
@@ -570,8 +575,7 @@ def _check_checksum_value(key: str, value: str, where: str) -> None:
 def _check_tarball_name(pattern: str, version: str | None, where: str, name: str) -> None:
     """A tarball is a file directly in upstream/: a path in its name would make every tool
     (the cache look-up, fetch, unpack) use a file elsewhere."""
-    upstream_version = _PATCH_LEVEL.sub("", version or "")
-    for text in (pattern, substitute_version(pattern, upstream_version)):
+    for text in (pattern, substitute_version(pattern, upstream_version_of(version or ""))):
         if "/" in text or "\0" in text or text in ("", ".", ".."):
             raise RecipeError(
                 f"{where}: tarball={pattern!r} is not a plain file name; it names a file in upstream/,"
