@@ -155,14 +155,19 @@ class Probes:
             return f"{machine}-apple-darwin{platform.release()}"
         return f"{machine}-pc-{system}-gnu" if system == "linux" else f"{machine}-unknown-{system}"
 
+    def _pkg_config(self, *args: str) -> str | None:
+        """pkg-config's output for its arguments (no shell), None when pkg-config is missing or fails."""
+        program = shutil.which("pkg-config", path=self.environ.get("PATH"))
+        if program is None:
+            return None
+        result = self._run([program, *args])
+        return result.stdout if result is not None and result.returncode == 0 else None
+
     def pkgconfig(self, module: str) -> str | None:
         """The module's version, None when pkg-config (or the module) is missing."""
         def compute():
-            program = shutil.which("pkg-config", path=self.environ.get("PATH"))
-            if program is None:
-                return None
-            result = self._run([program, "--modversion", module])
-            return result.stdout.strip() if result is not None and result.returncode == 0 else None
+            output = self._pkg_config("--modversion", module)
+            return None if output is None else output.strip()
         return self._ask(f"pkg-config {module}", compute)  # type: ignore[return-value]
 
     def program(self, name: str) -> str | None:
