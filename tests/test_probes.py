@@ -660,3 +660,82 @@ def test_a_version_from_a_command_substitution_with_its_option(tmp_path, version
     outcome = run_full(form, probes)
     assert outcome.install == install, outcome
     assert outcome.refused == ([f"{qhull} {version}, the tree needs >= 8.0.2"] if install else [])
+
+
+def fake_pkg_config(tmp_path):
+    """A pkg-config on PATH that knows sbgsl (its pcfiledir, includedir and version) and sbempty
+    (an empty pcfiledir), and logs its arguments one a line, ``|``-separated."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "pkg-config.log"
+    bin_dir.mkdir()
+    (bin_dir / "pkg-config").write_text(f"""#!/bin/sh
+printf '%s|' "$@" >> '{log}'; echo >> '{log}'
+case "$1 $2" in
+  "--variable=pcfiledir sbgsl") echo /opt/sb/lib/pkgconfig ;;
+  "--variable=includedir sbgsl") echo /opt/sb/include ;;
+  "--variable=pcfiledir sbempty") echo ;;
+  "--modversion sbgsl") echo 2.7.1 ;;
+  *) exit 1 ;;
+esac
+""")
+    (bin_dir / "pkg-config").chmod(0o755)
+    return Probes({**os.environ, "PATH": str(bin_dir)}), log
+
+
+def test_pkg_check_var_sets_the_variable_and_runs_the_found_action(tmp_path):
+    probes, log = fake_pkg_config(tmp_path)
+    gsl_form = """PKG_CHECK_MODULES([GSL], [sbgsl >= 2.4], [
+        PKG_CHECK_VAR([GSLPCDIR], [sbgsl], [pcfiledir], [
+          GSL_PC="$GSLPCDIR"/gsl.pc
+        ], [sage_spkg_install_foo=yes])
+      ], [sage_spkg_install_foo=yes])
+      AS_IF([test "x$GSL_PC" = x/opt/sb/lib/pkgconfig/gsl.pc], [], [sage_spkg_install_foo=yes])"""
+    outcome = run(gsl_form, probes)
+    assert not outcome.install, outcome.notes
+    assert "pkg-config sbgsl pcfiledir: /opt/sb/lib/pkgconfig" in outcome.notes
+    assert "--variable=pcfiledir|sbgsl|" in log.read_text().splitlines()   # one argument each, no shell
+
+
+@pytest.mark.parametrize("module, path, install", [("sbgsl", "bin", False), ("sbempty", "bin", True),
+                                                   ("sbnope", "bin", True), ("sbgsl", "empty", True)])
+def test_pkg_check_var_runs_the_not_found_action_on_empty_output_or_a_missing_module(tmp_path, module, path, install):
+    probes, _ = fake_pkg_config(tmp_path)
+    probes.environ["PATH"] = str(tmp_path / path)   # empty: no pkg-config at all
+    openblas_form = """PKG_CHECK_VAR([OPENBLASPCDIR], [MODULE], [pcfiledir], [dnl
+        sage_install_blas_pc=yes
+      ], [dnl
+        AC_MSG_WARN([Unable to locate the directory of openblas.pc. This should not happen!])
+        sage_spkg_install_foo=yes
+      ])
+      AS_IF([test x$sage_install_blas_pc = xyes], [], [sage_spkg_install_foo=yes])"""
+    outcome = run(openblas_form.replace("MODULE", module), probes)
+    assert outcome.install == install, outcome.notes
+    assert (f"pkg-config {module} pcfiledir: not found" in outcome.notes) == install
+
+
+def test_pkg_check_var_value_is_seen_by_a_later_test(tmp_path):
+    probes, log = fake_pkg_config(tmp_path)
+    ntl_form = """PKG_CHECK_VAR([ntl_includedir], [MODULE], [includedir])
+        AS_IF([test "x$ntl_includedir" = x], [sage_spkg_install_foo=yes])"""
+    assert not run(ntl_form.replace("MODULE", "sbgsl"), probes).install
+    assert run(ntl_form.replace("MODULE", "sbnope"), probes).install
+    assert not run("PKG_CHECK_VAR([D], [sbgsl], [includedir])\n"
+                   "AS_IF([test x$D = x/opt/sb/include], [], [sage_spkg_install_foo=yes])", probes).install
+    # pkg.m4 keeps a value the variable has already: pkg-config is not asked
+    asked = log.read_text()
+    assert not run("D=/mine\nPKG_CHECK_VAR([D], [sbnope], [includedir], [], [sage_spkg_install_foo=yes])\n"
+                   "AS_IF([test x$D = x/mine], [], [sage_spkg_install_foo=yes])", probes).install
+    assert log.read_text() == asked
+
+
+def test_a_hostile_pkg_check_var_runs_nothing(tmp_path):
+    probes, log = fake_pkg_config(tmp_path)
+    for args in ("[D], [sbgsl;touch sbpwned], [pcfiledir]", "[D], [$(touch sbpwned)], [pcfiledir]",
+                 "[D], [`touch sbpwned`], [pcfiledir]", "[D], [--list-all], [pcfiledir]", "[D], [-x], [pcfiledir]",
+                 "[D-x], [sbgsl], [pcfiledir]", "[D], [sbgsl], [pcfiledir;touch sbpwned]"):
+        check = read_check(f"SAGE_SPKG_CONFIGURE([foo], [PKG_CHECK_VAR({args}, [], [])])", "foo")
+        assert not check.understood, args
+        outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+        assert outcome.install and outcome.not_understood.startswith("PKG_CHECK_VAR("), args
+    assert not log.exists() and not list(tmp_path.rglob("sbpwned"))
+    assert not run("PKG_CHECK_VAR([D], [sbgsl], [pcfiledir], [], [sage_spkg_install_foo=yes])", probes).install
+    assert log.read_text() == "--variable=pcfiledir|sbgsl|\n"   # the names as they are: asked

@@ -239,3 +239,52 @@ def test_recursive_and_exploding_macros_end():
                   "AC_DEFUN([SAGE_X], [m4_foreach([i], [1, 2, 3, 4, 5, 6, 7, 8], [SAGE_X])])"):
         result = read_check(f"{defun}\nSAGE_SPKG_CONFIGURE([foo], [SAGE_X])", "foo")
         assert not result.understood and "SAGE_X" in " ".join(result.unknown + result.not_understood)
+
+
+def test_pkg_check_var_in_gsls_openblass_and_ntls_forms():
+    """pkg.m4's PKG_CHECK_VAR([VARIABLE], [MODULE], [CONFIG-VARIABLE], [found], [missing]): a probe
+    that sets VARIABLE to the module's pkg-config variable (found when not empty)."""
+    gsl_form = check("""PKG_CHECK_MODULES([GSL], [foo >= 2.4], [
+        PKG_CHECK_VAR([GSLPCDIR], [foo], [pcfiledir], [
+          GSL_PC="$GSLPCDIR"/foo.pc
+          AC_SUBST([SB_FACADE_PC_FILES])
+        ], [
+        AC_MSG_WARN([Unable to locate the directory of foo.pc. This should not happen!])
+       sage_spkg_install_foo=yes
+       ])
+      ], [sage_spkg_install_foo=yes])""")
+    assert gsl_form.understood, gsl_form.unknown + gsl_form.not_understood
+    pcdir = Step("probe", Probe("pkgvar", "foo", var="GSLPCDIR", pc_variable="pcfiledir"),
+                 found=(Step("set", var="GSL_PC", value="${GSLPCDIR}/foo.pc"),), missing=(INSTALL,))
+    assert gsl_form.steps == (Step("probe", Probe("pkgconfig", "foo", spec=((">=", "2.4"),)), found=(pcdir,), missing=(INSTALL,)),)
+
+    openblas_form = check("""PKG_CHECK_VAR([OPENBLASPCDIR], [openblas], [pcfiledir], [dnl
+        sage_install_blas_pc=yes
+      ], [dnl
+        AC_MSG_WARN([Unable to locate the directory of openblas.pc. This should not happen!])
+        sage_spkg_install_foo=yes
+      ])""")
+    assert openblas_form.understood, openblas_form.unknown + openblas_form.not_understood
+    assert openblas_form.steps == (Step("probe", Probe("pkgvar", "openblas", var="OPENBLASPCDIR", pc_variable="pcfiledir"),
+                                        found=(Step("set", var="sage_install_blas_pc", value="yes"),), missing=(INSTALL,)),)
+
+    ntl_form = check("""PKG_CHECK_VAR([ntl_includedir], [ntl], [includedir])
+        AS_IF([test "x$ntl_includedir" = x], [sage_spkg_install_foo=yes])""")
+    assert ntl_form.understood, ntl_form.unknown + ntl_form.not_understood
+    x_dir = ((True, "lit", "x"), (True, "var", "ntl_includedir"))
+    assert ntl_form.steps == (Step("probe", Probe("pkgvar", "ntl", var="ntl_includedir", pc_variable="includedir")),
+                              Step("if", cond=("test", (x_dir, ((False, "lit", "="),), ((False, "lit", "x"),))), found=(INSTALL,)))
+
+
+def test_a_pkg_check_var_with_a_hostile_name_or_module_is_not_understood():
+    assert check("PKG_CHECK_VAR([FOODIR], [foo-1.0+], [pc.dir], [], [sage_spkg_install_foo=yes])").understood   # names
+    for args in ("[FOO-DIR], [foo], [pcfiledir]", "[$(touch sbpwned)], [foo], [pcfiledir]", "[FOO;ls], [foo], [pcfiledir]",
+                 "[FOODIR], [foo;touch sbpwned], [pcfiledir]", "[FOODIR], [foo $(touch sbpwned)], [pcfiledir]",
+                 "[FOODIR], [`touch sbpwned`], [pcfiledir]", "[FOODIR], [foo|sh], [pcfiledir]",
+                 "[FOODIR], [--list-all], [pcfiledir]",   # an option, not a module
+                 "[FOODIR], [foo >= 1], [pcfiledir]",                         # one module, by name
+                 "[FOODIR], [foo], [pcfiledir;ls]", "[FOODIR], [foo], [$(ls)]", "[FOODIR], [foo]", "[], [foo], [pcfiledir]"):
+        result = check(f"PKG_CHECK_VAR({args}, [], [sage_spkg_install_foo=yes])")
+        assert not result.understood and result.runnable, args
+        assert len(result.steps) == 1 and result.steps[0].op == "unknown", args
+        assert result.steps[0].value.startswith("PKG_CHECK_VAR("), args

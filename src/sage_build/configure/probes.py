@@ -1,10 +1,10 @@
 """Real system checks for spkg-configure.m4 (``recipes.spkg_configure_m4``), and running a check.
 
 Headers are compiled and libraries linked with the configured compiler ($CC, else cc, with
-$CPPFLAGS, $CFLAGS, $LDFLAGS), pkg-config is asked for a module's version, programs are found
-on $PATH and run for their versions. Every answer is cached in ``build/make/config.cache``
-(as autoconf's config.cache), keyed by the environment that could change it, so a
-reconfigure asks the system nothing new.
+$CPPFLAGS, $CFLAGS, $LDFLAGS), pkg-config is asked for a module's version or one of its
+variables, programs are found on $PATH and run for their versions. Every answer is cached in
+``build/make/config.cache`` (as autoconf's config.cache), keyed by the environment that could
+change it, so a reconfigure asks the system nothing new.
 """
 
 from __future__ import annotations
@@ -169,6 +169,13 @@ class Probes:
             output = self._pkg_config("--modversion", module)
             return None if output is None else output.strip()
         return self._ask(f"pkg-config {module}", compute)  # type: ignore[return-value]
+
+    def pkgconfig_variable(self, module: str, variable: str) -> str:
+        """``pkg-config --variable=VARIABLE MODULE`` as the shell's backquotes give it (trailing
+        newlines dropped); '' when pkg-config (or the module) is missing, as pkg.m4's PKG_CHECK_VAR."""
+        def compute():
+            return (self._pkg_config(f"--variable={variable}", module) or "").rstrip("\n")
+        return self._ask(f"pkg-config {module} --variable={variable}", compute)  # type: ignore[return-value]
 
     def program(self, name: str) -> str | None:
         return self._ask(f"program {name}", lambda: shutil.which(name, path=self.environ.get("PATH")))  # type: ignore[return-value]
@@ -415,6 +422,12 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
                 refused.append(f"{p.subject} {version} (pkg-config), the tree needs {wanted}")
             notes.append(f"pkg-config {p.subject} {version or 'not found'}" + (f" (need {wanted})" if wanted and version else ""))
             branch(ok, step)
+        elif p.kind == "pkgvar":
+            # PKG_CHECK_VAR: a value the check gave the variable before is kept (pkg.m4's _PKG_CONFIG)
+            value = variables.get(p.var) or probes.pkgconfig_variable(p.subject, p.pc_variable)
+            variables[p.var] = value
+            notes.append(f"pkg-config {p.subject} {p.pc_variable}: {value or 'not found'}")
+            branch(bool(value), step)
         elif p.kind == "program":
             feature = p.libs == ("feature",)
             for name in p.subject.split():

@@ -2,8 +2,9 @@
 
 The file calls ``SAGE_SPKG_CONFIGURE([pkg], [checks], [required-checks], [pre], [post])``.
 Its checks are read into a small program (:class:`Check`): probes (a header compiles, a
-library links, a program builds, links or runs, a pkg-config module has a version, a program is
-on PATH), each with an action when found and one when missing, shell assignments
+library links, a program builds, links or runs, a pkg-config module has a version, a pkg-config
+variable of a module is not empty (``PKG_CHECK_VAR``, which sets a shell variable to it), a program
+is on PATH), each with an action when found and one when missing, shell assignments
 (``sage_spkg_install_pkg=yes``), ``if``/``AS_IF``/``AS_CASE`` tests, commands of a program
 configure found (``"$PYTHON_FOR_VENV" -c ...``), ``SAGE_SPKG_DEPCHECK`` and
 ``SAGE_PYTHON_PACKAGE_CHECK``. The REQUIRED-CHECK (and PRE) is read too: it may find the
@@ -43,6 +44,8 @@ class Probe:
 
     kind: ``header`` (subject: the header), ``library`` (subject: a function; libs: the
     libraries to try, '' meaning none), ``pkgconfig`` (subject: the module; spec: comparisons),
+    ``pkgvar`` (subject: the module; sets ``var`` to pkg-config's value of its variable
+    ``pc_variable``, found when not empty: PKG_CHECK_VAR),
     ``program`` (subject: the program; sets ``var`` to its path), ``compile`` / ``link`` /
     ``run`` (subject: a program's source in ``lang``, C or C++; ``run`` also runs it and asks
     for exit status 0). Headers and libraries are tried in ``lang`` too (Sage's configure.ac
@@ -55,6 +58,7 @@ class Probe:
     spec: tuple[tuple[str, str], ...] = ()   # pkg-config (op, version) pairs
     var: str = ""
     lang: str = ""
+    pc_variable: str = ""   # pkgvar: the module's pkg-config variable (pcfiledir, includedir...)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class Check:
 # --- m4 text --------------------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PC_MODULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")   # a pkg-config module: no option, no shell
+_PC_VARIABLE = re.compile(r"[A-Za-z0-9_.]+")              # a variable of a .pc file, as pkg-config reads them
 _BRACKET = re.compile(r"[\[\]]")
 _ARG_SPECIAL = re.compile(r"[\[\](),]")
 _MACRO_PREFIXES = ("AC_", "AS_", "AX_", "AM_", "LT_", "PKG_", "SAGE_", "m4_", "WITH_SAGE_")
@@ -547,6 +553,8 @@ class _Reader:
             return self.pkg_check(arg(1), self.steps(arg(2)), self.steps(arg(3)) if len(args) > 3 else None)
         if name == "PKG_CHECK_EXISTS":
             return self.pkg_check(arg(0), self.steps(arg(1)), self.steps(arg(2)))
+        if name == "PKG_CHECK_VAR":
+            return self.pkg_var(args)
         if name in ("AC_PATH_PROG", "AC_PATH_PROGS", "AC_CHECK_PROG", "AC_CHECK_PROGS"):
             if name == "AC_CHECK_PROG" or (len(args) > 3 and arg(3)):
                 return self.fail(f"{name} with a value or a path")
@@ -702,6 +710,17 @@ class _Reader:
         for module, spec in reversed(parsed):
             inner = (Step("probe", Probe("pkgconfig", module, spec=tuple(spec)), found=inner, missing=missing),)
         return inner
+
+    def pkg_var(self, args: list[str]) -> tuple[Step, ...]:
+        """``PKG_CHECK_VAR([VARIABLE], [MODULE], [CONFIG-VARIABLE], [found], [missing])`` (pkg.m4):
+        VARIABLE is set to ``pkg-config --variable=CONFIG-VARIABLE MODULE``; found when it is not
+        empty. One module, by name; a shell name for VARIABLE (else not understood)."""
+        if not 3 <= len(args) <= 5 or not _NAME.fullmatch(args[0]) or not _PC_MODULE.fullmatch(args[1]) \
+                or not _PC_VARIABLE.fullmatch(args[2]):
+            return self.fail(f"PKG_CHECK_VAR({', '.join(args)[:60]})")
+        return (Step("probe", Probe("pkgvar", args[1], var=args[0], pc_variable=args[2]),
+                     found=self.steps(args[3] if len(args) > 3 else ""),
+                     missing=self.steps(args[4] if len(args) > 4 else "")),)
 
     def as_case(self, args: list[str]) -> tuple[Step, ...]:
         """``AS_CASE([word], [pattern], [then], ..., [default])``: shell patterns (``|`` between
