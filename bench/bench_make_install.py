@@ -15,7 +15,10 @@ Makefile and runs sage-progress around it), with `SAGE_BYTECODE_LEVELS` 0 or non
 the eight configurations (rotated each round); each round's ratios uv/sage-build and pip/sage-build
 are given (above 1: sage-build is faster). Nothing is deleted before a timed run (every tree and
 prefix goes at the end: see bench_install.py's RUN_FOOTPRINT); the other processes' CPU use during
-each run and the load average before it are recorded beside it.
+each run and the load average before it are recorded beside it. For sage-build, the tree's
+logs/events.jsonl also gives the sum of the packages' install phases (unzip, check, write, publish,
+RECORD: the work itself, without make, the interpreters, the worker's forks or the other phases),
+divided by N: the wall time the installs alone would take on N lanes with nothing else to do.
 
     .venv/bin/python bench/bench_make_install.py [--runs 3] [--limit N] [--jobs 2] [--wheels FILE] [--no-readme]
 
@@ -99,6 +102,19 @@ def user_env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def install_phases(root: Path) -> float:
+    """Seconds of all packages' install phases in the tree's event log (every package once)."""
+    import json
+
+    total = 0.0
+    with open(root / "logs" / "events.jsonl", encoding="utf-8") as events:
+        for line in events:
+            event = json.loads(line)
+            if event.get("event") == "end" and event.get("phase") == "install" and event.get("package") != "python3-venv":
+                total += event["duration"]
+    return total
+
+
 def timed(run) -> tuple[float, float]:
     """Wall seconds of ``run()`` and the cores other processes kept busy meanwhile."""
     before, busy_before = resource.getrusage(resource.RUSAGE_CHILDREN), _busy_seconds()
@@ -128,6 +144,7 @@ def main() -> int:
         wheel.read_bytes()
     configs = [(tool, bytecode) for bytecode in (True, False) for tool in TOOLS]
     times: dict[tuple[str, bool], list[tuple[float, float, float]]] = {c: [] for c in configs}
+    lanes: dict[tuple[str, bool], list[float]] = {c: [] for c in configs}  # install phases / jobs
     try:
         for round_ in range(args.runs):
             order = configs[round_ % len(configs):] + configs[: round_ % len(configs)]
@@ -157,6 +174,8 @@ def main() -> int:
                 load = os.getloadavg()[0]
                 elapsed, others = timed(run)
                 times[(tool, bytecode)].append((elapsed, others, load))
+                if tool.startswith("sage-build"):
+                    lanes[(tool, bytecode)].append(install_phases(root) / args.jobs)
                 print(f"round {round_ + 1}/{args.runs}: {tool:<14} byte-code {'0   ' if bytecode else 'none'} "
                       f"{elapsed:7.2f} s (other processes {others:.2f} cores, load before {load:.2f})",
                       file=sys.stderr, flush=True)
@@ -179,8 +198,12 @@ def main() -> int:
         + (f" --limit {args.limit}" if args.limit else "")
         + (f" --wheels bench/{args.wheels.name}" if args.wheels.resolve() != WHEEL_SET else ""),
         "",
-        "| byte-code | tool | median | runs | uv / sage-build per round | pip / sage-build per round |",
-        "| --- | --- | ---: | --- | --- | --- |",
+        f"The last column: the sum of sage-build's install phases divided by {args.jobs} (the installs alone on "
+        f"{args.jobs} lanes, nothing else), and uv's median wall over it.",
+        "",
+        "| byte-code | tool | median | runs | uv / sage-build per round | pip / sage-build per round "
+        "| install phases per lane: median (uv / it) |",
+        "| --- | --- | ---: | --- | --- | --- | ---: |",
     ]
     for bytecode in (True, False):
         for tool in TOOLS:
@@ -190,8 +213,12 @@ def main() -> int:
             ratios = {other: ", ".join(f"{t / s:.2f}" for (t, _, _), s in zip(times[(other, bytecode)], ours))
                       for other in ("uv", "pip")}
             mine = tool.startswith("sage-build")
+            lane = ""
+            if mine:
+                uv = statistics.median(t for t, _, _ in times[("uv", bytecode)])
+                lane = f"{statistics.median(lanes[(tool, bytecode)]):.2f} s ({uv / statistics.median(lanes[(tool, bytecode)]):.2f})"
             lines.append(f"| {'0' if bytecode else 'none'} | {tool} | {statistics.median(ours):.1f} s "
-                         f"| {cells} | {ratios['uv'] if mine else ''} | {ratios['pip'] if mine else ''} |")
+                         f"| {cells} | {ratios['uv'] if mine else ''} | {ratios['pip'] if mine else ''} | {lane} |")
     body = "\n".join(lines)
     print(body)
     if not args.no_readme:

@@ -16,8 +16,14 @@ round removes it; nothing else is deleted before a timed run).
   started on the way (make's `date`, the recipe hash, a `uname` ...);
 * the interpreter alone (`python -c pass`, the tool venv's) and `python -X importtime` of
   sage-spkg's entry module, in fresh processes: the imports' share of the start;
+* the floor (in the same interleaved rounds): what any sage-spkg that installs the wheel in its
+  own process cannot go below while pypa/installer does the install: make's own part (`make -n
+  w_six`: it parses the Makefile and runs its `date`) plus an interpreter of the tool's venv that
+  loads site and imports installer and the standard modules an install needs, with no line of
+  sage-build (`python -S -c "import site; site.main(); import installer, ..."`);
 * with --instructions: every process of one make under `valgrind --tool=callgrind
-  --trace-children=yes`, instructions per command (decisions on a loaded machine).
+  --trace-children=yes`, instructions per command (decisions on a loaded machine), and the
+  floor's interpreter under callgrind too.
 
 * with --session: the same package as the last of a make session whose worker is up (the
   session's first packages, a tiny wheel and a script that waits for the worker's socket, run
@@ -173,6 +179,24 @@ def breakdown(root: Path, trace: Path, since: float) -> list[tuple[str, float]]:
     return pieces
 
 
+#: What an install with pypa/installer imports whoever runs it: installer (which loads email,
+#: dataclasses with inspect, configparser and csv) and the standard modules a wheel's install needs.
+FLOOR_CODE = "import site; site.main(); import installer, installer.scripts, zipfile, json, hashlib, subprocess"
+
+
+def floor_command(python: Path) -> list[str]:
+    return [str(python), "-S", "-c", FLOOR_CODE]
+
+
+def run_floor(root: Path, python: Path) -> float:
+    """Wall of make's own part for the package (`make -n`) plus the floor interpreter's."""
+    start = time.perf_counter()
+    subprocess.run(["make", "-s", "-n", "-f", str(root / "build/make/Makefile"), PACKAGE], env=user_env(root),
+                   capture_output=True, check=True)
+    subprocess.run(floor_command(python), check=True)
+    return time.perf_counter() - start
+
+
 def interpreter_start(python: Path, runs: int) -> tuple[float, float]:
     """Median wall of `python -c pass` and of importing sage-spkg's entry, fresh processes."""
     plain, entry = [], []
@@ -222,6 +246,16 @@ def instructions(root: Path, out: Path) -> list[tuple[str, int]]:
                 total = int(line.split()[1])
         rows.append((cmd, total))
     return rows
+
+
+def floor_instructions(python: Path, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg", *floor_command(python)],
+                   capture_output=True, check=True)
+    for line in (out / "cg").read_text(errors="replace").splitlines():
+        if line.startswith("totals:") or line.startswith("summary:"):
+            return int(line.split()[1])
+    raise SystemExit(f"no total in {out / 'cg'}")
 
 
 WAIT_FOR_WORKER = ('[ "$SAGE_SPKG_WORKER" = no ] && exit 0; for i in $(seq 400); do'
@@ -310,6 +344,7 @@ def main() -> int:
     if args.against:
         checkouts["against"] = args.against.resolve()
     walls: dict[str, list[tuple[float, float]]] = {k: [] for k in checkouts}
+    floors: list[float] = []
     cpus: dict[str, list[float]] = {k: [] for k in checkouts}
     traced: dict[str, list[float]] = {k: [] for k in checkouts}
     pieces: dict[str, list[list[tuple[str, float]]]] = {k: [] for k in checkouts}
@@ -327,6 +362,8 @@ def main() -> int:
                 root = roots[name]
                 for mode in ("plain", "traced"):
                     run_make(root, f"{PACKAGE}-uninstall")
+                    if mode == "plain" and name == "this":  # make -n sees the package to install
+                        floors.append(run_floor(root, checkout_python(REPO)))
                     load = os.getloadavg()[0]
                     if mode == "plain":
                         walls[name].append((run_make(root, PACKAGE), load))
@@ -347,6 +384,11 @@ def main() -> int:
                   f"{min(l for _, l in walls[name]):.2f}-{max(l for _, l in walls[name]):.2f});"
                   f" under strace: median {statistics.median(traced[name]) * 1000:.1f} ms; CPU time (user + system, its "
                   f"processes): median {statistics.median(cpus[name]) * 1000:.1f} ms")
+            if name == "this":
+                out(f"\nthe floor (make -n {PACKAGE}, then the tool's interpreter importing site, installer and the "
+                    f"modules an install needs; nothing of sage-build), in the same rounds: median "
+                    f"{statistics.median(floors) * 1000:.1f} ms (min {min(floors) * 1000:.1f}); "
+                    f"make {PACKAGE} over the floor: {statistics.median(wall) / statistics.median(floors):.2f}x")
             out("\nwhere it goes (traced rounds, median ms of each piece):\n")
             labels = [label for label, _ in max(pieces[name], key=len)]
             for i, label in enumerate(labels):
@@ -368,6 +410,9 @@ def main() -> int:
                 for cmd, total in rows:
                     out(f"    {total / 1e6:9.1f} M  {cmd}")
                 out(f"    {sum(t for _, t in rows) / 1e6:9.1f} M  total")
+                if name == "this":
+                    out(f"    {floor_instructions(python, work / 'callgrind-floor') / 1e6:9.1f} M  the floor's interpreter "
+                        "(site, installer, the install's modules)")
         if args.session:
             session_figures(work, wheel, args.rounds, out)
     finally:
