@@ -739,3 +739,27 @@ def test_a_hostile_pkg_check_var_runs_nothing(tmp_path):
     assert not log.exists() and not list(tmp_path.rglob("sbpwned"))
     assert not run("PKG_CHECK_VAR([D], [sbgsl], [pcfiledir], [], [sage_spkg_install_foo=yes])", probes).install
     assert log.read_text() == "--variable=pcfiledir|sbgsl|\n"   # the names as they are: asked
+
+
+def fake_compiler(tmp_path):
+    """A C and C++ compiler that logs its arguments (not its name; a line a run, ``|`` after each) and
+    succeeds only when one of them is ``-lsbgsl``."""
+    cc, log = tmp_path / "sbcc", tmp_path / "sbcc.log"
+    cc.write_text(f"""#!/bin/sh
+printf '%s|' "$@" >> '{log}'; echo >> '{log}'
+for a in "$@"; do [ "$a" = -lsbgsl ] && exit 0; done
+exit 1
+""")
+    cc.chmod(0o755)
+    return str(cc), log
+
+
+def test_build_variables_are_split_as_the_shell_splits_an_unquoted_expansion(tmp_path):
+    """autoconf's `$CC ... $CPPFLAGS $CFLAGS $LDFLAGS conftest.c $LIBS`: fields at blanks, quotes
+    and backslashes in the values are text (an unbalanced quote is not an error)."""
+    cc, log = fake_compiler(tmp_path)
+    probes = Probes({**os.environ, "CC": cc, "CPPFLAGS": "-DA='x  y'", "CFLAGS": "", "LDFLAGS": "\t-L/sb lib",
+                     "LIBS": "-lsbgsl -lb\\ x\n-l\"q"})
+    assert probes.library("f", "", lang="C")
+    argv = log.read_text().splitlines()[0].split("|")[:-1]
+    assert argv == ["-DA='x", "y'", "-L/sb", "lib", "conftest.c", "-o", "conftest", "-lsbgsl", "-lb\\", "x", '-l"q']

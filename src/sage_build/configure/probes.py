@@ -1,7 +1,8 @@
 """Real system checks for spkg-configure.m4 (``recipes.spkg_configure_m4``), and running a check.
 
 Headers are compiled and libraries linked with the configured compiler ($CC, else cc, with
-$CPPFLAGS, $CFLAGS, $LDFLAGS), pkg-config is asked for a module's version or one of its
+$CPPFLAGS, $CFLAGS, $LDFLAGS and $LIBS split into fields as the shell splits an unquoted
+expansion: :func:`fields`), pkg-config is asked for a module's version or one of its
 variables, programs are found on $PATH and run for their versions. Every answer is cached in
 ``build/make/config.cache`` (as autoconf's config.cache), keyed by the environment that could
 change it, so a reconfigure asks the system nothing new.
@@ -104,9 +105,10 @@ class Probes:
             name = "conftest.cpp" if cxx else "conftest.c"
             Path(tmp, name).write_text(source)
             compiler = shlex.split(self.environ.get("CXX") or "c++") if cxx else shlex.split(self.environ.get("CC") or "cc")
-            command = compiler + shlex.split(flags["CPPFLAGS"]) + shlex.split(flags["CXXFLAGS" if cxx else "CFLAGS"])
+            # autoconf's $CPPFLAGS, $CFLAGS, $LDFLAGS and $LIBS are unquoted expansions: their fields
+            command = compiler + fields(flags["CPPFLAGS"]) + fields(flags["CXXFLAGS" if cxx else "CFLAGS"])
             if link:
-                command += shlex.split(flags["LDFLAGS"]) + [name, "-o", "conftest"] + extra + shlex.split(flags["LIBS"])
+                command += fields(flags["LDFLAGS"]) + [name, "-o", "conftest"] + extra + fields(flags["LIBS"])
             else:
                 command += ["-c", name, "-o", "conftest.o"]
             result = self._run(command, cwd=tmp)
@@ -207,6 +209,14 @@ def compare_versions(found: str, op: str, wanted: str) -> bool:
 
 
 _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_IFS = re.compile(r"[ \t\n]+")   # the shell's default IFS: space, tab, newline
+
+
+def fields(value: str) -> list[str]:
+    """The fields of an unquoted ``$VAR`` whose value is ``value``, as the shell splits it: at
+    blanks, empty fields dropped; quotes and backslashes in the value are text (no pathname
+    expansion here: a flag with ``*`` or ``?`` stays one field)."""
+    return [field for field in _IFS.split(value) if field]
 
 
 def expand(word: Word, get: Callable[[str], str]) -> list[str]:
@@ -219,7 +229,7 @@ def expand(word: Word, get: Callable[[str], str]) -> list[str]:
             fields[-1][0] += value
             fields[-1][1] = fields[-1][1] or quoted or bool(value)
             continue
-        pieces = re.split(r"[ \t\n]+", value)
+        pieces = _IFS.split(value)
         fields[-1][0] += pieces[0]
         fields[-1][1] = fields[-1][1] or bool(pieces[0])
         fields += [[piece, bool(piece)] for piece in pieces[1:]]
