@@ -763,3 +763,14 @@ def test_build_variables_are_split_as_the_shell_splits_an_unquoted_expansion(tmp
     assert probes.library("f", "", lang="C")
     argv = log.read_text().splitlines()[0].split("|")[:-1]
     assert argv == ["-DA='x", "y'", "-L/sb", "lib", "conftest.c", "-o", "conftest", "-lsbgsl", "-lb\\", "x", '-l"q']
+
+
+def test_a_pkg_check_modules_or_exists_with_an_option_runs_nothing(tmp_path):
+    probes, log = fake_pkg_config(tmp_path)
+    for statement in ("PKG_CHECK_MODULES([SB], [--define-variable=prefix=/x sbgsl], [], [])",
+                      "PKG_CHECK_MODULES([SB], [-foo], [], [])", "PKG_CHECK_EXISTS([sbgsl -foo], [], [])",
+                      "PKG_CHECK_EXISTS([sbgsl >= $(touch sbpwned)], [], [])", "PKG_CHECK_EXISTS([--list-all], [], [])"):
+        check = read_check(f"SAGE_SPKG_CONFIGURE([foo], [{statement}])", "foo")
+        outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+        assert outcome.install and outcome.not_understood.startswith("PKG_CHECK_"), statement
+    assert not log.exists() and not list(tmp_path.rglob("sbpwned"))

@@ -288,3 +288,18 @@ def test_a_pkg_check_var_with_a_hostile_name_or_module_is_not_understood():
         assert not result.understood and result.runnable, args
         assert len(result.steps) == 1 and result.steps[0].op == "unknown", args
         assert result.steps[0].value.startswith("PKG_CHECK_VAR("), args
+
+
+def test_a_pkg_check_modules_or_exists_with_an_option_or_a_shell_word_is_not_understood():
+    """A word of the module list is a module or a version (no option to pkg-config, no shell);
+    versions m4 left quoted (``"3.5"``, ``$"2.4"`` after a pushdef) are read as versions."""
+    assert check("PKG_CHECK_MODULES([FOO], [foo-1.0+ >= 1.2 bar_2 foo-1.0+ < 2], [], [sage_spkg_install_foo=yes])").understood
+    quoted = check('PKG_CHECK_MODULES([FOO], [foo >= $"2.4" bar >= "20250627"], [], [sage_spkg_install_foo=yes])')
+    assert [s.probe.spec for s in (quoted.steps[0], quoted.steps[0].found[0])] == [((">=", "2.4"),), ((">=", "20250627"),)]
+    for macro in ("PKG_CHECK_MODULES([FOO], ", "PKG_CHECK_EXISTS("):
+        for modules in ("--define-variable=prefix=/x", "-foo", "foo -bar", "--static foo", "foo >= -1", "foo >= $(touch)",
+                        "foo >= `touch`", "foo;touch sbpwned", "foo >= 1;touch", "foo >="):
+            result = check(f"{macro}[{modules}], [], [sage_spkg_install_foo=yes])")
+            assert not result.understood and result.runnable, (macro, modules)
+            assert len(result.steps) == 1 and result.steps[0].op == "unknown", (macro, modules)
+            assert result.steps[0].value.startswith(macro[:macro.index("(")]), result.steps[0].value

@@ -104,7 +104,7 @@ class Check:
 # --- m4 text --------------------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PC_MODULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")   # a pkg-config module: no option, no shell
+_PC_MODULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")   # a pkg-config module (or version): no option, no shell
 _PC_VARIABLE = re.compile(r"[A-Za-z0-9_.]+")              # a variable of a .pc file, as pkg-config reads them
 _BRACKET = re.compile(r"[\[\]]")
 _ARG_SPECIAL = re.compile(r"[\[\](),]")
@@ -550,9 +550,9 @@ class _Reader:
             return (Step("probe", Probe("library", arg(0), libs=("",), lang=self.langs[-1]),
                          found=self.steps(arg(1)), missing=self.steps(arg(2))),)
         if name == "PKG_CHECK_MODULES":
-            return self.pkg_check(arg(1), self.steps(arg(2)), self.steps(arg(3)) if len(args) > 3 else None)
+            return self.pkg_check(name, arg(1), self.steps(arg(2)), self.steps(arg(3)) if len(args) > 3 else None)
         if name == "PKG_CHECK_EXISTS":
-            return self.pkg_check(arg(0), self.steps(arg(1)), self.steps(arg(2)))
+            return self.pkg_check(name, arg(0), self.steps(arg(1)), self.steps(arg(2)))
         if name == "PKG_CHECK_VAR":
             return self.pkg_var(args)
         if name in ("AC_PATH_PROG", "AC_PATH_PROGS", "AC_CHECK_PROG", "AC_CHECK_PROGS"):
@@ -680,31 +680,35 @@ class _Reader:
             arg = arg.replace(quadrigraph, char)
         return arg
 
-    def pkg_check(self, modules: str, found, missing) -> tuple[Step, ...]:
+    def pkg_check(self, macro: str, modules: str, found, missing) -> tuple[Step, ...]:
+        """``PKG_CHECK_MODULES([PREFIX], [modules], [found], [missing])`` and
+        ``PKG_CHECK_EXISTS([modules], [found], [missing])``: modules, each maybe followed by
+        comparisons (``foo >= 1.2 foo < 2``). Every module and version is a word of
+        ``_PC_MODULE`` (no option to pkg-config, no shell); a version m4 left quoted
+        (``"3.5"``, ``$"2.4"`` from a pushdef) is the version."""
         words = modules.split()
         parsed: list[tuple[str, list[tuple[str, str]]]] = []
         i = 0
         while i < len(words):
             word = words[i]
-            if re.fullmatch(r'"[0-9][0-9.]*"', word):   # a version m4_pushdef'd with quotes
-                words[i] = word = word.strip('"')
-            if not re.fullmatch(r"[A-Za-z0-9_.+-]+", word):
-                return self.fail(f"PKG_CHECK_MODULES module {word!r}")
-            if i + 2 < len(words) + 0 and i + 1 < len(words) and words[i + 1] in (">=", "<=", "=", "<", ">", "!="):
-                if i + 2 >= len(words):
-                    return self.fail(f"PKG_CHECK_MODULES {modules!r}")
+            if not _PC_MODULE.fullmatch(word):
+                return self.fail(f"{macro} module {word!r}")
+            if i + 1 < len(words) and words[i + 1] in (">=", "<=", "=", "<", ">", "!="):
+                version = re.sub(r'^\$?"([0-9][0-9.]*)"$', r"\1", words[i + 2]) if i + 2 < len(words) else ""
+                if not _PC_MODULE.fullmatch(version):
+                    return self.fail(f"{macro} {modules!r}")
                 if parsed and parsed[-1][0] == word:
-                    parsed[-1][1].append((words[i + 1], words[i + 2]))
+                    parsed[-1][1].append((words[i + 1], version))
                 else:
-                    parsed.append((word, [(words[i + 1], words[i + 2])]))
+                    parsed.append((word, [(words[i + 1], version)]))
                 i += 3
             else:
                 parsed.append((word, []))
                 i += 1
         if not parsed:
-            return self.fail("PKG_CHECK_MODULES without a module")
+            return self.fail(f"{macro} without a module")
         if missing is None:  # autoconf's default: configure fails; Sage's files always give one
-            return self.fail("PKG_CHECK_MODULES without an action if not found")
+            return self.fail(f"{macro} without an action if not found")
         # all modules must pass: nest them, each missing one runs `missing`
         inner: tuple[Step, ...] = found
         for module, spec in reversed(parsed):
