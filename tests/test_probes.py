@@ -663,8 +663,9 @@ def test_a_version_from_a_command_substitution_with_its_option(tmp_path, version
 
 
 def fake_pkg_config(tmp_path):
-    """A pkg-config on PATH that knows sbgsl (its pcfiledir, includedir and version) and sbempty
-    (an empty pcfiledir), and logs its arguments one a line, ``|``-separated."""
+    """A pkg-config on PATH that knows sbgsl (its pcfiledir, includedir, version, cflags and libs),
+    sbempty (an empty pcfiledir) and sbbroken (a version, but --cflags and --libs fail), and logs
+    its arguments one a line, ``|``-separated."""
     bin_dir, log = tmp_path / "bin", tmp_path / "pkg-config.log"
     bin_dir.mkdir()
     (bin_dir / "pkg-config").write_text(f"""#!/bin/sh
@@ -674,6 +675,9 @@ case "$1 $2" in
   "--variable=includedir sbgsl") echo /opt/sb/include ;;
   "--variable=pcfiledir sbempty") echo ;;
   "--modversion sbgsl") echo 2.7.1 ;;
+  "--modversion sbbroken") echo 1.0 ;;
+  "--cflags sbgsl"|"--cflags sbgsl "*) echo "-I/opt/sb/include  -DSB_X='1 2'" ;;
+  "--libs sbgsl"|"--libs sbgsl "*) echo "-L/opt/sb/lib -lsbgsl " ;;
   *) exit 1 ;;
 esac
 """)
@@ -774,3 +778,45 @@ def test_a_pkg_check_modules_or_exists_with_an_option_runs_nothing(tmp_path):
         outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
         assert outcome.install and outcome.not_understood.startswith("PKG_CHECK_"), statement
     assert not log.exists() and not list(tmp_path.rglob("sbpwned"))
+
+
+def test_pkg_check_modules_gives_prefix_cflags_and_libs_to_a_later_link(tmp_path):
+    """pkg.m4: PREFIX_CFLAGS and PREFIX_LIBS are pkg-config's --cflags and --libs of the module
+    list when found; openblas's check puts them into CFLAGS and LIBS before AC_CHECK_FUNC. A
+    PREFIX_LIBS in the environment is not read (the check sees the environment's build variables
+    only, as PKG_CHECK_VAR's variable)."""
+    probes, log = fake_pkg_config(tmp_path)
+    cc, cc_log = fake_compiler(tmp_path)
+    probes.environ.update(CC=cc, CXX=cc, CPPFLAGS="", CFLAGS="-O1", LDFLAGS="", LIBS="-lm", SB_LIBS="-lsbenv")
+    openblas_form = """PKG_CHECK_MODULES([SB], [sbgsl >= 2.4], [
+        LIBS="$SB_LIBS $LIBS"
+        CFLAGS="$SB_CFLAGS $CFLAGS"
+        AC_LANG_PUSH([C])
+        AC_CHECK_FUNC([cblas_dgemm], [], [sage_spkg_install_foo=yes])
+        AC_LANG_POP([C])
+      ], [sage_spkg_install_foo=yes])"""
+    outcome = run(openblas_form, probes)
+    assert not outcome.install, outcome.notes   # the fake compiler links only with -lsbgsl
+    argv = cc_log.read_text().splitlines()[-1].split("|")[:-1]
+    assert argv == ["-I/opt/sb/include", "-DSB_X='1", "2'", "-O1", "conftest.c", "-o", "conftest",
+                    "-L/opt/sb/lib", "-lsbgsl", "-lm"]
+    asked = log.read_text().splitlines()
+    assert "--cflags|sbgsl >= 2.4|" in asked and "--libs|sbgsl >= 2.4|" in asked   # the list as one argument, as pkg.m4
+
+
+def test_pkg_check_modules_not_found_leaves_prefix_cflags_and_libs_empty(tmp_path):
+    probes, log = fake_pkg_config(tmp_path)
+    for modules in ("sbnope", "sbgsl >= 3", "sbbroken"):   # missing, too old, --cflags/--libs fail
+        form = f"""PKG_CHECK_MODULES([SB], [{modules}], [], [missing=yes])
+            AS_IF([test "x$SB_CFLAGS$SB_LIBS" = x -a x$missing = xyes], [], [sage_spkg_install_foo=yes])"""
+        assert not run(form, probes).install, modules
+    assert not [line for line in log.read_text().splitlines() if line.startswith("--cflags|sb") and "sbbroken" not in line]
+    assert not run("PKG_CHECK_EXISTS([sbbroken], [], [sage_spkg_install_foo=yes])", probes).install   # no flags asked
+    # a value the check gave PREFIX_LIBS before is kept (pkg.m4's _PKG_CONFIG): only --cflags is asked
+    kept = """SB_LIBS=-lmine
+        PKG_CHECK_MODULES([SB], [sbgsl], [], [sage_spkg_install_foo=yes])
+        AS_IF([test "x$SB_LIBS" = x-lmine], [], [sage_spkg_install_foo=yes])
+        AS_CASE(["$SB_CFLAGS"], [-I/opt/sb/include  -DSB_X=?1 2?], [], [sage_spkg_install_foo=yes])"""
+    before = log.read_text()
+    assert not run(kept, probes).install
+    assert log.read_text()[len(before):].splitlines() == ["--cflags|sbgsl|"]   # its version: asked before

@@ -256,7 +256,8 @@ def test_pkg_check_var_in_gsls_openblass_and_ntls_forms():
     assert gsl_form.understood, gsl_form.unknown + gsl_form.not_understood
     pcdir = Step("probe", Probe("pkgvar", "foo", var="GSLPCDIR", pc_variable="pcfiledir"),
                  found=(Step("set", var="GSL_PC", value="${GSLPCDIR}/foo.pc"),), missing=(INSTALL,))
-    assert gsl_form.steps == (Step("probe", Probe("pkgconfig", "foo", spec=((">=", "2.4"),)), found=(pcdir,), missing=(INSTALL,)),)
+    flags = Step("probe", Probe("pkgflags", "foo >= 2.4", var="GSL"), found=(pcdir,), missing=(INSTALL,))   # GSL_CFLAGS, GSL_LIBS
+    assert gsl_form.steps == (Step("probe", Probe("pkgconfig", "foo", spec=((">=", "2.4"),)), found=(flags,), missing=(INSTALL,)),)
 
     openblas_form = check("""PKG_CHECK_VAR([OPENBLASPCDIR], [openblas], [pcfiledir], [dnl
         sage_install_blas_pc=yes
@@ -303,3 +304,20 @@ def test_a_pkg_check_modules_or_exists_with_an_option_or_a_shell_word_is_not_und
             assert not result.understood and result.runnable, (macro, modules)
             assert len(result.steps) == 1 and result.steps[0].op == "unknown", (macro, modules)
             assert result.steps[0].value.startswith(macro[:macro.index("(")]), result.steps[0].value
+
+
+def test_pkg_check_modules_sets_prefix_cflags_and_libs_when_found():
+    """After the modules' versions, a pkgflags probe asks pkg-config for --cflags and --libs of
+    the module list (PREFIX_CFLAGS, PREFIX_LIBS); PKG_CHECK_EXISTS sets nothing."""
+    result = check("PKG_CHECK_MODULES([FOO], [foo >= 1.2 foo < 2 bar], [found=yes], [sage_spkg_install_foo=yes])")
+    assert result.understood, result.unknown
+    flags = Step("probe", Probe("pkgflags", "foo >= 1.2 foo < 2 bar", var="FOO"),
+                 found=(Step("set", var="found", value="yes"),), missing=(INSTALL,))
+    bar = Step("probe", Probe("pkgconfig", "bar"), found=(flags,), missing=(INSTALL,))
+    assert result.steps == (Step("probe", Probe("pkgconfig", "foo", spec=((">=", "1.2"), ("<", "2"))), found=(bar,), missing=(INSTALL,)),)
+    exists = check("PKG_CHECK_EXISTS([foo], [found=yes], [sage_spkg_install_foo=yes])")
+    assert exists.steps == (Step("probe", Probe("pkgconfig", "foo"), found=(Step("set", var="found", value="yes"),), missing=(INSTALL,)),)
+    for prefix in ("FOO-X", "$(touch sbpwned)", "`touch sbpwned`", "FOO;ls", ""):
+        result = check(f"PKG_CHECK_MODULES([{prefix}], [foo], [], [sage_spkg_install_foo=yes])")
+        assert not result.understood and result.runnable, prefix
+        assert len(result.steps) == 1 and result.steps[0].op == "unknown", prefix

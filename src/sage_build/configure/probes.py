@@ -2,8 +2,8 @@
 
 Headers are compiled and libraries linked with the configured compiler ($CC, else cc, with
 $CPPFLAGS, $CFLAGS, $LDFLAGS and $LIBS split into fields as the shell splits an unquoted
-expansion: :func:`fields`), pkg-config is asked for a module's version or one of its
-variables, programs are found on $PATH and run for their versions. Every answer is cached in
+expansion: :func:`fields`), pkg-config is asked for a module's version, one of its
+variables or a module list's --cflags and --libs, programs are found on $PATH and run for their versions. Every answer is cached in
 ``build/make/config.cache`` (as autoconf's config.cache), keyed by the environment that could
 change it, so a reconfigure asks the system nothing new.
 """
@@ -178,6 +178,15 @@ class Probes:
         def compute():
             return (self._pkg_config(f"--variable={variable}", module) or "").rstrip("\n")
         return self._ask(f"pkg-config {module} --variable={variable}", compute)  # type: ignore[return-value]
+
+    def pkgconfig_flags(self, modules: str, option: str) -> str | None:
+        """``pkg-config --cflags MODULES`` (option ``--cflags``) or ``--libs``, the module list in
+        one argument as pkg.m4 gives it, as the shell's backquotes give the output (trailing
+        newlines dropped); None when pkg-config (or a module) is missing or fails."""
+        def compute():
+            output = self._pkg_config(option, modules)
+            return None if output is None else output.rstrip("\n")
+        return self._ask(f"pkg-config {modules} {option}", compute)  # type: ignore[return-value]
 
     def program(self, name: str) -> str | None:
         return self._ask(f"program {name}", lambda: shutil.which(name, path=self.environ.get("PATH")))  # type: ignore[return-value]
@@ -438,6 +447,18 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             variables[p.var] = value
             notes.append(f"pkg-config {p.subject} {p.pc_variable}: {value or 'not found'}")
             branch(bool(value), step)
+        elif p.kind == "pkgflags":
+            # PKG_CHECK_MODULES's PREFIX_CFLAGS and PREFIX_LIBS (pkg.m4's _PKG_CONFIG): a value the
+            # check gave one before is kept; the environment's is not read (as for PKG_CHECK_VAR);
+            # set only when both are found
+            values = {f"{p.var}_{suffix}": variables.get(f"{p.var}_{suffix}") or probes.pkgconfig_flags(p.subject, option)
+                      for suffix, option in (("CFLAGS", "--cflags"), ("LIBS", "--libs"))}
+            ok = all(value is not None for value in values.values())
+            if ok:
+                variables.update(values)  # type: ignore[arg-type]
+            else:
+                notes.append(f"pkg-config --cflags/--libs {p.subject} fails")
+            branch(ok, step)
         elif p.kind == "program":
             feature = p.libs == ("feature",)
             for name in p.subject.split():

@@ -3,8 +3,9 @@
 The file calls ``SAGE_SPKG_CONFIGURE([pkg], [checks], [required-checks], [pre], [post])``.
 Its checks are read into a small program (:class:`Check`): probes (a header compiles, a
 library links, a program builds, links or runs, a pkg-config module has a version, a pkg-config
-variable of a module is not empty (``PKG_CHECK_VAR``, which sets a shell variable to it), a program
-is on PATH), each with an action when found and one when missing, shell assignments
+variable of a module is not empty (``PKG_CHECK_VAR``, which sets a shell variable to it),
+pkg-config gives a module list's flags (``PKG_CHECK_MODULES``'s ``PREFIX_CFLAGS`` and
+``PREFIX_LIBS``), a program is on PATH), each with an action when found and one when missing, shell assignments
 (``sage_spkg_install_pkg=yes``), ``if``/``AS_IF``/``AS_CASE`` tests, commands of a program
 configure found (``"$PYTHON_FOR_VENV" -c ...``), ``SAGE_SPKG_DEPCHECK`` and
 ``SAGE_PYTHON_PACKAGE_CHECK``. The REQUIRED-CHECK (and PRE) is read too: it may find the
@@ -45,7 +46,9 @@ class Probe:
     kind: ``header`` (subject: the header), ``library`` (subject: a function; libs: the
     libraries to try, '' meaning none), ``pkgconfig`` (subject: the module; spec: comparisons),
     ``pkgvar`` (subject: the module; sets ``var`` to pkg-config's value of its variable
-    ``pc_variable``, found when not empty: PKG_CHECK_VAR),
+    ``pc_variable``, found when not empty: PKG_CHECK_VAR), ``pkgflags`` (subject: a module
+    list with its comparisons; sets ``var``_CFLAGS and ``var``_LIBS to pkg-config's --cflags and
+    --libs of it, found when pkg-config gives both: PKG_CHECK_MODULES once its modules passed),
     ``program`` (subject: the program; sets ``var`` to its path), ``compile`` / ``link`` /
     ``run`` (subject: a program's source in ``lang``, C or C++; ``run`` also runs it and asks
     for exit status 0). Headers and libraries are tried in ``lang`` too (Sage's configure.ac
@@ -550,7 +553,9 @@ class _Reader:
             return (Step("probe", Probe("library", arg(0), libs=("",), lang=self.langs[-1]),
                          found=self.steps(arg(1)), missing=self.steps(arg(2))),)
         if name == "PKG_CHECK_MODULES":
-            return self.pkg_check(name, arg(1), self.steps(arg(2)), self.steps(arg(3)) if len(args) > 3 else None)
+            if not _NAME.fullmatch(arg(0)):   # PREFIX names the variables PREFIX_CFLAGS and PREFIX_LIBS
+                return self.fail(f"PKG_CHECK_MODULES([{arg(0)}], ...)")
+            return self.pkg_check(name, arg(1), self.steps(arg(2)), self.steps(arg(3)) if len(args) > 3 else None, arg(0))
         if name == "PKG_CHECK_EXISTS":
             return self.pkg_check(name, arg(0), self.steps(arg(1)), self.steps(arg(2)))
         if name == "PKG_CHECK_VAR":
@@ -680,12 +685,13 @@ class _Reader:
             arg = arg.replace(quadrigraph, char)
         return arg
 
-    def pkg_check(self, macro: str, modules: str, found, missing) -> tuple[Step, ...]:
+    def pkg_check(self, macro: str, modules: str, found, missing, prefix: str = "") -> tuple[Step, ...]:
         """``PKG_CHECK_MODULES([PREFIX], [modules], [found], [missing])`` and
         ``PKG_CHECK_EXISTS([modules], [found], [missing])``: modules, each maybe followed by
         comparisons (``foo >= 1.2 foo < 2``). Every module and version is a word of
         ``_PC_MODULE`` (no option to pkg-config, no shell); a version m4 left quoted
-        (``"3.5"``, ``$"2.4"`` from a pushdef) is the version."""
+        (``"3.5"``, ``$"2.4"`` from a pushdef) is the version. A probe per module (its version);
+        then, for PKG_CHECK_MODULES, a ``pkgflags`` probe: PREFIX_CFLAGS and PREFIX_LIBS."""
         words = modules.split()
         parsed: list[tuple[str, list[tuple[str, str]]]] = []
         i = 0
@@ -697,6 +703,7 @@ class _Reader:
                 version = re.sub(r'^\$?"([0-9][0-9.]*)"$', r"\1", words[i + 2]) if i + 2 < len(words) else ""
                 if not _PC_MODULE.fullmatch(version):
                     return self.fail(f"{macro} {modules!r}")
+                words[i + 2] = version
                 if parsed and parsed[-1][0] == word:
                     parsed[-1][1].append((words[i + 1], version))
                 else:
@@ -711,6 +718,8 @@ class _Reader:
             return self.fail(f"{macro} without an action if not found")
         # all modules must pass: nest them, each missing one runs `missing`
         inner: tuple[Step, ...] = found
+        if prefix:   # pkg.m4 asks for the flags of the list as it is written, in one argument
+            inner = (Step("probe", Probe("pkgflags", " ".join(words), var=prefix), found=inner, missing=missing),)
         for module, spec in reversed(parsed):
             inner = (Step("probe", Probe("pkgconfig", module, spec=tuple(spec)), found=inner, missing=missing),)
         return inner
