@@ -820,3 +820,31 @@ def test_pkg_check_modules_not_found_leaves_prefix_cflags_and_libs_empty(tmp_pat
     before = log.read_text()
     assert not run(kept, probes).install
     assert log.read_text()[len(before):].splitlines() == ["--cflags|sbgsl|"]   # its version: asked before
+
+
+
+def test_as_var_append_appends_at_run_time_in_gsls_form(tmp_path):
+    probes, _ = fake_pkg_config(tmp_path)
+    gsl_form = r"""PKG_CHECK_MODULES([GSL], [sbgsl >= 2.4], [
+        PKG_CHECK_VAR([GSLPCDIR], [sbgsl], [pcfiledir], [
+          GSL_PC="$GSLPCDIR"/gsl.pc
+          AC_SUBST([SAGE_SYSTEM_FACADE_PC_FILES])
+          AS_VAR_APPEND([SAGE_SYSTEM_FACADE_PC_FILES], [" \$(SAGE_PKGCONFIG)/gsl.pc"])
+          AS_VAR_APPEND([SAGE_SYSTEM_FACADE_PC_FILES], ["$GSLPCDIR "])
+        ], [sage_spkg_install_foo=yes])
+      ], [sage_spkg_install_foo=yes])
+      AS_IF([test "$SAGE_SYSTEM_FACADE_PC_FILES" = " \$(SAGE_PKGCONFIG)/gsl.pc/opt/sb/lib/pkgconfig "], [],
+            [sage_spkg_install_foo=yes])"""
+    outcome = run(gsl_form, probes)
+    assert not outcome.install, outcome.notes
+
+
+def test_a_hostile_as_var_append_runs_nothing(tmp_path):
+    probes, log = fake_pkg_config(tmp_path)
+    for args in ("[V], [$(touch sbpwned)]", '[V], ["$(touch sbpwned)"]', "[V], [`touch sbpwned`]",
+                 '[V], ["`touch sbpwned`"]', "[$(touch sbpwned)], [a]", "[V;touch sbpwned], [a]"):
+        check = read_check(f"SAGE_SPKG_CONFIGURE([foo], [AS_VAR_APPEND({args})\nPKG_CHECK_EXISTS([sbgsl], [], [])])", "foo")
+        assert not check.understood, args
+        outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+        assert outcome.install and outcome.not_understood.startswith("AS_VAR_APPEND("), args
+    assert not log.exists() and not list(tmp_path.rglob("sbpwned"))

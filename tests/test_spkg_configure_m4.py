@@ -321,3 +321,82 @@ def test_pkg_check_modules_sets_prefix_cflags_and_libs_when_found():
         result = check(f"PKG_CHECK_MODULES([{prefix}], [foo], [], [sage_spkg_install_foo=yes])")
         assert not result.understood and result.runnable, prefix
         assert len(result.steps) == 1 and result.steps[0].op == "unknown", prefix
+
+
+GSL_FILE = r"""SAGE_SPKG_CONFIGURE([gsl], [
+    m4_pushdef([SAGE_GSL_MINVER],["2.4"])
+    SAGE_SPKG_DEPCHECK([openblas], [
+      PKG_CHECK_MODULES([GSL], [gsl >= $SAGE_GSL_MINVER], [
+        PKG_CHECK_VAR([GSLPCDIR], [gsl], [pcfiledir], [
+          GSL_PC="$GSLPCDIR"/gsl.pc
+          AC_SUBST([SAGE_SYSTEM_FACADE_PC_FILES])
+          AS_VAR_APPEND([SAGE_SYSTEM_FACADE_PC_FILES], [" \$(SAGE_PKGCONFIG)/gsl.pc"])
+          AC_SUBST([SAGE_GSL_PC_COMMAND],["\$(SED) -e 's/\$\${GSL_CBLAS_LIB}//' \"$GSL_PC\" > \"\$(@)\""])
+        ], [
+        AC_MSG_WARN([Unable to locate the directory of gsl.pc. This should not happen!])
+       sage_spkg_install_gsl=yes
+       ])
+      ], [sage_spkg_install_gsl=yes])
+    ])
+    m4_popdef([SAGE_GSL_MINVER])
+])
+"""
+
+
+def test_as_var_append_appends_one_word_and_reads_an_escaped_dollar_as_text():
+    """m4sh's AS_VAR_APPEND([var], [text]) is ``as_fn_append var text``: var's value, then the
+    one shell word text is; ``\\$`` in double quotes is a ``$`` (text for make)."""
+    result = check(r"""V=a
+        AS_VAR_APPEND([V], [" \$(SAGE_PKGCONFIG)/gsl.pc"])
+        AS_VAR_APPEND([V], ["$W "])
+        AS_VAR_APPEND([V], [b"\\"])
+        AS_VAR_APPEND([V], [])""")
+    assert result.understood, result.unknown + result.not_understood
+    assert result.steps == (Step("set", var="V", value="a"), Step("set", var="V", value="${V} $(SAGE_PKGCONFIG)/gsl.pc"),
+                            Step("set", var="V", value="${V}${W} "), Step("set", var="V", value="${V}b\\"),
+                            Step("set", var="V", value="${V}"))
+    gsl = read_check(GSL_FILE, "gsl")
+    assert gsl.understood, gsl.unknown + gsl.not_understood
+
+
+def test_openblas_forms_of_as_var_append_are_understood():
+    result = check(r"""AS_IF([test x$sage_spkg_install_foo != xyes], [dnl
+        AC_SUBST([SAGE_OPENBLAS_PC_COMMAND], ["\$(LN) -sf \"$OPENBLASPCDIR/openblas.pc\" \"\$(@)\""])
+        m4_foreach([blaslibnam], [blas, cblas, lapack], [dnl
+          AS_IF([test x$sage_install_]blaslibnam[_pc = xyes], [dnl
+             AS_VAR_APPEND([SAGE_SYSTEM_FACADE_PC_FILES], [" \$(SAGE_PKGCONFIG)/]blaslibnam[.pc"])
+          ])
+        ])
+      ])
+      AC_SEARCH_LIBS([openblas_get_config], [openblas cblas blas], [dnl
+        AS_IF([test x"$ac_cv_search_openblas_get_config" != x"none required"], [dnl
+          AS_VAR_APPEND([OPENBLAS_LIBS], ["$ac_cv_search_openblas_get_config "])
+        ])
+      ])
+      m4_foreach([dgeqrf_mangled], [dgeqrf, DGEQRF_], [dnl
+        AC_SEARCH_LIBS(dgeqrf_mangled, [openblas lapack], [dnl
+          AS_VAR_SET([HAVE_DGEQRF], [yes])
+          AS_IF([test x"$ac_cv_search_]dgeqrf_mangled[" != x"none required"], [dnl
+            AS_VAR_APPEND([OPENBLAS_LIBS], ["$ac_cv_search_]dgeqrf_mangled[ "])
+          ])
+        ], [], [-lgfortran])
+      ])""")
+    assert result.understood, result.unknown + result.not_understood
+    blas = result.steps[0].found[0]
+    assert blas.found == (Step("set", var="SAGE_SYSTEM_FACADE_PC_FILES", value="${SAGE_SYSTEM_FACADE_PC_FILES} $(SAGE_PKGCONFIG)/blas.pc"),)
+    assert result.steps[-1].found[1].found == (Step("set", var="OPENBLAS_LIBS", value="${OPENBLAS_LIBS}${ac_cv_search_DGEQRF_} "),)
+
+
+def test_an_as_var_append_the_reader_cannot_model_is_not_understood():
+    for args in ("[V-x], [a]", "[$(rm -rf /)], [a]", "[`rm -rf /`], [a]", "[V], [$(rm -rf /)]", '[V], ["$(rm -rf /)"]',
+                 "[V], [`rm -rf /`]", '[V], ["`rm -rf /`"]', "[V], [a b]",   # two words: as_fn_append appends the first
+                 "[V], [$W]",           # unquoted: split into words
+                 r'[V], ["\${W}"]',     # a literal ${W}: a set value's ${name} is a variable
+                 r'[V], ["a\"b"]', r"[V], [a\$b]", r'[V], ["\n"]', "[V], [a;rm -rf /]", "[V]", "[V], [a], [b]"):
+        result = check(f"AS_VAR_APPEND({args})")
+        assert not result.understood and result.runnable, args
+        assert len(result.steps) == 1 and result.steps[0].op == "unknown", args
+        assert result.steps[0].value.startswith("AS_VAR_APPEND("), (args, result.steps[0].value)
+    # an assignment's literal ${name} is refused the same way; \$ alone is text
+    assert not check(r'V="\${W}"').understood
+    assert check(r'V="\$W"').steps == (Step("set", var="V", value="$W"),)

@@ -6,7 +6,7 @@ library links, a program builds, links or runs, a pkg-config module has a versio
 variable of a module is not empty (``PKG_CHECK_VAR``, which sets a shell variable to it),
 pkg-config gives a module list's flags (``PKG_CHECK_MODULES``'s ``PREFIX_CFLAGS`` and
 ``PREFIX_LIBS``), a program is on PATH), each with an action when found and one when missing, shell assignments
-(``sage_spkg_install_pkg=yes``), ``if``/``AS_IF``/``AS_CASE`` tests, commands of a program
+(``sage_spkg_install_pkg=yes``, ``AS_VAR_SET``, ``AS_VAR_APPEND``), ``if``/``AS_IF``/``AS_CASE`` tests, commands of a program
 configure found (``"$PYTHON_FOR_VENV" -c ...``), ``SAGE_SPKG_DEPCHECK`` and
 ``SAGE_PYTHON_PACKAGE_CHECK``. The REQUIRED-CHECK (and PRE) is read too: it may find the
 package not needed here. configure runs the program with real probes (``configure.probes``).
@@ -221,8 +221,9 @@ Word = tuple[tuple[bool, str, str], ...]   # parts: (quoted, "lit" | "var", text
 
 def shell_words(text: str) -> list[Word | str] | None:
     """The words of a simple shell command line: each a tuple of parts, or ``"&&"`` / ``"||"``.
-    None when the line has anything else (command substitution, globs, redirections, escapes,
-    a ``$`` that is not a plain variable)."""
+    In double quotes ``\\$`` and ``\\\\`` are a literal ``$`` and ``\\``. None when the line has
+    anything else (command substitution, globs, redirections, other escapes, a ``$`` that is not
+    a plain variable)."""
     words: list[Word | str] = []
     parts: list[tuple[bool, str, str]] = []
     i, in_word = 0, False
@@ -259,6 +260,10 @@ def shell_words(text: str) -> list[Word | str] | None:
             inner, j = text[i + 1:end], 0
             add(True, "lit", "")
             while j < len(inner):
+                if inner[j] == "\\" and inner[j + 1:j + 2] in ("$", "\\"):   # text ("\\$(SAGE_PKGCONFIG)": make's)
+                    add(True, "lit", inner[j + 1])
+                    j += 2
+                    continue
                 if inner[j] in "`\\":
                     return None
                 if inner[j] == "$":
@@ -352,6 +357,18 @@ _IGNORED = {
 # asked with that option (the pipeline's cut/sed only pick it out of the text)
 _VERSION_CMD = re.compile(r"""^([A-Za-z_][A-Za-z0-9_]*)=(?:`\s*"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?\s+(--version|-version|-V)\b[^`]*`"""
                           r"""|\$\(\s*"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"?\s+(--version|-version|-V)\b[^()`]*\))$""")
+
+
+_BRACED_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _set_step(var: str, word: Word) -> Step | None:
+    """``var=word`` as a ``set`` step, whose value says a variable as ``${name}``; None when the
+    word's text would read as one too (a literal ``${name}``, from ``"\\${name}"``)."""
+    value = "".join(text if kind == "lit" else "${" + text + "}" for _, kind, text in word)
+    if len(_BRACED_REF.findall(value)) != sum(kind == "var" for _, kind, _ in word):
+        return None
+    return Step("set", var=var, value=value)
 
 
 class _Reader:
@@ -493,9 +510,21 @@ class _Reader:
         assign = re.match(r"([A-Za-z_][A-Za-z0-9_]*)=(\S.*)?$", line)
         words = shell_words(assign.group(2) or "") if assign else None
         if assign and words is not None and len(words) <= 1 and "&&" not in words and "||" not in words:
-            value = "".join(text if kind == "lit" else "${" + text + "}" for _, kind, text in (words[0] if words else ()))  # type: ignore[union-attr]
-            return [Step("set", var=assign.group(1), value=value)]
+            step = _set_step(assign.group(1), words[0] if words else ())  # type: ignore[arg-type]
+            if step is not None:
+                return [step]
         return list(self.fail(f"shell: {line}"))
+
+    def var_append(self, args: list[str]) -> tuple[Step, ...]:
+        """``AS_VAR_APPEND([var], [text])``: m4sh's ``as_fn_append var text``, which appends its
+        second argument: text must be one shell word (or none), its variables in double quotes
+        (an unquoted one would be split into more arguments); var a shell name."""
+        words = shell_words(args[1]) if len(args) == 2 and _NAME.fullmatch(args[0]) else None
+        if words is None or len(words) > 1 or any(isinstance(w, str) for w in words) \
+                or any(kind == "var" and not quoted for quoted, kind, _ in (words[0] if words else ())):
+            return self.fail(f"AS_VAR_APPEND({', '.join(args)[:60]})")
+        step = _set_step(args[0], ((False, "var", args[0]),) + (words[0] if words else ()))  # type: ignore[operator]
+        return (step,) if step is not None else self.fail(f"AS_VAR_APPEND({', '.join(args)[:60]})")
 
     def macro(self, name: str, args: list[str]) -> tuple[Step, ...]:
         arg = lambda n: args[n] if len(args) > n else ""  # noqa: E731
@@ -606,6 +635,8 @@ class _Reader:
                 missing=self.steps(arg(1))),)
         if name == "AS_VAR_SET" and len(args) == 2 and _NAME.fullmatch(arg(0)):
             return tuple(self.shell(f"{arg(0)}={arg(1)}")) or ()
+        if name == "AS_VAR_APPEND":
+            return self.var_append(args)
         if name in ("AX_COMPARE_VERSION", "AS_VERSION_COMPARE"):
             return self.compare(name, args)
         if name in ("m4_foreach", "m4_foreach_w"):
