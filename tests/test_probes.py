@@ -848,3 +848,35 @@ def test_a_hostile_as_var_append_runs_nothing(tmp_path):
         outcome = run_check(check, probes, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
         assert outcome.install and outcome.not_understood.startswith("AS_VAR_APPEND("), args
     assert not log.exists() and not list(tmp_path.rglob("sbpwned"))
+
+
+def test_a_spkg_configure_yaml_pkgconfig_check_asks_through_the_one_helper(tmp_path):
+    """spkg-configure.yaml's ``pkgconfig:`` is asked through Probes, as spkg-configure.m4's
+    checks: pkg-config of configure's environment, each answer once (config.cache); a module
+    that is an option is refused."""
+    import sys
+
+    from conftest import add_recipe
+
+    from sage_build.base.errors import RecipeError
+    from sage_build.configure.configure import decide
+    from sage_build.configure.system import Detection, detect_declared
+    from sage_build.recipes.recipe import load_package
+
+    _, log = fake_pkg_config(tmp_path)
+    tree = tmp_path / "tree"
+    for name, spec in (("sbnew", "sbgsl >= 2.4"), ("sbold", "sbgsl >= 3"), ("sbabsent", "sbnope")):
+        add_recipe(tree, name, deps="", files={"spkg-configure.yaml": f"pkgconfig: {spec}\n"})
+    environ = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}   # not this process's PATH
+    result = decide([f"--with-python={sys.executable}", "--with-system-sbnew", "--with-system-sbold=yes",
+                     "--with-system-sbabsent=yes"], tree, environ=environ)
+    assert {n: result.detections[n] for n in ("sbnew", "sbold", "sbabsent")} == {
+        "sbnew": Detection(True, "sbgsl 2.7.1"), "sbold": Detection(False, "sbgsl 2.7.1 is too old (need >= 3)"),
+        "sbabsent": Detection(False, "pkg-config module 'sbnope' not found")}
+    assert sorted(log.read_text().splitlines()) == ["--modversion|sbgsl|", "--modversion|sbnope|"]   # sbgsl asked once
+    assert detect_declared(load_package(tree / "build/pkgs/sbabsent"), Probes({**os.environ, "PATH": ""})) == \
+        Detection(False, "pkg-config is not installed")
+    hostile = add_recipe(tree, "sbhostile", deps="", files={"spkg-configure.yaml": "pkgconfig: --static\n"})
+    with pytest.raises(RecipeError, match="not a pkg-config module"):
+        detect_declared(load_package(hostile), Probes(environ))
+    assert "--static" not in log.read_text()

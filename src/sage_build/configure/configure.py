@@ -311,7 +311,7 @@ def _detect(packages: dict[str, Package], with_system: dict[str, str], python: s
     declared = [p for p in wanted if (p.path / "spkg-configure.yaml").is_file()]
     detections = detect_python([p for p in wanted if p not in declared], python, probes, markers)
     for pkg in declared:
-        detections[pkg.name] = detect_declared(pkg)
+        detections[pkg.name] = detect_declared(pkg, probes)
     return detections
 
 

@@ -7,7 +7,7 @@ Other packages: the declarative checks of the
 recipe's ``spkg-configure.yaml``::
 
     executable: cmake >= 3.20     # a program on PATH, its `--version` output
-    pkgconfig: yaml-0.1 >= 0.2.5  # a pkg-config module
+    pkgconfig: yaml-0.1 >= 0.2.5  # a pkg-config module (asked through configure.probes, cached)
     header: yaml.h                # found in the compiler's include directories
     library: yaml                 # libyaml.so / libyaml.a in the library directories
 
@@ -34,6 +34,7 @@ from packaging.version import InvalidVersion, Version
 from sage_build.base.errors import RecipeError
 from sage_build.configure.probes import Probes
 from sage_build.recipes.recipe import Package
+from sage_build.recipes.spkg_configure_m4 import PC_MODULE
 
 CHECK_FILE = "spkg-configure.yaml"
 _CHECK_KEYS = ("executable", "pkgconfig", "header", "library")
@@ -89,7 +90,7 @@ def _parse_spec(text: str, path: Path) -> tuple[str, str | None, str | None]:
     return match.group(1), match.group(2), match.group(3)
 
 
-def _check_executable(spec: str, path: Path) -> Detection:
+def _check_executable(spec: str, path: Path, probes: Probes) -> Detection:
     name, op, wanted = _parse_spec(spec, path)
     program = shutil.which(name)
     if program is None:
@@ -109,14 +110,17 @@ def _check_executable(spec: str, path: Path) -> Detection:
     return Detection(False, f"{name} {found} is too old (need {op} {wanted})")
 
 
-def _check_pkgconfig(spec: str, path: Path) -> Detection:
+def _check_pkgconfig(spec: str, path: Path, probes: Probes) -> Detection:
+    """Asked through ``probes`` as spkg-configure.m4's PKG_CHECK_MODULES: the pkg-config of
+    configure's environment (PATH, PKG_CONFIG_PATH), the answer cached in config.cache."""
     module, op, wanted = _parse_spec(spec, path)
-    if shutil.which("pkg-config") is None:
+    if not PC_MODULE.fullmatch(module):   # an option (-foo) would be read by pkg-config as one
+        raise RecipeError(f"{path}: {module!r} is not a pkg-config module name")
+    if probes.program("pkg-config") is None:
         return Detection(False, "pkg-config is not installed")
-    result = subprocess.run(["pkg-config", "--modversion", module], capture_output=True, text=True)
-    if result.returncode != 0:
+    found = probes.pkgconfig(module)
+    if found is None:
         return Detection(False, f"pkg-config module '{module}' not found")
-    found = result.stdout.strip()
     if _compare(found, op, wanted):
         return Detection(True, f"{module} {found}")
     return Detection(False, f"{module} {found} is too old (need {op} {wanted})")
@@ -150,14 +154,14 @@ def _multiarch() -> str | None:
     return result.stdout.strip() or None
 
 
-def _check_header(name: str, path: Path) -> Detection:
+def _check_header(name: str, path: Path, probes: Probes) -> Detection:
     for directory in _include_dirs():
         if (directory / name).is_file():
             return Detection(True, str(directory / name))
     return Detection(False, f"header {name} not found")
 
 
-def _check_library(name: str, path: Path) -> Detection:
+def _check_library(name: str, path: Path, probes: Probes) -> Detection:
     for directory in _library_dirs():
         for filename in (f"lib{name}.so", f"lib{name}.a", f"lib{name}.dylib"):
             if (directory / filename).exists():
@@ -173,8 +177,8 @@ _CHECKERS = {
 }
 
 
-def detect_declared(pkg: Package) -> Detection:
-    """Run the checks of the recipe's spkg-configure.yaml."""
+def detect_declared(pkg: Package, probes: Probes) -> Detection:
+    """Run the checks of the recipe's spkg-configure.yaml (``pkgconfig`` through ``probes``)."""
     path = pkg.path / CHECK_FILE
     checks = load_checks(pkg)
     if not checks:
@@ -182,7 +186,7 @@ def detect_declared(pkg: Package) -> Detection:
     found = []
     for key, specs in checks.items():
         for spec in specs:
-            result = _CHECKERS[key](spec, path)
+            result = _CHECKERS[key](spec, path, probes)
             if not result.found:
                 return result
             found.append(result.reason)

@@ -107,7 +107,7 @@ class Check:
 # --- m4 text --------------------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PC_MODULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")   # a pkg-config module (or version): no option, no shell
+PC_MODULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")   # a pkg-config module (or version): no option, no shell
 _PC_VARIABLE = re.compile(r"[A-Za-z0-9_.]+")              # a variable of a .pc file, as pkg-config reads them
 _BRACKET = re.compile(r"[\[\]]")
 _ARG_SPECIAL = re.compile(r"[\[\](),]")
@@ -720,7 +720,7 @@ class _Reader:
         """``PKG_CHECK_MODULES([PREFIX], [modules], [found], [missing])`` and
         ``PKG_CHECK_EXISTS([modules], [found], [missing])``: modules, each maybe followed by
         comparisons (``foo >= 1.2 foo < 2``). Every module and version is a word of
-        ``_PC_MODULE`` (no option to pkg-config, no shell); a version m4 left quoted
+        ``PC_MODULE`` (no option to pkg-config, no shell); a version m4 left quoted
         (``"3.5"``, ``$"2.4"`` from a pushdef) is the version. A probe per module (its version);
         then, for PKG_CHECK_MODULES, a ``pkgflags`` probe: PREFIX_CFLAGS and PREFIX_LIBS."""
         words = modules.split()
@@ -728,11 +728,11 @@ class _Reader:
         i = 0
         while i < len(words):
             word = words[i]
-            if not _PC_MODULE.fullmatch(word):
+            if not PC_MODULE.fullmatch(word):
                 return self.fail(f"{macro} module {word!r}")
             if i + 1 < len(words) and words[i + 1] in (">=", "<=", "=", "<", ">", "!="):
                 version = re.sub(r'^\$?"([0-9][0-9.]*)"$', r"\1", words[i + 2]) if i + 2 < len(words) else ""
-                if not _PC_MODULE.fullmatch(version):
+                if not PC_MODULE.fullmatch(version):
                     return self.fail(f"{macro} {modules!r}")
                 words[i + 2] = version
                 if parsed and parsed[-1][0] == word:
@@ -759,7 +759,7 @@ class _Reader:
         """``PKG_CHECK_VAR([VARIABLE], [MODULE], [CONFIG-VARIABLE], [found], [missing])`` (pkg.m4):
         VARIABLE is set to ``pkg-config --variable=CONFIG-VARIABLE MODULE``; found when it is not
         empty. One module, by name; a shell name for VARIABLE (else not understood)."""
-        if not 3 <= len(args) <= 5 or not _NAME.fullmatch(args[0]) or not _PC_MODULE.fullmatch(args[1]) \
+        if not 3 <= len(args) <= 5 or not _NAME.fullmatch(args[0]) or not PC_MODULE.fullmatch(args[1]) \
                 or not _PC_VARIABLE.fullmatch(args[2]):
             return self.fail(f"PKG_CHECK_VAR({', '.join(args)[:60]})")
         return (Step("probe", Probe("pkgvar", args[1], var=args[0], pc_variable=args[2]),
