@@ -5,10 +5,10 @@ Its checks are read into a small program (:class:`Check`): probes (a header comp
 library links, a program builds, links or runs, a pkg-config module has a version, a pkg-config
 variable of a module is not empty (``PKG_CHECK_VAR``, which sets a shell variable to it),
 pkg-config gives a module list's flags (``PKG_CHECK_MODULES``'s ``PREFIX_CFLAGS`` and
-``PREFIX_LIBS``), a program is on PATH), each with an action when found and one when missing, shell assignments
-(``sage_spkg_install_pkg=yes``, ``AS_VAR_SET``, ``AS_VAR_APPEND``), ``if``/``AS_IF``/``AS_CASE`` tests, commands of a program
-configure found (``"$PYTHON_FOR_VENV" -c ...``), ``SAGE_SPKG_DEPCHECK`` and
-``SAGE_PYTHON_PACKAGE_CHECK``. The REQUIRED-CHECK (and PRE) is read too: it may find the
+``PREFIX_LIBS``), a program is on PATH), each with an action when found and one when missing,
+shell assignments (``sage_spkg_install_pkg=yes``, ``AS_VAR_SET``, ``AS_VAR_APPEND``),
+``if``/``AS_IF``/``AS_CASE`` tests, commands of a program configure found
+(``"$PYTHON_FOR_VENV" -c ...``), ``SAGE_SPKG_DEPCHECK`` and ``SAGE_PYTHON_PACKAGE_CHECK``. The REQUIRED-CHECK (and PRE) is read too: it may find the
 package not needed here. configure runs the program with real probes (``configure.probes``).
 
 A statement this reader does not understand becomes an ``unknown`` step (:attr:`Check.unknown`):
