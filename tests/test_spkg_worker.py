@@ -1058,6 +1058,28 @@ def test_a_make_targets_python_settings_reach_the_interpreter_that_runs_its_pack
     assert records["after"].get("worker")  # and the worker goes on serving the others
 
 
+def test_a_worker_started_by_a_package_with_settings_of_its_own_makes_way_for_the_sessions(tree, runtime, tmp_path):
+    """The package that starts the session's worker (the second) has make's PYTHONPATH for it
+    alone: that worker would refuse every later package. It refuses the next one and ends; that
+    package runs itself and starts another, which serves the rest."""
+    site = tmp_path / "site"
+    site.mkdir()
+    names = _session_tree(tree, ["probe"])
+    add_recipe(tree.root, "waiter2", deps="$(PYTHON) probe", files={"spkg-install": WAIT_FOR_WORKER})
+    _wheels(tree, ["after"])
+    (tree.root / "build/pkgs/after/dependencies").write_text("$(PYTHON) waiter2\n")
+    tree.configure()
+    extra = tmp_path / "extra.mk"
+    extra.write_text(f"$(inst_waiter): export PYTHONPATH := {site}\n")
+    env = dict(tree.env, XDG_RUNTIME_DIR=str(runtime))
+    result = subprocess.run(["make", "-f", str(tree.root / "build/make/Makefile"), "-f", str(extra),
+                             *names, "waiter2", "after"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    records = _record_events(tree)
+    assert not records["probe"].get("worker")  # refused: the worker had the waiter's PYTHONPATH
+    assert records["after"].get("worker")  # a worker with the session's settings served it
+
+
 @pytest.mark.parametrize("differs", ["encoding", "PYTHONHASHSEED", "PYTHONWARNINGS unset", "LC_ALL"])
 def test_a_worker_refuses_a_caller_whose_own_interpreter_would_have_started_otherwise(tmp_path, monkeypatch, differs):
     from sage_build.face.spkg_worker import Worker

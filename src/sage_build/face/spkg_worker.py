@@ -24,7 +24,9 @@ What keeps it safe:
   reached sage-spkg.
 - It serves only the code it loaded: when a file of sage-build's own modules or the tool
   environment's pins change, it refuses the next call (the caller runs the package itself),
-  stops taking calls and ends, and the session's next package starts a fresh one.
+  stops taking calls and ends, and the session's next package starts a fresh one.  So does a
+  worker that refuses a caller whose interpreter settings are make's own: the package that
+  started it had settings of its own (make's PYTHONPATH for that target alone).
 
 Run by ``build/bin/sage-spkg-worker BASE MAKE_PID SRC`` (MAKE_PID: the session's make); ``BASE`` is
 ``spkg_client.worker_base``.
@@ -110,6 +112,16 @@ def interpreter_settings(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
     return {key: value for key, value in environ.items() if key.startswith(b"PYTHON") or key in _LOCALE_VARIABLES}
 
 
+def _settings_of(pid: int) -> dict[bytes, bytes] | None:
+    """The interpreter settings in a process's environment as it started (``/proc/PID/environ``)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            entries = environ.read().split(b"\0")
+    except OSError:
+        return None
+    return interpreter_settings(dict(entry.partition(b"=")[::2] for entry in entries if b"=" in entry))
+
+
 class Worker:
     """The listening socket, the calls in progress, and the code they run."""
 
@@ -128,6 +140,8 @@ class Worker:
         self.session_ended = False
         self.trees: set[bytes] = set()  # the SAGE_ROOTs whose recipe graph this worker has loaded
         self.settings = interpreter_settings(os.environb)  # as the worker's interpreter started
+        # make's own (None: not readable), which a package has unless make set others for it
+        self.session_settings = _settings_of(make_pid)
 
     def listen(self) -> None:
         path = self.base + ".sock"
@@ -311,6 +325,12 @@ class Worker:
                 # e.g. a make target's own PYTHONPATH or PYTHONWARNINGS: the child is an interpreter
                 # that started with the worker's; the caller's own interpreter started with them
                 _refuse(connection, b"other Python or locale settings")
+                if interpreter_settings(request["environ"]) == self.session_settings:
+                    # The package that started this worker had settings of its own (make's
+                    # PYTHONPATH for that target alone), the caller has make's: this worker would
+                    # refuse every package after it. It makes way: the caller, running its package
+                    # itself, or the next package, starts one with the session's settings.
+                    self.stop_listening()
                 return
             request["worker"] = os.getpid()
             # The child starts with the worker's dispositions (SIGINT ignored): a signal that comes
