@@ -880,3 +880,11 @@ def test_a_spkg_configure_yaml_pkgconfig_check_asks_through_the_one_helper(tmp_p
     with pytest.raises(RecipeError, match="not a pkg-config module"):
         detect_declared(load_package(hostile), Probes(environ))
     assert "--static" not in log.read_text()
+
+
+def test_a_tests_quoted_words_keep_their_blanks():
+    probes = Probes(dict(os.environ))
+    body = """A="a  b"
+        AS_IF([test "x$A" = "xa  b"], [], [sage_spkg_install_foo=yes])"""
+    assert not run(body, probes).install
+    assert run(body.replace('"xa  b"', '"xa b"'), probes).install

@@ -310,7 +310,7 @@ def read_condition(text: str) -> tuple | None:
     ``$ac_path_GIT --version``) is ``("run", words)``: it holds when the command exits with 0;
     its output redirections (to /dev/null, to the log's descriptor) are dropped. None for
     anything else (another command, another operator)."""
-    words = shell_words(" ".join(_REDIRECTION.sub(" ", text).split()))
+    words = shell_words(_REDIRECTION.sub(" ", text))  # blanks between words: shell_words; in quotes: text
     if not words:
         return None
     result, joiner, command = None, None, []
