@@ -1,6 +1,6 @@
 """Configure on a copy of passagemath's tree: spkg-configure.m4's system detection.
 
-Usage: .venv/bin/python bench/sage_tree_configure.py [TREE] [--write]
+Usage: .venv/bin/python bench/sage_tree_configure.py [TREE] [-v] [--write]
 
 Prints the table (from the system / built from source / not understood) and the cold (no
 build/make/config.cache) and warm (cache kept) configure times; --write puts them into
@@ -9,6 +9,7 @@ bench/README.md. The comparison with the tree's own ./configure: bench/sage_tree
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 import tempfile
@@ -27,8 +28,13 @@ from sage_build.recipes.spkg_configure_m4 import load_check  # noqa: E402
 
 
 def main() -> int:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    tree = Path(args[0] if args else "/work/passagemath")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tree", nargs="?", type=Path, default=Path("/work/passagemath"),
+                        help="a Sage tree (passagemath's checkout; default: %(default)s)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="every package's decision and its reason")
+    parser.add_argument("--write", action="store_true", help="put the table into bench/README.md")
+    args = parser.parse_args()
+    tree = args.tree
     files = sorted((tree / "build/pkgs").glob("*/spkg-configure.m4"))
     understood = sum(load_check(f.parent, f.parent.name).understood for f in files)
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +46,7 @@ def main() -> int:
             result = configure(["--prefix", str(Path(tmp) / "local")], clone)
             times.append(time.perf_counter() - start)
         out = io.StringIO()
-        print_system_table(result, out, verbose="-v" in sys.argv)
+        print_system_table(result, out, verbose=args.verbose)
     counts = {s: sum(1 for v in result.system.values() if v.status == s) for s in ("system", "source", "installed", "not understood")}
     body = (f"### spkg-configure.m4 on {tree.name} ({len(files)} files, {understood} fully understood)\n\n"
             "| from the system | built from source | not understood | cold configure | warm configure |\n"
@@ -51,7 +57,7 @@ def main() -> int:
             "build/make/config.cache; warm: a reconfigure reading it. The comparison with the tree's\n"
             "own ./configure is bench/sage_tree_oracle.py's section (#17 oracle).\n")
     print(out.getvalue() + "\n" + body)
-    if "--write" in sys.argv:
+    if args.write:
         write_section("sage-tree-configure", body)
     return 0
 
