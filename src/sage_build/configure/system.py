@@ -6,7 +6,7 @@ version_requirements.txt (install-requires.txt), as Sage's SAGE_PYTHON_PACKAGE_C
 Other packages: the declarative checks of the
 recipe's ``spkg-configure.yaml``::
 
-    executable: cmake >= 3.20     # a program on PATH, its `--version` output
+    executable: cmake >= 3.20     # a program on PATH, its `--version` output (through configure.probes, cached)
     pkgconfig: yaml-0.1 >= 0.2.5  # a pkg-config module (asked through configure.probes, cached)
     header: yaml.h                # found in the compiler's include directories
     library: yaml                 # libyaml.so / libyaml.a in the library directories
@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ from sage_build.recipes.spkg_configure_m4 import PC_MODULE
 CHECK_FILE = "spkg-configure.yaml"
 _CHECK_KEYS = ("executable", "pkgconfig", "header", "library")
 _SPEC = re.compile(r"^\s*([^\s<>=!~]+)\s*(?:(>=|<=|==|!=|>|<)\s*(\S+))?\s*$")
-_VERSION_IN_OUTPUT = re.compile(r"(\d+(?:\.\d+)+)")
 
 
 @dataclass(frozen=True)
@@ -91,20 +89,17 @@ def _parse_spec(text: str, path: Path) -> tuple[str, str | None, str | None]:
 
 
 def _check_executable(spec: str, path: Path, probes: Probes) -> Detection:
+    """Asked through ``probes`` as spkg-configure.m4's program checks: configure's PATH, the
+    answers cached in config.cache."""
     name, op, wanted = _parse_spec(spec, path)
-    program = shutil.which(name)
+    program = probes.program(name)
     if program is None:
         return Detection(False, f"no program '{name}' on PATH")
     if op is None:
         return Detection(True, program)
-    try:
-        output = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return Detection(False, f"{program} --version failed: {error}")
-    match = _VERSION_IN_OUTPUT.search(output.stdout + output.stderr)
-    if not match:
-        return Detection(False, f"{program} --version printed no version")
-    found = match.group(1)
+    found = probes.version(program)
+    if not found:
+        return Detection(False, f"{program} --version failed or printed no version")
     if _compare(found, op, wanted):
         return Detection(True, f"{name} {found}")
     return Detection(False, f"{name} {found} is too old (need {op} {wanted})")
