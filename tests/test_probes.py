@@ -888,3 +888,31 @@ def test_a_tests_quoted_words_keep_their_blanks():
         AS_IF([test "x$A" = "xa  b"], [], [sage_spkg_install_foo=yes])"""
     assert not run(body, probes).install
     assert run(body.replace('"xa  b"', '"xa b"'), probes).install
+
+
+def test_a_spkg_configure_yaml_executable_check_asks_through_probes(tmp_path):
+    """spkg-configure.yaml's ``executable:`` finds programs on configure's PATH (not this
+    process's) and reads their version through Probes, each program once (config.cache)."""
+    import sys
+
+    from conftest import add_recipe
+
+    from sage_build.configure.configure import decide
+    from sage_build.configure.system import Detection
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "ran"
+    tool = bin_dir / "sbtool"
+    tool.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\necho 'sbtool version 3.21.4'\n")
+    tool.chmod(0o755)
+    tree = tmp_path / "tree"
+    for name, spec in (("sbnew", "sbtool >= 3.20"), ("sbold", "sbtool >= 4"), ("sbabsent", "sbnope_tool")):
+        add_recipe(tree, name, deps="", files={"spkg-configure.yaml": f"executable: {spec}\n"})
+    environ = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}   # not this process's PATH
+    result = decide([f"--with-python={sys.executable}", "--with-system-sbnew", "--with-system-sbold=yes",
+                     "--with-system-sbabsent=yes"], tree, environ=environ)
+    assert {n: result.detections[n] for n in ("sbnew", "sbold", "sbabsent")} == {
+        "sbnew": Detection(True, "sbtool 3.21.4"), "sbold": Detection(False, "sbtool 3.21.4 is too old (need >= 4)"),
+        "sbabsent": Detection(False, "no program 'sbnope_tool' on PATH")}
+    assert log.read_text().splitlines() == ["--version"]   # asked once for both recipes
