@@ -502,7 +502,9 @@ def test_pkg_config_is_known_to_the_checks_as_configure_ac_sets_it(tmp_path):
     (fake / "pkg-config").write_text("#!/bin/sh\necho 1.8.1\n")
     (fake / "pkg-config").chmod(0o755)
     assert not run(body, Probes({**os.environ, "PATH": str(fake)})).install
-    assert not run(body, Probes({**os.environ, "PATH": str(tmp_path), "PKG_CONFIG": "/opt/pc"})).install
+    assert not run(body, Probes({**os.environ, "PATH": str(tmp_path), "PKG_CONFIG": str(fake / "pkg-config")})).install
+    # as PKG_PROG_PKG_CONFIG: a $PKG_CONFIG that does not run is none
+    assert run(body, Probes({**os.environ, "PATH": str(tmp_path), "PKG_CONFIG": "/nonexistent/pc"})).install
     outcome = run(body, Probes({**os.environ, "PATH": str(tmp_path / "empty")}))
     assert outcome.install and outcome.reason != "the checks passed"
 
@@ -916,3 +918,25 @@ def test_a_spkg_configure_yaml_executable_check_asks_through_probes(tmp_path):
         "sbnew": Detection(True, "sbtool 3.21.4"), "sbold": Detection(False, "sbtool 3.21.4 is too old (need >= 4)"),
         "sbabsent": Detection(False, "no program 'sbnope_tool' on PATH")}
     assert log.read_text().splitlines() == ["--version"]   # asked once for both recipes
+
+
+def test_pkg_config_from_the_environment_is_the_one_the_checks_run(tmp_path):
+    """$PKG_CONFIG (a distro's pkgconf, a cross pkg-config) answers PKG_CHECK_MODULES and
+    spkg-configure.yaml's pkgconfig, by path or by name on PATH; pkg-config on PATH does not."""
+    from sage_build.configure.system import Detection, _check_pkgconfig
+
+    log = tmp_path / "asked"
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for directory, name, version in ((ours, "sbpc", "2.7.1"), (theirs, "pkg-config", "1.0")):
+        directory.mkdir()
+        (directory / name).write_text(f"#!/bin/sh\necho {directory.name} \"$@\" >> {log}\necho {version}\n")
+        (directory / name).chmod(0o755)
+    body = "PKG_CHECK_MODULES([G], [sbgsl >= 2.4], [], [sage_spkg_install_foo=yes])"
+    path = f"{ours}:{theirs}"
+    for setting in (str(ours / "sbpc"), "sbpc"):
+        log.write_text("")
+        probes = Probes({**os.environ, "PATH": path, "PKG_CONFIG": setting})
+        assert not run(body, probes).install
+        assert _check_pkgconfig("sbgsl >= 2", tmp_path / "spkg-configure.yaml", probes) == Detection(True, "sbgsl 2.7.1")
+        assert {line.split()[0] for line in log.read_text().splitlines()} == {"ours"}
+    assert run(body, Probes({**os.environ, "PATH": path})).install   # theirs says 1.0

@@ -29,7 +29,8 @@ from sage_build.recipes.spkg_configure_m4 import Check, Probe, Step, Word
 
 CACHE_FILE = "config.cache"
 CACHE_FORMAT = 1
-_ENV_KEYS = ("CC", "CXX", "CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS", "PATH", "PKG_CONFIG_PATH", "CPATH", "LIBRARY_PATH")
+_ENV_KEYS = ("CC", "CXX", "CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS", "PATH", "PKG_CONFIG", "PKG_CONFIG_PATH",
+             "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR", "CPATH", "LIBRARY_PATH")
 BUILD_VARIABLES = ("CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS")   # a check may change them
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 
@@ -157,9 +158,17 @@ class Probes:
             return f"{machine}-apple-darwin{platform.release()}"
         return f"{machine}-pc-{system}-gnu" if system == "linux" else f"{machine}-unknown-{system}"
 
+    def pkg_config_program(self) -> str | None:
+        """The pkg-config the checks use, as Sage's configure.ac finds it (PKG_PROG_PKG_CONFIG):
+        ``$PKG_CONFIG`` when set (a path, or a name looked up on PATH), else pkg-config on PATH."""
+        name = self.environ.get("PKG_CONFIG") or "pkg-config"
+        if "/" in name:
+            return name if os.access(name, os.X_OK) and not os.path.isdir(name) else None
+        return self.program(name)
+
     def _pkg_config(self, *args: str) -> str | None:
         """pkg-config's output for its arguments (no shell), None when pkg-config is missing or fails."""
-        program = shutil.which("pkg-config", path=self.environ.get("PATH"))
+        program = self.pkg_config_program()
         if program is None:
             return None
         result = self._run([program, *args])
@@ -331,9 +340,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
     version_of: dict[str, str] = {}   # a variable holding a program's version -> that program
     known: dict[str, Callable[[], str]] = {
         "host": probes.host,
-        # set by Sage's configure.ac before the checks (PKG_PROG_PKG_CONFIG): the environment's,
-        # else pkg-config on PATH (pkgconf's check reads it)
-        "PKG_CONFIG": lambda: probes.environ.get("PKG_CONFIG") or probes.program("pkg-config") or "",
+        # set by Sage's configure.ac before the checks (PKG_PROG_PKG_CONFIG; pkgconf's check reads it)
+        "PKG_CONFIG": lambda: probes.pkg_config_program() or "",
         **(context or {}),
     }
 

@@ -111,7 +111,7 @@ def _check_pkgconfig(spec: str, path: Path, probes: Probes) -> Detection:
     module, op, wanted = _parse_spec(spec, path)
     if not PC_MODULE.fullmatch(module):   # an option (-foo) would be read by pkg-config as one
         raise RecipeError(f"{path}: {module!r} is not a pkg-config module name")
-    if probes.program("pkg-config") is None:
+    if probes.pkg_config_program() is None:
         return Detection(False, "pkg-config is not installed")
     found = probes.pkgconfig(module)
     if found is None:
