@@ -940,3 +940,15 @@ def test_pkg_config_from_the_environment_is_the_one_the_checks_run(tmp_path):
         assert _check_pkgconfig("sbgsl >= 2", tmp_path / "spkg-configure.yaml", probes) == Detection(True, "sbgsl 2.7.1")
         assert {line.split()[0] for line in log.read_text().splitlines()} == {"ours"}
     assert run(body, Probes({**os.environ, "PATH": path})).install   # theirs says 1.0
+
+
+def test_a_compiler_variable_with_a_stray_quote_is_split_as_the_shell_splits_it(tmp_path):
+    """$CC is an unquoted expansion in autoconf's tests: its fields, quotes being text; an odd
+    quote in it is a compiler that fails, not a crash of configure."""
+    log = tmp_path / "argv"
+    cc = tmp_path / "sbcc"
+    cc.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {log}\nexit 0\n")
+    cc.chmod(0o755)
+    assert Probes({**os.environ, "CC": f"{cc} -DX='a b\""}).header("stdio.h")
+    assert log.read_text().splitlines()[:2] == ["-DX='a", 'b"']
+    assert not Probes({**os.environ, "CC": 'sbnope_cc "'}).header("stdio.h")

@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -105,8 +104,8 @@ class Probes:
         with tempfile.TemporaryDirectory(prefix="sage-build-probe-") as tmp:
             name = "conftest.cpp" if cxx else "conftest.c"
             Path(tmp, name).write_text(source)
-            compiler = shlex.split(self.environ.get("CXX") or "c++") if cxx else shlex.split(self.environ.get("CC") or "cc")
-            # autoconf's $CPPFLAGS, $CFLAGS, $LDFLAGS and $LIBS are unquoted expansions: their fields
+            # autoconf's $CC, $CXX, $CPPFLAGS, $CFLAGS, $LDFLAGS and $LIBS are unquoted expansions: their fields
+            compiler = fields(self.environ.get("CXX" if cxx else "CC") or "") or ["c++" if cxx else "cc"]
             command = compiler + fields(flags["CPPFLAGS"]) + fields(flags["CXXFLAGS" if cxx else "CFLAGS"])
             if link:
                 command += fields(flags["LDFLAGS"]) + [name, "-o", "conftest"] + extra + fields(flags["LIBS"])
@@ -128,7 +127,7 @@ class Probes:
                 lang: str = "C") -> bool:
         """Whether a program calling ``function`` links (with ``-l lib`` when lib is not '')."""
         source = f"#ifdef __cplusplus\nextern \"C\"\n#endif\nchar {function} (void);\nint main(void) {{ return {function} (); }}\n"
-        extra = ([f"-l{lib}"] if lib else []) + shlex.split(other)
+        extra = ([f"-l{lib}"] if lib else []) + fields(other)
         build, words = self._flags(flags)
         return bool(self._ask(f"link {function} {' '.join(extra)}{_in(lang)}{words}",
                               lambda: self._build(source, extra, link=True, flags=build, lang=lang)))
