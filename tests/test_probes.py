@@ -952,3 +952,12 @@ def test_a_compiler_variable_with_a_stray_quote_is_split_as_the_shell_splits_it(
     assert Probes({**os.environ, "CC": f"{cc} -DX='a b\""}).header("stdio.h")
     assert log.read_text().splitlines()[:2] == ["-DX='a", 'b"']
     assert not Probes({**os.environ, "CC": 'sbnope_cc "'}).header("stdio.h")
+
+
+def test_a_programs_output_that_is_not_utf8_is_text_not_a_crash(tmp_path):
+    """A version (or a compiler's -dumpversion) that is not UTF-8: compared as text, as the
+    shell would; it was a UnicodeDecodeError traceback out of configure."""
+    program = tmp_path / "sbjunk"
+    program.write_text("#!/bin/sh\nprintf '\\377 1.2.3\\n'\n")
+    program.chmod(0o755)
+    assert Probes({"PATH": str(tmp_path)}).version(str(program)) == "1.2.3"

@@ -87,7 +87,9 @@ class Probes:
 
     def _run(self, command: list[str], cwd: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess | None:
         try:
-            return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=self.environ)
+            # errors="replace": a program's output that is not UTF-8 is text to compare, not a crash
+            return subprocess.run(command, capture_output=True, text=True, errors="replace", cwd=cwd, timeout=timeout,
+                                  env=self.environ)
         except (OSError, subprocess.TimeoutExpired):
             return None
 
