@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
+from sage_build.base.errors import ConfigureError
 from sage_build.configure.probes import Probes, expand, run_check, shell_test
-from sage_build.recipes.spkg_configure_m4 import read_check
+from sage_build.recipes.spkg_configure_m4 import Check, Step, read_check
 
 needs_cc = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
 
@@ -961,3 +962,43 @@ def test_a_programs_output_that_is_not_utf8_is_text_not_a_crash(tmp_path):
     program.write_text("#!/bin/sh\nprintf '\\377 1.2.3\\n'\n")
     program.chmod(0o755)
     assert Probes({"PATH": str(tmp_path)}).version(str(program)) == "1.2.3"
+
+
+def fake_fortran(bin_dir, name="gfortran", flag="-ffree-form", version="12"):
+    """A Fortran compiler ``bin_dir/name`` that logs its arguments (a line a run, ``|`` after each),
+    prints ``version`` for -dumpversion and compiles (leaves a conftest.o) only when ``flag`` is
+    one of its arguments (``none``: always)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    fc, log = bin_dir / name, bin_dir / f"{name}.log"
+    fc.write_text(f"""#!/bin/sh
+printf '%s|' "$@" >> '{log}'; echo >> '{log}'
+for a in "$@"; do [ "$a" = -dumpversion ] && printf '%s\\n' '{version}' && exit 0; done
+[ '{flag}' = none ] && echo obj > conftest.o && exit 0
+for a in "$@"; do [ "x$a" = 'x{flag}' ] && echo obj > conftest.o && exit 0; done
+exit 1
+""")
+    fc.chmod(0o755)
+    return fc, log
+
+
+def test_a_fortran_program_is_only_compiled(tmp_path):
+    fc, log = fake_fortran(tmp_path, flag="none")
+    assert Probes({"PATH": str(tmp_path), "FC": str(fc)}).program_builds("      end\n", "Fortran", link=False)
+    assert log.read_text() == "-c|conftest.f|\n"
+    for link, execute in ((True, False), (False, True)):
+        with pytest.raises(ConfigureError, match="only compiled"):
+            Probes({"PATH": str(tmp_path), "FC": str(fc)}).program_builds("      end\n", "Fortran", link=link, execute=execute)
+
+
+
+def test_an_output_step_runs_its_commands_fields_and_keeps_the_standard_output(tmp_path):
+    """``V="`$FC -dumpversion`"``: $FC unquoted, so its fields (no shell); the output, trailing
+    newline dropped, is the variable's value."""
+    fc, log = fake_fortran(tmp_path, version="12")
+    command = (((False, "var", "FC"),), ((False, "lit", "-dumpversion"),))
+    check = Check("foo", steps=(Step("output", var="V", cond=command), Step("if", cond=(
+        "match", ((True, "var", "V"),), ("12",)), missing=(Step("set", var="sage_spkg_install_foo", value="yes"),))))
+    outcome = run_check(check, Probes({"PATH": str(tmp_path), "FC": f"{fc} -m64"}), dependency_built=lambda d: False,
+                        python_check=lambda p: (False, ""))
+    assert not outcome.install and outcome.notes[-1].endswith("gfortran -m64 -dumpversion: 12"), outcome.notes
+    assert log.read_text() == "-m64|-dumpversion|\n"

@@ -2,8 +2,11 @@
 
 Headers are compiled and libraries linked with the configured compiler ($CC, else cc, with
 $CPPFLAGS, $CFLAGS, $LDFLAGS and $LIBS split into fields as the shell splits an unquoted
-expansion: :func:`fields`), pkg-config is asked for a module's version, one of its
-variables or a module list's --cflags and --libs, programs are found on $PATH and run for their versions. Every answer is cached in
+expansion: :func:`fields`); a Fortran program is compiled as autoconf's Fortran tests do
+(``$FC -c $FCFLAGS conftest.f``, fields too; $FC is the check's, as AC_PROG_FC sets it, or
+configure's environment's). pkg-config is asked for a module's version, one of its
+variables or a module list's --cflags and --libs, programs are found on $PATH and run for their
+versions or output. Every answer is cached in
 ``build/make/config.cache`` (as autoconf's config.cache), keyed by the environment that could
 change it, so a reconfigure asks the system nothing new.
 """
@@ -24,13 +27,16 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from sage_build.base.atomic import write_atomic
+from sage_build.base.errors import ConfigureError
 from sage_build.recipes.spkg_configure_m4 import Check, Probe, Step, Word
 
 CACHE_FILE = "config.cache"
 CACHE_FORMAT = 1
 _ENV_KEYS = ("CC", "CXX", "CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS", "PATH", "PKG_CONFIG", "PKG_CONFIG_PATH",
-             "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR", "CPATH", "LIBRARY_PATH")
-BUILD_VARIABLES = ("CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS")   # a check may change them
+             "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR", "CPATH", "LIBRARY_PATH", "FC", "FCFLAGS")
+# a check may change them; FC too: the Fortran compiler is the one the check finds (AC_PROG_FC),
+# where C's is configure's $CC
+BUILD_VARIABLES = ("CPPFLAGS", "CFLAGS", "CXXFLAGS", "LDFLAGS", "LIBS", "FC", "FCFLAGS")
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 
 
@@ -119,6 +125,21 @@ class Probes:
             ran = self._run([str(Path(tmp, "conftest"))], cwd=tmp, timeout=30)
             return ran is not None and ran.returncode == 0
 
+    def _compile_fortran(self, source: str, flags: Mapping[str, str]) -> bool:
+        """autoconf's Fortran compile test (AC_LANG(Fortran), _AC_COMPILE_IFELSE): the source in
+        conftest.f (its extension without AC_FC_SRCEXT, which Sage's configure does not call), then
+        ``$FC -c $FCFLAGS conftest.f`` (fields; no shell); it succeeds when the compiler exits
+        with 0 and leaves a conftest.o that is not empty (autoconf's ``test -s conftest.$ac_objext``:
+        ``ls -c conftest.f`` exits with 0 and is no compiler). No FC: the test fails."""
+        compiler = fields(flags.get("FC", ""))
+        if not compiler:
+            return False
+        with tempfile.TemporaryDirectory(prefix="sage-build-probe-") as tmp:
+            Path(tmp, "conftest.f").write_text(source)
+            result = self._run(compiler + ["-c"] + fields(flags.get("FCFLAGS", "")) + ["conftest.f"], cwd=tmp)
+            obj = Path(tmp, "conftest.o")
+            return result is not None and result.returncode == 0 and obj.is_file() and obj.stat().st_size > 0
+
     def header(self, name: str, flags: Mapping[str, str] | None = None, lang: str = "C") -> bool:
         """Whether ``#include <name>`` compiles in ``lang`` (C or C++: autoconf's current language)."""
         build, words = self._flags(flags)
@@ -137,10 +158,15 @@ class Probes:
     def program_builds(self, source: str, lang: str, link: bool, flags: Mapping[str, str] | None = None,
                        execute: bool = False) -> bool:
         """Whether a program compiles (or links, or links and runs with exit status 0) in ``lang``
-        (C or C++): AC_COMPILE_IFELSE, AC_LINK_IFELSE, AC_RUN_IFELSE."""
+        (C or C++): AC_COMPILE_IFELSE, AC_LINK_IFELSE, AC_RUN_IFELSE. A Fortran program is only
+        compiled (:meth:`_compile_fortran`)."""
         build, words = self._flags(flags)
         digest = hashlib.sha256(source.encode()).hexdigest()[:16]
         kind = "run" if execute else "link" if link else "compile"
+        if lang == "Fortran":
+            if kind != "compile":
+                raise ConfigureError(f"a Fortran program is only compiled by configure's checks, not asked to {kind}")
+            return bool(self._ask(f"compile Fortran program {digest}{words}", lambda: self._compile_fortran(source, build)))
         return bool(self._ask(f"{kind} {lang} program {digest}{words}",
                               lambda: self._build(source, [], link=link or execute, flags=build, lang=lang, execute=execute)))
 
@@ -150,6 +176,14 @@ class Probes:
             result = self._run(argv, timeout=60)
             return result is not None and result.returncode == 0
         return bool(self._ask("run " + json.dumps(argv), compute))
+
+    def output(self, argv: list[str]) -> str:
+        """A command's standard output as the shell's backquotes give it (trailing newlines
+        dropped; '' when it cannot run), whatever its exit status: ``V="`$FC -dumpversion`"``."""
+        def compute():
+            result = self._run(argv, timeout=60)
+            return "" if result is None else result.stdout.rstrip("\n")
+        return self._ask("output " + json.dumps(argv), compute)  # type: ignore[return-value]
 
     def host(self) -> str:
         """autoconf's $host, as config.guess spells it (cpu-vendor-os)."""
@@ -406,6 +440,12 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             program = variables.get(step.value, "")
             variables[step.var] = probes.version(program, *step.cond[:1]) if program else ""
             version_of[step.var] = program
+        elif step.op == "output":   # var="`command`": the command's words expanded as the shell does
+            argv = [field for word in step.cond for field in expand(word, get)]
+            variables[step.var] = probes.output(argv) if argv else ""
+            command = " ".join(argv)
+            command = command if len(command) <= 60 else "..." + command[-57:]
+            notes.append(f"{command}: {' '.join(variables[step.var].split())[:40] or 'no output'}")
         elif step.op == "depcheck":
             built = [d for d in step.deps if dependency_built(d)]
             if built:
@@ -440,7 +480,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             first = next((line.strip() for line in p.subject.splitlines() if line.strip()), "")
             verb = {"compile": ("builds", "does not build"), "link": ("links", "does not link"),
                     "run": ("runs and succeeds", "does not build, run or succeed")}[p.kind][0 if ok else 1]
-            notes.append(f"a {p.lang} program ({first[:40]}) {verb}")
+            compiler = " with " + (" ".join(fields(get("FC")) + fields(get("FCFLAGS"))) or "no compiler") if p.lang == "Fortran" else ""
+            notes.append(f"a {p.lang} program ({first[:40]}) {verb}{compiler}")
             branch(ok, step)
         elif p.kind == "pkgconfig":
             version = probes.pkgconfig(p.subject)

@@ -51,7 +51,8 @@ class Probe:
     --libs of it, found when pkg-config gives both: PKG_CHECK_MODULES once its modules passed),
     ``program`` (subject: the program; sets ``var`` to its path), ``compile`` / ``link`` /
     ``run`` (subject: a program's source in ``lang``, C or C++; ``run`` also runs it and asks
-    for exit status 0). Headers and libraries are tried in ``lang`` too (Sage's configure.ac
+    for exit status 0; a stand-in may compile in Fortran: ``$FC -c $FCFLAGS conftest.f``,
+    compile only). Headers and libraries are tried in ``lang`` too (Sage's configure.ac
     sets C++ before the checks). A library probe with var ``LIBS`` adds
     the library it found to LIBS (AC_SEARCH_LIBS, AC_CHECK_LIB without an action)."""
     kind: str
@@ -70,7 +71,9 @@ class Step:
     value, whose ``${name}`` are replaced by variables), ``if`` (cond, then found / missing;
     cond may run a command), ``depcheck``
     (deps, then found), ``python`` (subject: the package), ``loop`` (found, until ``break``), ``break``, ``version`` (var = the
-    version printed by ``$program --version``, or the option in cond), ``compare`` (cond holds the comparison),
+    version printed by ``$program --version``, or the option in cond), ``output`` (var = the
+    standard output of the command whose words are cond: ``V="`$FC -dumpversion`"``; a
+    stand-in's, the reader makes none), ``compare`` (cond holds the comparison),
     ``unknown`` (value: the statement this reader does not understand)."""
     op: str
     probe: Probe | None = None
