@@ -21,6 +21,25 @@ sys.path.insert(0, str(ROOT / "src"))
 
 EXAMPLES = ROOT.parent / "shared" / "examples" / "sage-recipes"
 
+
+# gfortran's spkg-configure.m4 in its shape (the fragments its stand-in asks for), its messages
+# left out: tests of the reader and of the probes read it
+GFORTRAN_FILE = """SAGE_SPKG_CONFIGURE([gfortran], [
+    AC_REQUIRE([SAGE_SPKG_CONFIGURE_GCC])
+    AC_REQUIRE([AC_PROG_FC])
+    AC_FC_FREEFORM([SAGE_HAVE_FC_FREEFORM=yes], [SAGE_HAVE_FC_FREEFORM=no])
+    AS_VAR_IF(SAGE_HAVE_FC_FREEFORM, [no], [AS_VAR_SET(sage_spkg_install_gfortran, [yes])])
+    if test "x$sage_spkg_install_gcc" = "xyes" -o x$SAGE_INSTALL_GCC = xexists; then
+        sage_spkg_install_gfortran=no
+    elif test $enable_gcc_version_check = yes; then
+        AS_CASE(["$FC"], [*gfortran*], [
+            GFORTRAN_VERSION="`$FC -dumpversion`"
+            AS_CASE(["$GFORTRAN_VERSION.0"],
+                [[[0-3]].*|4.[[0-7]].*], [sage_spkg_install_gfortran=yes],
+                [1[[7-9]].*], [sage_spkg_install_gfortran=yes])])
+    fi
+])"""
+
 # A PEP 517 backend in ~40 lines of standard library: enough to build wheels of the tests'
 # own packages with the prefix's interpreter and no network.
 TINY_BACKEND = '''

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+from conftest import GFORTRAN_FILE
 
 from sage_build.base.errors import ConfigureError
 from sage_build.configure.probes import Probes, expand, run_check, shell_test
@@ -1002,3 +1003,115 @@ def test_an_output_step_runs_its_commands_fields_and_keeps_the_standard_output(t
                         python_check=lambda p: (False, ""))
     assert not outcome.install and outcome.notes[-1].endswith("gfortran -m64 -dumpversion: 12"), outcome.notes
     assert log.read_text() == "-m64|-dumpversion|\n"
+
+
+def gfortran_outcome(environ, built=lambda d: False, cache=None):
+    check = read_check(GFORTRAN_FILE, "gfortran")
+    assert check.understood, check.unknown
+    return run_check(check, Probes(environ, cache), dependency_built=built, python_check=lambda p: (False, ""))
+
+
+def test_gfortran_a_free_form_fortran_compiler_on_path_is_the_systems(tmp_path):
+    """AC_PROG_FC finds gfortran on PATH; AC_FC_FREEFORM compiles its program as autoconf does
+    (conftest.f: without a flag first, then -ffree-form); gfortran 12 is in Sage's range."""
+    _, log = fake_fortran(tmp_path / "bin")
+    outcome = gfortran_outcome({"PATH": str(tmp_path / "bin"), "FCFLAGS": "-O1"})
+    assert not outcome.install, outcome.notes
+    assert log.read_text().splitlines() == ["-c|-O1|conftest.f|", "-c|-O1|-ffree-form|conftest.f|", "-dumpversion|"]
+    assert "a Fortran program (program freeform) builds with gfortran -O1 -ffree-form" in outcome.notes
+
+
+def test_gfortran_is_installed_when_no_compiler_takes_free_form_or_there_is_none(tmp_path):
+    _, log = fake_fortran(tmp_path / "bin", flag="sbnever")
+    assert gfortran_outcome({"PATH": str(tmp_path / "bin")}).install
+    compiles = [line for line in log.read_text().splitlines() if line != "-dumpversion|"]
+    assert len(compiles) == 14 and "-c|-f|free|conftest.f|" in compiles   # every flag; "-f free" is two fields
+    (tmp_path / "empty").mkdir()
+    none = gfortran_outcome({"PATH": str(tmp_path / "empty")})
+    assert none.install and "no gfortran on PATH" in none.notes and "no af77 on PATH" in none.notes
+
+
+def test_gfortran_a_compiler_that_exits_with_0_but_leaves_no_object_is_no_compiler(tmp_path):
+    """autoconf's compile test asks for a conftest.o that is not empty: FC=ls exits with 0."""
+    fc = tmp_path / "gfortran"
+    fc.write_text("#!/bin/sh\nexit 0\n")
+    fc.chmod(0o755)
+    assert gfortran_outcome({"PATH": str(tmp_path)}).install
+    assert gfortran_outcome({"PATH": os.environ["PATH"], "FC": "ls"}).install
+
+
+@pytest.mark.parametrize("version, install", [("4.7", True), ("4.7.3", True), ("3", True), ("4.8", False), ("12", False),
+                                              ("16.2.0", False), ("17", True), ("19.1", True)])
+def test_gfortran_versions_sage_refuses_install_it(tmp_path, version, install):
+    fake_fortran(tmp_path / "bin", version=version)
+    assert gfortran_outcome({"PATH": str(tmp_path / "bin")}).install == install
+
+
+def test_gfortran_a_compiler_not_named_gfortran_skips_the_version_rule(tmp_path):
+    _, log = fake_fortran(tmp_path / "bin", name="f95", version="17")
+    outcome = gfortran_outcome({"PATH": str(tmp_path / "bin")})
+    assert not outcome.install, outcome.notes
+    assert "f95: " + str(tmp_path / "bin/f95") in outcome.notes and "-dumpversion|" not in log.read_text()
+
+
+def test_fc_from_the_environment_is_the_fortran_compiler(tmp_path):
+    """AC_PROG_FC lets $FC override its search: gfortran on PATH is not asked. (The test's name
+    keeps gfortran out of tmp_path: the version rule matches $FC's whole text, its directories too.)"""
+    _, path_log = fake_fortran(tmp_path / "bin")
+    fc, log = fake_fortran(tmp_path / "other", name="sbfc", version="17")
+    assert not gfortran_outcome({"PATH": str(tmp_path / "bin"), "FC": str(fc)}).install   # not named gfortran
+    assert not path_log.exists() and log.read_text().splitlines()[-1] == "-c|-ffree-form|conftest.f|"
+    renamed, _ = fake_fortran(tmp_path / "other", name="sbgfortran-17", version="17")
+    assert gfortran_outcome({"PATH": str(tmp_path / "bin"), "FC": str(renamed)}).install   # named so: too recent
+
+
+def test_gfortran_comes_with_gcc_when_gcc_is_installed(tmp_path):
+    (tmp_path / "empty").mkdir()
+    fake_fortran(tmp_path / "bin", version="17")
+    for path in (tmp_path / "empty", tmp_path / "bin"):
+        assert not gfortran_outcome({"PATH": str(path)}, built=lambda d: d == "gcc").install
+    assert gfortran_outcome({"PATH": str(tmp_path / "bin")}, built=lambda d: d != "gcc").install
+
+
+def test_gfortran_a_hostile_fc_runs_no_shell(tmp_path):
+    """$FC and $FCFLAGS are unquoted expansions in autoconf's tests: their fields, nothing a shell
+    would do with ``;``, ``$(...)`` or backquotes. A path with a blank is two fields, as in Sage's
+    configure: its first is run (here no program), so gfortran is installed."""
+    pwned = tmp_path / "sbpwned"
+    _, log = fake_fortran(tmp_path / "sb dir", name="gfortran")
+    path = os.environ["PATH"]
+    for fc in (str(tmp_path / "sb dir/gfortran"), f"gfortran;touch {pwned}", f"$(touch {pwned})", f"`touch {pwned}`"):
+        assert gfortran_outcome({"PATH": path, "FC": fc}).install, fc
+    assert not log.exists() and not pwned.exists()
+    fc, log = fake_fortran(tmp_path / "bin", flag="-ffree-form;touch")
+    assert not gfortran_outcome({"PATH": path, "FC": str(fc), "FCFLAGS": f"-ffree-form;touch $(touch {pwned})"}).install
+    assert log.read_text().splitlines()[0] == f"-c|-ffree-form;touch|$(touch|{pwned})|conftest.f|" and not pwned.exists()
+    junk = tmp_path / "bin/sbgfortran-junk"   # a -dumpversion that is not text: compared, not a crash
+    junk.write_text("#!/bin/sh\n[ \"$1\" = -dumpversion ] && printf '\\377\\n' && exit 0\necho obj > conftest.o\n")
+    junk.chmod(0o755)
+    assert not gfortran_outcome({"PATH": path, "FC": str(junk)}).install
+
+
+def test_gfortran_answers_are_cached_and_keyed_by_fc_and_fcflags(tmp_path):
+    cache = tmp_path / "config.cache"
+    fake_fortran(tmp_path / "bin")
+    environ = {"PATH": str(tmp_path / "bin")}
+    check = read_check(GFORTRAN_FILE, "gfortran")
+    first = Probes(environ, cache)
+    run_check(check, first, dependency_built=lambda d: False, python_check=lambda p: (False, ""))
+    first.save()
+    second = Probes(environ, cache)
+    assert not run_check(check, second, dependency_built=lambda d: False, python_check=lambda p: (False, "")).install
+    assert second.asked == 0
+    assert Probes({**environ, "FC": "gfortran"}, cache).answers == {}
+    assert Probes({**environ, "FCFLAGS": "-O2"}, cache).answers == {}
+
+
+@pytest.mark.skipif(shutil.which("gfortran") is None, reason="no gfortran")
+def test_gfortran_a_real_gfortran_needs_ffree_form_for_conftest_f():
+    """As autoconf's AC_FC_FREEFORM finds on a machine with gfortran: conftest.f is fixed form to
+    gfortran, so the program builds only with -ffree-form."""
+    outcome = gfortran_outcome({"PATH": os.environ["PATH"]})
+    builds = [note for note in outcome.notes if note.startswith("a Fortran program")]
+    assert builds == ["a Fortran program (program freeform) does not build with gfortran",
+                      "a Fortran program (program freeform) builds with gfortran -ffree-form"], outcome.notes

@@ -400,3 +400,37 @@ def test_an_as_var_append_the_reader_cannot_model_is_not_understood():
     # an assignment's literal ${name} is refused the same way; \$ alone is text
     assert not check(r'V="\${W}"').understood
     assert check(r'V="\$W"').steps == (Step("set", var="V", value="$W"),)
+
+
+def test_gfortrans_stand_in_is_autoconfs_program_for_its_file():
+    """AC_PROG_FC's search (unless $FC is set), AC_FC_FREEFORM's flags and program (as configure
+    writes conftest.f), then the gcc and version rules; a file without one of the fragments the
+    stand-in stands for is read, and not understood (gfortran is built)."""
+    from conftest import GFORTRAN_FILE
+
+    result = read_check(GFORTRAN_FILE, "gfortran")
+    assert result.understood, result.unknown
+    find_fc, _, _, loop, restore, failed, gcc = result.steps
+    assert find_fc.cond == ("test", (((False, "lit", "-z"),), ((True, "var", "FC"),)))
+    names, step = [], find_fc.found[0]
+    while True:
+        names.append(step.probe.subject)
+        assert step.found == (Step("set", var="FC", value=step.probe.subject),)   # its name, as AC_CHECK_PROGS
+        if not step.missing:
+            break
+        (step,) = step.missing
+    assert names == ("gfortran g95 xlf95 f95 fort ifort ifc efc pgfortran pgf95 lf95 ftn nagfor xlf90 f90 pgf90 pghpf"
+                     " epcf90 g77 xlf f77 frt pgf77 cf77 fort77 fl32 af77").split()
+    probes = [s.probe for s in loop.found if s.op == "probe"]
+    flags = [s.value.split("} ", 1)[1] for s in loop.found if s.op == "set"]
+    assert flags == ["-ffree-form", "-FR", "-free", "-qfree", "-Mfree", "-Mfreeform", "-freeform", "-f free", "-8",
+                     "+source=free", "-nfix", "--nfix", "-Free"]
+    assert len(probes) == 14 and {(p.kind, p.lang) for p in probes} == {("compile", "Fortran")}
+    assert probes[0].subject == ("\n  program freeform\n       ! FIXME: how to best confuse non-freeform compilers?\n"
+                                 "       print *, 'Hello ', &\n          'world.'\n       end\n")
+    assert restore == Step("set", var="FCFLAGS", value="${ac_fc_freeform_FCFLAGS_save}")
+    assert failed.found == gcc.missing[0].found[1].found == (Step("set", var="sage_spkg_install_gfortran", value="yes"),)
+    for changed in (GFORTRAN_FILE.replace("1[[7-9]]", "1[[8-9]]"), GFORTRAN_FILE.replace("AC_FC_FREEFORM", "AC_FC_FIXEDFORM"),
+                    GFORTRAN_FILE.replace("[*gfortran*]", "[*gfortran*|*gcc*]")):
+        assert not read_check(changed, "gfortran").understood
+    assert not read_check(GFORTRAN_FILE.replace("[gfortran]", "[gfortran2]"), "gfortran2").understood   # only gfortran's

@@ -20,8 +20,9 @@ m4's rules kept here: ``[...]`` quotes (nested; commas and parentheses inside ar
 one level of quotes removed from each macro argument and from text m4 writes out, unquoted
 parentheses nested in an argument, leading whitespace of an argument dropped, ``dnl``
 comments, ``m4_pushdef`` of a plain value, ``m4_foreach``, and macros the tree's ``m4/*.m4``
-or the file itself AC_DEFUN (``$1``..``$9``, read again). gcc's and python3's files are
-programs of their own: stand-ins say what they decide (``_STAND_INS``).
+or the file itself AC_DEFUN (``$1``..``$9``, read again). gcc's, gfortran's and python3's files
+are programs of their own (autoconf's compiler macros, a search for a Python): stand-ins say what
+they decide (``_STAND_INS``).
 """
 
 from __future__ import annotations
@@ -919,12 +920,78 @@ def _python3_stand_in(text: str) -> tuple[Step, ...] | None:
     return (Step("if", cond=("run", words), missing=(Step("set", var="sage_spkg_install_python3", value="yes"),)),)
 
 
-_STAND_INS = {"gcc": _gcc_stand_in, "python3": _python3_stand_in}
+# gfortran's spkg-configure.m4 asks autoconf's AC_PROG_FC for a Fortran compiler and
+# AC_FC_FREEFORM whether it takes free-form source (else gfortran is installed); then gfortran is
+# not installed when gcc is (it comes with gcc); else, when $FC's name says gfortran, its
+# -dumpversion (+".0") decides: [0-3].*|4.[0-7].* (older than 4.8) or 1[7-9].* (newer than 16.x)
+# installs it. The stand-in is that program in steps, for the file as it is: each of these
+# fragments in it (else the file is read, and not understood: gfortran is built).
+_GFORTRAN_FRAGMENTS = ("SAGE_SPKG_CONFIGURE([gfortran]", "AC_REQUIRE([AC_PROG_FC])", "AC_FC_FREEFORM(",
+                       "SAGE_HAVE_FC_FREEFORM=no", 'if test "x$sage_spkg_install_gcc" = "xyes"', 'AS_CASE(["$FC"]',
+                       "[*gfortran*]", 'GFORTRAN_VERSION="`$FC -dumpversion`"', 'AS_CASE(["$GFORTRAN_VERSION.0"]',
+                       "[[[0-3]].*|4.[[0-7]].*]", "[1[[7-9]].*]", "sage_spkg_install_gfortran=yes")
+# AC_PROG_FC's list (autoconf's fortran.m4: _AC_F95_FC, _AC_F90_FC, _AC_F77_FC), AC_CHECK_TOOLS
+# without a host prefix (configure is not cross-compiling)
+_FC_PROGRAMS = ("gfortran g95 xlf95 f95 fort ifort ifc efc pgfortran pgf95 lf95 ftn nagfor"
+                " xlf90 f90 pgf90 pghpf epcf90 g77 xlf f77 frt pgf77 cf77 fort77 fl32 af77").split()
+# AC_FC_FREEFORM's flags, in its order ("-f free" is two fields of $FCFLAGS), and its program as
+# configure writes it to conftest.f (``@&t@`` gone)
+_FREEFORM_FLAGS = ("none", "-ffree-form", "-FR", "-free", "-qfree", "-Mfree", "-Mfreeform", "-freeform", "-f free",
+                   "-8", "+source=free", "-nfix", "--nfix", "-Free")
+_FREEFORM_PROGRAM = """
+  program freeform
+       ! FIXME: how to best confuse non-freeform compilers?
+       print *, 'Hello ', &
+          'world.'
+       end
+"""
+
+
+def _gfortran_stand_in(text: str) -> tuple[Step, ...] | None:
+    if not all(fragment in text for fragment in _GFORTRAN_FRAGMENTS):
+        return None
+    install = (Step("set", var="sage_spkg_install_gfortran", value="yes"),)
+    fc, quoted_fc = ((False, "var", "FC"),), ((True, "var", "FC"),)
+    # AC_PROG_FC: $FC as configure's environment gives it, else the first program of the list on
+    # PATH, by its name (AC_CHECK_PROGS: FC=gfortran)
+    search: tuple[Step, ...] = ()
+    for name in reversed(_FC_PROGRAMS):
+        search = (Step("probe", Probe("program", name, var="ac_ct_FC", libs=("AC_CHECK_PROGS",)),
+                       found=(Step("set", var="FC", value=name),), missing=search),)
+    find_fc = Step("if", cond=("test", (((False, "lit", "-z"),), quoted_fc)), found=search)
+    # AC_FC_FREEFORM: the program compiles with $FCFLAGS, else with one of the flags added
+    tries: list[Step] = []
+    for flag in _FREEFORM_FLAGS:
+        if flag != "none":
+            tries.append(Step("set", var="FCFLAGS", value="${ac_fc_freeform_FCFLAGS_save} " + flag))
+        tries.append(Step("probe", Probe("compile", _FREEFORM_PROGRAM, lang="Fortran"),
+                          found=(Step("set", var="SAGE_HAVE_FC_FREEFORM", value="yes"), Step("break"))))
+    freeform = (Step("set", var="SAGE_HAVE_FC_FREEFORM", value="no"),
+                Step("set", var="ac_fc_freeform_FCFLAGS_save", value="${FCFLAGS}"),
+                Step("loop", found=tuple(tries)),
+                Step("set", var="FCFLAGS", value="${ac_fc_freeform_FCFLAGS_save}"),
+                Step("if", cond=("test", (((True, "var", "SAGE_HAVE_FC_FREEFORM"),), ((False, "lit", "="),),
+                                          ((False, "lit", "no"),))), found=install))
+    # gcc installed (by this configure, or already in the prefix: Sage's SAGE_INSTALL_GCC=exists,
+    # which configure's answer for gcc says too): gfortran comes with it. Else the version rule
+    # (Sage's default --enable-gcc-version-check; our configure has no option to turn it off)
+    version = ((True, "var", "GFORTRAN_VERSION"), (True, "lit", ".0"))
+    version_rule = Step("if", cond=("match", quoted_fc, ("*gfortran*",)), found=(
+        Step("output", var="GFORTRAN_VERSION", cond=(fc, ((False, "lit", "-dumpversion"),))),
+        Step("if", cond=("match", version, ("[0-3].*", "4.[0-7].*")), found=install, missing=(
+            Step("if", cond=("match", version, ("1[7-9].*",)), found=install),)),))
+    gcc = Step("if", cond=("test", (((True, "lit", "x"), (True, "var", "sage_spkg_install_gcc")), ((False, "lit", "="),),
+                                    ((True, "lit", "xyes"),))),
+               found=(Step("set", var="sage_spkg_install_gfortran", value="no"),), missing=(version_rule,))
+    return (find_fc,) + freeform + (gcc,)
+
+
+_STAND_INS = {"gcc": _gcc_stand_in, "gfortran": _gfortran_stand_in, "python3": _python3_stand_in}
 
 
 def read_check(text: str, package: str, where: str = M4_FILE, macros: Mapping[str, str] | None = None) -> Check:
-    """The check of one spkg-configure.m4's text (gcc's and python3's: their stand-ins,
-    ``_STAND_INS``). ``macros``: the tree's own (``m4/*.m4``'s AC_DEFUNs, :func:`tree_macros`);
+    """The check of one spkg-configure.m4's text (gcc's, gfortran's and python3's: their
+    stand-ins, ``_STAND_INS``). ``macros``: the tree's own (``m4/*.m4``'s AC_DEFUNs, :func:`tree_macros`);
     the file may define more before its SAGE_SPKG_CONFIGURE call."""
     stand_in = _STAND_INS[package](text) if package in _STAND_INS else None
     if stand_in is not None:
