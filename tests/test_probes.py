@@ -854,27 +854,39 @@ def test_a_hostile_as_var_append_runs_nothing(tmp_path):
     assert not log.exists() and not list(tmp_path.rglob("sbpwned"))
 
 
-def test_a_spkg_configure_yaml_pkgconfig_check_asks_through_the_one_helper(tmp_path):
-    """spkg-configure.yaml's ``pkgconfig:`` is asked through Probes, as spkg-configure.m4's
-    checks: pkg-config of configure's environment, each answer once (config.cache); a module
-    that is an option is refused."""
+def _declared_detections(tree: Path, key: str, specs: dict[str, str], bin_dir: Path) -> dict:
+    """configure's decisions for recipes whose spkg-configure.yaml says ``key: spec`` each
+    (``sbnew`` asked with --with-system, the others =yes), with ``bin_dir`` first on configure's
+    PATH (not this process's)."""
     import sys
 
     from conftest import add_recipe
 
-    from sage_build.base.errors import RecipeError
     from sage_build.configure.configure import decide
+
+    for name, spec in specs.items():
+        add_recipe(tree, name, deps="", files={"spkg-configure.yaml": f"{key}: {spec}\n"})
+    environ = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    options = [f"--with-system-{name}" + ("" if name == "sbnew" else "=yes") for name in specs]
+    result = decide([f"--with-python={sys.executable}", *options], tree, environ=environ)
+    return {name: result.detections[name] for name in specs}
+
+
+def test_a_spkg_configure_yaml_pkgconfig_check_asks_through_the_one_helper(tmp_path):
+    """spkg-configure.yaml's ``pkgconfig:`` is asked through Probes, as spkg-configure.m4's
+    checks: pkg-config of configure's environment, each answer once (config.cache); a module
+    that is an option is refused."""
+    from conftest import add_recipe
+
+    from sage_build.base.errors import RecipeError
     from sage_build.configure.system import Detection, detect_declared
     from sage_build.recipes.recipe import load_package
 
     _, log = fake_pkg_config(tmp_path)
     tree = tmp_path / "tree"
-    for name, spec in (("sbnew", "sbgsl >= 2.4"), ("sbold", "sbgsl >= 3"), ("sbabsent", "sbnope")):
-        add_recipe(tree, name, deps="", files={"spkg-configure.yaml": f"pkgconfig: {spec}\n"})
-    environ = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}   # not this process's PATH
-    result = decide([f"--with-python={sys.executable}", "--with-system-sbnew", "--with-system-sbold=yes",
-                     "--with-system-sbabsent=yes"], tree, environ=environ)
-    assert {n: result.detections[n] for n in ("sbnew", "sbold", "sbabsent")} == {
+    environ = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    assert _declared_detections(tree, "pkgconfig", {"sbnew": "sbgsl >= 2.4", "sbold": "sbgsl >= 3", "sbabsent": "sbnope"},
+                                tmp_path / "bin") == {
         "sbnew": Detection(True, "sbgsl 2.7.1"), "sbold": Detection(False, "sbgsl 2.7.1 is too old (need >= 3)"),
         "sbabsent": Detection(False, "pkg-config module 'sbnope' not found")}
     assert sorted(log.read_text().splitlines()) == ["--modversion|sbgsl|", "--modversion|sbnope|"]   # sbgsl asked once
@@ -897,11 +909,6 @@ def test_a_tests_quoted_words_keep_their_blanks():
 def test_a_spkg_configure_yaml_executable_check_asks_through_probes(tmp_path):
     """spkg-configure.yaml's ``executable:`` finds programs on configure's PATH (not this
     process's) and reads their version through Probes, each program once (config.cache)."""
-    import sys
-
-    from conftest import add_recipe
-
-    from sage_build.configure.configure import decide
     from sage_build.configure.system import Detection
 
     bin_dir = tmp_path / "bin"
@@ -910,13 +917,8 @@ def test_a_spkg_configure_yaml_executable_check_asks_through_probes(tmp_path):
     tool = bin_dir / "sbtool"
     tool.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\necho 'sbtool version 3.21.4'\n")
     tool.chmod(0o755)
-    tree = tmp_path / "tree"
-    for name, spec in (("sbnew", "sbtool >= 3.20"), ("sbold", "sbtool >= 4"), ("sbabsent", "sbnope_tool")):
-        add_recipe(tree, name, deps="", files={"spkg-configure.yaml": f"executable: {spec}\n"})
-    environ = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}   # not this process's PATH
-    result = decide([f"--with-python={sys.executable}", "--with-system-sbnew", "--with-system-sbold=yes",
-                     "--with-system-sbabsent=yes"], tree, environ=environ)
-    assert {n: result.detections[n] for n in ("sbnew", "sbold", "sbabsent")} == {
+    specs = {"sbnew": "sbtool >= 3.20", "sbold": "sbtool >= 4", "sbabsent": "sbnope_tool"}
+    assert _declared_detections(tmp_path / "tree", "executable", specs, bin_dir) == {
         "sbnew": Detection(True, "sbtool 3.21.4"), "sbold": Detection(False, "sbtool 3.21.4 is too old (need >= 4)"),
         "sbabsent": Detection(False, "no program 'sbnope_tool' on PATH")}
     assert log.read_text().splitlines() == ["--version"]   # asked once for both recipes
