@@ -216,17 +216,11 @@ class Probes:
             return None if output is None else output.strip()
         return self._ask(f"pkg-config {module}", compute)  # type: ignore[return-value]
 
-    def pkgconfig_variable(self, module: str, variable: str) -> str:
-        """``pkg-config --variable=VARIABLE MODULE`` as the shell's backquotes give it (trailing
-        newlines dropped); '' when pkg-config (or the module) is missing, as pkg.m4's PKG_CHECK_VAR."""
-        def compute():
-            return (self._pkg_config(f"--variable={variable}", module) or "").rstrip("\n")
-        return self._ask(f"pkg-config {module} --variable={variable}", compute)  # type: ignore[return-value]
-
-    def pkgconfig_flags(self, modules: str, option: str) -> str | None:
-        """``pkg-config --cflags MODULES`` (option ``--cflags``) or ``--libs``, the module list in
-        one argument as pkg.m4 gives it, as the shell's backquotes give the output (trailing
-        newlines dropped); None when pkg-config (or a module) is missing or fails."""
+    def pkgconfig_output(self, option: str, modules: str) -> str | None:
+        """``pkg-config OPTION MODULES`` (``--variable=NAME`` for PKG_CHECK_VAR, ``--cflags`` or
+        ``--libs`` for PKG_CHECK_MODULES's flags; the module list in one argument, as pkg.m4 gives
+        it) as the shell's backquotes give its output (trailing newlines dropped); None when
+        pkg-config (or a module) is missing or fails."""
         def compute():
             output = self._pkg_config(option, modules)
             return None if output is None else output.rstrip("\n")
@@ -493,7 +487,8 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             branch(ok, step)
         elif p.kind == "pkgvar":
             # PKG_CHECK_VAR: a value the check gave the variable before is kept (pkg.m4's _PKG_CONFIG)
-            value = variables.get(p.var) or probes.pkgconfig_variable(p.subject, p.pc_variable)
+            # '' when pkg-config (or the module) is missing, as pkg.m4's
+            value = variables.get(p.var) or probes.pkgconfig_output(f"--variable={p.pc_variable}", p.subject) or ""
             variables[p.var] = value
             notes.append(f"pkg-config {p.subject} {p.pc_variable}: {value or 'not found'}")
             branch(bool(value), step)
@@ -501,7 +496,7 @@ def run_check(check: Check, probes: Probes, *, dependency_built: Callable[[str],
             # PKG_CHECK_MODULES's PREFIX_CFLAGS and PREFIX_LIBS (pkg.m4's _PKG_CONFIG): a value the
             # check gave one before is kept; the environment's is not read (as for PKG_CHECK_VAR);
             # set only when both are found
-            values = {f"{p.var}_{suffix}": variables.get(f"{p.var}_{suffix}") or probes.pkgconfig_flags(p.subject, option)
+            values = {f"{p.var}_{suffix}": variables.get(f"{p.var}_{suffix}") or probes.pkgconfig_output(option, p.subject)
                       for suffix, option in (("CFLAGS", "--cflags"), ("LIBS", "--libs"))}
             ok = all(value is not None for value in values.values())
             if ok:
